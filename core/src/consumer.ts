@@ -1,0 +1,314 @@
+import { InvalidOptionsError, LeaseLostError, TidingsError } from './errors.js';
+import type { MessageState } from './lifecycle.js';
+import { backoffDelay } from './options.js';
+import type { StoredMessage } from './storage.js';
+import { emitPath, emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
+
+/** A delivered message as a handler sees it. */
+export interface Message<T = unknown> {
+  id: string;
+  topic: string;
+  payload: T;
+  /** 1 on the first delivery, 2 on the first redelivery, ... */
+  attempt: number;
+  /** When the message was stored (epoch ms). */
+  createdAt: number;
+}
+
+/** What a handler can do besides returning (ack) or throwing (nack). */
+export interface ConsumeContext<Tx = unknown> {
+  /** The transaction the message's consumption commits in (exactly-once), or undefined. */
+  em: Tx;
+  /** Keep the lease for `ms` more from now; throws `LeaseLostError` if it was already lost. */
+  extendLease(ms: number): Promise<void>;
+  /** Aborted when the consumer stops. */
+  signal: AbortSignal;
+}
+
+/** A message handler: return to ack, throw to nack (redelivered after a backoff). */
+export type Handler<T, Tx = unknown> = (message: Message<T>, ctx: ConsumeContext<Tx>) => Promise<void> | void;
+
+/** How a consumer pulls and runs messages. */
+export interface ConsumeOptions {
+  /** Handlers running at once (default 1). */
+  concurrency?: number;
+  /** Messages leased per round-trip (default 10). */
+  batchSize?: number;
+  /** How long to wait before polling again when the topic is empty, in ms (default 100). */
+  pollMs?: number;
+}
+
+class Rollback extends TidingsError {}
+
+function validate(o: ConsumeOptions): Required<ConsumeOptions> {
+  const out = { concurrency: o.concurrency ?? 1, batchSize: o.batchSize ?? 10, pollMs: o.pollMs ?? 100 };
+  for (const [k, v] of Object.entries(out)) {
+    if (!Number.isInteger(v) || v < 1) throw new InvalidOptionsError(`Consumer option ${k} must be an integer >= 1, got ${String(v)}.`);
+  }
+  return out;
+}
+
+/** A consumer actor: leases batches, runs the handler, and settles each message as its lifecycle says. */
+export class Consumer<T = unknown, Tx = unknown> {
+  private readonly options: Required<ConsumeOptions>;
+  private readonly abort = new AbortController();
+  private readonly loop: Promise<void>;
+  private wakeUp: (() => void) | undefined;
+  private lastSweep = -Infinity;
+  private stopped = false;
+
+  /** @internal */
+  constructor(
+    private readonly rt: TopicRuntime,
+    private readonly handler: Handler<T, Tx>,
+    options: ConsumeOptions,
+  ) {
+    this.options = validate(options);
+    this.loop = this.run();
+  }
+
+  /** Wakes the consumer to poll now (after a local send). */
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  /** Stops leasing, lets in-flight handlers finish and settles them; resolves when drained. */
+  async stop(): Promise<void> {
+    if (!this.stopped) {
+      this.stopped = true;
+      this.wake();
+    }
+    await this.loop;
+    this.abort.abort();
+    this.rt.consumers.delete(this);
+  }
+
+  private async run(): Promise<void> {
+    const { rt } = this;
+    while (!this.stopped) {
+      try {
+        await this.sweep();
+        const batch = await this.lease();
+        if (batch.length === 0) {
+          await this.idle();
+          continue;
+        }
+        await this.process(batch);
+      } catch (error) {
+        rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() });
+        rt.logger.error('consumer loop failed; retrying', { topic: rt.name, error: String(error) });
+        await this.idle();
+      }
+    }
+  }
+
+  private idle(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, this.options.pollMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+  }
+
+  private async lease(): Promise<StoredMessage[]> {
+    const { rt } = this;
+    const now = rt.clock.now();
+    const atMostOnce = rt.table.lifecycle === 'at-most-once';
+    const leased = await rt.storage.lease({
+      topic: rt.name,
+      from: rt.table.readyState,
+      to: rt.table.next(rt.table.readyState, 'LEASE'),
+      limit: this.options.batchSize,
+      now,
+      leaseUntil: now + rt.options.leaseMs,
+      leaseToken: rt.ids.next(),
+      remove: atMostOnce,
+    });
+    if (leased.length > 0) {
+      emitPath(rt, leased.map((m) => m.id), rt.table.readyState, atMostOnce ? ['LEASE', 'DELETE'] : ['LEASE']);
+    }
+    return leased;
+  }
+
+  /** Requeues or dead-letters expired leases, and finishes deletes a crash left behind. */
+  private async sweep(): Promise<void> {
+    const { rt } = this;
+    const now = rt.clock.now();
+    if (rt.table.lifecycle === 'at-most-once' || now - this.lastSweep < Math.min(rt.options.leaseMs / 4, 1000)) return;
+    this.lastSweep = now;
+    const ready = rt.table.rulesFor('leased', 'EXPIRE')[0]!.target;
+    const result = await rt.storage.expire({
+      topic: rt.name,
+      from: 'leased',
+      ready,
+      dead: 'dead',
+      maxDeliveries: rt.options.maxDeliveries,
+      now,
+      deadLetter: rt.deadLetter,
+    });
+    for (const r of result.requeued) {
+      const to = rt.table.next('leased', { type: 'EXPIRE', deliveries: r.deliveries, maxDeliveries: rt.options.maxDeliveries });
+      emitSteps(rt, r.id, [{ from: 'leased', event: 'EXPIRE', to }]);
+      rt.events.emit('leaseExpired', { id: r.id, topic: rt.name, deliveries: r.deliveries, at: now });
+    }
+    for (const r of result.dead) this.emitDead(r.id, r.deliveries, now);
+    if (result.requeued.length > 0) notify(rt);
+    if (rt.table.allows('consumed', 'DELETE')) {
+      const orphans = await rt.storage.peek(rt.name, 'consumed', 1000);
+      if (orphans.length > 0) await this.settle(orphans, 'consumed', ['DELETE']);
+    }
+  }
+
+  private emitDead(id: string, deliveries: number, at: number, error?: unknown): void {
+    const { rt } = this;
+    const to = rt.table.next('leased', { type: 'DEAD', deliveries, maxDeliveries: rt.options.maxDeliveries });
+    emitSteps(rt, id, [{ from: 'leased', event: 'DEAD', to }]);
+    rt.events.emit('deadLetter', { id, topic: rt.name, deadLetter: rt.deadLetter?.topic, deliveries, at, error });
+  }
+
+  private async process(batch: StoredMessage[]): Promise<void> {
+    const { rt } = this;
+    const lifecycle = rt.table.lifecycle;
+    if (lifecycle === 'at-most-once') {
+      await this.runAll(batch, async (m) => {
+        try {
+          await this.handler(this.message(m), this.context(m, undefined as Tx));
+        } catch (error) {
+          rt.events.emit('handlerError', { id: m.id, topic: rt.name, deliveries: m.deliveries, error, at: rt.clock.now() });
+          return;
+        }
+        emitPath(rt, [m.id], 'deleted', ['CONSUME']);
+      });
+      return;
+    }
+    if (lifecycle === 'at-least-once') {
+      const acked: StoredMessage[] = [];
+      const failed: Array<[StoredMessage, unknown]> = [];
+      await this.runAll(batch, async (m) => {
+        try {
+          await this.handler(this.message(m), this.context(m, undefined as Tx));
+          acked.push(m);
+        } catch (error) {
+          failed.push([m, error]);
+        }
+      });
+      await this.settle(acked, 'leased', ['CONSUME', 'DELETE']);
+      await this.nack(failed);
+      return;
+    }
+    await this.processExactlyOnce(batch);
+  }
+
+  /** Exactly-once: skip ids already consumed; otherwise handler, idempotency record and `consumed` commit together. */
+  private async processExactlyOnce(batch: StoredMessage[]): Promise<void> {
+    const { rt } = this;
+    const seen = await rt.idempotency.seen(rt.name, batch.map((m) => m.id));
+    const already = batch.filter((m) => seen.has(m.id));
+    for (const m of already) rt.events.emit('duplicate', { id: m.id, topic: rt.name, by: 'consumer', at: rt.clock.now() });
+    const consumed: StoredMessage[] = [];
+    const failed: Array<[StoredMessage, unknown]> = [];
+    await this.runAll(
+      batch.filter((m) => !seen.has(m.id)),
+      async (m) => {
+        try {
+          await rt.storage.transaction(async (tx) => {
+            await this.handler(this.message(m), this.context(m, tx as Tx));
+            const fresh = await rt.idempotency.record(rt.name, [m.id], rt.clock.now() + rt.options.idempotencyWindowMs, tx);
+            if (fresh.length === 0) throw new Rollback('DUPLICATE', `message ${m.id} was consumed elsewhere`);
+            const won = await rt.storage.settle(
+              { topic: rt.name, from: 'leased', to: rt.table.next('leased', 'CONSUME'), items: [m], remove: false, now: rt.clock.now() },
+              tx,
+            );
+            if (won.length === 0) throw new LeaseLostError(rt.name, m.id);
+          });
+          emitPath(rt, [m.id], 'leased', ['CONSUME']);
+          consumed.push(m);
+        } catch (error) {
+          if (error instanceof Rollback) {
+            rt.events.emit('duplicate', { id: m.id, topic: rt.name, by: 'consumer', at: rt.clock.now() });
+            already.push(m);
+          } else if (error instanceof LeaseLostError) {
+            rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() });
+          } else {
+            failed.push([m, error]);
+          }
+        }
+      },
+    );
+    await this.settle(already, 'leased', ['CONSUME', 'DELETE']);
+    await this.settle(consumed, 'consumed', ['DELETE'], true);
+    await this.nack(failed);
+  }
+
+  /** Applies `events` from `from` as one compare-and-set over many messages. */
+  private async settle(items: StoredMessage[], from: MessageState, events: ['CONSUME', 'DELETE'] | ['DELETE'], afterConsume = false): Promise<void> {
+    if (items.length === 0) return;
+    const { rt } = this;
+    const steps = rt.table.walk(from, events);
+    const to = steps.at(-1)!.to;
+    const won = await rt.storage.settle({
+      topic: rt.name,
+      from,
+      to,
+      items: afterConsume ? items.map((m) => ({ id: m.id })) : items,
+      remove: to === 'deleted',
+      now: rt.clock.now(),
+    });
+    for (const id of won) emitSteps(rt, id, steps);
+    if (won.length < items.length) {
+      const lost = new Set(won);
+      for (const m of items) if (!lost.has(m.id)) rt.events.emit('error', { topic: rt.name, error: new LeaseLostError(rt.name, m.id), at: rt.clock.now() });
+    }
+  }
+
+  /** Back to ready after a backoff, or dead once the machine's guard says deliveries are used up. */
+  private async nack(failed: Array<[StoredMessage, unknown]>): Promise<void> {
+    const { rt } = this;
+    const now = rt.clock.now();
+    for (const [m, error] of failed) {
+      rt.events.emit('handlerError', { id: m.id, topic: rt.name, deliveries: m.deliveries, error, at: now });
+      const facts = { deliveries: m.deliveries, maxDeliveries: rt.options.maxDeliveries };
+      const retryTo = rt.table.tryNext('leased', { type: 'NACK', ...facts });
+      const to = retryTo ?? rt.table.next('leased', { type: 'DEAD', ...facts });
+      const won = await rt.storage.release({
+        topic: rt.name,
+        from: 'leased',
+        to,
+        items: [{ id: m.id, leaseToken: m.leaseToken, availableAt: now + backoffDelay(rt.options.backoff, m.deliveries) }],
+        now,
+        deadLetter: retryTo ? undefined : rt.deadLetter,
+      });
+      if (won.length === 0) continue;
+      if (retryTo) emitSteps(rt, m.id, [{ from: 'leased', event: 'NACK', to }]);
+      else this.emitDead(m.id, m.deliveries, now, error);
+    }
+  }
+
+  private async runAll(items: StoredMessage[], work: (m: StoredMessage) => Promise<void>): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length) await work(items[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(this.options.concurrency, items.length) }, worker));
+  }
+
+  private message(m: StoredMessage): Message<T> {
+    return { id: m.id, topic: m.topic, payload: JSON.parse(m.body) as T, attempt: m.deliveries, createdAt: m.createdAt };
+  }
+
+  private context(m: StoredMessage, em: Tx): ConsumeContext<Tx> {
+    const { rt } = this;
+    return {
+      em,
+      signal: this.abort.signal,
+      extendLease: async (ms: number) => {
+        if (!Number.isFinite(ms) || ms <= 0) throw new InvalidOptionsError(`extendLease(ms) needs ms > 0, got ${String(ms)}.`);
+        const ok = await rt.storage.extendLease(rt.name, m, rt.clock.now() + ms);
+        if (!ok) throw new LeaseLostError(rt.name, m.id);
+      },
+    };
+  }
+}

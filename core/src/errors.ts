@@ -1,0 +1,106 @@
+/** Base of every error Tidings throws; `code` is stable and safe to switch on. */
+export class TidingsError extends Error {
+  /** Stable machine-readable code, e.g. `PAYLOAD_TOO_LARGE`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** The payload cannot be sent as it is (not JSON-serializable, or no payload at all). */
+export class InvalidMessageError extends TidingsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_MESSAGE', message, options);
+  }
+}
+
+/** The serialized payload is larger than the topic's `maxPayloadBytes`. */
+export class PayloadTooLargeError extends TidingsError {
+  constructor(
+    readonly bytes: number,
+    readonly limit: number,
+    topic: string,
+  ) {
+    super(
+      'PAYLOAD_TOO_LARGE',
+      `Payload for topic "${topic}" is ${bytes} bytes, over the limit of ${limit} bytes. ` +
+        `Send a smaller payload (store large blobs elsewhere and send a reference), or raise maxPayloadBytes on the topic.`,
+    );
+  }
+}
+
+/** A topic name is empty or uses characters outside `[A-Za-z0-9._:-]`. */
+export class InvalidTopicError extends TidingsError {
+  constructor(message: string) {
+    super('INVALID_TOPIC', message);
+  }
+}
+
+/** Topic, consumer or instance options are out of range or of the wrong type. */
+export class InvalidOptionsError extends TidingsError {
+  constructor(message: string) {
+    super('INVALID_OPTIONS', message);
+  }
+}
+
+/** A topic was declared twice with different delivery semantics. */
+export class TopicConflictError extends TidingsError {
+  constructor(message: string) {
+    super('TOPIC_CONFLICT', message);
+  }
+}
+
+/** The instance (or consumer) was closed; nothing more can be sent or consumed through it. */
+export class ClosedError extends TidingsError {
+  constructor(what: string) {
+    super('CLOSED', `${what} is closed. Create a new Tidings instance (Tidings.create) to send or consume again.`);
+  }
+}
+
+/** A message was asked to make a transition its semantic's machine does not allow. */
+export class IllegalTransitionError extends TidingsError {
+  constructor(
+    readonly lifecycle: string,
+    readonly from: string,
+    readonly event: string,
+  ) {
+    super(
+      'ILLEGAL_TRANSITION',
+      `The ${lifecycle} lifecycle does not allow ${event} from state "${from}". ` +
+        `See the lifecycle table in the README for the transitions each semantic allows.`,
+    );
+  }
+}
+
+/** The producer gave up waiting for the broker's ack after all retries. */
+export class AckTimeoutError extends TidingsError {
+  constructor(topic: string, id: string | undefined, attempts: number, options?: { cause?: unknown }) {
+    super(
+      'ACK_TIMEOUT',
+      `No ack for message ${id ?? '(broker id)'} on topic "${topic}" after ${attempts} attempt(s). ` +
+        `Check that the storage is reachable, or raise ackTimeoutMs / retry.attempts on the topic.`,
+      options,
+    );
+  }
+}
+
+/** A consumer settled a message whose lease had already expired and gone to another consumer. */
+export class LeaseLostError extends TidingsError {
+  constructor(topic: string, id: string) {
+    super(
+      'LEASE_LOST',
+      `The lease on message ${id} of topic "${topic}" expired before it was settled; it will be (or was) redelivered. ` +
+        `Raise leaseMs or call ctx.extendLease() in long handlers.`,
+    );
+  }
+}
+
+/** The storage failed in a way the caller may retry (busy, locked, connection lost). */
+export class StorageError extends TidingsError {
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(options?.code ?? 'STORAGE_ERROR', message, options);
+  }
+}

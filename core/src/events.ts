@@ -1,0 +1,76 @@
+import { EventEmitter } from 'eventemitter3';
+import type { Lifecycle, LifecycleEventType, MessageState, Semantic } from './lifecycle.js';
+
+/** A message changed state. */
+export interface TransitionEvent {
+  id: string;
+  topic: string;
+  semantic: Semantic;
+  lifecycle: Lifecycle;
+  from: MessageState;
+  to: MessageState;
+  event: LifecycleEventType;
+  /** Epoch milliseconds from the instance's clock. */
+  at: number;
+}
+
+/** A duplicate was dropped: by the broker's dedup window, or by a consumer's idempotency store. */
+export interface DuplicateEvent {
+  id: string;
+  topic: string;
+  by: 'broker' | 'consumer';
+  at: number;
+}
+
+/** A lease ran out before the consumer settled the message. */
+export interface LeaseExpiredEvent {
+  id: string;
+  topic: string;
+  deliveries: number;
+  at: number;
+}
+
+/** A message used up its deliveries and went to the dead state (and the dead-letter topic, if set). */
+export interface DeadLetterEvent {
+  id: string;
+  topic: string;
+  deadLetter?: string;
+  deliveries: number;
+  at: number;
+  error?: unknown;
+}
+
+/** A handler threw; the message is nacked and retried after `delayMs` (or dead-lettered). */
+export interface HandlerErrorEvent {
+  id: string;
+  topic: string;
+  deliveries: number;
+  error: unknown;
+  at: number;
+}
+
+/** Something failed outside any caller's promise (a fire-and-forget send, a sweep). */
+export interface BackgroundErrorEvent {
+  topic?: string;
+  error: unknown;
+  at: number;
+}
+
+/** Every event on `tidings.events`, one member per event. */
+export interface TidingsEvents {
+  /** A message made a lifecycle transition. */
+  transition: (e: TransitionEvent) => void;
+  /** A duplicate send or delivery was dropped. */
+  duplicate: (e: DuplicateEvent) => void;
+  /** A lease expired and the message goes back for redelivery. */
+  leaseExpired: (e: LeaseExpiredEvent) => void;
+  /** A message was dead-lettered. */
+  deadLetter: (e: DeadLetterEvent) => void;
+  /** A handler threw. */
+  handlerError: (e: HandlerErrorEvent) => void;
+  /** A failure no caller awaits. */
+  error: (e: BackgroundErrorEvent) => void;
+}
+
+/** The typed event bus of one Tidings instance. */
+export class TidingsEventBus extends EventEmitter<TidingsEvents> {}

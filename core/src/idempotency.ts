@@ -1,0 +1,17 @@
+/**
+ * Remembers which message ids a consumer group has consumed, so a redelivery is not consumed twice.
+ * `Tx` is the storage's transaction handle: a store sharing the handler's transaction makes
+ * the record and the handler's writes commit together.
+ */
+export interface IdempotencyStore<Tx = unknown> {
+  /** Short name for logs, e.g. `memory`. */
+  readonly name: string;
+  /** Of `ids`, those already recorded for `topic`. */
+  seen(topic: string, ids: string[], tx?: Tx): Promise<Set<string>>;
+  /** Record ids as consumed until `expiresAt`; returns the ids that were new (the others were already held). */
+  record(topic: string, ids: string[], expiresAt: number, tx?: Tx): Promise<string[]>;
+  /** Forget records that expired before `now`; returns how many. */
+  purge(now: number): Promise<number>;
+  /** Release resources; calling twice is fine. */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,15 @@
+import 'reflect-metadata';
+
+export * from './errors.js';
+export * from './lifecycle.js';
+export * from './machines/index.js';
+export * from './table.js';
+export * from './events.js';
+export * from './storage.js';
+export * from './idempotency.js';
+export * from './runtime.js';
+export * from './tokens.js';
+export * from './options.js';
+export { Topic, type SendAck, type SendOptions, type SendManyOptions } from './topic.js';
+export { Consumer, type Message, type ConsumeContext, type ConsumeOptions, type Handler } from './consumer.js';
+export { Tidings, type TidingsOptions, type TxOf } from './tidings.js';

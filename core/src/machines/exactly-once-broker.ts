@@ -1,0 +1,27 @@
+import { setup } from 'xstate';
+import type { LifecycleEvent } from '../lifecycle.js';
+import { lifecycleGuards } from './guards.js';
+
+/** Exactly-once, broker scope: no producer ack; consumers skip ids their idempotency store holds. */
+export const exactlyOnceBrokerMachine = setup({
+  types: { events: {} as LifecycleEvent },
+  guards: lifecycleGuards,
+}).createMachine({
+  id: 'exactly-once/broker',
+  initial: 'sent',
+  states: {
+    sent: { on: { STORE: 'stored' } },
+    stored: { on: { LEASE: 'leased' } },
+    leased: {
+      on: {
+        CONSUME: 'consumed',
+        EXPIRE: { target: 'stored', guard: 'deliveriesLeft' },
+        NACK: { target: 'stored', guard: 'deliveriesLeft' },
+        DEAD: { target: 'dead', guard: 'deliveriesExhausted' },
+      },
+    },
+    consumed: { on: { DELETE: 'deleted' } },
+    deleted: { type: 'final' },
+    dead: { type: 'final' },
+  },
+});

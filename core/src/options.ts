@@ -1,0 +1,134 @@
+import { InvalidOptionsError, InvalidTopicError } from './errors.js';
+import { SCOPES, SEMANTICS, lifecycleOf, type Lifecycle, type Scope, type Semantic } from './lifecycle.js';
+
+/** Exponential backoff with optional full jitter. */
+export interface BackoffOptions {
+  /** First delay in ms (default 100). */
+  initialMs?: number;
+  /** Upper bound in ms (default 30 000). */
+  maxMs?: number;
+  /** Growth per attempt (default 2). */
+  factor?: number;
+  /** Randomize each delay between half and all of it (default true). */
+  jitter?: boolean;
+}
+
+/** How a topic delivers; `semantic` is required, everything else has a default. */
+export interface TopicOptions {
+  semantic: Semantic;
+  /** Only for `exactly-once`; default `end-to-end`. */
+  scope?: Scope;
+  /** Visibility timeout of a lease in ms (default 30 000). */
+  leaseMs?: number;
+  /** Deliveries before a message is dead-lettered (default 5). */
+  maxDeliveries?: number;
+  /** Topic that receives a copy of each dead-lettered message. */
+  deadLetter?: string;
+  /** How long end-to-end exactly-once remembers an id, in ms (default 300 000). */
+  dedupWindowMs?: number;
+  /** How long consumers' idempotency records are kept, in ms (default 7 days). */
+  idempotencyWindowMs?: number;
+  /** Largest serialized payload in bytes (default 1 MiB). */
+  maxPayloadBytes?: number;
+  /** How long a producer waits for the broker's ack per attempt, in ms (default 5 000). */
+  ackTimeoutMs?: number;
+  /** Producer retries on a lost or failed ack (acked semantics only). */
+  retry?: { attempts?: number } & BackoffOptions;
+  /** Delay between a nack and the redelivery. */
+  backoff?: BackoffOptions;
+}
+
+/** Topic options with every default filled in. */
+export interface ResolvedTopicOptions {
+  semantic: Semantic;
+  scope?: Scope;
+  lifecycle: Lifecycle;
+  leaseMs: number;
+  maxDeliveries: number;
+  deadLetter?: string;
+  dedupWindowMs: number;
+  idempotencyWindowMs: number;
+  maxPayloadBytes: number;
+  ackTimeoutMs: number;
+  retry: Required<BackoffOptions> & { attempts: number };
+  backoff: Required<BackoffOptions>;
+}
+
+const TOPIC_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
+
+/** Throws `InvalidTopicError` unless `name` is 1-200 characters of `[A-Za-z0-9._:-]` starting with a letter or digit. */
+export function validateTopicName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new InvalidTopicError(`A topic name must be a non-empty string, got ${describe(name)}. Use e.g. "orders".`);
+  }
+  if (!TOPIC_NAME.test(name)) {
+    throw new InvalidTopicError(
+      `Topic name "${name}" is invalid: use 1-200 characters of letters, digits and . _ : -, starting with a letter or digit (e.g. "orders.dead").`,
+    );
+  }
+}
+
+function describe(v: unknown): string {
+  return v === '' ? 'an empty string' : typeof v === 'string' ? JSON.stringify(v) : String(v);
+}
+
+function positive(name: string, v: number | undefined, fallback: number, min = 1): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
+    throw new InvalidOptionsError(`${name} must be a finite number >= ${min}, got ${describe(v)}.`);
+  }
+  return v;
+}
+
+function backoff(name: string, o: BackoffOptions | undefined): Required<BackoffOptions> {
+  const initialMs = positive(`${name}.initialMs`, o?.initialMs, 100, 0);
+  const maxMs = positive(`${name}.maxMs`, o?.maxMs, 30_000, 0);
+  const factor = positive(`${name}.factor`, o?.factor, 2);
+  if (maxMs < initialMs) throw new InvalidOptionsError(`${name}.maxMs (${maxMs}) must be >= ${name}.initialMs (${initialMs}).`);
+  return { initialMs, maxMs, factor, jitter: o?.jitter ?? true };
+}
+
+/** Checks topic options and fills in defaults; throws `InvalidOptionsError` saying which option is wrong. */
+export function resolveTopicOptions(topic: string, o: TopicOptions): ResolvedTopicOptions {
+  if (o === null || typeof o !== 'object') {
+    throw new InvalidOptionsError(`Options for topic "${topic}" must be an object like { semantic: 'at-least-once' }.`);
+  }
+  if (!SEMANTICS.includes(o.semantic)) {
+    throw new InvalidOptionsError(
+      `Unknown semantic ${describe(o.semantic)} for topic "${topic}": use one of ${SEMANTICS.map((s) => `'${s}'`).join(', ')}.`,
+    );
+  }
+  if (o.scope !== undefined) {
+    if (o.semantic !== 'exactly-once') {
+      throw new InvalidOptionsError(`scope applies only to 'exactly-once'; remove it from the ${o.semantic} topic "${topic}".`);
+    }
+    if (!SCOPES.includes(o.scope)) {
+      throw new InvalidOptionsError(`Unknown scope ${describe(o.scope)} for topic "${topic}": use 'broker' or 'end-to-end'.`);
+    }
+  }
+  if (o.deadLetter !== undefined) {
+    validateTopicName(o.deadLetter);
+    if (o.deadLetter === topic) throw new InvalidOptionsError(`Topic "${topic}" cannot be its own deadLetter topic.`);
+  }
+  const lifecycle = lifecycleOf(o.semantic, o.scope);
+  return {
+    semantic: o.semantic,
+    scope: o.semantic === 'exactly-once' ? (o.scope ?? 'end-to-end') : undefined,
+    lifecycle,
+    leaseMs: positive('leaseMs', o.leaseMs, 30_000),
+    maxDeliveries: Math.floor(positive('maxDeliveries', o.maxDeliveries, 5)),
+    deadLetter: o.deadLetter,
+    dedupWindowMs: positive('dedupWindowMs', o.dedupWindowMs, 300_000, 0),
+    idempotencyWindowMs: positive('idempotencyWindowMs', o.idempotencyWindowMs, 7 * 86_400_000, 0),
+    maxPayloadBytes: positive('maxPayloadBytes', o.maxPayloadBytes, 1024 * 1024),
+    ackTimeoutMs: positive('ackTimeoutMs', o.ackTimeoutMs, 5_000),
+    retry: { attempts: Math.floor(positive('retry.attempts', o.retry?.attempts, 5)), ...backoff('retry', o.retry) },
+    backoff: backoff('backoff', o.backoff),
+  };
+}
+
+/** The delay before attempt `attempt` (1-based) under `o`. */
+export function backoffDelay(o: Required<BackoffOptions>, attempt: number, random: () => number = Math.random): number {
+  const raw = Math.min(o.maxMs, o.initialMs * o.factor ** Math.max(0, attempt - 1));
+  return o.jitter ? Math.round(raw / 2 + (random() * raw) / 2) : raw;
+}

@@ -1,0 +1,157 @@
+import type { IdempotencyStore } from './idempotency.js';
+import type { Lifecycle, MessageState } from './lifecycle.js';
+
+/** A message the broker is asked to store; the body is already serialized JSON. */
+export interface NewMessage {
+  id: string;
+  body: string;
+  /** Epoch ms before which the message is not handed out (delayed delivery). */
+  availableAt: number;
+}
+
+/** Store a batch in one topic. */
+export interface StoreRequest {
+  topic: string;
+  lifecycle: Lifecycle;
+  /** The state rows are written in, as the machine's STORE (and ACK) lead to. */
+  state: MessageState;
+  messages: NewMessage[];
+  now: number;
+  /** When set, each id is remembered until this epoch ms, also after its message is deleted. */
+  dedupUntil?: number;
+}
+
+/** The broker's answer for one stored message: `duplicate` when the id was already held. */
+export interface StoreResult {
+  id: string;
+  duplicate: boolean;
+}
+
+/** A message as the storage holds it. */
+export interface StoredMessage {
+  id: string;
+  topic: string;
+  body: string;
+  state: MessageState;
+  /** Deliveries so far, counting the current one once leased. */
+  deliveries: number;
+  availableAt: number;
+  createdAt: number;
+  leaseUntil?: number;
+  leaseToken?: string;
+}
+
+/** Hand out up to `limit` ready messages as one compare-and-set `from` -> `to`. */
+export interface LeaseRequest {
+  topic: string;
+  from: MessageState;
+  to: MessageState;
+  limit: number;
+  now: number;
+  leaseUntil: number;
+  leaseToken: string;
+  /** At-most-once: delete the rows as they are handed out. */
+  remove: boolean;
+}
+
+/** One leased message to settle; `leaseToken` must still match (omit for messages no longer leased). */
+export interface SettleItem {
+  id: string;
+  leaseToken?: string;
+}
+
+/** Compare-and-set `from` -> `to` for the items; `remove` deletes the rows instead of keeping them in `to`. */
+export interface SettleRequest {
+  topic: string;
+  from: MessageState;
+  to: MessageState;
+  items: SettleItem[];
+  remove: boolean;
+  now: number;
+}
+
+/** Return leased messages: to `to` (ready again after `availableAt`), or to the dead state. */
+export interface ReleaseRequest {
+  topic: string;
+  from: MessageState;
+  to: MessageState;
+  items: Array<SettleItem & { availableAt: number }>;
+  now: number;
+  /** When `to` is dead and the topic names one: copy each message there, in this state. */
+  deadLetter?: { topic: string; state: MessageState };
+}
+
+/** Move expired leases back to `ready`, or to `dead` once deliveries reached `maxDeliveries`. */
+export interface ExpireRequest {
+  topic: string;
+  from: MessageState;
+  ready: MessageState;
+  dead?: MessageState;
+  maxDeliveries: number;
+  now: number;
+  deadLetter?: { topic: string; state: MessageState };
+}
+
+/** Which expired leases went back for redelivery and which were dead-lettered. */
+export interface ExpireResult {
+  requeued: Array<{ id: string; deliveries: number }>;
+  dead: Array<{ id: string; deliveries: number }>;
+}
+
+/** Put dead messages of a topic back as new lifecycles in `state` (all, or the given ids). */
+export interface RedriveRequest {
+  topic: string;
+  state: MessageState;
+  ids?: string[];
+  now: number;
+}
+
+/** Drop what retention allows: expired dedup records, and final-state rows older than `before`. */
+export interface PurgeRequest {
+  topic?: string;
+  now: number;
+  /** Rows in these states created before this epoch ms are removed. */
+  before?: number;
+  states?: MessageState[];
+}
+
+/** Message counts per topic and state. */
+export type StateCounts = Record<string, Partial<Record<MessageState, number>>>;
+
+/**
+ * Where messages live. Storage-agnostic: it knows topics, states and compare-and-set,
+ * not semantics; Tidings computes every `from`/`to` from the lifecycle machine.
+ * `Tx` is the handle a transaction gives handlers (`ctx.em`).
+ */
+export interface StorageAdapter<Tx = unknown> {
+  /** Short name for logs and errors, e.g. `memory`, `sqlite`. */
+  readonly name: string;
+  /** Connect and prepare (create tables); called once by `Tidings.create`. */
+  open?(): Promise<void>;
+  /** Insert new messages; ids already held (or inside the dedup window) come back as duplicates. */
+  store(req: StoreRequest, tx?: Tx): Promise<StoreResult[]>;
+  /** Lease a batch as one compare-and-set; never hands one message to two leases at once. */
+  lease(req: LeaseRequest): Promise<StoredMessage[]>;
+  /** Push a lease's deadline out; false if the lease was lost. */
+  extendLease(topic: string, item: SettleItem, leaseUntil: number): Promise<boolean>;
+  /** Consume and/or delete leased messages; returns the ids whose compare-and-set won. */
+  settle(req: SettleRequest, tx?: Tx): Promise<string[]>;
+  /** Nack or dead-letter leased messages; returns the ids whose compare-and-set won. */
+  release(req: ReleaseRequest): Promise<string[]>;
+  /** Requeue or dead-letter expired leases. */
+  expire(req: ExpireRequest): Promise<ExpireResult>;
+  /** Dead messages back to ready; returns how many. */
+  redrive(req: RedriveRequest): Promise<number>;
+  /** Messages in a topic (or all) by state. */
+  counts(topic?: string): Promise<StateCounts>;
+  /** Read messages in a state (dead letters, for `dlq list`). */
+  peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]>;
+  /** Drop expired dedup records and old final rows; returns rows removed. */
+  purge(req: PurgeRequest): Promise<number>;
+  /** Run `fn` in one transaction; the handle goes to `store`/`settle` and to handlers as `ctx.em`. */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** The idempotency store that shares this storage's transactions, used when none is registered. */
+  idempotencyStore?(): IdempotencyStore<Tx>;
+  /** Release connections; calling twice is fine. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,195 @@
+import 'reflect-metadata';
+import { container as rootContainer, type DependencyContainer, type InjectionToken } from 'tsyringe';
+import { ClosedError, InvalidOptionsError, TopicConflictError } from './errors.js';
+import { TidingsEventBus } from './events.js';
+import type { IdempotencyStore } from './idempotency.js';
+import type { MessageState } from './lifecycle.js';
+import { resolveTopicOptions, validateTopicName, type ResolvedTopicOptions, type TopicOptions } from './options.js';
+import { silentLogger, systemClock, uuidGenerator, type Clock, type IdGenerator, type Logger } from './runtime.js';
+import type { StateCounts, StorageAdapter, StoredMessage } from './storage.js';
+import { lifecycleTables } from './table.js';
+import { Tokens } from './tokens.js';
+import { Topic } from './topic.js';
+import { notify, type TopicRuntime } from './topic-runtime.js';
+
+/** What `Tidings.create` takes; any part left out is resolved from `container`, then defaulted. */
+export interface TidingsOptions<Tx = unknown> {
+  /** Where messages live, e.g. `memoryStorage()` or `sqliteStorage({ file })`. */
+  storage?: StorageAdapter<Tx>;
+  /** Idempotency store of exactly-once consumers (default: the storage's own, sharing its transactions). */
+  idempotency?: IdempotencyStore<Tx>;
+  clock?: Clock;
+  ids?: IdGenerator;
+  logger?: Logger;
+  /** Parent container; Tidings registers only in a child of it (default: tsyringe's root container). */
+  container?: DependencyContainer;
+  /** How often expired dedup and idempotency records are purged, in ms (default 60 000; 0 turns it off). */
+  purgeIntervalMs?: number;
+}
+
+/** The transaction handle type of a storage adapter. */
+export type TxOf<S> = S extends StorageAdapter<infer Tx> ? Tx : unknown;
+
+/** Default dead-letter topics are at-least-once: a dead letter must not be lost. */
+const DEAD_LETTER_DEFAULTS: TopicOptions = { semantic: 'at-least-once' };
+
+/** One Tidings instance: its own container, storage, topics, consumers and event bus. */
+export class Tidings<Tx = unknown> {
+  /** Typed events: `transition`, `duplicate`, `leaseExpired`, `deadLetter`, `handlerError`, `error`. */
+  readonly events: TidingsEventBus;
+  private readonly topics = new Map<string, { options: ResolvedTopicOptions; topic: Topic<any, Tx> }>();
+  private readonly pending = new Set<Promise<unknown>>();
+  private readonly purgeTimer?: NodeJS.Timeout;
+  private closing?: Promise<void>;
+
+  private constructor(
+    /** The instance's child container; resolve `Tokens.*` from it. */
+    readonly container: DependencyContainer,
+    purgeIntervalMs: number,
+  ) {
+    this.events = container.resolve(Tokens.Events);
+    if (purgeIntervalMs > 0) {
+      this.purgeTimer = setInterval(() => void this.purge().catch((error) => this.emitError(error)), purgeIntervalMs);
+      this.purgeTimer.unref();
+    }
+  }
+
+  /** Creates an instance in a child container and opens its storage. */
+  static async create<S extends StorageAdapter<any>>(options: TidingsOptions<TxOf<S>> & { storage?: S } = {}): Promise<Tidings<TxOf<S>>> {
+    const purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
+    if (!Number.isFinite(purgeIntervalMs) || purgeIntervalMs < 0) {
+      throw new InvalidOptionsError(`purgeIntervalMs must be a number >= 0, got ${String(options.purgeIntervalMs)}.`);
+    }
+    const child = (options.container ?? rootContainer).createChildContainer();
+    const provide = <T>(token: InjectionToken<T>, value: T | undefined, fallback?: () => T | undefined) => {
+      const chosen = value ?? (child.isRegistered(token, true) ? undefined : fallback?.());
+      if (chosen !== undefined) child.register(token, { useValue: chosen });
+    };
+    provide(Tokens.Storage, options.storage);
+    if (!child.isRegistered(Tokens.Storage, true)) {
+      throw new InvalidOptionsError(
+        'Tidings.create needs a storage adapter: pass { storage: memoryStorage() } from @tidings/adapter-memory, or register one under Tokens.Storage.',
+      );
+    }
+    const storage = child.resolve(Tokens.Storage);
+    provide(Tokens.Idempotency, options.idempotency, () => storage.idempotencyStore?.() as IdempotencyStore);
+    provide(Tokens.Clock, options.clock, () => systemClock);
+    provide(Tokens.IdGenerator, options.ids, () => uuidGenerator);
+    provide(Tokens.Logger, options.logger, () => silentLogger);
+    provide(Tokens.Events, undefined, () => new TidingsEventBus());
+    await storage.open?.();
+    return new Tidings<TxOf<S>>(child, purgeIntervalMs);
+  }
+
+  /** The storage adapter in use. */
+  get storage(): StorageAdapter<Tx> {
+    return this.container.resolve(Tokens.Storage) as StorageAdapter<Tx>;
+  }
+
+  /** Declares a topic (or returns the one already declared with the same semantic). */
+  topic<T = unknown>(name: string, options: TopicOptions): Topic<T, Tx> {
+    this.assertOpen();
+    validateTopicName(name);
+    const resolved = resolveTopicOptions(name, options);
+    const existing = this.topics.get(name);
+    if (existing) {
+      if (existing.options.lifecycle !== resolved.lifecycle) {
+        throw new TopicConflictError(
+          `Topic "${name}" is already declared as ${existing.options.lifecycle}; it cannot also be ${resolved.lifecycle}. ` +
+            `Use another topic name, or declare it with the same semantic everywhere.`,
+        );
+      }
+      return existing.topic as Topic<T, Tx>;
+    }
+    let deadLetter: { topic: string; state: MessageState } | undefined;
+    if (resolved.deadLetter) {
+      const dlq = this.topics.get(resolved.deadLetter)?.topic ?? this.topic(resolved.deadLetter, DEAD_LETTER_DEFAULTS);
+      deadLetter = { topic: dlq.name, state: dlq.runtime.table.storedState };
+    }
+    if (resolved.lifecycle.startsWith('exactly-once') && !this.container.isRegistered(Tokens.Idempotency, true)) {
+      throw new InvalidOptionsError(
+        `Topic "${name}" is exactly-once but the storage "${this.storage.name}" has no idempotency store: pass { idempotency: memoryIdempotency() } to Tidings.create.`,
+      );
+    }
+    const topic = new Topic<T, Tx>(this.runtime(name, resolved, deadLetter));
+    this.topics.set(name, { options: resolved, topic });
+    return topic;
+  }
+
+  /** Message counts by state, for one topic or all. */
+  counts(topic?: string): Promise<StateCounts> {
+    return this.storage.counts(topic);
+  }
+
+  /** Dead messages of a topic. */
+  deadLetters(topic: string, limit = 100): Promise<StoredMessage[]> {
+    return this.storage.peek(topic, 'dead', limit);
+  }
+
+  /** Puts dead messages of a declared topic back for delivery as new lifecycles; returns how many. */
+  redrive(topic: string, ids?: string[]): Promise<number> {
+    const declared = this.topics.get(topic);
+    if (!declared) throw new InvalidOptionsError(`Topic "${topic}" is not declared: call tidings.topic("${topic}", { semantic }) first.`);
+    const rt = declared.topic.runtime;
+    return this.storage.redrive({ topic, state: rt.table.storedState, ids, now: rt.clock.now() }).then((n) => {
+      if (n > 0) notify(rt);
+      return n;
+    });
+  }
+
+  /** Purges expired dedup and idempotency records now; returns how many were removed. */
+  async purge(): Promise<number> {
+    const now = this.container.resolve(Tokens.Clock).now();
+    const idempotency = this.container.isRegistered(Tokens.Idempotency, true) ? this.container.resolve(Tokens.Idempotency) : undefined;
+    const [a, b] = await Promise.all([this.storage.purge({ now }), idempotency?.purge(now) ?? 0]);
+    return a + b;
+  }
+
+  /** Stops every consumer (draining in-flight handlers), waits for pending sends, then closes storage. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.purgeTimer);
+      await Promise.all([...this.topics.values()].flatMap((t) => [...t.topic.runtime.consumers].map((c) => c.stop())));
+      await Promise.allSettled([...this.pending]);
+      const idempotency = this.container.isRegistered(Tokens.Idempotency, true) ? this.container.resolve(Tokens.Idempotency) : undefined;
+      await idempotency?.close?.();
+      await this.storage.close();
+    })();
+    return this.closing;
+  }
+
+  /** Lets `await using tidings = await Tidings.create(...)` close it. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new ClosedError('This Tidings instance');
+  }
+
+  private emitError(error: unknown): void {
+    this.events.emit('error', { error, at: Date.now() });
+  }
+
+  private runtime(name: string, options: ResolvedTopicOptions, deadLetter: TopicRuntime['deadLetter']): TopicRuntime {
+    const c = this.container;
+    return {
+      name,
+      options,
+      deadLetter,
+      table: lifecycleTables[options.lifecycle],
+      storage: c.resolve(Tokens.Storage),
+      idempotency: c.isRegistered(Tokens.Idempotency, true) ? c.resolve(Tokens.Idempotency) : (undefined as never),
+      clock: c.resolve(Tokens.Clock),
+      ids: c.resolve(Tokens.IdGenerator),
+      logger: c.resolve(Tokens.Logger),
+      events: this.events,
+      consumers: new Set(),
+      track: <T>(work: Promise<T>) => {
+        this.pending.add(work);
+        return work.finally(() => this.pending.delete(work));
+      },
+      assertOpen: () => this.assertOpen(),
+    };
+  }
+}

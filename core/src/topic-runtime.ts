@@ -1,0 +1,57 @@
+import type { TidingsEventBus } from './events.js';
+import type { IdempotencyStore } from './idempotency.js';
+import type { LifecycleEventType, MessageState } from './lifecycle.js';
+import type { ResolvedTopicOptions } from './options.js';
+import type { Clock, IdGenerator, Logger } from './runtime.js';
+import type { StorageAdapter } from './storage.js';
+import type { TransitionStep, TransitionTable } from './table.js';
+
+/** What producer, consumers and the instance share for one topic. */
+export interface TopicRuntime {
+  readonly name: string;
+  readonly options: ResolvedTopicOptions;
+  readonly table: TransitionTable;
+  readonly storage: StorageAdapter<unknown>;
+  readonly idempotency: IdempotencyStore<unknown>;
+  readonly clock: Clock;
+  readonly ids: IdGenerator;
+  readonly logger: Logger;
+  readonly events: TidingsEventBus;
+  /** Where a dead-lettered copy goes, in the state its topic stores messages in. */
+  readonly deadLetter?: { topic: string; state: MessageState };
+  /** This process's running consumers of the topic. */
+  readonly consumers: Set<{ wake(): void; stop(): Promise<void> }>;
+  /** Registers work that `close()` must wait for. */
+  track<T>(work: Promise<T>): Promise<T>;
+  /** Throws `ClosedError` once the instance is closing. */
+  assertOpen(): void;
+}
+
+/** Emits one `transition` event per step, and only when someone listens. */
+export function emitSteps(rt: TopicRuntime, id: string, steps: readonly TransitionStep[]): void {
+  if (rt.events.listenerCount('transition') === 0) return;
+  const at = rt.clock.now();
+  for (const s of steps) {
+    rt.events.emit('transition', {
+      id,
+      topic: rt.name,
+      semantic: rt.options.semantic,
+      lifecycle: rt.table.lifecycle,
+      from: s.from,
+      to: s.to,
+      event: s.event,
+      at,
+    });
+  }
+}
+
+/** Emits the transitions of a fixed event path, checked against the table. */
+export function emitPath(rt: TopicRuntime, ids: readonly string[], from: MessageState, events: LifecycleEventType[]): void {
+  const steps = rt.table.walk(from, events);
+  for (const id of ids) emitSteps(rt, id, steps);
+}
+
+/** Wakes this process's consumers of the topic (after a store or requeue). */
+export function notify(rt: TopicRuntime): void {
+  for (const c of rt.consumers) c.wake();
+}

@@ -1,0 +1,192 @@
+import { Consumer, type ConsumeOptions, type Handler } from './consumer.js';
+import { AckTimeoutError, ClosedError, InvalidOptionsError, InvalidMessageError, PayloadTooLargeError, TidingsError } from './errors.js';
+import { backoffDelay } from './options.js';
+import type { NewMessage, StoreResult } from './storage.js';
+import { emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
+
+/** The broker's answer to a send. */
+export interface SendAck {
+  /** The message id (producer-made, or made for the message when none was given). */
+  id: string;
+  /** True when the broker already held this id and did not store the message again. */
+  duplicate: boolean;
+}
+
+/** Per-send options. */
+export interface SendOptions<Tx = unknown> {
+  /** Your id for the message; end-to-end exactly-once deduplicates by it. */
+  id?: string;
+  /** Deliver no earlier than this many ms from now. */
+  delayMs?: number;
+  /** Deliver no earlier than this time. */
+  deliverAt?: Date | number;
+  /** Store inside your own transaction (transactional outbox): it commits with your writes. */
+  em?: Tx;
+}
+
+/** Options for `sendMany`; `id` maps each payload to its id. */
+export interface SendManyOptions<T, Tx = unknown> extends Omit<SendOptions<Tx>, 'id'> {
+  id?: (payload: T, index: number) => string;
+}
+
+const ID_MAX = 200;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TidingsError('ACK_TIMEOUT', `no ack within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The producer side of a topic: `send` and `sendMany` with the topic's ack and retry rules. */
+export class Topic<T = unknown, Tx = unknown> {
+  /** @internal */
+  constructor(readonly runtime: TopicRuntime) {}
+
+  /** The topic's name. */
+  get name(): string {
+    return this.runtime.name;
+  }
+
+  /** Starts a consumer: the handler's return acks a message, a throw nacks it. */
+  consume(handler: Handler<T, Tx>, options: ConsumeOptions = {}): Consumer<T, Tx> {
+    const rt = this.runtime;
+    rt.assertOpen();
+    if (typeof handler !== 'function') throw new InvalidOptionsError(`consume() needs a handler function, got ${typeof handler}.`);
+    const consumer = new Consumer<T, Tx>(rt, handler, options);
+    rt.consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Sends one message; resolves with the broker's ack (at once, unacked, for at-most-once). */
+  async send(payload: T, options: SendOptions<Tx> = {}): Promise<SendAck> {
+    const [ack] = await this.sendMany([payload], { ...options, id: options.id === undefined ? undefined : () => options.id! });
+    return ack!;
+  }
+
+  /** Sends a batch in one storage round-trip; acks come back in the batch's order. */
+  async sendMany(payloads: T[], options: SendManyOptions<T, Tx> = {}): Promise<SendAck[]> {
+    const rt = this.runtime;
+    rt.assertOpen();
+    if (!Array.isArray(payloads)) throw new InvalidMessageError(`sendMany takes an array of payloads, got ${typeof payloads}.`);
+    if (payloads.length === 0) return [];
+    const availableAt = this.availableAt(options);
+    const messages = payloads.map((p, i) => this.prepare(p, options.id?.(p, i), availableAt));
+    const givenIds = options.id !== undefined;
+
+    if (options.em !== undefined) return this.store(messages, options.em);
+    switch (rt.table.lifecycle) {
+      case 'at-most-once': {
+        // Fire and forget: the caller does not wait for storage; a failure surfaces on the `error` event.
+        void rt.track(this.store(messages)).catch((error) => rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() }));
+        return messages.map((m) => ({ id: m.id, duplicate: false }));
+      }
+      case 'exactly-once/broker':
+        return withTimeout(this.store(messages), rt.options.ackTimeoutMs);
+      default:
+        return this.storeWithRetry(messages, givenIds || rt.table.lifecycle === 'exactly-once/end-to-end');
+    }
+  }
+
+  private availableAt(o: SendOptions<Tx> | SendManyOptions<T, Tx>): number {
+    const now = this.runtime.clock.now();
+    if (o.deliverAt !== undefined) {
+      const at = o.deliverAt instanceof Date ? o.deliverAt.getTime() : o.deliverAt;
+      if (!Number.isFinite(at)) throw new InvalidMessageError(`deliverAt must be a valid Date or epoch ms, got ${String(o.deliverAt)}.`);
+      return Math.max(now, at);
+    }
+    if (o.delayMs !== undefined) {
+      if (!Number.isFinite(o.delayMs) || o.delayMs < 0) {
+        throw new InvalidMessageError(`delayMs must be a finite number >= 0, got ${String(o.delayMs)}.`);
+      }
+      return now + o.delayMs;
+    }
+    return now;
+  }
+
+  private prepare(payload: T, id: string | undefined, availableAt: number): NewMessage {
+    const rt = this.runtime;
+    if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > ID_MAX)) {
+      throw new InvalidMessageError(`A message id must be a string of 1-${ID_MAX} characters, got ${JSON.stringify(id) ?? String(id)}.`);
+    }
+    let body: string | undefined;
+    try {
+      body = JSON.stringify(payload);
+    } catch (cause) {
+      throw new InvalidMessageError(
+        `The payload for topic "${rt.name}" is not JSON-serializable (${(cause as Error).message}). Send plain objects, arrays, strings, numbers, booleans or null.`,
+        { cause },
+      );
+    }
+    if (body === undefined) {
+      throw new InvalidMessageError(
+        `The payload for topic "${rt.name}" serializes to nothing (${typeof payload}). Send plain objects, arrays, strings, numbers, booleans or null.`,
+      );
+    }
+    const bytes = Buffer.byteLength(body);
+    if (bytes > rt.options.maxPayloadBytes) throw new PayloadTooLargeError(bytes, rt.options.maxPayloadBytes, rt.name);
+    return { id: id ?? rt.ids.next(), body, availableAt };
+  }
+
+  private async store(messages: NewMessage[], tx?: unknown): Promise<SendAck[]> {
+    const rt = this.runtime;
+    const now = rt.clock.now();
+    const dedup = rt.table.lifecycle === 'exactly-once/end-to-end';
+    const results: StoreResult[] = await rt.storage.store(
+      {
+        topic: rt.name,
+        lifecycle: rt.table.lifecycle,
+        state: rt.table.storedState,
+        messages,
+        now,
+        dedupUntil: dedup ? now + rt.options.dedupWindowMs : undefined,
+      },
+      tx,
+    );
+    const storedSteps = rt.table.walk('sent', rt.table.storeEvents);
+    let stored = 0;
+    for (const r of results) {
+      // The machine has the last word: a duplicate is a STORE its guard refuses.
+      if (r.duplicate || rt.table.tryNext('sent', { type: 'STORE', duplicate: r.duplicate }) === undefined) {
+        rt.events.emit('duplicate', { id: r.id, topic: rt.name, by: 'broker', at: now });
+      } else {
+        stored++;
+        emitSteps(rt, r.id, storedSteps);
+      }
+    }
+    if (stored > 0) notify(rt);
+    return results;
+  }
+
+  private async storeWithRetry(messages: NewMessage[], sameIds: boolean): Promise<SendAck[]> {
+    const rt = this.runtime;
+    const { attempts } = rt.options.retry;
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      rt.assertOpen();
+      // Without a producer-made id each attempt is a new message: a lost ack then means a duplicate, as at-least-once allows.
+      const batch = sameIds || attempt === 1 ? messages : messages.map((m) => ({ ...m, id: rt.ids.next() }));
+      try {
+        return await withTimeout(this.store(batch), rt.options.ackTimeoutMs);
+      } catch (error) {
+        if (error instanceof ClosedError || (error instanceof TidingsError && !retryable(error))) throw error;
+        lastError = error;
+        rt.logger.warn('send not acked, retrying', { topic: rt.name, attempt, error: String(error) });
+        if (attempt < attempts) await sleep(backoffDelay(rt.options.retry, attempt));
+      }
+    }
+    throw new AckTimeoutError(rt.name, messages.length === 1 ? messages[0]!.id : undefined, attempts, { cause: lastError });
+  }
+}
+
+const RETRYABLE = new Set(['ACK_TIMEOUT', 'STORAGE_ERROR', 'STORAGE_BUSY', 'CONNECTION_LOST', 'ACK_LOST']);
+
+/** Whether a producer should try a failed store again. */
+function retryable(error: TidingsError): boolean {
+  return RETRYABLE.has(error.code);
+}
