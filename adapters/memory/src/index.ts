@@ -1,0 +1,237 @@
+import {
+  ClosedError,
+  type ExpireRequest,
+  type ExpireResult,
+  type IdempotencyStore,
+  type LeaseRequest,
+  type MessageState,
+  type PurgeRequest,
+  type RedriveRequest,
+  type ReleaseRequest,
+  type SettleItem,
+  type SettleRequest,
+  type StateCounts,
+  type StorageAdapter,
+  type StoredMessage,
+  type StoreRequest,
+  type StoreResult,
+} from '@tidings/core';
+import { memoryIdempotency } from '@tidings/idempotency';
+
+type Row = StoredMessage;
+
+/** One topic's rows, indexed by id and bucketed by state in arrival order (FIFO leasing). */
+class TopicRows {
+  readonly byId = new Map<string, Row>();
+  readonly byState = new Map<MessageState, Map<string, Row>>();
+  /** Ids remembered for deduplication, with the epoch ms they expire at. */
+  readonly dedup = new Map<string, number>();
+
+  bucket(state: MessageState): Map<string, Row> {
+    let b = this.byState.get(state);
+    if (!b) this.byState.set(state, (b = new Map()));
+    return b;
+  }
+
+  insert(row: Row): void {
+    this.byId.set(row.id, row);
+    this.bucket(row.state).set(row.id, row);
+  }
+
+  move(row: Row, to: MessageState): void {
+    this.byState.get(row.state)?.delete(row.id);
+    row.state = to;
+    this.bucket(to).set(row.id, row);
+  }
+
+  remove(row: Row): void {
+    this.byId.delete(row.id);
+    this.byState.get(row.state)?.delete(row.id);
+  }
+
+  /** The row if it is in `from` and, when a token is given, still under that lease. */
+  match(item: SettleItem, from: MessageState): Row | undefined {
+    const row = this.byId.get(item.id);
+    if (!row || row.state !== from) return undefined;
+    if (item.leaseToken !== undefined && row.leaseToken !== item.leaseToken) return undefined;
+    return row;
+  }
+}
+
+function unlease(row: Row): void {
+  row.leaseUntil = undefined;
+  row.leaseToken = undefined;
+}
+
+/** Messages in process memory: fast, and gone when the process exits. Single-process only. */
+export class MemoryStorage implements StorageAdapter<undefined> {
+  readonly name = 'memory';
+  private readonly topics = new Map<string, TopicRows>();
+  private readonly idempotency = memoryIdempotency();
+  private closed = false;
+
+  private rows(topic: string): TopicRows {
+    if (this.closed) throw new ClosedError('This memory storage');
+    let t = this.topics.get(topic);
+    if (!t) this.topics.set(topic, (t = new TopicRows()));
+    return t;
+  }
+
+  async store(req: StoreRequest): Promise<StoreResult[]> {
+    const t = this.rows(req.topic);
+    return req.messages.map((m) => {
+      const held = t.byId.has(m.id) || (t.dedup.get(m.id) ?? -Infinity) > req.now;
+      if (!held) {
+        t.insert({ id: m.id, topic: req.topic, body: m.body, state: req.state, deliveries: 0, availableAt: m.availableAt, createdAt: req.now });
+      }
+      if (req.dedupUntil !== undefined && !held) t.dedup.set(m.id, req.dedupUntil);
+      return { id: m.id, duplicate: held };
+    });
+  }
+
+  async lease(req: LeaseRequest): Promise<StoredMessage[]> {
+    const t = this.rows(req.topic);
+    const out: StoredMessage[] = [];
+    for (const row of t.bucket(req.from).values()) {
+      if (out.length >= req.limit) break;
+      if (row.availableAt > req.now) continue;
+      row.deliveries++;
+      row.leaseUntil = req.leaseUntil;
+      row.leaseToken = req.leaseToken;
+      if (req.remove) t.remove(row);
+      else t.move(row, req.to);
+      out.push({ ...row, state: req.to });
+    }
+    return out;
+  }
+
+  async extendLease(topic: string, item: SettleItem, leaseUntil: number): Promise<boolean> {
+    const row = this.rows(topic).match(item, 'leased');
+    if (row) row.leaseUntil = leaseUntil;
+    return row !== undefined;
+  }
+
+  async settle(req: SettleRequest): Promise<string[]> {
+    const t = this.rows(req.topic);
+    const won: string[] = [];
+    for (const item of req.items) {
+      const row = t.match(item, req.from);
+      if (!row) continue;
+      if (req.remove) t.remove(row);
+      else {
+        unlease(row);
+        t.move(row, req.to);
+      }
+      won.push(row.id);
+    }
+    return won;
+  }
+
+  async release(req: ReleaseRequest): Promise<string[]> {
+    const t = this.rows(req.topic);
+    const won: string[] = [];
+    for (const item of req.items) {
+      const row = t.match(item, req.from);
+      if (!row) continue;
+      unlease(row);
+      row.availableAt = item.availableAt;
+      t.move(row, req.to);
+      if (req.deadLetter) this.copyToDeadLetter(row, req.deadLetter, req.now);
+      won.push(row.id);
+    }
+    return won;
+  }
+
+  async expire(req: ExpireRequest): Promise<ExpireResult> {
+    const t = this.rows(req.topic);
+    const result: ExpireResult = { requeued: [], dead: [] };
+    for (const row of [...t.bucket(req.from).values()]) {
+      if ((row.leaseUntil ?? Infinity) > req.now) continue;
+      unlease(row);
+      if (row.deliveries < req.maxDeliveries || !req.dead) {
+        row.availableAt = req.now;
+        t.move(row, req.ready);
+        result.requeued.push({ id: row.id, deliveries: row.deliveries });
+      } else {
+        t.move(row, req.dead);
+        if (req.deadLetter) this.copyToDeadLetter(row, req.deadLetter, req.now);
+        result.dead.push({ id: row.id, deliveries: row.deliveries });
+      }
+    }
+    return result;
+  }
+
+  private copyToDeadLetter(row: Row, dl: { topic: string; state: MessageState }, now: number): void {
+    const target = this.rows(dl.topic);
+    if (target.byId.has(row.id)) return;
+    target.insert({ id: row.id, topic: dl.topic, body: row.body, state: dl.state, deliveries: 0, availableAt: now, createdAt: now });
+  }
+
+  async redrive(req: RedriveRequest): Promise<number> {
+    const t = this.rows(req.topic);
+    const wanted = req.ids ? new Set(req.ids) : undefined;
+    let n = 0;
+    for (const row of [...t.bucket('dead').values()]) {
+      if (wanted && !wanted.has(row.id)) continue;
+      t.remove(row);
+      t.insert({ id: row.id, topic: row.topic, body: row.body, state: req.state, deliveries: 0, availableAt: req.now, createdAt: req.now });
+      n++;
+    }
+    return n;
+  }
+
+  async counts(topic?: string): Promise<StateCounts> {
+    const out: StateCounts = {};
+    for (const [name, t] of this.topics) {
+      if (topic !== undefined && name !== topic) continue;
+      const c: StateCounts[string] = {};
+      for (const [state, bucket] of t.byState) if (bucket.size > 0) c[state] = bucket.size;
+      out[name] = c;
+    }
+    return out;
+  }
+
+  async peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]> {
+    return [...this.rows(topic).bucket(state).values()].slice(0, limit).map((r) => ({ ...r }));
+  }
+
+  async purge(req: PurgeRequest): Promise<number> {
+    let removed = 0;
+    for (const [name, t] of this.topics) {
+      if (req.topic !== undefined && name !== req.topic) continue;
+      for (const [id, until] of t.dedup) {
+        if (until <= req.now) {
+          t.dedup.delete(id);
+          removed++;
+        }
+      }
+      if (req.before === undefined) continue;
+      for (const state of req.states ?? []) {
+        for (const row of [...t.bucket(state).values()]) {
+          if (row.createdAt < req.before) {
+            t.remove(row);
+            removed++;
+          }
+        }
+      }
+    }
+    return removed;
+  }
+
+  async transaction<T>(fn: (tx: undefined) => Promise<T>): Promise<T> {
+    return fn(undefined);
+  }
+
+  idempotencyStore(): IdempotencyStore<undefined> {
+    return this.idempotency;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+/** In-memory storage: no durability, one process. For tests, at-most-once topics and trying things out. */
+export function memoryStorage(): MemoryStorage {
+  return new MemoryStorage();
+}
