@@ -1,0 +1,26 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['**/dist/**', '**/node_modules/**', '**/.tidings/**', '**/coverage/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', Buffer: 'readonly', URL: 'readonly', performance: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly' } },
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'off',
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // Packages talk only through each other's index.ts, so a third-party adapter can do what ours do.
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@tidings/*/*'], message: 'Import a Tidings package by its name only (its index.ts); no deep imports.' },
+            { group: ['**/core/src/**', '**/adapters/*/src/**', '**/plugins/*/src/**'], message: 'Import another package by its name (@tidings/...), not by path.' },
+          ],
+        },
+      ],
+    },
+  },
+);
