@@ -132,8 +132,8 @@ export interface StorageAdapter<Tx = unknown> {
   store(req: StoreRequest, tx?: Tx): Promise<StoreResult[]>;
   /** Lease a batch as one compare-and-set; never hands one message to two leases at once. */
   lease(req: LeaseRequest): Promise<StoredMessage[]>;
-  /** Push a lease's deadline out; false if the lease was lost. */
-  extendLease(topic: string, item: SettleItem, leaseUntil: number): Promise<boolean>;
+  /** Push a lease's deadline out (inside `tx` when the handler runs in one); false if the lease was lost. */
+  extendLease(topic: string, item: SettleItem, leaseUntil: number, tx?: Tx): Promise<boolean>;
   /** Consume and/or delete leased messages; returns the ids whose compare-and-set won. */
   settle(req: SettleRequest, tx?: Tx): Promise<string[]>;
   /** Nack or dead-letter leased messages; returns the ids whose compare-and-set won. */

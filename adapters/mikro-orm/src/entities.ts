@@ -1,0 +1,83 @@
+import { EntitySchema } from '@mikro-orm/core';
+
+/** A message row. `seq` orders hand-out; `(topic, id)` is unique. */
+export interface MessageRow {
+  seq: number;
+  topic: string;
+  id: string;
+  body: string;
+  state: string;
+  deliveries: number;
+  availableAt: number;
+  createdAt: number;
+  leaseUntil?: number | null;
+  leaseToken?: string | null;
+}
+
+/** A remembered id: dedup window records and consumers' idempotency records share this shape. */
+export interface IdRecordRow {
+  topic: string;
+  id: string;
+  expiresAt: number;
+}
+
+/** Key/value facts about the database, such as the schema version. */
+export interface MetaRow {
+  key: string;
+  value: string;
+}
+
+/** Messages of every topic. */
+export const MessageEntity = new EntitySchema<MessageRow>({
+  name: 'TidingsMessage',
+  tableName: 'tidings_message',
+  properties: {
+    seq: { type: 'bigint', primary: true, autoincrement: true },
+    topic: { type: 'string', length: 200 },
+    id: { type: 'string', length: 200 },
+    body: { type: 'text' },
+    state: { type: 'string', length: 16 },
+    deliveries: { type: 'integer', default: 0 },
+    availableAt: { type: 'bigint', fieldName: 'available_at' },
+    createdAt: { type: 'bigint', fieldName: 'created_at' },
+    leaseUntil: { type: 'bigint', fieldName: 'lease_until', nullable: true },
+    leaseToken: { type: 'string', length: 64, fieldName: 'lease_token', nullable: true },
+  },
+  uniques: [{ name: 'tidings_message_topic_id', properties: ['topic', 'id'] }],
+  indexes: [{ name: 'tidings_message_ready', properties: ['topic', 'state', 'availableAt', 'seq'] }],
+});
+
+/** End-to-end exactly-once: ids the broker has stored, kept for the dedup window. */
+export const DedupEntity = new EntitySchema<IdRecordRow>({
+  name: 'TidingsDedup',
+  tableName: 'tidings_dedup',
+  properties: {
+    topic: { type: 'string', length: 200, primary: true },
+    id: { type: 'string', length: 200, primary: true },
+    expiresAt: { type: 'bigint', fieldName: 'expires_at', index: 'tidings_dedup_expires' },
+  },
+});
+
+/** Exactly-once consumers: ids consumed, written in the handler's transaction. */
+export const IdempotencyEntity = new EntitySchema<IdRecordRow>({
+  name: 'TidingsIdempotency',
+  tableName: 'tidings_idempotency',
+  properties: {
+    topic: { type: 'string', length: 200, primary: true },
+    id: { type: 'string', length: 200, primary: true },
+    expiresAt: { type: 'bigint', fieldName: 'expires_at', index: 'tidings_idempotency_expires' },
+  },
+});
+
+/** Schema version and other facts about the database. */
+export const MetaEntity = new EntitySchema<MetaRow>({
+  name: 'TidingsMeta',
+  tableName: 'tidings_meta',
+  properties: {
+    key: { type: 'string', length: 64, primary: true },
+    value: { type: 'string', length: 200 },
+  },
+});
+
+/** Add these to your own MikroORM config to keep Tidings' tables in your database. */
+export const tidingsEntities = [MessageEntity, DedupEntity, IdempotencyEntity, MetaEntity];

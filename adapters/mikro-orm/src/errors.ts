@@ -1,0 +1,49 @@
+import {
+  ConnectionException,
+  DeadlockException,
+  DriverException,
+  LockWaitTimeoutException,
+  TableNotFoundException,
+} from '@mikro-orm/core';
+import { StorageError, TidingsError } from '@tidings/core';
+
+/** The database schema is missing pieces, or is newer than this code understands. */
+export class SchemaError extends TidingsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SCHEMA_MISMATCH', message, options);
+  }
+}
+
+/** Whether a driver error is worth retrying at once (busy, locked, deadlock, serialization). */
+export function isTransient(error: unknown): boolean {
+  if (error instanceof LockWaitTimeoutException || error instanceof DeadlockException) return true;
+  const code = (error as { code?: string })?.code;
+  const message = String((error as Error)?.message ?? '');
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === '40001' || code === '40P01' || /SQLITE_BUSY|database is locked/.test(message);
+}
+
+/** Turns a driver error into a typed Tidings error, so callers never parse driver messages. */
+export function toTidingsError(error: unknown, where: string, target: string): TidingsError {
+  if (error instanceof TidingsError) return error;
+  const detail = (error as Error)?.message ?? String(error);
+  if (isTransient(error)) {
+    return new StorageError(`${target} stayed busy during ${where} (${detail}). Another process holds a lock; retry, or raise busyTimeoutMs.`, {
+      cause: error,
+      code: 'STORAGE_BUSY',
+    });
+  }
+  const code = (error as { code?: string })?.code ?? '';
+  if (error instanceof ConnectionException || /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EPIPE|57P0[123]|08\w{3})$/.test(code) || /Connection terminated|connection is closed|Knex: Timeout acquiring/i.test(detail)) {
+    return new StorageError(`Lost the connection to ${target} during ${where} (${detail}). Check that the database is up and reachable.`, {
+      cause: error,
+      code: 'CONNECTION_LOST',
+    });
+  }
+  if (error instanceof TableNotFoundException) {
+    return new SchemaError(`${target} has no Tidings tables (${detail}). Let Tidings create them (the default), or add tidingsEntities to your MikroORM config and update the schema.`, { cause: error });
+  }
+  if (error instanceof DriverException) {
+    return new StorageError(`${target} failed during ${where}: ${detail}`, { cause: error });
+  }
+  return new StorageError(`${where} failed on ${target}: ${detail}`, { cause: error });
+}

@@ -1,0 +1,392 @@
+import type { MikroORM } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/knex';
+import {
+  ClosedError,
+  type ExpireRequest,
+  type ExpireResult,
+  type IdempotencyStore,
+  type LeaseRequest,
+  type MessageState,
+  type PurgeRequest,
+  type RedriveRequest,
+  type ReleaseRequest,
+  type SettleItem,
+  type SettleRequest,
+  type StateCounts,
+  type StorageAdapter,
+  type StoredMessage,
+  type StoreRequest,
+  type StoreResult,
+} from '@tidings/core';
+import { isTransient, SchemaError, toTidingsError } from './errors.js';
+import { MikroOrmIdempotencyStore } from './idempotency.js';
+import { tidingsEntities } from './entities.js';
+
+/** What differs between the SQL databases the shared layer runs on. */
+export interface SqlDialect {
+  /** `sqlite`, `postgresql`. */
+  readonly name: string;
+  /** Appended to the lease's candidate SELECT: PostgreSQL skips rows another broker is leasing. */
+  readonly lockClause: string;
+  /** Bind parameters allowed in one statement. */
+  readonly maxParams: number;
+  /** Wakes consumers in other processes after a store; run in the storing transaction. */
+  readonly notifySql?: string;
+}
+
+/** How a driver package builds the shared storage. */
+export interface MikroOrmStorageOptions {
+  dialect: SqlDialect;
+  /** Opens (or hands over) the MikroORM instance. */
+  connect: () => Promise<MikroORM>;
+  /** Close the ORM on `close()`: true when Tidings opened it, false for an application's own. */
+  ownsOrm: boolean;
+  /** Where the data lives, for error messages (never with a password). */
+  target: string;
+  /** Attempts for a statement that hit a busy or locked database (default 5). */
+  busyRetries?: number;
+}
+
+/** The schema version this code writes and understands. */
+export const SCHEMA_VERSION = 1;
+
+type Row = Record<string, unknown>;
+const COLUMNS = 'id, topic, body, state, deliveries, available_at, created_at, lease_until, lease_token, seq';
+
+function toMessage(r: Row): StoredMessage & { seq: number } {
+  return {
+    id: r.id as string,
+    topic: r.topic as string,
+    body: r.body as string,
+    state: r.state as MessageState,
+    deliveries: Number(r.deliveries),
+    availableAt: Number(r.available_at),
+    createdAt: Number(r.created_at),
+    leaseUntil: r.lease_until == null ? undefined : Number(r.lease_until),
+    leaseToken: (r.lease_token as string | null) ?? undefined,
+    seq: Number(r.seq),
+  };
+}
+
+const marks = (n: number, each = '?') => Array.from({ length: n }, () => each).join(', ');
+
+function chunk<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/**
+ * The storage adapter over MikroORM shared by every SQL driver. Entities define the schema;
+ * the hot path is hand-written SQL through MikroORM's connection, each state change a
+ * compare-and-set on the previous state. `ctx.em` in handlers is a transactional EntityManager.
+ */
+export class MikroOrmStorage implements StorageAdapter<EntityManager> {
+  readonly name: string;
+  private ormInstance?: MikroORM;
+  private opening?: Promise<void>;
+  private closed = false;
+  private readonly idempotency = new MikroOrmIdempotencyStore(this);
+  private readonly busyRetries: number;
+
+  constructor(private readonly options: MikroOrmStorageOptions) {
+    this.name = options.dialect.name;
+    this.busyRetries = options.busyRetries ?? 5;
+  }
+
+  /** The MikroORM instance (after `open()`). */
+  get orm(): MikroORM {
+    if (!this.ormInstance) throw new ClosedError(`The ${this.name} storage (not opened yet, or closed)`);
+    return this.ormInstance;
+  }
+
+  open(): Promise<void> {
+    this.opening ??= (async () => {
+      try {
+        this.ormInstance = await this.options.connect();
+      } catch (error) {
+        throw toTidingsError(error, 'connect', this.options.target);
+      }
+      await this.ensureSchema();
+    })();
+    return this.opening;
+  }
+
+  /** Creates or safely updates Tidings' tables; refuses a schema newer than this code. */
+  private async ensureSchema(): Promise<void> {
+    const orm = this.orm;
+    for (const entity of tidingsEntities) {
+      if (!orm.getMetadata().find(entity.meta.className)) {
+        throw new SchemaError(`The MikroORM instance passed to ${this.name}Storage does not know ${entity.meta.className}: add tidingsEntities from @tidings/adapter-mikro-orm to its entities.`);
+      }
+    }
+    try {
+      await orm.getSchemaGenerator().updateSchema({ safe: true, wrap: true });
+    } catch (error) {
+      throw new SchemaError(`Could not create or update Tidings' tables in ${this.options.target}: ${(error as Error).message}`, { cause: error });
+    }
+    const [row] = await this.exec(`SELECT value FROM tidings_meta WHERE key = 'schema_version'`, [], undefined, 'open');
+    const found = row ? Number(row.value) : undefined;
+    if (found === undefined) {
+      await this.exec(`INSERT INTO tidings_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING RETURNING key`, [String(SCHEMA_VERSION)], undefined, 'open');
+    } else if (!(found <= SCHEMA_VERSION)) {
+      throw new SchemaError(
+        `${this.options.target} holds Tidings schema version ${row!.value}, newer than this code understands (${SCHEMA_VERSION}). Upgrade @tidings packages, or point Tidings at another database.`,
+      );
+    }
+  }
+
+  /** Runs one statement (in `tx` if given), retrying while the database is busy, and converts driver errors. */
+  async exec(sql: string, params: unknown[], tx: EntityManager | undefined, where: string): Promise<Row[]> {
+    if (this.closed) throw new ClosedError(`The ${this.name} storage`);
+    const knex = (tx ?? (this.orm.em as EntityManager)).getConnection().getKnex();
+    // The leading comment makes knex's SQLite client fetch rows for every statement (it would
+    // only `run` a DELETE … RETURNING); bindings go to the driver, not into the SQL text.
+    const ctx = tx?.getTransactionContext();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const query = knex.raw(`/* tidings */ ${sql}`, params as never[]);
+        if (ctx) query.transacting(ctx);
+        const res = (await query) as Row[] | { rows: Row[] };
+        return Array.isArray(res) ? res : res.rows;
+      } catch (error) {
+        // Inside a transaction the whole transaction must be retried, not one statement of it.
+        if (!tx && isTransient(error) && attempt < this.busyRetries) {
+          await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
+          continue;
+        }
+        throw toTidingsError(error, where, this.options.target);
+      }
+    }
+  }
+
+  /** Runs several statements in one transaction (a new one, or `tx`). */
+  private async inTransaction<T>(tx: EntityManager | undefined, fn: (tx: EntityManager) => Promise<T>): Promise<T> {
+    if (tx) return fn(tx);
+    return this.transaction(fn);
+  }
+
+  async transaction<T>(fn: (tx: EntityManager) => Promise<T>): Promise<T> {
+    if (this.closed) throw new ClosedError(`The ${this.name} storage`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await (this.orm.em.fork() as EntityManager).transactional((em) => fn(em as EntityManager));
+      } catch (error) {
+        if (isTransient(error) && attempt < this.busyRetries) {
+          await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
+          continue;
+        }
+        throw toTidingsError(error, 'transaction', this.options.target);
+      }
+    }
+  }
+
+  async store(req: StoreRequest, tx?: EntityManager): Promise<StoreResult[]> {
+    if (req.messages.length === 0) return [];
+    const size = Math.floor(this.options.dialect.maxParams / 7);
+    return this.inTransaction(tx, async (em) => {
+      const inserted = new Set<string>();
+      for (const part of chunk(req.messages, size)) {
+        let candidates = part;
+        if (req.dedupUntil !== undefined) {
+          // An id is new if it has no record, or its record's window has passed.
+          const fresh = await this.exec(
+            `INSERT INTO tidings_dedup (topic, id, expires_at) VALUES ${marks(part.length, '(?, ?, ?)')}
+             ON CONFLICT (topic, id) DO UPDATE SET expires_at = excluded.expires_at WHERE tidings_dedup.expires_at <= ?
+             RETURNING id`,
+            [...part.flatMap((m) => [req.topic, m.id, req.dedupUntil]), req.now],
+            em,
+            'store',
+          );
+          const ok = new Set(fresh.map((r) => r.id as string));
+          candidates = part.filter((m) => ok.delete(m.id));
+        }
+        if (candidates.length === 0) continue;
+        const rows = await this.exec(
+          `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at)
+           VALUES ${marks(candidates.length, '(?, ?, ?, ?, 0, ?, ?)')}
+           ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
+          candidates.flatMap((m) => [req.topic, m.id, m.body, req.state, m.availableAt, req.now]),
+          em,
+          'store',
+        );
+        for (const r of rows) inserted.add(r.id as string);
+      }
+      if (inserted.size > 0 && this.options.dialect.notifySql) await this.exec(this.options.dialect.notifySql, [req.topic], em, 'store');
+      // Within one batch the first of two equal ids wins; the second is its duplicate.
+      return req.messages.map((m) => ({ id: m.id, duplicate: !inserted.delete(m.id) }));
+    });
+  }
+
+  async lease(req: LeaseRequest): Promise<StoredMessage[]> {
+    const pick = `SELECT seq FROM tidings_message WHERE topic = ? AND state = ? AND available_at <= ?
+                  ORDER BY available_at, seq LIMIT ?${this.options.dialect.lockClause}`;
+    const params = [req.topic, req.from, req.now, req.limit];
+    const rows = req.remove
+      ? await this.exec(`DELETE FROM tidings_message WHERE seq IN (${pick}) RETURNING ${COLUMNS}`, params, undefined, 'lease')
+      : await this.exec(
+          `UPDATE tidings_message SET state = ?, deliveries = deliveries + 1, lease_until = ?, lease_token = ?
+           WHERE seq IN (${pick}) RETURNING ${COLUMNS}`,
+          [req.to, req.leaseUntil, req.leaseToken, ...params],
+          undefined,
+          'lease',
+        );
+    return rows
+      .map(toMessage)
+      .sort((a, b) => a.seq - b.seq)
+      .map(({ seq: _seq, ...m }) =>
+        req.remove ? { ...m, state: req.to, deliveries: m.deliveries + 1, leaseUntil: req.leaseUntil, leaseToken: req.leaseToken } : m,
+      );
+  }
+
+  async extendLease(topic: string, item: SettleItem, leaseUntil: number, tx?: EntityManager): Promise<boolean> {
+    const rows = await this.exec(
+      `UPDATE tidings_message SET lease_until = ? WHERE topic = ? AND id = ? AND state = 'leased' AND lease_token = ? RETURNING id`,
+      [leaseUntil, topic, item.id, item.leaseToken ?? null],
+      tx,
+      'extendLease',
+    );
+    return rows.length > 0;
+  }
+
+  async settle(req: SettleRequest, tx?: EntityManager): Promise<string[]> {
+    const won: string[] = [];
+    const size = this.options.dialect.maxParams - 8;
+    for (const [token, items] of groupByToken(req.items)) {
+      for (const part of chunk(items, size)) {
+        const where = `topic = ? AND state = ? AND id IN (${marks(part.length)})${token === undefined ? '' : ' AND lease_token = ?'}`;
+        const params = [req.topic, req.from, ...part.map((i) => i.id), ...(token === undefined ? [] : [token])];
+        const rows = req.remove
+          ? await this.exec(`DELETE FROM tidings_message WHERE ${where} RETURNING id`, params, tx, 'settle')
+          : await this.exec(`UPDATE tidings_message SET state = ?, lease_until = NULL, lease_token = NULL WHERE ${where} RETURNING id`, [req.to, ...params], tx, 'settle');
+        for (const r of rows) won.push(r.id as string);
+      }
+    }
+    return won;
+  }
+
+  async release(req: ReleaseRequest): Promise<string[]> {
+    return this.transaction(async (em) => {
+      const won: string[] = [];
+      for (const item of req.items) {
+        const rows = await this.exec(
+          `UPDATE tidings_message SET state = ?, available_at = ?, lease_until = NULL, lease_token = NULL
+           WHERE topic = ? AND id = ? AND state = ?${item.leaseToken === undefined ? '' : ' AND lease_token = ?'} RETURNING id`,
+          [req.to, item.availableAt, req.topic, item.id, req.from, ...(item.leaseToken === undefined ? [] : [item.leaseToken])],
+          em,
+          'release',
+        );
+        if (rows.length === 0) continue;
+        won.push(item.id);
+      }
+      if (req.deadLetter && won.length > 0) await this.copyToDeadLetter(req.topic, won, req.deadLetter, req.now, em);
+      return won;
+    });
+  }
+
+  async expire(req: ExpireRequest): Promise<ExpireResult> {
+    return this.transaction(async (em) => {
+      const base = `topic = ? AND state = ? AND lease_until <= ?`;
+      const requeued = await this.exec(
+        `UPDATE tidings_message SET state = ?, available_at = ?, lease_until = NULL, lease_token = NULL
+         WHERE ${base}${req.dead ? ' AND deliveries < ?' : ''} RETURNING id, deliveries`,
+        [req.ready, req.now, req.topic, req.from, req.now, ...(req.dead ? [req.maxDeliveries] : [])],
+        em,
+        'expire',
+      );
+      const dead = req.dead
+        ? await this.exec(
+            `UPDATE tidings_message SET state = ?, lease_until = NULL, lease_token = NULL WHERE ${base} AND deliveries >= ? RETURNING id, deliveries`,
+            [req.dead, req.topic, req.from, req.now, req.maxDeliveries],
+            em,
+            'expire',
+          )
+        : [];
+      if (req.deadLetter && dead.length > 0) await this.copyToDeadLetter(req.topic, dead.map((r) => r.id as string), req.deadLetter, req.now, em);
+      const out = (rows: Row[]) => rows.map((r) => ({ id: r.id as string, deliveries: Number(r.deliveries) }));
+      return { requeued: out(requeued), dead: out(dead) };
+    });
+  }
+
+  private async copyToDeadLetter(topic: string, ids: string[], dl: { topic: string; state: MessageState }, now: number, em: EntityManager): Promise<void> {
+    for (const part of chunk(ids, this.options.dialect.maxParams - 8)) {
+      await this.exec(
+        `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at)
+         SELECT ?, id, body, ?, 0, ?, ? FROM tidings_message WHERE topic = ? AND id IN (${marks(part.length)})
+         ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
+        [dl.topic, dl.state, now, now, topic, ...part],
+        em,
+        'deadLetter',
+      );
+    }
+  }
+
+  async redrive(req: RedriveRequest): Promise<number> {
+    // A redriven message starts a new lifecycle: deliveries reset, fresh timestamps.
+    const ids = req.ids ?? [];
+    if (req.ids && ids.length === 0) return 0;
+    const rows = await this.exec(
+      `UPDATE tidings_message SET state = ?, deliveries = 0, available_at = ?, created_at = ?, lease_until = NULL, lease_token = NULL
+       WHERE topic = ? AND state = 'dead'${req.ids ? ` AND id IN (${marks(ids.length)})` : ''} RETURNING id`,
+      [req.state, req.now, req.now, req.topic, ...ids],
+      undefined,
+      'redrive',
+    );
+    return rows.length;
+  }
+
+  async counts(topic?: string): Promise<StateCounts> {
+    const rows = await this.exec(
+      `SELECT topic, state, COUNT(*) AS n FROM tidings_message${topic === undefined ? '' : ' WHERE topic = ?'} GROUP BY topic, state`,
+      topic === undefined ? [] : [topic],
+      undefined,
+      'counts',
+    );
+    const out: StateCounts = topic === undefined ? {} : { [topic]: {} };
+    for (const r of rows) (out[r.topic as string] ??= {})[r.state as MessageState] = Number(r.n);
+    return out;
+  }
+
+  async peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]> {
+    const rows = await this.exec(`SELECT ${COLUMNS} FROM tidings_message WHERE topic = ? AND state = ? ORDER BY seq LIMIT ?`, [topic, state, limit], undefined, 'peek');
+    return rows.map(toMessage).map(({ seq: _seq, ...m }) => m);
+  }
+
+  async purge(req: PurgeRequest): Promise<number> {
+    const byTopic = req.topic === undefined ? '' : ' AND topic = ?';
+    const topicParam = req.topic === undefined ? [] : [req.topic];
+    let removed = (await this.exec(`DELETE FROM tidings_dedup WHERE expires_at <= ?${byTopic} RETURNING id`, [req.now, ...topicParam], undefined, 'purge')).length;
+    if (req.before !== undefined && req.states && req.states.length > 0) {
+      removed += (
+        await this.exec(
+          `DELETE FROM tidings_message WHERE state IN (${marks(req.states.length)}) AND created_at < ?${byTopic} RETURNING id`,
+          [...req.states, req.before, ...topicParam],
+          undefined,
+          'purge',
+        )
+      ).length;
+    }
+    return removed;
+  }
+
+  idempotencyStore(): IdempotencyStore<EntityManager> {
+    return this.idempotency;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.opening?.catch(() => undefined);
+    this.closed = true;
+    if (this.options.ownsOrm) await this.ormInstance?.close(true);
+  }
+}
+
+function groupByToken(items: SettleItem[]): Map<string | undefined, SettleItem[]> {
+  const groups = new Map<string | undefined, SettleItem[]>();
+  for (const item of items) {
+    const g = groups.get(item.leaseToken);
+    if (g) g.push(item);
+    else groups.set(item.leaseToken, [item]);
+  }
+  return groups;
+}
