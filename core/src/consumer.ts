@@ -1,6 +1,6 @@
 import { InvalidOptionsError, LeaseLostError, TidingsError } from './errors.js';
 import type { MessageState } from './lifecycle.js';
-import { backoffDelay } from './options.js';
+import { MAX_TIMER_MS, backoffDelay } from './options.js';
 import type { StoredMessage } from './storage.js';
 import { emitPath, emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
 
@@ -43,7 +43,11 @@ class Rollback extends TidingsError {}
 function validate(o: ConsumeOptions): Required<ConsumeOptions> {
   const out = { concurrency: o.concurrency ?? 1, batchSize: o.batchSize ?? 10, pollMs: o.pollMs ?? 100 };
   for (const [k, v] of Object.entries(out)) {
-    if (!Number.isInteger(v) || v < 1) throw new InvalidOptionsError(`Consumer option ${k} must be an integer >= 1, got ${String(v)}.`);
+    // pollMs becomes a timer, and Node fires a longer timer than MAX_TIMER_MS after 1 ms (a busy poll).
+    const max = k === 'pollMs' ? MAX_TIMER_MS : Infinity;
+    if (!Number.isInteger(v) || v < 1 || v > max) {
+      throw new InvalidOptionsError(`Consumer option ${k} must be an integer >= 1${max === Infinity ? '' : ` and <= ${max}`}, got ${String(v)}.`);
+    }
   }
   return out;
 }

@@ -23,10 +23,12 @@ export class PayloadTooLargeError extends TidingsError {
     readonly bytes: number,
     readonly limit: number,
     topic: string,
+    /** The item's position when a `sendMany` batch was refused for it. */
+    readonly index?: number,
   ) {
     super(
       'PAYLOAD_TOO_LARGE',
-      `Payload for topic "${topic}" is ${bytes} bytes, over the limit of ${limit} bytes. ` +
+      `Payload${index === undefined ? '' : ` at index ${index} of the batch`} for topic "${topic}" is ${bytes} bytes, over the limit of ${limit} bytes. ` +
         `Send a smaller payload (store large blobs elsewhere and send a reference), or raise maxPayloadBytes on the topic.`,
     );
   }

@@ -72,17 +72,21 @@ function describe(v: unknown): string {
   return v === '' ? 'an empty string' : typeof v === 'string' ? JSON.stringify(v) : String(v);
 }
 
-function positive(name: string, v: number | undefined, fallback: number, min = 1): number {
+/** Longest delay Node's timers take: a longer one fires after 1 ms, so ms options that become timers are capped at it. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function positive(name: string, v: number | undefined, fallback: number, min = 1, max = Infinity): number {
   if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
-    throw new InvalidOptionsError(`${name} must be a finite number >= ${min}, got ${describe(v)}.`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    const range = max === Infinity ? `>= ${min}` : `>= ${min} and <= ${max}`;
+    throw new InvalidOptionsError(`${name} must be a finite number ${range}, got ${describe(v)}.`);
   }
   return v;
 }
 
-function backoff(name: string, o: BackoffOptions | undefined): Required<BackoffOptions> {
+function backoff(name: string, o: BackoffOptions | undefined, max = Infinity): Required<BackoffOptions> {
   const initialMs = positive(`${name}.initialMs`, o?.initialMs, 100, 0);
-  const maxMs = positive(`${name}.maxMs`, o?.maxMs, 30_000, 0);
+  const maxMs = positive(`${name}.maxMs`, o?.maxMs, 30_000, 0, max);
   const factor = positive(`${name}.factor`, o?.factor, 2);
   if (maxMs < initialMs) throw new InvalidOptionsError(`${name}.maxMs (${maxMs}) must be >= ${name}.initialMs (${initialMs}).`);
   return { initialMs, maxMs, factor, jitter: o?.jitter ?? true };
@@ -108,7 +112,7 @@ export function resolveTopicOptions(topic: string, o: TopicOptions): ResolvedTop
   }
   if (o.deadLetter !== undefined) {
     validateTopicName(o.deadLetter);
-    if (o.deadLetter === topic) throw new InvalidOptionsError(`Topic "${topic}" cannot be its own deadLetter topic.`);
+    if (o.deadLetter === topic) throw new InvalidOptionsError(`Topic "${topic}" cannot be its own deadLetter topic: name another one, e.g. "${topic}.dead".`);
   }
   const lifecycle = lifecycleOf(o.semantic, o.scope);
   return {
@@ -121,8 +125,8 @@ export function resolveTopicOptions(topic: string, o: TopicOptions): ResolvedTop
     dedupWindowMs: positive('dedupWindowMs', o.dedupWindowMs, 300_000, 0),
     idempotencyWindowMs: positive('idempotencyWindowMs', o.idempotencyWindowMs, 7 * 86_400_000, 0),
     maxPayloadBytes: positive('maxPayloadBytes', o.maxPayloadBytes, 1024 * 1024),
-    ackTimeoutMs: positive('ackTimeoutMs', o.ackTimeoutMs, 5_000),
-    retry: { attempts: Math.floor(positive('retry.attempts', o.retry?.attempts, 5)), ...backoff('retry', o.retry) },
+    ackTimeoutMs: positive('ackTimeoutMs', o.ackTimeoutMs, 5_000, 1, MAX_TIMER_MS),
+    retry: { attempts: Math.floor(positive('retry.attempts', o.retry?.attempts, 5)), ...backoff('retry', o.retry, MAX_TIMER_MS) },
     backoff: backoff('backoff', o.backoff),
   };
 }

@@ -150,6 +150,8 @@ export interface StorageAdapter<Tx = unknown> {
   purge(req: PurgeRequest): Promise<number>;
   /** Run `fn` in one transaction; the handle goes to `store`/`settle` and to handlers as `ctx.em`. */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** Calls `onStored` when another process stores into `topic` (e.g. PostgreSQL NOTIFY); returns an unsubscribe. */
+  watch?(topic: string, onStored: () => void): () => void;
   /** The idempotency store that shares this storage's transactions, used when none is registered. */
   idempotencyStore?(): IdempotencyStore<Tx>;
   /** Release connections; calling twice is fine. */

@@ -61,10 +61,17 @@ export class Tidings<Tx = unknown> {
       throw new InvalidOptionsError(`purgeIntervalMs must be a number >= 0, got ${String(options.purgeIntervalMs)}.`);
     }
     const child = (options.container ?? rootContainer).createChildContainer();
+    // Each part is resolved once and pinned in the child: a transient `useClass` registration in the parent
+    // must not give producers, consumers and close() each their own storage or idempotency store.
     const provide = <T>(token: InjectionToken<T>, value: T | undefined, fallback?: () => T | undefined) => {
-      const chosen = value ?? (child.isRegistered(token, true) ? undefined : fallback?.());
+      const chosen = value ?? (child.isRegistered(token, true) ? child.resolve(token) : fallback?.());
       if (chosen !== undefined) child.register(token, { useValue: chosen });
     };
+    // The simple parts first, so a storage or idempotency class that injects them gets this instance's.
+    provide(Tokens.Clock, options.clock, () => systemClock);
+    provide(Tokens.IdGenerator, options.ids, () => uuidGenerator);
+    provide(Tokens.Logger, options.logger, () => silentLogger);
+    provide(Tokens.Events, undefined, () => new TidingsEventBus());
     provide(Tokens.Storage, options.storage);
     if (!child.isRegistered(Tokens.Storage, true)) {
       throw new InvalidOptionsError(
@@ -73,10 +80,6 @@ export class Tidings<Tx = unknown> {
     }
     const storage = child.resolve(Tokens.Storage);
     provide(Tokens.Idempotency, options.idempotency, () => storage.idempotencyStore?.() as IdempotencyStore);
-    provide(Tokens.Clock, options.clock, () => systemClock);
-    provide(Tokens.IdGenerator, options.ids, () => uuidGenerator);
-    provide(Tokens.Logger, options.logger, () => silentLogger);
-    provide(Tokens.Events, undefined, () => new TidingsEventBus());
     await storage.open?.();
     return new Tidings<TxOf<S>>(child, purgeIntervalMs);
   }
@@ -101,15 +104,16 @@ export class Tidings<Tx = unknown> {
       }
       return existing.topic as Topic<T, Tx>;
     }
+    // Refuse before declaring the dead-letter topic, so a refused declaration leaves nothing behind.
+    if (resolved.lifecycle.startsWith('exactly-once') && !this.container.isRegistered(Tokens.Idempotency, true)) {
+      throw new InvalidOptionsError(
+        `Topic "${name}" is exactly-once but the storage "${this.storage.name}" has no idempotency store: pass { idempotency: memoryIdempotency() } from @tidings/idempotency to Tidings.create.`,
+      );
+    }
     let deadLetter: { topic: string; state: MessageState } | undefined;
     if (resolved.deadLetter) {
       const dlq = this.topics.get(resolved.deadLetter)?.topic ?? this.topic(resolved.deadLetter, DEAD_LETTER_DEFAULTS);
       deadLetter = { topic: dlq.name, state: dlq.runtime.table.storedState };
-    }
-    if (resolved.lifecycle.startsWith('exactly-once') && !this.container.isRegistered(Tokens.Idempotency, true)) {
-      throw new InvalidOptionsError(
-        `Topic "${name}" is exactly-once but the storage "${this.storage.name}" has no idempotency store: pass { idempotency: memoryIdempotency() } to Tidings.create.`,
-      );
     }
     const topic = new Topic<T, Tx>(this.runtime(name, resolved, deadLetter));
     this.topics.set(name, { options: resolved, topic });
@@ -127,14 +131,13 @@ export class Tidings<Tx = unknown> {
   }
 
   /** Puts dead messages of a declared topic back for delivery as new lifecycles; returns how many. */
-  redrive(topic: string, ids?: string[]): Promise<number> {
+  async redrive(topic: string, ids?: string[]): Promise<number> {
     const declared = this.topics.get(topic);
     if (!declared) throw new InvalidOptionsError(`Topic "${topic}" is not declared: call tidings.topic("${topic}", { semantic }) first.`);
     const rt = declared.topic.runtime;
-    return this.storage.redrive({ topic, state: rt.table.storedState, ids, now: rt.clock.now() }).then((n) => {
-      if (n > 0) notify(rt);
-      return n;
-    });
+    const n = await this.storage.redrive({ topic, state: rt.table.storedState, ids, now: rt.clock.now() });
+    if (n > 0) notify(rt);
+    return n;
   }
 
   /** Purges expired dedup and idempotency records now; returns how many were removed. */

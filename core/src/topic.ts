@@ -74,9 +74,16 @@ export class Topic<T = unknown, Tx = unknown> {
     const rt = this.runtime;
     rt.assertOpen();
     if (!Array.isArray(payloads)) throw new InvalidMessageError(`sendMany takes an array of payloads, got ${typeof payloads}.`);
+    if (options.id !== undefined && typeof options.id !== 'function') {
+      throw new InvalidMessageError(
+        `sendMany's id option must be a function (payload, index) => id, got ${typeof options.id}. For one message with a fixed id use send(payload, { id }).`,
+      );
+    }
     if (payloads.length === 0) return [];
     const availableAt = this.availableAt(options);
-    const messages = payloads.map((p, i) => this.prepare(p, options.id?.(p, i), availableAt));
+    // Every item is checked before anything is stored: one bad item refuses the whole batch, so the error names it.
+    const index = (i: number) => (payloads.length > 1 ? i : undefined);
+    const messages = payloads.map((p, i) => this.prepare(p, options.id?.(p, i), availableAt, index(i)));
     const givenIds = options.id !== undefined;
 
     if (options.em !== undefined) return this.store(messages, options.em);
@@ -109,27 +116,28 @@ export class Topic<T = unknown, Tx = unknown> {
     return now;
   }
 
-  private prepare(payload: T, id: string | undefined, availableAt: number): NewMessage {
+  private prepare(payload: T, id: string | undefined, availableAt: number, index?: number): NewMessage {
     const rt = this.runtime;
+    const which = index === undefined ? '' : ` at index ${index} of the batch`;
     if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > ID_MAX)) {
-      throw new InvalidMessageError(`A message id must be a string of 1-${ID_MAX} characters, got ${JSON.stringify(id) ?? String(id)}.`);
+      throw new InvalidMessageError(`A message id${which} must be a string of 1-${ID_MAX} characters, got ${JSON.stringify(id) ?? String(id)}.`);
     }
     let body: string | undefined;
     try {
       body = JSON.stringify(payload);
     } catch (cause) {
       throw new InvalidMessageError(
-        `The payload for topic "${rt.name}" is not JSON-serializable (${(cause as Error).message}). Send plain objects, arrays, strings, numbers, booleans or null.`,
+        `The payload${which} for topic "${rt.name}" is not JSON-serializable (${(cause as Error).message}). Send plain objects, arrays, strings, numbers, booleans or null.`,
         { cause },
       );
     }
     if (body === undefined) {
       throw new InvalidMessageError(
-        `The payload for topic "${rt.name}" serializes to nothing (${typeof payload}). Send plain objects, arrays, strings, numbers, booleans or null.`,
+        `The payload${which} for topic "${rt.name}" serializes to nothing (${typeof payload}). Send plain objects, arrays, strings, numbers, booleans or null.`,
       );
     }
     const bytes = Buffer.byteLength(body);
-    if (bytes > rt.options.maxPayloadBytes) throw new PayloadTooLargeError(bytes, rt.options.maxPayloadBytes, rt.name);
+    if (bytes > rt.options.maxPayloadBytes) throw new PayloadTooLargeError(bytes, rt.options.maxPayloadBytes, rt.name, index);
     return { id: id ?? rt.ids.next(), body, availableAt };
   }
 

@@ -32,6 +32,8 @@ export interface SqlDialect {
   readonly maxParams: number;
   /** Wakes consumers in other processes after a store; run in the storing transaction. */
   readonly notifySql?: string;
+  /** Subscribes to those wake-ups on a connection of its own; resolves to its closer. */
+  listen?(orm: MikroORM, onTopic: (topic: string) => void): Promise<() => Promise<unknown>>;
 }
 
 /** How a driver package builds the shared storage. */
@@ -88,6 +90,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   private closed = false;
   private readonly idempotency = new MikroOrmIdempotencyStore(this);
   private readonly busyRetries: number;
+  private readonly watchers = new Map<string, Set<() => void>>();
+  private listening?: Promise<(() => Promise<unknown>) | undefined>;
 
   constructor(private readonly options: MikroOrmStorageOptions) {
     this.name = options.dialect.name;
@@ -369,6 +373,16 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     return removed;
   }
 
+  watch(topic: string, onStored: () => void): () => void {
+    const { listen } = this.options.dialect;
+    if (!listen || this.closed) return () => undefined;
+    // One listening connection per storage, fanned out to each topic's consumers; without it they still poll.
+    this.listening ??= listen(this.orm, (t) => this.watchers.get(t)?.forEach((wake) => wake())).catch(() => undefined);
+    const set = this.watchers.get(topic) ?? new Set();
+    this.watchers.set(topic, set.add(onStored));
+    return () => set.delete(onStored);
+  }
+
   idempotencyStore(): IdempotencyStore<EntityManager> {
     return this.idempotency;
   }
@@ -377,6 +391,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     if (this.closed) return;
     await this.opening?.catch(() => undefined);
     this.closed = true;
+    await (await this.listening)?.();
     if (this.options.ownsOrm) await this.ormInstance?.close(true);
   }
 }

@@ -1,0 +1,96 @@
+import { MikroORM } from '@mikro-orm/postgresql';
+import { MikroOrmStorage, tidingsEntities, type SqlDialect } from '@tidings/adapter-mikro-orm';
+import { InvalidOptionsError, StorageError } from '@tidings/core';
+
+export { tidingsEntities, SchemaError, MikroOrmStorage } from '@tidings/adapter-mikro-orm';
+
+/** How the PostgreSQL storage connects. */
+export interface PostgresStorageOptions {
+  /** `postgres://user:password@host:port/database`. */
+  url?: string;
+  /** Your own MikroORM instance (its entities must include `tidingsEntities`); Tidings will not close it. */
+  orm?: MikroORM;
+  /** Connections in the pool (default 10). */
+  poolSize?: number;
+  /** How long to wait for a connection before failing, in ms (default 5 000). */
+  connectTimeoutMs?: number;
+}
+
+const CHANNEL = 'tidings_stored';
+
+/** PostgreSQL: leases with `FOR UPDATE SKIP LOCKED`; stores `NOTIFY` consumers on other machines. */
+export const postgresDialect: SqlDialect = {
+  name: 'postgresql',
+  lockClause: ' FOR UPDATE SKIP LOCKED',
+  maxParams: 65_535,
+  notifySql: `SELECT pg_notify('${CHANNEL}', ?)`,
+  async listen(orm, onTopic) {
+    const knex = (orm.em.getConnection() as unknown as { getKnex(): { client: { acquireRawConnection(): Promise<RawClient> } } }).getKnex();
+    const raw = await knex.client.acquireRawConnection();
+    raw.on('notification', (m) => onTopic(m.payload ?? ''));
+    await raw.query(`LISTEN ${CHANNEL}`);
+    return () => raw.end().catch(() => undefined);
+  },
+};
+
+type RawClient = { query(sql: string): Promise<unknown>; on(ev: 'notification', cb: (m: { payload?: string }) => void): void; end(): Promise<void> };
+
+/** The URL with its password replaced, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+  }
+}
+
+function checkUrl(url: unknown): string {
+  if (typeof url !== 'string' || url.length === 0) {
+    throw new InvalidOptionsError('postgresStorage needs { url: "postgres://user:password@host:5432/db" } or { orm }.');
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new InvalidOptionsError(`postgresStorage: "${redactUrl(url)}" is not a URL; use postgres://user:password@host:5432/db.`);
+  }
+  if (!['postgres:', 'postgresql:'].includes(parsed.protocol)) {
+    throw new InvalidOptionsError(`postgresStorage: "${redactUrl(url)}" must start with postgres:// or postgresql://.`);
+  }
+  return url;
+}
+
+/** Messages in PostgreSQL, for applications that run on many machines. */
+export function postgresStorage(options: PostgresStorageOptions): MikroOrmStorage {
+  const url = options?.orm ? undefined : checkUrl(options?.url);
+  const target = url ? `PostgreSQL at ${redactUrl(url)}` : 'the application database';
+  return new MikroOrmStorage({
+    dialect: postgresDialect,
+    target,
+    ownsOrm: !options.orm,
+    connect: async () => {
+      const orm =
+        options.orm ??
+        (await MikroORM.init({
+          clientUrl: url,
+          entities: tidingsEntities,
+          allowGlobalContext: true,
+          pool: { min: 0, max: options.poolSize ?? 10, acquireTimeoutMillis: options.connectTimeoutMs ?? 5_000 },
+          driverOptions: { connection: { connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000 } },
+        }));
+      // Fail fast: MikroORM connects lazily, so ask for one row before any message is accepted.
+      try {
+        await orm.em.getConnection().execute('SELECT 1');
+      } catch (error) {
+        if (!options.orm) await orm.close(true).catch(() => undefined);
+        throw new StorageError(`Cannot reach ${target}: ${(error as Error).message}. Check the host, port, credentials and database name.`, {
+          cause: error,
+          code: 'CONNECTION_LOST',
+        });
+      }
+      return orm;
+    },
+  });
+}
