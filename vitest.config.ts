@@ -7,6 +7,7 @@ export default defineConfig({
   resolve: { conditions: ['@tidings/source'] },
   ssr: { resolve: { conditions: ['@tidings/source'] } },
   test: {
+    globalSetup: ['test/support/global-setup.ts'],
     include: ['core/test/**/*.test.ts', 'adapters/*/test/**/*.test.ts', 'plugins/*/test/**/*.test.ts', 'test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
     testTimeout: 20_000,
     hookTimeout: 60_000,
