@@ -60,6 +60,7 @@ export class Consumer<T = unknown, Tx = unknown> {
   private wakeUp: (() => void) | undefined;
   private lastSweep = -Infinity;
   private stopped = false;
+  private readonly unwatch?: () => void;
 
   /** @internal */
   constructor(
@@ -68,6 +69,7 @@ export class Consumer<T = unknown, Tx = unknown> {
     options: ConsumeOptions,
   ) {
     this.options = validate(options);
+    this.unwatch = rt.storage.watch?.(rt.name, () => this.wake());
     this.loop = this.run();
   }
 
@@ -83,6 +85,7 @@ export class Consumer<T = unknown, Tx = unknown> {
       this.wake();
     }
     await this.loop;
+    this.unwatch?.();
     this.abort.abort();
     this.rt.consumers.delete(this);
   }
@@ -310,7 +313,8 @@ export class Consumer<T = unknown, Tx = unknown> {
       signal: this.abort.signal,
       extendLease: async (ms: number) => {
         if (!Number.isFinite(ms) || ms <= 0) throw new InvalidOptionsError(`extendLease(ms) needs ms > 0, got ${String(ms)}.`);
-        const ok = await rt.storage.extendLease(rt.name, m, rt.clock.now() + ms);
+        // Inside the handler's transaction, so a single-connection database does not wait on itself.
+        const ok = await rt.storage.extendLease(rt.name, m, rt.clock.now() + ms, em ?? undefined);
         if (!ok) throw new LeaseLostError(rt.name, m.id);
       },
     };
