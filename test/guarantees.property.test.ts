@@ -1,0 +1,717 @@
+/**
+ * Property tests of the four delivery guarantees under random faults.
+ *
+ * Each run drives real Tidings instances (producer and consumers each in their own instance, as separate
+ * processes would be) over one in-memory storage. Every instance reaches that storage through a thin
+ * view that delegates to it and only adds what the test needs to be in control:
+ *
+ * - leases are gated: a consumer's `lease` call waits until the test grants it, so which consumer
+ *   leases when is decided by the generated operations, not by timers;
+ * - a planned number of producer acks are lost: the store is applied, then `StorageError` with code
+ *   `ACK_LOST` is thrown (retryable); the producer's own retry loop then calls `store` again, and that
+ *   retry waits until the test grants it;
+ * - exactly-once handlers write their effect through `ctx.em`, a handle the view's `transaction` commits
+ *   only when the transaction resolves: the transactional inbox the design promises, without which no
+ *   broker can keep a handler whose lease expired mid-run from taking effect twice.
+ * - the idempotency record an exactly-once consumer writes inside that transaction commits with it too.
+ *   The memory adapter's own `transaction` is a plain call that rolls nothing back, so a record written
+ *   by a transaction that then fails (lease lost) stays, and the redelivery is skipped as a duplicate:
+ *   the message is never consumed. That is a bug of the adapter (see the `it.fails` test at the end);
+ *   the properties run with the record made atomic here, the checks themselves unchanged.
+ *
+ * A crash is a handler that never settles: its process is abandoned and a new one started in its place.
+ * Time is a `ManualClock`; only the `expire` operation moves it, past `leaseMs`. After the operations the
+ * run drains (all producer retries allowed, all handlers acked, the clock moved on until the topic is
+ * empty) and the history is checked: what producers were told (acks) against what handlers did (effects).
+ */
+import { memoryStorage, type MemoryStorage } from '@tidings/adapter-memory';
+import {
+  ManualClock,
+  StorageError,
+  Tidings,
+  type ConsumeContext,
+  type ExpireRequest,
+  type ExpireResult,
+  type IdempotencyStore,
+  type LeaseRequest,
+  type Message,
+  type MessageState,
+  type PurgeRequest,
+  type RedriveRequest,
+  type ReleaseRequest,
+  type SendAck,
+  type SettleItem,
+  type SettleRequest,
+  type StateCounts,
+  type StorageAdapter,
+  type StoredMessage,
+  type StoreRequest,
+  type StoreResult,
+  type Topic,
+  type TopicOptions,
+} from '@tidings/core';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+
+// ---------------------------------------------------------------------------------------------------
+// Configuration
+
+const SEED = process.env.TIDINGS_SEED !== undefined ? Number(process.env.TIDINGS_SEED) : Date.now() % 2 ** 31;
+const NUM_RUNS = process.env.TIDINGS_RUNS !== undefined ? Number(process.env.TIDINGS_RUNS) : 100;
+const TOPIC = 'orders';
+const LEASE_MS = 1_000;
+/** A stuck run (a consumer that never comes back to lease) fails instead of hanging; never reached when things work. */
+const STUCK_AFTER_MS = 10_000;
+const DRAIN_ROUNDS = 20;
+
+type Kind = 'at-most-once' | 'at-least-once' | 'exactly-once/broker' | 'exactly-once/end-to-end';
+
+function topicOptions(kind: Kind): TopicOptions {
+  const common = {
+    leaseMs: LEASE_MS,
+    // Dead-lettering is not what these properties are about: every message gets as many deliveries as it needs.
+    maxDeliveries: 1_000,
+    // Stores are gated by the test, never slow in real time: a large ack timeout keeps a gated retry from
+    // being abandoned by a wall-clock timer, which would make runs depend on the machine's speed.
+    ackTimeoutMs: 60_000,
+    retry: { attempts: 5, initialMs: 1, maxMs: 2 },
+    // A nacked message is ready again once the manual clock moves (no jitter: runs replay from the seed).
+    backoff: { initialMs: 1, maxMs: 1, jitter: false },
+  };
+  switch (kind) {
+    case 'at-most-once':
+      return { semantic: 'at-most-once', ...common };
+    case 'at-least-once':
+      return { semantic: 'at-least-once', ...common };
+    case 'exactly-once/broker':
+      return { semantic: 'exactly-once', scope: 'broker', ...common };
+    case 'exactly-once/end-to-end':
+      // No scope: end-to-end is exactly-once's default.
+      return { semantic: 'exactly-once', ...common };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Operations
+
+type Op =
+  /** The producer sends a new message; `lostAcks` of its store attempts lose their ack. */
+  | { kind: 'send'; lostAcks: number; withId: boolean }
+  /** Producer retry after a lost ack: core's retry loop is let through (acked semantics), or the app resends a refused send (broker scope). */
+  | { kind: 'retry'; pick: number }
+  /** The app sends an earlier message again under the same id (a duplicated send). */
+  | { kind: 'dup'; pick: number }
+  /** A consumer's pending lease call goes through. */
+  | { kind: 'lease'; pick: number }
+  /** An in-flight handler returns (ack). */
+  | { kind: 'ack'; pick: number }
+  /** An in-flight handler throws (nack). */
+  | { kind: 'fail'; pick: number }
+  /** An in-flight handler's process crashes: the handler never settles; a new process replaces it. */
+  | { kind: 'crash'; pick: number }
+  /** The clock moves past the lease. */
+  | { kind: 'expire' };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('send' as const), lostAcks: fc.integer({ min: 0, max: 2 }), withId: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('retry' as const), pick: fc.nat(7) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('dup' as const), pick: fc.nat(7) }) },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('lease' as const), pick: fc.nat(3) }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('ack' as const), pick: fc.nat(3) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('fail' as const), pick: fc.nat(3) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('crash' as const), pick: fc.nat(3) }) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'expire' as const }) },
+);
+
+interface Scenario {
+  /** Consumer processes running at once. */
+  consumers: number;
+  batchSize: number;
+  ops: Op[];
+}
+
+const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
+  consumers: fc.integer({ min: 1, max: 2 }),
+  batchSize: fc.integer({ min: 1, max: 3 }),
+  // size 'max': lengths spread over the whole range, not fast-check's default bias towards short arrays.
+  ops: fc.array(opArb, { minLength: 1, maxLength: 40, size: 'max' }),
+});
+
+// ---------------------------------------------------------------------------------------------------
+// The world of one run
+
+interface Payload {
+  /** The producer's message number. */
+  n: number;
+  /** The send call's number (a resend of message n has another s). */
+  s: number;
+}
+
+/** A handler's effect: what exactly-once must do once per message, at-least-once at least once. */
+interface Effect {
+  id: string;
+  n: number;
+}
+
+/** The transaction handle exactly-once handlers get as `ctx.em`: their writes commit with the transaction. */
+interface TestTx {
+  readonly staged: Effect[];
+  /** Idempotency records written in the transaction (when the test makes them atomic). */
+  readonly records: Array<{ topic: string; id: string; expiresAt: number }>;
+}
+type Tx = TestTx | undefined;
+
+type Outcome = 'ack' | 'fail' | 'crashed';
+
+interface Delivery {
+  proc: Proc;
+  id: string;
+  n: number;
+  attempt: number;
+  settle?: (outcome: Outcome) => void;
+}
+
+interface Proc {
+  readonly name: string;
+  tidings?: Tidings<Tx>;
+  consumer?: { wake(): void };
+  /** `busy` while the consumer runs on its own; `leasing`/`handling` while it waits for the test. */
+  status: 'busy' | 'leasing' | 'handling';
+  crashed: boolean;
+  grantLease?: () => void;
+  inFlight?: Delivery;
+  /** Messages its last lease returned. */
+  lastLeased: number;
+}
+
+interface RunOptions {
+  /** Broken broker for the non-vacuity test: acks before storing, and the write of a faulted send is lost. */
+  ackBeforeStore?: boolean;
+  /** Commit consumers' idempotency records with their transaction (default true; false runs the adapter's store as it is). */
+  atomicIdempotency?: boolean;
+}
+
+interface SendRecord {
+  n: number;
+  s: number;
+  id?: string;
+  body: string;
+  lostAcks: number;
+  storeCalls: number;
+  settled: boolean;
+  ack?: SendAck;
+  error?: unknown;
+  grantRetry?: () => void;
+}
+
+class World {
+  readonly clock = new ManualClock(1_000_000);
+  readonly inner: MemoryStorage = memoryStorage();
+  readonly procs: Proc[] = [];
+  readonly sends: SendRecord[] = [];
+  readonly sendsByBody = new Map<string, SendRecord>();
+  readonly deliveries: Delivery[] = [];
+  readonly effects: Effect[] = [];
+  /** Ids the storage actually inserted (not answered as duplicates). */
+  readonly stored = new Set<string>();
+  readonly errors: unknown[] = [];
+  readonly trace: string[] = [];
+  producer!: Tidings<Tx>;
+  topic!: Topic<Payload, Tx>;
+  gateRetries = true;
+  autoAck = false;
+  tearingDown = false;
+  activeStores = 0;
+  private nextN = 0;
+  private nextS = 0;
+  private nextProc = 0;
+
+  readonly ackBeforeStore: boolean;
+  readonly idempotency: IdempotencyStore<Tx>;
+
+  constructor(
+    readonly kind: Kind,
+    readonly scenario: Scenario,
+    options: RunOptions = {},
+  ) {
+    this.ackBeforeStore = options.ackBeforeStore ?? false;
+    const own = this.inner.idempotencyStore();
+    this.idempotency = (options.atomicIdempotency ?? true) ? new AtomicIdempotency(own) : own;
+  }
+
+  async start(): Promise<void> {
+    this.producer = await this.instance(undefined);
+    this.topic = this.producer.topic<Payload>(TOPIC, topicOptions(this.kind));
+    for (let i = 0; i < this.scenario.consumers; i++) await this.spawn();
+  }
+
+  private async instance(proc: Proc | undefined): Promise<Tidings<Tx>> {
+    const tidings = await Tidings.create({ storage: new StorageView(this, proc), clock: this.clock, purgeIntervalMs: 0 });
+    tidings.events.on('error', (e) => this.errors.push(e.error));
+    return tidings;
+  }
+
+  /** Starts a consumer process and waits until it asks for its first lease. */
+  async spawn(): Promise<void> {
+    const proc: Proc = { name: `c${++this.nextProc}`, status: 'busy', crashed: false, lastLeased: 0 };
+    this.procs.push(proc);
+    proc.tidings = await this.instance(proc);
+    proc.consumer = proc.tidings.topic<Payload>(TOPIC, topicOptions(this.kind)).consume((m, ctx) => this.handle(proc, m, ctx), {
+      batchSize: this.scenario.batchSize,
+      concurrency: 1,
+      pollMs: 1,
+    });
+    await this.quiet();
+  }
+
+  get live(): Proc[] {
+    return this.procs.filter((p) => !p.crashed);
+  }
+
+  private async handle(proc: Proc, m: Message<Payload>, ctx: ConsumeContext<Tx>): Promise<void> {
+    const d: Delivery = { proc, id: m.id, n: m.payload.n, attempt: m.attempt };
+    this.deliveries.push(d);
+    this.trace.push(`${proc.name} handles ${m.id} (n=${m.payload.n}, attempt ${m.attempt})`);
+    let outcome: Outcome = this.tearingDown ? 'crashed' : 'ack';
+    if (!this.autoAck && !this.tearingDown) {
+      outcome = await new Promise<Outcome>((resolve) => {
+        d.settle = resolve;
+        proc.inFlight = d;
+        proc.status = 'handling';
+      });
+      proc.inFlight = undefined;
+      proc.status = 'busy';
+    }
+    if (outcome === 'crashed') throw new Error(`${proc.name} crashed while handling ${m.id}`);
+    if (outcome === 'fail') throw new Error(`handler of ${m.id} failed`);
+    const effect = { id: m.id, n: m.payload.n };
+    if (ctx.em) ctx.em.staged.push(effect);
+    else this.effects.push(effect);
+  }
+
+  /** What the view does on `store`: gates retries, injects lost acks (or, broken, acks without storing). */
+  async store(req: StoreRequest): Promise<StoreResult[]> {
+    const rec = req.messages.length === 1 ? this.sendsByBody.get(req.messages[0]!.body) : undefined;
+    if (rec && rec.storeCalls > 0 && this.gateRetries) {
+      await new Promise<void>((resolve) => (rec.grantRetry = resolve));
+      rec.grantRetry = undefined;
+    }
+    this.activeStores++;
+    try {
+      if (rec) rec.storeCalls++;
+      if (this.ackBeforeStore && rec && rec.lostAcks > 0) {
+        this.trace.push(`store of n=${rec.n} acked, then its write is lost`);
+        return req.messages.map((m) => ({ id: m.id, duplicate: false }));
+      }
+      const results = await this.inner.store(req);
+      for (const r of results) if (!r.duplicate) this.stored.add(r.id);
+      this.trace.push(`stored ${results.map((r) => `${r.id}${r.duplicate ? ' (duplicate)' : ''}`).join(', ')}`);
+      if (rec && rec.lostAcks > 0) {
+        rec.lostAcks--;
+        this.trace.push(`ack of ${results.map((r) => r.id).join(', ')} lost`);
+        throw new StorageError('the ack was lost on the way back', { code: 'ACK_LOST' });
+      }
+      return results;
+    } finally {
+      this.activeStores--;
+    }
+  }
+
+  /** Waits until every actor waits for the test: consumers at a gated lease or in a handler, sends settled or at a gated retry. */
+  async quiet(): Promise<void> {
+    const deadline = Date.now() + STUCK_AFTER_MS;
+    for (;;) {
+      const consumersWait = this.procs.every((p) => p.status !== 'busy');
+      const sendsWait = this.sends.every((s) => s.settled || s.grantRetry !== undefined);
+      if (consumersWait && sendsWait && this.activeStores === 0) return;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `stuck: consumers ${this.procs.map((p) => `${p.name}:${p.status}`).join(' ')}, ` +
+            `sends ${this.sends.filter((s) => !s.settled).map((s) => `n=${s.n}`).join(' ')}, stores in flight ${this.activeStores}`,
+        );
+      }
+      // Consumers that found nothing idle for pollMs; waking them is what a local send does too.
+      for (const p of this.live) p.consumer?.wake();
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  private send(n: number, id: string | undefined, lostAcks: number): void {
+    const payload: Payload = { n, s: ++this.nextS };
+    const body = JSON.stringify(payload);
+    const rec: SendRecord = { n, s: payload.s, id, body, lostAcks, storeCalls: 0, settled: false };
+    this.sends.push(rec);
+    this.sendsByBody.set(body, rec);
+    this.trace.push(`send n=${n}${id ? ` as ${id}` : ''}${lostAcks ? `, ${lostAcks} ack(s) to lose` : ''}`);
+    this.topic.send(payload, id === undefined ? {} : { id }).then(
+      (ack) => {
+        rec.settled = true;
+        rec.ack = ack;
+        this.trace.push(`producer told: n=${n} acked as ${ack.id}${ack.duplicate ? ' (duplicate)' : ''}`);
+      },
+      (error: unknown) => {
+        rec.settled = true;
+        rec.error = error;
+        this.trace.push(`producer told: n=${n} failed (${(error as { code?: string }).code ?? String(error)})`);
+      },
+    );
+  }
+
+  async apply(op: Op): Promise<void> {
+    const exactlyOnce = this.kind.startsWith('exactly-once');
+    switch (op.kind) {
+      case 'send': {
+        const n = ++this.nextN;
+        // Exactly-once deduplicates by the producer's id; at-least-once tries both producer- and broker-made ids.
+        const withId = exactlyOnce || (this.kind === 'at-least-once' && op.withId);
+        this.send(n, withId ? `m-${n}` : undefined, op.lostAcks);
+        break;
+      }
+      case 'retry': {
+        if (this.kind === 'exactly-once/broker') {
+          // No producer ack in broker scope: the app resends a send that was refused, under the same id.
+          const refused = this.sends.filter((s) => s.settled && s.error !== undefined);
+          const rec = pick(refused, op.pick);
+          if (rec) this.send(rec.n, rec.id, 0);
+        } else {
+          const waiting = this.sends.filter((s) => s.grantRetry !== undefined);
+          const rec = pick(waiting, op.pick);
+          if (rec) {
+            this.trace.push(`producer retries n=${rec.n}`);
+            rec.grantRetry!();
+            rec.grantRetry = undefined;
+          }
+        }
+        break;
+      }
+      case 'dup': {
+        if (this.kind === 'at-most-once') break;
+        const withIds = this.sends.filter((s) => s.id !== undefined);
+        const rec = pick(withIds, op.pick);
+        if (rec) this.send(rec.n, rec.id, 0);
+        break;
+      }
+      case 'lease': {
+        const proc = pick(
+          this.live.filter((p) => p.status === 'leasing'),
+          op.pick,
+        );
+        if (proc) this.grant(proc);
+        break;
+      }
+      case 'ack':
+      case 'fail':
+      case 'crash': {
+        const d = pick(
+          this.live.flatMap((p) => (p.inFlight ? [p.inFlight] : [])),
+          op.pick,
+        );
+        if (!d) break;
+        if (op.kind === 'crash') {
+          this.trace.push(`${d.proc.name} crashes while handling ${d.id}`);
+          d.proc.crashed = true;
+          await this.spawn();
+        } else {
+          this.trace.push(`${d.proc.name} ${op.kind}s ${d.id}`);
+          d.proc.status = 'busy';
+          d.settle!(op.kind);
+        }
+        break;
+      }
+      case 'expire':
+        this.clock.advance(LEASE_MS + 1);
+        this.trace.push(`clock +${LEASE_MS + 1} ms`);
+        break;
+    }
+    await this.quiet();
+  }
+
+  private grant(proc: Proc): void {
+    proc.status = 'busy';
+    const grant = proc.grantLease!;
+    proc.grantLease = undefined;
+    grant();
+  }
+
+  /** Lets every retry through, acks every live handler, and moves the clock on until the topic is empty. */
+  async drain(): Promise<void> {
+    this.trace.push('-- drain --');
+    this.gateRetries = false;
+    for (const s of this.sends) s.grantRetry?.();
+    this.autoAck = true;
+    for (const p of this.live) {
+      if (p.inFlight) {
+        p.status = 'busy';
+        p.inFlight.settle!('ack');
+      }
+    }
+    await this.quiet();
+    for (let round = 0; round < DRAIN_ROUNDS; round++) {
+      this.clock.advance(LEASE_MS + 1);
+      for (const p of this.live) {
+        // Lease until a lease comes back empty, at least twice: the first call may still carry the time from
+        // before the clock moved, and the sweep that requeues expired leases runs before the next one.
+        let grants = 0;
+        do {
+          this.grant(p);
+          await this.quiet();
+        } while (++grants < 2 || p.lastLeased > 0);
+      }
+      if (round > 0 && (await this.rowsLeft()) === 0) return;
+    }
+    throw new Error(`the topic did not drain: ${JSON.stringify((await this.inner.counts(TOPIC))[TOPIC])}`);
+  }
+
+  async rowsLeft(): Promise<number> {
+    const counts = (await this.inner.counts(TOPIC))[TOPIC] ?? {};
+    return Object.values(counts).reduce((a, b) => a + (b ?? 0), 0);
+  }
+
+  /** Closes every instance: crashed handlers finally throw (their lease long gone), gated calls return. */
+  async close(): Promise<void> {
+    this.tearingDown = true;
+    this.gateRetries = false;
+    const closing = [this.producer, ...this.procs.map((p) => p.tidings)].filter((t) => t !== undefined).map((t) => t.close());
+    for (const s of this.sends) s.grantRetry?.();
+    for (const p of this.procs) {
+      p.grantLease?.();
+      p.inFlight?.settle?.('crashed');
+    }
+    await Promise.all(closing);
+    await this.inner.close();
+  }
+}
+
+function pick<T>(items: T[], index: number): T | undefined {
+  return items.length === 0 ? undefined : items[index % items.length];
+}
+
+/** One process's way to the shared memory storage: delegation plus the test's gates and its transaction handle. */
+class StorageView implements StorageAdapter<Tx> {
+  readonly name = 'memory (fault-injecting view)';
+
+  constructor(
+    private readonly world: World,
+    private readonly proc: Proc | undefined,
+  ) {}
+
+  store(req: StoreRequest): Promise<StoreResult[]> {
+    return this.world.store(req);
+  }
+
+  async lease(req: LeaseRequest): Promise<StoredMessage[]> {
+    const { world, proc } = this;
+    if (proc && !world.tearingDown) {
+      await new Promise<void>((resolve) => {
+        proc.grantLease = resolve;
+        proc.status = 'leasing';
+      });
+    }
+    if (world.tearingDown) return [];
+    const leased = await world.inner.lease(req);
+    if (proc) proc.lastLeased = leased.length;
+    if (leased.length > 0) world.trace.push(`${proc?.name} leased ${leased.map((m) => m.id).join(', ')} until ${req.leaseUntil}`);
+    return leased;
+  }
+
+  extendLease(topic: string, item: SettleItem, leaseUntil: number): Promise<boolean> {
+    return this.world.inner.extendLease(topic, item, leaseUntil);
+  }
+
+  settle(req: SettleRequest): Promise<string[]> {
+    return this.world.inner.settle(req);
+  }
+
+  release(req: ReleaseRequest): Promise<string[]> {
+    return this.world.inner.release(req);
+  }
+
+  async expire(req: ExpireRequest): Promise<ExpireResult> {
+    const result = await this.world.inner.expire(req);
+    if (result.requeued.length > 0) this.world.trace.push(`${this.proc?.name} requeued expired ${result.requeued.map((r) => r.id).join(', ')}`);
+    return result;
+  }
+
+  redrive(req: RedriveRequest): Promise<number> {
+    return this.world.inner.redrive(req);
+  }
+
+  counts(topic?: string): Promise<StateCounts> {
+    return this.world.inner.counts(topic);
+  }
+
+  peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]> {
+    return this.world.inner.peek(topic, state, limit);
+  }
+
+  purge(req: PurgeRequest): Promise<number> {
+    return this.world.inner.purge(req);
+  }
+
+  /** The handler's writes (staged on the handle) commit only if the whole transaction resolves. */
+  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const { world } = this;
+    const tx: TestTx = { staged: [], records: [] };
+    const result = await world.inner.transaction(() => fn(tx));
+    for (const r of tx.records) {
+      const fresh = await world.inner.idempotencyStore().record(r.topic, [r.id], r.expiresAt);
+      if (fresh.length === 0) world.errors.push(new Error(`two transactions committed an idempotency record for ${r.id}`));
+    }
+    world.effects.push(...tx.staged);
+    return result;
+  }
+
+  idempotencyStore(): IdempotencyStore<Tx> {
+    return this.world.idempotency;
+  }
+
+  /** The shared storage is closed once, by the world. */
+  async close(): Promise<void> {}
+}
+
+/** The memory idempotency store, with records written inside a transaction held back until it commits. */
+class AtomicIdempotency implements IdempotencyStore<Tx> {
+  readonly name = 'memory (records commit with the transaction)';
+
+  constructor(private readonly store: IdempotencyStore<undefined>) {}
+
+  seen(topic: string, ids: string[]): Promise<Set<string>> {
+    return this.store.seen(topic, ids);
+  }
+
+  async record(topic: string, ids: string[], expiresAt: number, tx?: Tx): Promise<string[]> {
+    if (!tx) return this.store.record(topic, ids, expiresAt);
+    const held = await this.store.seen(topic, ids);
+    const fresh = ids.filter((id) => !held.has(id) && !tx.records.some((r) => r.topic === topic && r.id === id));
+    tx.records.push(...fresh.map((id) => ({ topic, id, expiresAt })));
+    return fresh;
+  }
+
+  purge(now: number): Promise<number> {
+    return this.store.purge(now);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The guarantees, checked on the history of one run
+
+function count<T>(items: T[], key: (t: T) => string | number): Map<string | number, number> {
+  const out = new Map<string | number, number>();
+  for (const i of items) out.set(key(i), (out.get(key(i)) ?? 0) + 1);
+  return out;
+}
+
+const EXPECTED_ERRORS = new Set(['LEASE_LOST', 'ACK_LOST']);
+
+function violations(world: World): string[] {
+  const out: string[] = [];
+  const effectsById = count(world.effects, (e) => e.id);
+  const effectsByN = count(world.effects, (e) => e.n);
+  for (const error of world.errors) {
+    const code = (error as { code?: string }).code;
+    if (code === undefined || !EXPECTED_ERRORS.has(code)) out.push(`unexpected error event: ${String(error)}`);
+  }
+  switch (world.kind) {
+    case 'at-most-once':
+      for (const [id, k] of count(world.deliveries, (d) => d.id)) if (k > 1) out.push(`message ${id} was delivered ${k} times`);
+      break;
+    case 'at-least-once':
+      for (const s of world.sends) {
+        if (s.error !== undefined) out.push(`send of n=${s.n} failed although fewer acks were lost than attempts allow: ${String(s.error)}`);
+        if (!s.ack) continue;
+        if (!effectsById.has(s.ack.id)) out.push(`acked message ${s.ack.id} (n=${s.n}) was never handled`);
+        if (!effectsByN.has(s.n)) out.push(`message n=${s.n} was acked but no copy of it was handled`);
+      }
+      break;
+    case 'exactly-once/broker':
+      for (const id of world.stored) if (!effectsById.has(id)) out.push(`stored message ${id} was never consumed`);
+      for (const [id, k] of effectsById) if (k > 1) out.push(`message ${id} was consumed ${k} times`);
+      break;
+    case 'exactly-once/end-to-end': {
+      const made = new Set(world.sends.map((s) => s.id!));
+      for (const s of world.sends) {
+        if (s.error !== undefined) out.push(`send of ${s.id} failed although fewer acks were lost than attempts allow: ${String(s.error)}`);
+      }
+      for (const id of made) {
+        const k = effectsById.get(id) ?? 0;
+        if (k !== 1) out.push(`message ${id} made by the producer was consumed ${k} times`);
+      }
+      for (const id of effectsById.keys()) if (!made.has(String(id))) out.push(`consumed ${id}, which the producer never made`);
+      break;
+    }
+  }
+  return out;
+}
+
+/** Runs one scenario and returns what it broke (empty when every guarantee held). */
+async function run(kind: Kind, scenario: Scenario, options: RunOptions = {}): Promise<{ broken: string[]; trace: string[] }> {
+  const world = new World(kind, scenario, options);
+  try {
+    await world.start();
+    for (const op of scenario.ops) await world.apply(op);
+    await world.drain();
+    return { broken: violations(world), trace: world.trace };
+  } finally {
+    await world.close();
+  }
+}
+
+function guarantee(kind: Kind, options: RunOptions = {}) {
+  return fc.asyncProperty(scenarioArb, async (scenario) => {
+    const { broken, trace } = await run(kind, scenario, options);
+    if (broken.length > 0) throw new Error(`${broken.join('\n')}\n\nwhat happened:\n  ${trace.join('\n  ')}`);
+  });
+}
+
+async function holds(kind: Kind): Promise<void> {
+  try {
+    await fc.assert(guarantee(kind), { seed: SEED, numRuns: NUM_RUNS });
+  } catch (error) {
+    console.error(`${kind} property failed; replay with TIDINGS_SEED=${SEED}`);
+    throw error;
+  }
+}
+
+describe(`delivery guarantees under random sends, lost acks, retries, leases, crashes and lease expiry (TIDINGS_SEED=${SEED})`, () => {
+  it('at-most-once: no message is ever delivered twice', () => holds('at-most-once'));
+
+  it('at-least-once: every message whose send was acked is handled at least once', () => holds('at-least-once'));
+
+  it('exactly-once, broker scope: every stored message is consumed, and none twice', () => holds('exactly-once/broker'));
+
+  it('exactly-once, end-to-end (the default scope): every message the producer made is consumed exactly once', () =>
+    holds('exactly-once/end-to-end'));
+
+  it('the at-least-once check catches a broker that acks before storing (the property is not vacuous)', async () => {
+    const result = await fc.check(guarantee('at-least-once', { ackBeforeStore: true }), { seed: SEED, numRuns: NUM_RUNS });
+    expect(result.failed).toBe(true);
+    const [scenario] = result.counterexample!;
+    // Shrunk to what matters: one faulted send.
+    expect(scenario.ops.some((op) => op.kind === 'send' && op.lostAcks > 0)).toBe(true);
+    expect(String((result.errorInstance as Error).message)).toMatch(/was never handled|no copy of it was handled/);
+  });
+});
+
+describe('known bug, pinned from a shrunk counterexample', () => {
+  // KNOWN BUG (it.fails until fixed): core/src/consumer.ts processExactlyOnce records the id in the idempotency
+  // store before the settle compare-and-set, relying on the transaction to undo the record when the lease was
+  // lost; adapters/memory/src/index.ts `transaction` is a plain call that undoes nothing. So a handler that
+  // finishes after its lease expired leaves the id recorded although its transaction failed, and the
+  // redelivery is consumed as a duplicate without running the handler: the message is consumed 0 times.
+  // When this starts passing, drop `.fails` and the AtomicIdempotency workaround above.
+  const scenario: Scenario = {
+    consumers: 2,
+    batchSize: 1,
+    ops: [{ kind: 'send', lostAcks: 0, withId: true }, { kind: 'lease', pick: 0 }, { kind: 'expire' }, { kind: 'lease', pick: 0 }],
+  };
+
+  it.fails("exactly-once over the memory adapter's own idempotency store consumes a message whose first handler outlived its lease", async () => {
+    const { broken, trace } = await run('exactly-once/end-to-end', scenario, { atomicIdempotency: false });
+    expect(broken, trace.join('\n')).toEqual([]);
+  });
+
+  it('the same run keeps exactly-once once the idempotency record commits with the transaction', async () => {
+    const { broken, trace } = await run('exactly-once/end-to-end', scenario);
+    expect(broken, trace.join('\n')).toEqual([]);
+  });
+});
