@@ -60,6 +60,7 @@ export class Consumer<T = unknown, Tx = unknown> {
   private wakeUp: (() => void) | undefined;
   private lastSweep = -Infinity;
   private stopped = false;
+  private woken = false;
   private readonly unwatch?: () => void;
 
   /** @internal */
@@ -75,6 +76,8 @@ export class Consumer<T = unknown, Tx = unknown> {
 
   /** Wakes the consumer to poll now (after a local send). */
   wake(): void {
+    // A wake-up that arrives while a lease is in flight must not be lost, or the next idle waits a full poll.
+    this.woken = true;
     this.wakeUp?.();
   }
 
@@ -95,6 +98,7 @@ export class Consumer<T = unknown, Tx = unknown> {
     while (!this.stopped) {
       try {
         await this.sweep();
+        this.woken = false;
         const batch = await this.lease();
         if (batch.length === 0) {
           await this.idle();
@@ -110,12 +114,18 @@ export class Consumer<T = unknown, Tx = unknown> {
   }
 
   private idle(): Promise<void> {
+    if (this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
-      const timer = setTimeout(done, this.options.pollMs);
-      function done() {
+      const done = () => {
         clearTimeout(timer);
+        this.wakeUp = undefined;
+        this.woken = false;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, this.options.pollMs);
       this.wakeUp = done;
     });
   }
@@ -163,7 +173,8 @@ export class Consumer<T = unknown, Tx = unknown> {
     }
     for (const r of result.dead) this.emitDead(r.id, r.deliveries, now);
     if (result.requeued.length > 0) notify(rt);
-    if (rt.table.allows('consumed', 'DELETE')) {
+    // Exactly-once keeps `consumed` rows between the inbox commit and the delete; a crash can leave some.
+    if (rt.table.lifecycle.startsWith('exactly-once')) {
       const orphans = await rt.storage.peek(rt.name, 'consumed', 1000);
       if (orphans.length > 0) await this.settle(orphans, 'consumed', ['DELETE']);
     }
@@ -223,13 +234,14 @@ export class Consumer<T = unknown, Tx = unknown> {
         try {
           await rt.storage.transaction(async (tx) => {
             await this.handler(this.message(m), this.context(m, tx as Tx));
-            const fresh = await rt.idempotency.record(rt.name, [m.id], rt.clock.now() + rt.options.idempotencyWindowMs, tx);
-            if (fresh.length === 0) throw new Rollback('DUPLICATE', `message ${m.id} was consumed elsewhere`);
+            // The compare-and-set goes first: a lease lost meanwhile must leave no idempotency record behind.
             const won = await rt.storage.settle(
               { topic: rt.name, from: 'leased', to: rt.table.next('leased', 'CONSUME'), items: [m], remove: false, now: rt.clock.now() },
               tx,
             );
             if (won.length === 0) throw new LeaseLostError(rt.name, m.id);
+            const fresh = await rt.idempotency.record(rt.name, [m.id], rt.clock.now() + rt.options.idempotencyWindowMs, tx);
+            if (fresh.length === 0) throw new Rollback('DUPLICATE', `message ${m.id} was consumed elsewhere`);
           });
           emitPath(rt, [m.id], 'leased', ['CONSUME']);
           consumed.push(m);

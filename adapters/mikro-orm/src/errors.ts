@@ -17,9 +17,18 @@ export class SchemaError extends TidingsError {
 /** Whether a driver error is worth retrying at once (busy, locked, deadlock, serialization). */
 export function isTransient(error: unknown): boolean {
   if (error instanceof LockWaitTimeoutException || error instanceof DeadlockException) return true;
+  if (error instanceof TidingsError) return error.code === 'STORAGE_BUSY';
   const code = (error as { code?: string })?.code;
   const message = String((error as Error)?.message ?? '');
   return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === '40001' || code === '40P01' || /SQLITE_BUSY|database is locked/.test(message);
+}
+
+/** Whether an error came from the database driver rather than from application code. */
+export function isDriverError(error: unknown): boolean {
+  if (error instanceof TidingsError) return false;
+  if (error instanceof DriverException || isTransient(error)) return true;
+  const e = error as { code?: unknown; severity?: unknown; errno?: unknown };
+  return typeof e?.code === 'string' && (e.code.startsWith('SQLITE_') || typeof e.severity === 'string' || /^E[A-Z]+$/.test(e.code));
 }
 
 /** Turns a driver error into a typed Tidings error, so callers never parse driver messages. */

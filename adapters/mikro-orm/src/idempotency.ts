@@ -2,8 +2,6 @@ import type { EntityManager } from '@mikro-orm/knex';
 import type { IdempotencyStore } from '@tidings/core';
 import type { MikroOrmStorage } from './storage.js';
 
-const marks = (n: number, each = '?') => Array.from({ length: n }, () => each).join(', ');
-
 /** Consumed ids in the `tidings_idempotency` table, written in the handler's own transaction. */
 export class MikroOrmIdempotencyStore implements IdempotencyStore<EntityManager> {
   readonly name: string;
@@ -14,15 +12,21 @@ export class MikroOrmIdempotencyStore implements IdempotencyStore<EntityManager>
 
   async seen(topic: string, ids: string[], tx?: EntityManager): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
-    const rows = await this.storage.exec(`SELECT id FROM tidings_idempotency WHERE topic = ? AND id IN (${marks(ids.length)})`, [topic, ...ids], tx, 'idempotency.seen');
+    const rows = await this.storage.exec(
+      `SELECT id FROM tidings_idempotency WHERE topic = ? AND id IN (${this.storage.dialect.jsonStrings})`,
+      [topic, JSON.stringify(ids)],
+      tx,
+      'idempotency.seen',
+    );
     return new Set(rows.map((r) => r.id as string));
   }
 
   async record(topic: string, ids: string[], expiresAt: number, tx?: EntityManager): Promise<string[]> {
     if (ids.length === 0) return [];
     const rows = await this.storage.exec(
-      `INSERT INTO tidings_idempotency (topic, id, expires_at) VALUES ${marks(ids.length, '(?, ?, ?)')} ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
-      ids.flatMap((id) => [topic, id, expiresAt]),
+      `INSERT INTO tidings_idempotency (topic, id, expires_at) SELECT ?, value, ? FROM (${this.storage.dialect.jsonStrings}) AS ids WHERE true
+       ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
+      [topic, expiresAt, JSON.stringify(ids)],
       tx,
       'idempotency.record',
     );

@@ -18,7 +18,7 @@ import {
   type StoreRequest,
   type StoreResult,
 } from '@tidings/core';
-import { isTransient, SchemaError, toTidingsError } from './errors.js';
+import { isDriverError, isTransient, SchemaError, toTidingsError } from './errors.js';
 import { MikroOrmIdempotencyStore } from './idempotency.js';
 import { tidingsEntities } from './entities.js';
 
@@ -28,8 +28,10 @@ export interface SqlDialect {
   readonly name: string;
   /** Appended to the lease's candidate SELECT: PostgreSQL skips rows another broker is leasing. */
   readonly lockClause: string;
-  /** Bind parameters allowed in one statement. */
-  readonly maxParams: number;
+  /** A subquery of the strings (column `value`) in one JSON-array parameter, so a batch of ids is one bind. */
+  readonly jsonStrings: string;
+  /** A subquery of rows (id, body, available_at) from one JSON-array parameter of new messages. */
+  readonly jsonMessages: string;
   /** Wakes consumers in other processes after a store; run in the storing transaction. */
   readonly notifySql?: string;
   /** Subscribes to those wake-ups on a connection of its own; resolves to its closer. */
@@ -70,13 +72,7 @@ function toMessage(r: Row): StoredMessage & { seq: number } {
   };
 }
 
-const marks = (n: number, each = '?') => Array.from({ length: n }, () => each).join(', ');
-
-function chunk<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
+const marks = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
 /**
  * The storage adapter over MikroORM shared by every SQL driver. Entities define the schema;
@@ -96,6 +92,11 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   constructor(private readonly options: MikroOrmStorageOptions) {
     this.name = options.dialect.name;
     this.busyRetries = options.busyRetries ?? 5;
+  }
+
+  /** The SQL dialect in use. */
+  get dialect(): SqlDialect {
+    return this.options.dialect;
   }
 
   /** The MikroORM instance (after `open()`). */
@@ -124,10 +125,19 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
         throw new SchemaError(`The MikroORM instance passed to ${this.name}Storage does not know ${entity.meta.className}: add tidingsEntities from @tidings/adapter-mikro-orm to its entities.`);
       }
     }
-    try {
-      await orm.getSchemaGenerator().updateSchema({ safe: true, wrap: true });
-    } catch (error) {
-      throw new SchemaError(`Could not create or update Tidings' tables in ${this.options.target}: ${(error as Error).message}`, { cause: error });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await orm.getSchemaGenerator().updateSchema({ safe: true, wrap: true });
+        break;
+      } catch (error) {
+        // Processes opening an empty database together race: another may create a table between our diff
+        // and our DDL (duplicate table or pg_type key). The next diff sees its tables and has nothing to do.
+        if (attempt < 3) {
+          await new Promise((r) => setTimeout(r, 20 * attempt + Math.random() * 30));
+          continue;
+        }
+        throw new SchemaError(`Could not create or update Tidings' tables in ${this.options.target}: ${(error as Error).message}`, { cause: error });
+      }
     }
     const [row] = await this.exec(`SELECT value FROM tidings_meta WHERE key = 'schema_version'`, [], undefined, 'open');
     const found = row ? Number(row.value) : undefined;
@@ -180,46 +190,47 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
           await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
           continue;
         }
-        throw toTidingsError(error, 'transaction', this.options.target);
+        // The callback's own errors (a handler's) pass through as they are; only the database's are converted.
+        throw isDriverError(error) ? toTidingsError(error, 'transaction', this.options.target) : error;
       }
     }
   }
 
   async store(req: StoreRequest, tx?: EntityManager): Promise<StoreResult[]> {
     if (req.messages.length === 0) return [];
-    const size = Math.floor(this.options.dialect.maxParams / 7);
-    return this.inTransaction(tx, async (em) => {
-      const inserted = new Set<string>();
-      for (const part of chunk(req.messages, size)) {
-        let candidates = part;
-        if (req.dedupUntil !== undefined) {
-          // An id is new if it has no record, or its record's window has passed.
-          const fresh = await this.exec(
-            `INSERT INTO tidings_dedup (topic, id, expires_at) VALUES ${marks(part.length, '(?, ?, ?)')}
-             ON CONFLICT (topic, id) DO UPDATE SET expires_at = excluded.expires_at WHERE tidings_dedup.expires_at <= ?
-             RETURNING id`,
-            [...part.flatMap((m) => [req.topic, m.id, req.dedupUntil]), req.now],
-            em,
-            'store',
-          );
-          const ok = new Set(fresh.map((r) => r.id as string));
-          candidates = part.filter((m) => ok.delete(m.id));
-        }
-        if (candidates.length === 0) continue;
-        const rows = await this.exec(
-          `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at)
-           VALUES ${marks(candidates.length, '(?, ?, ?, ?, 0, ?, ?)')}
-           ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
-          candidates.flatMap((m) => [req.topic, m.id, m.body, req.state, m.availableAt, req.now]),
+    const { dialect } = this.options;
+    const store = async (em: EntityManager | undefined) => {
+      let candidates = req.messages;
+      if (req.dedupUntil !== undefined) {
+        // An id is new if it has no record, or its record's window has passed.
+        const fresh = await this.exec(
+          `INSERT INTO tidings_dedup (topic, id, expires_at) SELECT ?, value, ? FROM (${dialect.jsonStrings}) AS ids WHERE true
+           ON CONFLICT (topic, id) DO UPDATE SET expires_at = excluded.expires_at WHERE tidings_dedup.expires_at <= ?
+           RETURNING id`,
+          // PostgreSQL refuses an upsert that touches one row twice, so each id goes once.
+          [req.topic, req.dedupUntil, JSON.stringify([...new Set(req.messages.map((m) => m.id))]), req.now],
           em,
           'store',
         );
-        for (const r of rows) inserted.add(r.id as string);
+        const ok = new Set(fresh.map((r) => r.id as string));
+        candidates = req.messages.filter((m) => ok.delete(m.id));
+        if (candidates.length === 0) return new Set<string>();
       }
-      if (inserted.size > 0 && this.options.dialect.notifySql) await this.exec(this.options.dialect.notifySql, [req.topic], em, 'store');
-      // Within one batch the first of two equal ids wins; the second is its duplicate.
-      return req.messages.map((m) => ({ id: m.id, duplicate: !inserted.delete(m.id) }));
-    });
+      const rows = await this.exec(
+        `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at)
+         SELECT ?, m.id, m.body, ?, 0, m.available_at, ? FROM (${dialect.jsonMessages}) AS m WHERE true
+         ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
+        [req.topic, req.state, req.now, JSON.stringify(candidates)],
+        em,
+        'store',
+      );
+      if (rows.length > 0 && dialect.notifySql) await this.exec(dialect.notifySql, [req.topic], em, 'store');
+      return new Set(rows.map((r) => r.id as string));
+    };
+    // One INSERT is atomic by itself; a transaction is needed only when the store takes several statements.
+    const inserted = req.dedupUntil === undefined && !dialect.notifySql ? await store(tx) : await this.inTransaction(tx, store);
+    // Within one batch the first of two equal ids wins; the second is its duplicate.
+    return req.messages.map((m) => ({ id: m.id, duplicate: !inserted.delete(m.id) }));
   }
 
   async lease(req: LeaseRequest): Promise<StoredMessage[]> {
@@ -255,16 +266,13 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
 
   async settle(req: SettleRequest, tx?: EntityManager): Promise<string[]> {
     const won: string[] = [];
-    const size = this.options.dialect.maxParams - 8;
     for (const [token, items] of groupByToken(req.items)) {
-      for (const part of chunk(items, size)) {
-        const where = `topic = ? AND state = ? AND id IN (${marks(part.length)})${token === undefined ? '' : ' AND lease_token = ?'}`;
-        const params = [req.topic, req.from, ...part.map((i) => i.id), ...(token === undefined ? [] : [token])];
-        const rows = req.remove
-          ? await this.exec(`DELETE FROM tidings_message WHERE ${where} RETURNING id`, params, tx, 'settle')
-          : await this.exec(`UPDATE tidings_message SET state = ?, lease_until = NULL, lease_token = NULL WHERE ${where} RETURNING id`, [req.to, ...params], tx, 'settle');
-        for (const r of rows) won.push(r.id as string);
-      }
+      const where = `topic = ? AND state = ? AND id IN (${this.options.dialect.jsonStrings})${token === undefined ? '' : ' AND lease_token = ?'}`;
+      const params = [req.topic, req.from, JSON.stringify(items.map((i) => i.id)), ...(token === undefined ? [] : [token])];
+      const rows = req.remove
+        ? await this.exec(`DELETE FROM tidings_message WHERE ${where} RETURNING id`, params, tx, 'settle')
+        : await this.exec(`UPDATE tidings_message SET state = ?, lease_until = NULL, lease_token = NULL WHERE ${where} RETURNING id`, [req.to, ...params], tx, 'settle');
+      for (const r of rows) won.push(r.id as string);
     }
     return won;
   }
@@ -313,16 +321,14 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   }
 
   private async copyToDeadLetter(topic: string, ids: string[], dl: { topic: string; state: MessageState }, now: number, em: EntityManager): Promise<void> {
-    for (const part of chunk(ids, this.options.dialect.maxParams - 8)) {
-      await this.exec(
-        `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at)
-         SELECT ?, id, body, ?, 0, ?, ? FROM tidings_message WHERE topic = ? AND id IN (${marks(part.length)})
-         ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
-        [dl.topic, dl.state, now, now, topic, ...part],
-        em,
-        'deadLetter',
-      );
-    }
+    await this.exec(
+      `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at)
+       SELECT ?, id, body, ?, 0, ?, ? FROM tidings_message WHERE topic = ? AND id IN (${this.options.dialect.jsonStrings})
+       ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
+      [dl.topic, dl.state, now, now, topic, JSON.stringify(ids)],
+      em,
+      'deadLetter',
+    );
   }
 
   async redrive(req: RedriveRequest): Promise<number> {
@@ -331,8 +337,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     if (req.ids && ids.length === 0) return 0;
     const rows = await this.exec(
       `UPDATE tidings_message SET state = ?, deliveries = 0, available_at = ?, created_at = ?, lease_until = NULL, lease_token = NULL
-       WHERE topic = ? AND state = 'dead'${req.ids ? ` AND id IN (${marks(ids.length)})` : ''} RETURNING id`,
-      [req.state, req.now, req.now, req.topic, ...ids],
+       WHERE topic = ? AND state = 'dead'${req.ids ? ` AND id IN (${this.options.dialect.jsonStrings})` : ''} RETURNING id`,
+      [req.state, req.now, req.now, req.topic, ...(req.ids ? [JSON.stringify(ids)] : [])],
       undefined,
       'redrive',
     );

@@ -22,7 +22,8 @@ const CHANNEL = 'tidings_stored';
 export const postgresDialect: SqlDialect = {
   name: 'postgresql',
   lockClause: ' FOR UPDATE SKIP LOCKED',
-  maxParams: 65_535,
+  jsonStrings: 'SELECT json_array_elements_text(?::json) AS value',
+  jsonMessages: `SELECT id, body, "availableAt" AS available_at FROM json_to_recordset(?::json) AS x (id text, body text, "availableAt" bigint)`,
   notifySql: `SELECT pg_notify('${CHANNEL}', ?)`,
   async listen(orm, onTopic) {
     const knex = (orm.em.getConnection() as unknown as { getKnex(): { client: { acquireRawConnection(): Promise<RawClient> } } }).getKnex();

@@ -20,7 +20,12 @@ export interface SqliteStorageOptions {
 }
 
 /** SQLite through MikroORM: one statement leases a batch (`UPDATE … RETURNING`); processes share a file safely. */
-export const sqliteDialect: SqlDialect = { name: 'sqlite', lockClause: '', maxParams: 32_766 };
+export const sqliteDialect: SqlDialect = {
+  name: 'sqlite',
+  lockClause: '',
+  jsonStrings: 'SELECT value FROM json_each(?)',
+  jsonMessages: `SELECT value ->> '$.id' AS id, value ->> '$.body' AS body, value ->> '$.availableAt' AS available_at FROM json_each(?)`,
+};
 
 /** The embedded default: messages in a SQLite file, WAL mode, `synchronous=FULL`. */
 export function sqliteStorage(options: SqliteStorageOptions = {}): MikroOrmStorage {

@@ -1,0 +1,133 @@
+// npm run bench: messages/s per configuration, as ratios against raw SQLite run in this same process.
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { transition } from 'xstate';
+import { Tidings, lifecycleMachines, lifecycleTables, type StorageAdapter, type TopicOptions } from '@tidings/core';
+import { memoryStorage } from '@tidings/adapter-memory';
+import { sqliteStorage } from '@tidings/adapter-sqlite';
+import { postgresStorage } from '@tidings/adapter-postgres';
+import { startPostgres } from '../test/support/postgres.js';
+
+const args = process.argv.slice(2);
+const N = Number(args[args.indexOf('--messages') + 1]) || 50_000;
+const BATCH = 1000;
+const PAYLOAD = { body: 'x'.repeat(240) }; // ~256 bytes serialized
+const dir = mkdtempSync(join(tmpdir(), 'tidings-bench-'));
+
+interface Row {
+  name: string;
+  perSecond: number;
+  note?: string;
+}
+const rows: Row[] = [];
+
+/** Raw better-sqlite3: insert, lease (UPDATE … RETURNING) and delete in batches; the ceiling for SQLite. */
+function rawSqlite(file: string): number {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec(`CREATE TABLE m (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL, state TEXT NOT NULL, available_at INTEGER NOT NULL);
+           CREATE INDEX m_ready ON m (state, available_at, seq);`);
+  const insert = db.prepare('INSERT INTO m (id, body, state, available_at) VALUES (?, ?, ?, ?)');
+  const insertMany = db.transaction((ids: string[]) => {
+    for (const id of ids) insert.run(id, JSON.stringify(PAYLOAD), 'acked', 0);
+  });
+  const lease = db.prepare(`UPDATE m SET state = 'leased' WHERE seq IN (SELECT seq FROM m WHERE state = 'acked' AND available_at <= ? ORDER BY available_at, seq LIMIT ?) RETURNING id, body`);
+  const del = db.prepare(`DELETE FROM m WHERE state = 'leased' AND id IN (SELECT value FROM json_each(?))`);
+  const t = performance.now();
+  for (let i = 0; i < N; i += BATCH) {
+    insertMany(Array.from({ length: BATCH }, (_, k) => `m-${i + k}`));
+    const leased = lease.all(1, BATCH) as Array<{ id: string; body: string }>;
+    for (const r of leased) JSON.parse(r.body);
+    del.run(JSON.stringify(leased.map((r) => r.id)));
+  }
+  const s = (performance.now() - t) / 1000;
+  db.close();
+  return N / s;
+}
+
+/** One producer sending batches of 1,000 while one consumer leases batches of 1,000: end to end. */
+async function endToEnd(storage: StorageAdapter<any>, options: TopicOptions, count = N, consume = { batchSize: BATCH, concurrency: 1 }): Promise<number> {
+  const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
+  const topic = tidings.topic<typeof PAYLOAD>(`bench.${Math.random().toString(36).slice(2)}`, options);
+  let consumed = 0;
+  const t = performance.now();
+  const consumer = topic.consume(() => void consumed++, consume);
+  const e2e = options.semantic === 'exactly-once';
+  for (let i = 0; i < count; i += BATCH) {
+    await topic.sendMany(Array.from({ length: Math.min(BATCH, count - i) }, () => PAYLOAD), e2e ? { id: (_p, k) => `m-${i + k}` } : {});
+  }
+  while (consumed < count) await new Promise((r) => setTimeout(r, 1));
+  const s = (performance.now() - t) / 1000;
+  await consumer.stop();
+  await tidings.close();
+  return count / s;
+}
+
+function perOp(fn: () => void, n = 100_000): number {
+  for (let i = 0; i < 1000; i++) fn();
+  const t = performance.now();
+  for (let i = 0; i < n; i++) fn();
+  return ((performance.now() - t) * 1000) / n; // µs
+}
+
+const bar = (done: number, total: number, label: string) =>
+  process.stderr.write(`\r[${'#'.repeat(Math.round((done / total) * 20)).padEnd(20)}] ${done}/${total} ${label.padEnd(48)}`);
+
+const steps: Array<[string, () => Promise<Row>]> = [
+  ['raw SQLite, in memory (baseline)', async () => ({ name: 'raw better-sqlite3, :memory:', perSecond: rawSqlite(':memory:') })],
+  ['raw SQLite, WAL file, synchronous=FULL', async () => ({ name: 'raw better-sqlite3, file, FULL', perSecond: rawSqlite(join(dir, 'raw.db')) })],
+  ['Tidings at-least-once, memory', async () => ({ name: 'at-least-once, memory', perSecond: await endToEnd(memoryStorage(), { semantic: 'at-least-once' }) })],
+  ['Tidings at-most-once, memory', async () => ({ name: 'at-most-once, memory', perSecond: await endToEnd(memoryStorage(), { semantic: 'at-most-once' }) })],
+  ['Tidings at-least-once, SQLite file', async () => ({ name: 'at-least-once, SQLite file, FULL', perSecond: await endToEnd(sqliteStorage({ file: join(dir, 'alo.db') }), { semantic: 'at-least-once' }) })],
+  ['Tidings at-most-once, SQLite file', async () => ({ name: 'at-most-once, SQLite file, FULL', perSecond: await endToEnd(sqliteStorage({ file: join(dir, 'amo.db') }), { semantic: 'at-most-once' }) })],
+  [
+    'Tidings exactly-once, SQLite file',
+    async () => ({
+      name: 'exactly-once e2e, SQLite file, FULL',
+      perSecond: await endToEnd(sqliteStorage({ file: join(dir, 'eo.db') }), { semantic: 'exactly-once' }, Math.min(N, 5_000), { batchSize: 100, concurrency: 8 }),
+      note: 'one transaction per message (transactional inbox)',
+    }),
+  ],
+  [
+    'Tidings at-least-once, PostgreSQL',
+    async () => {
+      const pg = await startPostgres();
+      try {
+        return { name: 'at-least-once, PostgreSQL (embedded)', perSecond: await endToEnd(postgresStorage({ url: await pg.createDatabase('bench') }), { semantic: 'at-least-once' }) };
+      } finally {
+        await pg.stop();
+      }
+    },
+  ],
+];
+
+for (const [i, [label, run]] of steps.entries()) {
+  bar(i, steps.length, label);
+  rows.push(await run());
+}
+bar(steps.length, steps.length, 'done');
+process.stderr.write('\n');
+rmSync(dir, { recursive: true, force: true });
+
+const baseline = rows[0]!.perSecond;
+const table = lifecycleTables['at-least-once'];
+const machine = lifecycleMachines['at-least-once'];
+const leased = machine.resolveState({ value: 'leased', context: {} });
+const costs = {
+  'table.next(leased, CONSUME)': perOp(() => table.next('leased', 'CONSUME')),
+  'xstate transition(leased, CONSUME)': perOp(() => transition(machine, leased, { type: 'CONSUME' }), 20_000),
+  'JSON.stringify 256-byte payload': perOp(() => JSON.stringify(PAYLOAD)),
+};
+
+if (args.includes('--json')) {
+  console.log(JSON.stringify({ messages: N, batch: BATCH, rows: rows.map((r) => ({ ...r, ratio: r.perSecond / baseline })), costsMicroseconds: costs }, null, 2));
+} else {
+  console.log(`\n${N} messages of ~256 bytes, batches of ${BATCH}; ratio = messages/s ÷ raw SQLite in memory, same process\n`);
+  console.log(`${'configuration'.padEnd(40)} ${'messages/s'.padStart(12)} ${'ratio'.padStart(7)}`);
+  for (const r of rows) console.log(`${r.name.padEnd(40)} ${Math.round(r.perSecond).toLocaleString('en').padStart(12)} ${(r.perSecond / baseline).toFixed(3).padStart(7)}${r.note ? `  (${r.note})` : ''}`);
+  console.log('\nper-step cost (µs):');
+  for (const [k, v] of Object.entries(costs)) console.log(`  ${k.padEnd(40)} ${v.toFixed(3)}`);
+}
