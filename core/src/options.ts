@@ -28,6 +28,8 @@ export interface TopicOptions {
   dedupWindowMs?: number;
   /** How long consumers' idempotency records are kept, in ms (default 7 days). */
   idempotencyWindowMs?: number;
+  /** How long dead messages are kept for inspection and redrive, in ms (default 14 days). */
+  retentionMs?: number;
   /** Largest serialized payload in bytes (default 1 MiB). */
   maxPayloadBytes?: number;
   /** How long a producer waits for the broker's ack per attempt, in ms (default 5 000). */
@@ -48,6 +50,7 @@ export interface ResolvedTopicOptions {
   deadLetter?: string;
   dedupWindowMs: number;
   idempotencyWindowMs: number;
+  retentionMs: number;
   maxPayloadBytes: number;
   ackTimeoutMs: number;
   retry: Required<BackoffOptions> & { attempts: number };
@@ -124,6 +127,7 @@ export function resolveTopicOptions(topic: string, o: TopicOptions): ResolvedTop
     deadLetter: o.deadLetter,
     dedupWindowMs: positive('dedupWindowMs', o.dedupWindowMs, 300_000, 0),
     idempotencyWindowMs: positive('idempotencyWindowMs', o.idempotencyWindowMs, 7 * 86_400_000, 0),
+    retentionMs: positive('retentionMs', o.retentionMs, 14 * 86_400_000, 0),
     maxPayloadBytes: positive('maxPayloadBytes', o.maxPayloadBytes, 1024 * 1024),
     ackTimeoutMs: positive('ackTimeoutMs', o.ackTimeoutMs, 5_000, 1, MAX_TIMER_MS),
     retry: { attempts: Math.floor(positive('retry.attempts', o.retry?.attempts, 5)), ...backoff('retry', o.retry, MAX_TIMER_MS) },

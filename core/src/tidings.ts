@@ -23,7 +23,7 @@ export interface TidingsOptions<Tx = unknown> {
   logger?: Logger;
   /** Parent container; Tidings registers only in a child of it (default: tsyringe's root container). */
   container?: DependencyContainer;
-  /** How often expired dedup and idempotency records are purged, in ms (default 60 000; 0 turns it off). */
+  /** How often `purge()` runs on its own, in ms (default 60 000; 0 turns it off). */
   purgeIntervalMs?: number;
 }
 
@@ -140,12 +140,19 @@ export class Tidings<Tx = unknown> {
     return n;
   }
 
-  /** Purges expired dedup and idempotency records now; returns how many were removed. */
+  /** Purges expired dedup and idempotency records, and dead letters past their topic's retention; returns how many. */
   async purge(): Promise<number> {
     const now = this.container.resolve(Tokens.Clock).now();
     const idempotency = this.container.isRegistered(Tokens.Idempotency, true) ? this.container.resolve(Tokens.Idempotency) : undefined;
-    const [a, b] = await Promise.all([this.storage.purge({ now }), idempotency?.purge(now) ?? 0]);
-    return a + b;
+    const counts = await Promise.all([
+      // Expired dedup records of every topic, then each declared topic's dead letters past its retention.
+      this.storage.purge({ now }),
+      ...[...this.topics.values()].map(({ topic, options }) =>
+        this.storage.purge({ topic: topic.name, now, before: now - options.retentionMs, states: ['dead'] }),
+      ),
+      idempotency?.purge(now) ?? 0,
+    ]);
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   /** Stops every consumer (draining in-flight handlers), waits for pending sends, then closes storage. Idempotent. */

@@ -152,6 +152,25 @@ describe('at-least-once', () => {
   });
 });
 
+describe('retention', () => {
+  it('keeps dead letters for retentionMs, then purge() removes them', async () => {
+    const clock = new ManualClock(1_000);
+    tidings = await memoryTidings({ clock });
+    const topic = tidings.topic(uniqueTopic(), { semantic: 'at-least-once', maxDeliveries: 1, retentionMs: 60_000, backoff: { initialMs: 1, maxMs: 1 } });
+    await topic.send('poison');
+    topic.consume(() => {
+      throw new Error('bad');
+    });
+    await waitFor(async () => (await tidings.deadLetters(topic.name)).length === 1);
+    clock.advance(30_000);
+    await tidings.purge();
+    expect(await tidings.deadLetters(topic.name)).toHaveLength(1);
+    clock.advance(30_001);
+    expect(await tidings.purge()).toBe(1);
+    expect(await tidings.deadLetters(topic.name)).toEqual([]);
+  });
+});
+
 describe('exactly-once', () => {
   it('end-to-end: answers a resend of an id with the original ack, also after consumption, until the window ends', async () => {
     const clock = new ManualClock(1_000);
