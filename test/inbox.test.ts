@@ -1,0 +1,98 @@
+import { EntitySchema, MikroORM as SqliteORM } from '@mikro-orm/sqlite';
+import { MikroORM as PostgresORM } from '@mikro-orm/postgresql';
+import type { EntityManager } from '@mikro-orm/knex';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Tidings, type StorageAdapter } from '@tidings/core';
+import { sqliteStorage, tidingsEntities } from '@tidings/adapter-sqlite';
+import { postgresStorage } from '@tidings/adapter-postgres';
+import { freshPostgresDatabase } from './support/databases.js';
+
+/** An application's own table, written by handlers and producers in their transactions. */
+interface Shipment {
+  id: string;
+  note: string;
+}
+const ShipmentEntity = new EntitySchema<Shipment>({
+  name: 'Shipment',
+  properties: { id: { type: 'string', primary: true }, note: { type: 'string' } },
+});
+
+const dir = mkdtempSync(join(tmpdir(), 'tidings-inbox-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** An application ORM that holds its own entities and Tidings' tables in one database. */
+const backends: Array<[string, () => Promise<{ orm: SqliteORM | PostgresORM; storage: StorageAdapter<EntityManager> }>]> = [
+  [
+    'SQLite file',
+    async () => {
+      const orm = await SqliteORM.init({ dbName: join(dir, `app-${Math.random()}.db`), entities: [ShipmentEntity, ...tidingsEntities], allowGlobalContext: true });
+      await orm.schema.updateSchema();
+      return { orm, storage: sqliteStorage({ orm }) };
+    },
+  ],
+  [
+    'PostgreSQL',
+    async () => {
+      const orm = await PostgresORM.init({ clientUrl: await freshPostgresDatabase('inbox'), entities: [ShipmentEntity, ...tidingsEntities], allowGlobalContext: true });
+      await orm.schema.updateSchema();
+      return { orm, storage: postgresStorage({ orm }) };
+    },
+  ],
+];
+
+async function until(check: () => Promise<boolean>, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe.each(backends)('transactional inbox and outbox on %s (the application’s own MikroORM)', (_name, open) => {
+  it('commits the handler’s writes with the consumption, and rolls both back when the handler throws', async () => {
+    const { orm, storage } = await open();
+    const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
+    const topic = tidings.topic<{ order: string }>('orders', { semantic: 'exactly-once', backoff: { initialMs: 1, maxMs: 5 } });
+    let attempts = 0;
+    const consumer = topic.consume(async (m, ctx) => {
+      attempts++;
+      ctx.em.persist(ctx.em.create(ShipmentEntity, { id: m.payload.order, note: `attempt ${m.attempt}` }));
+      await ctx.em.flush();
+      if (m.attempt === 1) throw new Error('crash after writing');
+    });
+    await topic.send({ order: 'o-1' }, { id: 'o-1' });
+    await until(async () => Object.keys((await tidings.counts('orders')).orders ?? {}).length === 0);
+    await consumer.stop();
+    const rows = await orm.em.fork().find(ShipmentEntity, {});
+    expect(attempts).toBe(2);
+    // The first attempt's write rolled back with its failed consumption; only the second committed.
+    expect(rows.map((r) => [r.id, r.note])).toEqual([['o-1', 'attempt 2']]);
+    await tidings.close();
+    await orm.close(true);
+  });
+
+  it('stores a send made inside the caller’s transaction only if that transaction commits (outbox)', async () => {
+    const { orm, storage } = await open();
+    const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
+    const topic = tidings.topic<{ order: string }>('shipments', { semantic: 'at-least-once' });
+    await orm.em.fork().transactional(async (em) => {
+      em.persist(em.create(ShipmentEntity, { id: 's-1', note: 'kept' }));
+      await topic.send({ order: 's-1' }, { em: em as EntityManager });
+    });
+    await expect(
+      orm.em.fork().transactional(async (em) => {
+        em.persist(em.create(ShipmentEntity, { id: 's-2', note: 'rolled back' }));
+        await topic.send({ order: 's-2' }, { em: em as EntityManager });
+        throw new Error('abort the business transaction');
+      }),
+    ).rejects.toThrow('abort the business transaction');
+    const queued = await storage.peek('shipments', 'acked', 10);
+    expect(queued.map((m) => JSON.parse(m.body).order)).toEqual(['s-1']);
+    expect((await orm.em.fork().find(ShipmentEntity, {})).map((r) => r.id)).toEqual(['s-1']);
+    await tidings.close();
+    await orm.close(true);
+  });
+});
