@@ -17,7 +17,10 @@ export interface StoreRequest {
   state: MessageState;
   messages: NewMessage[];
   now: number;
-  /** When set, each id is remembered until this epoch ms, also after its message is deleted. */
+  /**
+   * When set, each id is remembered until this epoch ms (a duplicate while `now` is before it), also
+   * after its message is deleted. Without it an id is free again once its message is deleted.
+   */
   dedupUntil?: number;
 }
 
@@ -77,7 +80,10 @@ export interface ReleaseRequest {
   to: MessageState;
   items: Array<SettleItem & { availableAt: number }>;
   now: number;
-  /** When `to` is dead and the topic names one: copy each message there, in this state. */
+  /**
+   * When `to` is dead and the topic names one: copy each message there, in this state, with the same
+   * id and body and no deliveries (a copy the dead-letter topic still holds is not made twice).
+   */
   deadLetter?: { topic: string; state: MessageState };
 }
 
@@ -115,7 +121,7 @@ export interface PurgeRequest {
   states?: MessageState[];
 }
 
-/** Message counts per topic and state. */
+/** Message counts per topic and state; states without messages are left out, and so may be topics without any. */
 export type StateCounts = Record<string, Partial<Record<MessageState, number>>>;
 
 /**
@@ -126,9 +132,12 @@ export type StateCounts = Record<string, Partial<Record<MessageState, number>>>;
 export interface StorageAdapter<Tx = unknown> {
   /** Short name for logs and errors, e.g. `memory`, `sqlite`. */
   readonly name: string;
-  /** Connect and prepare (create tables); called once by `Tidings.create`. */
+  /** Connect and prepare (create tables, which another handle on the same database may already have made); called once by `Tidings.create`. */
   open?(): Promise<void>;
-  /** Insert new messages; ids already held (or inside the dedup window) come back as duplicates. */
+  /**
+   * Insert new messages; answers one result per message, in order. Ids are unique per topic: one the
+   * topic holds, one inside its dedup window, or one repeated earlier in the batch is a duplicate, not stored again.
+   */
   store(req: StoreRequest, tx?: Tx): Promise<StoreResult[]>;
   /** Lease a batch as one compare-and-set; never hands one message to two leases at once. */
   lease(req: LeaseRequest): Promise<StoredMessage[]>;
@@ -148,12 +157,12 @@ export interface StorageAdapter<Tx = unknown> {
   peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]>;
   /** Drop expired dedup records and old final rows; returns rows removed. */
   purge(req: PurgeRequest): Promise<number>;
-  /** Run `fn` in one transaction; the handle goes to `store`/`settle` and to handlers as `ctx.em`. */
+  /** Run `fn` in one transaction; the handle goes to `store`/`settle` and to handlers as `ctx.em`; `fn`'s own rejection passes through unchanged. */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /** Calls `onStored` when another process stores into `topic` (e.g. PostgreSQL NOTIFY); returns an unsubscribe. */
   watch?(topic: string, onStored: () => void): () => void;
   /** The idempotency store that shares this storage's transactions, used when none is registered. */
   idempotencyStore?(): IdempotencyStore<Tx>;
-  /** Release connections; calling twice is fine. */
+  /** Release connections; calling twice is fine, and afterwards every operation rejects with `ClosedError`. */
   close(): Promise<void>;
 }

@@ -70,8 +70,13 @@ export class MemoryStorage implements StorageAdapter<undefined> {
   private readonly idempotency = memoryIdempotency();
   private closed = false;
 
-  private rows(topic: string): TopicRows {
+  /** After close every operation rejects, as the contract asks, instead of quietly serving rows. */
+  private assertOpen(): void {
     if (this.closed) throw new ClosedError('This memory storage');
+  }
+
+  private rows(topic: string): TopicRows {
+    this.assertOpen();
     let t = this.topics.get(topic);
     if (!t) this.topics.set(topic, (t = new TopicRows()));
     return t;
@@ -181,6 +186,7 @@ export class MemoryStorage implements StorageAdapter<undefined> {
   }
 
   async counts(topic?: string): Promise<StateCounts> {
+    this.assertOpen();
     const out: StateCounts = {};
     for (const [name, t] of this.topics) {
       if (topic !== undefined && name !== topic) continue;
@@ -196,6 +202,7 @@ export class MemoryStorage implements StorageAdapter<undefined> {
   }
 
   async purge(req: PurgeRequest): Promise<number> {
+    this.assertOpen();
     let removed = 0;
     for (const [name, t] of this.topics) {
       if (req.topic !== undefined && name !== req.topic) continue;
@@ -218,7 +225,9 @@ export class MemoryStorage implements StorageAdapter<undefined> {
     return removed;
   }
 
+  /** Runs `fn` without isolation or rollback: memory keeps no undo log. */
   async transaction<T>(fn: (tx: undefined) => Promise<T>): Promise<T> {
+    this.assertOpen();
     return fn(undefined);
   }
 

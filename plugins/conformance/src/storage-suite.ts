@@ -1,0 +1,810 @@
+import { LIFECYCLES, TidingsError, lifecycleTables, type Lifecycle, type LifecycleEventType, type MessageState, type Scope, type Semantic, type StoredMessage } from '@tidings/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  LEASED_LIFECYCLES,
+  SuiteContext,
+  T0,
+  bodyOf,
+  countsOf,
+  deadLetterOf,
+  idRange,
+  rejectionOf,
+  sleep,
+  sorted,
+  waitFor,
+  type StorageFactory,
+  type TopicDriver,
+} from './harness.js';
+
+/** Tuning for adapters that are slower or less capable than the defaults assume. */
+export interface StorageSuiteOptions {
+  /** Messages two brokers race over in section 3 (default 10 000). */
+  raceMessages?: number;
+  /** Time allowed for each race, in ms (default 60 000). */
+  raceTimeoutMs?: number;
+  /** Set false when `transaction` cannot roll back (memory storage); section 12 then skips its rollback tests. */
+  rollback?: boolean;
+}
+
+const HOUR = 3_600_000;
+
+/** Semantic and scope of a lifecycle, as `tidings.topic` takes them. */
+function semanticOf(lifecycle: Lifecycle): { semantic: Semantic; scope?: Scope } {
+  const [semantic, scope] = lifecycle.split('/') as [Semantic, Scope | undefined];
+  return scope ? { semantic, scope } : { semantic };
+}
+
+/** What a consumer does with a message, in the order its machine takes the events. */
+function consumeEvents(lifecycle: Lifecycle): LifecycleEventType[] {
+  return lifecycle === 'at-most-once' ? ['LEASE', 'DELETE', 'CONSUME'] : ['LEASE', 'CONSUME', 'DELETE'];
+}
+
+/** Stores `ids`, leases them and nacks each with deliveries used up, so they end dead. */
+async function kill(d: TopicDriver, ids: string[], now: number, deadLetter?: { topic: string; state: MessageState }): Promise<void> {
+  await d.store(ids, now);
+  const leased = await d.lease(now, { limit: ids.length });
+  expect(sorted(leased.map((m) => m.id))).toEqual(sorted(ids));
+  for (const m of leased) expect(await d.nack(m, now, { maxDeliveries: 1, deadLetter })).toEqual([m.id]);
+}
+
+/**
+ * Registers the storage adapter conformance suite: numbered sections that drive the adapter exactly
+ * as Tidings' core does (states from `lifecycleTables`), and through real `Tidings` instances.
+ * `factory({ key })` must return adapters over the same data for the same key (two handles are two
+ * brokers on one database; an in-process adapter may return the same instance) and independent
+ * data for different keys. If the adapter has an `idempotencyStore()`, run `describeIdempotencyStore` on it too.
+ */
+export function describeStorageAdapter(name: string, factory: StorageFactory, options: StorageSuiteOptions = {}): void {
+  const raceMessages = options.raceMessages ?? 10_000;
+  const raceTimeoutMs = options.raceTimeoutMs ?? 60_000;
+  const rollback = options.rollback ?? true;
+
+  describe(`storage adapter conformance: ${name}`, () => {
+    let ctx: SuiteContext;
+    beforeEach(() => {
+      ctx = new SuiteContext(factory);
+    });
+    afterEach(() => ctx.dispose());
+
+    describe.each(LIFECYCLES)('1. lifecycle: %s', (lifecycle) => {
+      const table = lifecycleTables[lifecycle];
+
+      it(`stores a batch in the state its machine stores in (${table.storedState}), acking each id in order`, async () => {
+        const d = await ctx.driver(lifecycle);
+        const ids = idRange('m', 3);
+        expect(await d.store(ids, T0)).toEqual(ids.map((id) => ({ id, duplicate: false })));
+        expect(await d.counts()).toEqual({ [table.storedState]: 3 });
+        const held = await d.storage.peek(d.topic, table.storedState, 10);
+        expect(sorted(held.map((m) => m.id))).toEqual(ids);
+        for (const m of held) {
+          expect(m).toMatchObject({ topic: d.topic, body: bodyOf(m.id), state: table.storedState, deliveries: 0, availableAt: T0, createdAt: T0 });
+        }
+      });
+
+      if (lifecycle === 'at-most-once') {
+        it('deletes messages as it hands them out, and never hands them out again', async () => {
+          const d = await ctx.driver(lifecycle);
+          await d.store(idRange('m', 3), T0);
+          const leased = await d.lease(T0, { token: 'tok' });
+          expect(sorted(leased.map((m) => m.id))).toEqual(idRange('m', 3));
+          for (const m of leased) expect(m).toMatchObject({ topic: d.topic, body: bodyOf(m.id), deliveries: 1 });
+          expect(await d.counts()).toEqual({});
+          expect(await d.lease(T0 + HOUR)).toEqual([]);
+        });
+      } else {
+        it('keeps a leased message under its lease until the consumer settles it, then removes it', async () => {
+          const d = await ctx.driver(lifecycle);
+          await d.store(idRange('m', 3), T0);
+          const leased = await d.lease(T0, { token: 'tok', leaseMs: 1_000 });
+          expect(sorted(leased.map((m) => m.id))).toEqual(idRange('m', 3));
+          for (const m of leased) {
+            expect(m).toMatchObject({ topic: d.topic, body: bodyOf(m.id), state: 'leased', deliveries: 1, leaseToken: 'tok', leaseUntil: T0 + 1_000 });
+          }
+          expect(await d.counts()).toEqual({ leased: 3 });
+          expect(await d.lease(T0)).toEqual([]);
+          expect(sorted(await d.ack(leased, T0))).toEqual(idRange('m', 3));
+          expect(await d.counts()).toEqual({});
+        });
+      }
+
+      if (table.allows('consumed', 'DELETE') && lifecycle !== 'at-least-once') {
+        it('keeps a consumed message until its DELETE, which needs no lease token', async () => {
+          const d = await ctx.driver(lifecycle);
+          await d.store(['a', 'b'], T0);
+          const leased = await d.lease(T0);
+          expect(sorted(await d.settle(leased, 'leased', ['CONSUME'], T0))).toEqual(['a', 'b']);
+          expect(await d.counts()).toEqual({ consumed: 2 });
+          expect(sorted((await d.storage.peek(d.topic, 'consumed', 10)).map((m) => m.id))).toEqual(['a', 'b']);
+          expect(sorted(await d.settle([{ id: 'a' }, { id: 'b' }], 'consumed', ['DELETE'], T0))).toEqual(['a', 'b']);
+          expect(await d.counts()).toEqual({});
+        });
+      }
+
+      it("delivers every message once through a real Tidings instance, along its machine's path", async () => {
+        const tidings = await ctx.tidings();
+        const name = ctx.topic();
+        const topic = tidings.topic<number>(name, { ...semanticOf(lifecycle), leaseMs: 10_000 });
+        const paths = new Map<string, string[]>();
+        tidings.events.on('transition', (e) => {
+          if (e.topic !== name) return;
+          if (!paths.has(e.id)) paths.set(e.id, []);
+          paths.get(e.id)!.push(`${e.from} -${e.event}-> ${e.to}`);
+        });
+        const got: number[] = [];
+        const consumer = topic.consume((m) => void got.push(m.payload), { concurrency: 4, batchSize: 8, pollMs: 10 });
+        const acks = [...(await topic.sendMany(Array.from({ length: 20 }, (_, i) => i))), await topic.send(20)];
+        const expected = table.walk('sent', [...table.storeEvents, ...consumeEvents(lifecycle)]).map((s) => `${s.from} -${s.event}-> ${s.to}`);
+        await waitFor('every message to finish its lifecycle', () => acks.every((a) => paths.get(a.id)?.length === expected.length));
+        await consumer.stop();
+        expect(got.sort((x, y) => x - y)).toEqual(Array.from({ length: 21 }, (_, i) => i));
+        for (const a of acks) expect(paths.get(a.id)).toEqual(expected);
+        expect(countsOf(await tidings.counts(name), name)).toEqual({});
+      });
+    });
+
+    describe('2. dedup', () => {
+      it('answers an id inside the dedup window as a duplicate with the same id, keeping the original', async () => {
+        const d = await ctx.driver('exactly-once/end-to-end');
+        await d.store(['a', 'b'], T0);
+        const again = await d.storage.store({
+          topic: d.topic,
+          lifecycle: d.lifecycle,
+          state: d.table.storedState,
+          messages: [
+            { id: 'b', body: '"changed"', availableAt: T0 },
+            { id: 'c', body: bodyOf('c'), availableAt: T0 },
+          ],
+          now: T0 + 1,
+          dedupUntil: T0 + 1 + 300_000,
+        });
+        expect(again).toEqual([
+          { id: 'b', duplicate: true },
+          { id: 'c', duplicate: false },
+        ]);
+        expect(await d.counts()).toEqual({ acked: 3 });
+        const b = (await d.storage.peek(d.topic, 'acked', 10)).find((m) => m.id === 'b');
+        expect(b?.body).toBe(bodyOf('b'));
+      });
+
+      it('still answers duplicate after the message was consumed and deleted, while the window holds', async () => {
+        const d = await ctx.driver('exactly-once/end-to-end');
+        await d.store(['a'], T0, { dedupMs: 1_000 });
+        expect(await d.ack(await d.lease(T0), T0)).toEqual(['a']);
+        expect(await d.counts()).toEqual({});
+        expect(await d.store(['a'], T0 + 999)).toEqual([{ id: 'a', duplicate: true }]);
+        expect(await d.counts()).toEqual({});
+      });
+
+      it('accepts the id again once the window has passed, even before a purge', async () => {
+        const d = await ctx.driver('exactly-once/end-to-end');
+        await d.store(['a'], T0, { dedupMs: 1_000 });
+        await d.ack(await d.lease(T0), T0);
+        expect(await d.store(['a'], T0 + 1_001)).toEqual([{ id: 'a', duplicate: false }]);
+        expect(await d.counts()).toEqual({ acked: 1 });
+      });
+
+      it('frees an id whose window has passed once purged, and keeps ids whose window holds', async () => {
+        const d = await ctx.driver('exactly-once/end-to-end');
+        await d.store(['short'], T0, { dedupMs: 1_000 });
+        await d.store(['long'], T0, { dedupMs: 10_000 });
+        await d.ack(await d.lease(T0), T0);
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + 2_000 })).toBeGreaterThanOrEqual(1);
+        expect(await d.store(['short', 'long'], T0 + 2_000)).toEqual([
+          { id: 'short', duplicate: false },
+          { id: 'long', duplicate: true },
+        ]);
+      });
+
+      it.each(['at-least-once', 'exactly-once/end-to-end'] as const)('answers an id repeated inside one batch as a duplicate of its first occurrence (%s)', async (lifecycle) => {
+        const d = await ctx.driver(lifecycle);
+        expect(await d.store(['a', 'b', 'a'], T0)).toEqual([
+          { id: 'a', duplicate: false },
+          { id: 'b', duplicate: false },
+          { id: 'a', duplicate: true },
+        ]);
+        expect(await d.counts()).toEqual({ [d.table.storedState]: 2 });
+      });
+
+      it('answers an id it still holds as a duplicate even without a dedup window', async () => {
+        const d = await ctx.driver('at-least-once');
+        await d.store(['a'], T0);
+        expect(await d.store(['a'], T0 + 1)).toEqual([{ id: 'a', duplicate: true }]);
+        expect(await d.counts()).toEqual({ acked: 1 });
+      });
+
+      it('forgets an id once its message is deleted when no dedup window was asked for', async () => {
+        const d = await ctx.driver('at-least-once');
+        await d.store(['a'], T0);
+        await d.ack(await d.lease(T0), T0);
+        expect(await d.store(['a'], T0 + 1)).toEqual([{ id: 'a', duplicate: false }]);
+      });
+
+      it('keeps ids per topic: the same id in two topics is two messages', async () => {
+        const key = ctx.key();
+        const one = await ctx.driver('exactly-once/end-to-end', { key });
+        const two = await ctx.driver('exactly-once/end-to-end', { key });
+        expect(await one.store(['a'], T0)).toEqual([{ id: 'a', duplicate: false }]);
+        expect(await two.store(['a'], T0)).toEqual([{ id: 'a', duplicate: false }]);
+        expect(await one.counts()).toEqual({ acked: 1 });
+        expect(await two.counts()).toEqual({ acked: 1 });
+      });
+
+      it('stores each id once when two brokers store the same ids at once', async () => {
+        const key = ctx.key();
+        const topic = ctx.topic();
+        const a = await ctx.driver('exactly-once/end-to-end', { key, topic });
+        const b = await ctx.driver('exactly-once/end-to-end', { key, topic });
+        const ids = idRange('m', 200);
+        const storeAll = async (d: TopicDriver, order: string[]) => {
+          const out = [];
+          for (let i = 0; i < order.length; i += 50) out.push(...(await d.store(order.slice(i, i + 50), T0)));
+          return out;
+        };
+        const results = (await Promise.all([storeAll(a, ids), storeAll(b, [...ids].reverse())])).flat();
+        const stored = results.filter((r) => !r.duplicate).map((r) => r.id);
+        expect(sorted(stored)).toEqual(sorted(ids));
+        expect(results).toHaveLength(400);
+        expect(await a.counts()).toEqual({ acked: 200 });
+      });
+
+      it('answers a resend of a producer id through Tidings with the original ack, and delivers it once', async () => {
+        const tidings = await ctx.tidings();
+        const topic = tidings.topic<string>(ctx.topic(), { semantic: 'exactly-once', scope: 'end-to-end' });
+        expect(await topic.send('first', { id: 'order-1' })).toEqual({ id: 'order-1', duplicate: false });
+        expect(await topic.send('second', { id: 'order-1' })).toEqual({ id: 'order-1', duplicate: true });
+        const got: string[] = [];
+        const consumer = topic.consume((m) => void got.push(m.payload), { pollMs: 10 });
+        await waitFor('the message to be consumed', () => got.length === 1);
+        expect(await topic.send('third', { id: 'order-1' })).toEqual({ id: 'order-1', duplicate: true });
+        await sleep(100);
+        await consumer.stop();
+        expect(got).toEqual(['first']);
+      });
+    });
+
+    describe('3. leasing under concurrency', () => {
+      it.each(['at-least-once', 'at-most-once'] as const)(
+        `never hands one message to two leases and misses none while two brokers race over ${raceMessages} messages (%s)`,
+        async (lifecycle) => {
+          const key = ctx.key();
+          const topic = ctx.topic();
+          const brokers = [await ctx.driver(lifecycle, { key, topic }), await ctx.driver(lifecycle, { key, topic })];
+          const ids = idRange('r', raceMessages);
+          const limit = 50;
+          const holding = new Set<string>();
+          const done = new Set<string>();
+          const doubles: string[] = [];
+          const oversized: number[] = [];
+          const lostSettles: string[] = [];
+          let producing = true;
+          const deadline = Date.now() + raceTimeoutMs - 5_000;
+
+          const producer = (async () => {
+            for (let i = 0; i < ids.length; i += 500) await brokers[(i / 500) % 2]!.store(ids.slice(i, i + 500), T0);
+            producing = false;
+          })();
+          const worker = async (d: TopicDriver) => {
+            while (done.size < ids.length && Date.now() < deadline) {
+              const batch = await d.lease(T0, { limit, leaseMs: HOUR });
+              if (batch.length > limit) oversized.push(batch.length);
+              if (batch.length === 0) {
+                await sleep(producing ? 0 : 1);
+                continue;
+              }
+              for (const m of batch) {
+                if (holding.has(m.id) || done.has(m.id)) doubles.push(m.id);
+                holding.add(m.id);
+              }
+              if (lifecycle === 'at-most-once') {
+                for (const m of batch) {
+                  holding.delete(m.id);
+                  done.add(m.id);
+                }
+                continue;
+              }
+              // A first delivery at the head of a batch is nacked, so releases interleave with leases and settles.
+              const nacked = batch[0]!.deliveries === 1 ? [batch[0]!] : [];
+              for (const m of nacked) {
+                // Released messages may be leased again, so they stop counting as held before the release.
+                holding.delete(m.id);
+                if ((await d.nack(m, T0, { maxDeliveries: 100 })).length !== 1) lostSettles.push(m.id);
+              }
+              const acked = batch.slice(nacked.length);
+              const won = new Set(await d.ack(acked, T0));
+              for (const m of acked) {
+                if (won.has(m.id)) done.add(m.id);
+                else lostSettles.push(m.id);
+                holding.delete(m.id);
+              }
+            }
+          };
+          await Promise.all(brokers.flatMap((d) => [worker(d), worker(d), worker(d), worker(d)]));
+          await producer;
+
+          expect(doubles).toEqual([]);
+          expect(oversized).toEqual([]);
+          expect(lostSettles).toEqual([]);
+          expect(done.size).toBe(ids.length);
+          for (const d of brokers) expect(await d.lease(T0 + HOUR)).toEqual([]);
+          expect(await brokers[0]!.counts()).toEqual({});
+        },
+        raceTimeoutMs,
+      );
+
+      it('lets a settle with a stale lease token lose to the lease that replaced it', async () => {
+        const d = await ctx.driver('at-least-once');
+        await d.store(['a'], T0);
+        const [first] = await d.lease(T0, { leaseMs: 1_000, token: 'old' });
+        expect((await d.expire(T0 + 2_000)).requeued.map((r) => r.id)).toEqual(['a']);
+        const [second] = await d.lease(T0 + 2_000, { token: 'new' });
+        expect(second).toMatchObject({ id: 'a', deliveries: 2, leaseToken: 'new' });
+        expect(await d.ack([first!], T0 + 2_001)).toEqual([]);
+        expect(await d.counts()).toEqual({ leased: 1 });
+        expect(await d.ack([second!], T0 + 2_001)).toEqual(['a']);
+      });
+
+      it('lets a release or an extendLease with a stale lease token lose', async () => {
+        const d = await ctx.driver('at-least-once');
+        await d.store(['a'], T0);
+        const [first] = await d.lease(T0, { leaseMs: 1_000, token: 'old' });
+        await d.expire(T0 + 2_000);
+        const [second] = await d.lease(T0 + 2_000, { token: 'new' });
+        expect(await d.nack(first!, T0 + 2_001)).toEqual([]);
+        expect(await d.storage.extendLease(d.topic, { id: 'a', leaseToken: 'old' }, T0 + HOUR)).toBe(false);
+        expect(await d.counts()).toEqual({ leased: 1 });
+        expect(await d.storage.extendLease(d.topic, second!, T0 + HOUR)).toBe(true);
+      });
+
+      it('lets exactly one of two brokers win when both settle the same leases at once', async () => {
+        const key = ctx.key();
+        const topic = ctx.topic();
+        const a = await ctx.driver('at-least-once', { key, topic });
+        const b = await ctx.driver('at-least-once', { key, topic });
+        const ids = idRange('m', 100);
+        await a.store(ids, T0);
+        const leased = await a.lease(T0, { limit: 100 });
+        const [wonA, wonB] = await Promise.all([a.ack(leased, T0), b.ack([...leased].reverse(), T0)]);
+        expect(sorted([...wonA, ...wonB])).toEqual(sorted(ids));
+        expect(await a.counts()).toEqual({});
+      });
+
+      it('requeues each expired lease once when two brokers sweep at once', async () => {
+        const key = ctx.key();
+        const topic = ctx.topic();
+        const a = await ctx.driver('at-least-once', { key, topic });
+        const b = await ctx.driver('at-least-once', { key, topic });
+        const ids = idRange('m', 200);
+        await a.store(ids, T0);
+        await a.lease(T0, { limit: 200, leaseMs: 1_000 });
+        const results = await Promise.all([a.expire(T0 + 2_000), b.expire(T0 + 2_000)]);
+        expect(sorted(results.flatMap((r) => r.requeued.map((x) => x.id)))).toEqual(sorted(ids));
+        expect(results.flatMap((r) => r.dead)).toEqual([]);
+        expect(await a.counts()).toEqual({ acked: 200 });
+      });
+
+      it('dead-letters each expired lease once, with one copy, when two brokers sweep at once', async () => {
+        const key = ctx.key();
+        const topic = ctx.topic();
+        const a = await ctx.driver('at-least-once', { key, topic });
+        const b = await ctx.driver('at-least-once', { key, topic });
+        const dlq = await ctx.driver('at-least-once', { key, topic: `${topic}.dead` });
+        const ids = idRange('m', 200);
+        await a.store(ids, T0);
+        await a.lease(T0, { limit: 200, leaseMs: 1_000 });
+        const sweep = { maxDeliveries: 1, deadLetter: deadLetterOf(dlq.topic) };
+        const results = await Promise.all([a.expire(T0 + 2_000, sweep), b.expire(T0 + 2_000, sweep)]);
+        expect(sorted(results.flatMap((r) => r.dead.map((x) => x.id)))).toEqual(sorted(ids));
+        expect(await a.counts()).toEqual({ dead: 200 });
+        expect(await dlq.counts()).toEqual({ acked: 200 });
+      });
+    });
+
+    describe('4. lease expiry', () => {
+      describe.each(LEASED_LIFECYCLES)('%s', (lifecycle) => {
+        it('requeues an expired lease with its deliveries kept, and leaves leases before their deadline alone', async () => {
+          const d = await ctx.driver(lifecycle);
+          await d.store(['a', 'b'], T0);
+          const [early] = await d.lease(T0, { limit: 1, leaseMs: 1_000 });
+          const [late] = await d.lease(T0 + 500, { limit: 1, leaseMs: 1_000 });
+          expect(await d.expire(T0 + 999)).toEqual({ requeued: [], dead: [] });
+          expect(await d.expire(T0 + 1_200)).toEqual({ requeued: [{ id: early!.id, deliveries: 1 }], dead: [] });
+          expect(await d.counts()).toEqual({ [d.retryState]: 1, leased: 1 });
+          const again = await d.lease(T0 + 1_200);
+          expect(again).toHaveLength(1);
+          expect(again[0]).toMatchObject({ id: early!.id, deliveries: 2, body: bodyOf(early!.id) });
+          expect(await d.expire(T0 + 1_600)).toEqual({ requeued: [{ id: late!.id, deliveries: 1 }], dead: [] });
+        });
+
+        it('dead-letters an expired lease once deliveries reach maxDeliveries, copying it into the dead-letter topic in the given state', async () => {
+          const key = ctx.key();
+          const d = await ctx.driver(lifecycle, { key });
+          const dlq = await ctx.driver('at-least-once', { key, topic: `${d.topic}.dead` });
+          const sweep = { maxDeliveries: 2, deadLetter: deadLetterOf(dlq.topic) };
+          await d.store(['a'], T0);
+          await d.lease(T0, { leaseMs: 1_000 });
+          expect(await d.expire(T0 + 1_001, sweep)).toEqual({ requeued: [{ id: 'a', deliveries: 1 }], dead: [] });
+          await d.lease(T0 + 1_001, { leaseMs: 1_000 });
+          expect(await d.expire(T0 + 2_002, sweep)).toEqual({ requeued: [], dead: [{ id: 'a', deliveries: 2 }] });
+          expect(await d.counts()).toEqual({ dead: 1 });
+          expect(await d.storage.peek(d.topic, 'dead', 10)).toMatchObject([{ id: 'a', state: 'dead', deliveries: 2, body: bodyOf('a') }]);
+          expect(await dlq.counts()).toEqual({ acked: 1 });
+          const [copy] = await dlq.lease(T0 + 2_002);
+          expect(copy).toMatchObject({ id: 'a', topic: dlq.topic, body: bodyOf('a'), deliveries: 1 });
+        });
+
+        it('dead-letters without a copy when no dead-letter topic is given', async () => {
+          const d = await ctx.driver(lifecycle);
+          await d.store(['a'], T0);
+          await d.lease(T0, { leaseMs: 1_000 });
+          expect(await d.expire(T0 + 1_001, { maxDeliveries: 1 })).toEqual({ requeued: [], dead: [{ id: 'a', deliveries: 1 }] });
+          const all = await d.storage.counts();
+          expect(Object.keys(all).filter((t) => Object.keys(countsOf(all, t)).length > 0)).toEqual([d.topic]);
+        });
+
+        it('extends a live lease so it outlives its first deadline', async () => {
+          const d = await ctx.driver(lifecycle);
+          await d.store(['a'], T0);
+          const [m] = await d.lease(T0, { leaseMs: 1_000 });
+          expect(await d.storage.extendLease(d.topic, m!, T0 + 5_000)).toBe(true);
+          expect(await d.expire(T0 + 2_000)).toEqual({ requeued: [], dead: [] });
+          expect(await d.counts()).toEqual({ leased: 1 });
+          expect((await d.expire(T0 + 5_001)).requeued).toEqual([{ id: 'a', deliveries: 1 }]);
+        });
+
+        it('refuses to extend a lease once its message was settled, or one it never made', async () => {
+          const d = await ctx.driver(lifecycle);
+          await d.store(['a'], T0);
+          const leased = await d.lease(T0);
+          await d.ack(leased, T0);
+          expect(await d.storage.extendLease(d.topic, leased[0]!, T0 + HOUR)).toBe(false);
+          expect(await d.storage.extendLease(d.topic, { id: 'nope', leaseToken: 'nope' }, T0 + HOUR)).toBe(false);
+        });
+      });
+    });
+
+    describe('5. nack and backoff', () => {
+      describe.each(LEASED_LIFECYCLES)('%s', (lifecycle) => {
+        it('puts a nacked message back with its deliveries kept, and does not lease it before its availableAt', async () => {
+          const d = await ctx.driver(lifecycle);
+          await d.store(['a'], T0);
+          const [m] = await d.lease(T0);
+          expect(await d.nack(m!, T0, { delayMs: 500 })).toEqual(['a']);
+          expect(await d.counts()).toEqual({ [d.retryState]: 1 });
+          expect(await d.lease(T0 + 499)).toEqual([]);
+          expect(await d.lease(T0 + 500)).toMatchObject([{ id: 'a', deliveries: 2 }]);
+        });
+
+        it('keeps other messages leasable while a nacked one waits out its backoff', async () => {
+          const d = await ctx.driver(lifecycle);
+          await d.store(['a', 'b'], T0);
+          const [m] = await d.lease(T0, { limit: 1 });
+          await d.nack(m!, T0, { delayMs: HOUR });
+          const other = await d.lease(T0 + 1);
+          expect(other.map((x) => x.id)).toEqual([m!.id === 'a' ? 'b' : 'a']);
+        });
+
+        it('dead-letters a nacked message once the machine says its deliveries are used up', async () => {
+          const key = ctx.key();
+          const d = await ctx.driver(lifecycle, { key });
+          const dlq = await ctx.driver('at-least-once', { key, topic: `${d.topic}.dead` });
+          await kill(d, ['a'], T0, deadLetterOf(dlq.topic));
+          expect(await d.counts()).toEqual({ dead: 1 });
+          expect(await dlq.storage.peek(dlq.topic, 'acked', 10)).toMatchObject([{ id: 'a', body: bodyOf('a'), deliveries: 0 }]);
+        });
+      });
+    });
+
+    describe('6. dead-letter and redrive', () => {
+      describe.each(LEASED_LIFECYCLES)('%s', (lifecycle) => {
+        it('lists dead messages with their deliveries', async () => {
+          const d = await ctx.driver(lifecycle);
+          await kill(d, ['a', 'b'], T0);
+          const dead = await d.storage.peek(d.topic, 'dead', 10);
+          expect(sorted(dead.map((m) => m.id))).toEqual(['a', 'b']);
+          for (const m of dead) expect(m).toMatchObject({ topic: d.topic, state: 'dead', deliveries: 1, body: bodyOf(m.id) });
+        });
+
+        it('redrives only the given ids, as new lifecycles with deliveries reset', async () => {
+          const d = await ctx.driver(lifecycle);
+          await kill(d, ['a', 'b', 'c'], T0);
+          expect(await d.redrive(T0 + 10, ['a'])).toBe(1);
+          expect(await d.counts()).toEqual({ dead: 2, [d.table.storedState]: 1 });
+          expect(await d.lease(T0 + 10)).toMatchObject([{ id: 'a', deliveries: 1, body: bodyOf('a') }]);
+        });
+
+        it('redrives every dead message when no ids are given, and then finds none', async () => {
+          const d = await ctx.driver(lifecycle);
+          await kill(d, ['a', 'b', 'c'], T0);
+          expect(await d.redrive(T0 + 10)).toBe(3);
+          expect(await d.redrive(T0 + 10)).toBe(0);
+          expect(await d.counts()).toEqual({ [d.table.storedState]: 3 });
+        });
+
+        it('leaves ids alone that are not dead', async () => {
+          const d = await ctx.driver(lifecycle);
+          await kill(d, ['a'], T0);
+          await d.store(['alive'], T0);
+          expect(await d.redrive(T0 + 10, ['alive', 'unknown'])).toBe(0);
+          expect(await d.counts()).toEqual({ dead: 1, [d.table.storedState]: 1 });
+        });
+      });
+
+      it('dead-letters through Tidings after maxDeliveries, and redrives the message back to a consumer', async () => {
+        const tidings = await ctx.tidings();
+        const name = ctx.topic();
+        const topic = tidings.topic<string>(name, { semantic: 'at-least-once', maxDeliveries: 2, deadLetter: `${name}.dead`, backoff: { initialMs: 1, maxMs: 2 } });
+        let failing = true;
+        const attempts: number[] = [];
+        const consumed: string[] = [];
+        const consumer = topic.consume(
+          (m) => {
+            attempts.push(m.attempt);
+            if (failing) throw new Error('failing on purpose');
+            consumed.push(m.payload);
+          },
+          { pollMs: 10 },
+        );
+        const { id } = await topic.send('x');
+        await waitFor('the message to be dead-lettered', async () => (await tidings.deadLetters(name)).length === 1);
+        expect(attempts).toEqual([1, 2]);
+        expect(await tidings.deadLetters(name)).toMatchObject([{ id, deliveries: 2 }]);
+        expect(countsOf(await tidings.counts(), `${name}.dead`)).toEqual({ acked: 1 });
+        failing = false;
+        expect(await tidings.redrive(name)).toBe(1);
+        await waitFor('the redriven message to be consumed', () => consumed.length === 1);
+        await consumer.stop();
+        expect(attempts).toEqual([1, 2, 1]);
+        expect(countsOf(await tidings.counts(name), name)).toEqual({});
+      });
+    });
+
+    describe('7. delayed delivery', () => {
+      describe.each(LIFECYCLES)('%s', (lifecycle) => {
+        it('does not hand out a message before its availableAt, and does from that instant', async () => {
+          const d = await ctx.driver(lifecycle);
+          await d.store(['later'], T0, { availableAt: T0 + 1_000 });
+          expect(await d.lease(T0 + 999)).toEqual([]);
+          expect(await d.lease(T0 + 1_000)).toMatchObject([{ id: 'later', availableAt: T0 + 1_000 }]);
+        });
+
+        it('does not let a delayed message hold back ready ones stored after it', async () => {
+          const d = await ctx.driver(lifecycle);
+          await d.store(['later'], T0, { availableAt: T0 + HOUR });
+          await d.store(['now'], T0);
+          expect((await d.lease(T0)).map((m) => m.id)).toEqual(['now']);
+        });
+      });
+
+      it('delivers a delayed send through Tidings no earlier than its delay', async () => {
+        const tidings = await ctx.tidings();
+        const topic = tidings.topic(ctx.topic(), { semantic: 'at-least-once' });
+        let deliveredAt = 0;
+        const consumer = topic.consume(() => void (deliveredAt = Date.now()), { pollMs: 10 });
+        const sentAt = Date.now();
+        await topic.send('x', { delayMs: 300 });
+        await waitFor('the delayed message', () => deliveredAt > 0);
+        await consumer.stop();
+        expect(deliveredAt - sentAt).toBeGreaterThanOrEqual(300);
+      });
+    });
+
+    describe('8. retention purge', () => {
+      it('removes rows in the given states created before `before`, and nothing else', async () => {
+        const d = await ctx.driver('at-least-once');
+        await kill(d, ['old-1', 'old-2'], T0);
+        await kill(d, ['new'], T0 + 10_000);
+        await d.store(['alive'], T0);
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + 20_000, before: T0 + 5_000, states: ['dead'] })).toBe(2);
+        expect(await d.counts()).toEqual({ dead: 1, acked: 1 });
+        expect((await d.storage.peek(d.topic, 'dead', 10)).map((m) => m.id)).toEqual(['new']);
+      });
+
+      it('removes no rows without `before`, and only the named topic when one is given', async () => {
+        const key = ctx.key();
+        const one = await ctx.driver('at-least-once', { key });
+        const two = await ctx.driver('at-least-once', { key });
+        await kill(one, ['a'], T0);
+        await kill(two, ['a'], T0);
+        expect(await one.storage.purge({ now: T0 + HOUR, states: ['dead'] })).toBe(0);
+        expect(await one.storage.purge({ topic: one.topic, now: T0 + HOUR, before: T0 + 1, states: ['dead'] })).toBe(1);
+        expect(await one.counts()).toEqual({});
+        expect(await two.counts()).toEqual({ dead: 1 });
+      });
+
+      it('removes consumed rows exactly-once left behind', async () => {
+        const d = await ctx.driver('exactly-once/broker');
+        await d.store(['a'], T0);
+        await d.settle(await d.lease(T0), 'leased', ['CONSUME'], T0);
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + HOUR, before: T0 + 1, states: ['consumed'] })).toBe(1);
+        expect(await d.counts()).toEqual({});
+      });
+
+      it('drops dedup records whose window has passed and counts them, keeping the rest', async () => {
+        const d = await ctx.driver('exactly-once/end-to-end');
+        await d.store(['a', 'b'], T0, { dedupMs: 1_000 });
+        await d.store(['c'], T0, { dedupMs: HOUR });
+        await d.ack(await d.lease(T0), T0);
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + 500 })).toBe(0);
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + 2_000 })).toBeGreaterThanOrEqual(2);
+        expect(await d.store(['a', 'b', 'c'], T0 + 2_000)).toEqual([
+          { id: 'a', duplicate: false },
+          { id: 'b', duplicate: false },
+          { id: 'c', duplicate: true },
+        ]);
+      });
+    });
+
+    describe('9. counts and peek', () => {
+      it('counts messages by state and topic, leaving out states with none', async () => {
+        const key = ctx.key();
+        const one = await ctx.driver('at-least-once', { key });
+        const two = await ctx.driver('exactly-once/broker', { key });
+        await one.store(['a', 'b', 'c'], T0);
+        await one.lease(T0, { limit: 1 });
+        await two.store(['a'], T0);
+        const only = await one.storage.counts(one.topic);
+        expect(Object.keys(only).filter((t) => Object.keys(countsOf(only, t)).length > 0)).toEqual([one.topic]);
+        expect(only[one.topic]).toEqual({ acked: 2, leased: 1 });
+        const all = await one.storage.counts();
+        expect(all[one.topic]).toEqual({ acked: 2, leased: 1 });
+        expect(all[two.topic]).toEqual({ stored: 1 });
+      });
+
+      it('peeks at messages in one state, up to the limit, without changing them', async () => {
+        const d = await ctx.driver('at-least-once');
+        await d.store(idRange('m', 5), T0);
+        const some = await d.storage.peek(d.topic, 'acked', 3);
+        expect(some).toHaveLength(3);
+        for (const m of some) {
+          expect(m).toMatchObject({ topic: d.topic, body: bodyOf(m.id), state: 'acked', deliveries: 0, availableAt: T0, createdAt: T0 });
+        }
+        expect(await d.storage.peek(d.topic, 'leased', 10)).toEqual([]);
+        expect(await d.counts()).toEqual({ acked: 5 });
+        const [leased] = await d.lease(T0, { limit: 1, token: 'tok', leaseMs: 1_000 });
+        expect(await d.storage.peek(d.topic, 'leased', 10)).toMatchObject([{ id: leased!.id, state: 'leased', deliveries: 1, leaseToken: 'tok', leaseUntil: T0 + 1_000 }]);
+      });
+
+      it('answers for a topic it has never seen with no counts and no messages', async () => {
+        const storage = await ctx.storage();
+        const topic = ctx.topic();
+        expect(countsOf(await storage.counts(topic), topic)).toEqual({});
+        expect(await storage.peek(topic, 'dead', 10)).toEqual([]);
+      });
+    });
+
+    describe('10. closing', () => {
+      it('closes twice, also both at once, without error', async () => {
+        const storage = await ctx.storage();
+        await Promise.all([storage.close(), storage.close()]);
+        await storage.close();
+      });
+
+      it('rejects every operation after close with ClosedError instead of hanging', async () => {
+        const storage = await ctx.storage();
+        const topic = ctx.topic();
+        const item = { id: 'a', leaseToken: 'tok' };
+        await storage.close();
+        const operations: Record<string, () => unknown> = {
+          store: () => storage.store({ topic, lifecycle: 'at-least-once', state: 'acked', messages: [{ id: 'a', body: '1', availableAt: T0 }], now: T0 }),
+          lease: () => storage.lease({ topic, from: 'acked', to: 'leased', limit: 1, now: T0, leaseUntil: T0 + 1, leaseToken: 'tok', remove: false }),
+          extendLease: () => storage.extendLease(topic, item, T0 + 1),
+          settle: () => storage.settle({ topic, from: 'leased', to: 'deleted', items: [item], remove: true, now: T0 }),
+          release: () => storage.release({ topic, from: 'leased', to: 'acked', items: [{ ...item, availableAt: T0 }], now: T0 }),
+          expire: () => storage.expire({ topic, from: 'leased', ready: 'acked', dead: 'dead', maxDeliveries: 1, now: T0 }),
+          redrive: () => storage.redrive({ topic, state: 'acked', now: T0 }),
+          counts: () => storage.counts(topic),
+          peek: () => storage.peek(topic, 'dead', 1),
+          purge: () => storage.purge({ now: T0 }),
+          transaction: () => storage.transaction(async () => 1),
+        };
+        const wrong: string[] = [];
+        for (const [op, run] of Object.entries(operations)) {
+          const error = await rejectionOf(run);
+          if (!(error instanceof TidingsError) || error.code !== 'CLOSED') wrong.push(`${op}: ${String(error)}`);
+        }
+        expect(wrong).toEqual([]);
+      });
+    });
+
+    describe('11. bad input', () => {
+      it('stores an empty batch as a no-op that returns []', async () => {
+        const d = await ctx.driver('exactly-once/end-to-end');
+        expect(await d.store([], T0)).toEqual([]);
+        expect(await d.counts()).toEqual({});
+      });
+
+      it('settles, releases, extends and redrives unknown ids as no-ops', async () => {
+        const d = await ctx.driver('at-least-once');
+        await d.store(['a'], T0);
+        expect(await d.ack([{ id: 'nope', leaseToken: 'tok' }], T0)).toEqual([]);
+        expect(await d.settle([], 'leased', ['CONSUME', 'DELETE'], T0)).toEqual([]);
+        expect(await d.nack({ id: 'nope', topic: d.topic, body: '1', state: 'leased', deliveries: 1, availableAt: T0, createdAt: T0, leaseToken: 'tok' }, T0)).toEqual([]);
+        expect(await d.storage.extendLease(d.topic, { id: 'nope', leaseToken: 'tok' }, T0 + 1)).toBe(false);
+        expect(await d.redrive(T0, ['nope'])).toBe(0);
+        expect(await d.counts()).toEqual({ acked: 1 });
+      });
+
+      it('leases nothing from an empty or unknown topic, nor with limit 0', async () => {
+        const d = await ctx.driver('at-least-once');
+        expect(await d.lease(T0)).toEqual([]);
+        expect(await d.expire(T0)).toEqual({ requeued: [], dead: [] });
+        await d.store(['a'], T0);
+        expect(await d.lease(T0, { limit: 0 })).toEqual([]);
+        expect(await d.counts()).toEqual({ acked: 1 });
+      });
+
+      it('keeps bodies byte for byte and ids of up to 200 characters of any kind, case-sensitive', async () => {
+        const d = await ctx.driver('at-least-once');
+        const ids = ['x'.repeat(200), 'ünïcødé ✓ 🚀', 'with space', 'a:b.c-d_e/f', "quote'\"", 'ID-a', 'id-a'];
+        const bodies = new Map(ids.map((id, i) => [id, i === 0 ? JSON.stringify('é✓'.repeat(50_000)) : JSON.stringify({ id, nested: [null, true, 1.5, '\u0000\n\t'] })]));
+        const results = await d.storage.store({
+          topic: d.topic,
+          lifecycle: 'at-least-once',
+          state: 'acked',
+          messages: ids.map((id) => ({ id, body: bodies.get(id)!, availableAt: T0 })),
+          now: T0,
+        });
+        expect(results).toEqual(ids.map((id) => ({ id, duplicate: false })));
+        const leased: StoredMessage[] = await d.lease(T0, { limit: 100 });
+        expect(sorted(leased.map((m) => m.id))).toEqual(sorted(ids));
+        for (const m of leased) expect(m.body).toBe(bodies.get(m.id));
+      });
+    });
+
+    describe('12. transactions', () => {
+      it('resolves with what the callback returns, committing what was written with its handle', async () => {
+        const d = await ctx.driver('exactly-once/broker');
+        await d.store(['a'], T0);
+        const leased = await d.lease(T0);
+        const result = await d.storage.transaction(async (tx) => {
+          await d.store(['b'], T0, { tx });
+          // A handler's ctx.extendLease runs inside its transaction; a single-connection database must not wait on itself.
+          expect(await d.storage.extendLease(d.topic, leased[0]!, T0 + HOUR, tx)).toBe(true);
+          expect(await d.settle(leased, 'leased', ['CONSUME'], T0, tx)).toEqual(['a']);
+          return 42;
+        });
+        expect(result).toBe(42);
+        expect(await d.counts()).toEqual({ consumed: 1, stored: 1 });
+      });
+
+      it("passes the callback's rejection through", async () => {
+        const storage = await ctx.storage();
+        const boom = new Error('boom');
+        await expect(
+          storage.transaction(async () => {
+            throw boom;
+          }),
+        ).rejects.toBe(boom);
+      });
+
+      it.skipIf(!rollback)('rolls back stores and settles made with its handle when the callback throws', async () => {
+        const d = await ctx.driver('exactly-once/broker');
+        await d.store(['a'], T0);
+        const leased = await d.lease(T0);
+        await expect(
+          d.storage.transaction(async (tx) => {
+            await d.store(['b'], T0, { tx });
+            expect(await d.settle(leased, 'leased', ['CONSUME'], T0, tx)).toEqual(['a']);
+            throw new Error('handler failed');
+          }),
+        ).rejects.toThrow('handler failed');
+        expect(await d.counts()).toEqual({ leased: 1 });
+        expect(await d.settle(leased, 'leased', ['CONSUME'], T0)).toEqual(['a']);
+      });
+
+      it.skipIf(!rollback)("rolls back its own idempotency store's records made with the handle", async ({ skip }) => {
+        const storage = await ctx.storage();
+        const idempotency = storage.idempotencyStore?.();
+        if (!idempotency) skip('the adapter has no idempotency store of its own');
+        const topic = ctx.topic();
+        await expect(
+          storage.transaction(async (tx) => {
+            expect(await idempotency!.record(topic, ['a'], T0 + HOUR, tx)).toEqual(['a']);
+            throw new Error('handler failed');
+          }),
+        ).rejects.toThrow('handler failed');
+        expect([...(await idempotency!.seen(topic, ['a']))]).toEqual([]);
+      });
+    });
+  });
+}

@@ -1,0 +1,14 @@
+import { memoryStorage, type MemoryStorage } from '@tidings/adapter-memory';
+import { describeIdempotencyStore, describeStorageAdapter } from '@tidings/conformance';
+import { memoryIdempotency } from '@tidings/idempotency';
+
+// One instance per key: two handles on one key are then two brokers sharing the same memory.
+const byKey = new Map<string, MemoryStorage>();
+const sharedMemory = ({ key }: { key: string }) => {
+  if (!byKey.has(key)) byKey.set(key, memoryStorage());
+  return byKey.get(key)!;
+};
+
+// Memory storage has no undo log, so its transactions cannot roll back.
+describeStorageAdapter('memory', sharedMemory, { rollback: false });
+describeIdempotencyStore('memory', memoryIdempotency);
