@@ -34,7 +34,9 @@ export function isDriverError(error: unknown): boolean {
 /** Turns a driver error into a typed Tidings error, so callers never parse driver messages. */
 export function toTidingsError(error: unknown, where: string, target: string): TidingsError {
   if (error instanceof TidingsError) return error;
-  const detail = (error as Error)?.message ?? String(error);
+  let detail = (error as Error)?.message ?? String(error);
+  // knex puts the whole statement before the driver's message; keep only the message.
+  if (detail.startsWith('/* tidings */')) detail = detail.slice(detail.lastIndexOf(' - ') + 3);
   if (isTransient(error)) {
     return new StorageError(`${target} stayed busy during ${where} (${detail}). Another process holds a lock; retry, or raise busyTimeoutMs.`, {
       cause: error,
@@ -42,7 +44,7 @@ export function toTidingsError(error: unknown, where: string, target: string): T
     });
   }
   const code = (error as { code?: string })?.code ?? '';
-  if (error instanceof ConnectionException || /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EPIPE|57P0[123]|08\w{3})$/.test(code) || /Connection terminated|connection is closed|Knex: Timeout acquiring/i.test(detail)) {
+  if (error instanceof ConnectionException || /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EPIPE|57P0[123]|08\w{3})$/.test(code) || /Connection terminated|connection is closed|connection error|not queryable|Knex: Timeout acquiring/i.test(detail)) {
     return new StorageError(`Lost the connection to ${target} during ${where} (${detail}). Check that the database is up and reachable.`, {
       cause: error,
       code: 'CONNECTION_LOST',
