@@ -207,8 +207,9 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
           `INSERT INTO tidings_dedup (topic, id, expires_at) SELECT ?, value, ? FROM (${dialect.jsonStrings}) AS ids WHERE true
            ON CONFLICT (topic, id) DO UPDATE SET expires_at = excluded.expires_at WHERE tidings_dedup.expires_at <= ?
            RETURNING id`,
-          // PostgreSQL refuses an upsert that touches one row twice, so each id goes once.
-          [req.topic, req.dedupUntil, JSON.stringify([...new Set(req.messages.map((m) => m.id))]), req.now],
+          // Each id once (PostgreSQL refuses an upsert that touches a row twice), in sorted order so two
+          // brokers storing overlapping batches lock rows in the same order and cannot deadlock.
+          [req.topic, req.dedupUntil, JSON.stringify([...new Set(req.messages.map((m) => m.id))].sort()), req.now],
           em,
           'store',
         );
