@@ -28,7 +28,7 @@ export interface TidingsOptions<Tx = unknown> {
 }
 
 /** The transaction handle type of a storage adapter. */
-export type TxOf<S> = S extends StorageAdapter<infer Tx> ? Tx : unknown;
+export type TxOf<S> = S extends StorageAdapter<infer Tx> ? ([Tx] extends [undefined] ? undefined : NonNullable<Tx>) : unknown;
 
 /** Default dead-letter topics are at-least-once: a dead letter must not be lost. */
 const DEAD_LETTER_DEFAULTS: TopicOptions = { semantic: 'at-least-once' };

@@ -1,3 +1,4 @@
+import type { MemoryTransaction } from '@tidings/adapter-memory';
 import { MemoryStorage, memoryStorage } from '@tidings/adapter-memory';
 import { container as rootContainer, type InjectionToken } from 'tsyringe';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,7 +21,7 @@ import {
 } from '../src/index.js';
 import { memoryTidings, uniqueTopic, waitFor } from './helpers.js';
 
-let tidings: Tidings<undefined>;
+let tidings: Tidings<MemoryTransaction>;
 afterEach(() => tidings?.close());
 
 type ErrorClass = abstract new (...args: any[]) => TidingsError;
@@ -71,7 +72,7 @@ class CountingStorage extends MemoryStorage {
 
 /** Memory storage without an idempotency store of its own. */
 class NoIdempotencyStorage extends MemoryStorage {
-  override idempotencyStore(): IdempotencyStore<undefined> {
+  override idempotencyStore(): IdempotencyStore<MemoryTransaction> {
     return undefined as never;
   }
 }

@@ -1,8 +1,9 @@
+import type { MemoryTransaction } from '@tidings/adapter-memory';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock, type Tidings, type TransitionEvent } from '../src/index.js';
 import { memoryTidings, uniqueTopic, waitFor } from './helpers.js';
 
-let tidings: Tidings<undefined>;
+let tidings: Tidings<MemoryTransaction>;
 afterEach(() => tidings?.close());
 
 describe('at-most-once', () => {

@@ -1,3 +1,4 @@
+import type { MemoryTransaction } from '@tidings/adapter-memory';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { Tidings, type TidingsOptions } from '../src/index.js';
 
@@ -11,7 +12,7 @@ export async function waitFor(check: () => boolean | Promise<boolean>, ms = 5_00
 }
 
 /** A Tidings instance over memory storage with fast polling defaults. */
-export function memoryTidings(options: TidingsOptions<undefined> = {}) {
+export function memoryTidings(options: TidingsOptions<MemoryTransaction> = {}) {
   return Tidings.create({ storage: memoryStorage(), purgeIntervalMs: 0, ...options });
 }
 

@@ -16,7 +16,7 @@ import {
   type StoreRequest,
   type StoreResult,
 } from '@tidings/core';
-import { memoryIdempotency } from '@tidings/idempotency';
+import { MemoryIdempotencyStore } from '@tidings/idempotency';
 
 type Row = StoredMessage;
 
@@ -63,12 +63,28 @@ function unlease(row: Row): void {
   row.leaseToken = undefined;
 }
 
+/** A memory transaction: how to undo each change it made, replayed backwards on rollback. */
+export interface MemoryTransaction {
+  readonly undo: Array<() => void>;
+}
+
 /** Messages in process memory: fast, and gone when the process exits. Single-process only. */
-export class MemoryStorage implements StorageAdapter<undefined> {
+export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   readonly name = 'memory';
   private readonly topics = new Map<string, TopicRows>();
-  private readonly idempotency = memoryIdempotency();
+  private readonly consumed = new MemoryIdempotencyStore();
   private closed = false;
+  /** Consumed ids, recorded inside the handler's transaction so a rollback forgets them too. */
+  private readonly idempotency: IdempotencyStore<MemoryTransaction> = {
+    name: 'memory',
+    seen: (topic, ids) => this.consumed.seen(topic, ids),
+    record: async (topic, ids, expiresAt, tx) => {
+      const fresh = await this.consumed.record(topic, ids, expiresAt);
+      tx?.undo.push(() => this.consumed.forget(topic, fresh));
+      return fresh;
+    },
+    purge: (now) => this.consumed.purge(now),
+  };
 
   /** After close every operation rejects, as the contract asks, instead of quietly serving rows. */
   private assertOpen(): void {
@@ -82,15 +98,20 @@ export class MemoryStorage implements StorageAdapter<undefined> {
     return t;
   }
 
-  async store(req: StoreRequest): Promise<StoreResult[]> {
+  async store(req: StoreRequest, tx?: MemoryTransaction): Promise<StoreResult[]> {
     const t = this.rows(req.topic);
     return req.messages.map((m) => {
       const held = t.byId.has(m.id) || (t.dedup.get(m.id) ?? -Infinity) > req.now;
-      if (!held) {
-        t.insert({ id: m.id, topic: req.topic, body: m.body, state: req.state, deliveries: 0, availableAt: m.availableAt, createdAt: req.now });
+      if (held) return { id: m.id, duplicate: true };
+      const row: Row = { id: m.id, topic: req.topic, body: m.body, state: req.state, deliveries: 0, availableAt: m.availableAt, createdAt: req.now };
+      t.insert(row);
+      tx?.undo.push(() => t.remove(row));
+      if (req.dedupUntil !== undefined) {
+        const before = t.dedup.get(m.id);
+        t.dedup.set(m.id, req.dedupUntil);
+        tx?.undo.push(() => (before === undefined ? t.dedup.delete(m.id) : t.dedup.set(m.id, before)));
       }
-      if (req.dedupUntil !== undefined && !held) t.dedup.set(m.id, req.dedupUntil);
-      return { id: m.id, duplicate: held };
+      return { id: m.id, duplicate: false };
     });
   }
 
@@ -110,18 +131,29 @@ export class MemoryStorage implements StorageAdapter<undefined> {
     return out;
   }
 
-  async extendLease(topic: string, item: SettleItem, leaseUntil: number): Promise<boolean> {
+  async extendLease(topic: string, item: SettleItem, leaseUntil: number, tx?: MemoryTransaction): Promise<boolean> {
     const row = this.rows(topic).match(item, 'leased');
-    if (row) row.leaseUntil = leaseUntil;
-    return row !== undefined;
+    if (!row) return false;
+    const before = row.leaseUntil;
+    row.leaseUntil = leaseUntil;
+    tx?.undo.push(() => (row.leaseUntil = before));
+    return true;
   }
 
-  async settle(req: SettleRequest): Promise<string[]> {
+  async settle(req: SettleRequest, tx?: MemoryTransaction): Promise<string[]> {
     const t = this.rows(req.topic);
     const won: string[] = [];
     for (const item of req.items) {
       const row = t.match(item, req.from);
       if (!row) continue;
+      if (tx) {
+        const before = { ...row };
+        tx.undo.push(() => {
+          if (t.byId.get(row.id) === row) t.remove(row);
+          Object.assign(row, before);
+          t.insert(row);
+        });
+      }
       if (req.remove) t.remove(row);
       else {
         unlease(row);
@@ -225,13 +257,19 @@ export class MemoryStorage implements StorageAdapter<undefined> {
     return removed;
   }
 
-  /** Runs `fn` without isolation or rollback: memory keeps no undo log. */
-  async transaction<T>(fn: (tx: undefined) => Promise<T>): Promise<T> {
+  /** Runs `fn`; if it throws, undoes what it stored, settled and recorded through `tx`. No isolation: one process. */
+  async transaction<T>(fn: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
     this.assertOpen();
-    return fn(undefined);
+    const tx: MemoryTransaction = { undo: [] };
+    try {
+      return await fn(tx);
+    } catch (error) {
+      for (const step of tx.undo.reverse()) step();
+      throw error;
+    }
   }
 
-  idempotencyStore(): IdempotencyStore<undefined> {
+  idempotencyStore(): IdempotencyStore<MemoryTransaction> {
     return this.idempotency;
   }
 

@@ -9,6 +9,5 @@ const sharedMemory = ({ key }: { key: string }) => {
   return byKey.get(key)!;
 };
 
-// Memory storage has no undo log, so its transactions cannot roll back.
-describeStorageAdapter('memory', sharedMemory, { rollback: false });
+describeStorageAdapter('memory', sharedMemory);
 describeIdempotencyStore('memory', memoryIdempotency);

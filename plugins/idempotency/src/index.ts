@@ -22,6 +22,12 @@ export class MemoryIdempotencyStore implements IdempotencyStore<unknown> {
     return fresh;
   }
 
+  /** Drops records again, for a transaction that rolled back. */
+  forget(topic: string, ids: string[]): void {
+    const held = this.records.get(topic);
+    for (const id of ids) held?.delete(id);
+  }
+
   async purge(now: number): Promise<number> {
     let removed = 0;
     for (const held of this.records.values()) {
