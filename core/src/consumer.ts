@@ -61,6 +61,7 @@ export class Consumer<T = unknown, Tx = unknown> {
   private lastSweep = -Infinity;
   private stopped = false;
   private woken = false;
+  private settling: Promise<void> = Promise.resolve();
   private readonly unwatch?: () => void;
 
   /** @internal */
@@ -88,6 +89,7 @@ export class Consumer<T = unknown, Tx = unknown> {
       this.wake();
     }
     await this.loop;
+    await this.settling;
     this.unwatch?.();
     this.abort.abort();
     this.rt.consumers.delete(this);
@@ -213,8 +215,18 @@ export class Consumer<T = unknown, Tx = unknown> {
           failed.push([m, error]);
         }
       });
-      await this.settle(acked, 'leased', ['CONSUME', 'DELETE']);
-      await this.nack(failed);
+      // Settling overlaps the next lease and handlers; one settle in flight at a time keeps order and bounds memory.
+      const previous = this.settling;
+      this.settling = (async () => {
+        await previous;
+        try {
+          await this.settle(acked, 'leased', ['CONSUME', 'DELETE']);
+          await this.nack(failed);
+        } catch (error) {
+          // Unsettled leases expire and the messages are redelivered: at-least-once still holds.
+          rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() });
+        }
+      })();
       return;
     }
     await this.processExactlyOnce(batch);

@@ -238,21 +238,31 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     const pick = `SELECT seq FROM tidings_message WHERE topic = ? AND state = ? AND available_at <= ?
                   ORDER BY available_at, seq LIMIT ?${this.options.dialect.lockClause}`;
     const params = [req.topic, req.from, req.now, req.limit];
+    // Only what the lease does not already know comes back; the rest is filled in below.
+    const returning = 'seq, id, body, deliveries, created_at, available_at';
     const rows = req.remove
-      ? await this.exec(`DELETE FROM tidings_message WHERE seq IN (${pick}) RETURNING ${COLUMNS}`, params, undefined, 'lease')
+      ? await this.exec(`DELETE FROM tidings_message WHERE seq IN (${pick}) RETURNING ${returning}`, params, undefined, 'lease')
       : await this.exec(
           `UPDATE tidings_message SET state = ?, deliveries = deliveries + 1, lease_until = ?, lease_token = ?
-           WHERE seq IN (${pick}) RETURNING ${COLUMNS}`,
+           WHERE seq IN (${pick}) RETURNING ${returning}`,
           [req.to, req.leaseUntil, req.leaseToken, ...params],
           undefined,
           'lease',
         );
+    const extra = req.remove ? 1 : 0;
     return rows
-      .map(toMessage)
-      .sort((a, b) => a.seq - b.seq)
-      .map(({ seq: _seq, ...m }) =>
-        req.remove ? { ...m, state: req.to, deliveries: m.deliveries + 1, leaseUntil: req.leaseUntil, leaseToken: req.leaseToken } : m,
-      );
+      .sort((a, b) => Number(a.seq) - Number(b.seq))
+      .map((r) => ({
+        id: r.id as string,
+        topic: req.topic,
+        body: r.body as string,
+        state: req.to,
+        deliveries: Number(r.deliveries) + extra,
+        availableAt: Number(r.available_at),
+        createdAt: Number(r.created_at),
+        leaseUntil: req.leaseUntil,
+        leaseToken: req.leaseToken,
+      }));
   }
 
   async extendLease(topic: string, item: SettleItem, leaseUntil: number, tx?: EntityManager): Promise<boolean> {
