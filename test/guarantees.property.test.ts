@@ -10,21 +10,17 @@
  * - a planned number of producer acks are lost: the store is applied, then `StorageError` with code
  *   `ACK_LOST` is thrown (retryable); the producer's own retry loop then calls `store` again, and that
  *   retry waits until the test grants it;
- * - exactly-once handlers write their effect through `ctx.em`, a handle the view's `transaction` commits
- *   only when the transaction resolves: the transactional inbox the design promises, without which no
- *   broker can keep a handler whose lease expired mid-run from taking effect twice.
- * - the idempotency record an exactly-once consumer writes inside that transaction commits with it too.
- *   The memory adapter's own `transaction` is a plain call that rolls nothing back, so a record written
- *   by a transaction that then fails (lease lost) stays, and the redelivery is skipped as a duplicate:
- *   the message is never consumed. That is a bug of the adapter (see the `it.fails` test at the end);
- *   the properties run with the record made atomic here, the checks themselves unchanged.
+ * - exactly-once handlers write their effect through `ctx.em`, the memory adapter's own transaction: the
+ *   effect registers an undo step, so it is rolled back with the settle and the idempotency record when
+ *   the transaction fails. That is the transactional inbox the design promises, without which no broker
+ *   can keep a handler whose lease expired mid-run from taking effect twice.
  *
  * A crash is a handler that never settles: its process is abandoned and a new one started in its place.
  * Time is a `ManualClock`; only the `expire` operation moves it, past `leaseMs`. After the operations the
  * run drains (all producer retries allowed, all handlers acked, the clock moved on until the topic is
  * empty) and the history is checked: what producers were told (acks) against what handlers did (effects).
  */
-import { memoryStorage, type MemoryStorage } from '@tidings/adapter-memory';
+import { memoryStorage, type MemoryStorage, type MemoryTransaction } from '@tidings/adapter-memory';
 import {
   ManualClock,
   StorageError,
@@ -153,14 +149,6 @@ interface Effect {
   n: number;
 }
 
-/** The transaction handle exactly-once handlers get as `ctx.em`: their writes commit with the transaction. */
-interface TestTx {
-  readonly staged: Effect[];
-  /** Idempotency records written in the transaction (when the test makes them atomic). */
-  readonly records: Array<{ topic: string; id: string; expiresAt: number }>;
-}
-type Tx = TestTx | undefined;
-
 type Outcome = 'ack' | 'fail' | 'crashed';
 
 interface Delivery {
@@ -173,7 +161,7 @@ interface Delivery {
 
 interface Proc {
   readonly name: string;
-  tidings?: Tidings<Tx>;
+  tidings?: Tidings<MemoryTransaction>;
   consumer?: { wake(): void };
   /** `busy` while the consumer runs on its own; `leasing`/`handling` while it waits for the test. */
   status: 'busy' | 'leasing' | 'handling';
@@ -187,8 +175,6 @@ interface Proc {
 interface RunOptions {
   /** Broken broker for the non-vacuity test: acks before storing, and the write of a faulted send is lost. */
   ackBeforeStore?: boolean;
-  /** Commit consumers' idempotency records with their transaction (default true; false runs the adapter's store as it is). */
-  atomicIdempotency?: boolean;
 }
 
 interface SendRecord {
@@ -216,8 +202,8 @@ class World {
   readonly stored = new Set<string>();
   readonly errors: unknown[] = [];
   readonly trace: string[] = [];
-  producer!: Tidings<Tx>;
-  topic!: Topic<Payload, Tx>;
+  producer!: Tidings<MemoryTransaction>;
+  topic!: Topic<Payload, MemoryTransaction>;
   gateRetries = true;
   autoAck = false;
   tearingDown = false;
@@ -227,7 +213,6 @@ class World {
   private nextProc = 0;
 
   readonly ackBeforeStore: boolean;
-  readonly idempotency: IdempotencyStore<Tx>;
 
   constructor(
     readonly kind: Kind,
@@ -235,8 +220,6 @@ class World {
     options: RunOptions = {},
   ) {
     this.ackBeforeStore = options.ackBeforeStore ?? false;
-    const own = this.inner.idempotencyStore();
-    this.idempotency = (options.atomicIdempotency ?? true) ? new AtomicIdempotency(own) : own;
   }
 
   async start(): Promise<void> {
@@ -245,7 +228,7 @@ class World {
     for (let i = 0; i < this.scenario.consumers; i++) await this.spawn();
   }
 
-  private async instance(proc: Proc | undefined): Promise<Tidings<Tx>> {
+  private async instance(proc: Proc | undefined): Promise<Tidings<MemoryTransaction>> {
     const tidings = await Tidings.create({ storage: new StorageView(this, proc), clock: this.clock, purgeIntervalMs: 0 });
     tidings.events.on('error', (e) => this.errors.push(e.error));
     return tidings;
@@ -268,7 +251,7 @@ class World {
     return this.procs.filter((p) => !p.crashed);
   }
 
-  private async handle(proc: Proc, m: Message<Payload>, ctx: ConsumeContext<Tx>): Promise<void> {
+  private async handle(proc: Proc, m: Message<Payload>, ctx: ConsumeContext<MemoryTransaction>): Promise<void> {
     const d: Delivery = { proc, id: m.id, n: m.payload.n, attempt: m.attempt };
     this.deliveries.push(d);
     this.trace.push(`${proc.name} handles ${m.id} (n=${m.payload.n}, attempt ${m.attempt})`);
@@ -285,12 +268,14 @@ class World {
     if (outcome === 'crashed') throw new Error(`${proc.name} crashed while handling ${m.id}`);
     if (outcome === 'fail') throw new Error(`handler of ${m.id} failed`);
     const effect = { id: m.id, n: m.payload.n };
-    if (ctx.em) ctx.em.staged.push(effect);
-    else this.effects.push(effect);
+    this.effects.push(effect);
+    // Exactly-once: the effect is written in the handler's transaction, and undone if that transaction fails.
+    // The other semantics run handlers outside any transaction: there `ctx.em` is undefined.
+    (ctx.em as MemoryTransaction | undefined)?.undo.push(() => this.effects.splice(this.effects.indexOf(effect), 1));
   }
 
   /** What the view does on `store`: gates retries, injects lost acks (or, broken, acks without storing). */
-  async store(req: StoreRequest): Promise<StoreResult[]> {
+  async store(req: StoreRequest, tx?: MemoryTransaction): Promise<StoreResult[]> {
     const rec = req.messages.length === 1 ? this.sendsByBody.get(req.messages[0]!.body) : undefined;
     if (rec && rec.storeCalls > 0 && this.gateRetries) {
       await new Promise<void>((resolve) => (rec.grantRetry = resolve));
@@ -303,7 +288,7 @@ class World {
         this.trace.push(`store of n=${rec.n} acked, then its write is lost`);
         return req.messages.map((m) => ({ id: m.id, duplicate: false }));
       }
-      const results = await this.inner.store(req);
+      const results = await this.inner.store(req, tx);
       for (const r of results) if (!r.duplicate) this.stored.add(r.id);
       this.trace.push(`stored ${results.map((r) => `${r.id}${r.duplicate ? ' (duplicate)' : ''}`).join(', ')}`);
       if (rec && rec.lostAcks > 0) {
@@ -487,7 +472,7 @@ function pick<T>(items: T[], index: number): T | undefined {
 }
 
 /** One process's way to the shared memory storage: delegation plus the test's gates and its transaction handle. */
-class StorageView implements StorageAdapter<Tx> {
+class StorageView implements StorageAdapter<MemoryTransaction> {
   readonly name = 'memory (fault-injecting view)';
 
   constructor(
@@ -495,8 +480,8 @@ class StorageView implements StorageAdapter<Tx> {
     private readonly proc: Proc | undefined,
   ) {}
 
-  store(req: StoreRequest): Promise<StoreResult[]> {
-    return this.world.store(req);
+  store(req: StoreRequest, tx?: MemoryTransaction): Promise<StoreResult[]> {
+    return this.world.store(req, tx);
   }
 
   async lease(req: LeaseRequest): Promise<StoredMessage[]> {
@@ -514,12 +499,12 @@ class StorageView implements StorageAdapter<Tx> {
     return leased;
   }
 
-  extendLease(topic: string, item: SettleItem, leaseUntil: number): Promise<boolean> {
-    return this.world.inner.extendLease(topic, item, leaseUntil);
+  extendLease(topic: string, item: SettleItem, leaseUntil: number, tx?: MemoryTransaction): Promise<boolean> {
+    return this.world.inner.extendLease(topic, item, leaseUntil, tx);
   }
 
-  settle(req: SettleRequest): Promise<string[]> {
-    return this.world.inner.settle(req);
+  settle(req: SettleRequest, tx?: MemoryTransaction): Promise<string[]> {
+    return this.world.inner.settle(req, tx);
   }
 
   release(req: ReleaseRequest): Promise<string[]> {
@@ -548,48 +533,18 @@ class StorageView implements StorageAdapter<Tx> {
     return this.world.inner.purge(req);
   }
 
-  /** The handler's writes (staged on the handle) commit only if the whole transaction resolves. */
-  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    const { world } = this;
-    const tx: TestTx = { staged: [], records: [] };
-    const result = await world.inner.transaction(() => fn(tx));
-    for (const r of tx.records) {
-      const fresh = await world.inner.idempotencyStore().record(r.topic, [r.id], r.expiresAt);
-      if (fresh.length === 0) world.errors.push(new Error(`two transactions committed an idempotency record for ${r.id}`));
-    }
-    world.effects.push(...tx.staged);
-    return result;
+  /** The memory adapter's own transaction: if `fn` throws, the settle, the idempotency record and the handler's effect are undone. */
+  transaction<T>(fn: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
+    return this.world.inner.transaction(fn);
   }
 
-  idempotencyStore(): IdempotencyStore<Tx> {
-    return this.world.idempotency;
+  /** The memory adapter's own idempotency store, whose records roll back with the transaction. */
+  idempotencyStore(): IdempotencyStore<MemoryTransaction> {
+    return this.world.inner.idempotencyStore();
   }
 
   /** The shared storage is closed once, by the world. */
   async close(): Promise<void> {}
-}
-
-/** The memory idempotency store, with records written inside a transaction held back until it commits. */
-class AtomicIdempotency implements IdempotencyStore<Tx> {
-  readonly name = 'memory (records commit with the transaction)';
-
-  constructor(private readonly store: IdempotencyStore<undefined>) {}
-
-  seen(topic: string, ids: string[]): Promise<Set<string>> {
-    return this.store.seen(topic, ids);
-  }
-
-  async record(topic: string, ids: string[], expiresAt: number, tx?: Tx): Promise<string[]> {
-    if (!tx) return this.store.record(topic, ids, expiresAt);
-    const held = await this.store.seen(topic, ids);
-    const fresh = ids.filter((id) => !held.has(id) && !tx.records.some((r) => r.topic === topic && r.id === id));
-    tx.records.push(...fresh.map((id) => ({ topic, id, expiresAt })));
-    return fresh;
-  }
-
-  purge(now: number): Promise<number> {
-    return this.store.purge(now);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -644,13 +599,13 @@ function violations(world: World): string[] {
 }
 
 /** Runs one scenario and returns what it broke (empty when every guarantee held). */
-async function run(kind: Kind, scenario: Scenario, options: RunOptions = {}): Promise<{ broken: string[]; trace: string[] }> {
+async function run(kind: Kind, scenario: Scenario, options: RunOptions = {}): Promise<{ broken: string[]; trace: string[]; world: World }> {
   const world = new World(kind, scenario, options);
   try {
     await world.start();
     for (const op of scenario.ops) await world.apply(op);
     await world.drain();
-    return { broken: violations(world), trace: world.trace };
+    return { broken: violations(world), trace: world.trace, world };
   } finally {
     await world.close();
   }
@@ -692,26 +647,21 @@ describe(`delivery guarantees under random sends, lost acks, retries, leases, cr
   });
 });
 
-describe('known bug, pinned from a shrunk counterexample', () => {
-  // KNOWN BUG (it.fails until fixed): core/src/consumer.ts processExactlyOnce records the id in the idempotency
-  // store before the settle compare-and-set, relying on the transaction to undo the record when the lease was
-  // lost; adapters/memory/src/index.ts `transaction` is a plain call that undoes nothing. So a handler that
-  // finishes after its lease expired leaves the id recorded although its transaction failed, and the
-  // redelivery is consumed as a duplicate without running the handler: the message is consumed 0 times.
-  // When this starts passing, drop `.fails` and the AtomicIdempotency workaround above.
+describe('regression, pinned from a shrunk counterexample', () => {
+  // The first handler finishes after its lease expired: its transaction fails, and must leave no idempotency
+  // record behind, or the redelivery is skipped as a duplicate and the message is consumed 0 times.
   const scenario: Scenario = {
     consumers: 2,
     batchSize: 1,
     ops: [{ kind: 'send', lostAcks: 0, withId: true }, { kind: 'lease', pick: 0 }, { kind: 'expire' }, { kind: 'lease', pick: 0 }],
   };
 
-  it.fails("exactly-once over the memory adapter's own idempotency store consumes a message whose first handler outlived its lease", async () => {
-    const { broken, trace } = await run('exactly-once/end-to-end', scenario, { atomicIdempotency: false });
+  it("exactly-once over the memory adapter's own idempotency store consumes a message whose first handler outlived its lease", async () => {
+    const { broken, trace, world } = await run('exactly-once/end-to-end', scenario);
     expect(broken, trace.join('\n')).toEqual([]);
-  });
-
-  it('the same run keeps exactly-once once the idempotency record commits with the transaction', async () => {
-    const { broken, trace } = await run('exactly-once/end-to-end', scenario);
-    expect(broken, trace.join('\n')).toEqual([]);
+    // The scenario does what it pins: the first handler lost its lease, and the redelivery was consumed, once.
+    expect(world.errors.map((e) => (e as { code?: string }).code)).toContain('LEASE_LOST');
+    expect(world.deliveries.map((d) => d.attempt)).toEqual([1, 2]);
+    expect(world.effects).toEqual([{ id: 'm-1', n: 1 }]);
   });
 });
