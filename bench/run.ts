@@ -104,11 +104,14 @@ const steps: Array<[string, () => Promise<Row>]> = [
   ],
 ];
 
-for (const [i, [label, run]] of steps.entries()) {
-  bar(i, steps.length, label);
+// `--only WORD` runs the baseline and the configurations whose label contains WORD.
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1]!.toLowerCase() : undefined;
+const chosen = steps.filter(([label], i) => i === 0 || !only || label.toLowerCase().includes(only));
+for (const [i, [label, run]] of chosen.entries()) {
+  bar(i, chosen.length, label);
   rows.push(await run());
 }
-bar(steps.length, steps.length, 'done');
+bar(chosen.length, chosen.length, 'done');
 process.stderr.write('\n');
 rmSync(dir, { recursive: true, force: true });
 
