@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { SCOPES, SEMANTICS, TidingsError, type Scope, type Semantic } from '@tidings/core';
+import { dlqList, dlqRedrive, processOutput, purge, stats, type Output } from './commands.js';
+import { DEFAULT_DB } from './database.js';
+import type { DemoOptions } from './demo.js';
+import { parseDuration, parseInteger } from './parse.js';
+
+const FAULTS = ['none', 'default', 'heavy'] as const satisfies ReadonlyArray<DemoOptions['faults']>;
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Runs the `tidings` command line (`argv` as in `process.argv`, node and script first); resolves to the exit code, never exits. */
+export async function run(argv: string[], output: Output = processOutput): Promise<number> {
+  let exitCode = 0;
+  let db: string | undefined;
+  const dbOption = () => new Option('--db <file-or-url>', 'SQLite file or postgres:// URL').default(DEFAULT_DB).env('TIDINGS_DB');
+  const remember = <T extends { db?: string }>(o: T): T => ((db = o.db), o);
+
+  const program = new Command('tidings')
+    .description('Look into and tidy a Tidings database (counts, dead letters, redrive, purge), or run the demo.')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => output.out(text.replace(/\n$/, '')),
+      writeErr: (text) => output.err(text.replace(/\n$/, '')),
+      outputError: (text, write) => write(`tidings: ${text.replace(/^error: /, '')}`),
+    });
+
+  program
+    .command('stats')
+    .description('message counts by state, per topic')
+    .addOption(dbOption())
+    .option('--topic <topic>', 'only this topic')
+    .option('--json', 'print JSON')
+    .action(async (o: { db: string; topic?: string; json?: boolean }) => {
+      await stats(remember(o), output);
+    });
+
+  const dlq = program.command('dlq').description('dead letters: list them, or put them back for delivery');
+  dlq
+    .command('list')
+    .description("a topic's dead letters, oldest first")
+    .argument('<topic>')
+    .addOption(dbOption())
+    .option('--limit <n>', 'how many to show', '20')
+    .option('--json', 'print JSON')
+    .action(async (topic: string, o: { db: string; limit: string; json?: boolean }) => {
+      await dlqList({ ...remember(o), topic, limit: parseInteger('--limit', o.limit) }, output);
+    });
+  dlq
+    .command('redrive')
+    .description("put a topic's dead letters (or only --id ones) back for delivery")
+    .argument('<topic>')
+    .addOption(dbOption())
+    .option('--id <id>', 'a dead letter to redrive (repeat for several; default: all)', (id: string, ids: string[] = []) => [...ids, id])
+    .addOption(new Option('--semantic <semantic>', "the topic's semantic (default: inferred from its messages, else at-least-once)").choices(SEMANTICS))
+    .addOption(new Option('--scope <scope>', 'exactly-once scope').choices(SCOPES))
+    .option('--json', 'print JSON')
+    .action(async (topic: string, o: { db: string; id?: string[]; semantic?: Semantic; scope?: Scope; json?: boolean }) => {
+      const result = await dlqRedrive({ ...remember(o), topic, ids: o.id }, output);
+      if (result.missing.length > 0) exitCode = 1;
+    });
+
+  program
+    .command('purge')
+    .description('drop expired dedup and idempotency records, and dead letters older than an age')
+    .addOption(dbOption())
+    .option('--topic <topic>', 'only this topic')
+    .option('--dead-older-than <age>', 'also drop dead letters this old: ms, or 30m, 12h, 7d')
+    .option('--json', 'print JSON')
+    .action(async (o: { db: string; topic?: string; deadOlderThan?: string; json?: boolean }) => {
+      const deadOlderThanMs = o.deadOlderThan === undefined ? undefined : parseDuration('--dead-older-than', o.deadOlderThan);
+      await purge({ ...remember(o), deadOlderThanMs }, output);
+    });
+
+  program
+    .command('demo')
+    .description('run the four semantics side by side under injected faults')
+    .option('--messages <n>', 'messages per semantic', '2000')
+    .option('--seed <n>', 'seed of the fault schedule (default: random, printed)')
+    .addOption(new Option('--faults <level>', 'how many faults to inject').choices(FAULTS).default('default'))
+    .option('--dir <path>', "folder for the demo's files")
+    .option('--json', 'print JSON')
+    .action(async (o: { messages: string; seed?: string; faults: DemoOptions['faults']; dir?: string; json?: boolean }) => {
+      const messages = parseInteger('--messages', o.messages);
+      const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : parseInteger('--seed', o.seed, 0);
+      // On stderr, so --json output stays parseable; a failing run is only worth something if it replays.
+      if (o.seed === undefined) output.err(`seed ${seed} (replay with --seed ${seed})`);
+      // Loaded only when asked for, so the database commands start without the demo's dependencies.
+      const { runDemo } = await import('./demo.js');
+      exitCode = await runDemo({ messages, seed, faults: o.faults, json: o.json === true, dir: o.dir });
+    });
+
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (error) {
+    // Commander has already printed its own message (or the help it was asked for).
+    if (error instanceof CommanderError) return error.exitCode;
+    if (error instanceof TidingsError) {
+      output.err(`tidings: ${redact(error.message, db)}`);
+      return 1;
+    }
+    // Not one of ours: a bug or an unforeseen failure, where the stack is what helps.
+    output.err(`tidings: unexpected error: ${redact((error as Error)?.stack ?? String(error), db)}`);
+    return 1;
+  }
+}
+
+/** Removes the password of a postgres:// `--db` from a message, whatever layer wrote it. */
+function redact(message: string, db: string | undefined): string {
+  if (!db) return message;
+  let password: string;
+  try {
+    password = new URL(db).password;
+  } catch {
+    return message;
+  }
+  if (!password) return message;
+  let safe = message;
+  for (const p of new Set([password, decodeURIComponent(password)])) safe = safe.split(p).join('***');
+  return safe;
+}

@@ -1,0 +1,359 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Tidings, type StateCounts, type StorageAdapter } from '@tidings/core';
+import { sqliteStorage } from '@tidings/adapter-sqlite';
+import { postgresStorage } from '@tidings/adapter-postgres';
+import { dlqList, dlqRedrive, purge, run, stats, type Output } from '@tidings/cli';
+import { freshPostgresDatabase } from '../../../test/support/databases.js';
+
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const pkg = fileURLToPath(new URL('..', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'tidings-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const DAY = 86_400_000;
+
+/** What the database holds after `fill`, as `storage.counts()` reports it. */
+const FILLED: StateCounts = { orders: { acked: 3, dead: 2 }, payments: { stored: 1, dead: 1 } };
+
+/** Captures what a command writes, line by line. */
+function capture(): Output & { stdout: string[]; stderr: string[]; text(): string } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { stdout, stderr, out: (t) => void stdout.push(t), err: (t) => void stderr.push(t), text: () => stdout.join('\n') };
+}
+
+async function until(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * Fills a database the way an application would: orders (at-least-once) with 3 waiting and 2 dead-lettered,
+ * payments (exactly-once, broker) with 1 waiting and 1 dead, and receipts (exactly-once, end-to-end) all
+ * consumed, so only its dedup and idempotency records remain.
+ */
+async function fill(storage: StorageAdapter<any>): Promise<void> {
+  const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
+  try {
+    const orders = tidings.topic<{ n: number }>('orders', { semantic: 'at-least-once', maxDeliveries: 1 });
+    const payments = tidings.topic<{ n: number }>('payments', { semantic: 'exactly-once', scope: 'broker', maxDeliveries: 1 });
+    const receipts = tidings.topic<{ n: number }>('receipts', { semantic: 'exactly-once', dedupWindowMs: 1_000, idempotencyWindowMs: 1_000 });
+    const items = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => ({ n: from + i }));
+    await orders.sendMany(items(1, 5), { id: (p) => `order-${p.n}` });
+    await payments.sendMany(items(1, 2), { id: (p) => `pay-${p.n}` });
+    await receipts.sendMany(items(1, 2), { id: (p) => `receipt-${p.n}` });
+    const fail = (n: number) => async (m: { payload: { n: number } }) => {
+      if (m.payload.n <= n) throw new Error('refused');
+    };
+    const consumers = [orders.consume(fail(2), { pollMs: 10 }), payments.consume(fail(1), { pollMs: 10 }), receipts.consume(fail(0), { pollMs: 10 })];
+    await until('the first messages to settle', async () => JSON.stringify(await storage.counts()) === JSON.stringify({ orders: { dead: 2 }, payments: { dead: 1 } }));
+    await Promise.all(consumers.map((c) => c.stop()));
+    await orders.sendMany(items(6, 8), { id: (p) => `order-${p.n}` });
+    await payments.send({ n: 3 }, { id: 'pay-3' });
+  } finally {
+    await tidings.close();
+  }
+}
+
+/** A filled SQLite file of its own, so a test that changes it changes no other test's. */
+const template = join(dir, 'template.db');
+let copies = 0;
+function filledCopy(): string {
+  const file = join(dir, `copy-${++copies}.db`);
+  copyFileSync(template, file);
+  return file;
+}
+
+beforeAll(async () => {
+  await fill(sqliteStorage({ file: template }));
+  // The copies must not depend on a WAL file the template left behind.
+  expect(readdirSync(dir).filter((f) => f.startsWith('template.db-'))).toEqual([]);
+});
+
+describe('tidings stats', () => {
+  it('prints each topic with its message count per state, a total column and an all-topics row', async () => {
+    const io = capture();
+    const counts = await stats({ db: template }, io);
+    expect(counts).toEqual(FILLED);
+    expect(io.text().split('\n')).toEqual([
+      `SQLite file ${template}`,
+      'topic         acked  stored  dead  total',
+      'orders            3       0     2      5',
+      'payments          0       1     1      2',
+      '(all topics)      3       1     3      7',
+    ]);
+  });
+
+  it('prints JSON with --json, and one topic with --topic', async () => {
+    const io = capture();
+    await stats({ db: template, topic: 'payments', json: true }, io);
+    expect(JSON.parse(io.text())).toEqual({ db: template, topics: { payments: FILLED.payments } });
+  });
+
+  it('refuses a topic without messages, naming the topics there are', async () => {
+    await expect(stats({ db: template, topic: 'ordres' }, capture())).rejects.toMatchObject({
+      code: 'UNKNOWN_TOPIC',
+      message: `Topic "ordres" has no messages in SQLite file ${template}. Topics with messages: orders, payments.`,
+    });
+  });
+
+  it('refuses a SQLite file that does not exist, saying where it looked, and does not create it', async () => {
+    const missing = join(dir, 'nowhere', 'tidings.db');
+    const error = await stats({ db: missing }, capture()).catch((e) => e);
+    expect(error.code).toBe('DB_NOT_FOUND');
+    expect(error.message).toContain(`No Tidings database at ${missing}`);
+    expect(error.message).toContain('sqliteStorage');
+    expect(existsSync(join(dir, 'nowhere'))).toBe(false);
+  });
+
+  it('refuses a file that is not a SQLite database, and leaves it as it was', async () => {
+    const file = join(dir, 'notes.txt');
+    copyFileSync(fileURLToPath(import.meta.url), file);
+    const before = statSync(file).size;
+    await expect(stats({ db: file }, capture())).rejects.toMatchObject({ code: 'NOT_A_DATABASE' });
+    expect(statSync(file).size).toBe(before);
+  });
+});
+
+describe('tidings dlq', () => {
+  it('lists the dead letters of a topic, oldest first, with deliveries and payload', async () => {
+    const io = capture();
+    const result = await dlqList({ db: template, topic: 'orders' }, io);
+    expect(result.total).toBe(2);
+    expect(result.messages.map((m) => m.id)).toEqual(['order-1', 'order-2']);
+    const lines = io.text().split('\n');
+    expect(lines[0]).toBe(`2 dead letters in topic "orders" (SQLite file ${template})`);
+    expect(lines[1]).toMatch(/^id\s+deliveries\s+created\s+payload$/);
+    expect(lines[2]).toMatch(/^order-1\s+1\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+\{"n":1\}$/);
+    expect(lines).toHaveLength(4);
+  });
+
+  it('says how many it left out when --limit cuts the list, and prints parsed payloads with --json', async () => {
+    const io = capture();
+    await dlqList({ db: template, topic: 'orders', limit: 1 }, io);
+    expect(io.text()).toContain('Showing 1 of 2; pass --limit 2 to see them all.');
+    const json = capture();
+    await dlqList({ db: template, topic: 'orders', limit: 1, json: true }, json);
+    expect(JSON.parse(json.text())).toMatchObject({ topic: 'orders', total: 2, messages: [{ id: 'order-1', deliveries: 1, payload: { n: 1 } }] });
+  });
+
+  it('redrives one dead letter into the state its at-least-once topic waits in, inferred from the other messages, and a consumer then gets it', async () => {
+    const db = filledCopy();
+    const io = capture();
+    expect(await dlqRedrive({ db, topic: 'orders', ids: ['order-2'] }, io)).toEqual({ state: 'acked', redriven: 1, missing: [] });
+    expect(io.text()).toBe('Redrove 1 dead letter of topic "orders" to state acked (at-least-once or exactly-once end-to-end, inferred from the topic\'s waiting messages).');
+    expect(io.stderr).toEqual([]);
+
+    const tidings = await Tidings.create({ storage: sqliteStorage({ file: db }), purgeIntervalMs: 0 });
+    const seen: string[] = [];
+    const consumer = tidings.topic('orders', { semantic: 'at-least-once' }).consume(async (m) => void seen.push(m.id), { pollMs: 10 });
+    await until('the redriven message', async () => seen.includes('order-2'));
+    await consumer.stop();
+    expect(await tidings.counts('orders')).toEqual({ orders: { dead: 1 } });
+    await tidings.close();
+  });
+
+  it('redrives every dead letter of an exactly-once broker topic into stored', async () => {
+    const db = filledCopy();
+    expect(await dlqRedrive({ db, topic: 'payments' }, capture())).toEqual({ state: 'stored', redriven: 1, missing: [] });
+    expect((await stats({ db }, capture())).payments).toEqual({ stored: 2 });
+  });
+
+  it('names the requested ids that were not dead letters', async () => {
+    const db = filledCopy();
+    const io = capture();
+    expect(await dlqRedrive({ db, topic: 'orders', ids: ['order-1', 'order-7', 'nope'] }, io)).toEqual({ state: 'acked', redriven: 1, missing: ['order-7', 'nope'] });
+    expect(io.stderr).toEqual(['tidings: not dead letters of topic "orders", left as they are: order-7, nope.']);
+  });
+
+  it('refuses a --semantic the topic\'s messages contradict, since its consumers would never see the redriven ones', async () => {
+    const db = filledCopy();
+    await expect(dlqRedrive({ db, topic: 'orders', semantic: 'exactly-once', scope: 'broker' }, capture())).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('state acked, which exactly-once/broker never uses') });
+    expect((await stats({ db }, capture())).orders).toEqual(FILLED.orders);
+  });
+
+  it('falls back to at-least-once, with a note, when no waiting message tells the semantic', async () => {
+    const file = join(dir, 'only-dead.db');
+    const tidings = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0 });
+    const jobs = tidings.topic('jobs', { semantic: 'at-least-once', maxDeliveries: 1 });
+    await jobs.send({}, { id: 'job-1' });
+    const consumer = jobs.consume(async () => Promise.reject(new Error('no')), { pollMs: 10 });
+    await until('the dead letter', async () => (await tidings.counts('jobs')).jobs!.dead === 1);
+    await consumer.stop();
+    await tidings.close();
+    const io = capture();
+    expect((await dlqRedrive({ db: file, topic: 'jobs' }, io)).state).toBe('acked');
+    expect(io.stderr[0]).toMatch(/^tidings: no waiting messages in topic "jobs" tell its semantic, so it is taken as at-least-once/);
+  });
+});
+
+describe('tidings purge', () => {
+  it('drops expired dedup and idempotency records and keeps dead letters unless --dead-older-than is given', async () => {
+    const db = filledCopy();
+    const io = capture();
+    expect(await purge({ db, now: Date.now() + 2 * DAY }, io)).toEqual({ dedup: 2, idempotency: 2, dead: 0, total: 4 });
+    expect(io.text()).toBe(
+      `Purged 4 rows from SQLite file ${db}: 2 expired dedup records, 2 expired idempotency records, no dead letters (pass --dead-older-than 7d to drop old ones).`,
+    );
+    expect(await purge({ db, now: Date.now() + 2 * DAY }, capture())).toEqual({ dedup: 0, idempotency: 0, dead: 0, total: 0 });
+  });
+
+  it('drops only the dead letters older than --dead-older-than, of one topic with --topic', async () => {
+    const db = filledCopy();
+    expect(await purge({ db, topic: 'orders', deadOlderThanMs: DAY, now: Date.now() + DAY / 2 }, capture())).toMatchObject({ dead: 0 });
+    const io = capture();
+    expect(await purge({ db, topic: 'orders', deadOlderThanMs: DAY, now: Date.now() + 2 * DAY }, io)).toEqual({ dedup: 0, idempotency: 0, dead: 2, total: 2 });
+    expect(io.text()).toContain('2 dead letters older than 1d');
+    expect(await stats({ db }, capture())).toEqual({ orders: { acked: 3 }, payments: FILLED.payments });
+  });
+
+  it('knows a topic that holds only dedup records, and refuses one that holds nothing', async () => {
+    const db = filledCopy();
+    await expect(purge({ db, topic: 'reciepts' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC', message: expect.stringContaining('orders, payments, receipts') });
+    expect(await purge({ db, topic: 'receipts', now: Date.now() + 2 * DAY }, capture())).toMatchObject({ dedup: 2 });
+  });
+});
+
+describe('the tidings command line, in process', () => {
+  const argv = (...args: string[]) => ['node', 'tidings', ...args];
+
+  it.each([
+    [['dlq', 'list', 'orders', '--limit', 'ten', '--db', template], 'tidings: --limit must be a whole number >= 1, got "ten".'],
+    [['purge', '--dead-older-than', '7 days', '--db', template], 'tidings: --dead-older-than takes milliseconds or a whole number with a unit (30m, 12h, 7d, 2w), got "7 days".'],
+    [['dlq', 'redrive', 'orders', '--semantic', 'twice', '--db', template], "tidings: option '--semantic <semantic>' argument 'twice' is invalid. Allowed choices are at-most-once, at-least-once, exactly-once."],
+    [['dlq', 'redrive', 'orders', '--semantic', 'at-least-once', '--scope', 'broker', '--db', template], 'tidings: --scope applies only to --semantic exactly-once, not at-least-once.'],
+    [['demo', '--messages', '-5'], 'tidings: --messages must be a whole number >= 1, got "-5".'],
+    [['demo', '--seed', 'lucky'], 'tidings: --seed must be a whole number >= 0, got "lucky".'],
+    [['stats', '--colour'], "tidings: unknown option '--colour'"],
+    [['stats', '--db', 'mysql://app:s3cret@db/orders'], 'tidings: --db mysql://app:***@db/orders is not a database tidings can open: pass a SQLite file path or a postgres:// URL.'],
+  ])('refuses %j with one line on stderr and exit code 1', async (args, line) => {
+    const io = capture();
+    expect(await run(argv(...args), io)).toBe(1);
+    expect(io.stderr[0]).toBe(line);
+    expect(io.stdout).toEqual([]);
+  });
+
+  it('exits 1 when a requested id was not a dead letter, after redriving the others', async () => {
+    const db = filledCopy();
+    const io = capture();
+    expect(await run(argv('dlq', 'redrive', 'orders', '--id', 'order-1', '--id', 'order-9', '--db', db), io)).toBe(1);
+    expect(io.stdout[0]).toMatch(/^Redrove 1 dead letter of topic "orders"/);
+  });
+
+  it('hands the demo its options and prints the random seed it chose, on stderr so --json stays clean', async () => {
+    const io = capture();
+    expect(await run(argv('demo', '--json'), io)).toBe(1);
+    expect(io.stderr[0]).toMatch(/^seed \d+ \(replay with --seed \d+\)$/);
+    expect(io.stderr[1]).toBe('tidings: tidings demo is not ready yet.');
+    expect(io.stdout).toEqual([]);
+  });
+
+  it('shows an unreachable PostgreSQL URL without its password', async () => {
+    const io = capture();
+    expect(await run(argv('stats', '--db', 'postgres://app:s3cret@127.0.0.1:9/orders'), io)).toBe(1);
+    expect(io.stderr).toHaveLength(1);
+    expect(io.stderr[0]).toMatch(/^tidings: .*postgres:\/\/app:\*\*\*@127\.0\.0\.1:9\/orders/);
+    expect(io.stderr[0]).not.toContain('s3cret');
+  });
+});
+
+describe('tidings on PostgreSQL', () => {
+  let url: string;
+  beforeAll(async () => {
+    url = await freshPostgresDatabase('cli');
+    await fill(postgresStorage({ url }));
+  });
+
+  it('counts, lists and redrives like on SQLite', async () => {
+    expect(await stats({ db: url }, capture())).toEqual(FILLED);
+    expect((await dlqList({ db: url, topic: 'orders' }, capture())).messages.map((m) => m.id)).toEqual(['order-1', 'order-2']);
+    expect(await dlqRedrive({ db: url, topic: 'payments', ids: ['pay-1'] }, capture())).toEqual({ state: 'stored', redriven: 1, missing: [] });
+    expect(await purge({ db: url, now: Date.now() + 2 * DAY }, capture())).toEqual({ dedup: 2, idempotency: 2, dead: 0, total: 4 });
+    expect(await stats({ db: url }, capture())).toEqual({ orders: FILLED.orders, payments: { stored: 2 } });
+  });
+
+  it('refuses an unknown topic there too, naming the topics it has', async () => {
+    await expect(dlqList({ db: url, topic: 'nope' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC', message: expect.stringContaining('Topics with messages: orders, payments.') });
+  });
+
+  it('refuses a database the server does not have, and does not create it', async () => {
+    const missing = url.replace(/\/[^/]*$/, '/no_such_db');
+    await expect(stats({ db: missing }, capture())).rejects.toMatchObject({ code: 'DB_NOT_FOUND', message: expect.stringContaining('"no_such_db" does not exist') });
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const { rows } = await client.query(`SELECT 1 FROM pg_database WHERE datname = 'no_such_db'`);
+    await client.end();
+    expect(rows).toEqual([]);
+  });
+});
+
+describe('the tidings bin, spawned', () => {
+  const bin = join(pkg, 'bin', 'tidings.js');
+  const tidings = (...args: string[]) =>
+    promisify(execFile)(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', timeout: 20_000 }).then(
+      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+
+  beforeAll(() => {
+    // The bin runs dist/, which `npm ci` builds; rebuild it only when the sources are newer, so the test checks this code.
+    const built = join(pkg, 'dist', 'cli.js');
+    const newest = Math.max(...readdirSync(join(pkg, 'src')).map((f) => statSync(join(pkg, 'src', f)).mtimeMs));
+    if (!existsSync(built) || statSync(built).mtimeMs < newest) execFileSync('npm', ['run', 'build', '-w', '@tidings/cli'], { cwd: root, stdio: 'ignore' });
+  });
+
+  it('prints the counts as JSON and exits 0', async () => {
+    const r = await tidings('stats', '--json', '--db', template);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(r.stdout)).toEqual({ db: template, topics: FILLED });
+  });
+
+  it('reads .tidings/tidings.db in the working folder by default, and says so when it is missing, with no stack trace', async () => {
+    const r = await tidings('stats');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      `tidings: No Tidings database at ${join(dir, '.tidings', 'tidings.db')} (--db .tidings/tidings.db). ` +
+        `An application creates it when it opens sqliteStorage({ file: '.tidings/tidings.db' }); run tidings from the folder that holds it, or pass --db <file> (or --db postgres://user:password@host:5432/db).\n`,
+    );
+    expect(existsSync(join(dir, '.tidings'))).toBe(false);
+  });
+
+  it.each([
+    [['dlq', 'list', 'ordres', '--db', template], /^tidings: Topic "ordres" has no messages in SQLite file .*Topics with messages: orders, payments\.\n$/],
+    [['stats', '--db', 'postgres://app:s3cret@127.0.0.1:9/orders'], /^tidings: .*postgres:\/\/app:\*\*\*@127\.0\.0\.1:9\/orders.*\n$/],
+    [['stats', '--db', 'postgres://app:s3cret@no host/orders'], /^tidings: .*"postgres:\/\/app:\*\*\*@no host\/orders" is not a URL.*\n$/],
+    [['purge', '--dead-older-than', 'soon', '--db', template], /^tidings: --dead-older-than takes milliseconds or a whole number with a unit .*\n$/],
+  ])('exits 1 with one line on stderr for %j', async (args, stderr) => {
+    const r = await tidings(...args);
+    expect(r).toMatchObject({ code: 1, stdout: '' });
+    expect(r.stderr).toMatch(stderr);
+    expect(r.stderr).not.toContain('s3cret');
+  });
+
+  it('opens the database --db names even where MIKRO_ORM_* variables or a .env file name another', async () => {
+    const app = join(dir, 'app');
+    mkdirSync(app);
+    writeFileSync(join(app, '.env'), `MIKRO_ORM_DB_NAME=${join(app, 'from-dotenv.db')}\n`);
+    const r = await promisify(execFile)(process.execPath, [bin, 'stats', '--json', '--db', template], {
+      cwd: app,
+      env: { ...process.env, MIKRO_ORM_CLIENT_URL: 'postgres://elsewhere/db' },
+      encoding: 'utf8',
+    });
+    expect(JSON.parse(r.stdout).topics).toEqual(FILLED);
+    expect(readdirSync(app)).toEqual(['.env']);
+  });
+
+  it('runs as `npx tidings` from the repository root', () => {
+    expect(execFileSync('npx', ['--no-install', 'tidings', '--version'], { cwd: root, encoding: 'utf8' }).trim()).toBe('0.1.0');
+  });
+});
