@@ -50,7 +50,7 @@ export function toTidingsError(error: unknown, where: string, target: string): T
       code: 'CONNECTION_LOST',
     });
   }
-  if (error instanceof TableNotFoundException) {
+  if (error instanceof TableNotFoundException || code === '42P01' || /no such table/.test(detail)) {
     return new SchemaError(`${target} has no Tidings tables (${detail}). Let Tidings create them (the default), or add tidingsEntities to your MikroORM config and update the schema.`, { cause: error });
   }
   if (error instanceof DriverException) {

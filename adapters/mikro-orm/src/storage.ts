@@ -125,6 +125,15 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
         throw new SchemaError(`The MikroORM instance passed to ${this.name}Storage does not know ${entity.meta.className}: add tidingsEntities from @tidings/adapter-mikro-orm to its entities.`);
       }
     }
+    const found = await this.schemaVersion();
+    if (found !== undefined && !(found <= SCHEMA_VERSION)) {
+      throw new SchemaError(
+        `${this.options.target} holds Tidings schema version ${found}, newer than this code understands (${SCHEMA_VERSION}). Upgrade @tidings packages, or point Tidings at another database.`,
+      );
+    }
+    // An up-to-date schema gets no DDL at all: MikroORM's SQLite diff rebuilds a table (copy, drop, rename),
+    // which would drop rows other processes insert meanwhile.
+    if (found === SCHEMA_VERSION) return;
     for (let attempt = 1; ; attempt++) {
       try {
         await orm.getSchemaGenerator().updateSchema({ safe: true, wrap: true });
@@ -139,14 +148,22 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
         throw new SchemaError(`Could not create or update Tidings' tables in ${this.options.target}: ${(error as Error).message}`, { cause: error });
       }
     }
-    const [row] = await this.exec(`SELECT value FROM tidings_meta WHERE key = 'schema_version'`, [], undefined, 'open');
-    const found = row ? Number(row.value) : undefined;
-    if (found === undefined) {
-      await this.exec(`INSERT INTO tidings_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING RETURNING key`, [String(SCHEMA_VERSION)], undefined, 'open');
-    } else if (!(found <= SCHEMA_VERSION)) {
-      throw new SchemaError(
-        `${this.options.target} holds Tidings schema version ${row!.value}, newer than this code understands (${SCHEMA_VERSION}). Upgrade @tidings packages, or point Tidings at another database.`,
-      );
+    await this.exec(
+      `INSERT INTO tidings_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING key`,
+      [String(SCHEMA_VERSION)],
+      undefined,
+      'open',
+    );
+  }
+
+  /** The schema version recorded in the database, or undefined when Tidings' tables are not there yet. */
+  private async schemaVersion(): Promise<number | undefined> {
+    try {
+      const [row] = await this.exec(`SELECT value FROM tidings_meta WHERE key = 'schema_version'`, [], undefined, 'open');
+      return row ? Number(row.value) : undefined;
+    } catch (error) {
+      if (error instanceof SchemaError) return undefined;
+      throw error;
     }
   }
 
