@@ -1,4 +1,10 @@
-import { TidingsError } from '@tidings/core';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EntityManager } from '@mikro-orm/knex';
+import { MultiBar, Presets } from 'cli-progress';
+import { InvalidOptionsError, Tidings, type Lifecycle, type TopicOptions } from '@tidings/core';
+import { sqliteStorage } from '@tidings/adapter-sqlite';
+import { checkDeliveries, guaranteeHeld, withFaults, type FaultOptions } from '@tidings/faults';
 
 /** What `tidings demo` passes on from its command line. */
 export interface DemoOptions {
@@ -8,11 +14,206 @@ export interface DemoOptions {
   seed: number;
   faults: 'none' | 'default' | 'heavy';
   json: boolean;
-  /** Folder for the demo's files (default: the demo's choice). */
+  /** Folder for the demo's files (default `.tidings/demo`). */
   dir?: string;
 }
 
+/** One semantic's outcome, as printed in the table and in `--json`. */
+export interface DemoRow {
+  semantic: Lifecycle;
+  sent: number;
+  acked: number;
+  stored: number;
+  delivered: number;
+  lost: number;
+  duplicated: number;
+  deadLettered: number;
+  messagesPerSecond: number;
+  held: boolean;
+  rule: string;
+}
+
+const SEMANTICS: Array<[Lifecycle, TopicOptions]> = [
+  ['at-most-once', { semantic: 'at-most-once' }],
+  ['at-least-once', { semantic: 'at-least-once' }],
+  ['exactly-once/broker', { semantic: 'exactly-once', scope: 'broker' }],
+  ['exactly-once/end-to-end', { semantic: 'exactly-once', scope: 'end-to-end' }],
+];
+
+const CRASH_POINTS = ['after-lease-before-handler', 'after-handler-before-ack', 'after-consume-before-delete'] as const;
+const crashes = (rate: number) => Object.fromEntries(CRASH_POINTS.map((p) => [p, rate]));
+
+/** Fault levels: rates per storage call. In-process "crashes" abandon the work at the named point. */
+const LEVELS: Record<DemoOptions['faults'], Omit<FaultOptions, 'seed'>> = {
+  none: {},
+  default: { lostAckRate: 0.2, duplicateSendRate: 0.05, delayRate: 0.05, delayMs: [1, 5], crash: crashes(0.02) },
+  heavy: { lostAckRate: 0.4, duplicateSendRate: 0.1, delayRate: 0.1, delayMs: [1, 10], crash: crashes(0.05) },
+};
+
+const BATCH = 20;
+const DEADLINE_MS = 25_000;
+
 /** Runs the four semantics side by side under faults and reports what each guaranteed; resolves to the exit code. */
-export async function runDemo(_options: DemoOptions): Promise<number> {
-  throw new TidingsError('NOT_READY', 'tidings demo is not ready yet.');
+export async function runDemo(options: DemoOptions): Promise<number> {
+  if (!Number.isInteger(options.messages) || options.messages < 1 || options.messages > 1_000_000) {
+    throw new InvalidOptionsError(`--messages must be an integer from 1 to 1000000, got ${options.messages}.`);
+  }
+  if (!(options.faults in LEVELS)) throw new InvalidOptionsError(`--faults must be none, default or heavy, got ${String(options.faults)}.`);
+  const dir = options.dir ?? join('.tidings', 'demo');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+
+  // Live bars only on a terminal; piped output gets the table alone.
+  const bars =
+    options.json || !process.stderr.isTTY
+      ? undefined
+      : new MultiBar({ format: ' {label} [{bar}] {value}/{total} delivered', hideCursor: true, clearOnComplete: false, stream: process.stderr }, Presets.shades_classic);
+  const rows = await Promise.all(
+    SEMANTICS.map(([lifecycle, topicOptions], i) => {
+      const bar = bars?.create(options.messages, 0, { label: lifecycle.padEnd(24) });
+      return runOne(lifecycle, topicOptions, { ...options, seed: options.seed + i }, dir, (n) => bar?.update(Math.min(n, options.messages)));
+    }),
+  );
+  bars?.stop();
+
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(rows.map((r) => ({ ...r, seed: options.seed, faults: options.faults })), null, 2)}\n`);
+  } else {
+    printTable(rows, options);
+  }
+  return rows.every((r) => r.held) ? 0 : 1;
+}
+
+/** One semantic: a producer and a consumer on their own SQLite file, with the storage wrapped in faults. */
+async function runOne(lifecycle: Lifecycle, topicOptions: TopicOptions, o: DemoOptions, dir: string, progress: (delivered: number) => void): Promise<DemoRow> {
+  const slug = lifecycle.replace('/', '-');
+  const inner = sqliteStorage({ file: join(dir, `${slug}.db`) });
+  let stored = 0;
+  // Counted below the faults: a store whose ack was lost still stored its messages.
+  const counting = new Proxy(inner, {
+    get(target, key) {
+      if (key === 'store') {
+        return async (...args: Parameters<typeof inner.store>) => {
+          const results = await target.store(...args);
+          stored += results.filter((r) => !r.duplicate).length;
+          return results;
+        };
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  // A crash in this one process abandons the call at its point (the default kills the process).
+  const faults: FaultOptions = { seed: o.seed, ...LEVELS[o.faults], onCrash: () => {} };
+  // A producer that sends one message twice gets two deliveries from any broker that does not deduplicate;
+  // at-most-once promises nothing about that, so its run leaves that fault out.
+  if (lifecycle === 'at-most-once') faults.duplicateSendRate = 0;
+  const storage = withFaults(counting, faults);
+  const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
+  const connection = inner.orm.em.getConnection();
+  await connection.execute('CREATE TABLE IF NOT EXISTS demo_effects (msg_key TEXT NOT NULL)');
+
+  const topic = tidings.topic<{ key: string }>(slug, {
+    ...topicOptions,
+    leaseMs: 500,
+    maxDeliveries: 10,
+    deadLetter: `${slug}.dead`,
+    backoff: { initialMs: 10, maxMs: 100 },
+    ackTimeoutMs: 2_000,
+    retry: { attempts: 50, initialMs: 5, maxMs: 50 },
+  });
+  let deadLettered = 0;
+  let delivered = 0;
+  tidings.events.on('deadLetter', (e) => e.topic === slug && deadLettered++);
+
+  const exactlyOnce = topicOptions.semantic === 'exactly-once';
+  const started = performance.now();
+  const consumer = topic.consume(
+    async (m, ctx) => {
+      // Exactly-once writes its effect in the message's transaction; the others write it, then ack.
+      const em = ctx.em as EntityManager | undefined;
+      const target = em ?? (inner.orm.em as EntityManager);
+      await target.getConnection().execute('INSERT INTO demo_effects (msg_key) VALUES (?)', [m.payload.key], 'run', em?.getTransactionContext());
+      progress(++delivered);
+    },
+    { concurrency: 4, batchSize: 10, pollMs: 20 },
+  );
+
+  const sent: string[] = [];
+  const acked: string[] = [];
+  for (let from = 0; from < o.messages; from += BATCH) {
+    const keys = Array.from({ length: Math.min(BATCH, o.messages - from) }, (_, k) => `k-${from + k}`);
+    sent.push(...keys);
+    try {
+      await topic.sendMany(
+        keys.map((key) => ({ key })),
+        exactlyOnce ? { id: (p) => p.key } : {},
+      );
+      if (topicOptions.semantic !== 'at-most-once') acked.push(...keys);
+    } catch {
+      // Broker scope does not retry: the batch may or may not be stored, and that is its promise.
+    }
+  }
+
+  // Done when nothing waits, is leased or half-consumed for a few looks in a row (or the deadline passes).
+  for (let quiet = 0; quiet < 3 && performance.now() - started < DEADLINE_MS; ) {
+    await new Promise((r) => setTimeout(r, 100));
+    const c = (await inner.counts(slug))[slug] ?? {};
+    quiet = (c.acked ?? 0) + (c.stored ?? 0) + (c.leased ?? 0) + (c.consumed ?? 0) === 0 ? quiet + 1 : 0;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await consumer.stop();
+  const effects = ((await connection.execute('SELECT msg_key FROM demo_effects')) as Array<{ msg_key: string }>).map((r) => r.msg_key);
+  await tidings.close();
+
+  const result = checkDeliveries({
+    lifecycle,
+    sent,
+    acked,
+    // Broker scope promises what was stored: acknowledged stores, and anything a consumer received.
+    stored: lifecycle === 'exactly-once/broker' ? [...new Set([...acked, ...effects])] : undefined,
+    consumed: effects,
+  });
+  const verdict = guaranteeHeld(lifecycle, result);
+  return {
+    semantic: lifecycle,
+    sent: result.sent,
+    acked: result.acked,
+    stored,
+    delivered: result.delivered,
+    lost: lifecycle === 'at-most-once' ? result.sent - result.distinct : lifecycle === 'exactly-once/broker' ? result.lostStored : result.lost,
+    duplicated: result.duplicated,
+    deadLettered,
+    messagesPerSecond: Math.round(result.delivered / seconds),
+    held: verdict.held,
+    rule: verdict.rule,
+  };
+}
+
+function printTable(rows: DemoRow[], o: DemoOptions): void {
+  const columns: Array<[string, (r: DemoRow) => string | number]> = [
+    ['semantic', (r) => r.semantic],
+    ['sent', (r) => r.sent],
+    ['acked', (r) => r.acked],
+    ['stored', (r) => r.stored],
+    ['delivered', (r) => r.delivered],
+    ['lost', (r) => r.lost],
+    ['duplicated', (r) => r.duplicated],
+    ['dead-lettered', (r) => r.deadLettered],
+    ['msg/s', (r) => r.messagesPerSecond],
+  ];
+  const cells = [columns.map(([h]) => h), ...rows.map((r) => columns.map(([, f]) => String(f(r))))];
+  const widths = columns.map((_, i) => Math.max(...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => c.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
+  const out = (s = '') => process.stdout.write(`${s}\n`);
+  out();
+  out(`${o.messages} messages per semantic, faults: ${o.faults}, seed ${o.seed} (replay with --seed ${o.seed})`);
+  out();
+  out(line(cells[0]!));
+  out(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const c of cells.slice(1)) out(line(c));
+  out();
+  for (const r of rows) out(`${r.held ? '✓ held  ' : '✗ BROKEN'} ${r.rule}`);
+  out();
+  out('at-most-once may lose and at-least-once may duplicate; exactly-once does neither.');
 }
