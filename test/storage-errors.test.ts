@@ -30,6 +30,18 @@ describe('database errors become typed Tidings errors', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it('refuses a PostgreSQL database that does not exist instead of creating it', async () => {
+    const base = (await freshPostgresDatabase('exists')).replace(/\/[^/]*$/, '');
+    const error = await Tidings.create({ storage: postgresStorage({ url: `${base}/no_such_database` }) }).catch((e) => e);
+    expect(error).toBeInstanceOf(StorageError);
+    expect(error.message).toMatch(/no_such_database.*does not exist/);
+    const admin = new pg.Client({ connectionString: `${base}/postgres` });
+    await admin.connect();
+    const { rows } = await admin.query(`SELECT 1 FROM pg_database WHERE datname = 'no_such_database'`);
+    await admin.end();
+    expect(rows).toEqual([]);
+  });
+
   it.each([['not a url'], ['mysql://u:p@h/db'], ['']])('refuses the malformed URL %j with INVALID_OPTIONS', (url) => {
     expect(() => postgresStorage({ url })).toThrow(InvalidOptionsError);
   });

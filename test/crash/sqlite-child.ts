@@ -1,5 +1,5 @@
 // Sends and consumes on an at-least-once topic in a SQLite file until killed,
-// printing "acked <id>" once the broker acked a send and "deleted <id>" once a consumed message was deleted.
+// printing "acked <id>" once the broker acked a send, "handled <id>" when the handler ran and "deleted <id>" once deleted.
 import { Tidings } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 
@@ -8,7 +8,8 @@ const tidings = await Tidings.create({ storage: sqliteStorage({ file }) });
 const topic = tidings.topic<{ n: number }>('crash', { semantic: 'at-least-once', leaseMs: 500 });
 const out = (line: string) => process.stdout.write(`${line}\n`);
 tidings.events.on('transition', (e) => e.to === 'deleted' && out(`deleted ${e.id}`));
-topic.consume(() => {}, { batchSize: 20 });
+// A handled message counts as consumed even if the kill lands between its delete and the line below.
+topic.consume((m) => out(`handled ${m.id}`), { batchSize: 20 });
 out('ready');
 for (let n = 0; ; n++) {
   const batch = Array.from({ length: 1 + (n % 5) }, (_, i) => ({ n: n * 10 + i }));

@@ -78,6 +78,8 @@ export function postgresStorage(options: PostgresStorageOptions): MikroOrmStorag
           clientUrl: url,
           entities: tidingsEntities,
           allowGlobalContext: true,
+          // A mistyped database name must fail fast, not quietly create an empty database on the server.
+          ensureDatabase: false,
           pool: { min: 0, max: options.poolSize ?? 10, acquireTimeoutMillis: options.connectTimeoutMs ?? 5_000 },
           driverOptions: { connection: { connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000 } },
         }));
