@@ -9,7 +9,7 @@ const topic = tidings.topic<{ n: number }>('crash', { semantic: 'at-least-once',
 const out = (line: string) => process.stdout.write(`${line}\n`);
 tidings.events.on('transition', (e) => e.to === 'deleted' && out(`deleted ${e.id}`));
 // A handled message counts as consumed even if the kill lands between its delete and the line below.
-topic.consume((m) => out(`handled ${m.id}`), { batchSize: 20 });
+topic.consume((m) => void out(`handled ${m.id}`), { batchSize: 20 });
 out('ready');
 for (let n = 0; ; n++) {
   const batch = Array.from({ length: 1 + (n % 5) }, (_, i) => ({ n: n * 10 + i }));
