@@ -289,9 +289,11 @@ export class Consumer<T = unknown, Tx = unknown> {
       now: rt.clock.now(),
     });
     for (const id of won) emitSteps(rt, id, steps);
-    if (won.length < items.length) {
-      const lost = new Set(won);
-      for (const m of items) if (!lost.has(m.id)) rt.events.emit('error', { topic: rt.name, error: new LeaseLostError(rt.name, m.id), at: rt.clock.now() });
+    // A consumed row deleted by someone else (the orphan sweep) is done, not lost; a lease that lost its
+    // compare-and-set means the message went to another consumer.
+    if (from === 'leased' && won.length < items.length) {
+      const settled = new Set(won);
+      for (const m of items) if (!settled.has(m.id)) rt.events.emit('error', { topic: rt.name, error: new LeaseLostError(rt.name, m.id), at: rt.clock.now() });
     }
   }
 
