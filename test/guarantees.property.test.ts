@@ -230,7 +230,8 @@ class World {
 
   private async instance(proc: Proc | undefined): Promise<Tidings<MemoryTransaction>> {
     const tidings = await Tidings.create({ storage: new StorageView(this, proc), clock: this.clock, purgeIntervalMs: 0 });
-    tidings.events.on('error', (e) => this.errors.push(e.error));
+    // What a dead process reports is not the broker's doing.
+    tidings.events.on('error', (e) => !proc?.crashed && this.errors.push(e.error));
     return tidings;
   }
 
@@ -395,6 +396,9 @@ class World {
         if (op.kind === 'crash') {
           this.trace.push(`${d.proc.name} crashes while handling ${d.id}`);
           d.proc.crashed = true;
+          // The process dies: its open transaction rolls back (as a database does when the connection drops),
+          // and its storage view refuses everything from now on.
+          d.settle!('crashed');
           await this.spawn();
         } else {
           this.trace.push(`${d.proc.name} ${op.kind}s ${d.id}`);
@@ -480,7 +484,13 @@ class StorageView implements StorageAdapter<MemoryTransaction> {
     private readonly proc: Proc | undefined,
   ) {}
 
-  store(req: StoreRequest, tx?: MemoryTransaction): Promise<StoreResult[]> {
+  /** A crashed process reaches the storage no more. */
+  private alive(): void {
+    if (this.proc?.crashed && !this.world.tearingDown) throw new Error(`${this.proc.name} is dead`);
+  }
+
+  async store(req: StoreRequest, tx?: MemoryTransaction): Promise<StoreResult[]> {
+    this.alive();
     return this.world.store(req, tx);
   }
 
@@ -499,25 +509,30 @@ class StorageView implements StorageAdapter<MemoryTransaction> {
     return leased;
   }
 
-  extendLease(topic: string, item: SettleItem, leaseUntil: number, tx?: MemoryTransaction): Promise<boolean> {
+  async extendLease(topic: string, item: SettleItem, leaseUntil: number, tx?: MemoryTransaction): Promise<boolean> {
+    this.alive();
     return this.world.inner.extendLease(topic, item, leaseUntil, tx);
   }
 
-  settle(req: SettleRequest, tx?: MemoryTransaction): Promise<string[]> {
+  async settle(req: SettleRequest, tx?: MemoryTransaction): Promise<string[]> {
+    this.alive();
     return this.world.inner.settle(req, tx);
   }
 
-  release(req: ReleaseRequest): Promise<string[]> {
+  async release(req: ReleaseRequest): Promise<string[]> {
+    this.alive();
     return this.world.inner.release(req);
   }
 
   async expire(req: ExpireRequest): Promise<ExpireResult> {
+    this.alive();
     const result = await this.world.inner.expire(req);
     if (result.requeued.length > 0) this.world.trace.push(`${this.proc?.name} requeued expired ${result.requeued.map((r) => r.id).join(', ')}`);
     return result;
   }
 
-  redrive(req: RedriveRequest): Promise<number> {
+  async redrive(req: RedriveRequest): Promise<number> {
+    this.alive();
     return this.world.inner.redrive(req);
   }
 
@@ -534,7 +549,8 @@ class StorageView implements StorageAdapter<MemoryTransaction> {
   }
 
   /** The memory adapter's own transaction: if `fn` throws, the settle, the idempotency record and the handler's effect are undone. */
-  transaction<T>(fn: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
+    this.alive();
     return this.world.inner.transaction(fn);
   }
 

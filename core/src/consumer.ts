@@ -40,6 +40,25 @@ export interface ConsumeOptions {
 
 class Rollback extends TidingsError {}
 
+/** A handler threw inside a group's transaction; says which message, so only that one is nacked. */
+class GroupHandlerError extends TidingsError {
+  constructor(
+    readonly message_: StoredMessage,
+    cause: unknown,
+  ) {
+    super('HANDLER_FAILED', `handler failed for message ${message_.id}`, { cause });
+  }
+}
+
+/** Where each message of an exactly-once batch ended up. */
+interface ExactlyOnceOutcome {
+  /** Consumed in a committed transaction; the row still has to be deleted. */
+  consumed: StoredMessage[];
+  /** Consumed before (the idempotency store holds the id): consume and delete without the handler. */
+  already: StoredMessage[];
+  failed: Array<[StoredMessage, unknown]>;
+}
+
 function validate(o: ConsumeOptions): Required<ConsumeOptions> {
   const out = { concurrency: o.concurrency ?? 1, batchSize: o.batchSize ?? 10, pollMs: o.pollMs ?? 100 };
   for (const [k, v] of Object.entries(out)) {
@@ -232,46 +251,94 @@ export class Consumer<T = unknown, Tx = unknown> {
     await this.processExactlyOnce(batch);
   }
 
-  /** Exactly-once: skip ids already consumed; otherwise handler, idempotency record and `consumed` commit together. */
+  /**
+   * Exactly-once: skip ids already consumed; otherwise handler, idempotency record and `consumed` commit together.
+   * Messages are split into `concurrency` groups, each consumed in one transaction (one commit for many);
+   * if a handler in a group throws, the group rolls back and each of its messages gets a transaction of its own,
+   * so only the failing one is nacked. A handler may then run twice, but only one run's writes ever commit.
+   */
   private async processExactlyOnce(batch: StoredMessage[]): Promise<void> {
     const { rt } = this;
     const seen = await rt.idempotency.seen(rt.name, batch.map((m) => m.id));
-    const already = batch.filter((m) => seen.has(m.id));
-    for (const m of already) rt.events.emit('duplicate', { id: m.id, topic: rt.name, by: 'consumer', at: rt.clock.now() });
-    const consumed: StoredMessage[] = [];
-    const failed: Array<[StoredMessage, unknown]> = [];
-    await this.runAll(
-      batch.filter((m) => !seen.has(m.id)),
-      async (m) => {
+    const out: ExactlyOnceOutcome = { consumed: [], already: batch.filter((m) => seen.has(m.id)), failed: [] };
+    for (const m of out.already) this.emitDuplicate(m);
+    const fresh = batch.filter((m) => !seen.has(m.id));
+    const size = Math.ceil(fresh.length / this.options.concurrency);
+    const groups = Array.from({ length: Math.ceil(fresh.length / size) }, (_, i) => fresh.slice(i * size, (i + 1) * size));
+    await Promise.all(
+      groups.map(async (group) => {
+        if (group.length === 1) return this.consumeAlone(group[0]!, out);
         try {
-          await rt.storage.transaction(async (tx) => {
-            await this.handler(this.message(m), this.context(m, tx as Tx));
-            // The compare-and-set goes first: a lease lost meanwhile must leave no idempotency record behind.
-            const won = await rt.storage.settle(
-              { topic: rt.name, from: 'leased', to: rt.table.next('leased', 'CONSUME'), items: [m], remove: false, now: rt.clock.now() },
-              tx,
-            );
-            if (won.length === 0) throw new LeaseLostError(rt.name, m.id);
-            const fresh = await rt.idempotency.record(rt.name, [m.id], rt.clock.now() + rt.options.idempotencyWindowMs, tx);
-            if (fresh.length === 0) throw new Rollback('DUPLICATE', `message ${m.id} was consumed elsewhere`);
-          });
-          emitPath(rt, [m.id], 'leased', ['CONSUME']);
-          consumed.push(m);
+          await this.consumeGroup(group, out);
         } catch (error) {
-          if (error instanceof Rollback) {
-            rt.events.emit('duplicate', { id: m.id, topic: rt.name, by: 'consumer', at: rt.clock.now() });
-            already.push(m);
-          } else if (error instanceof LeaseLostError) {
-            rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() });
-          } else {
-            failed.push([m, error]);
-          }
+          // The failing message is nacked as it is; only its group mates run again, each on its own.
+          const failing = error instanceof GroupHandlerError ? error.message_ : undefined;
+          if (failing) out.failed.push([failing, (error as GroupHandlerError).cause]);
+          for (const m of group) if (m !== failing) await this.consumeAlone(m, out);
         }
-      },
+      }),
     );
-    await this.settle(already, 'leased', ['CONSUME', 'DELETE']);
-    await this.settle(consumed, 'consumed', ['DELETE'], true);
-    await this.nack(failed);
+    await this.settle(out.already, 'leased', ['CONSUME', 'DELETE']);
+    await this.settle(out.consumed, 'consumed', ['DELETE'], true);
+    await this.nack(out.failed);
+  }
+
+  /**
+   * One transaction for a group: the handlers, then one compare-and-set and one idempotency record for all.
+   * Nothing changes state before the handlers return, so a slow or crashed handler holds no row a sweep needs.
+   */
+  private async consumeGroup(group: StoredMessage[], out: ExactlyOnceOutcome): Promise<void> {
+    const { rt } = this;
+    await rt.storage.transaction(async (tx) => {
+      for (const m of group) {
+        try {
+          await this.handler(this.message(m), this.context(m, tx as Tx));
+        } catch (error) {
+          throw new GroupHandlerError(m, error);
+        }
+      }
+      const now = rt.clock.now();
+      const won = await rt.storage.settle({ topic: rt.name, from: 'leased', to: rt.table.next('leased', 'CONSUME'), items: group, remove: false, now }, tx);
+      // A lost lease or an id consumed elsewhere: roll back and let each message find its own way.
+      if (won.length < group.length) throw new Rollback('LEASE_LOST', 'a lease in the group was lost');
+      const fresh = await rt.idempotency.record(rt.name, group.map((m) => m.id), now + rt.options.idempotencyWindowMs, tx);
+      if (fresh.length < group.length) throw new Rollback('DUPLICATE', 'an id in the group was consumed elsewhere');
+    });
+    emitPath(rt, group.map((m) => m.id), 'leased', ['CONSUME']);
+    out.consumed.push(...group);
+  }
+
+  /** One message in its own transaction: handler, then compare-and-set, then the idempotency record. */
+  private async consumeAlone(m: StoredMessage, out: ExactlyOnceOutcome): Promise<void> {
+    const { rt } = this;
+    try {
+      await rt.storage.transaction(async (tx) => {
+        await this.handler(this.message(m), this.context(m, tx as Tx));
+        // The compare-and-set goes first: a lease lost meanwhile must leave no idempotency record behind.
+        const won = await rt.storage.settle(
+          { topic: rt.name, from: 'leased', to: rt.table.next('leased', 'CONSUME'), items: [m], remove: false, now: rt.clock.now() },
+          tx,
+        );
+        if (won.length === 0) throw new LeaseLostError(rt.name, m.id);
+        const fresh = await rt.idempotency.record(rt.name, [m.id], rt.clock.now() + rt.options.idempotencyWindowMs, tx);
+        if (fresh.length === 0) throw new Rollback('DUPLICATE', `message ${m.id} was consumed elsewhere`);
+      });
+      emitPath(rt, [m.id], 'leased', ['CONSUME']);
+      out.consumed.push(m);
+    } catch (error) {
+      if (error instanceof Rollback) {
+        this.emitDuplicate(m);
+        out.already.push(m);
+      } else if (error instanceof LeaseLostError) {
+        rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() });
+      } else {
+        out.failed.push([m, error]);
+      }
+    }
+  }
+
+  private emitDuplicate(m: StoredMessage): void {
+    this.rt.events.emit('duplicate', { id: m.id, topic: this.rt.name, by: 'consumer', at: this.rt.clock.now() });
   }
 
   /** Applies `events` from `from` as one compare-and-set over many messages. */
