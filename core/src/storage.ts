@@ -157,9 +157,13 @@ export interface StorageAdapter<Tx = unknown> {
   peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]>;
   /** Drop expired dedup records and old final rows; returns rows removed. */
   purge(req: PurgeRequest): Promise<number>;
-  /** Run `fn` in one transaction; the handle goes to `store`/`settle` and to handlers as `ctx.em`; `fn`'s own rejection passes through unchanged. */
+  /**
+   * Run `fn` in one transaction; the handle goes to `store`/`settle` and to handlers as `ctx.em`; `fn`'s own
+   * rejection passes through unchanged. Inside `fn`, Tidings passes the handle to every call, since a
+   * single-connection storage cannot serve a call made outside the transaction until it ends.
+   */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
-  /** Calls `onStored` when another process stores into `topic` (e.g. PostgreSQL NOTIFY); returns an unsubscribe. */
+  /** Best effort: calls `onStored` when another process stores into `topic` (e.g. PostgreSQL NOTIFY); consumers poll anyway. */
   watch?(topic: string, onStored: () => void): () => void;
   /** The idempotency store that shares this storage's transactions, used when none is registered. */
   idempotencyStore?(): IdempotencyStore<Tx>;
