@@ -34,12 +34,14 @@ export interface CrashOutcome {
   crashed: Array<{ key: string; incarnation: number }>;
 }
 
-interface Running {
+/** A worker process and the promise of how it ended. */
+export interface Running {
   proc: ChildProcess;
   exited: Promise<NodeJS.Signals | number | null>;
 }
 
-function start(args: string[], onLine: (line: string) => void): Running {
+/** Starts a worker process; `onLine` gets each line it prints. */
+export function startWorker(args: string[], onLine: (line: string) => void): Running {
   const proc = spawn(process.execPath, ['--conditions=@tidings/source', '--import', 'tsx', worker, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let buffered = '';
   proc.stdout!.on('data', (chunk: Buffer) => {
@@ -74,7 +76,8 @@ export async function prepareEffects(db: string): Promise<void> {
   }
 }
 
-async function readEffects(db: string, topic: string): Promise<CrashOutcome['effects']> {
+/** Every effect consumers recorded for a topic, with the incarnation that recorded it. */
+export async function readEffects(db: string, topic: string): Promise<CrashOutcome['effects']> {
   const sql = 'SELECT msg_key AS key, incarnation FROM crash_effects WHERE topic = $1';
   if (db.startsWith('postgres')) {
     const c = new pg.Client({ connectionString: db });
@@ -113,7 +116,7 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
     const step = () => ++progress >= target && progressed();
     const producer = produced
       ? undefined
-      : start([...common, '--role', 'producer', '--from', String(next), '--to', String(s.messages), '--seed', String(s.seed * 1000 + incarnation), '--lost-acks', String(s.lostAckRate), '--crash-rate', String(s.crashRate)], (line) => {
+      : startWorker([...common, '--role', 'producer', '--from', String(next), '--to', String(s.messages), '--seed', String(s.seed * 1000 + incarnation), '--lost-acks', String(s.lostAckRate), '--crash-rate', String(s.crashRate)], (line) => {
           const [kind, key] = line.split(' ');
           if (kind === 'sent') {
             sent.push(key!);
@@ -128,7 +131,7 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
           }
         });
     const handling = new Set<string>();
-    const consumer = start([...common, '--role', 'consumer', '--incarnation', String(incarnation), '--seed', String(s.seed * 1000 + 500 + incarnation), '--crash-rate', String(s.crashRate)], (line) => {
+    const consumer = startWorker([...common, '--role', 'consumer', '--incarnation', String(incarnation), '--seed', String(s.seed * 1000 + 500 + incarnation), '--crash-rate', String(s.crashRate)], (line) => {
       const [kind, key] = line.split(' ');
       if (kind === 'handling') {
         handling.add(key!);
@@ -152,7 +155,7 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
       if (next >= s.messages) produced = true;
     }
   }
-  const drain = start([...common, '--role', 'consumer', '--incarnation', '9999', '--drain'], () => {});
+  const drain = startWorker([...common, '--role', 'consumer', '--incarnation', '9999', '--drain'], () => {});
   const end = await drain.exited;
   if (end !== 0) throw new Error(`drain consumer ended with ${String(end)}`);
   const effects = await readEffects(s.db, topic);

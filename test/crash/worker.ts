@@ -90,7 +90,7 @@ if (a.role === 'producer') {
   if (a.drain) {
     // Done once nothing is waiting, leased or half-consumed for a few checks in a row.
     for (let quiet = 0; quiet < 3; ) {
-      await new Promise((r) => setTimeout(r, Number(a['lease-ms'])));
+      await new Promise((r) => setTimeout(r, Math.min(Number(a['lease-ms']), 200)));
       const c = (await tidings.counts(a.topic!))[a.topic!] ?? {};
       quiet = (c.acked ?? 0) + (c.stored ?? 0) + (c.leased ?? 0) + (c.consumed ?? 0) === 0 ? quiet + 1 : 0;
     }
