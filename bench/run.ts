@@ -113,17 +113,42 @@ for (const [i, [label, run]] of chosen.entries()) {
 }
 bar(chosen.length, chosen.length, 'done');
 process.stderr.write('\n');
-rmSync(dir, { recursive: true, force: true });
 
 const baseline = rows[0]!.perSecond;
 const table = lifecycleTables['at-least-once'];
 const machine = lifecycleMachines['at-least-once'];
 const leased = machine.resolveState({ value: 'leased', context: {} });
+/** Each SQLite storage step on its own, in µs per message, batches of 1,000 (the at-least-once path). */
+async function storageSteps(): Promise<Record<string, number>> {
+  const storage = sqliteStorage({ file: join(dir, 'steps.db') });
+  await storage.open();
+  const spent = { store: 0, lease: 0, settle: 0 };
+  const rounds = 10;
+  for (let r = 0; r < rounds; r++) {
+    const messages = Array.from({ length: BATCH }, (_, k) => ({ id: `s-${r}-${k}`, body: JSON.stringify(PAYLOAD), availableAt: 0 }));
+    let t = performance.now();
+    await storage.store({ topic: 'steps', lifecycle: 'at-least-once', state: 'acked', messages, now: 0 });
+    spent.store += performance.now() - t;
+    t = performance.now();
+    const leased = await storage.lease({ topic: 'steps', from: 'acked', to: 'leased', limit: BATCH, now: 0, leaseUntil: 1, leaseToken: `t-${r}`, remove: false });
+    spent.lease += performance.now() - t;
+    t = performance.now();
+    await storage.settle({ topic: 'steps', from: 'leased', to: 'deleted', items: leased, remove: true, now: 0 });
+    spent.settle += performance.now() - t;
+  }
+  await storage.close();
+  const perMessage = (ms: number) => (ms * 1000) / (rounds * BATCH);
+  return { 'SQLite store (INSERT … SELECT json_each)': perMessage(spent.store), 'SQLite lease (UPDATE … RETURNING)': perMessage(spent.lease), 'SQLite settle (DELETE … json_each)': perMessage(spent.settle) };
+}
+
 const costs = {
   'table.next(leased, CONSUME)': perOp(() => table.next('leased', 'CONSUME')),
   'xstate transition(leased, CONSUME)': perOp(() => transition(machine, leased, { type: 'CONSUME' }), 20_000),
   'JSON.stringify 256-byte payload': perOp(() => JSON.stringify(PAYLOAD)),
+  ...(await storageSteps()),
 };
+
+rmSync(dir, { recursive: true, force: true });
 
 if (args.includes('--json')) {
   console.log(JSON.stringify({ messages: N, batch: BATCH, rows: rows.map((r) => ({ ...r, ratio: r.perSecond / baseline })), costsMicroseconds: costs }, null, 2));
@@ -131,6 +156,6 @@ if (args.includes('--json')) {
   console.log(`\n${N} messages of ~256 bytes, batches of ${BATCH}; ratio = messages/s ÷ raw SQLite in memory, same process\n`);
   console.log(`${'configuration'.padEnd(40)} ${'messages/s'.padStart(12)} ${'ratio'.padStart(7)}`);
   for (const r of rows) console.log(`${r.name.padEnd(40)} ${Math.round(r.perSecond).toLocaleString('en').padStart(12)} ${(r.perSecond / baseline).toFixed(3).padStart(7)}${r.note ? `  (${r.note})` : ''}`);
-  console.log('\nper-step cost (µs):');
+  console.log('\nper-message cost of each step (µs):');
   for (const [k, v] of Object.entries(costs)) console.log(`  ${k.padEnd(40)} ${v.toFixed(3)}`);
 }
