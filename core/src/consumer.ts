@@ -263,7 +263,7 @@ export class Consumer<T = unknown, Tx = unknown> {
     const out: ExactlyOnceOutcome = { consumed: [], already: batch.filter((m) => seen.has(m.id)), failed: [] };
     for (const m of out.already) this.emitDuplicate(m);
     const fresh = batch.filter((m) => !seen.has(m.id));
-    const size = Math.ceil(fresh.length / this.options.concurrency);
+    const size = Math.max(1, Math.ceil(fresh.length / this.options.concurrency));
     const groups = Array.from({ length: Math.ceil(fresh.length / size) }, (_, i) => fresh.slice(i * size, (i + 1) * size));
     await Promise.all(
       groups.map(async (group) => {
@@ -279,7 +279,7 @@ export class Consumer<T = unknown, Tx = unknown> {
       }),
     );
     await this.settle(out.already, 'leased', ['CONSUME', 'DELETE']);
-    await this.settle(out.consumed, 'consumed', ['DELETE'], true);
+    await this.settle(out.consumed, 'consumed', ['DELETE']);
     await this.nack(out.failed);
   }
 
@@ -342,7 +342,7 @@ export class Consumer<T = unknown, Tx = unknown> {
   }
 
   /** Applies `events` from `from` as one compare-and-set over many messages. */
-  private async settle(items: StoredMessage[], from: MessageState, events: ['CONSUME', 'DELETE'] | ['DELETE'], afterConsume = false): Promise<void> {
+  private async settle(items: StoredMessage[], from: MessageState, events: ['CONSUME', 'DELETE'] | ['DELETE']): Promise<void> {
     if (items.length === 0) return;
     const { rt } = this;
     const steps = rt.table.walk(from, events);
@@ -351,7 +351,8 @@ export class Consumer<T = unknown, Tx = unknown> {
       topic: rt.name,
       from,
       to,
-      items: afterConsume ? items.map((m) => ({ id: m.id })) : items,
+      // A consumed message holds no lease any more: its token must not take part in the compare-and-set.
+      items: from === 'consumed' ? items.map((m) => ({ id: m.id })) : items,
       remove: to === 'deleted',
       now: rt.clock.now(),
     });
