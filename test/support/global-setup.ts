@@ -1,5 +1,6 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { startPostgres } from './postgres.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -8,9 +9,27 @@ declare module 'vitest' {
   }
 }
 
-/** One real PostgreSQL server for the whole run; test files make their own databases on it. */
+const script = fileURLToPath(new URL('./postgres-server.ts', import.meta.url));
+
+/**
+ * One real PostgreSQL server for the whole run, in a child process (see postgres-server.ts for why not here);
+ * test files make their own databases on it.
+ */
 export default async function setup(project: TestProject) {
-  const server = await startPostgres();
-  project.provide('postgresUrl', server.url);
-  return () => server.stop();
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /^url (\S+)$/m.exec(out);
+      if (match) resolve(match[1]!);
+    });
+    child.once('exit', (code, signal) => reject(new Error(`the test PostgreSQL server exited (${signal ?? code}) before it was ready`)));
+  });
+  project.provide('postgresUrl', url);
+  return async () => {
+    child.stdin!.end();
+    await exited;
+  };
 }
