@@ -36,6 +36,15 @@ describe('checkDeliveries on recorded histories', () => {
     expect(verdicts({ lifecycle: 'at-most-once', sent: ['k1', 'k2'], acked: ['k1', 'k2'], consumed: ['k1', 'k1'] })['at-most-once']).toBe(false);
   });
 
+  it('fails at-most-once when a message a crash hit is consumed again by a later incarnation', () => {
+    // k2 was leased by run 0, which died before handling it; at-most-once deleted it at hand-out, so run 1 must not see it.
+    const history: DeliveryHistory = { lifecycle: 'at-most-once', sent: ['k1', 'k2'], acked: [], stored: ['k1', 'k2'], consumed: ['k1', { key: 'k2', incarnation: 1 }], crashed: [{ key: 'k2', incarnation: 0 }] };
+    const verdict = guaranteeHeld('at-most-once', checkDeliveries(history));
+    expect(verdict).toEqual({ held: false, rule: 'at-most-once: duplicated = 0 (got 0), redelivered after a crash = 0 (got 1 (k2)), unexpected = 0 (got 0)' });
+    // The same crash followed by no later effect is what at-most-once allows: the message is lost, never redelivered.
+    expect(guaranteeHeld('at-most-once', checkDeliveries({ ...history, consumed: ['k1'] })).held).toBe(true);
+  });
+
   it('counts a consumed message that no producer sent as unexpected, which no semantic allows', () => {
     const history: DeliveryHistory = { lifecycle: 'exactly-once/end-to-end', sent: ['k1'], acked: ['k1'], consumed: ['k1', 'ghost'] };
     expect(checkDeliveries(history)).toMatchObject({ unexpected: 1, keys: { unexpected: ['ghost'] } });

@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { postgresStorage } from '@tidings/adapter-postgres';
+import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { seededRandom } from '@tidings/faults';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -22,15 +24,23 @@ export interface CrashScenario {
   leaseMs?: number;
 }
 
-/** What the producers were told and what the consumers' effects recorded. */
+/** What the producers were told, what the broker stored, and what the consumers' effects recorded. */
 export interface CrashOutcome {
   sent: string[];
   acked: string[];
+  /** Keys the broker stored, recorded by a database trigger on its message table: its own side, whatever the processes printed. */
+  stored: string[];
+  /** Keys sent by a producer incarnation that ran to the end (never killed): each must have been stored. */
+  sentByFinishedProducers: string[];
+  /** At-most-once: each lease of a key, with the consumer incarnation that leased it. */
+  leases: Array<{ key: string; incarnation: number }>;
+  /** Consumer incarnations that were killed (every one but the final drain). */
+  killedConsumers: number;
   /** One entry per recorded effect, with the consumer incarnation that made it. */
   effects: Array<{ key: string; incarnation: number }>;
   /** Processes that died of SIGKILL: sent by the parent or raised by a crash point. */
   kills: number;
-  /** Keys a consumer was handling when it was killed, without an effect from that incarnation. */
+  /** Keys a consumer was holding (leased or handling) when it was killed, without an effect from that incarnation. */
   crashed: Array<{ key: string; incarnation: number }>;
 }
 
@@ -61,35 +71,63 @@ export function startWorker(args: string[], onLine: (line: string) => void): Run
   return { proc, exited };
 }
 
-/** Creates the table consumers record their effects in. */
-export async function prepareEffects(db: string): Promise<void> {
-  const ddl = 'CREATE TABLE IF NOT EXISTS crash_effects (topic VARCHAR(200) NOT NULL, msg_key VARCHAR(200) NOT NULL, incarnation INTEGER NOT NULL)';
+/** Runs statements on a SQLite file or a PostgreSQL URL, returning the last one's rows. */
+async function query(db: string, statements: string[], params: unknown[] = []): Promise<Record<string, unknown>[]> {
   if (db.startsWith('postgres')) {
     const c = new pg.Client({ connectionString: db });
     await c.connect();
-    await c.query(ddl);
-    await c.end();
-  } else {
-    const d = new Database(db);
-    d.exec(ddl);
+    try {
+      let rows: Record<string, unknown>[] = [];
+      for (const sql of statements) rows = (await c.query(sql, sql.includes('$1') ? params : [])).rows;
+      return rows;
+    } finally {
+      await c.end();
+    }
+  }
+  const d = new Database(db);
+  try {
+    let rows: Record<string, unknown>[] = [];
+    for (const sql of statements) {
+      const stmt = d.prepare(sql.replace(/\$\d/g, '?'));
+      rows = stmt.reader ? (stmt.all(...(sql.includes('$1') ? params : [])) as Record<string, unknown>[]) : (stmt.run(), []);
+    }
+    return rows;
+  } finally {
     d.close();
   }
 }
 
+/**
+ * Creates Tidings' tables, the table consumers record their effects in, and a trigger that records every row
+ * the broker inserts into its message table: what was stored, known from the broker's side.
+ */
+export async function prepareDatabase(db: string): Promise<void> {
+  const storage = db.startsWith('postgres') ? postgresStorage({ url: db }) : sqliteStorage({ file: db });
+  await storage.open();
+  await storage.close();
+  const tables = [
+    'CREATE TABLE IF NOT EXISTS crash_effects (topic VARCHAR(200) NOT NULL, msg_key VARCHAR(200) NOT NULL, incarnation INTEGER NOT NULL)',
+    'CREATE TABLE IF NOT EXISTS crash_stored (topic VARCHAR(200) NOT NULL, id VARCHAR(200) NOT NULL, body TEXT NOT NULL)',
+  ];
+  const trigger = db.startsWith('postgres')
+    ? [
+        `CREATE OR REPLACE FUNCTION crash_record_stored() RETURNS trigger AS $fn$ BEGIN INSERT INTO crash_stored VALUES (NEW.topic, NEW.id, NEW.body); RETURN NEW; END $fn$ LANGUAGE plpgsql`,
+        'CREATE OR REPLACE TRIGGER crash_stored_t AFTER INSERT ON tidings_message FOR EACH ROW EXECUTE FUNCTION crash_record_stored()',
+      ]
+    : ['CREATE TRIGGER IF NOT EXISTS crash_stored_t AFTER INSERT ON tidings_message BEGIN INSERT INTO crash_stored VALUES (NEW.topic, NEW.id, NEW.body); END'];
+  await query(db, [...tables, ...trigger]);
+}
+
+/** The keys (from the payload) of every message the broker stored in `topic`. */
+export async function readStored(db: string, topic: string): Promise<string[]> {
+  const rows = await query(db, ['SELECT body FROM crash_stored WHERE topic = $1'], [topic]);
+  return rows.map((r) => (JSON.parse(r.body as string) as { key: string }).key);
+}
+
 /** Every effect consumers recorded for a topic, with the incarnation that recorded it. */
 export async function readEffects(db: string, topic: string): Promise<CrashOutcome['effects']> {
-  const sql = 'SELECT msg_key AS key, incarnation FROM crash_effects WHERE topic = $1';
-  if (db.startsWith('postgres')) {
-    const c = new pg.Client({ connectionString: db });
-    await c.connect();
-    const { rows } = await c.query(sql, [topic]);
-    await c.end();
-    return rows;
-  }
-  const d = new Database(db, { readonly: true });
-  const rows = d.prepare(sql.replace('$1', '?')).all(topic) as CrashOutcome['effects'];
-  d.close();
-  return rows;
+  const rows = await query(db, ['SELECT msg_key AS key, incarnation FROM crash_effects WHERE topic = $1'], [topic]);
+  return rows.map((r) => ({ key: r.key as string, incarnation: Number(r.incarnation) }));
 }
 
 /** Runs producers and consumers in child processes, SIGKILLs them at seeded random moments, restarts them, then drains. */
@@ -99,7 +137,10 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
   const sent: string[] = [];
   const acked = new Set<string>();
   const sentSet = new Set<string>();
+  const sentByFinishedProducers: string[] = [];
+  const leases: CrashOutcome['leases'] = [];
   let kills = 0;
+  let killedConsumers = 0;
   const touched: CrashOutcome['crashed'] = [];
   let next = 0;
   let produced = false;
@@ -114,6 +155,7 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
     let progressed!: () => void;
     const enough = new Promise<void>((r) => (progressed = r));
     const step = () => ++progress >= target && progressed();
+    const sentHere: string[] = [];
     const producer = produced
       ? undefined
       : startWorker([...common, '--role', 'producer', '--from', String(next), '--to', String(s.messages), '--seed', String(s.seed * 1000 + incarnation), '--lost-acks', String(s.lostAckRate), '--crash-rate', String(s.crashRate)], (line) => {
@@ -121,6 +163,7 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
           if (kind === 'sent') {
             sent.push(key!);
             sentSet.add(key!);
+            sentHere.push(key!);
             if (!resends) step();
           } else if (kind === 'acked') {
             acked.add(key!);
@@ -130,12 +173,25 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
             progressed();
           }
         });
-    const handling = new Set<string>();
-    const consumer = startWorker([...common, '--role', 'consumer', '--incarnation', String(incarnation), '--seed', String(s.seed * 1000 + 500 + incarnation), '--crash-rate', String(s.crashRate)], (line) => {
-      const [kind, key] = line.split(' ');
+    // What this consumer incarnation held when it was killed: keys it was handling, and (at-most-once) its last
+    // leased batch; an at-most-once consumer leases its next batch only once the previous one is handled.
+    const held = new Set<string>();
+    let lastBatch: string[] = [];
+    const leased = (keys: string[]) => {
+      lastBatch = keys;
+      for (const key of keys) leases.push({ key, incarnation });
+    };
+    const killHolding = s.config === 'at-most-once' ? ['--kill-holding', String(1 + Math.floor(random() * 3))] : [];
+    const consumer = startWorker([...common, '--role', 'consumer', '--incarnation', String(incarnation), '--seed', String(s.seed * 1000 + 500 + incarnation), '--crash-rate', String(s.crashRate), ...killHolding], (line) => {
+      const [kind, key, ids] = line.split(' ');
       if (kind === 'handling') {
-        handling.add(key!);
+        held.add(key!);
         if (produced) step();
+      } else if (kind === 'leased') {
+        leased(key!.split(','));
+      } else if (kind === 'crash' && key === 'after-lease-before-handler' && s.config === 'at-most-once') {
+        // The crash point fired before the lease was reported; at-most-once ids are the keys.
+        leased(ids!.split(','));
       }
     });
     const died = Promise.race([producer?.exited, consumer.exited].filter(Boolean));
@@ -147,19 +203,54 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
       if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
       if ((await p.exited) === 'SIGKILL') kills++;
     }
-    for (const key of handling) touched.push({ key, incarnation });
-    if (done) produced = true;
-    else {
+    killedConsumers++;
+    for (const key of [...held, ...lastBatch]) touched.push({ key, incarnation });
+    if (done) {
+      produced = true;
+      sentByFinishedProducers.push(...sentHere);
+    } else {
       const keys = Array.from({ length: s.messages }, (_, n) => n);
       next = resends ? (keys.find((n) => !acked.has(`k-${n}`)) ?? s.messages) : (keys.find((n) => !sentSet.has(`k-${n}`)) ?? s.messages);
       if (next >= s.messages) produced = true;
     }
   }
-  const drain = startWorker([...common, '--role', 'consumer', '--incarnation', '9999', '--drain'], () => {});
+  const drain = startWorker([...common, '--role', 'consumer', '--incarnation', '9999', '--drain'], (line) => {
+    const [kind, key] = line.split(' ');
+    if (kind === 'leased') for (const k of key!.split(',')) leases.push({ key: k, incarnation: 9999 });
+  });
   const end = await drain.exited;
   if (end !== 0) throw new Error(`drain consumer ended with ${String(end)}`);
   const effects = await readEffects(s.db, topic);
+  const stored = await readStored(s.db, topic);
   const finished = new Set(effects.map((e) => `${e.key}@${e.incarnation}`));
   const crashed = touched.filter((t) => !finished.has(`${t.key}@${t.incarnation}`));
-  return { sent, acked: [...acked], effects, kills, crashed };
+  return { sent, acked: [...acked], stored, sentByFinishedProducers, leases, killedConsumers, effects, kills, crashed };
+}
+
+/** What at-most-once may and may not do in a crash run, judged from the broker's records and the consumers' reports. */
+export interface AtMostOnceBounds {
+  /** Keys leased more than once: at-most-once never hands a message out twice. */
+  leasedTwice: string[];
+  /** Stored keys with no effect that no killed consumer held: lost without a crash to explain it. */
+  lostUnexplained: string[];
+  /** Stored keys with no effect and no lease any process reported (its holder died before it could say). */
+  lostUnreported: string[];
+  /** Keys a producer that ran to the end sent, but the broker never stored. */
+  neverStored: string[];
+}
+
+/** Bounds at-most-once's losses by what crashed processes held; everything else stored must have been consumed, once. */
+export function atMostOnceBounds(outcome: CrashOutcome): AtMostOnceBounds {
+  const effects = new Set(outcome.effects.map((e) => e.key));
+  const leaseCount = new Map<string, number>();
+  for (const l of outcome.leases) leaseCount.set(l.key, (leaseCount.get(l.key) ?? 0) + 1);
+  const heldByCrashed = new Set(outcome.crashed.map((c) => c.key));
+  const lost = [...new Set(outcome.stored)].filter((k) => !effects.has(k));
+  const stored = new Set(outcome.stored);
+  return {
+    leasedTwice: [...leaseCount].filter(([, n]) => n > 1).map(([k]) => k),
+    lostUnexplained: lost.filter((k) => !heldByCrashed.has(k) && leaseCount.has(k)),
+    lostUnreported: lost.filter((k) => !leaseCount.has(k)),
+    neverStored: outcome.sentByFinishedProducers.filter((k) => !stored.has(k)),
+  };
 }

@@ -2,6 +2,7 @@
 // TIDINGS_TRACE=<folder> writes every transition, duplicate and error of each process there, to replay a failure.
 // A producer prints "sent <key>" before and "acked <key>" after each send; consumers record every
 // effect in the crash_effects table (exactly-once: inside the message's transaction).
+import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Tidings, type TopicOptions } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
@@ -24,6 +25,7 @@ const { values: a } = parseArgs({
     'crash-rate': { type: 'string', default: '0' },
     'lease-ms': { type: 'string', default: '300' },
     drain: { type: 'boolean', default: false },
+    'kill-holding': { type: 'string', default: '0' },
   },
 });
 
@@ -46,7 +48,12 @@ const crash: Partial<Record<CrashPoint, number>> =
     : a.role === 'producer' && crashRate > 0
       ? { 'after-store-before-ack': crashRate }
       : {};
-const storage = withFaults(inner, { seed, lostAckRate: a.role === 'producer' ? Number(a['lost-acks']) : 0, crash });
+// A crash point says what it hit before the process dies, so the harness knows what the dead process held.
+const onCrash = (point: CrashPoint, ids: readonly string[]) => {
+  writeSync(1, `crash ${point} ${ids.join(',')}\n`);
+  process.kill(process.pid, 'SIGKILL');
+};
+const storage = withFaults(inner, { seed, lostAckRate: a.role === 'producer' ? Number(a['lost-acks']) : 0, crash, onCrash });
 const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
 const topic = tidings.topic<{ key: string }>(a.topic!, options);
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -58,24 +65,44 @@ if (process.env.TIDINGS_TRACE) {
   tidings.events.on('error', (e) => log(`error ${String((e.error as Error)?.message ?? e.error)}`));
   tidings.events.on('handlerError', (e) => log(`${e.id} handlerError ${String((e.error as Error)?.message ?? e.error)}`));
 }
-const exactlyOnce = options.semantic === 'exactly-once';
+// Exactly-once needs producer-made ids; at-most-once uses them so the broker's records and the consumers' reports name keys.
+const keyIsId = options.semantic === 'exactly-once' || options.semantic === 'at-most-once';
 
 if (a.role === 'producer') {
   for (let n = Number(a.from); n < Number(a.to); n++) {
     const key = `k-${n}`;
     out(`sent ${key}`);
     try {
-      const ack = await topic.send({ key }, exactlyOnce ? { id: key } : {});
+      const ack = await topic.send({ key }, keyIsId ? { id: key } : {});
       if (options.semantic !== 'at-most-once') out(`acked ${key} ${ack.id}`);
+      // Fire and forget returns at once; an application sends as its work comes in, so the broker gets to store some.
+      else await new Promise((r) => setTimeout(r, 2));
     } catch (error) {
       // Broker scope does not retry: a lost ack is the application's to live with (the message may be stored).
       if ((error as { code?: string }).code !== 'ACK_LOST') throw error;
     }
   }
-  out('done');
+  // close() waits for fire-and-forget sends: only then has this producer finished its work.
   await tidings.close();
+  out('done');
 } else {
   const incarnation = Number(a.incarnation);
+  // At-most-once reports each lease, so the harness can bound what a killed consumer may lose and see any redelivery.
+  // One line per leased batch: a batch's transitions are emitted together, so a microtask later the batch is complete.
+  if (options.semantic === 'at-most-once') {
+    const batch: string[] = [];
+    let leasedBatches = 0;
+    tidings.events.on('transition', (e) => {
+      if (e.to !== 'leased') return;
+      if (batch.length === 0) queueMicrotask(() => {
+        out(`leased ${batch.splice(0).join(',')}`);
+        // --kill-holding N: die right after the N-th leased batch, before its handlers run, so every run has
+        // a consumer killed while it holds messages at-most-once must never hand out again.
+        if (++leasedBatches === Number(a['kill-holding'])) process.kill(process.pid, 'SIGKILL');
+      });
+      batch.push(e.id);
+    });
+  }
   const insert = 'INSERT INTO crash_effects (topic, msg_key, incarnation) VALUES (?, ?, ?)';
   topic.consume(
     async (m, ctx) => {

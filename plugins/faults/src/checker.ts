@@ -111,7 +111,7 @@ function sample(keys: string[]): string {
 }
 
 /**
- * Whether `lifecycle`'s promise held: at-most-once never twice; at-least-once no acked message lost;
+ * Whether `lifecycle`'s promise held: at-most-once never twice, nor again after a crash; at-least-once no acked message lost;
  * exactly-once/broker every stored message once; exactly-once/end-to-end every acked message once.
  * No semantic allows an effect for a message nobody sent.
  */
@@ -121,6 +121,8 @@ export function guaranteeHeld(lifecycle: Lifecycle, result: DeliveryCheck): Guar
   }
   const conditions: Array<[string, number, string[]]> = [];
   if (lifecycle !== 'at-least-once') conditions.push(['duplicated', result.duplicated, result.keys.duplicated]);
+  // At-most-once never hands a message out again: what a crash hit is gone, never consumed by a later incarnation.
+  if (lifecycle === 'at-most-once') conditions.push(['redelivered after a crash', result.recovered, result.keys.recovered]);
   if (lifecycle === 'exactly-once/broker') conditions.push(['lost of stored', result.lostStored, result.keys.lostStored]);
   else if (lifecycle !== 'at-most-once') conditions.push(['lost of acked', result.lost, result.keys.lost]);
   conditions.push(['unexpected', result.unexpected, result.keys.unexpected]);
