@@ -1,6 +1,7 @@
 import { InvalidOptionsError, LeaseLostError, TidingsError } from './errors.js';
 import type { MessageState } from './lifecycle.js';
 import { MAX_TIMER_MS, backoffDelay } from './options.js';
+import { describeError, firstLine } from './runtime.js';
 import type { StoredMessage } from './storage.js';
 import { emitPath, emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
 
@@ -217,6 +218,7 @@ export class Consumer<T = unknown, Tx = unknown> {
           await this.handler(this.message(m), this.context(m, undefined as Tx));
         } catch (error) {
           rt.events.emit('handlerError', { id: m.id, topic: rt.name, deliveries: m.deliveries, error, at: rt.clock.now() });
+          rt.logger.warn('handler failed; at-most-once never redelivers, the message is gone', { topic: rt.name, id: m.id, error: firstLine(describeError(error)) });
           return;
         }
         emitPath(rt, [m.id], 'deleted', ['CONSUME']);
@@ -374,17 +376,25 @@ export class Consumer<T = unknown, Tx = unknown> {
       const facts = { deliveries: m.deliveries, maxDeliveries: rt.options.maxDeliveries };
       const retryTo = rt.table.tryNext('leased', { type: 'NACK', ...facts });
       const to = retryTo ?? rt.table.next('leased', { type: 'DEAD', ...facts });
+      const delayMs = backoffDelay(rt.options.backoff, m.deliveries);
+      const reason = describeError(error);
       const won = await rt.storage.release({
         topic: rt.name,
         from: 'leased',
         to,
-        items: [{ id: m.id, leaseToken: m.leaseToken, availableAt: now + backoffDelay(rt.options.backoff, m.deliveries) }],
+        items: [{ id: m.id, leaseToken: m.leaseToken, availableAt: now + delayMs, error: reason }],
         now,
         deadLetter: retryTo ? undefined : rt.deadLetter,
       });
       if (won.length === 0) continue;
-      if (retryTo) emitSteps(rt, m.id, [{ from: 'leased', event: 'NACK', to }]);
-      else this.emitDead(m.id, m.deliveries, now, error);
+      const where = { topic: rt.name, id: m.id, attempt: m.deliveries, error: firstLine(reason) };
+      if (retryTo) {
+        rt.logger.warn(`handler failed; redelivering in ${delayMs} ms`, where);
+        emitSteps(rt, m.id, [{ from: 'leased', event: 'NACK', to }]);
+      } else {
+        rt.logger.error(`handler failed ${m.deliveries} time(s); message dead-lettered${rt.deadLetter ? ` to ${rt.deadLetter.topic}` : ''}`, where);
+        this.emitDead(m.id, m.deliveries, now, error);
+      }
     }
   }
 

@@ -40,3 +40,26 @@ export interface Logger {
 
 /** A logger that writes nothing. */
 export const silentLogger: Logger = { debug() {}, warn() {}, error() {} };
+
+const line = (level: string, msg: string, data?: object) => process.stderr.write(`[tidings] ${level}: ${msg}${data ? ` ${JSON.stringify(data)}` : ''}\n`);
+
+/** The default: warnings and errors on stderr, one line each with its data as JSON; debug is dropped. */
+export const stderrLogger: Logger = {
+  debug() {},
+  warn: (msg, data) => line('warn', msg, data),
+  error: (msg, data) => line('error', msg, data),
+};
+
+/** Longest error text kept with a message. */
+const MAX_ERROR_CHARS = 4_000;
+
+/** An error as it is kept with a failed message: its stack (which starts with name and message), or its text. */
+export function describeError(error: unknown): string {
+  const text = error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error));
+  return text.length > MAX_ERROR_CHARS ? `${text.slice(0, MAX_ERROR_CHARS)}…` : text;
+}
+
+/** The first line of an error's description, for a one-line log. */
+export function firstLine(text: string): string {
+  return text.split('\n', 1)[0]!;
+}

@@ -42,6 +42,8 @@ export interface StoredMessage {
   createdAt: number;
   leaseUntil?: number;
   leaseToken?: string;
+  /** Why the last delivery failed (the handler's error message and stack), kept through nacks and dead-lettering. */
+  lastError?: string;
 }
 
 /** Hand out up to `limit` ready messages as one compare-and-set `from` -> `to`. */
@@ -78,7 +80,8 @@ export interface ReleaseRequest {
   topic: string;
   from: MessageState;
   to: MessageState;
-  items: Array<SettleItem & { availableAt: number }>;
+  /** `error`: why the delivery failed, stored with the message as its `lastError` (and with its dead-letter copy). */
+  items: Array<SettleItem & { availableAt: number; error?: string }>;
   now: number;
   /**
    * When `to` is dead and the topic names one: copy each message there, in this state, with the same

@@ -5,7 +5,7 @@ import { TidingsEventBus } from './events.js';
 import type { IdempotencyStore } from './idempotency.js';
 import type { MessageState } from './lifecycle.js';
 import { resolveTopicOptions, validateTopicName, type ResolvedTopicOptions, type TopicOptions } from './options.js';
-import { silentLogger, systemClock, uuidGenerator, type Clock, type IdGenerator, type Logger } from './runtime.js';
+import { stderrLogger, systemClock, uuidGenerator, type Clock, type IdGenerator, type Logger } from './runtime.js';
 import type { StateCounts, StorageAdapter, StoredMessage } from './storage.js';
 import { lifecycleTables } from './table.js';
 import { Tokens } from './tokens.js';
@@ -28,7 +28,7 @@ export interface TidingsOptions<Tx = unknown> {
 }
 
 /** The transaction handle type of a storage adapter. */
-export type TxOf<S> = S extends StorageAdapter<infer Tx> ? ([Tx] extends [undefined] ? undefined : NonNullable<Tx>) : unknown;
+export type TxOf<S> = S extends StorageAdapter<infer Tx> ? (unknown extends Tx ? unknown : [Tx] extends [undefined] ? undefined : NonNullable<Tx>) : unknown;
 
 /** Default dead-letter topics are at-least-once: a dead letter must not be lost. */
 const DEAD_LETTER_DEFAULTS: TopicOptions = { semantic: 'at-least-once' };
@@ -70,7 +70,7 @@ export class Tidings<Tx = unknown> {
     // The simple parts first, so a storage or idempotency class that injects them gets this instance's.
     provide(Tokens.Clock, options.clock, () => systemClock);
     provide(Tokens.IdGenerator, options.ids, () => uuidGenerator);
-    provide(Tokens.Logger, options.logger, () => silentLogger);
+    provide(Tokens.Logger, options.logger, () => stderrLogger);
     provide(Tokens.Events, undefined, () => new TidingsEventBus());
     provide(Tokens.Storage, options.storage);
     if (!child.isRegistered(Tokens.Storage, true)) {

@@ -172,6 +172,7 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
       if (!row) continue;
       unlease(row);
       row.availableAt = item.availableAt;
+      row.lastError = item.error;
       t.move(row, req.to);
       if (req.deadLetter) this.copyToDeadLetter(row, req.deadLetter, req.now);
       won.push(row.id);
@@ -201,7 +202,7 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   private copyToDeadLetter(row: Row, dl: { topic: string; state: MessageState }, now: number): void {
     const target = this.rows(dl.topic);
     if (target.byId.has(row.id)) return;
-    target.insert({ id: row.id, topic: dl.topic, body: row.body, state: dl.state, deliveries: 0, availableAt: now, createdAt: now });
+    target.insert({ id: row.id, topic: dl.topic, body: row.body, state: dl.state, deliveries: 0, availableAt: now, createdAt: now, lastError: row.lastError });
   }
 
   async redrive(req: RedriveRequest): Promise<number> {

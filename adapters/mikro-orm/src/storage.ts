@@ -21,9 +21,10 @@ import {
 import { isDriverError, isTransient, SchemaError, toTidingsError } from './errors.js';
 import { MikroOrmIdempotencyStore } from './idempotency.js';
 import { tidingsEntities } from './entities.js';
+import { MIGRATIONS, SCHEMA_VERSION, type Migration, type SchemaDialect } from './schema.js';
 
 /** What differs between the SQL databases the shared layer runs on. */
-export interface SqlDialect {
+export interface SqlDialect extends SchemaDialect {
   /** `sqlite`, `postgresql`. */
   readonly name: string;
   /** Appended to the lease's candidate SELECT: PostgreSQL skips rows another broker is leasing. */
@@ -51,11 +52,10 @@ export interface MikroOrmStorageOptions {
   busyRetries?: number;
 }
 
-/** The schema version this code writes and understands. */
-export const SCHEMA_VERSION = 1;
+const META_TABLE = `CREATE TABLE IF NOT EXISTS tidings_meta (key VARCHAR(64) NOT NULL PRIMARY KEY, value VARCHAR(200) NOT NULL)`;
 
 type Row = Record<string, unknown>;
-const COLUMNS = 'id, topic, body, state, deliveries, available_at, created_at, lease_until, lease_token, seq';
+const COLUMNS = 'id, topic, body, state, deliveries, available_at, created_at, lease_until, lease_token, last_error, seq';
 
 function toMessage(r: Row): StoredMessage & { seq: number } {
   return {
@@ -68,6 +68,7 @@ function toMessage(r: Row): StoredMessage & { seq: number } {
     createdAt: Number(r.created_at),
     leaseUntil: r.lease_until == null ? undefined : Number(r.lease_until),
     leaseToken: (r.lease_token as string | null) ?? undefined,
+    lastError: (r.last_error as string | null) ?? undefined,
     seq: Number(r.seq),
   };
 }
@@ -117,12 +118,17 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     return this.opening;
   }
 
-  /** Creates or safely updates Tidings' tables; refuses a schema newer than this code. */
+  /**
+   * Brings Tidings' own tables (and only those) up to date with numbered migrations; refuses a schema newer than
+   * this code. The ORM must still know `tidingsEntities`, or the application's own schema tools would drop our tables.
+   */
   private async ensureSchema(): Promise<void> {
     const orm = this.orm;
     for (const entity of tidingsEntities) {
       if (!orm.getMetadata().find(entity.meta.className)) {
-        throw new SchemaError(`The MikroORM instance passed to ${this.name}Storage does not know ${entity.meta.className}: add tidingsEntities from @tidings/adapter-mikro-orm to its entities.`);
+        throw new SchemaError(
+          `The MikroORM instance passed to ${this.name}Storage does not know ${entity.meta.className}: add tidingsEntities from @tidings/adapter-mikro-orm to its entities (or MikroOrmModule.forFeature(tidingsEntities)), so your own schema tools keep Tidings' tables.`,
+        );
       }
     }
     const found = await this.schemaVersion();
@@ -131,16 +137,38 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
         `${this.options.target} holds Tidings schema version ${found}, newer than this code understands (${SCHEMA_VERSION}). Upgrade @tidings packages, or point Tidings at another database.`,
       );
     }
-    // An up-to-date schema gets no DDL at all: MikroORM's SQLite diff rebuilds a table (copy, drop, rename),
-    // which would drop rows other processes insert meanwhile.
+    // An up-to-date schema gets no DDL at all, so opening a busy database never takes a schema lock.
     if (found === SCHEMA_VERSION) return;
+    await this.withSchemaRetry(() => this.exec(META_TABLE, [], undefined, 'migrate'));
+    for (const migration of MIGRATIONS) {
+      if (migration.version > (found ?? 0)) await this.withSchemaRetry(() => this.migrate(migration));
+    }
+  }
+
+  /** Runs one migration and records its version in one transaction, unless another process already did. */
+  private async migrate(migration: Migration): Promise<void> {
+    const { dialect } = this.options;
+    await this.transaction(async (em) => {
+      if (dialect.migrationLock) await this.exec(dialect.migrationLock, [], em, 'migrate');
+      if (((await this.schemaVersion(em)) ?? 0) >= migration.version) return;
+      const skip = migration.unlessColumn && (await this.exec(dialect.columnsSql, [migration.unlessColumn.table], em, 'migrate')).some((c) => c.name === migration.unlessColumn!.column);
+      if (!skip) for (const sql of migration.statements(dialect)) await this.exec(sql, [], em, 'migrate');
+      await this.exec(
+        `INSERT INTO tidings_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING key`,
+        [String(migration.version)],
+        em,
+        'migrate',
+      );
+    });
+  }
+
+  /** Processes opening an empty database together race on its first DDL; the loser finds the work done. */
+  private async withSchemaRetry(step: () => Promise<unknown>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await orm.getSchemaGenerator().updateSchema({ safe: true, wrap: true });
-        break;
+        await step();
+        return;
       } catch (error) {
-        // Processes opening an empty database together race: another may create a table between our diff
-        // and our DDL (duplicate table or pg_type key). The next diff sees its tables and has nothing to do.
         if (attempt < 3) {
           await new Promise((r) => setTimeout(r, 20 * attempt + Math.random() * 30));
           continue;
@@ -148,21 +176,15 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
         throw new SchemaError(`Could not create or update Tidings' tables in ${this.options.target}: ${(error as Error).message}`, { cause: error });
       }
     }
-    await this.exec(
-      `INSERT INTO tidings_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING key`,
-      [String(SCHEMA_VERSION)],
-      undefined,
-      'open',
-    );
   }
 
   /** The schema version recorded in the database, or undefined when Tidings' tables are not there yet. */
-  private async schemaVersion(): Promise<number | undefined> {
+  private async schemaVersion(tx?: EntityManager): Promise<number | undefined> {
     try {
-      const [row] = await this.exec(`SELECT value FROM tidings_meta WHERE key = 'schema_version'`, [], undefined, 'open');
+      const [row] = await this.exec(`SELECT value FROM tidings_meta WHERE key = 'schema_version'`, [], tx, 'open');
       return row ? Number(row.value) : undefined;
     } catch (error) {
-      if (error instanceof SchemaError) return undefined;
+      if (error instanceof SchemaError && !tx) return undefined;
       throw error;
     }
   }
@@ -256,7 +278,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
                   ORDER BY available_at, seq LIMIT ?${this.options.dialect.lockClause}`;
     const params = [req.topic, req.from, req.now, req.limit];
     // Only what the lease does not already know comes back; the rest is filled in below.
-    const returning = 'seq, id, body, deliveries, created_at, available_at';
+    const returning = 'seq, id, body, deliveries, created_at, available_at, last_error';
     const rows = req.remove
       ? await this.exec(`DELETE FROM tidings_message WHERE seq IN (${pick}) RETURNING ${returning}`, params, undefined, 'lease')
       : await this.exec(
@@ -279,6 +301,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
         createdAt: Number(r.created_at),
         leaseUntil: req.leaseUntil,
         leaseToken: req.leaseToken,
+        lastError: (r.last_error as string | null) ?? undefined,
       }));
   }
 
@@ -310,9 +333,9 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
       const won: string[] = [];
       for (const item of req.items) {
         const rows = await this.exec(
-          `UPDATE tidings_message SET state = ?, available_at = ?, lease_until = NULL, lease_token = NULL
+          `UPDATE tidings_message SET state = ?, available_at = ?, lease_until = NULL, lease_token = NULL, last_error = ?
            WHERE topic = ? AND id = ? AND state = ?${item.leaseToken === undefined ? '' : ' AND lease_token = ?'} RETURNING id`,
-          [req.to, item.availableAt, req.topic, item.id, req.from, ...(item.leaseToken === undefined ? [] : [item.leaseToken])],
+          [req.to, item.availableAt, item.error ?? null, req.topic, item.id, req.from, ...(item.leaseToken === undefined ? [] : [item.leaseToken])],
           em,
           'release',
         );
@@ -350,8 +373,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
 
   private async copyToDeadLetter(topic: string, ids: string[], dl: { topic: string; state: MessageState }, now: number, em: EntityManager): Promise<void> {
     await this.exec(
-      `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at)
-       SELECT ?, id, body, ?, 0, ?, ? FROM tidings_message WHERE topic = ? AND id IN (${this.options.dialect.jsonStrings})
+      `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at, last_error)
+       SELECT ?, id, body, ?, 0, ?, ?, last_error FROM tidings_message WHERE topic = ? AND id IN (${this.options.dialect.jsonStrings})
        ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
       [dl.topic, dl.state, now, now, topic, JSON.stringify(ids)],
       em,

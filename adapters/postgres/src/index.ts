@@ -22,6 +22,9 @@ const CHANNEL = 'tidings_stored';
 export const postgresDialect: SqlDialect = {
   name: 'postgresql',
   lockClause: ' FOR UPDATE SKIP LOCKED',
+  serialPrimaryKey: 'BIGSERIAL PRIMARY KEY',
+  columnsSql: 'SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?',
+  migrationLock: 'SELECT pg_advisory_xact_lock(7245130001)',
   jsonStrings: 'SELECT json_array_elements_text(?::json) AS value',
   jsonMessages: `SELECT id, body, "availableAt" AS available_at FROM json_to_recordset(?::json) AS x (id text, body text, "availableAt" bigint)`,
   notifySql: `SELECT pg_notify('${CHANNEL}', ?)`,

@@ -23,35 +23,80 @@ export interface SqliteStorageOptions {
 export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   lockClause: '',
+  serialPrimaryKey: 'INTEGER PRIMARY KEY AUTOINCREMENT',
+  columnsSql: 'SELECT name FROM pragma_table_info(?)',
   jsonStrings: 'SELECT value FROM json_each(?)',
   jsonMessages: `SELECT value ->> '$.id' AS id, value ->> '$.body' AS body, value ->> '$.availableAt' AS available_at FROM json_each(?)`,
 };
 
-/** The embedded default: messages in a SQLite file, WAL mode, `synchronous=FULL`. */
-export function sqliteStorage(options: SqliteStorageOptions = {}): MikroOrmStorage {
-  const file = options.file ?? '.tidings/tidings.db';
+type RawSqlite = { exec(sql: string, cb: (err: Error | null) => void): void };
+
+function pragmasOf(options: Pick<SqliteStorageOptions, 'synchronous' | 'busyTimeoutMs'>): { synchronous: 'FULL' | 'NORMAL' | 'OFF'; busyTimeoutMs: number; sql: string } {
   const synchronous = options.synchronous ?? 'FULL';
   const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
-  if (typeof file !== 'string' || file.length === 0) throw new InvalidOptionsError(`sqliteStorage({ file }) needs a file path or ':memory:', got ${String(file)}.`);
   if (!['FULL', 'NORMAL', 'OFF'].includes(synchronous)) throw new InvalidOptionsError(`synchronous must be 'FULL', 'NORMAL' or 'OFF', got ${String(synchronous)}.`);
   if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new InvalidOptionsError(`busyTimeoutMs must be an integer >= 0, got ${String(busyTimeoutMs)}.`);
-  const pragmas = `PRAGMA journal_mode = WAL; PRAGMA synchronous = ${synchronous}; PRAGMA busy_timeout = ${busyTimeoutMs};`;
+  return { synchronous, busyTimeoutMs, sql: `PRAGMA journal_mode = WAL; PRAGMA synchronous = ${synchronous}; PRAGMA busy_timeout = ${busyTimeoutMs};` };
+}
+
+/**
+ * The `pool.afterCreate` for your own MikroORM config: sets WAL, `synchronous` and `busy_timeout` on every SQLite
+ * connection the pool opens, as Tidings' own connections have them.
+ */
+export function sqliteConnectionSetup(options: Pick<SqliteStorageOptions, 'synchronous' | 'busyTimeoutMs'> = {}) {
+  const { sql } = pragmasOf(options);
+  return (conn: RawSqlite, done: (err: Error | null, conn: unknown) => void) => conn.exec(sql, (err) => done(err, conn));
+}
+
+const SYNCHRONOUS_LEVELS: Record<string, number> = { OFF: 0, NORMAL: 1, FULL: 2 };
+
+/**
+ * An application's own MikroORM gets the durability settings too: applied on its connection at open and read back.
+ * A pool of several connections without `sqliteConnectionSetup()` would leave the others without them, so it is refused.
+ */
+async function applyPragmas(orm: MikroORM, file: string, p: ReturnType<typeof pragmasOf>): Promise<void> {
+  const pool = (orm.config.get('pool') ?? {}) as { max?: number; afterCreate?: unknown };
+  if ((pool.max ?? 1) > 1 && pool.afterCreate === undefined) {
+    throw new InvalidOptionsError(
+      `sqliteStorage({ orm }): your MikroORM pool opens up to ${pool.max} SQLite connections, and only one would get WAL, synchronous and busy_timeout. ` +
+        `Add pool: { afterCreate: sqliteConnectionSetup() } (from @tidings/adapter-sqlite) to your MikroORM config, or use a pool of one connection.`,
+    );
+  }
+  const connection = orm.em.getConnection();
+  const read = async (pragma: string) => Object.values(((await connection.execute(`PRAGMA ${pragma}`)) as Record<string, unknown>[])[0] ?? {})[0];
+  const inMemory = file === ':memory:' || file === '';
+  if (!inMemory) await connection.execute('PRAGMA journal_mode = WAL');
+  await connection.execute(`PRAGMA synchronous = ${p.synchronous}`);
+  await connection.execute(`PRAGMA busy_timeout = ${p.busyTimeoutMs}`);
+  const found = { journal: String(await read('journal_mode')), synchronous: Number(await read('synchronous')), busyTimeout: Number(await read('busy_timeout')) };
+  if ((!inMemory && found.journal !== 'wal') || found.synchronous !== SYNCHRONOUS_LEVELS[p.synchronous] || found.busyTimeout !== p.busyTimeoutMs) {
+    throw new InvalidOptionsError(
+      `sqliteStorage({ orm }) could not set WAL, synchronous=${p.synchronous} and busy_timeout=${p.busyTimeoutMs} on your SQLite connection (found ${JSON.stringify(found)}). ` +
+        `Add pool: { afterCreate: sqliteConnectionSetup() } (from @tidings/adapter-sqlite) to your MikroORM config.`,
+    );
+  }
+}
+
+/** The embedded default: messages in a SQLite file, WAL mode, `synchronous=FULL`; or your own MikroORM's database, with the same settings. */
+export function sqliteStorage(options: SqliteStorageOptions = {}): MikroOrmStorage {
+  const file = options.file ?? '.tidings/tidings.db';
+  if (typeof file !== 'string' || file.length === 0) throw new InvalidOptionsError(`sqliteStorage({ file }) needs a file path or ':memory:', got ${String(file)}.`);
+  const pragmas = pragmasOf(options);
   return new MikroOrmStorage({
     dialect: sqliteDialect,
     target: options.orm ? 'the application database' : `SQLite file ${file}`,
     ownsOrm: !options.orm,
-    connect: async () =>
-      options.orm ??
-      (await MikroORM.init({
+    connect: async () => {
+      if (options.orm) {
+        await applyPragmas(options.orm, String(options.orm.config.get('dbName') ?? ''), pragmas);
+        return options.orm;
+      }
+      return MikroORM.init({
         dbName: file,
         entities: tidingsEntities,
         allowGlobalContext: true,
-        pool: {
-          min: 1,
-          max: 1,
-          afterCreate: (conn: { exec(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) =>
-            conn.exec(pragmas, (err) => done(err, conn)),
-        },
-      })),
+        pool: { min: 1, max: 1, afterCreate: sqliteConnectionSetup(options) },
+      });
+    },
   });
 }

@@ -46,6 +46,7 @@ const SCHEMA = `
     created_at   INTEGER NOT NULL,
     lease_until  INTEGER,
     lease_token  TEXT,
+    last_error   TEXT,                 -- why the last delivery failed, shown with dead letters
     UNIQUE (topic, id)                 -- an id the topic holds is a duplicate, whatever the dedup window says
   );
   CREATE INDEX IF NOT EXISTS messages_ready ON messages (topic, state, seq);
@@ -66,6 +67,7 @@ interface Row {
   created_at: number;
   lease_until: number | null;
   lease_token: string | null;
+  last_error: string | null;
 }
 
 function toMessage(r: Row): StoredMessage {
@@ -79,6 +81,7 @@ function toMessage(r: Row): StoredMessage {
     createdAt: r.created_at,
     leaseUntil: r.lease_until ?? undefined,
     leaseToken: r.lease_token ?? undefined,
+    lastError: r.last_error ?? undefined,
   };
 }
 
@@ -219,13 +222,14 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
       req.items
         .filter((item) => {
           const won =
-            this.changes(`UPDATE messages SET state = @to, available_at = @availableAt, lease_until = NULL, lease_token = NULL WHERE ${STILL_HELD}`, {
+            this.changes(`UPDATE messages SET state = @to, available_at = @availableAt, lease_until = NULL, lease_token = NULL, last_error = @error WHERE ${STILL_HELD}`, {
               topic: req.topic,
               id: item.id,
               from: req.from,
               to: req.to,
               leaseToken: item.leaseToken ?? null,
               availableAt: item.availableAt,
+              error: item.error ?? null,
             }) === 1;
           if (won && req.deadLetter) this.copyToDeadLetter(req.topic, item.id, req.deadLetter, req.now);
           return won;
@@ -255,8 +259,8 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
   /** A fresh message in the dead-letter topic; a copy it already holds (an earlier sweep's) is kept as it is. */
   private copyToDeadLetter(topic: string, id: string, to: { topic: string; state: MessageState }, now: number): void {
     this.changes(
-      `INSERT INTO messages (topic, id, body, state, available_at, created_at)
-       SELECT @toTopic, id, body, @toState, @now, @now FROM messages WHERE topic = @topic AND id = @id
+      `INSERT INTO messages (topic, id, body, state, available_at, created_at, last_error)
+       SELECT @toTopic, id, body, @toState, @now, @now, last_error FROM messages WHERE topic = @topic AND id = @id
        ON CONFLICT (topic, id) DO NOTHING`,
       { topic, id, toTopic: to.topic, toState: to.state, now },
     );

@@ -140,16 +140,17 @@ export async function dlqList(options: DlqListOptions, output: Output): Promise<
     const total = countsOf(database, await database.storage.counts(), options.topic).dead ?? 0;
     const messages = total === 0 ? [] : await database.storage.peek(options.topic, 'dead', limit);
     if (options.json) {
-      const shown = messages.map((m) => ({ id: m.id, deliveries: m.deliveries, createdAt: new Date(m.createdAt).toISOString(), payload: parseBody(m.body) }));
+      const shown = messages.map((m) => ({ id: m.id, deliveries: m.deliveries, createdAt: new Date(m.createdAt).toISOString(), payload: parseBody(m.body), lastError: m.lastError ?? null }));
       output.out(JSON.stringify({ db: database.name, topic: options.topic, total, messages: shown }, null, 2));
     } else if (total === 0) {
       output.out(`No dead letters in topic "${options.topic}" (${database.target}).`);
     } else {
-      const rows = messages.map((m) => [m.id, String(m.deliveries), new Date(m.createdAt).toISOString(), clip(m.body.replace(/\s+/g, ' '), 80)]);
+      // The error's first line says why the message died; --json has the whole stack.
+      const rows = messages.map((m) => [m.id, String(m.deliveries), new Date(m.createdAt).toISOString(), clip(m.body.replace(/\s+/g, ' '), 60), clip(m.lastError?.split('\n', 1)[0] ?? '', 60)]);
       const more = total > messages.length ? `\nShowing ${messages.length} of ${total}; pass --limit ${total} to see them all.` : '';
       output.out(
         `${total} dead letter${total === 1 ? '' : 's'} in topic "${options.topic}" (${database.target})\n` +
-          `${table(['id', 'deliveries', 'created', 'payload'], rows, [false, true, false, false])}${more}`,
+          `${table(['id', 'deliveries', 'created', 'payload', 'last error'], rows, [false, true, false, false, false])}${more}`,
       );
     }
     return { total, messages };

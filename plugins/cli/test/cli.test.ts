@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Tidings, type StateCounts, type StorageAdapter } from '@tidings/core';
+import { Tidings, silentLogger, type StateCounts, type StorageAdapter } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
 import { dlqList, dlqRedrive, purge, run, stats, type Output } from '@tidings/cli';
@@ -42,7 +42,7 @@ async function until(what: string, check: () => Promise<boolean>, ms = 10_000): 
  * consumed, so only its dedup and idempotency records remain.
  */
 async function fill(storage: StorageAdapter<any>): Promise<void> {
-  const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
+  const tidings = await Tidings.create({ storage, purgeIntervalMs: 0, logger: silentLogger });
   try {
     const orders = tidings.topic<{ n: number }>('orders', { semantic: 'at-least-once', maxDeliveries: 1 });
     const payments = tidings.topic<{ n: number }>('payments', { semantic: 'exactly-once', scope: 'broker', maxDeliveries: 1 });
@@ -125,15 +125,15 @@ describe('tidings stats', () => {
 });
 
 describe('tidings dlq', () => {
-  it('lists the dead letters of a topic, oldest first, with deliveries and payload', async () => {
+  it('lists the dead letters of a topic, oldest first, with deliveries, payload and the error they died of', async () => {
     const io = capture();
     const result = await dlqList({ db: template, topic: 'orders' }, io);
     expect(result.total).toBe(2);
     expect(result.messages.map((m) => m.id)).toEqual(['order-1', 'order-2']);
     const lines = io.text().split('\n');
     expect(lines[0]).toBe(`2 dead letters in topic "orders" (SQLite file ${template})`);
-    expect(lines[1]).toMatch(/^id\s+deliveries\s+created\s+payload$/);
-    expect(lines[2]).toMatch(/^order-1\s+1\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+\{"n":1\}$/);
+    expect(lines[1]).toMatch(/^id\s+deliveries\s+created\s+payload\s+last error$/);
+    expect(lines[2]).toMatch(/^order-1\s+1\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+\{"n":1\}\s+Error: refused$/);
     expect(lines).toHaveLength(4);
   });
 
@@ -143,7 +143,7 @@ describe('tidings dlq', () => {
     expect(io.text()).toContain('Showing 1 of 2; pass --limit 2 to see them all.');
     const json = capture();
     await dlqList({ db: template, topic: 'orders', limit: 1, json: true }, json);
-    expect(JSON.parse(json.text())).toMatchObject({ topic: 'orders', total: 2, messages: [{ id: 'order-1', deliveries: 1, payload: { n: 1 } }] });
+    expect(JSON.parse(json.text())).toMatchObject({ topic: 'orders', total: 2, messages: [{ id: 'order-1', deliveries: 1, payload: { n: 1 }, lastError: expect.stringMatching(/^Error: refused\n\s+at /) }] });
   });
 
   it('redrives one dead letter into the state its at-least-once topic waits in, inferred from the other messages, and a consumer then gets it', async () => {

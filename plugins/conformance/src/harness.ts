@@ -165,7 +165,7 @@ export class TopicDriver {
   }
 
   /** A handler threw: back to ready after `delayMs`, or dead (and copied to `deadLetter`) once the machine says so. */
-  nack(m: StoredMessage, now: number, o: { delayMs?: number; maxDeliveries?: number; deadLetter?: { topic: string; state: MessageState } } = {}): Promise<string[]> {
+  nack(m: StoredMessage, now: number, o: { delayMs?: number; maxDeliveries?: number; deadLetter?: { topic: string; state: MessageState }; error?: string } = {}): Promise<string[]> {
     const facts = { deliveries: m.deliveries, maxDeliveries: o.maxDeliveries ?? 5 };
     const retryTo = this.table.tryNext('leased', { type: 'NACK', ...facts });
     const to = retryTo ?? this.table.next('leased', { type: 'DEAD', ...facts });
@@ -173,7 +173,7 @@ export class TopicDriver {
       topic: this.topic,
       from: 'leased',
       to,
-      items: [{ id: m.id, leaseToken: m.leaseToken, availableAt: now + (o.delayMs ?? 0) }],
+      items: [{ id: m.id, leaseToken: m.leaseToken, availableAt: now + (o.delayMs ?? 0), error: o.error }],
       now,
       deadLetter: retryTo ? undefined : o.deadLetter,
     });

@@ -474,6 +474,21 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
           expect(await d.lease(T0 + 500)).toMatchObject([{ id: 'a', deliveries: 2 }]);
         });
 
+        it('keeps the error of each nack with the message, through redelivery, dead-lettering and its dead-letter copy', async () => {
+          const key = ctx.key();
+          const d = await ctx.driver(lifecycle, { key });
+          const dlq = await ctx.driver('at-least-once', { key, topic: `${d.topic}.dead` });
+          await d.store(['a'], T0);
+          const [first] = await d.lease(T0);
+          expect(first!.lastError).toBeUndefined();
+          await d.nack(first!, T0, { error: 'Error: first failure' });
+          const [second] = await d.lease(T0);
+          expect(second).toMatchObject({ id: 'a', deliveries: 2, lastError: 'Error: first failure' });
+          await d.nack(second!, T0, { maxDeliveries: 2, error: 'Error: second failure\n    at handler (orders.ts:12:5)', deadLetter: deadLetterOf(dlq.topic) });
+          expect(await d.storage.peek(d.topic, 'dead', 10)).toMatchObject([{ id: 'a', lastError: 'Error: second failure\n    at handler (orders.ts:12:5)' }]);
+          expect(await dlq.storage.peek(dlq.topic, 'acked', 10)).toMatchObject([{ id: 'a', lastError: 'Error: second failure\n    at handler (orders.ts:12:5)' }]);
+        });
+
         it('keeps other messages leasable while a nacked one waits out its backoff', async () => {
           const d = await ctx.driver(lifecycle);
           await d.store(['a', 'b'], T0);

@@ -1,0 +1,57 @@
+/**
+ * Tidings' own tables, created and upgraded by numbered migrations of hand-written SQL. Only these tables are
+ * ever touched: an application's MikroORM may hold many more entities, and a schema diff over all of them
+ * would alter the application's tables (and on SQLite rebuild ours under concurrent writers).
+ */
+
+/** What the DDL needs to know of a database. */
+export interface SchemaDialect {
+  /** The auto-incrementing primary key column type, e.g. `INTEGER PRIMARY KEY AUTOINCREMENT`. */
+  readonly serialPrimaryKey: string;
+  /** Run first in each migration's transaction so processes opening the same database migrate one at a time. */
+  readonly migrationLock?: string;
+  /** Lists a table's columns (as rows with `name`); its one parameter is the table name. */
+  readonly columnsSql: string;
+}
+
+/** One step of the schema; `version` is what the database is at once its statements ran. */
+export interface Migration {
+  readonly version: number;
+  readonly statements: (d: SchemaDialect) => string[];
+  /**
+   * Skip the statements when this column exists already: an application whose own schema tools create tables from
+   * `tidingsEntities` (which always have the newest shape) may have added it before Tidings recorded the version.
+   */
+  readonly unlessColumn?: { table: string; column: string };
+}
+
+const idTable = (name: string) => [
+  `CREATE TABLE IF NOT EXISTS ${name} (topic VARCHAR(200) NOT NULL, id VARCHAR(200) NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (topic, id))`,
+  `CREATE INDEX IF NOT EXISTS ${name}_expires ON ${name} (expires_at)`,
+];
+
+/** Every schema version in order; append, never edit, so any older database can be brought up to date. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    statements: (d) => [
+      `CREATE TABLE IF NOT EXISTS tidings_message (
+         seq ${d.serialPrimaryKey}, topic VARCHAR(200) NOT NULL, id VARCHAR(200) NOT NULL, body TEXT NOT NULL,
+         state VARCHAR(16) NOT NULL, deliveries INTEGER NOT NULL DEFAULT 0, available_at BIGINT NOT NULL, created_at BIGINT NOT NULL,
+         lease_until BIGINT NULL, lease_token VARCHAR(64) NULL)`,
+      `CREATE UNIQUE INDEX IF NOT EXISTS tidings_message_topic_id ON tidings_message (topic, id)`,
+      `CREATE INDEX IF NOT EXISTS tidings_message_ready ON tidings_message (topic, state, available_at, seq)`,
+      ...idTable('tidings_dedup'),
+      ...idTable('tidings_idempotency'),
+    ],
+  },
+  {
+    // Why a message was nacked or dead-lettered: the handler's last error, kept with the message.
+    version: 2,
+    statements: () => [`ALTER TABLE tidings_message ADD COLUMN last_error TEXT NULL`],
+    unlessColumn: { table: 'tidings_message', column: 'last_error' },
+  },
+];
+
+/** The schema version this code writes and understands. */
+export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;
