@@ -1,7 +1,8 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkDeliveries, guaranteeHeld, pickSeed, type DeliveryCheck } from '@tidings/faults';
 import { freshPostgresDatabase } from '../support/databases.js';
 import { atMostOnceBounds, prepareDatabase, runCrashScenario, type CrashScenario } from './harness.js';
@@ -11,7 +12,15 @@ const dir = mkdtempSync(join(tmpdir(), 'tidings-crash-'));
 const report: Array<{ backend: string; kills: number } & DeliveryCheck> = [];
 let totalKills = 0;
 
+// Every run is under load: one busy process competes with the workers for the CPU, as other suites or services would.
+// It ends by itself after 15 minutes should the runner die before afterAll.
+let hog: ChildProcess | undefined;
+beforeAll(() => {
+  hog = spawn(process.execPath, ['-e', 'const end = Date.now() + 900_000; while (Date.now() < end);'], { stdio: 'ignore' });
+});
+
 afterAll(() => {
+  hog?.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
   console.log(`crash tests, seed ${seed} (replay with TIDINGS_SEED=${seed}), ${totalKills} SIGKILLs`);
   console.table(report.map((r) => ({ backend: r.backend, lifecycle: r.lifecycle, kills: r.kills, sent: r.sent, acked: r.acked, stored: r.stored, delivered: r.delivered, lost: r.lost, lostStored: r.lostStored, duplicated: r.duplicated, unexpected: r.unexpected, recovered: r.recovered })));
@@ -24,7 +33,7 @@ const BACKENDS: Array<[string, (name: string) => Promise<string>]> = [
 ];
 
 describe.each(BACKENDS)('real processes SIGKILLed at random moments, a fifth of producer acks lost, on %s', (backend, database) => {
-  it.each(CONFIGS)('%s keeps its guarantee', { timeout: 90_000 }, async (config) => {
+  it.each(CONFIGS)('%s keeps its guarantee', { timeout: 240_000 }, async (config) => {
     const name = `crash_${config.replace(/\W/g, '_')}`;
     const db = await database(name);
     await prepareDatabase(db);

@@ -52,7 +52,7 @@ export interface Running {
 
 /** Starts a worker process; `onLine` gets each line it prints. */
 export function startWorker(args: string[], onLine: (line: string) => void): Running {
-  const proc = spawn(process.execPath, ['--conditions=@tidings/source', '--import', 'tsx', worker, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--conditions=@tidings/source', '--import', 'tsx', worker, ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
   let buffered = '';
   proc.stdout!.on('data', (chunk: Buffer) => {
     buffered += chunk.toString();
@@ -195,7 +195,10 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
       }
     });
     const died = Promise.race([producer?.exited, consumer.exited].filter(Boolean));
-    await Promise.race([enough, died, new Promise((r) => setTimeout(r, 5_000))]);
+    // The 5 s without enough progress count from the first line the worker prints: on a loaded machine start-up
+    // alone can take seconds, and a kill before any work only burns an incarnation.
+    const started = new Promise<void>((resolve) => (producer ?? consumer).proc.stdout!.once('data', () => resolve()));
+    await Promise.race([enough, died, started.then(() => new Promise((r) => setTimeout(r, 5_000)))]);
     // Let the consumer run a little past the producer's moment, at a seeded offset.
     await new Promise((r) => setTimeout(r, random() * 200));
     for (const p of [producer, consumer]) {

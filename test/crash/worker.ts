@@ -37,6 +37,9 @@ export const CONFIGS: Record<string, TopicOptions> = {
   'exactly-once/end-to-end': { semantic: 'exactly-once', scope: 'end-to-end' },
 };
 
+// A worker whose test runner died would run on forever: its standard input closing says the parent is gone.
+process.stdin.on('end', () => process.exit(2)).resume();
+
 const config = a.config!;
 const options: TopicOptions = { ...CONFIGS[config]!, leaseMs: Number(a['lease-ms']), maxDeliveries: 1_000, backoff: { initialMs: 10, maxMs: 50 }, ackTimeoutMs: 2_000, retry: { attempts: 1_000, initialMs: 5, maxMs: 50 } };
 const inner: MikroOrmStorage = a.db!.startsWith('postgres') ? postgresStorage({ url: a.db! }) : sqliteStorage({ file: a.db! });
@@ -85,6 +88,7 @@ if (a.role === 'producer') {
   // close() waits for fire-and-forget sends: only then has this producer finished its work.
   await tidings.close();
   out('done');
+  process.exit(0);
 } else {
   const incarnation = Number(a.incarnation);
   // At-most-once reports each lease, so the harness can bound what a killed consumer may lose and see any redelivery.
