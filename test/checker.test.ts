@@ -73,6 +73,23 @@ describe('checkDeliveries on recorded histories', () => {
     expect(verdicts(history)['exactly-once/end-to-end']).toBe(true);
   });
 
+  it('still counts as duplicated a key a crash hit that then had two effects, so exactly-once does not hold', () => {
+    // k2's first incarnation recorded its effect and crashed before the delete; the next incarnation ran it again.
+    const history: DeliveryHistory = {
+      lifecycle: 'exactly-once/end-to-end',
+      sent: ['k1', 'k2'],
+      acked: ['k1', 'k2'],
+      consumed: ['k1', { key: 'k2', incarnation: 0 }, { key: 'k2', incarnation: 1 }],
+      crashed: [{ key: 'k2', incarnation: 0 }],
+    };
+    const check = checkDeliveries(history);
+    expect(check).toMatchObject({ delivered: 3, distinct: 2, duplicated: 1, recovered: 1, lost: 0, keys: { duplicated: ['k2'], recovered: ['k2'] } });
+    const verdict = guaranteeHeld('exactly-once/end-to-end', check);
+    expect(verdict.held).toBe(false);
+    expect(verdict.rule).toMatch(/duplicated = 0 \(got 1 \(k2\)\)/);
+    expect(verdicts(history)).toEqual({ 'at-most-once': false, 'at-least-once': true, 'exactly-once/broker': false, 'exactly-once/end-to-end': false });
+  });
+
   it('judges broker scope from what was stored and end-to-end scope from what was acked', () => {
     // k2 was stored (and lost by the consumer side); k3 was acked but the history's broker never held it.
     const history: DeliveryHistory = { lifecycle: 'exactly-once/broker', sent: ['k1', 'k2', 'k3'], acked: ['k1', 'k3'], stored: ['k1', 'k2'], consumed: ['k1'] };

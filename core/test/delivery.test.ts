@@ -1,6 +1,16 @@
-import type { MemoryTransaction } from '@tidings/adapter-memory';
+import { MemoryStorage, type MemoryTransaction } from '@tidings/adapter-memory';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock, type Tidings, type TransitionEvent } from '../src/index.js';
+import {
+  AckTimeoutError,
+  ManualClock,
+  StorageError,
+  silentLogger,
+  type StoreRequest,
+  type StoreResult,
+  type Tidings,
+  type TopicOptions,
+  type TransitionEvent,
+} from '../src/index.js';
 import { memoryTidings, uniqueTopic, waitFor } from './helpers.js';
 
 let tidings: Tidings<MemoryTransaction>;
@@ -150,6 +160,108 @@ describe('at-least-once', () => {
     expect(await tidings.redrive(topic.name)).toBe(1);
     await waitFor(() => ok.length === 1);
     expect(await tidings.deadLetters(topic.name)).toEqual([]);
+  });
+});
+
+/**
+ * Memory storage whose `store` waits for the test before it writes, and may fail without writing: the slow or
+ * failing write a real database can make, which the synchronous memory store never does.
+ */
+class SlowStoreStorage extends MemoryStorage {
+  /** Store calls that reached the storage, finished or not. */
+  calls = 0;
+  /** Store calls whose write finished. */
+  writes = 0;
+  private readonly waiting: Array<{ write: () => void; fail: (error: Error) => void }> = [];
+
+  override async store(req: StoreRequest, tx?: MemoryTransaction): Promise<StoreResult[]> {
+    this.calls++;
+    await new Promise<void>((write, fail) => this.waiting.push({ write, fail }));
+    const results = await super.store(req, tx);
+    this.writes++;
+    return results;
+  }
+
+  /** Store calls waiting for the test. */
+  get pending(): number {
+    return this.waiting.length;
+  }
+
+  /** The oldest waiting store writes and answers. */
+  finishStore(): void {
+    this.waiting.shift()!.write();
+  }
+
+  /** The oldest waiting store fails without writing. */
+  failStore(): void {
+    this.waiting.shift()!.fail(new StorageError('the disk is not answering'));
+  }
+}
+
+describe.each([
+  ['at-least-once, broker-made id', { semantic: 'at-least-once' }, undefined],
+  ['at-least-once, producer id', { semantic: 'at-least-once' }, 'order-1'],
+  ['exactly-once end-to-end', { semantic: 'exactly-once', scope: 'end-to-end' }, 'order-1'],
+] as const)('the producer ack over a slow or failing store (%s)', (_, semantic, id) => {
+  const options: TopicOptions = { ...semantic, retry: { attempts: 3, initialMs: 1, maxMs: 1 } };
+
+  async function slowStoreTopic() {
+    const storage = new SlowStoreStorage();
+    tidings = await memoryTidings({ storage, logger: silentLogger });
+    const topic = tidings.topic<string>(uniqueTopic(), options);
+    /** How many writes had finished when the producer was told the message was acked (undefined: not acked). */
+    const acked: { writes?: number } = {};
+    const sending = topic.send('hello', id === undefined ? {} : { id }).then((ack) => {
+      acked.writes = storage.writes;
+      return ack;
+    });
+    const rows = async () => (await tidings.counts(topic.name))[topic.name] ?? {};
+    /** The ids the storage holds in `acked`, the state an acked send is stored in. */
+    const held = async () => (await storage.peek(topic.name, 'acked', 10)).map((m) => m.id);
+    return { storage, sending, acked, rows, held };
+  }
+
+  it('does not resolve send() while the store is still writing, and resolves it once the write is done', async () => {
+    const { storage, sending, acked, rows, held } = await slowStoreTopic();
+    await waitFor(() => storage.pending === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(acked.writes).toBeUndefined();
+    expect(await rows()).toEqual({});
+    storage.finishStore();
+    const ack = await sending;
+    expect(ack).toEqual({ id: id ?? expect.any(String), duplicate: false });
+    expect(acked.writes).toBe(1);
+    expect(await held()).toEqual([ack.id]);
+  });
+
+  it('retries a store that failed without writing, and acks only once a retry has stored the message', async () => {
+    const { storage, sending, acked, held } = await slowStoreTopic();
+    await waitFor(() => storage.pending === 1);
+    storage.failStore();
+    await waitFor(() => storage.calls === 2 && storage.pending === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(acked.writes).toBeUndefined();
+    storage.finishStore();
+    const ack = await sending;
+    expect(ack).toEqual({ id: id ?? expect.any(String), duplicate: false });
+    expect(acked.writes).toBe(1);
+    expect(await held()).toEqual([ack.id]);
+  });
+
+  it('rejects send() with ACK_TIMEOUT, never an ack, when every store attempt fails', async () => {
+    const { storage, sending, acked, rows } = await slowStoreTopic();
+    const outcome = sending.catch((error: unknown) => error);
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      await waitFor(() => acked.writes !== undefined || (storage.calls === attempt && storage.pending === 1));
+      expect(acked.writes, `acked while store attempt ${attempt} was still pending`).toBeUndefined();
+      storage.failStore();
+    }
+    const error = await outcome;
+    expect(error).toBeInstanceOf(AckTimeoutError);
+    expect(error).toMatchObject({ code: 'ACK_TIMEOUT' });
+    expect(acked.writes).toBeUndefined();
+    expect(storage).toMatchObject({ calls: 3, writes: 0 });
+    expect(await rows()).toEqual({});
   });
 });
 

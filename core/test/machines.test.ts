@@ -144,6 +144,156 @@ describe.each(LIFECYCLES)('%s lifecycle', (lifecycle) => {
   });
 });
 
+/**
+ * Each lifecycle's full table, written out by hand: one row per state (in `MESSAGE_STATES` order), one column
+ * per event and guard outcome, each cell the target or `.` for a refusal. Nothing here is computed from the
+ * guards, so a wrong guard changes the machine and the derived table alike and still fails these tests.
+ */
+const COLUMNS: Array<[string, LifecycleEvent]> = [
+  ['STORE', { type: 'STORE' }],
+  ['STORE duplicate', { type: 'STORE', duplicate: true }],
+  ['ACK', { type: 'ACK' }],
+  ['LEASE', { type: 'LEASE' }],
+  ['CONSUME', { type: 'CONSUME' }],
+  ['DELETE', { type: 'DELETE' }],
+  ['EXPIRE 2 of 3', { type: 'EXPIRE', deliveries: 2, maxDeliveries: 3 }],
+  ['EXPIRE 3 of 3', { type: 'EXPIRE', deliveries: 3, maxDeliveries: 3 }],
+  ['NACK 2 of 3', { type: 'NACK', deliveries: 2, maxDeliveries: 3 }],
+  ['NACK 3 of 3', { type: 'NACK', deliveries: 3, maxDeliveries: 3 }],
+  ['DEAD 2 of 3', { type: 'DEAD', deliveries: 2, maxDeliveries: 3 }],
+  ['DEAD 3 of 3', { type: 'DEAD', deliveries: 3, maxDeliveries: 3 }],
+];
+
+const FULL_TABLES: Record<Lifecycle, { states: string[]; rows: string }> = {
+  'at-most-once': {
+    states: ['sent', 'stored', 'leased', 'deleted', 'consumed'],
+    //        STORE    STORE-dup ACK    LEASE   CONSUME   DELETE   EXP2/3 EXP3/3 NACK2/3 NACK3/3 DEAD2/3 DEAD3/3
+    rows: `
+      sent     stored   stored    .      .       .         .        .      .      .       .       .       .
+      acked    .        .         .      .       .         .        .      .      .       .       .       .
+      stored   .        .         .      leased  .         .        .      .      .       .       .       .
+      leased   .        .         .      .       .         deleted  .      .      .       .       .       .
+      consumed .        .         .      .       .         .        .      .      .       .       .       .
+      deleted  .        .         .      .       consumed  .        .      .      .       .       .       .
+      dead     .        .         .      .       .         .        .      .      .       .       .       .`,
+  },
+  'at-least-once': {
+    states: ['sent', 'stored', 'acked', 'leased', 'consumed', 'deleted', 'dead'],
+    rows: `
+      sent     stored   stored    .      .       .         .        .      .      .       .       .       .
+      acked    .        .         .      leased  .         .        .      .      .       .       .       .
+      stored   .        .         acked  .       .         .        .      .      .       .       .       .
+      leased   .        .         .      .       consumed  .        acked  .      acked   .       .       dead
+      consumed .        .         .      .       .         deleted  .      .      .       .       .       .
+      deleted  .        .         .      .       .         .        .      .      .       .       .       .
+      dead     .        .         .      .       .         .        .      .      .       .       .       .`,
+  },
+  'exactly-once/broker': {
+    states: ['sent', 'stored', 'leased', 'consumed', 'deleted', 'dead'],
+    rows: `
+      sent     stored   stored    .      .       .         .        .      .      .       .       .       .
+      acked    .        .         .      .       .         .        .      .      .       .       .       .
+      stored   .        .         .      leased  .         .        .      .      .       .       .       .
+      leased   .        .         .      .       consumed  .        stored .      stored  .       .       dead
+      consumed .        .         .      .       .         deleted  .      .      .       .       .       .
+      deleted  .        .         .      .       .         .        .      .      .       .       .       .
+      dead     .        .         .      .       .         .        .      .      .       .       .       .`,
+  },
+  'exactly-once/end-to-end': {
+    states: ['sent', 'stored', 'acked', 'leased', 'consumed', 'deleted', 'dead'],
+    rows: `
+      sent     stored   .         .      .       .         .        .      .      .       .       .       .
+      acked    .        .         .      leased  .         .        .      .      .       .       .       .
+      stored   .        .         acked  .       .         .        .      .      .       .       .       .
+      leased   .        .         .      .       consumed  .        acked  .      acked   .       .       dead
+      consumed .        .         .      .       .         deleted  .      .      .       .       .       .
+      deleted  .        .         .      .       .         .        .      .      .       .       .       .
+      dead     .        .         .      .       .         .        .      .      .       .       .       .`,
+  },
+};
+
+/** The written-out table as `state -> column -> target` (undefined for a refusal). */
+function writtenTable(lifecycle: Lifecycle): Map<string, Map<string, string | undefined>> {
+  const rows = FULL_TABLES[lifecycle].rows.trim().split('\n').map((line) => line.trim().split(/\s+/));
+  return new Map(rows.map(([state, ...cells]) => [state!, new Map(COLUMNS.map(([name], i) => [name, cells[i] === '.' ? undefined : cells[i]]))]));
+}
+
+/** The state a redelivery returns a leased message to, as the design names it. */
+const READY: Record<Exclude<Lifecycle, 'at-most-once'>, string> = {
+  'at-least-once': 'acked',
+  'exactly-once/broker': 'stored',
+  'exactly-once/end-to-end': 'acked',
+};
+
+describe('each lifecycle matches its table written out by hand', () => {
+  it.each(LIFECYCLES)('%s: every (state, event, guard outcome) leads where the written table says, in the table and in the machine', (lifecycle) => {
+    const table = lifecycleTables[lifecycle];
+    const written = writtenTable(lifecycle);
+    expect([...written.keys()]).toEqual([...MESSAGE_STATES]);
+    expect(table.states.sort()).toEqual([...FULL_TABLES[lifecycle].states].sort());
+    for (const state of MESSAGE_STATES) {
+      for (const [column, event] of COLUMNS) {
+        const expected = written.get(state)!.get(column);
+        const where = `${lifecycle}: ${state} ${column}`;
+        expect(table.tryNext(state, event), where).toBe(expected);
+        if (expected === undefined) expect(() => table.next(state, event), where).toThrow(IllegalTransitionError);
+        if (table.states.includes(state)) expect(machineNext(lifecycle, state, event), where).toBe(expected);
+      }
+    }
+  });
+});
+
+describe('guard boundaries, pinned to fixed delivery counts', () => {
+  const redelivered = ['at-least-once', 'exactly-once/broker', 'exactly-once/end-to-end'] as const;
+
+  // deliveries 1..maxDeliveries+1: a redelivery while deliveries < max, dead-lettering once deliveries >= max.
+  const cases: Array<[maxDeliveries: number, deliveries: number, redelivers: boolean, dies: boolean]> = [
+    [1, 1, false, true],
+    [1, 2, false, true],
+    [3, 1, true, false],
+    [3, 2, true, false],
+    [3, 3, false, true],
+    [3, 4, false, true],
+    [5, 1, true, false],
+    [5, 2, true, false],
+    [5, 3, true, false],
+    [5, 4, true, false],
+    [5, 5, false, true],
+    [5, 6, false, true],
+  ];
+
+  describe.each(redelivered)('%s', (lifecycle) => {
+    const table = lifecycleTables[lifecycle];
+    const ready = READY[lifecycle];
+
+    it.each(cases)('with maxDeliveries %i, delivery %i: EXPIRE and NACK redeliver = %s, DEAD = %s', (maxDeliveries, deliveries, redelivers, dies) => {
+      for (const type of ['EXPIRE', 'NACK'] as const) {
+        const event: LifecycleEvent = { type, deliveries, maxDeliveries };
+        const expected = redelivers ? ready : undefined;
+        expect(table.tryNext('leased', event), `${type} ${deliveries}/${maxDeliveries}`).toBe(expected);
+        expect(machineNext(lifecycle, 'leased', event), `${type} ${deliveries}/${maxDeliveries}`).toBe(expected);
+      }
+      const dead: LifecycleEvent = { type: 'DEAD', deliveries, maxDeliveries };
+      expect(table.tryNext('leased', dead), `DEAD ${deliveries}/${maxDeliveries}`).toBe(dies ? 'dead' : undefined);
+      expect(machineNext(lifecycle, 'leased', dead), `DEAD ${deliveries}/${maxDeliveries}`).toBe(dies ? 'dead' : undefined);
+    });
+  });
+
+  it.each([
+    ['at-most-once', 'is stored'],
+    ['at-least-once', 'is stored'],
+    ['exactly-once/broker', 'is stored'],
+    ['exactly-once/end-to-end', 'is refused'],
+  ] as const)('%s: a STORE of an id the broker already holds %s (refused only end-to-end)', (lifecycle, outcome) => {
+    const table = lifecycleTables[lifecycle];
+    const expected = outcome === 'is stored' ? 'stored' : undefined;
+    expect(table.tryNext('sent', { type: 'STORE', duplicate: true })).toBe(expected);
+    expect(machineNext(lifecycle, 'sent', { type: 'STORE', duplicate: true })).toBe(expected);
+    expect(table.tryNext('sent', { type: 'STORE', duplicate: false })).toBe('stored');
+    expect(machineNext(lifecycle, 'sent', { type: 'STORE', duplicate: false })).toBe('stored');
+  });
+});
+
 describe('transition table agrees with transition() for every (state, event, guard outcome)', () => {
   it.each(LIFECYCLES)('%s', (lifecycle) => {
     const table = lifecycleTables[lifecycle];
