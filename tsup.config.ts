@@ -10,9 +10,9 @@ export default defineConfig({
   entry: ['src/index.ts'],
   format: ['esm', 'cjs'],
   dts: true,
-  // Not tsconfig.json: that one resolves @tidings/* to sources, and types must come from dist. Its includes hold no
-  // .d.ts, which the types build would otherwise add to every package. emitDecoratorMetadata (from the base) makes
-  // tsup compile through @swc/core, so decorated classes keep their design:* metadata.
+  // Not tsconfig.json: it resolves @tidings/* to sources, and types must come from dist/; and the types build adds
+  // every .d.ts a config includes to each package, so this one includes the packages' sources only.
+  // emitDecoratorMetadata (from the base) makes tsup compile through @swc/core, keeping design:* metadata.
   tsconfig: fileURLToPath(new URL('./tsconfig.build.json', import.meta.url)),
   platform: 'node',
   target: 'node20',
