@@ -23,4 +23,10 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // CommonJS files exist to prove the packages load through require().
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );

@@ -5,4 +5,7 @@ import { run } from './program.js';
 for (const key of Object.keys(process.env)) if (key.startsWith('MIKRO_ORM_')) delete process.env[key];
 process.env.MIKRO_ORM_ENV = '/dev/null';
 
-process.exitCode = await run(process.argv);
+// A promise rather than top-level await, so the same entry also builds as CommonJS.
+void run(process.argv).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,40 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { appDir, publishedPackages, root, runProgram, runScenario, tidingsImportsOf, typesDir } from './support.js';
+
+const dirOf = new Map(publishedPackages().map((p) => [p.manifest.name, p.dir]));
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+
+/** The declaration files `tsc --listFiles` read with the given project. */
+async function typeCheck(project: string): Promise<string[]> {
+  const stdout = await runProgram(process.execPath, [tsc, '-p', join(typesDir, project), '--listFiles'], typesDir, 120_000);
+  return stdout.trim().split('\n');
+}
+
+describe('the built packages in the workspace, loaded as an application loads them (no @tidings/source condition)', () => {
+  it.each([
+    ['require()', 'main.cjs', 'index.cjs'],
+    ['import', 'main.mjs', 'index.js'],
+  ])('deliver a message on memory storage through %s, every package from its dist/', async (_how, main, file) => {
+    const report = await runScenario(appDir, main, ['memory']);
+    for (const [name, resolved] of Object.entries(report.resolved)) expect(resolved).toBe(join(dirOf.get(name)!, 'dist', file));
+    expect(report.acks).toEqual([
+      { id: 'order-1', duplicate: false },
+      { id: 'order-1', duplicate: true },
+    ]);
+    expect(report.consumed).toEqual([{ n: 1 }]);
+  });
+
+  it('type-check under module commonjs and moduleResolution node (what Nest sets up), through main and types', { timeout: 130_000 }, async () => {
+    const files = await typeCheck('tsconfig.commonjs.json');
+    for (const name of tidingsImportsOf(join(typesDir, 'commonjs.ts'))) expect(files).toContain(join(dirOf.get(name)!, 'dist', 'index.d.cts'));
+    expect(files.filter((f) => [...dirOf.values()].some((dir) => f.startsWith(join(dir, 'src'))))).toEqual([]);
+  });
+
+  it('type-check under module nodenext: an .mts through the import types, a .cts through the require types', { timeout: 130_000 }, async () => {
+    const files = await typeCheck('tsconfig.nodenext.json');
+    for (const name of tidingsImportsOf(join(typesDir, 'esm.mts'))) expect(files).toContain(join(dirOf.get(name)!, 'dist', 'index.d.ts'));
+    for (const name of tidingsImportsOf(join(typesDir, 'cjs.cts'))) expect(files).toContain(join(dirOf.get(name)!, 'dist', 'index.d.cts'));
+    expect(files.filter((f) => [...dirOf.values()].some((dir) => f.startsWith(join(dir, 'src'))))).toEqual([]);
+  });
+});

@@ -1,0 +1,182 @@
+import { builtinModules } from 'node:module';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appDir, publishedPackages, root, runProgram, runScenario, type Manifest } from './support.js';
+
+/**
+ * Packs every publishable package with `npm pack` and installs the tarballs in a scratch application outside the
+ * workspace, next to the application's own MikroORM and reflect-metadata, then runs it as a user would.
+ */
+
+/** MikroORM and what shares global state: a second copy breaks an application, so a package takes the application's. */
+const SHARED = [/^@mikro-orm\//, /^@nestjs\//, /^reflect-metadata$/, /^rxjs$/];
+/** What the scratch application depends on itself, as an application on Tidings' SQLite storage would. */
+const APP_DEPENDENCIES = { '@mikro-orm/core': '6.6.16', '@mikro-orm/sqlite': '6.6.16', '@mikro-orm/postgresql': '6.6.16', 'reflect-metadata': '0.2.2' };
+
+const work = mkdtempSync(join(tmpdir(), 'tidings-tarballs-'));
+const tarballs = join(work, 'tarballs');
+const app = join(work, 'app');
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+interface Packed {
+  manifest: Manifest;
+  dir: string;
+  tarball: string;
+  files: string[];
+}
+let packed: Packed[] = [];
+/** The packages installed: each whose peers the application provides (the conformance suite wants vitest: packed only). */
+let installed: Packed[] = [];
+
+/** The package a bare import specifier names, or undefined for a relative path or a Node builtin. */
+function packageOf(specifier: string): string | undefined {
+  if (specifier.startsWith('.') || specifier.startsWith('node:') || builtinModules.includes(specifier.split('/')[0]!)) return undefined;
+  const parts = specifier.split('/');
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
+}
+
+/** The packages a built file imports or requires (code and declarations). */
+function importsOf(file: string): Set<string> {
+  const text = readFileSync(file, 'utf8');
+  const names = [...text.matchAll(/(?:\bfrom|\bimport|\brequire\()\s*\(?\s*["']([^"']+)["']/g)].map((m) => packageOf(m[1]!));
+  return new Set(names.filter((n): n is string => n !== undefined));
+}
+
+/** Every file a manifest points at: exports (but the source condition, which is the workspace's), main, types, bin. */
+function entryFiles(manifest: Manifest): string[] {
+  const targets: string[] = [];
+  const walk = (node: unknown, condition?: string) => {
+    if (condition === '@tidings/source') return;
+    if (typeof node === 'string') targets.push(node);
+    else if (node && typeof node === 'object') for (const [key, value] of Object.entries(node)) walk(value, key);
+  };
+  walk(manifest.exports);
+  walk(manifest.main);
+  walk(manifest.types);
+  walk(manifest.bin);
+  return targets.map((t) => t.replace(/^\.\//, ''));
+}
+
+/** Paths of every installed copy of a package in a node_modules tree, nested ones included. */
+function copiesOf(name: string, nodeModules: string): string[] {
+  const found: string[] = [];
+  const visit = (dir: string) => {
+    if (!existsSync(dir)) return;
+    if (existsSync(join(dir, name, 'package.json'))) found.push(join(dir, name));
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+      const packages = entry.name.startsWith('@') ? readdirSync(join(dir, entry.name)).map((n) => join(dir, entry.name, n)) : [join(dir, entry.name)];
+      for (const pkg of packages) visit(join(pkg, 'node_modules'));
+    }
+  };
+  visit(nodeModules);
+  return found;
+}
+
+/**
+ * sqlite3 fetches a prebuilt binary at install, which this network cannot reach, and would compile for minutes
+ * instead. The workspace's binary of the same version, offered as a local prebuild, stands in for the download;
+ * without one, the install compiles.
+ */
+async function offerSqlitePrebuild(): Promise<void> {
+  const sqlite3 = join(root, 'node_modules', 'sqlite3');
+  if (!existsSync(join(sqlite3, 'build', 'Release', 'node_sqlite3.node'))) return;
+  const { version, binary } = JSON.parse(readFileSync(join(sqlite3, 'package.json'), 'utf8')) as { version: string; binary: { napi_versions: number[] } };
+  const prebuilds = join(work, 'prebuilds');
+  mkdirSync(prebuilds);
+  const names = binary.napi_versions.map((napi) => join(prebuilds, `sqlite3-v${version}-napi-v${napi}-${process.platform}-${process.arch}.tar.gz`));
+  await runProgram('tar', ['-czf', names[0]!, 'build/Release/node_sqlite3.node'], sqlite3);
+  for (const name of names.slice(1)) copyFileSync(names[0]!, name);
+  writeFileSync(join(app, '.prebuild-installrc'), `local-prebuilds=${prebuilds}\n`);
+}
+
+beforeAll(async () => {
+  const published = publishedPackages();
+  mkdirSync(tarballs);
+  const stdout = await runProgram('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs, ...published.flatMap((p) => ['-w', p.manifest.name])], root);
+  const report = JSON.parse(stdout) as Array<{ name: string; filename: string; files: Array<{ path: string }> }>;
+  packed = published.map((p) => {
+    const r = report.find((x) => x.name === p.manifest.name)!;
+    return { ...p, tarball: join(tarballs, r.filename), files: r.files.map((f) => f.path) };
+  });
+  // MikroORM's packages come with the application's driver (@mikro-orm/knex with @mikro-orm/sqlite).
+  const provided = (peer: string) => peer.startsWith('@mikro-orm/') || peer in APP_DEPENDENCIES;
+  installed = packed.filter((p) => Object.keys(p.manifest.peerDependencies ?? {}).every(provided));
+
+  mkdirSync(app);
+  for (const file of ['scenario.cjs', 'main.cjs', 'main.mjs']) copyFileSync(join(appDir, file), join(app, file));
+  writeFileSync(
+    join(app, 'package.json'),
+    JSON.stringify(
+      {
+        name: 'tidings-scratch-app',
+        version: '0.0.0',
+        private: true,
+        dependencies: { ...APP_DEPENDENCIES, ...Object.fromEntries(installed.map((p) => [p.manifest.name, `file:${p.tarball}`])) },
+        allowScripts: { sqlite3: true },
+      },
+      null,
+      2,
+    ),
+  );
+  await offerSqlitePrebuild();
+  await runProgram('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], app, 280_000);
+}, 300_000);
+
+describe('the packed tarballs, installed in an application outside the workspace', () => {
+  it('hold every file their exports, main, types and bin name, and no sources', () => {
+    for (const p of packed) {
+      for (const file of entryFiles(p.manifest)) expect(p.files, `${p.manifest.name} ships ${file}`).toContain(file);
+      expect(p.files.filter((f) => f.startsWith('src/')), p.manifest.name).toEqual([]);
+      for (const file of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts']) expect(p.files, p.manifest.name).toContain(file);
+    }
+  });
+
+  it('declare every package their built files import, MikroORM, Nest, rxjs and reflect-metadata only as peers', () => {
+    for (const p of packed) {
+      const dependencies = Object.keys(p.manifest.dependencies ?? {});
+      const peers = Object.keys(p.manifest.peerDependencies ?? {});
+      const imported = new Set(p.files.filter((f) => /^dist\/.*\.(c?js|d\.c?ts)$/.test(f)).flatMap((f) => [...importsOf(join(p.dir, f))]));
+      for (const name of imported) expect([...dependencies, ...peers], `${p.manifest.name} imports ${name}`).toContain(name);
+      expect(dependencies.filter((d) => SHARED.some((re) => re.test(d))), `${p.manifest.name} dependencies`).toEqual([]);
+    }
+  });
+
+  it('install one copy of @mikro-orm/core and of reflect-metadata: the application’s', () => {
+    expect(installed.map((p) => p.manifest.name)).toEqual(expect.arrayContaining(['@tidings/core', '@tidings/adapter-sqlite', '@tidings/cli']));
+    for (const name of ['@mikro-orm/core', 'reflect-metadata']) expect(copiesOf(name, join(app, 'node_modules'))).toEqual([join(app, 'node_modules', name)]);
+  });
+
+  it.each([
+    ['import', 'main.mjs', 'index.js'],
+    ['require()', 'main.cjs', 'index.cjs'],
+  ])('send and consume on an exactly-once topic in a SQLite file, through %s', { timeout: 60_000 }, async (_how, main, file) => {
+    const report = await runScenario(app, main, ['sqlite', join(work, `${main}.db`)]);
+    for (const [name, resolved] of Object.entries(report.resolved)) expect(resolved).toBe(join(app, 'node_modules', name, 'dist', file));
+    expect(report.acks).toEqual([
+      { id: 'order-1', duplicate: false },
+      { id: 'order-1', duplicate: true },
+    ]);
+    expect(report.consumed).toEqual([{ n: 1 }]);
+  });
+
+  it.each([
+    ['import', 'main.mjs'],
+    ['require()', 'main.cjs'],
+  ])('run on the application’s own MikroORM, sqliteStorage({ orm }), the handler’s write committed with the consumption, through %s', { timeout: 60_000 }, async (_how, main) => {
+    const report = await runScenario(app, main, ['sqlite-orm', join(work, `${main}-orm.db`)]);
+    expect(report.consumed).toEqual([{ n: 1 }]);
+    expect(report.receipts).toEqual(['order-1']);
+  });
+
+  it('run the tidings bin: its version, and the demo with every guarantee held', { timeout: 60_000 }, async () => {
+    const bin = join(app, 'node_modules', '.bin', 'tidings');
+    const cli = packed.find((p) => p.manifest.name === '@tidings/cli')!;
+    expect((await runProgram(bin, ['--version'], app)).trim()).toBe(cli.manifest.version);
+    const results = JSON.parse(await runProgram(bin, ['demo', '--messages', '20', '--seed', '7', '--dir', join(work, 'demo'), '--json'], app)) as Array<{ semantic: string; held: boolean }>;
+    expect(results.map((r) => [r.semantic, r.held])).toEqual(results.map((r) => [r.semantic, true]));
+    expect(results.length).toBeGreaterThanOrEqual(4);
+  });
+});

@@ -1,0 +1,28 @@
+// A CommonJS application as Nest sets one up (module commonjs, moduleResolution node): the packages' types come
+// through `main`/`types`, since this resolution ignores `exports`.
+import { Tidings, TidingsError, type SendAck } from '@tidings/core';
+import { memoryStorage } from '@tidings/adapter-memory';
+import { memoryIdempotency } from '@tidings/idempotency';
+import { MikroOrmStorage } from '@tidings/adapter-mikro-orm';
+import { sqliteStorage, tidingsEntities } from '@tidings/adapter-sqlite';
+import { postgresStorage } from '@tidings/adapter-postgres';
+import { checkDeliveries, withFaults } from '@tidings/faults';
+import { run } from '@tidings/cli';
+
+interface Order {
+  id: number;
+}
+
+/** Uses a part of every package, so each one's types must resolve and agree with the others'. */
+export async function main(): Promise<SendAck> {
+  const tidings = await Tidings.create({ storage: withFaults(memoryStorage(), { seed: 1 }), idempotency: memoryIdempotency() });
+  const orders = tidings.topic<Order>('orders', { semantic: 'exactly-once' });
+  // @ts-expect-error the payload type is checked, so these types are real and not `any`
+  await orders.send({ id: 'one' });
+  const sqlite: MikroOrmStorage = sqliteStorage({ file: 'tidings.db' });
+  const postgres: MikroOrmStorage = postgresStorage({ url: 'postgres://localhost/app' });
+  const code: number = await run(['node', 'tidings', '--version']);
+  const error: TidingsError | undefined = undefined;
+  void [sqlite, postgres, code, error, tidingsEntities.length, checkDeliveries];
+  return orders.send({ id: 1 });
+}

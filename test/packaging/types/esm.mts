@@ -1,0 +1,14 @@
+// An ES module application under module nodenext: `import` resolves each package's `import` types (.d.ts).
+import { Tidings } from '@tidings/core';
+import { memoryStorage } from '@tidings/adapter-memory';
+import { sqliteStorage } from '@tidings/adapter-sqlite';
+import { postgresStorage } from '@tidings/adapter-postgres';
+import { withFaults } from '@tidings/faults';
+import { describeStorageAdapter } from '@tidings/conformance';
+import { run } from '@tidings/cli';
+
+const tidings = await Tidings.create({ storage: withFaults(memoryStorage(), { seed: 1 }) });
+const orders = tidings.topic<{ id: number }>('orders', { semantic: 'at-least-once' });
+// @ts-expect-error the payload type is checked, so these types are real and not `any`
+await orders.send({ id: 'one' });
+export const used = [sqliteStorage, postgresStorage, describeStorageAdapter, run];
