@@ -56,7 +56,16 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
   ) {}
 
   /** Checks every decorated class and subscribes event methods; every provider exists by now, no consumer runs yet. */
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
+    try {
+      this.explore();
+    } catch (error) {
+      await this.abandon();
+      throw error;
+    }
+  }
+
+  private explore(): void {
     for (const wrapper of this.discovery.getControllers()) {
       const type = classOf(wrapper);
       if (type && this.decorationsOf(type)) {
@@ -121,7 +130,7 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
       try {
         this.running.push(plan.topic.consume(plan.handler, plan.options));
       } catch (error) {
-        await this.stopConsumers();
+        await this.abandon();
         if (error instanceof InvalidOptionsError) throw new InvalidOptionsError(`${plan.label} (topic "${plan.topic.name}"): ${error.message}`);
         throw error;
       }
@@ -141,6 +150,11 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
     } finally {
       for (const [event, listener] of this.listeners.splice(0)) this.tidings.events.off(event, listener);
     }
+  }
+
+  /** Nest runs no shutdown hook after a failed start, so the instance is closed here, or its connections keep the process alive. */
+  private async abandon(): Promise<void> {
+    await this.onApplicationShutdown().catch((error: unknown) => logError(this.logger, 'Closing Tidings after a failed start', error));
   }
 
   private async stopConsumers(): Promise<void> {
