@@ -101,11 +101,13 @@ export class TidingsServer extends Server<ServerEvents> implements CustomTranspo
   /** Starts one consumer per `@EventPattern`; a pattern that is not a declared topic fails the start. */
   listen(callback: (error?: unknown, ...info: unknown[]) => void): void {
     try {
-      const planned = [...this.messageHandlers].flatMap(([pattern, handler]) => {
-        if (!handler.isEventHandler) {
-          this.logger.warn(`@MessagePattern(${pattern}) is not served by TidingsServer: Tidings carries events without replies; use @EventPattern.`);
-          return [];
-        }
+      const handlers = [...this.messageHandlers];
+      for (const [pattern, handler] of handlers) {
+        if (handler.isEventHandler) continue;
+        this.logger.warn(`@MessagePattern(${pattern}) is not served by TidingsServer: Tidings carries events without replies; use @EventPattern.`);
+      }
+      const planned = handlers.flatMap(([pattern, handler]) => {
+        if (!handler.isEventHandler) return [];
         const topic = topicOf(this.options, pattern, `@EventPattern(${JSON.stringify(pattern)})`);
         const { concurrency, batchSize, pollMs } = (handler.extras ?? {}) as ConsumeOptions;
         const perHandler = Object.fromEntries(Object.entries({ concurrency, batchSize, pollMs }).filter(([, v]) => v !== undefined));
