@@ -43,6 +43,8 @@ function topicProviders(declaration: TopicDeclaration): Provider[] {
       inject: [TIDINGS, TIDINGS_MODULE_OPTIONS, ModulesContainer],
       useFactory: (tidings: Tidings<any>, options: TidingsModuleOptions, modules: ModulesContainer) => {
         const topicOptions: TopicOptions = { ...options.topicDefaults, ...declared };
+        // A shared dead-letter topic in topicDefaults must not become the dead-letter topic of itself.
+        if (declared.deadLetter === undefined && topicOptions.deadLetter === name) delete topicOptions.deadLetter;
         try {
           const topic = tidings.topic(name, topicOptions);
           recordTopic(tidings, topic);

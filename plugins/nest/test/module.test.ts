@@ -121,6 +121,38 @@ describe('TidingsModule', () => {
     expect(dead[0]).toMatchObject({ topic, deliveries: 2 });
   });
 
+  it('gives every topic a dead-letter topic shared through topicDefaults, except the dead-letter topic itself', async () => {
+    const orders = uniqueTopic();
+    const dead = `${orders}.dead`;
+    const dlq: string[] = [];
+
+    @Injectable()
+    class Graveyard {
+      @OnMessage(orders, { pollMs: 5 })
+      refuse() {
+        throw new Error('refused');
+      }
+      @OnMessage(dead)
+      bury(message: Message) {
+        dlq.push(message.id);
+      }
+    }
+
+    const app = await start({
+      imports: [
+        TidingsModule.forRoot({ storage: memoryStorage(), topicDefaults: { deadLetter: dead, maxDeliveries: 1 } }),
+        TidingsModule.forFeature([
+          { name: orders, semantic: 'at-least-once' },
+          { name: dead, semantic: 'at-least-once' },
+        ]),
+      ],
+      providers: [Graveyard],
+    });
+    await app.get<Topic>(getTopicToken(orders)).send({ id: 1 }, { id: 'order-1' });
+    await waitFor(() => dlq.length === 1);
+    expect(dlq).toEqual(['order-1']);
+  });
+
   it('calls @OnTidingsEvent("deadLetter") once a message used up maxDeliveries', async () => {
     const topic = uniqueTopic();
     const seen: Array<[string, number]> = [];
