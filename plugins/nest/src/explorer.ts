@@ -124,7 +124,7 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
     }
   }
 
-  /** Starts every consumer; if one cannot start, those already started are stopped again. */
+  /** Starts every consumer; if one cannot start, those already started are drained and the instance is closed. */
   async onApplicationBootstrap(): Promise<void> {
     for (const plan of this.planned) {
       try {

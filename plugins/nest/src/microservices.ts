@@ -111,10 +111,10 @@ export class TidingsServer extends Server<ServerEvents> implements CustomTranspo
         const topic = topicOf(this.options, pattern, `@EventPattern(${JSON.stringify(pattern)})`);
         const { concurrency, batchSize, pollMs } = (handler.extras ?? {}) as ConsumeOptions;
         const perHandler = Object.fromEntries(Object.entries({ concurrency, batchSize, pollMs }).filter(([, v]) => v !== undefined));
-        return [{ topic, options: { ...this.options.consume, ...perHandler } }];
+        return [{ pattern, topic, options: { ...this.options.consume, ...perHandler } }];
       });
-      for (const { topic, options } of planned) {
-        this.consumers.push(topic.consume((message, ctx) => this.deliver(topic.name, message, ctx), options));
+      for (const { pattern, topic, options } of planned) {
+        this.consumers.push(topic.consume((message, ctx) => this.deliver(pattern, message, ctx), options));
       }
     } catch (error) {
       void this.close();
@@ -142,7 +142,8 @@ export class TidingsServer extends Server<ServerEvents> implements CustomTranspo
   }
 
   private async deliver(pattern: string, message: Message<unknown>, ctx: ConsumeContext<unknown>): Promise<void> {
-    const handler = this.getHandlerByPattern(pattern);
+    // By its registered key: getHandlerByPattern JSON-parses the name, so a topic such as "1e3" or "true" would miss.
+    const handler = this.messageHandlers.get(pattern);
     if (!handler) throw new NestSetupError('INVALID_DECLARATION', `No @EventPattern handler for topic "${pattern}" any more.`);
     const context = new TidingsContext<unknown, unknown>([message, ctx]);
     const run = async () => {

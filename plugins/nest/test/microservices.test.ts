@@ -95,6 +95,27 @@ describe('TidingsServer and TidingsClient', () => {
     );
   });
 
+  it('serves a topic whose name parses as JSON', async () => {
+    const topic = `1e${process.pid}`;
+    const got: unknown[] = [];
+
+    @Controller()
+    class Numbers {
+      @EventPattern(topic)
+      handle(@Payload() data: unknown) {
+        got.push(data);
+      }
+    }
+
+    const { client } = await hybrid({
+      imports: [TidingsModule.forRoot({ storage: memoryStorage() }), TidingsModule.forFeature([{ name: topic, semantic: 'at-most-once' }])],
+      controllers: [Numbers],
+    });
+    await lastValueFrom(client.emit(topic, { n: 1 }));
+    await waitFor(() => got.length === 1);
+    expect(got).toEqual([{ n: 1 }]);
+  });
+
   it('takes consumer options from @EventPattern extras, and topics from its own option when no forFeature declared them', async () => {
     const topic = uniqueTopic('ms');
     let running = 0;
