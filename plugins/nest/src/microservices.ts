@@ -32,8 +32,11 @@ export class RequestResponseNotSupportedError extends TidingsError {
 
 /** Where a transport finds its topics: declared with `TidingsModule.forFeature`, or listed here. */
 export interface TidingsTransportOptions {
-  /** The application's instance: `app.get(Tidings)`, or `inject: [Tidings]` in an async microservice config. */
-  tidings: Tidings<any>;
+  /**
+   * The application's instance: `app.get(Tidings)`, `inject: [Tidings]` in an async microservice config, or a
+   * function called on first use, for a microservice that does not exist yet: `() => app.get(Tidings)`.
+   */
+  tidings: Tidings<any> | (() => Tidings<any>);
   /** Topics no `forFeature` declared, by name. */
   topics?: Record<string, TopicOptions>;
 }
@@ -42,6 +45,10 @@ export interface TidingsTransportOptions {
 export interface TidingsServerOptions extends TidingsTransportOptions {
   /** Consumer options of every pattern; `@EventPattern(topic, { concurrency, batchSize, pollMs })` overrides them per handler. */
   consume?: ConsumeOptions;
+}
+
+function instanceOf(options: TidingsTransportOptions): Tidings<any> {
+  return typeof options.tidings === 'function' ? options.tidings() : options.tidings;
 }
 
 function topicOf(options: TidingsTransportOptions, pattern: unknown, role: string): Topic<unknown, unknown> {
@@ -53,11 +60,12 @@ function topicOf(options: TidingsTransportOptions, pattern: unknown, role: strin
   } catch (error) {
     throw new NestSetupError('INVALID_DECLARATION', `${role}: ${(error as Error).message}`, { cause: error });
   }
-  const declared = declaredTopic(options.tidings, pattern);
+  const tidings = instanceOf(options);
+  const declared = declaredTopic(tidings, pattern);
   if (declared) return declared;
   const listed = options.topics?.[pattern];
-  if (listed) return options.tidings.topic(pattern, listed);
-  const known = [...declaredTopicNames(options.tidings), ...Object.keys(options.topics ?? {})];
+  if (listed) return tidings.topic(pattern, listed);
+  const known = [...declaredTopicNames(tidings), ...Object.keys(options.topics ?? {})];
   throw new NestSetupError(
     'TOPIC_NOT_DECLARED',
     `${role}: topic "${pattern}" is not declared. Declare it with TidingsModule.forFeature([{ name: '${pattern}', semantic: ... }]) or in the transport's topics option` +
@@ -133,12 +141,12 @@ export class TidingsServer extends Server<ServerEvents> implements CustomTranspo
 
   /** Listens to an event of the instance's `tidings.events` (e.g. `error`, `deadLetter`). */
   on<K extends keyof ServerEvents>(event: K, callback: ServerEvents[K]): void {
-    this.options.tidings.events.on(event, callback as never);
+    instanceOf(this.options).events.on(event, callback as never);
   }
 
   /** The `Tidings` instance. */
   unwrap<T>(): T {
-    return this.options.tidings as T;
+    return instanceOf(this.options) as T;
   }
 
   private async deliver(pattern: string, message: Message<unknown>, ctx: ConsumeContext<unknown>): Promise<void> {
@@ -177,7 +185,7 @@ export class TidingsClient extends ClientProxy {
 
   /** Nothing to connect: the `Tidings` instance is open already. */
   async connect(): Promise<Tidings<any>> {
-    return this.options.tidings;
+    return instanceOf(this.options);
   }
 
   /** Nothing to close: whoever created the `Tidings` instance closes it. */
@@ -185,7 +193,7 @@ export class TidingsClient extends ClientProxy {
 
   /** The `Tidings` instance. */
   unwrap<T>(): T {
-    return this.options.tidings as T;
+    return instanceOf(this.options) as T;
   }
 
   /** Refused: throws `RequestResponseNotSupportedError`; use `emit`. */

@@ -74,7 +74,8 @@ class TidingsLifecycleModule {}
 export class TidingsModule {
   /** Creates the application's `Tidings` instance (global: inject it by class or with `@InjectTidings()`). */
   static forRoot(options: TidingsModuleOptions): DynamicModule {
-    return TidingsModule.root([{ provide: TIDINGS_MODULE_OPTIONS, useValue: options }], []);
+    // A factory rather than useValue: Nest 10 hashes a dynamic module's metadata, and would walk the whole storage adapter.
+    return TidingsModule.root([{ provide: TIDINGS_MODULE_OPTIONS, useFactory: () => options }], []);
   }
 
   /** Like `forRoot`, with options made by a factory, e.g. from the application's `MikroORM`. */

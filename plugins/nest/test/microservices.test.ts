@@ -116,7 +116,7 @@ describe('TidingsServer and TidingsClient', () => {
     expect(got).toEqual([{ n: 1 }]);
   });
 
-  it('takes consumer options from @EventPattern extras, and topics from its own option when no forFeature declared them', async () => {
+  it('takes consumer options from @EventPattern extras, topics from its own option, and the instance from a function', async () => {
     const topic = uniqueTopic('ms');
     let running = 0;
     let most = 0;
@@ -141,7 +141,10 @@ describe('TidingsServer and TidingsClient', () => {
     await lastValueFrom(client.emit(topic, { id: 2 }));
     await lastValueFrom(client.emit(topic, { id: 3 }));
 
-    const microservice = moduleRef.createNestMicroservice<MicroserviceOptions>({ strategy: new TidingsServer({ tidings, topics }) });
+    // The function form: the instance is looked up when the microservice listens, once it exists.
+    const microservice: INestMicroservice = moduleRef.createNestMicroservice<MicroserviceOptions>({
+      strategy: new TidingsServer({ tidings: () => microservice.get(Tidings), topics }),
+    });
     closing.push(microservice);
     await microservice.listen();
     await waitFor(async () => Object.keys((await tidings.counts(topic))[topic] ?? {}).length === 0);
