@@ -116,6 +116,39 @@ describe('TidingsServer and TidingsClient', () => {
     expect(got).toEqual([{ n: 1 }]);
   });
 
+  it('runs every @EventPattern handler of a topic, and acks only when all of them succeed', async () => {
+    const topic = uniqueTopic('ms');
+    const calls: string[] = [];
+
+    @Controller()
+    class Audit {
+      @EventPattern(topic)
+      record(@Ctx() ctx: TidingsContext) {
+        calls.push(`audit ${ctx.getMessage().attempt}`);
+      }
+    }
+
+    @Controller()
+    class Ship {
+      @EventPattern(topic)
+      ship(@Ctx() ctx: TidingsContext) {
+        calls.push(`ship ${ctx.getMessage().attempt}`);
+        if (ctx.getMessage().attempt === 1) throw new Error('carrier down');
+      }
+    }
+
+    const { tidings, client } = await hybrid({
+      imports: [
+        TidingsModule.forRoot({ storage: memoryStorage() }),
+        TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', backoff: { initialMs: 1, maxMs: 1 } }]),
+      ],
+      controllers: [Audit, Ship],
+    });
+    await lastValueFrom(client.emit(topic, { id: 1 }));
+    await waitFor(async () => calls.length === 4 && Object.keys((await tidings.counts(topic))[topic] ?? {}).length === 0);
+    expect(calls.sort()).toEqual(['audit 1', 'audit 2', 'ship 1', 'ship 2']);
+  });
+
   it('takes consumer options from @EventPattern extras, topics from its own option, and the instance from a function', async () => {
     const topic = uniqueTopic('ms');
     let running = 0;
