@@ -1,0 +1,65 @@
+import { Inject, SetMetadata } from '@nestjs/common';
+import { validateTopicName, type ConsumeContext, type ConsumeOptions, type Message, type TidingsEvents } from '@tidings/core';
+import { TIDINGS, getTopicToken } from './tokens.js';
+
+/** Metadata key of `@Consumer` on a class. */
+export const CONSUMER_METADATA = 'tidings:consumer';
+/** Metadata key of `@OnMessage` on a method. */
+export const ON_MESSAGE_METADATA = 'tidings:on-message';
+/** Metadata key of `@OnTidingsEvent` on a method. */
+export const ON_TIDINGS_EVENT_METADATA = 'tidings:on-event';
+
+/** What `@Consumer` and `@OnMessage` record: the topic and how to consume it. */
+export interface ConsumerMetadata {
+  topic: string;
+  options: ConsumeOptions;
+}
+
+/** What `@OnTidingsEvent` records. */
+export interface OnTidingsEventMetadata {
+  event: keyof TidingsEvents;
+}
+
+/** The shape of a `@Consumer` class: return to ack, throw to nack. */
+export interface MessageConsumer<T = unknown, Tx = unknown> {
+  handle(message: Message<T>, ctx: ConsumeContext<Tx>): Promise<void> | void;
+}
+
+function append<V>(key: string, value: V, target: object): void {
+  const list: V[] = Reflect.getMetadata(key, target) ?? [];
+  Reflect.defineMetadata(key, [...list, value], target);
+}
+
+/**
+ * Makes a provider class the consumer of `topic`: its `handle(message, ctx)` runs for each message from
+ * application bootstrap until shutdown, which drains it. The topic must be declared with `TidingsModule.forFeature`.
+ */
+export function Consumer(topic: string, options: ConsumeOptions = {}): ClassDecorator {
+  validateTopicName(topic);
+  return SetMetadata<string, ConsumerMetadata>(CONSUMER_METADATA, { topic, options });
+}
+
+/** Makes a provider method a consumer of `topic`, like a `@Consumer` class's `handle`. */
+export function OnMessage(topic: string, options: ConsumeOptions = {}) {
+  validateTopicName(topic);
+  return <M extends (message: Message<any>, ctx: ConsumeContext<any>) => unknown>(_target: object, _key: string | symbol, descriptor: TypedPropertyDescriptor<M>): void => {
+    append<ConsumerMetadata>(ON_MESSAGE_METADATA, { topic, options }, descriptor.value!);
+  };
+}
+
+/** Subscribes a provider method to an event of the application's `tidings.events` (e.g. `deadLetter`). */
+export function OnTidingsEvent<E extends keyof TidingsEvents>(event: E) {
+  return <M extends (e: Parameters<TidingsEvents[E]>[0]) => unknown>(_target: object, _key: string | symbol, descriptor: TypedPropertyDescriptor<M>): void => {
+    append<OnTidingsEventMetadata>(ON_TIDINGS_EVENT_METADATA, { event }, descriptor.value!);
+  };
+}
+
+/** Injects the topic `name` declared with `TidingsModule.forFeature`. */
+export function InjectTopic(name: string): PropertyDecorator & ParameterDecorator {
+  return Inject(getTopicToken(name));
+}
+
+/** Injects the application's `Tidings` instance (injecting the `Tidings` class does the same). */
+export function InjectTidings(): PropertyDecorator & ParameterDecorator {
+  return Inject(TIDINGS);
+}

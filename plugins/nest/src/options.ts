@@ -1,0 +1,22 @@
+import type { ModuleMetadata } from '@nestjs/common';
+import type { TidingsOptions, TopicOptions } from '@tidings/core';
+
+/** What `TidingsModule.forRoot` takes: `Tidings.create`'s options, plus defaults for every declared topic. */
+export interface TidingsModuleOptions extends TidingsOptions<any> {
+  /** Options merged under each `forFeature` declaration (a declaration's own options win; nested objects are not merged). */
+  topicDefaults?: Omit<TopicOptions, 'semantic' | 'scope'>;
+}
+
+/** What `TidingsModule.forRootAsync` takes: a factory for the options and what it needs injected. */
+export interface TidingsModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  /** Providers passed to `useFactory`, in order (e.g. `MikroORM`, `ConfigService`). */
+  inject?: any[];
+  /** Makes the module options; may be async. */
+  useFactory: (...args: any[]) => TidingsModuleOptions | Promise<TidingsModuleOptions>;
+}
+
+/** One topic of `TidingsModule.forFeature`: its name and how it delivers. */
+export interface TopicDeclaration extends TopicOptions {
+  /** The topic's name, e.g. `orders`. */
+  name: string;
+}
