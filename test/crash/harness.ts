@@ -181,7 +181,10 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
       lastBatch = keys;
       for (const key of keys) leases.push({ key, incarnation });
     };
-    const killHolding = s.config === 'at-most-once' ? ['--kill-holding', String(1 + Math.floor(random() * 3))] : [];
+    // At-most-once's first consumer dies right after its first leased batch, before handling it, so every run holds
+    // a message that must never be handed out again; the run waits for that death (up to 60 s), not for progress.
+    const holdingRun = s.config === 'at-most-once' && incarnation === 0;
+    const killHolding = holdingRun ? ['--kill-holding', '1'] : [];
     const consumer = startWorker([...common, '--role', 'consumer', '--incarnation', String(incarnation), '--seed', String(s.seed * 1000 + 500 + incarnation), '--crash-rate', String(s.crashRate), ...killHolding], (line) => {
       const [kind, key, ids] = line.split(' ');
       if (kind === 'handling') {
@@ -198,7 +201,7 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
     // The 5 s without enough progress count from the first line the worker prints: on a loaded machine start-up
     // alone can take seconds, and a kill before any work only burns an incarnation.
     const started = new Promise<void>((resolve) => (producer ?? consumer).proc.stdout!.once('data', () => resolve()));
-    await Promise.race([enough, died, started.then(() => new Promise((r) => setTimeout(r, 5_000)))]);
+    await Promise.race(holdingRun ? [consumer.exited, new Promise((r) => setTimeout(r, 60_000))] : [enough, died, started.then(() => new Promise((r) => setTimeout(r, 5_000)))]);
     // Let the consumer run a little past the producer's moment, at a seeded offset.
     await new Promise((r) => setTimeout(r, random() * 200));
     for (const p of [producer, consumer]) {
