@@ -29,6 +29,11 @@ export interface SqlDialect extends SchemaDialect {
   readonly name: string;
   /** Appended to the lease's candidate SELECT: PostgreSQL skips rows another broker is leasing. */
   readonly lockClause: string;
+  /**
+   * The lease's `seq` condition over its candidate SELECT, which must run once: PostgreSQL may re-run a
+   * `LIMIT … FOR UPDATE SKIP LOCKED` subquery under `IN (…)` and hand out more rows than the limit.
+   */
+  seqIn(candidates: string): string;
   /** A subquery of the strings (column `value`) in one JSON-array parameter, so a batch of ids is one bind. */
   readonly jsonStrings: string;
   /** A subquery of rows (id, body, available_at) from one JSON-array parameter of new messages. */
@@ -280,10 +285,10 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     // Only what the lease does not already know comes back; the rest is filled in below.
     const returning = 'seq, id, body, deliveries, created_at, available_at, last_error';
     const rows = req.remove
-      ? await this.exec(`DELETE FROM tidings_message WHERE seq IN (${pick}) RETURNING ${returning}`, params, undefined, 'lease')
+      ? await this.exec(`DELETE FROM tidings_message WHERE ${this.options.dialect.seqIn(pick)} RETURNING ${returning}`, params, undefined, 'lease')
       : await this.exec(
           `UPDATE tidings_message SET state = ?, deliveries = deliveries + 1, lease_until = ?, lease_token = ?
-           WHERE seq IN (${pick}) RETURNING ${returning}`,
+           WHERE ${this.options.dialect.seqIn(pick)} RETURNING ${returning}`,
           [req.to, req.leaseUntil, req.leaseToken, ...params],
           undefined,
           'lease',

@@ -22,6 +22,7 @@ const CHANNEL = 'tidings_stored';
 export const postgresDialect: SqlDialect = {
   name: 'postgresql',
   lockClause: ' FOR UPDATE SKIP LOCKED',
+  seqIn: (candidates) => `seq = ANY(ARRAY(${candidates}))`,
   serialPrimaryKey: 'BIGSERIAL PRIMARY KEY',
   columnsSql: 'SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?',
   migrationLock: 'SELECT pg_advisory_xact_lock(7245130001)',

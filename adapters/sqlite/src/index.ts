@@ -23,6 +23,7 @@ export interface SqliteStorageOptions {
 export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   lockClause: '',
+  seqIn: (candidates) => `seq IN (${candidates})`,
   serialPrimaryKey: 'INTEGER PRIMARY KEY AUTOINCREMENT',
   columnsSql: 'SELECT name FROM pragma_table_info(?)',
   jsonStrings: 'SELECT value FROM json_each(?)',
