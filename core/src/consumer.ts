@@ -246,6 +246,7 @@ export class Consumer<T = unknown, Tx = unknown> {
         } catch (error) {
           // Unsettled leases expire and the messages are redelivered: at-least-once still holds.
           rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() });
+          rt.logger.error('settling a batch failed; its messages will be redelivered when their leases expire', { topic: rt.name, error: String(error) });
         }
       })();
       return;
@@ -332,7 +333,7 @@ export class Consumer<T = unknown, Tx = unknown> {
         this.emitDuplicate(m);
         out.already.push(m);
       } else if (error instanceof LeaseLostError) {
-        rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() });
+        this.leaseLost(error);
       } else {
         out.failed.push([m, error]);
       }
@@ -363,8 +364,14 @@ export class Consumer<T = unknown, Tx = unknown> {
     // compare-and-set means the message went to another consumer.
     if (from === 'leased' && won.length < items.length) {
       const settled = new Set(won);
-      for (const m of items) if (!settled.has(m.id)) rt.events.emit('error', { topic: rt.name, error: new LeaseLostError(rt.name, m.id), at: rt.clock.now() });
+      for (const m of items) if (!settled.has(m.id)) this.leaseLost(new LeaseLostError(rt.name, m.id));
     }
+  }
+
+  /** A handler outlived its lease: visible by default, since it means leaseMs is too short for the handler. */
+  private leaseLost(error: LeaseLostError): void {
+    this.rt.events.emit('error', { topic: this.rt.name, error, at: this.rt.clock.now() });
+    this.rt.logger.warn(error.message, { topic: this.rt.name });
   }
 
   /** Back to ready after a backoff, or dead once the machine's guard says deliveries are used up. */
@@ -386,8 +393,12 @@ export class Consumer<T = unknown, Tx = unknown> {
         now,
         deadLetter: retryTo ? undefined : rt.deadLetter,
       });
-      if (won.length === 0) continue;
       const where = { topic: rt.name, id: m.id, attempt: m.deliveries, error: firstLine(reason) };
+      if (won.length === 0) {
+        // Its lease expired (another delivery has it) or its consumption committed after all (a lost commit ack).
+        rt.logger.warn('delivery failed, but the message had already left its lease; nothing to redeliver', where);
+        continue;
+      }
       if (retryTo) {
         rt.logger.warn(`handler failed; redelivering in ${delayMs} ms`, where);
         emitSteps(rt, m.id, [{ from: 'leased', event: 'NACK', to }]);

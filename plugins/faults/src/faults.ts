@@ -34,6 +34,8 @@ export interface FaultOptions {
   seed: number;
   /** `store` commits, then fails with `ACK_LOST`: the producer never hears and retries. */
   lostAckRate?: number;
+  /** A transaction that consumed messages commits, then fails with `ACK_LOST`: the consumer never hears that it did. */
+  lostConsumeAckRate?: number;
   /** `store` is called twice for the batch, as a network that repeats a request would. */
   duplicateSendRate?: number;
   /** A storage call waits a random time first. */
@@ -49,6 +51,7 @@ export interface FaultOptions {
 /** How many faults a wrapper has injected so far. */
 export interface FaultCounts {
   lostAcks: number;
+  lostConsumeAcks: number;
   duplicateSends: number;
   delays: number;
   crashes: Record<CrashPoint, number>;
@@ -57,7 +60,7 @@ export interface FaultCounts {
 /** A storage adapter with faults injected, with what it injected and the seed to replay it. */
 export type FaultyStorage<Tx> = StorageAdapter<Tx> & { readonly faults: FaultCounts; readonly seed: number };
 
-const OPTION_KEYS = new Set(['seed', 'lostAckRate', 'duplicateSendRate', 'delayRate', 'delayMs', 'crash', 'onCrash']);
+const OPTION_KEYS = new Set(['seed', 'lostAckRate', 'lostConsumeAckRate', 'duplicateSendRate', 'delayRate', 'delayMs', 'crash', 'onCrash']);
 const DELAYED_OPERATIONS = ['store', 'lease', 'settle', 'release', 'expire', 'transaction'] as const;
 
 function checkRate(name: string, v: unknown): number {
@@ -101,6 +104,7 @@ function validate(o: FaultOptions): Required<Omit<FaultOptions, 'crash'>> & { cr
   return {
     seed: o.seed,
     lostAckRate: checkRate('lostAckRate', o.lostAckRate),
+    lostConsumeAckRate: checkRate('lostConsumeAckRate', o.lostConsumeAckRate),
     duplicateSendRate: checkRate('duplicateSendRate', o.duplicateSendRate),
     delayRate: checkRate('delayRate', o.delayRate),
     delayMs,
@@ -124,11 +128,12 @@ export function withFaults<Tx>(storage: StorageAdapter<Tx>, options: FaultOption
   }
   const o = validate(options);
   const inner = storage;
-  const faults: FaultCounts = { lostAcks: 0, duplicateSends: 0, delays: 0, crashes: Object.fromEntries(CRASH_POINTS.map((p) => [p, 0])) as Record<CrashPoint, number> };
+  const faults: FaultCounts = { lostAcks: 0, lostConsumeAcks: 0, duplicateSends: 0, delays: 0, crashes: Object.fromEntries(CRASH_POINTS.map((p) => [p, 0])) as Record<CrashPoint, number> };
   // One stream per decision, so e.g. the number of empty lease polls (timing) cannot shift which sends lose their ack.
   const lostAck = substream(o.seed, 0);
   const duplicate = substream(o.seed, 1);
   const crashRoll = Object.fromEntries(CRASH_POINTS.map((p, i) => [p, substream(o.seed, 2 + i)])) as Record<CrashPoint, () => number>;
+  const lostConsumeAck = substream(o.seed, 20);
   const delayRoll = Object.fromEntries(DELAYED_OPERATIONS.map((op, i) => [op, substream(o.seed, 10 + i)])) as Record<(typeof DELAYED_OPERATIONS)[number], () => number>;
   // Ids settled out of `leased` inside each open transaction, so a crash before its commit can name them.
   const settledIn = new Map<unknown, string[]>();
@@ -215,8 +220,8 @@ export function withFaults<Tx>(storage: StorageAdapter<Tx>, options: FaultOption
 
     async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
       await delay('transaction');
-      return inner.transaction(async (tx) => {
-        const ids: string[] = [];
+      const ids: string[] = [];
+      const result = await inner.transaction(async (tx) => {
         settledIn.set(tx, ids);
         try {
           const result = await fn(tx);
@@ -227,6 +232,15 @@ export function withFaults<Tx>(storage: StorageAdapter<Tx>, options: FaultOption
           settledIn.delete(tx);
         }
       });
+      // Rolled only for commits that consumed something, so a run replays whatever else its transactions did.
+      if (ids.length > 0 && lostConsumeAck() < o.lostConsumeAckRate) {
+        faults.lostConsumeAcks++;
+        throw new StorageError(
+          `Injected fault (seed ${o.seed}): the transaction consuming ${ids.join(', ')} committed but its ack was lost.`,
+          { code: 'ACK_LOST' },
+        );
+      }
+      return result;
     },
   };
 

@@ -320,6 +320,28 @@ describe('withFaults: crash points', () => {
     await consumer.stop();
   });
 
+  it('loses the ack of a committed exactly-once consumption: the effect stays once, the message is not redelivered', async () => {
+    const inner = memoryStorage();
+    const storage = withFaults(inner, { seed: 3, lostConsumeAckRate: 0.5 });
+    const t = await tidingsOver(storage);
+    const topic = t.topic<{ key: string }>(uniqueTopic(), { semantic: 'exactly-once', leaseMs: 40, backoff: { initialMs: 1, maxMs: 5 } });
+    const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+    for (const key of keys) await topic.send({ key }, { id: key });
+    const effects: string[] = [];
+    const consumer = topic.consume(
+      (m, ctx) => {
+        effects.push(m.payload.key);
+        ctx.em.undo.push(() => effects.splice(effects.lastIndexOf(m.payload.key), 1));
+      },
+      { batchSize: 5, concurrency: 2, pollMs: 5 },
+    );
+    await waitFor(async () => Object.keys((await t.counts(topic.name))[topic.name] ?? {}).length === 0);
+    await consumer.stop();
+
+    expect(storage.faults.lostConsumeAcks).toBeGreaterThan(0);
+    expect([...effects].sort()).toEqual([...keys].sort());
+  });
+
   it('kills the process with SIGKILL by default, so nothing after the crash point runs', () => {
     const script = `
       import { withFaults } from '@tidings/faults';
@@ -389,6 +411,7 @@ describe('withFaults: options', () => {
   const bad: Array<[string, unknown, RegExp]> = [
     ['a rate above 1', { seed: 1, lostAckRate: 1.5 }, /lostAckRate must be a probability between 0 and 1/],
     ['a negative rate', { seed: 1, delayRate: -0.1 }, /delayRate must be a probability/],
+    ['a lost consume-ack rate above 1', { seed: 1, lostConsumeAckRate: 2 }, /lostConsumeAckRate must be a probability/],
     ['a rate that is not a number', { seed: 1, duplicateSendRate: '0.1' }, /duplicateSendRate must be a probability/],
     ['a NaN crash rate', { seed: 1, crash: { 'after-store-before-ack': NaN } }, /crash\['after-store-before-ack'\] must be a probability/],
     ['an unknown crash point', { seed: 1, crash: { 'before-lunch': 0.1 } }, /Unknown crash point "before-lunch". Crash points: after-store-before-ack/],

@@ -22,3 +22,5 @@ export type { TidingsModuleOptions, TidingsModuleAsyncOptions, TopicDeclaration 
 export { NestSetupError, type NestSetupErrorCode } from './errors.js';
 /** The topic `forFeature` declared under a name on an instance (what the microservices transport looks up). */
 export { declaredTopic } from './registry.js';
+/** Tidings' logger over a Nest `LoggerService`, one line per entry (the default of `forRoot`). */
+export { nestLogger } from './logger.js';

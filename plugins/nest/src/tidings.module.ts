@@ -1,7 +1,8 @@
-import { Logger, Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule, ModulesContainer } from '@nestjs/core';
 import { Tidings, TopicConflictError, type TopicOptions } from '@tidings/core';
 import { NestSetupError } from './errors.js';
+import { nestLogger } from './logger.js';
 import { TidingsExplorer } from './explorer.js';
 import type { TidingsModuleAsyncOptions, TidingsModuleOptions, TopicDeclaration } from './options.js';
 import { recordTopic } from './registry.js';
@@ -16,7 +17,7 @@ async function createTidings(options: TidingsModuleOptions | undefined): Promise
     );
   }
   const { topicDefaults: _defaults, ...tidingsOptions } = options;
-  return Tidings.create({ ...tidingsOptions, logger: options.logger ?? new Logger('Tidings') });
+  return Tidings.create({ ...tidingsOptions, logger: options.logger ?? nestLogger() });
 }
 
 /** The modules whose imports declare `name` with forFeature, with the lifecycle each asked for. */
