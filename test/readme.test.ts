@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { inspect } from 'node:util';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const scratch = join(root, 'test', '.samples');
@@ -16,10 +17,23 @@ function samples(file: string): string[] {
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe.each(['README.md', 'docs/writing-an-adapter.md'])('code samples in %s', (file) => {
-  it.each(samples(file).map((code, i) => [i + 1, code] as const))('sample %i runs and exits 0', (i, code) => {
+  it.each(samples(file).map((code, i) => [i + 1, code] as const))('sample %i runs and exits 0', async (i, code) => {
     mkdirSync(scratch, { recursive: true });
     const path = join(scratch, `${file.replace(/\W/g, '_')}-${i}.ts`);
     writeFileSync(path, code);
+    if (code.includes("from '@nestjs/")) {
+      // Nest injects by constructor types: run it here, where the build (SWC) emits decorator metadata as an app's does.
+      const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+      try {
+        await import(pathToFileURL(path).href);
+        // Each `console.log(x); // shown` line prints what its comment shows.
+        const shown = [...code.matchAll(/^console\.log\(.*\); \/\/ (.*)$/gm)].map((m) => m[1]);
+        expect(log.mock.calls.map((args) => inspect(args[0], { breakLength: Infinity }))).toEqual(shown);
+      } finally {
+        log.mockRestore();
+      }
+      return;
+    }
     const out = execFileSync(process.execPath, ['--conditions=@tidings/source', '--import', 'tsx', path], { cwd: root, encoding: 'utf8', timeout: 30_000 });
     expect(out.length).toBeGreaterThan(0);
   });

@@ -1,0 +1,66 @@
+import Database from 'better-sqlite3';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { freshDatabase, waitFor } from './support';
+
+const main = join(__dirname, '..', 'dist', 'main.js');
+
+/** The built app in a process of its own, as `npm start` runs it. */
+async function launch(database: string, gatewayDelayMs: number) {
+  const child = spawn(process.execPath, [main], {
+    env: { ...process.env, DATABASE: database, PORT: '0', GATEWAY_DELAY_MS: String(gatewayDelayMs), NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  await waitFor(() => /listening on (\S+)/.test(output) || child.exitCode !== null, 30_000);
+  const url = /listening on (\S+)/.exec(output)?.[1];
+  if (!url) throw new Error(`the app did not start:\n${output}`);
+  const order = (id: string) => fetch(`${url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id, amount: 100 }) });
+  return { child: child as ChildProcess, exited, order, output: () => output };
+}
+
+/** Every order's payments and unfinished messages, read from the file after the process is gone. */
+function ledger(database: string) {
+  const db = new Database(database, { readonly: true });
+  try {
+    const paid = (db.prepare('SELECT "order" FROM payment ORDER BY "order"').all() as Array<{ order: string }>).map((r) => r.order);
+    const pending = db.prepare("SELECT id, state FROM tidings_message WHERE topic = 'orders' ORDER BY id").all() as Array<{ id: string; state: string }>;
+    return { paid, pending };
+  } finally {
+    db.close();
+  }
+}
+
+describe('examples/nest-app in its own process', () => {
+  it('on SIGTERM finishes the payment in flight, leaves the rest stored, and a restart pays each order once', { timeout: 90_000 }, async () => {
+    const database = freshDatabase();
+    const orders = ['o-1', 'o-2', 'o-3'];
+    const first = await launch(database, 1_500);
+    for (const id of orders) expect((await first.order(id)).status).toBe(201);
+    await waitFor(() => first.output().includes('charging 100 for o-1'));
+    const killedAt = Date.now();
+    first.child.kill('SIGTERM');
+    const exit = await first.exited;
+
+    // Nest re-raises the signal once the app has closed; the wait is the slow payment finishing.
+    expect(exit).toEqual({ code: null, signal: 'SIGTERM' });
+    expect(Date.now() - killedAt).toBeGreaterThan(500);
+    expect(first.output()).not.toMatch(/ERROR|WARN/);
+    const afterStop = ledger(database);
+    expect(afterStop.paid).toContain('o-1');
+    // Nothing is left leased, and every order is paid or still waiting: none lost.
+    expect(afterStop.pending.every((m) => m.state !== 'leased')).toBe(true);
+    expect([...afterStop.paid, ...afterStop.pending.map((m) => m.id)].sort()).toEqual(orders);
+
+    const second = await launch(database, 0);
+    await waitFor(() => ledger(database).paid.length === orders.length, 30_000);
+    second.child.kill('SIGTERM');
+    await second.exited;
+    expect(ledger(database)).toEqual({ paid: orders, pending: [] });
+    expect(second.output()).not.toMatch(/ERROR|WARN/);
+  });
+});
