@@ -25,6 +25,7 @@ export interface Manifest {
   files?: string[];
   dependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
 }
 
 /** A workspace package the repository publishes. */

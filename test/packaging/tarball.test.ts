@@ -13,7 +13,16 @@ import { appDir, publishedPackages, root, runProgram, runScenario, type Manifest
 /** MikroORM and what shares global state: a second copy breaks an application, so a package takes the application's. */
 const SHARED = [/^@mikro-orm\//, /^@nestjs\//, /^reflect-metadata$/, /^rxjs$/];
 /** What the scratch application depends on itself, as an application on Tidings' SQLite storage would. */
-const APP_DEPENDENCIES = { '@mikro-orm/core': '6.6.16', '@mikro-orm/sqlite': '6.6.16', '@mikro-orm/postgresql': '6.6.16', 'reflect-metadata': '0.2.2' };
+const APP_DEPENDENCIES = {
+  '@mikro-orm/core': '6.6.16',
+  '@mikro-orm/sqlite': '6.6.16',
+  '@mikro-orm/postgresql': '6.6.16',
+  '@mikro-orm/nestjs': '6.1.2',
+  '@nestjs/common': '11.2.10',
+  '@nestjs/core': '11.2.10',
+  'reflect-metadata': '0.2.2',
+  rxjs: '7.8.2',
+};
 
 const work = mkdtempSync(join(tmpdir(), 'tidings-tarballs-'));
 const tarballs = join(work, 'tarballs');
@@ -103,10 +112,11 @@ beforeAll(async () => {
   });
   // MikroORM's packages come with the application's driver (@mikro-orm/knex with @mikro-orm/sqlite).
   const provided = (peer: string) => peer.startsWith('@mikro-orm/') || peer in APP_DEPENDENCIES;
-  installed = packed.filter((p) => Object.keys(p.manifest.peerDependencies ?? {}).every(provided));
+  const required = (p: Packed) => Object.keys(p.manifest.peerDependencies ?? {}).filter((peer) => !p.manifest.peerDependenciesMeta?.[peer]?.optional);
+  installed = packed.filter((p) => required(p).every(provided));
 
   mkdirSync(app);
-  for (const file of ['scenario.cjs', 'main.cjs', 'main.mjs']) copyFileSync(join(appDir, file), join(app, file));
+  for (const file of ['scenario.cjs', 'main.cjs', 'main.mjs', 'nest.cjs']) copyFileSync(join(appDir, file), join(app, file));
   writeFileSync(
     join(app, 'package.json'),
     JSON.stringify(
@@ -145,8 +155,8 @@ describe('the packed tarballs, installed in an application outside the workspace
   });
 
   it('install one copy of @mikro-orm/core and of reflect-metadata: the application’s', () => {
-    expect(installed.map((p) => p.manifest.name)).toEqual(expect.arrayContaining(['@tidings/core', '@tidings/adapter-sqlite', '@tidings/cli']));
-    for (const name of ['@mikro-orm/core', 'reflect-metadata']) expect(copiesOf(name, join(app, 'node_modules'))).toEqual([join(app, 'node_modules', name)]);
+    expect(installed.map((p) => p.manifest.name)).toEqual(expect.arrayContaining(['@tidings/core', '@tidings/adapter-sqlite', '@tidings/cli', '@tidings/nest']));
+    for (const name of ['@mikro-orm/core', 'reflect-metadata', '@nestjs/core', 'rxjs']) expect(copiesOf(name, join(app, 'node_modules'))).toEqual([join(app, 'node_modules', name)]);
   });
 
   it.each([
@@ -168,6 +178,16 @@ describe('the packed tarballs, installed in an application outside the workspace
   ])('run on the application’s own MikroORM, sqliteStorage({ orm }), the handler’s write committed with the consumption, through %s', { timeout: 60_000 }, async (_how, main) => {
     const report = await runScenario(app, main, ['sqlite-orm', join(work, `${main}-orm.db`)]);
     expect(report.consumed).toEqual([{ n: 1 }]);
+    expect(report.receipts).toEqual(['order-1']);
+  });
+
+  it('boot a CommonJS NestJS application with @mikro-orm/nestjs: outbox send, duplicate refused, inbox write committed', { timeout: 60_000 }, async () => {
+    const report = await runScenario(app, 'nest.cjs', [join(work, 'nest.db')]);
+    for (const [name, resolved] of Object.entries(report.resolved)) expect(resolved).toBe(join(app, 'node_modules', name, 'dist', 'index.cjs'));
+    expect(report.acks).toEqual([
+      { id: 'order-1', duplicate: false },
+      { id: 'order-1', duplicate: true },
+    ]);
     expect(report.receipts).toEqual(['order-1']);
   });
 

@@ -8,6 +8,8 @@ import { sqliteStorage, tidingsEntities } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
 import { checkDeliveries, withFaults } from '@tidings/faults';
 import { run } from '@tidings/cli';
+import { TidingsModule, nestLogger } from '@tidings/nest';
+import { TidingsClient } from '@tidings/nest/microservices';
 
 interface Order {
   id: number;
@@ -23,6 +25,8 @@ export async function main(): Promise<SendAck> {
   const postgres: MikroOrmStorage = postgresStorage({ url: 'postgres://localhost/app' });
   const code: number = await run(['node', 'tidings', '--version']);
   const error: TidingsError | undefined = undefined;
-  void [sqlite, postgres, code, error, tidingsEntities.length, checkDeliveries];
+  const nest = TidingsModule.forRoot({ storage: memoryStorage(), logger: nestLogger() });
+  const client = new TidingsClient({ tidings });
+  void [sqlite, postgres, code, error, tidingsEntities.length, checkDeliveries, nest.module, client];
   return orders.send({ id: 1 });
 }
