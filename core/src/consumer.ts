@@ -22,7 +22,7 @@ export interface ConsumeContext<Tx = unknown> {
   em: Tx;
   /** Keep the lease for `ms` more from now; throws `LeaseLostError` if it was already lost. */
   extendLease(ms: number): Promise<void>;
-  /** Aborted when the consumer stops. */
+  /** Aborted as soon as the consumer starts stopping: a long handler can return early (and be redelivered) or finish. */
   signal: AbortSignal;
 }
 
@@ -40,6 +40,26 @@ export interface ConsumeOptions {
 }
 
 class Rollback extends TidingsError {}
+
+/** Rolls back a handler's transaction that finished after its consumer gave up waiting for it. */
+class Abandoned extends TidingsError {
+  constructor() {
+    super('ABANDONED', 'the consumer stopped before this handler finished; its message will be redelivered after its lease expires');
+  }
+}
+
+/** How long `stop()` waits for handlers in flight by default, in ms (what Kubernetes gives a pod to terminate). */
+export const DEFAULT_GRACE_MS = 30_000;
+
+/** How a consumer stops. */
+export interface StopOptions {
+  /**
+   * How long to wait for handlers in flight after aborting `ctx.signal`, in ms (default 30,000). Past it, `stop()`
+   * resolves anyway: a handler still running is abandoned, its outcome discarded, and its message stays leased
+   * until the lease expires, then is redelivered (never acked, never lost).
+   */
+  graceMs?: number;
+}
 
 /** A handler threw inside a group's transaction; says which message, so only that one is nacked. */
 class GroupHandlerError extends TidingsError {
@@ -82,6 +102,9 @@ export class Consumer<T = unknown, Tx = unknown> {
   private stopped = false;
   private woken = false;
   private settling: Promise<void> = Promise.resolve();
+  private stopping: Promise<void> | undefined;
+  /** Set when the grace period ran out: whatever a handler still returns is not settled. */
+  private abandoned = false;
   private readonly unwatch?: () => void;
 
   /** @internal */
@@ -102,17 +125,38 @@ export class Consumer<T = unknown, Tx = unknown> {
     this.wakeUp?.();
   }
 
-  /** Stops leasing, lets in-flight handlers finish and settles them; resolves when drained. */
-  async stop(): Promise<void> {
-    if (!this.stopped) {
-      this.stopped = true;
-      this.wake();
+  /**
+   * Stops leasing, aborts `ctx.signal`, then waits up to `graceMs` for handlers in flight and settles them.
+   * Resolves when drained, or when the grace period runs out (see `StopOptions`). Calling it again returns the same promise.
+   */
+  stop(options: StopOptions = {}): Promise<void> {
+    const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+    if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > MAX_TIMER_MS) {
+      return Promise.reject(new InvalidOptionsError(`stop({ graceMs }) must be an integer from 0 to ${MAX_TIMER_MS} ms, got ${String(graceMs)}.`));
     }
-    await this.loop;
-    await this.settling;
-    this.unwatch?.();
+    this.stopping ??= this.drain(graceMs);
+    return this.stopping;
+  }
+
+  private async drain(graceMs: number): Promise<void> {
+    const { rt } = this;
+    this.stopped = true;
     this.abort.abort();
-    this.rt.consumers.delete(this);
+    this.wake();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outOfTime = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)));
+    const drained = (async () => {
+      await this.loop;
+      await this.settling;
+      return false;
+    })();
+    if (await Promise.race([drained, outOfTime])) {
+      this.abandoned = true;
+      rt.logger.warn(`consumer stopped with handlers still running after ${graceMs} ms; their messages stay leased until the lease expires, then are redelivered`, { topic: rt.name });
+    }
+    clearTimeout(timer);
+    this.unwatch?.();
+    rt.consumers.delete(this);
   }
 
   private async run(): Promise<void> {
@@ -240,6 +284,7 @@ export class Consumer<T = unknown, Tx = unknown> {
       const previous = this.settling;
       this.settling = (async () => {
         await previous;
+        if (this.abandoned) return;
         try {
           await this.settle(acked, 'leased', ['CONSUME', 'DELETE']);
           await this.nack(failed);
@@ -275,12 +320,15 @@ export class Consumer<T = unknown, Tx = unknown> {
           await this.consumeGroup(group, out);
         } catch (error) {
           // The failing message is nacked as it is; only its group mates run again, each on its own.
+          if (this.abandoned) return;
           const failing = error instanceof GroupHandlerError ? error.message_ : undefined;
           if (failing) out.failed.push([failing, (error as GroupHandlerError).cause]);
           for (const m of group) if (m !== failing) await this.consumeAlone(m, out);
         }
       }),
     );
+    // Abandoned at stop: consumptions that committed are done (their rows finish in a later sweep); the rest wait for their leases to expire.
+    if (this.abandoned) return;
     await this.settle(out.already, 'leased', ['CONSUME', 'DELETE']);
     await this.settle(out.consumed, 'consumed', ['DELETE']);
     await this.nack(out.failed);
@@ -300,6 +348,7 @@ export class Consumer<T = unknown, Tx = unknown> {
           throw new GroupHandlerError(m, error);
         }
       }
+      if (this.abandoned) throw new Abandoned();
       const now = rt.clock.now();
       const won = await rt.storage.settle({ topic: rt.name, from: 'leased', to: rt.table.next('leased', 'CONSUME'), items: group, remove: false, now }, tx);
       // A lost lease or an id consumed elsewhere: roll back and let each message find its own way.
@@ -317,6 +366,7 @@ export class Consumer<T = unknown, Tx = unknown> {
     try {
       await rt.storage.transaction(async (tx) => {
         await this.handler(this.message(m), this.context(m, tx as Tx));
+        if (this.abandoned) throw new Abandoned();
         // The compare-and-set goes first: a lease lost meanwhile must leave no idempotency record behind.
         const won = await rt.storage.settle(
           { topic: rt.name, from: 'leased', to: rt.table.next('leased', 'CONSUME'), items: [m], remove: false, now: rt.clock.now() },
@@ -329,6 +379,7 @@ export class Consumer<T = unknown, Tx = unknown> {
       emitPath(rt, [m.id], 'leased', ['CONSUME']);
       out.consumed.push(m);
     } catch (error) {
+      if (this.abandoned) return;
       if (error instanceof Rollback) {
         this.emitDuplicate(m);
         out.already.push(m);

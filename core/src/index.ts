@@ -12,5 +12,5 @@ export * from './runtime.js';
 export * from './tokens.js';
 export * from './options.js';
 export { Topic, type SendAck, type SendOptions, type SendManyOptions } from './topic.js';
-export { Consumer, type Message, type ConsumeContext, type ConsumeOptions, type Handler } from './consumer.js';
+export { Consumer, DEFAULT_GRACE_MS, type Message, type ConsumeContext, type ConsumeOptions, type Handler, type StopOptions } from './consumer.js';
 export { Tidings, type TidingsOptions, type TxOf } from './tidings.js';

@@ -10,6 +10,7 @@ import type { StateCounts, StorageAdapter, StoredMessage } from './storage.js';
 import { lifecycleTables } from './table.js';
 import { Tokens } from './tokens.js';
 import { Topic } from './topic.js';
+import type { StopOptions } from './consumer.js';
 import { notify, type TopicRuntime } from './topic-runtime.js';
 
 /** What `Tidings.create` takes; any part left out is resolved from `container`, then defaulted. */
@@ -155,11 +156,14 @@ export class Tidings<Tx = unknown> {
     return counts.reduce((a, b) => a + b, 0);
   }
 
-  /** Stops every consumer (draining in-flight handlers), waits for pending sends, then closes storage. Idempotent. */
-  close(): Promise<void> {
+  /**
+   * Stops every consumer (draining handlers in flight for up to `graceMs`, see `StopOptions`), waits for pending
+   * sends, then closes storage. Idempotent.
+   */
+  close(options: StopOptions = {}): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.purgeTimer);
-      await Promise.all([...this.topics.values()].flatMap((t) => [...t.topic.runtime.consumers].map((c) => c.stop())));
+      await Promise.all([...this.topics.values()].flatMap((t) => [...t.topic.runtime.consumers].map((c) => c.stop(options))));
       await Promise.allSettled([...this.pending]);
       const idempotency = this.container.isRegistered(Tokens.Idempotency, true) ? this.container.resolve(Tokens.Idempotency) : undefined;
       await idempotency?.close?.();

@@ -20,7 +20,7 @@ export interface TopicRuntime {
   /** Where a dead-lettered copy goes, in the state its topic stores messages in. */
   readonly deadLetter?: { topic: string; state: MessageState };
   /** This process's running consumers of the topic. */
-  readonly consumers: Set<{ wake(): void; stop(): Promise<void> }>;
+  readonly consumers: Set<{ wake(): void; stop(options?: { graceMs?: number }): Promise<void> }>;
   /** Registers work that `close()` must wait for. */
   track<T>(work: Promise<T>): Promise<T>;
   /** Throws `ClosedError` once the instance is closing. */

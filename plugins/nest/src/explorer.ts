@@ -4,7 +4,8 @@ import { InvalidOptionsError, type Consumer, type Handler, type Tidings, type Ti
 import { CONSUMER_METADATA, ON_MESSAGE_METADATA, ON_TIDINGS_EVENT_METADATA, type ConsumerMetadata, type OnTidingsEventMetadata } from './decorators.js';
 import { NestSetupError } from './errors.js';
 import { declaredTopic, declaredTopicNames } from './registry.js';
-import { TIDINGS } from './tokens.js';
+import type { TidingsModuleOptions } from './options.js';
+import { TIDINGS, TIDINGS_MODULE_OPTIONS } from './tokens.js';
 
 type Wrapper = ReturnType<DiscoveryService['getProviders']>[number];
 
@@ -53,6 +54,7 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
     @Inject(TIDINGS) private readonly tidings: Tidings<any>,
     @Inject(DiscoveryService) private readonly discovery: DiscoveryService,
     @Inject(MetadataScanner) private readonly scanner: MetadataScanner,
+    @Inject(TIDINGS_MODULE_OPTIONS) private readonly options: TidingsModuleOptions,
   ) {}
 
   /** Checks every decorated class and subscribes event methods; every provider exists by now, no consumer runs yet. */
@@ -146,7 +148,7 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
   async onApplicationShutdown(): Promise<void> {
     await this.stopConsumers();
     try {
-      await this.tidings.close();
+      await this.tidings.close({ graceMs: this.options.shutdownGraceMs });
     } finally {
       for (const [event, listener] of this.listeners.splice(0)) this.tidings.events.off(event, listener);
     }
@@ -159,7 +161,7 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
 
   private async stopConsumers(): Promise<void> {
     const running = this.running.splice(0);
-    const results = await Promise.allSettled(running.map((c) => c.stop()));
+    const results = await Promise.allSettled(running.map((c) => c.stop({ graceMs: this.options.shutdownGraceMs })));
     for (const r of results) if (r.status === 'rejected') logError(this.logger, 'Stopping a consumer', r.reason);
   }
 

@@ -5,6 +5,11 @@ import type { TidingsOptions, TopicOptions } from '@tidings/core';
 export interface TidingsModuleOptions extends TidingsOptions<any> {
   /** Options merged under each `forFeature` declaration (a declaration's own options win; nested objects are not merged). */
   topicDefaults?: Omit<TopicOptions, 'semantic' | 'scope'>;
+  /**
+   * How long shutdown waits for handlers in flight, in ms (default 30,000): `ctx.signal` is aborted first, and a
+   * handler still running after it is abandoned (its message is redelivered once its lease expires).
+   */
+  shutdownGraceMs?: number;
 }
 
 /** What `TidingsModule.forRootAsync` takes: a factory for the options and what it needs injected. */

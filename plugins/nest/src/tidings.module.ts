@@ -16,7 +16,7 @@ async function createTidings(options: TidingsModuleOptions | undefined): Promise
         '{ storage: sqliteStorage({ file }) } or, with @mikro-orm/nestjs, forRootAsync({ inject: [MikroORM], useFactory: (orm) => ({ storage: sqliteStorage({ orm }) }) }).',
     );
   }
-  const { topicDefaults: _defaults, ...tidingsOptions } = options;
+  const { topicDefaults: _defaults, shutdownGraceMs: _grace, ...tidingsOptions } = options;
   return Tidings.create({ ...tidingsOptions, logger: options.logger ?? nestLogger() });
 }
 

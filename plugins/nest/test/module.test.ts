@@ -256,4 +256,34 @@ describe('shutdown', () => {
     await expect(orders.send({ id: 4 })).rejects.toMatchObject({ code: 'CLOSED' });
     expect(started).toHaveLength(3);
   });
+
+  it('aborts ctx.signal on app.close(), and closes after shutdownGraceMs although a handler never returns', async () => {
+    const topic = uniqueTopic();
+    let signal: AbortSignal | undefined;
+
+    @Consumer(topic)
+    class Stuck {
+      async handle(_message: Message<Order>, ctx: ConsumeContext) {
+        signal = ctx.signal;
+        await new Promise(() => {}); // ignores the signal: only the grace period ends the wait
+      }
+    }
+
+    const logger = new RecordingLogger();
+    const moduleRef = await Test.createTestingModule({
+      imports: [TidingsModule.forRoot({ storage: memoryStorage(), shutdownGraceMs: 100 }), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once' }])],
+      providers: [Stuck],
+    })
+      .setLogger(logger)
+      .compile();
+    await moduleRef.init();
+    await moduleRef.get<Topic<Order>>(getTopicToken(topic)).send({ id: 1 });
+    await waitFor(() => signal !== undefined);
+    const closing = Date.now();
+    await moduleRef.close();
+
+    expect(Date.now() - closing).toBeLessThan(3_000);
+    expect(signal!.aborted).toBe(true);
+    expect(logger.warnings.map((w) => String(w[0]))).toEqual([expect.stringContaining('consumer stopped with handlers still running after 100 ms')]);
+  });
 });
