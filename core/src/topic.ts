@@ -1,6 +1,7 @@
 import { Consumer, type ConsumeOptions, type Handler } from './consumer.js';
 import { AckTimeoutError, ClosedError, InvalidOptionsError, InvalidMessageError, PayloadTooLargeError, TidingsError } from './errors.js';
 import { backoffDelay } from './options.js';
+import { serializePayload } from './payload.js';
 import type { NewMessage, StoreResult } from './storage.js';
 import { emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
 
@@ -122,20 +123,7 @@ export class Topic<T = unknown, Tx = unknown> {
     if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > ID_MAX)) {
       throw new InvalidMessageError(`A message id${which} must be a string of 1-${ID_MAX} characters, got ${JSON.stringify(id) ?? String(id)}.`);
     }
-    let body: string | undefined;
-    try {
-      body = JSON.stringify(payload);
-    } catch (cause) {
-      throw new InvalidMessageError(
-        `The payload${which} for topic "${rt.name}" is not JSON-serializable (${(cause as Error).message}). Send plain objects, arrays, strings, numbers, booleans or null.`,
-        { cause },
-      );
-    }
-    if (body === undefined) {
-      throw new InvalidMessageError(
-        `The payload${which} for topic "${rt.name}" serializes to nothing (${typeof payload}). Send plain objects, arrays, strings, numbers, booleans or null.`,
-      );
-    }
+    const body = serializePayload(payload, `${which} for topic "${rt.name}"`);
     const bytes = Buffer.byteLength(body);
     if (bytes > rt.options.maxPayloadBytes) throw new PayloadTooLargeError(bytes, rt.options.maxPayloadBytes, rt.name, index);
     return { id: id ?? rt.ids.next(), body, availableAt };

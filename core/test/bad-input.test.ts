@@ -123,6 +123,14 @@ describe('payloads that are not JSON', () => {
     ['a function', () => 1, /function/],
     ['undefined', undefined, /undefined/],
     ['a symbol', Symbol('s'), /symbol/],
+    ['a function inside an object', { id: 1, total: () => 42 }, /payload\.total is a function, which JSON drops/],
+    ['an undefined value inside an object', { id: 1, note: undefined }, /payload\.note is undefined, which JSON drops/],
+    ['an undefined item in an array', { lines: [1, undefined] }, /payload\.lines\[1\] is undefined, which JSON writes as null/],
+    ['a symbol deep inside', { a: [{ b: Symbol('s') }] }, /payload\.a\[0\]\.b is a symbol/],
+    ['a Map', { byId: new Map([[1, 'a']]) }, /payload\.byId is a Map, which JSON writes as \{\}/],
+    ['a Set', new Set([1]), /payload is a Set/],
+    ['NaN', { price: NaN }, /payload\.price is NaN, which JSON writes as null/],
+    ['Infinity', Infinity, /payload is Infinity/],
   ])('%s is refused with INVALID_MESSAGE on every semantic, and the topic keeps working', async (_, payload, what) => {
     const { stillWorks } = await withStoredMessages();
     for (const [, options] of KINDS) {
@@ -136,6 +144,20 @@ describe('payloads that are not JSON', () => {
       await roundTrip(topic, ['earlier']);
     }
     await stillWorks();
+  });
+});
+
+describe('payloads JSON carries as they are', () => {
+  it('takes nested objects, arrays, null, unicode and a Date (as its ISO string), and delivers them as sent', async () => {
+    tidings = await memoryTidings();
+    const topic = tidings.topic<unknown>(uniqueTopic(), { semantic: 'at-least-once' });
+    const at = new Date('2026-11-27T05:00:00.000Z');
+    await topic.send({ order: { id: 'o-1', lines: [{ sku: 'é☃', qty: 2, price: 0.1 }], note: null }, tags: [], at });
+    const got: unknown[] = [];
+    const consumer = topic.consume((m) => void got.push(m.payload));
+    await waitFor(() => got.length === 1);
+    await consumer.stop();
+    expect(got).toEqual([{ order: { id: 'o-1', lines: [{ sku: 'é☃', qty: 2, price: 0.1 }], note: null }, tags: [], at: at.toISOString() }]);
   });
 });
 
