@@ -1,9 +1,9 @@
 import { InvalidOptionsError, LeaseLostError, TidingsError } from './errors.js';
-import type { MessageState } from './lifecycle.js';
 import { MAX_TIMER_MS, backoffDelay } from './options.js';
 import { describeError, firstLine } from './runtime.js';
 import type { StoredMessage } from './storage.js';
-import { emitPath, emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
+import type { TransitionStep } from './table.js';
+import { emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
 
 /** A delivered message as a handler sees it. */
 export interface Message<T = unknown> {
@@ -199,20 +199,18 @@ export class Consumer<T = unknown, Tx = unknown> {
   private async lease(): Promise<StoredMessage[]> {
     const { rt } = this;
     const now = rt.clock.now();
-    const atMostOnce = rt.table.lifecycle === 'at-most-once';
+    const { plan } = rt;
     const leased = await rt.storage.lease({
       topic: rt.name,
-      from: rt.table.readyState,
-      to: rt.table.next(rt.table.readyState, 'LEASE'),
+      from: plan.ready,
+      to: plan.leased,
       limit: this.options.batchSize,
       now,
       leaseUntil: now + rt.options.leaseMs,
       leaseToken: rt.ids.next(),
-      remove: atMostOnce,
+      remove: plan.removeOnLease,
     });
-    if (leased.length > 0) {
-      emitPath(rt, leased.map((m) => m.id), rt.table.readyState, atMostOnce ? ['LEASE', 'DELETE'] : ['LEASE']);
-    }
+    for (const m of leased) emitSteps(rt, m.id, plan.steps.lease);
     return leased;
   }
 
@@ -220,43 +218,45 @@ export class Consumer<T = unknown, Tx = unknown> {
   private async sweep(): Promise<void> {
     const { rt } = this;
     const now = rt.clock.now();
-    if (rt.table.lifecycle === 'at-most-once' || now - this.lastSweep < Math.min(rt.options.leaseMs / 4, 1000)) return;
+    const { plan } = rt;
+    // A lifecycle whose leases never come back (the lease deleted the message) has nothing to sweep.
+    if (plan.retry === undefined || plan.dead === undefined || now - this.lastSweep < Math.min(rt.options.leaseMs / 4, 1000)) return;
     this.lastSweep = now;
-    const ready = rt.table.rulesFor('leased', 'EXPIRE')[0]!.target;
     const result = await rt.storage.expire({
       topic: rt.name,
-      from: 'leased',
-      ready,
-      dead: 'dead',
+      from: plan.leased,
+      ready: plan.retry,
+      dead: plan.dead,
       maxDeliveries: rt.options.maxDeliveries,
       now,
       deadLetter: rt.deadLetter,
     });
     for (const r of result.requeued) {
-      const to = rt.table.next('leased', { type: 'EXPIRE', deliveries: r.deliveries, maxDeliveries: rt.options.maxDeliveries });
-      emitSteps(rt, r.id, [{ from: 'leased', event: 'EXPIRE', to }]);
+      const to = plan.table.next(plan.leased, { type: 'EXPIRE', deliveries: r.deliveries, maxDeliveries: rt.options.maxDeliveries });
+      emitSteps(rt, r.id, [{ from: plan.leased, event: 'EXPIRE', to }]);
       rt.events.emit('leaseExpired', { id: r.id, topic: rt.name, deliveries: r.deliveries, at: now });
     }
     for (const r of result.dead) this.emitDead(r.id, r.deliveries, now);
     if (result.requeued.length > 0) notify(rt);
-    // Exactly-once keeps `consumed` rows between the inbox commit and the delete; a crash can leave some.
-    if (rt.table.lifecycle.startsWith('exactly-once')) {
-      const orphans = await rt.storage.peek(rt.name, 'consumed', 1000);
-      if (orphans.length > 0) await this.settle(orphans, 'consumed', ['DELETE']);
+    // The inbox keeps `consumed` rows between its commit and the delete; a crash can leave some.
+    if (plan.delivery === 'transactional-inbox' && plan.consumed) {
+      const orphans = await rt.storage.peek(rt.name, plan.consumed, 1000);
+      if (orphans.length > 0) await this.settle(orphans, plan.steps.delete);
     }
   }
 
   private emitDead(id: string, deliveries: number, at: number, error?: unknown): void {
     const { rt } = this;
-    const to = rt.table.next('leased', { type: 'DEAD', deliveries, maxDeliveries: rt.options.maxDeliveries });
-    emitSteps(rt, id, [{ from: 'leased', event: 'DEAD', to }]);
+    const { plan } = rt;
+    const to = plan.table.next(plan.leased, { type: 'DEAD', deliveries, maxDeliveries: rt.options.maxDeliveries });
+    emitSteps(rt, id, [{ from: plan.leased, event: 'DEAD', to }]);
     rt.events.emit('deadLetter', { id, topic: rt.name, deadLetter: rt.deadLetter?.topic, deliveries, at, error });
   }
 
   private async process(batch: StoredMessage[]): Promise<void> {
     const { rt } = this;
-    const lifecycle = rt.table.lifecycle;
-    if (lifecycle === 'at-most-once') {
+    const { plan } = rt;
+    if (plan.delivery === 'remove-on-lease') {
       await this.runAll(batch, async (m) => {
         try {
           await this.handler(this.message(m), this.context(m, undefined as Tx));
@@ -265,11 +265,11 @@ export class Consumer<T = unknown, Tx = unknown> {
           rt.logger.warn('handler failed; at-most-once never redelivers, the message is gone', { topic: rt.name, id: m.id, error: firstLine(describeError(error)) });
           return;
         }
-        emitPath(rt, [m.id], 'deleted', ['CONSUME']);
+        emitSteps(rt, m.id, plan.steps.handled);
       });
       return;
     }
-    if (lifecycle === 'at-least-once') {
+    if (plan.delivery === 'ack-after-handler') {
       const acked: StoredMessage[] = [];
       const failed: Array<[StoredMessage, unknown]> = [];
       await this.runAll(batch, async (m) => {
@@ -286,7 +286,7 @@ export class Consumer<T = unknown, Tx = unknown> {
         await previous;
         if (this.abandoned) return;
         try {
-          await this.settle(acked, 'leased', ['CONSUME', 'DELETE']);
+          await this.settle(acked, plan.steps.handled);
           await this.nack(failed);
         } catch (error) {
           // Unsettled leases expire and the messages are redelivered: at-least-once still holds.
@@ -329,8 +329,8 @@ export class Consumer<T = unknown, Tx = unknown> {
     );
     // Abandoned at stop: consumptions that committed are done (their rows finish in a later sweep); the rest wait for their leases to expire.
     if (this.abandoned) return;
-    await this.settle(out.already, 'leased', ['CONSUME', 'DELETE']);
-    await this.settle(out.consumed, 'consumed', ['DELETE']);
+    await this.settle(out.already, rt.plan.steps.handled);
+    await this.settle(out.consumed, rt.plan.steps.delete);
     await this.nack(out.failed);
   }
 
@@ -350,13 +350,13 @@ export class Consumer<T = unknown, Tx = unknown> {
       }
       if (this.abandoned) throw new Abandoned();
       const now = rt.clock.now();
-      const won = await rt.storage.settle({ topic: rt.name, from: 'leased', to: rt.table.next('leased', 'CONSUME'), items: group, remove: false, now }, tx);
+      const won = await rt.storage.settle({ topic: rt.name, from: rt.plan.leased, to: rt.plan.consumed!, items: group, remove: false, now }, tx);
       // A lost lease or an id consumed elsewhere: roll back and let each message find its own way.
       if (won.length < group.length) throw new Rollback('LEASE_LOST', 'a lease in the group was lost');
       const fresh = await rt.idempotency.record(rt.name, group.map((m) => m.id), now + rt.options.idempotencyWindowMs, tx);
       if (fresh.length < group.length) throw new Rollback('DUPLICATE', 'an id in the group was consumed elsewhere');
     });
-    emitPath(rt, group.map((m) => m.id), 'leased', ['CONSUME']);
+    for (const m of group) emitSteps(rt, m.id, rt.plan.steps.consume);
     out.consumed.push(...group);
   }
 
@@ -369,14 +369,14 @@ export class Consumer<T = unknown, Tx = unknown> {
         if (this.abandoned) throw new Abandoned();
         // The compare-and-set goes first: a lease lost meanwhile must leave no idempotency record behind.
         const won = await rt.storage.settle(
-          { topic: rt.name, from: 'leased', to: rt.table.next('leased', 'CONSUME'), items: [m], remove: false, now: rt.clock.now() },
+          { topic: rt.name, from: rt.plan.leased, to: rt.plan.consumed!, items: [m], remove: false, now: rt.clock.now() },
           tx,
         );
         if (won.length === 0) throw new LeaseLostError(rt.name, m.id);
         const fresh = await rt.idempotency.record(rt.name, [m.id], rt.clock.now() + rt.options.idempotencyWindowMs, tx);
         if (fresh.length === 0) throw new Rollback('DUPLICATE', `message ${m.id} was consumed elsewhere`);
       });
-      emitPath(rt, [m.id], 'leased', ['CONSUME']);
+      emitSteps(rt, m.id, rt.plan.steps.consume);
       out.consumed.push(m);
     } catch (error) {
       if (this.abandoned) return;
@@ -395,25 +395,25 @@ export class Consumer<T = unknown, Tx = unknown> {
     this.rt.events.emit('duplicate', { id: m.id, topic: this.rt.name, by: 'consumer', at: this.rt.clock.now() });
   }
 
-  /** Applies `events` from `from` as one compare-and-set over many messages. */
-  private async settle(items: StoredMessage[], from: MessageState, events: ['CONSUME', 'DELETE'] | ['DELETE']): Promise<void> {
+  /** Takes a message along `steps` (a plan's path that ends its life) as one compare-and-set over many messages. */
+  private async settle(items: StoredMessage[], steps: readonly TransitionStep[]): Promise<void> {
     if (items.length === 0) return;
     const { rt } = this;
-    const steps = rt.table.walk(from, events);
-    const to = steps.at(-1)!.to;
+    const from = steps[0]!.from;
+    const fromLease = from === rt.plan.leased;
     const won = await rt.storage.settle({
       topic: rt.name,
       from,
-      to,
-      // A consumed message holds no lease any more: its token must not take part in the compare-and-set.
-      items: from === 'consumed' ? items.map((m) => ({ id: m.id })) : items,
-      remove: to === 'deleted',
+      to: steps.at(-1)!.to,
+      // Only a leased message holds a lease: a consumed one's token must not take part in the compare-and-set.
+      items: fromLease ? items : items.map((m) => ({ id: m.id })),
+      remove: true,
       now: rt.clock.now(),
     });
     for (const id of won) emitSteps(rt, id, steps);
     // A consumed row deleted by someone else (the orphan sweep) is done, not lost; a lease that lost its
     // compare-and-set means the message went to another consumer.
-    if (from === 'leased' && won.length < items.length) {
+    if (fromLease && won.length < items.length) {
       const settled = new Set(won);
       for (const m of items) if (!settled.has(m.id)) this.leaseLost(new LeaseLostError(rt.name, m.id));
     }
@@ -432,13 +432,14 @@ export class Consumer<T = unknown, Tx = unknown> {
     for (const [m, error] of failed) {
       rt.events.emit('handlerError', { id: m.id, topic: rt.name, deliveries: m.deliveries, error, at: now });
       const facts = { deliveries: m.deliveries, maxDeliveries: rt.options.maxDeliveries };
-      const retryTo = rt.table.tryNext('leased', { type: 'NACK', ...facts });
-      const to = retryTo ?? rt.table.next('leased', { type: 'DEAD', ...facts });
+      const { plan } = rt;
+      const retryTo = plan.table.tryNext(plan.leased, { type: 'NACK', ...facts });
+      const to = retryTo ?? plan.table.next(plan.leased, { type: 'DEAD', ...facts });
       const delayMs = backoffDelay(rt.options.backoff, m.deliveries);
       const reason = describeError(error);
       const won = await rt.storage.release({
         topic: rt.name,
-        from: 'leased',
+        from: plan.leased,
         to,
         items: [{ id: m.id, leaseToken: m.leaseToken, availableAt: now + delayMs, error: reason }],
         now,
@@ -452,7 +453,7 @@ export class Consumer<T = unknown, Tx = unknown> {
       }
       if (retryTo) {
         rt.logger.warn(`handler failed; redelivering in ${delayMs} ms`, where);
-        emitSteps(rt, m.id, [{ from: 'leased', event: 'NACK', to }]);
+        emitSteps(rt, m.id, [{ from: plan.leased, event: 'NACK', to }]);
       } else {
         rt.logger.error(`handler failed ${m.deliveries} time(s); message dead-lettered${rt.deadLetter ? ` to ${rt.deadLetter.topic}` : ''}`, where);
         this.emitDead(m.id, m.deliveries, now, error);

@@ -4,6 +4,7 @@ export * from './errors.js';
 export * from './lifecycle.js';
 export * from './machines/index.js';
 export * from './table.js';
+export * from './plan.js';
 export { lifecycleDiagram } from './diagram.js';
 export * from './events.js';
 export * from './storage.js';

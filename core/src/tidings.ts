@@ -7,7 +7,7 @@ import type { MessageState } from './lifecycle.js';
 import { resolveTopicOptions, validateTopicName, type ResolvedTopicOptions, type TopicOptions } from './options.js';
 import { stderrLogger, systemClock, uuidGenerator, type Clock, type IdGenerator, type Logger } from './runtime.js';
 import type { StateCounts, StorageAdapter, StoredMessage } from './storage.js';
-import { lifecycleTables } from './table.js';
+import { lifecyclePlans } from './plan.js';
 import { Tokens } from './tokens.js';
 import { Topic } from './topic.js';
 import type { StopOptions } from './consumer.js';
@@ -106,7 +106,7 @@ export class Tidings<Tx = unknown> {
       return existing.topic as Topic<T, Tx>;
     }
     // Refuse before declaring the dead-letter topic, so a refused declaration leaves nothing behind.
-    if (resolved.lifecycle.startsWith('exactly-once') && !this.container.isRegistered(Tokens.Idempotency, true)) {
+    if (lifecyclePlans[resolved.lifecycle].idempotent && !this.container.isRegistered(Tokens.Idempotency, true)) {
       throw new InvalidOptionsError(
         `Topic "${name}" is exactly-once but the storage "${this.storage.name}" has no idempotency store: pass { idempotency: memoryIdempotency() } from @tidings/idempotency to Tidings.create.`,
       );
@@ -114,7 +114,7 @@ export class Tidings<Tx = unknown> {
     let deadLetter: { topic: string; state: MessageState } | undefined;
     if (resolved.deadLetter) {
       const dlq = this.topics.get(resolved.deadLetter)?.topic ?? this.topic(resolved.deadLetter, DEAD_LETTER_DEFAULTS);
-      deadLetter = { topic: dlq.name, state: dlq.runtime.table.storedState };
+      deadLetter = { topic: dlq.name, state: dlq.runtime.plan.stored };
     }
     const topic = new Topic<T, Tx>(this.runtime(name, resolved, deadLetter));
     this.topics.set(name, { options: resolved, topic });
@@ -136,7 +136,7 @@ export class Tidings<Tx = unknown> {
     const declared = this.topics.get(topic);
     if (!declared) throw new InvalidOptionsError(`Topic "${topic}" is not declared: call tidings.topic("${topic}", { semantic }) first.`);
     const rt = declared.topic.runtime;
-    const n = await this.storage.redrive({ topic, state: rt.table.storedState, ids, now: rt.clock.now() });
+    const n = await this.storage.redrive({ topic, state: rt.plan.stored, ids, now: rt.clock.now() });
     if (n > 0) notify(rt);
     return n;
   }
@@ -191,7 +191,7 @@ export class Tidings<Tx = unknown> {
       name,
       options,
       deadLetter,
-      table: lifecycleTables[options.lifecycle],
+      plan: lifecyclePlans[options.lifecycle],
       storage: c.resolve(Tokens.Storage),
       idempotency: c.isRegistered(Tokens.Idempotency, true) ? c.resolve(Tokens.Idempotency) : (undefined as never),
       clock: c.resolve(Tokens.Clock),

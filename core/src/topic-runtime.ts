@@ -1,16 +1,18 @@
 import type { TidingsEventBus } from './events.js';
 import type { IdempotencyStore } from './idempotency.js';
-import type { LifecycleEventType, MessageState } from './lifecycle.js';
+import type { MessageState } from './lifecycle.js';
 import type { ResolvedTopicOptions } from './options.js';
 import type { Clock, IdGenerator, Logger } from './runtime.js';
 import type { StorageAdapter } from './storage.js';
-import type { TransitionStep, TransitionTable } from './table.js';
+import type { LifecyclePlan } from './plan.js';
+import type { TransitionStep } from './table.js';
 
 /** What producer, consumers and the instance share for one topic. */
 export interface TopicRuntime {
   readonly name: string;
   readonly options: ResolvedTopicOptions;
-  readonly table: TransitionTable;
+  /** What delivery does for the topic's lifecycle, read from its machine. */
+  readonly plan: LifecyclePlan;
   readonly storage: StorageAdapter<unknown>;
   readonly idempotency: IdempotencyStore<unknown>;
   readonly clock: Clock;
@@ -36,19 +38,13 @@ export function emitSteps(rt: TopicRuntime, id: string, steps: readonly Transiti
       id,
       topic: rt.name,
       semantic: rt.options.semantic,
-      lifecycle: rt.table.lifecycle,
+      lifecycle: rt.plan.lifecycle,
       from: s.from,
       to: s.to,
       event: s.event,
       at,
     });
   }
-}
-
-/** Emits the transitions of a fixed event path, checked against the table. */
-export function emitPath(rt: TopicRuntime, ids: readonly string[], from: MessageState, events: LifecycleEventType[]): void {
-  const steps = rt.table.walk(from, events);
-  for (const id of ids) emitSteps(rt, id, steps);
 }
 
 /** Wakes this process's consumers of the topic (after a store or requeue). */

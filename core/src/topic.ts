@@ -88,16 +88,16 @@ export class Topic<T = unknown, Tx = unknown> {
     const givenIds = options.id !== undefined;
 
     if (options.em !== undefined) return this.store(messages, options.em);
-    switch (rt.table.lifecycle) {
-      case 'at-most-once': {
+    switch (rt.plan.producer) {
+      case 'fire-and-forget': {
         // Fire and forget: the caller does not wait for storage; a failure surfaces on the `error` event.
         void rt.track(this.store(messages)).catch((error) => rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() }));
         return messages.map((m) => ({ id: m.id, duplicate: false }));
       }
-      case 'exactly-once/broker':
+      case 'await-store':
         return withTimeout(this.store(messages), rt.options.ackTimeoutMs);
-      default:
-        return this.storeWithRetry(messages, givenIds || rt.table.lifecycle === 'exactly-once/end-to-end');
+      case 'retry-until-acked':
+        return this.storeWithRetry(messages, givenIds || rt.plan.dedup);
     }
   }
 
@@ -132,27 +132,26 @@ export class Topic<T = unknown, Tx = unknown> {
   private async store(messages: NewMessage[], tx?: unknown): Promise<SendAck[]> {
     const rt = this.runtime;
     const now = rt.clock.now();
-    const dedup = rt.table.lifecycle === 'exactly-once/end-to-end';
+    const { plan } = rt;
     const results: StoreResult[] = await rt.storage.store(
       {
         topic: rt.name,
-        lifecycle: rt.table.lifecycle,
-        state: rt.table.storedState,
+        lifecycle: plan.lifecycle,
+        state: plan.stored,
         messages,
         now,
-        dedupUntil: dedup ? now + rt.options.dedupWindowMs : undefined,
+        dedupUntil: plan.dedup ? now + rt.options.dedupWindowMs : undefined,
       },
       tx,
     );
-    const storedSteps = rt.table.walk('sent', rt.table.storeEvents);
     let stored = 0;
     for (const r of results) {
       // The machine has the last word: a duplicate is a STORE its guard refuses.
-      if (r.duplicate || rt.table.tryNext('sent', { type: 'STORE', duplicate: r.duplicate }) === undefined) {
+      if (plan.table.tryNext('sent', { type: 'STORE', duplicate: r.duplicate }) === undefined) {
         rt.events.emit('duplicate', { id: r.id, topic: rt.name, by: 'broker', at: now });
       } else {
         stored++;
-        emitSteps(rt, r.id, storedSteps);
+        emitSteps(rt, r.id, plan.steps.store);
       }
     }
     if (stored > 0) notify(rt);

@@ -10,6 +10,7 @@ import {
   LIFECYCLES,
   MESSAGE_STATES,
   lifecycleMachines,
+  lifecyclePlans,
   lifecycleTables,
   type Lifecycle,
   type LifecycleEvent,
@@ -313,5 +314,36 @@ describe('transition table agrees with transition() for every (state, event, gua
     const importers = files.filter((f) => /from 'xstate'/.test(readFileSync(join(src, f), 'utf8').replace(/import type[^;]+;/g, '')));
     expect(importers.length).toBe(4);
     expect(importers.every((f) => f.startsWith('machines'))).toBe(true);
+  });
+});
+
+describe('each lifecycle plan, written out by hand', () => {
+  /** What delivery does per lifecycle, as the design describes it; the plans are read from the machines. */
+  const PLANS: Record<Lifecycle, object> = {
+    'at-most-once': { producer: 'fire-and-forget', delivery: 'remove-on-lease', dedup: false, stored: 'stored', ready: 'stored', leased: 'leased', retry: undefined, dead: undefined, consumed: undefined, removeOnLease: true, idempotent: false },
+    'at-least-once': { producer: 'retry-until-acked', delivery: 'ack-after-handler', dedup: false, stored: 'acked', ready: 'acked', leased: 'leased', retry: 'acked', dead: 'dead', consumed: 'consumed', removeOnLease: false, idempotent: false },
+    'exactly-once/broker': { producer: 'await-store', delivery: 'transactional-inbox', dedup: false, stored: 'stored', ready: 'stored', leased: 'leased', retry: 'stored', dead: 'dead', consumed: 'consumed', removeOnLease: false, idempotent: true },
+    'exactly-once/end-to-end': { producer: 'retry-until-acked', delivery: 'transactional-inbox', dedup: true, stored: 'acked', ready: 'acked', leased: 'leased', retry: 'acked', dead: 'dead', consumed: 'consumed', removeOnLease: false, idempotent: true },
+  };
+  const STEPS: Record<Lifecycle, Record<string, string>> = {
+    'at-most-once': { store: 'sent STORE stored', lease: 'stored LEASE leased, leased DELETE deleted', handled: 'deleted CONSUME consumed', consume: '', delete: '' },
+    'at-least-once': { store: 'sent STORE stored, stored ACK acked', lease: 'acked LEASE leased', handled: 'leased CONSUME consumed, consumed DELETE deleted', consume: 'leased CONSUME consumed', delete: 'consumed DELETE deleted' },
+    'exactly-once/broker': { store: 'sent STORE stored', lease: 'stored LEASE leased', handled: 'leased CONSUME consumed, consumed DELETE deleted', consume: 'leased CONSUME consumed', delete: 'consumed DELETE deleted' },
+    'exactly-once/end-to-end': { store: 'sent STORE stored, stored ACK acked', lease: 'acked LEASE leased', handled: 'leased CONSUME consumed, consumed DELETE deleted', consume: 'leased CONSUME consumed', delete: 'consumed DELETE deleted' },
+  };
+
+  it.each(LIFECYCLES)('%s: its plan says what the design says', (lifecycle) => {
+    const { lifecycle: name, table, steps, ...plan } = lifecyclePlans[lifecycle];
+    expect(name).toBe(lifecycle);
+    expect(table).toBe(lifecycleTables[lifecycle]);
+    expect(plan).toEqual(PLANS[lifecycle]);
+    expect(Object.fromEntries(Object.entries(steps).map(([k, path]) => [k, path.map((s) => `${s.from} ${s.event} ${s.to}`).join(', ')]))).toEqual(STEPS[lifecycle]);
+  });
+
+  it('keeps lifecycle names out of delivery: only the lifecycle module and the options name them', () => {
+    const src = fileURLToPath(new URL('../src', import.meta.url));
+    const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && !f.startsWith('machines'));
+    const naming = files.filter((f) => /'(at-most-once|at-least-once|exactly-once\/(broker|end-to-end))'/.test(readFileSync(join(src, f), 'utf8')));
+    expect(naming.sort()).toEqual(['lifecycle.ts', 'options.ts', 'tidings.ts']);
   });
 });

@@ -9,6 +9,7 @@ export const atMostOnceMachine = setup({
 }).createMachine({
   id: 'at-most-once',
   initial: 'sent',
+  meta: { producer: 'fire-and-forget' },
   states: {
     sent: { on: { STORE: 'stored' } },
     stored: { on: { LEASE: 'leased' } },

@@ -9,6 +9,7 @@ export const exactlyOnceBrokerMachine = setup({
 }).createMachine({
   id: 'exactly-once/broker',
   initial: 'sent',
+  meta: { consumer: 'deduplicates' },
   states: {
     sent: { on: { STORE: 'stored' } },
     stored: { on: { LEASE: 'leased' } },

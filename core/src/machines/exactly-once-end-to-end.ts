@@ -9,6 +9,7 @@ export const exactlyOnceEndToEndMachine = setup({
 }).createMachine({
   id: 'exactly-once/end-to-end',
   initial: 'sent',
+  meta: { consumer: 'deduplicates' },
   states: {
     sent: { on: { STORE: { target: 'stored', guard: 'notDuplicate' } } },
     stored: { on: { ACK: 'acked' } },

@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import {
   LIFECYCLES,
   Tidings,
-  lifecycleTables,
+  lifecyclePlans,
   type ExpireResult,
   type IdempotencyStore,
   type Lifecycle,
   type LifecycleEventType,
+  type LifecyclePlan,
   type MessageState,
   type SettleItem,
   type StateCounts,
@@ -88,11 +89,11 @@ export function sorted(ids: Iterable<string>): string[] {
 }
 
 /** The lifecycles whose messages are kept under a lease (all but at-most-once). */
-export const LEASED_LIFECYCLES = LIFECYCLES.filter((l) => lifecycleTables[l].allows('leased', 'EXPIRE'));
+export const LEASED_LIFECYCLES = LIFECYCLES.filter((l) => lifecyclePlans[l].retry !== undefined);
 
 /** Where dead letters of the suite's topics go: an at-least-once topic, in the state it stores messages in. */
 export function deadLetterOf(topic: string): { topic: string; state: MessageState } {
-  return { topic, state: lifecycleTables['at-least-once'].storedState };
+  return { topic, state: lifecyclePlans['at-least-once'].stored };
 }
 
 /**
@@ -100,24 +101,30 @@ export function deadLetterOf(topic: string): { topic: string; state: MessageStat
  * for its lifecycle, every state taken from the lifecycle's transition table.
  */
 export class TopicDriver {
-  readonly table: TransitionTable;
+  /** What core's producer and consumer do for this lifecycle: the driver follows the same plan. */
+  readonly plan: LifecyclePlan;
 
   constructor(
     readonly storage: StorageAdapter<any>,
     readonly topic: string,
     readonly lifecycle: Lifecycle,
   ) {
-    this.table = lifecycleTables[lifecycle];
+    this.plan = lifecyclePlans[lifecycle];
+  }
+
+  /** The lifecycle's transition table. */
+  get table(): TransitionTable {
+    return this.plan.table;
   }
 
   /** The state a message waits in until it is leased. */
   get ready(): MessageState {
-    return this.table.readyState;
+    return this.plan.ready;
   }
 
   /** Where EXPIRE and NACK put a message back. */
   get retryState(): MessageState {
-    return this.table.rulesFor('leased', 'EXPIRE')[0]!.target;
+    return this.plan.retry!;
   }
 
   /** The producer's store; end-to-end exactly-once remembers ids for `dedupMs`. */
@@ -126,10 +133,10 @@ export class TopicDriver {
       {
         topic: this.topic,
         lifecycle: this.lifecycle,
-        state: this.table.storedState,
+        state: this.plan.stored,
         messages: ids.map((id) => ({ id, body: bodyOf(id), availableAt: o.availableAt ?? now })),
         now,
-        dedupUntil: this.lifecycle === 'exactly-once/end-to-end' ? now + (o.dedupMs ?? 300_000) : undefined,
+        dedupUntil: this.plan.dedup ? now + (o.dedupMs ?? 300_000) : undefined,
       },
       o.tx,
     );
@@ -140,12 +147,12 @@ export class TopicDriver {
     return this.storage.lease({
       topic: this.topic,
       from: this.ready,
-      to: this.table.next(this.ready, 'LEASE'),
+      to: this.plan.leased,
       limit: o.limit ?? 100,
       now,
       leaseUntil: now + (o.leaseMs ?? 30_000),
       leaseToken: o.token ?? randomUUID(),
-      remove: this.lifecycle === 'at-most-once',
+      remove: this.plan.removeOnLease,
     });
   }
 
@@ -158,7 +165,7 @@ export class TopicDriver {
 
   /** A handler returned: CONSUME and DELETE in one step (at-least-once), or CONSUME then DELETE (exactly-once); returns the ids consumed. */
   async ack(items: SettleItem[], now: number): Promise<string[]> {
-    if (this.lifecycle === 'at-least-once') return this.settle(items, 'leased', ['CONSUME', 'DELETE'], now);
+    if (this.plan.delivery === 'ack-after-handler') return this.settle(items, 'leased', ['CONSUME', 'DELETE'], now);
     const won = await this.settle(items, 'leased', ['CONSUME'], now);
     await this.settle(won.map((id) => ({ id })), 'consumed', ['DELETE'], now);
     return won;
@@ -194,7 +201,7 @@ export class TopicDriver {
 
   /** `tidings.redrive`: dead messages back in the state the topic stores messages in. */
   redrive(now: number, ids?: string[]): Promise<number> {
-    return this.storage.redrive({ topic: this.topic, state: this.table.storedState, ids, now });
+    return this.storage.redrive({ topic: this.topic, state: this.plan.stored, ids, now });
   }
 
   /** This topic's counts, zero states left out. */

@@ -1,4 +1,4 @@
-import { LIFECYCLES, TidingsError, lifecycleTables, type Lifecycle, type LifecycleEventType, type MessageState, type Scope, type Semantic, type StoredMessage } from '@tidings/core';
+import { LIFECYCLES, TidingsError, lifecyclePlans, lifecycleTables, type Lifecycle, type LifecycleEventType, type MessageState, type Scope, type Semantic, type StoredMessage } from '@tidings/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   LEASED_LIFECYCLES,
@@ -36,7 +36,8 @@ function semanticOf(lifecycle: Lifecycle): { semantic: Semantic; scope?: Scope }
 
 /** What a consumer does with a message, in the order its machine takes the events. */
 function consumeEvents(lifecycle: Lifecycle): LifecycleEventType[] {
-  return lifecycle === 'at-most-once' ? ['LEASE', 'DELETE', 'CONSUME'] : ['LEASE', 'CONSUME', 'DELETE'];
+  const { steps } = lifecyclePlans[lifecycle];
+  return [...steps.lease, ...steps.handled].map((s) => s.event);
 }
 
 /** Stores `ids`, leases them and nacks each with deliveries used up, so they end dead. */
@@ -49,7 +50,7 @@ async function kill(d: TopicDriver, ids: string[], now: number, deadLetter?: { t
 
 /**
  * Registers the storage adapter conformance suite: numbered sections that drive the adapter exactly
- * as Tidings' core does (states from `lifecycleTables`), and through real `Tidings` instances.
+ * as Tidings' core does (states from the lifecycle plans), and through real `Tidings` instances.
  * `factory({ key })` must return adapters over the same data for the same key (two handles are two
  * brokers on one database; an in-process adapter may return the same instance) and independent
  * data for different keys. If the adapter has an `idempotencyStore()`, run `describeIdempotencyStore` on it too.
