@@ -39,6 +39,7 @@ import {
   type Message,
   type MessageState,
   type PurgeRequest,
+  type TopicRecord,
   type RedriveRequest,
   type ReleaseRequest,
   type SendAck,
@@ -588,6 +589,14 @@ class StorageView implements StorageAdapter<MemoryTransaction> {
 
   peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]> {
     return this.world.inner.peek(topic, state, limit);
+  }
+
+  declareTopic(topic: TopicRecord): Promise<TopicRecord> {
+    return this.world.inner.declareTopic(topic);
+  }
+
+  topics(): Promise<TopicRecord[]> {
+    return this.world.inner.topics();
   }
 
   purge(req: PurgeRequest): Promise<number> {

@@ -124,6 +124,17 @@ export interface PurgeRequest {
   states?: MessageState[];
 }
 
+/** A declared topic as storage records it, so every process and the CLI read its lifecycle instead of guessing it. */
+export interface TopicRecord {
+  name: string;
+  lifecycle: Lifecycle;
+  /** The topic its dead letters are copied to, if any. */
+  deadLetter?: string;
+  maxDeliveries: number;
+  /** When it was first declared (epoch ms). */
+  declaredAt: number;
+}
+
 /** Message counts per topic and state; states without messages are left out, and so may be topics without any. */
 export type StateCounts = Record<string, Partial<Record<MessageState, number>>>;
 
@@ -158,6 +169,10 @@ export interface StorageAdapter<Tx = unknown> {
   counts(topic?: string): Promise<StateCounts>;
   /** Read messages in a state (dead letters, for `dlq list`). */
   peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]>;
+  /** Record a declared topic unless one of its name is recorded; resolves to the record kept (the first declaration wins). */
+  declareTopic(topic: TopicRecord): Promise<TopicRecord>;
+  /** Every recorded topic, ordered by name. */
+  topics(): Promise<TopicRecord[]>;
   /** Drop expired dedup records and old final rows; returns rows removed. */
   purge(req: PurgeRequest): Promise<number>;
   /**

@@ -6,7 +6,7 @@ import type { IdempotencyStore } from './idempotency.js';
 import type { MessageState } from './lifecycle.js';
 import { resolveTopicOptions, validateTopicName, type ResolvedTopicOptions, type TopicOptions } from './options.js';
 import { stderrLogger, systemClock, uuidGenerator, type Clock, type IdGenerator, type Logger } from './runtime.js';
-import type { StateCounts, StorageAdapter, StoredMessage } from './storage.js';
+import type { StateCounts, StorageAdapter, StoredMessage, TopicRecord } from './storage.js';
 import { lifecyclePlans } from './plan.js';
 import { Tokens } from './tokens.js';
 import { Topic } from './topic.js';
@@ -38,7 +38,7 @@ const DEAD_LETTER_DEFAULTS: TopicOptions = { semantic: 'at-least-once' };
 export class Tidings<Tx = unknown> {
   /** Typed events: `transition`, `duplicate`, `leaseExpired`, `deadLetter`, `handlerError`, `error`. */
   readonly events: TidingsEventBus;
-  private readonly topics = new Map<string, { options: ResolvedTopicOptions; topic: Topic<any, Tx> }>();
+  private readonly declaredTopics = new Map<string, { options: ResolvedTopicOptions; topic: Topic<any, Tx> }>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly purgeTimer?: NodeJS.Timeout;
   private closing?: Promise<void>;
@@ -95,7 +95,7 @@ export class Tidings<Tx = unknown> {
     this.assertOpen();
     validateTopicName(name);
     const resolved = resolveTopicOptions(name, options);
-    const existing = this.topics.get(name);
+    const existing = this.declaredTopics.get(name);
     if (existing) {
       if (existing.options.lifecycle !== resolved.lifecycle) {
         throw new TopicConflictError(
@@ -113,12 +113,39 @@ export class Tidings<Tx = unknown> {
     }
     let deadLetter: { topic: string; state: MessageState } | undefined;
     if (resolved.deadLetter) {
-      const dlq = this.topics.get(resolved.deadLetter)?.topic ?? this.topic(resolved.deadLetter, DEAD_LETTER_DEFAULTS);
+      const dlq = this.declaredTopics.get(resolved.deadLetter)?.topic ?? this.topic(resolved.deadLetter, DEAD_LETTER_DEFAULTS);
       deadLetter = { topic: dlq.name, state: dlq.runtime.plan.stored };
     }
-    const topic = new Topic<T, Tx>(this.runtime(name, resolved, deadLetter));
-    this.topics.set(name, { options: resolved, topic });
+    const topic = new Topic<T, Tx>(this.runtime(name, resolved, deadLetter, this.declare(name, resolved)));
+    this.declaredTopics.set(name, { options: resolved, topic });
     return topic;
+  }
+
+  /** Every topic storage has recorded, by any process: its lifecycle, dead-letter topic and delivery limit. */
+  topics(): Promise<TopicRecord[]> {
+    this.assertOpen();
+    return this.storage.topics();
+  }
+
+  /**
+   * Records a topic in storage, so other processes and the CLI know its lifecycle. Asynchronous, so `topic()` stays
+   * synchronous: sends and consumers wait for it, and `topic.ready()` surfaces a conflict at start-up.
+   */
+  private declare(name: string, options: ResolvedTopicOptions): TopicRuntime['declaration'] & { declared: Promise<void> } {
+    const record: TopicRecord = { name, lifecycle: options.lifecycle, deadLetter: options.deadLetter, maxDeliveries: options.maxDeliveries, declaredAt: Date.now() };
+    const declared = this.storage.declareTopic(record).then((kept) => {
+      if (kept.lifecycle !== record.lifecycle) {
+        throw new TopicConflictError(
+          `Topic "${name}" is recorded in ${this.storage.name} storage as ${kept.lifecycle} (declared ${new Date(kept.declaredAt).toISOString()}); ` +
+            `this process declares it ${record.lifecycle}. Declare it as ${kept.lifecycle}, or use another topic name.`,
+        );
+      }
+    });
+    const declaration: TopicRuntime['declaration'] & { declared: Promise<void> } = { declared };
+    this.pending.add(declared);
+    // Surfaced by ready(), send() and consume(); never an unhandled rejection of its own.
+    declared.catch((error: unknown) => (declaration.error = error)).finally(() => this.pending.delete(declared));
+    return declaration;
   }
 
   /** Message counts by state, for one topic or all. */
@@ -133,7 +160,7 @@ export class Tidings<Tx = unknown> {
 
   /** Puts dead messages of a declared topic back for delivery as new lifecycles; returns how many. */
   async redrive(topic: string, ids?: string[]): Promise<number> {
-    const declared = this.topics.get(topic);
+    const declared = this.declaredTopics.get(topic);
     if (!declared) throw new InvalidOptionsError(`Topic "${topic}" is not declared: call tidings.topic("${topic}", { semantic }) first.`);
     const rt = declared.topic.runtime;
     const n = await this.storage.redrive({ topic, state: rt.plan.stored, ids, now: rt.clock.now() });
@@ -148,7 +175,7 @@ export class Tidings<Tx = unknown> {
     const counts = await Promise.all([
       // Expired dedup records of every topic, then each declared topic's dead letters past its retention.
       this.storage.purge({ now }),
-      ...[...this.topics.values()].map(({ topic, options }) =>
+      ...[...this.declaredTopics.values()].map(({ topic, options }) =>
         this.storage.purge({ topic: topic.name, now, before: now - options.retentionMs, states: ['dead'] }),
       ),
       idempotency?.purge(now) ?? 0,
@@ -163,7 +190,7 @@ export class Tidings<Tx = unknown> {
   close(options: StopOptions = {}): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.purgeTimer);
-      await Promise.all([...this.topics.values()].flatMap((t) => [...t.topic.runtime.consumers].map((c) => c.stop(options))));
+      await Promise.all([...this.declaredTopics.values()].flatMap((t) => [...t.topic.runtime.consumers].map((c) => c.stop(options))));
       await Promise.allSettled([...this.pending]);
       const idempotency = this.container.isRegistered(Tokens.Idempotency, true) ? this.container.resolve(Tokens.Idempotency) : undefined;
       await idempotency?.close?.();
@@ -185,12 +212,14 @@ export class Tidings<Tx = unknown> {
     this.events.emit('error', { error, at: Date.now() });
   }
 
-  private runtime(name: string, options: ResolvedTopicOptions, deadLetter: TopicRuntime['deadLetter']): TopicRuntime {
+  private runtime(name: string, options: ResolvedTopicOptions, deadLetter: TopicRuntime['deadLetter'], declaration: ReturnType<Tidings['declare']>): TopicRuntime {
     const c = this.container;
     return {
       name,
       options,
       deadLetter,
+      declared: declaration.declared,
+      declaration,
       plan: lifecyclePlans[options.lifecycle],
       storage: c.resolve(Tokens.Storage),
       idempotency: c.isRegistered(Tokens.Idempotency, true) ? c.resolve(Tokens.Idempotency) : (undefined as never),

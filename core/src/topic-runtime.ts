@@ -23,6 +23,10 @@ export interface TopicRuntime {
   readonly deadLetter?: { topic: string; state: MessageState };
   /** This process's running consumers of the topic. */
   readonly consumers: Set<{ wake(): void; stop(options?: { graceMs?: number }): Promise<void> }>;
+  /** Settles once storage has recorded the topic; rejects with `TopicConflictError` if it is recorded with another lifecycle. */
+  readonly declared: Promise<void>;
+  /** Why `declared` rejected, once it has: for callers that cannot wait for it. */
+  readonly declaration: { error?: unknown };
   /** Registers work that `close()` must wait for. */
   track<T>(work: Promise<T>): Promise<T>;
   /** Throws `ClosedError` once the instance is closing. */

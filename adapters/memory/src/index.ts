@@ -15,6 +15,7 @@ import {
   type StoredMessage,
   type StoreRequest,
   type StoreResult,
+  type TopicRecord,
 } from '@tidings/core';
 import { MemoryIdempotencyStore } from '@tidings/idempotency';
 
@@ -71,7 +72,8 @@ export interface MemoryTransaction {
 /** Messages in process memory: fast, and gone when the process exits. Single-process only. */
 export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   readonly name = 'memory';
-  private readonly topics = new Map<string, TopicRows>();
+  private readonly rowsByTopic = new Map<string, TopicRows>();
+  private readonly registry = new Map<string, TopicRecord>();
   private readonly consumed = new MemoryIdempotencyStore();
   private closed = false;
   /** Consumed ids, recorded inside the handler's transaction so a rollback forgets them too. */
@@ -93,8 +95,8 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
 
   private rows(topic: string): TopicRows {
     this.assertOpen();
-    let t = this.topics.get(topic);
-    if (!t) this.topics.set(topic, (t = new TopicRows()));
+    let t = this.rowsByTopic.get(topic);
+    if (!t) this.rowsByTopic.set(topic, (t = new TopicRows()));
     return t;
   }
 
@@ -221,7 +223,7 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   async counts(topic?: string): Promise<StateCounts> {
     this.assertOpen();
     const out: StateCounts = {};
-    for (const [name, t] of this.topics) {
+    for (const [name, t] of this.rowsByTopic) {
       if (topic !== undefined && name !== topic) continue;
       const c: StateCounts[string] = {};
       for (const [state, bucket] of t.byState) if (bucket.size > 0) c[state] = bucket.size;
@@ -234,10 +236,21 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
     return [...this.rows(topic).bucket(state).values()].slice(0, limit).map((r) => ({ ...r }));
   }
 
+  async declareTopic(topic: TopicRecord): Promise<TopicRecord> {
+    this.assertOpen();
+    if (!this.registry.has(topic.name)) this.registry.set(topic.name, { ...topic });
+    return { ...this.registry.get(topic.name)! };
+  }
+
+  async topics(): Promise<TopicRecord[]> {
+    this.assertOpen();
+    return [...this.registry.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((t) => ({ ...t }));
+  }
+
   async purge(req: PurgeRequest): Promise<number> {
     this.assertOpen();
     let removed = 0;
-    for (const [name, t] of this.topics) {
+    for (const [name, t] of this.rowsByTopic) {
       if (req.topic !== undefined && name !== req.topic) continue;
       for (const [id, until] of t.dedup) {
         if (until <= req.now) {

@@ -22,6 +22,15 @@ export interface IdRecordRow {
   expiresAt: number;
 }
 
+/** A declared topic in the registry. */
+export interface TopicRow {
+  name: string;
+  lifecycle: string;
+  deadLetter?: string | null;
+  maxDeliveries: number;
+  declaredAt: number;
+}
+
 /** Key/value facts about the database, such as the schema version. */
 export interface MetaRow {
   key: string;
@@ -81,5 +90,18 @@ export const MetaEntity = new EntitySchema<MetaRow>({
   },
 });
 
+/** The topic registry: one row per declared topic. */
+export const TopicEntity = new EntitySchema<TopicRow>({
+  name: 'TidingsTopic',
+  tableName: 'tidings_topic',
+  properties: {
+    name: { type: 'string', length: 200, primary: true },
+    lifecycle: { type: 'string', length: 32 },
+    deadLetter: { type: 'string', length: 200, fieldName: 'dead_letter', nullable: true },
+    maxDeliveries: { type: 'integer', fieldName: 'max_deliveries' },
+    declaredAt: { type: 'bigint', fieldName: 'declared_at' },
+  },
+});
+
 /** Add these to your own MikroORM config to keep Tidings' tables in your database. */
-export const tidingsEntities = [MessageEntity, DedupEntity, IdempotencyEntity, MetaEntity];
+export const tidingsEntities = [MessageEntity, DedupEntity, IdempotencyEntity, MetaEntity, TopicEntity];

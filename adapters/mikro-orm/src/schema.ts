@@ -51,6 +51,14 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: () => [`ALTER TABLE tidings_message ADD COLUMN last_error TEXT NULL`],
     unlessColumn: { table: 'tidings_message', column: 'last_error' },
   },
+  {
+    // The topic registry: each declared topic's lifecycle, so processes and the CLI never guess it from rows.
+    version: 3,
+    statements: () => [
+      `CREATE TABLE IF NOT EXISTS tidings_topic (name VARCHAR(200) NOT NULL PRIMARY KEY, lifecycle VARCHAR(32) NOT NULL,
+         dead_letter VARCHAR(200) NULL, max_deliveries INTEGER NOT NULL, declared_at BIGINT NOT NULL)`,
+    ],
+  },
 ];
 
 /** The schema version this code writes and understands. */

@@ -17,6 +17,8 @@ import {
   type StoredMessage,
   type StoreRequest,
   type StoreResult,
+  type TopicRecord,
+  type Lifecycle,
 } from '@tidings/core';
 import { isDriverError, isTransient, SchemaError, toTidingsError } from './errors.js';
 import { MikroOrmIdempotencyStore } from './idempotency.js';
@@ -61,6 +63,14 @@ const META_TABLE = `CREATE TABLE IF NOT EXISTS tidings_meta (key VARCHAR(64) NOT
 
 type Row = Record<string, unknown>;
 const COLUMNS = 'id, topic, body, state, deliveries, available_at, created_at, lease_until, lease_token, last_error, seq';
+
+const TOPIC_COLUMNS = 'name, lifecycle, dead_letter, max_deliveries, declared_at';
+
+function toTopic(r: Row): TopicRecord {
+  const topic: TopicRecord = { name: r.name as string, lifecycle: r.lifecycle as Lifecycle, maxDeliveries: Number(r.max_deliveries), declaredAt: Number(r.declared_at) };
+  if (r.dead_letter != null) topic.deadLetter = r.dead_letter as string;
+  return topic;
+}
 
 function toMessage(r: Row): StoredMessage & { seq: number } {
   return {
@@ -411,6 +421,22 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     const out: StateCounts = topic === undefined ? {} : { [topic]: {} };
     for (const r of rows) (out[r.topic as string] ??= {})[r.state as MessageState] = Number(r.n);
     return out;
+  }
+
+  async declareTopic(topic: TopicRecord): Promise<TopicRecord> {
+    // The first declaration wins, in one statement, so two processes declaring at once agree on the record.
+    await this.exec(
+      `INSERT INTO tidings_topic (name, lifecycle, dead_letter, max_deliveries, declared_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+      [topic.name, topic.lifecycle, topic.deadLetter ?? null, topic.maxDeliveries, topic.declaredAt],
+      undefined,
+      'declareTopic',
+    );
+    const [kept] = await this.exec(`SELECT ${TOPIC_COLUMNS} FROM tidings_topic WHERE name = ?`, [topic.name], undefined, 'declareTopic');
+    return toTopic(kept!);
+  }
+
+  async topics(): Promise<TopicRecord[]> {
+    return (await this.exec(`SELECT ${TOPIC_COLUMNS} FROM tidings_topic ORDER BY name`, [], undefined, 'topics')).map(toTopic);
   }
 
   async peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]> {

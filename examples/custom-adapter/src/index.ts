@@ -19,6 +19,7 @@ import {
   type StoredMessage,
   type StoreRequest,
   type StoreResult,
+  type TopicRecord,
 } from '@tidings/core';
 
 /** Where `betterSqliteStorage` keeps its data. */
@@ -54,7 +55,23 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS dedup (topic TEXT NOT NULL, id TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (topic, id));
   -- The idempotency store: ids exactly-once consumers have consumed.
   CREATE TABLE IF NOT EXISTS consumed (topic TEXT NOT NULL, id TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (topic, id));
+  -- The topic registry: each declared topic's lifecycle, as first declared.
+  CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, lifecycle TEXT NOT NULL, dead_letter TEXT, max_deliveries INTEGER NOT NULL, declared_at INTEGER NOT NULL);
 `;
+
+interface TopicRow {
+  name: string;
+  lifecycle: TopicRecord['lifecycle'];
+  dead_letter: string | null;
+  max_deliveries: number;
+  declared_at: number;
+}
+
+function toTopic(r: TopicRow): TopicRecord {
+  const topic: TopicRecord = { name: r.name, lifecycle: r.lifecycle, maxDeliveries: r.max_deliveries, declaredAt: r.declared_at };
+  if (r.dead_letter !== null) topic.deadLetter = r.dead_letter;
+  return topic;
+}
 
 interface Row {
   seq: number;
@@ -292,6 +309,23 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
   async peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]> {
     const rows = await this.step(undefined, () => this.rows(`SELECT * FROM messages WHERE topic = @topic AND state = @state ORDER BY seq LIMIT @limit`, { topic, state, limit }));
     return rows.map(toMessage);
+  }
+
+  async declareTopic(topic: TopicRecord): Promise<TopicRecord> {
+    const params = { name: topic.name, lifecycle: topic.lifecycle, deadLetter: topic.deadLetter ?? null, maxDeliveries: topic.maxDeliveries, declaredAt: topic.declaredAt };
+    const [kept] = await this.step(undefined, () => {
+      // The first declaration wins: a second one with another lifecycle reads the first and is refused by Tidings.
+      this.changes(
+        `INSERT INTO topics (name, lifecycle, dead_letter, max_deliveries, declared_at) VALUES (@name, @lifecycle, @deadLetter, @maxDeliveries, @declaredAt) ON CONFLICT (name) DO NOTHING`,
+        params,
+      );
+      return this.rows<TopicRow>(`SELECT * FROM topics WHERE name = @name`, params);
+    });
+    return toTopic(kept!);
+  }
+
+  async topics(): Promise<TopicRecord[]> {
+    return (await this.step(undefined, () => this.rows<TopicRow>(`SELECT * FROM topics ORDER BY name`, {}))).map(toTopic);
   }
 
   async purge(req: PurgeRequest): Promise<number> {

@@ -1,18 +1,6 @@
-import {
-  InvalidOptionsError,
-  lifecycleOf,
-  lifecycleTables,
-  MESSAGE_STATES,
-  SCOPES,
-  SEMANTICS,
-  type MessageState,
-  type Scope,
-  type Semantic,
-  type StateCounts,
-  type StoredMessage,
-} from '@tidings/core';
+import { InvalidOptionsError, lifecyclePlans, MESSAGE_STATES, type MessageState, type StateCounts, type StoredMessage, type TopicRecord } from '@tidings/core';
 import { assertTopic, openDatabase, type Database } from './database.js';
-import { UnknownTopicError } from './errors.js';
+import { TopicNotRecordedError, UnknownTopicError } from './errors.js';
 import { parseInteger } from './parse.js';
 
 /** Where a command writes: `out` gets its result (stdout), `err` its notes and warnings (stderr); each call is one line or block. */
@@ -57,9 +45,6 @@ export interface DlqRedriveOptions extends DbOptions {
   topic: string;
   /** Only these dead letters (default: all of the topic's). */
   ids?: string[];
-  /** The topic's declared semantic, which fixes the state a redriven message waits in (default: inferred, else at-least-once). */
-  semantic?: Semantic;
-  scope?: Scope;
   json?: boolean;
   now?: number;
 }
@@ -99,10 +84,12 @@ async function withDatabase<T>(db: string | undefined, fn: (database: Database) 
 }
 
 /** The counts of one topic, or `UnknownTopicError` listing the topics there are. */
-function countsOf(database: Database, all: StateCounts, topic: string): Partial<Record<MessageState, number>> {
+async function countsOf(database: Database, all: StateCounts, topic: string): Promise<Partial<Record<MessageState, number>>> {
   const counts = all[topic];
-  if (!counts || Object.keys(counts).length === 0) throw new UnknownTopicError(topic, Object.keys(all).sort(), database.target);
-  return counts;
+  if (counts && Object.keys(counts).length > 0) return counts;
+  const registry = await database.storage.topics();
+  if (registry.some((t) => t.name === topic)) return {};
+  throw new UnknownTopicError(topic, knownTopics(registry, all), database.target);
 }
 
 /** Message counts by state per topic: prints a table (or JSON) and returns them. */
@@ -110,7 +97,7 @@ export async function stats(options: StatsOptions, output: Output): Promise<Stat
   return withDatabase(options.db, async (database) => {
     const all = await database.storage.counts();
     const counts: StateCounts = {};
-    if (options.topic !== undefined) counts[options.topic] = countsOf(database, all, options.topic);
+    if (options.topic !== undefined) counts[options.topic] = await countsOf(database, all, options.topic);
     else for (const topic of Object.keys(all).sort()) if (Object.keys(all[topic]!).length > 0) counts[topic] = all[topic]!;
     if (options.json) {
       output.out(JSON.stringify({ db: database.name, topics: counts }, null, 2));
@@ -137,7 +124,11 @@ export async function stats(options: StatsOptions, output: Output): Promise<Stat
 export async function dlqList(options: DlqListOptions, output: Output): Promise<DlqListResult> {
   const limit = parseInteger('--limit', options.limit ?? 20);
   return withDatabase(options.db, async (database) => {
-    const total = countsOf(database, await database.storage.counts(), options.topic).dead ?? 0;
+    await recordedTopic(database, options.topic).catch((error: unknown) => {
+      // A topic with rows but no record (declared before the registry) still lists its dead letters.
+      if (!(error instanceof TopicNotRecordedError)) throw error;
+    });
+    const total = (await database.storage.counts(options.topic))[options.topic]?.dead ?? 0;
     const messages = total === 0 ? [] : await database.storage.peek(options.topic, 'dead', limit);
     if (options.json) {
       const shown = messages.map((m) => ({ id: m.id, deliveries: m.deliveries, createdAt: new Date(m.createdAt).toISOString(), payload: parseBody(m.body), lastError: m.lastError ?? null }));
@@ -163,9 +154,8 @@ export async function dlqRedrive(options: DlqRedriveOptions, output: Output): Pr
   const ids = options.ids === undefined ? undefined : [...new Set(options.ids)];
   if (ids?.some((id) => typeof id !== 'string' || id === '')) throw new InvalidOptionsError('--id needs a message id, e.g. --id order-42.');
   return withDatabase(options.db, async (database) => {
-    const counts = countsOf(database, await database.storage.counts(), topic);
-    const target = redriveState(topic, counts, options.semantic, options.scope);
-    if (target.note) output.err(`tidings: ${target.note}`);
+    const record = await recordedTopic(database, topic);
+    const target = { state: lifecyclePlans[record.lifecycle].ready, how: record.lifecycle };
     const now = options.now ?? Date.now();
     let redriven = 0;
     const missing: string[] = [];
@@ -222,46 +212,18 @@ export async function purge(options: PurgeOptions, output: Output): Promise<Purg
   });
 }
 
-/** The state a redriven message must wait in for the topic's consumers to lease it, and how that was decided. */
-function redriveState(
-  topic: string,
-  counts: Partial<Record<MessageState, number>>,
-  semantic: Semantic | undefined,
-  scope: Scope | undefined,
-): { state: MessageState; how: string; note?: string } {
-  if (semantic !== undefined && !SEMANTICS.includes(semantic)) {
-    throw new InvalidOptionsError(`--semantic must be one of ${SEMANTICS.join(', ')}, got ${JSON.stringify(semantic)}.`);
-  }
-  if (scope !== undefined) {
-    if (!SCOPES.includes(scope)) throw new InvalidOptionsError(`--scope must be one of ${SCOPES.join(', ')}, got ${JSON.stringify(scope)}.`);
-    if (semantic !== undefined && semantic !== 'exactly-once') throw new InvalidOptionsError(`--scope applies only to --semantic exactly-once, not ${semantic}.`);
-  }
-  const has = (s: MessageState) => (counts[s] ?? 0) > 0;
-  const family = (state: MessageState) => (state === 'acked' ? 'at-least-once or exactly-once end-to-end' : 'at-most-once or exactly-once broker');
-  if (semantic !== undefined || scope !== undefined) {
-    const lifecycle = lifecycleOf(semantic ?? 'exactly-once', scope);
-    const state = lifecycleTables[lifecycle].storedState;
-    const other: MessageState = state === 'acked' ? 'stored' : 'acked';
-    // Redriven into the wrong state, a message waits where no consumer of the topic ever looks; refuse what the rows contradict.
-    if (has(other) && !has(state)) {
-      throw new InvalidOptionsError(
-        `Topic "${topic}" holds messages in state ${other}, which ${lifecycle} never uses: it looks ${family(other)}. Pass the --semantic (and --scope) the topic is declared with.`,
-      );
-    }
-    return { state, how: lifecycle };
-  }
-  if (has('acked') && has('stored')) {
-    throw new InvalidOptionsError(`Topic "${topic}" holds messages in both acked and stored states, so its semantic cannot be inferred: pass --semantic (and --scope).`);
-  }
-  if (has('acked') || has('stored')) {
-    const state: MessageState = has('acked') ? 'acked' : 'stored';
-    return { state, how: `${family(state)}, inferred from the topic's waiting messages` };
-  }
-  return {
-    state: 'acked',
-    how: 'at-least-once, the default',
-    note: `no waiting messages in topic "${topic}" tell its semantic, so it is taken as at-least-once; pass --semantic if it is declared otherwise.`,
-  };
+/** The topic as the registry records it: its lifecycle decides where a redriven message waits. */
+async function recordedTopic(database: Database, topic: string): Promise<TopicRecord> {
+  const [registry, all] = await Promise.all([database.storage.topics(), database.storage.counts()]);
+  const record = registry.find((t) => t.name === topic);
+  if (record) return record;
+  if (Object.keys(all[topic] ?? {}).length === 0) throw new UnknownTopicError(topic, knownTopics(registry, all), database.target);
+  throw new TopicNotRecordedError(topic, database.target);
+}
+
+/** Every topic the registry records or rows mention, by name. */
+function knownTopics(registry: TopicRecord[], all: StateCounts): string[] {
+  return [...new Set([...registry.map((t) => t.name), ...Object.keys(all).filter((t) => Object.keys(all[t]!).length > 0)])].sort();
 }
 
 /** A message body as JSON when it is JSON (it always is when Tidings wrote it), else the raw text. */

@@ -14,19 +14,33 @@ export class NotADatabaseError extends TidingsError {
   }
 }
 
-/** A topic that has no rows at all in the database, most often a typo. */
+/** A topic the database neither records nor holds messages of, most often a typo. */
 export class UnknownTopicError extends TidingsError {
   constructor(
     readonly topic: string,
-    /** The topics the database does hold, so the message can offer them. */
+    /** The topics the database does know, so the message can offer them. */
     readonly known: string[],
     target: string,
   ) {
     super(
       'UNKNOWN_TOPIC',
       known.length === 0
-        ? `Topic "${topic}" has no messages: ${target} holds no messages at all yet.`
-        : `Topic "${topic}" has no messages in ${target}. Topics with messages: ${listed(known)}.`,
+        ? `Topic "${topic}" is unknown: ${target} holds no topics yet.`
+        : `Topic "${topic}" is unknown to ${target}: no process declared it and it has no messages. Known topics: ${listed(known)}.`,
+    );
+  }
+}
+
+/** A topic with messages but no record in the topic registry (last declared by a Tidings from before the registry). */
+export class TopicNotRecordedError extends TidingsError {
+  constructor(
+    readonly topic: string,
+    target: string,
+  ) {
+    super(
+      'TOPIC_NOT_RECORDED',
+      `Topic "${topic}" has messages in ${target} but no record in its topic registry, so its semantic is not known. ` +
+        `Start the application that declares it once (any process declaring the topic records it), then run this again.`,
     );
   }
 }

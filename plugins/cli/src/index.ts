@@ -1,7 +1,7 @@
 export { stats, dlqList, dlqRedrive, purge, processOutput, formatDuration } from './commands.js';
 export type { Output, DbOptions, StatsOptions, DlqListOptions, DlqListResult, DlqRedriveOptions, DlqRedriveResult, PurgeOptions, PurgeResult } from './commands.js';
 export { openDatabase, topicsOf, assertTopic, DEFAULT_DB, type Database } from './database.js';
-export { DatabaseNotFoundError, NotADatabaseError, UnknownTopicError } from './errors.js';
+export { DatabaseNotFoundError, NotADatabaseError, TopicNotRecordedError, UnknownTopicError } from './errors.js';
 export { parseDuration, parseInteger } from './parse.js';
 export { run } from './program.js';
 export { runDemo, type DemoOptions } from './demo.js';

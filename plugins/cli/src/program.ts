@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { SCOPES, SEMANTICS, TidingsError, type Scope, type Semantic } from '@tidings/core';
+import { TidingsError } from '@tidings/core';
 import { dlqList, dlqRedrive, processOutput, purge, stats, type Output } from './commands.js';
 import { DEFAULT_DB } from './database.js';
 import type { DemoOptions } from './demo.js';
@@ -54,10 +54,8 @@ export async function run(argv: string[], output: Output = processOutput): Promi
     .argument('<topic>')
     .addOption(dbOption())
     .option('--id <id>', 'a dead letter to redrive (repeat for several; default: all)', (id: string, ids: string[] = []) => [...ids, id])
-    .addOption(new Option('--semantic <semantic>', "the topic's semantic (default: inferred from its messages, else at-least-once)").choices(SEMANTICS))
-    .addOption(new Option('--scope <scope>', 'exactly-once scope').choices(SCOPES))
     .option('--json', 'print JSON')
-    .action(async (topic: string, o: { db: string; id?: string[]; semantic?: Semantic; scope?: Scope; json?: boolean }) => {
+    .action(async (topic: string, o: { db: string; id?: string[]; json?: boolean }) => {
       const result = await dlqRedrive({ ...remember(o), topic, ids: o.id }, output);
       if (result.missing.length > 0) exitCode = 1;
     });

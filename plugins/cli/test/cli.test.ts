@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Tidings, silentLogger, type StateCounts, type StorageAdapter } from '@tidings/core';
+import { Tidings, silentLogger, type StateCounts, type StorageAdapter, type TopicOptions } from '@tidings/core';
+import Database from 'better-sqlite3';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
 import { dlqList, dlqRedrive, purge, run, stats, type Output } from '@tidings/cli';
@@ -102,7 +103,7 @@ describe('tidings stats', () => {
   it('refuses a topic without messages, naming the topics there are', async () => {
     await expect(stats({ db: template, topic: 'ordres' }, capture())).rejects.toMatchObject({
       code: 'UNKNOWN_TOPIC',
-      message: `Topic "ordres" has no messages in SQLite file ${template}. Topics with messages: orders, payments.`,
+      message: `Topic "ordres" is unknown to SQLite file ${template}: no process declared it and it has no messages. Known topics: orders, payments, receipts.`,
     });
   });
 
@@ -146,11 +147,11 @@ describe('tidings dlq', () => {
     expect(JSON.parse(json.text())).toMatchObject({ topic: 'orders', total: 2, messages: [{ id: 'order-1', deliveries: 1, payload: { n: 1 }, lastError: expect.stringMatching(/^Error: refused\n\s+at /) }] });
   });
 
-  it('redrives one dead letter into the state its at-least-once topic waits in, inferred from the other messages, and a consumer then gets it', async () => {
+  it('redrives one dead letter into the state its at-least-once topic waits in, read from the topic registry, and a consumer then gets it', async () => {
     const db = filledCopy();
     const io = capture();
     expect(await dlqRedrive({ db, topic: 'orders', ids: ['order-2'] }, io)).toEqual({ state: 'acked', redriven: 1, missing: [] });
-    expect(io.text()).toBe('Redrove 1 dead letter of topic "orders" to state acked (at-least-once or exactly-once end-to-end, inferred from the topic\'s waiting messages).');
+    expect(io.text()).toBe('Redrove 1 dead letter of topic "orders" to state acked (at-least-once).');
     expect(io.stderr).toEqual([]);
 
     const tidings = await Tidings.create({ storage: sqliteStorage({ file: db }), purgeIntervalMs: 0 });
@@ -175,24 +176,52 @@ describe('tidings dlq', () => {
     expect(io.stderr).toEqual(['tidings: not dead letters of topic "orders", left as they are: order-7, nope.']);
   });
 
-  it('refuses a --semantic the topic\'s messages contradict, since its consumers would never see the redriven ones', async () => {
+  it.each([
+    ['at-most-once', {}, 'stored'],
+    ['at-least-once', {}, 'acked'],
+    ['exactly-once', { scope: 'broker' }, 'stored'],
+    ['exactly-once', { scope: 'end-to-end' }, 'acked'],
+  ] as const)('redrives a %s %j topic whose only messages are dead letters to its ready state (%s), and its consumer gets them', async (semantic, extra, ready) => {
+    const file = join(dir, `only-dead-${semantic}-${Object.values(extra).join('')}.db`);
+    const options = { semantic, ...extra, maxDeliveries: 1 } as TopicOptions;
+    const tidings = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0, logger: silentLogger });
+    const jobs = tidings.topic('jobs', options);
+    await jobs.ready();
+    await tidings.close();
+    // At-most-once never dead-letters, so its dead letter is made the way an operator's import would leave one.
+    const raw = new Database(file);
+    raw.prepare(`INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at) VALUES ('jobs', 'job-1', '{}', 'dead', 1, 0, 0)`).run();
+    raw.close();
+    const io = capture();
+    expect(await dlqRedrive({ db: file, topic: 'jobs' }, io)).toEqual({ state: ready, redriven: 1, missing: [] });
+    expect(io.stderr).toEqual([]);
+
+    const again = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0, logger: silentLogger });
+    const seen: string[] = [];
+    const consumer = again.topic('jobs', options).consume(async (m) => void seen.push(m.id), { pollMs: 10 });
+    await until('the redriven message', async () => seen.includes('job-1'));
+    await consumer.stop();
+    await again.close();
+  });
+
+  it('refuses to guess the semantic of a topic the registry does not record, saying how to get it recorded', async () => {
     const db = filledCopy();
-    await expect(dlqRedrive({ db, topic: 'orders', semantic: 'exactly-once', scope: 'broker' }, capture())).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('state acked, which exactly-once/broker never uses') });
+    const raw = new Database(db);
+    raw.prepare(`DELETE FROM tidings_topic WHERE name = 'orders'`).run();
+    raw.close();
+    await expect(dlqRedrive({ db, topic: 'orders' }, capture())).rejects.toMatchObject({ code: 'TOPIC_NOT_RECORDED', message: expect.stringContaining('Start the application that declares it once') });
     expect((await stats({ db }, capture())).orders).toEqual(FILLED.orders);
   });
 
-  it('falls back to at-least-once, with a note, when no waiting message tells the semantic', async () => {
-    const file = join(dir, 'only-dead.db');
-    const tidings = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0 });
-    const jobs = tidings.topic('jobs', { semantic: 'at-least-once', maxDeliveries: 1 });
-    await jobs.send({}, { id: 'job-1' });
-    const consumer = jobs.consume(async () => Promise.reject(new Error('no')), { pollMs: 10 });
-    await until('the dead letter', async () => (await tidings.counts('jobs')).jobs!.dead === 1);
-    await consumer.stop();
+  it('lists no dead letters, and exits 0, for a recorded topic that holds no messages', async () => {
+    const file = join(dir, 'empty-topic.db');
+    const tidings = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0, logger: silentLogger });
+    await tidings.topic('quiet', { semantic: 'at-least-once' }).ready();
     await tidings.close();
     const io = capture();
-    expect((await dlqRedrive({ db: file, topic: 'jobs' }, io)).state).toBe('acked');
-    expect(io.stderr[0]).toMatch(/^tidings: no waiting messages in topic "jobs" tell its semantic, so it is taken as at-least-once/);
+    expect(await dlqList({ db: file, topic: 'quiet' }, io)).toEqual({ total: 0, messages: [] });
+    expect(io.text()).toBe(`No dead letters in topic "quiet" (SQLite file ${file}).`);
+    expect(await run(['node', 'tidings', 'dlq', 'list', 'quiet', '--db', file], capture())).toBe(0);
   });
 });
 
@@ -229,8 +258,7 @@ describe('the tidings command line, in process', () => {
   it.each([
     [['dlq', 'list', 'orders', '--limit', 'ten', '--db', template], 'tidings: --limit must be a whole number >= 1, got "ten".'],
     [['purge', '--dead-older-than', '7 days', '--db', template], 'tidings: --dead-older-than takes milliseconds or a whole number with a unit (30m, 12h, 7d, 2w), got "7 days".'],
-    [['dlq', 'redrive', 'orders', '--semantic', 'twice', '--db', template], "tidings: option '--semantic <semantic>' argument 'twice' is invalid. Allowed choices are at-most-once, at-least-once, exactly-once."],
-    [['dlq', 'redrive', 'orders', '--semantic', 'at-least-once', '--scope', 'broker', '--db', template], 'tidings: --scope applies only to --semantic exactly-once, not at-least-once.'],
+    [['dlq', 'redrive', 'orders', '--semantic', 'at-least-once', '--db', template], "tidings: unknown option '--semantic'"],
     [['demo', '--messages', '-5'], 'tidings: --messages must be a whole number >= 1, got "-5".'],
     [['demo', '--seed', 'lucky'], 'tidings: --seed must be a whole number >= 0, got "lucky".'],
     [['stats', '--colour'], "tidings: unknown option '--colour'"],
@@ -288,7 +316,7 @@ describe('tidings on PostgreSQL', () => {
   });
 
   it('refuses an unknown topic there too, naming the topics it has', async () => {
-    await expect(dlqList({ db: url, topic: 'nope' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC', message: expect.stringContaining('Topics with messages: orders, payments.') });
+    await expect(dlqList({ db: url, topic: 'nope' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC', message: expect.stringContaining('Known topics: orders, payments, receipts.') });
   });
 
   it('refuses a database the server does not have, and does not create it', async () => {
@@ -335,7 +363,7 @@ describe('the tidings bin, spawned', () => {
   });
 
   it.each([
-    [['dlq', 'list', 'ordres', '--db', template], /^tidings: Topic "ordres" has no messages in SQLite file .*Topics with messages: orders, payments\.\n$/],
+    [['dlq', 'list', 'ordres', '--db', template], /^tidings: Topic "ordres" is unknown to SQLite file .*Known topics: orders, payments, receipts\.\n$/],
     [['stats', '--db', 'postgres://app:s3cret@127.0.0.1:9/orders'], /^tidings: .*postgres:\/\/app:\*\*\*@127\.0\.0\.1:9\/orders.*\n$/],
     [['stats', '--db', 'postgres://app:s3cret@no host/orders'], /^tidings: .*"postgres:\/\/app:\*\*\*@no host\/orders" is not a URL.*\n$/],
     [['purge', '--dead-older-than', 'soon', '--db', template], /^tidings: --dead-older-than takes milliseconds or a whole number with a unit .*\n$/],

@@ -262,9 +262,9 @@ export class SuiteContext {
     return new TopicDriver(await this.storage(o.key), o.topic ?? this.topic(), lifecycle);
   }
 
-  /** A real Tidings instance over a fresh adapter, which `Tidings.create` opens itself. */
-  async tidings(): Promise<Tidings<any>> {
-    const storage = await this.factory({ key: this.key() });
+  /** A real Tidings instance over a fresh adapter (or one over the data of `key`), which `Tidings.create` opens itself. */
+  async tidings(key = this.key()): Promise<Tidings<any>> {
+    const storage = await this.factory({ key });
     this.opened.add(storage);
     const instance = await Tidings.create({
       storage,

@@ -1,4 +1,4 @@
-import { LIFECYCLES, TidingsError, lifecyclePlans, lifecycleTables, type Lifecycle, type LifecycleEventType, type MessageState, type Scope, type Semantic, type StoredMessage } from '@tidings/core';
+import { LIFECYCLES, TidingsError, lifecyclePlans, lifecycleTables, type Lifecycle, type LifecycleEventType, type MessageState, type Scope, type Semantic, type StoredMessage, type TopicRecord } from '@tidings/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   LEASED_LIFECYCLES,
@@ -714,6 +714,8 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
           peek: () => storage.peek(topic, 'dead', 1),
           purge: () => storage.purge({ now: T0 }),
           transaction: () => storage.transaction(async () => 1),
+          declareTopic: () => storage.declareTopic({ name: topic, lifecycle: 'at-least-once', maxDeliveries: 5, declaredAt: T0 }),
+          topics: () => storage.topics(),
         };
         const wrong: string[] = [];
         for (const [op, run] of Object.entries(operations)) {
@@ -822,6 +824,48 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
           }),
         ).rejects.toThrow('handler failed');
         expect([...(await idempotency!.seen(topic, ['a']))]).toEqual([]);
+      });
+    });
+
+    describe('13. topic registry', () => {
+      const record = (name: string, lifecycle: Lifecycle, extra: Partial<TopicRecord> = {}): TopicRecord => ({ name, lifecycle, maxDeliveries: 5, declaredAt: T0, ...extra });
+
+      it('records a declared topic and lists every topic by name, with its dead-letter topic when it has one', async () => {
+        const storage = await ctx.storage();
+        const [b, a] = [ctx.topic(), ctx.topic()].sort().reverse();
+        expect(await storage.declareTopic(record(b!, 'exactly-once/broker'))).toEqual(record(b!, 'exactly-once/broker'));
+        expect(await storage.declareTopic(record(a!, 'at-least-once', { deadLetter: `${a}.dead`, maxDeliveries: 3 }))).toEqual(record(a!, 'at-least-once', { deadLetter: `${a}.dead`, maxDeliveries: 3 }));
+        expect(await storage.topics()).toEqual([record(a!, 'at-least-once', { deadLetter: `${a}.dead`, maxDeliveries: 3 }), record(b!, 'exactly-once/broker')]);
+      });
+
+      it('keeps the first declaration: a later one of the same name, with another lifecycle, gets the first back', async () => {
+        const storage = await ctx.storage();
+        const name = ctx.topic();
+        await storage.declareTopic(record(name, 'exactly-once/end-to-end'));
+        expect(await storage.declareTopic(record(name, 'at-most-once', { declaredAt: T0 + 1 }))).toEqual(record(name, 'exactly-once/end-to-end'));
+        expect(await storage.topics()).toEqual([record(name, 'exactly-once/end-to-end')]);
+      });
+
+      it('agrees across handles on the same data, also when two declare at once', async () => {
+        const key = ctx.key();
+        const [one, two] = [await ctx.storage(key), await ctx.storage(key)];
+        const name = ctx.topic();
+        const [first, second] = await Promise.all([one.declareTopic(record(name, 'at-least-once')), two.declareTopic(record(name, 'at-most-once'))]);
+        expect(second).toEqual(first);
+        expect(await two.topics()).toEqual([first]);
+      });
+
+      it('refuses, through Tidings, a topic declared with another semantic than the one recorded: TOPIC_CONFLICT on ready(), send and consume', async () => {
+        const key = ctx.key();
+        const name = ctx.topic();
+        const first = await ctx.tidings(key);
+        await first.topic(name, { semantic: 'exactly-once', scope: 'broker' }).ready();
+        const second = await ctx.tidings(key);
+        const conflicting = second.topic(name, { semantic: 'at-least-once' });
+        await expect(conflicting.ready()).rejects.toMatchObject({ code: 'TOPIC_CONFLICT', message: expect.stringContaining('recorded') });
+        await expect(conflicting.send(1)).rejects.toMatchObject({ code: 'TOPIC_CONFLICT' });
+        expect(await second.topics()).toEqual([expect.objectContaining({ name, lifecycle: 'exactly-once/broker' })]);
+        expect(countsOf(await second.counts(name), name)).toEqual({});
       });
     });
   });

@@ -398,6 +398,8 @@ function fakeAdapter(): StorageAdapter {
     settle: none,
     release: none,
     expire: async () => ({ requeued: [], dead: [] }),
+    declareTopic: async (topic) => topic,
+    topics: none,
     redrive: async () => 0,
     counts: async () => ({}),
     peek: none,

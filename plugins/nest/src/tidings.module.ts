@@ -42,12 +42,14 @@ function topicProviders(declaration: TopicDeclaration): Provider[] {
     {
       provide: getTopicToken(name),
       inject: [TIDINGS, TIDINGS_MODULE_OPTIONS, ModulesContainer],
-      useFactory: (tidings: Tidings<any>, options: TidingsModuleOptions, modules: ModulesContainer) => {
+      useFactory: async (tidings: Tidings<any>, options: TidingsModuleOptions, modules: ModulesContainer) => {
         const topicOptions: TopicOptions = { ...options.topicDefaults, ...declared };
         // A shared dead-letter topic in topicDefaults must not become the dead-letter topic of itself.
         if (declared.deadLetter === undefined && topicOptions.deadLetter === name) delete topicOptions.deadLetter;
         try {
           const topic = tidings.topic(name, topicOptions);
+          // A topic storage records with another semantic (another process declared it) fails the start-up.
+          await topic.ready();
           recordTopic(tidings, topic);
           return topic;
         } catch (error) {
