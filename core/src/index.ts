@@ -7,6 +7,7 @@ export * from './table.js';
 export { lifecycleDiagram } from './diagram.js';
 export * from './events.js';
 export * from './storage.js';
+export { decorateStorage } from './decorate.js';
 export * from './idempotency.js';
 export * from './runtime.js';
 export * from './tokens.js';
