@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Tidings, silentLogger, type Lifecycle, type StorageAdapter } from '@tidings/core';
+import { decorateStorage, Tidings, silentLogger, type Lifecycle, type StorageAdapter } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { checkDeliveries, guaranteeHeld, seededRandom, withFaults, type DeliveryHistory } from '@tidings/faults';
 
@@ -113,15 +113,9 @@ describe('checkDeliveries on recorded histories', () => {
  */
 function ackBeforeStore<Tx>(storage: StorageAdapter<Tx>, seed: number, rate: number): StorageAdapter<Tx> {
   const random = seededRandom(seed);
-  return new Proxy(storage, {
-    get(target, prop) {
-      if (prop === 'store') {
-        return async (req: Parameters<StorageAdapter<Tx>['store']>[0], tx?: Tx) =>
-          random() < rate ? req.messages.map((m) => ({ id: m.id, duplicate: false })) : target.store(req, tx);
-      }
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
+  return decorateStorage(storage, {
+    store: async (req: Parameters<StorageAdapter<Tx>['store']>[0], tx?: Tx) =>
+      random() < rate ? req.messages.map((m) => ({ id: m.id, duplicate: false })) : storage.store(req, tx),
   });
 }
 

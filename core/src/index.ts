@@ -8,6 +8,7 @@ export * from './plan.js';
 export { lifecycleDiagram } from './diagram.js';
 export * from './events.js';
 export * from './storage.js';
+export { decorateStorage } from './decorate.js';
 export * from './idempotency.js';
 export * from './runtime.js';
 export * from './tokens.js';

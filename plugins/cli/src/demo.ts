@@ -2,7 +2,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EntityManager } from '@mikro-orm/knex';
 import { MultiBar, Presets } from 'cli-progress';
-import { InvalidOptionsError, Tidings, type Lifecycle, type TopicOptions } from '@tidings/core';
+import { decorateStorage, InvalidOptionsError, Tidings, type Lifecycle, type TopicOptions } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { checkDeliveries, guaranteeHeld, withFaults, type FaultOptions } from '@tidings/faults';
 
@@ -90,17 +90,11 @@ async function runOne(lifecycle: Lifecycle, topicOptions: TopicOptions, o: DemoO
   const inner = sqliteStorage({ file: join(dir, `${slug}.db`) });
   let stored = 0;
   // Counted below the faults: a store whose ack was lost still stored its messages.
-  const counting = new Proxy(inner, {
-    get(target, key) {
-      if (key === 'store') {
-        return async (...args: Parameters<typeof inner.store>) => {
-          const results = await target.store(...args);
-          stored += results.filter((r) => !r.duplicate).length;
-          return results;
-        };
-      }
-      const value = Reflect.get(target, key, target);
-      return typeof value === 'function' ? value.bind(target) : value;
+  const counting = decorateStorage(inner, {
+    async store(...args: Parameters<typeof inner.store>) {
+      const results = await inner.store(...args);
+      stored += results.filter((r) => !r.duplicate).length;
+      return results;
     },
   });
   // A crash in this one process abandons the call at its point (the default kills the process).

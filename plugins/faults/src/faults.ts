@@ -1,4 +1,5 @@
 import {
+  decorateStorage,
   InvalidOptionsError,
   MAX_TIMER_MS,
   StorageError,
@@ -244,15 +245,5 @@ export function withFaults<Tx>(storage: StorageAdapter<Tx>, options: FaultOption
     },
   };
 
-  return new Proxy(inner, {
-    get(target, prop) {
-      if (Object.prototype.hasOwnProperty.call(overrides, prop)) return overrides[prop as keyof typeof overrides];
-      const value = Reflect.get(target, prop, target) as unknown;
-      // Bound to the adapter itself, so its private state (and #fields) work through the proxy.
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-    has(target, prop) {
-      return Object.prototype.hasOwnProperty.call(overrides, prop) || Reflect.has(target, prop);
-    },
-  }) as unknown as FaultyStorage<Tx>;
+  return decorateStorage(inner, overrides);
 }
