@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decorateStorage, type StateCounts, type StorageAdapter, type StoreRequest, type StoreResult } from '../src/index.js';
+import { decorateStorage, type StateCounts, type StorageAdapter, type StoreRequest, type StoreResult, type TopicRecord } from '../src/index.js';
 
 /** A minimal adapter that keeps its state in a #private field, as a real class adapter would. */
 class PrivateStorage implements StorageAdapter<undefined> {
@@ -20,6 +20,8 @@ class PrivateStorage implements StorageAdapter<undefined> {
   redrive = async () => 0;
   peek = async () => [];
   purge = async () => 0;
+  declareTopic = async (topic: TopicRecord) => topic;
+  topics = async () => [];
   transaction = <T>(fn: (tx: undefined) => Promise<T>) => fn(undefined);
   close = async () => {};
 }
