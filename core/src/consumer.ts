@@ -71,15 +71,6 @@ class GroupHandlerError extends TidingsError {
   }
 }
 
-/** Where each message of an exactly-once batch ended up. */
-interface ExactlyOnceOutcome {
-  /** Consumed in a committed transaction; the row still has to be deleted. */
-  consumed: StoredMessage[];
-  /** Consumed before (the idempotency store holds the id): consume and delete without the handler. */
-  already: StoredMessage[];
-  failed: Array<[StoredMessage, unknown]>;
-}
-
 function validate(o: ConsumeOptions): Required<ConsumeOptions> {
   const out = { concurrency: o.concurrency ?? 1, batchSize: o.batchSize ?? 10, pollMs: o.pollMs ?? 100 };
   for (const [k, v] of Object.entries(out)) {
@@ -99,6 +90,7 @@ export class Consumer<T = unknown, Tx = unknown> {
   private readonly loop: Promise<void>;
   private wakeUp: (() => void) | undefined;
   private lastSweep = -Infinity;
+  private leftoversFinished = false;
   private stopped = false;
   private woken = false;
   private settling: Promise<void> = Promise.resolve();
@@ -245,10 +237,12 @@ export class Consumer<T = unknown, Tx = unknown> {
     }
     for (const r of result.dead) this.emitDead(r.id, r.deliveries, now);
     if (result.requeued.length > 0) notify(rt);
-    // The inbox keeps `consumed` rows between its commit and the delete; a crash can leave some.
-    if (plan.delivery === 'transactional-inbox' && plan.consumed) {
-      const orphans = await rt.storage.peek(rt.name, plan.consumed, 1000);
-      if (orphans.length > 0) await this.settle(orphans, plan.steps.delete);
+    // The inbox consumes and deletes in one statement, but an older version did it in two, and a crash between
+    // them left `consumed` rows: finished once, when the consumer starts.
+    if (!this.leftoversFinished && plan.delivery === 'transactional-inbox' && plan.consumed) {
+      this.leftoversFinished = true;
+      const leftovers = await rt.storage.peek(rt.name, plan.consumed, 1000);
+      if (leftovers.length > 0) await this.settle(leftovers, plan.steps.delete);
     }
   }
 
@@ -307,94 +301,105 @@ export class Consumer<T = unknown, Tx = unknown> {
   }
 
   /**
-   * Exactly-once: skip ids already consumed; otherwise handler, idempotency record and `consumed` commit together.
-   * Messages are split into `concurrency` groups, each consumed in one transaction (one commit for many);
-   * if a handler in a group throws, the group rolls back and each of its messages gets a transaction of its own,
-   * so only the failing one is nacked. A handler may then run twice, but only one run's writes ever commit.
+   * Exactly-once, the transactional inbox: ids consumed before are looked up first; then, in one transaction, the
+   * handler of each new one runs, all are consumed and deleted in one compare-and-set, and the new ids are recorded
+   * (which refuses an id consumed meanwhile). The look-up stays outside the transaction: on SQLite a read there
+   * would pin a snapshot for the handler's whole run, and a commit by another process meanwhile would fail its write.
+   * Messages are split into
+   * `concurrency` groups, each one transaction (one commit for many); if a handler in a group throws, the group
+   * rolls back and each of its messages gets a transaction of its own, so only the failing one is nacked. A handler
+   * may then run twice, but only one run's writes ever commit.
    */
   private async processExactlyOnce(batch: StoredMessage[]): Promise<void> {
-    const { rt } = this;
-    const seen = await rt.idempotency.seen(rt.name, batch.map((m) => m.id));
-    const out: ExactlyOnceOutcome = { consumed: [], already: batch.filter((m) => seen.has(m.id)), failed: [] };
-    for (const m of out.already) this.emitDuplicate(m);
-    const fresh = batch.filter((m) => !seen.has(m.id));
-    const size = Math.max(1, Math.ceil(fresh.length / this.options.concurrency));
-    const groups = Array.from({ length: Math.ceil(fresh.length / size) }, (_, i) => fresh.slice(i * size, (i + 1) * size));
+    const failed: Array<[StoredMessage, unknown]> = [];
+    const consumedElsewhere: StoredMessage[] = [];
+    const seen = await this.rt.idempotency.seen(this.rt.name, batch.map((m) => m.id));
+    const size = Math.max(1, Math.ceil(batch.length / this.options.concurrency));
+    const groups = Array.from({ length: Math.ceil(batch.length / size) }, (_, i) => batch.slice(i * size, (i + 1) * size));
     await Promise.all(
       groups.map(async (group) => {
-        if (group.length === 1) return this.consumeAlone(group[0]!, out);
+        if (group.length === 1) return this.consumeAlone(group[0]!, seen, failed, consumedElsewhere);
         try {
-          await this.consumeGroup(group, out);
+          await this.consumeGroup(group, seen);
         } catch (error) {
           // The failing message is nacked as it is; only its group mates run again, each on its own.
           if (this.abandoned) return;
           const failing = error instanceof GroupHandlerError ? error.message_ : undefined;
-          if (failing) out.failed.push([failing, (error as GroupHandlerError).cause]);
-          for (const m of group) if (m !== failing) await this.consumeAlone(m, out);
+          if (failing) failed.push([failing, (error as GroupHandlerError).cause]);
+          else if (!(error instanceof Rollback)) {
+            // Not a handler's error: the transaction itself failed (or its commit's answer was lost), so say so.
+            this.rt.logger.warn(`a group's transaction failed; its ${group.length} messages are tried one by one`, { topic: this.rt.name, error: firstLine(describeError(error)) });
+          }
+          // After a failed commit, ask again: its answer may have been lost after all its ids were recorded.
+          const seenNow = failing ? seen : await this.rt.idempotency.seen(this.rt.name, group.map((m) => m.id));
+          for (const m of group) if (m !== failing) await this.consumeAlone(m, seenNow, failed, consumedElsewhere);
         }
       }),
     );
-    // Abandoned at stop: consumptions that committed are done (their rows finish in a later sweep); the rest wait for their leases to expire.
+    // Abandoned at stop: what committed is done; the rest waits for its leases to expire.
     if (this.abandoned) return;
-    await this.settle(out.already, rt.plan.steps.handled);
-    await this.settle(out.consumed, rt.plan.steps.delete);
-    await this.nack(out.failed);
+    for (const m of consumedElsewhere) this.emitDuplicate(m);
+    await this.settle(consumedElsewhere, this.rt.plan.steps.handled);
+    await this.nack(failed);
+  }
+
+  /** One group's transaction; throws `GroupHandlerError` naming a failing handler's message, or `Rollback`. */
+  private async consumeGroup(group: StoredMessage[], seen: Set<string>): Promise<void> {
+    await this.rt.storage.transaction((tx) => this.inbox(group, seen, tx as Tx));
+    this.emitConsumed(group, seen);
+  }
+
+  /** One message in its own transaction; a failure is nacked, a lost lease logged, an id consumed meanwhile deleted as a duplicate. */
+  private async consumeAlone(m: StoredMessage, seen: Set<string>, failed: Array<[StoredMessage, unknown]>, consumedElsewhere: StoredMessage[]): Promise<void> {
+    try {
+      await this.rt.storage.transaction((tx) => this.inbox([m], seen, tx as Tx));
+      this.emitConsumed([m], seen);
+    } catch (error) {
+      if (this.abandoned) return;
+      if (error instanceof Rollback && error.code === 'DUPLICATE') consumedElsewhere.push(m);
+      else if (error instanceof Rollback) this.leaseLost(new LeaseLostError(this.rt.name, m.id));
+      else failed.push([m, error instanceof GroupHandlerError ? error.cause : error]);
+    }
   }
 
   /**
-   * One transaction for a group: the handlers, then one compare-and-set and one idempotency record for all.
-   * Nothing changes state before the handlers return, so a slow or crashed handler holds no row a sweep needs.
+   * Inside the transaction: the handlers of the ids not `seen` before, consume-and-delete as one compare-and-set,
+   * then the record of the new ids. The record comes last so that a store without isolation (memory) never shows
+   * it before the compare-and-set passed.
    */
-  private async consumeGroup(group: StoredMessage[], out: ExactlyOnceOutcome): Promise<void> {
+  private async inbox(group: StoredMessage[], seen: Set<string>, tx: Tx): Promise<void> {
     const { rt } = this;
-    await rt.storage.transaction(async (tx) => {
-      for (const m of group) {
-        try {
-          await this.handler(this.message(m), this.context(m, tx as Tx));
-        } catch (error) {
-          throw new GroupHandlerError(m, error);
-        }
+    const ids = group.map((m) => m.id);
+    for (const m of group) {
+      if (seen.has(m.id)) continue;
+      try {
+        await this.handler(this.message(m), this.context(m, tx));
+      } catch (error) {
+        throw new GroupHandlerError(m, error);
       }
-      if (this.abandoned) throw new Abandoned();
-      const now = rt.clock.now();
-      const won = await rt.storage.settle({ topic: rt.name, from: rt.plan.leased, to: rt.plan.consumed!, items: group, remove: false, now }, tx);
-      // A lost lease or an id consumed elsewhere: roll back and let each message find its own way.
-      if (won.length < group.length) throw new Rollback('LEASE_LOST', 'a lease in the group was lost');
-      const fresh = await rt.idempotency.record(rt.name, group.map((m) => m.id), now + rt.options.idempotencyWindowMs, tx);
-      if (fresh.length < group.length) throw new Rollback('DUPLICATE', 'an id in the group was consumed elsewhere');
-    });
-    for (const m of group) emitSteps(rt, m.id, rt.plan.steps.consume);
-    out.consumed.push(...group);
+    }
+    if (this.abandoned) throw new Abandoned();
+    const now = rt.clock.now();
+    const { handled } = rt.plan.steps;
+    const won = await rt.storage.settle({ topic: rt.name, from: handled[0]!.from, to: handled.at(-1)!.to, items: group, remove: true, now }, tx);
+    if (won.length < group.length) {
+      // Gone although its id was consumed before: a commit whose answer was lost finished it. Otherwise its lease
+      // expired and another delivery has it. Either way: roll back, handler writes included.
+      const lost = group.filter((m) => !won.includes(m.id));
+      throw lost.every((m) => seen.has(m.id)) ? new Rollback('DUPLICATE', 'consumed already') : new Rollback('LEASE_LOST', 'a lease in the group was lost');
+    }
+    const fresh = ids.filter((id) => !seen.has(id));
+    if (fresh.length > 0) {
+      const recorded = await rt.idempotency.record(rt.name, fresh, now + rt.options.idempotencyWindowMs, tx);
+      if (recorded.length < fresh.length) throw new Rollback('DUPLICATE', 'an id in the group was consumed elsewhere meanwhile');
+    }
   }
 
-  /** One message in its own transaction: handler, then compare-and-set, then the idempotency record. */
-  private async consumeAlone(m: StoredMessage, out: ExactlyOnceOutcome): Promise<void> {
-    const { rt } = this;
-    try {
-      await rt.storage.transaction(async (tx) => {
-        await this.handler(this.message(m), this.context(m, tx as Tx));
-        if (this.abandoned) throw new Abandoned();
-        // The compare-and-set goes first: a lease lost meanwhile must leave no idempotency record behind.
-        const won = await rt.storage.settle(
-          { topic: rt.name, from: rt.plan.leased, to: rt.plan.consumed!, items: [m], remove: false, now: rt.clock.now() },
-          tx,
-        );
-        if (won.length === 0) throw new LeaseLostError(rt.name, m.id);
-        const fresh = await rt.idempotency.record(rt.name, [m.id], rt.clock.now() + rt.options.idempotencyWindowMs, tx);
-        if (fresh.length === 0) throw new Rollback('DUPLICATE', `message ${m.id} was consumed elsewhere`);
-      });
-      emitSteps(rt, m.id, rt.plan.steps.consume);
-      out.consumed.push(m);
-    } catch (error) {
-      if (this.abandoned) return;
-      if (error instanceof Rollback) {
-        this.emitDuplicate(m);
-        out.already.push(m);
-      } else if (error instanceof LeaseLostError) {
-        this.leaseLost(error);
-      } else {
-        out.failed.push([m, error]);
-      }
+  /** After the commit: each message consumed and deleted, and a duplicate also reported as one. */
+  private emitConsumed(group: StoredMessage[], duplicates: ReadonlySet<string>): void {
+    for (const m of group) {
+      if (duplicates.has(m.id)) this.emitDuplicate(m);
+      emitSteps(this.rt, m.id, this.rt.plan.steps.handled);
     }
   }
 

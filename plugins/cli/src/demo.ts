@@ -40,7 +40,7 @@ const SEMANTICS: Array<[Lifecycle, TopicOptions]> = [
   ['exactly-once/end-to-end', { semantic: 'exactly-once', scope: 'end-to-end' }],
 ];
 
-const CRASH_POINTS = ['after-lease-before-handler', 'after-handler-before-ack', 'after-consume-before-delete'] as const;
+const CRASH_POINTS = ['after-lease-before-handler', 'after-handler-before-ack'] as const;
 const crashes = (rate: number) => Object.fromEntries(CRASH_POINTS.map((p) => [p, rate]));
 
 /** Fault levels: rates per storage call. In-process "crashes" abandon the work at the named point. */

@@ -14,7 +14,7 @@ import {
 import { substream } from './random.js';
 
 /** Every crash point, in the order a message meets them. */
-export const CRASH_POINTS = ['after-store-before-ack', 'after-lease-before-handler', 'after-handler-before-ack', 'after-consume-before-delete'] as const;
+export const CRASH_POINTS = ['after-store-before-ack', 'after-lease-before-handler', 'after-handler-before-ack'] as const;
 /** A named instant at which an injected crash can stop the broker or a consumer. */
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
@@ -204,7 +204,6 @@ export function withFaults<Tx>(storage: StorageAdapter<Tx>, options: FaultOption
         if (req.from === 'leased' && tx !== undefined) settledIn.get(tx)?.push(...ids);
         // Inside a transaction the crash comes at its commit instead (see transaction), after the handler's own writes.
         else if (req.from === 'leased') crash('after-handler-before-ack', ids);
-        else if (req.from === 'consumed') crash('after-consume-before-delete', ids);
       }
       return inner.settle(req, tx);
     },

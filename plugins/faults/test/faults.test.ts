@@ -305,21 +305,6 @@ describe('withFaults: crash points', () => {
     expect(guaranteeHeld('exactly-once/end-to-end', check).held).toBe(true);
   });
 
-  it('crashes after consume and before delete: the consumed row stays, the sweep deletes it, the handler does not run again', async () => {
-    const { onCrash } = crashRecorder();
-    const inner = memoryStorage();
-    const storage = withFaults(inner, { seed: 1, crash: { 'after-consume-before-delete': 1 }, onCrash });
-    const t = await tidingsOver(storage);
-    const topic = t.topic<{ key: string }>(uniqueTopic(), { semantic: 'exactly-once', leaseMs: 40 });
-    await topic.send({ key: 'a' }, { id: 'a' });
-    let runs = 0;
-    const consumer = topic.consume(() => void runs++, { pollMs: 5 });
-    await waitFor(() => storage.faults.crashes['after-consume-before-delete'] > 0);
-    expect(runs).toBe(1);
-    expect((await inner.counts(topic.name))[topic.name]).toEqual({ consumed: 1 });
-    await consumer.stop();
-  });
-
   it('loses the ack of a committed exactly-once consumption: the effect stays once, the message is not redelivered', async () => {
     const inner = memoryStorage();
     const storage = withFaults(inner, { seed: 3, lostConsumeAckRate: 0.5 });
