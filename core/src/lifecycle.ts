@@ -39,6 +39,13 @@ export interface LifecycleEvent {
   maxDeliveries?: number;
 }
 
+/** The semantic and scope a lifecycle is declared with, as `tidings.topic` takes them: the inverse of `lifecycleOf`. */
+export function semanticOf(lifecycle: Lifecycle): { semantic: Semantic; scope?: Scope } {
+  if (lifecycle === 'exactly-once/broker') return { semantic: 'exactly-once', scope: 'broker' };
+  if (lifecycle === 'exactly-once/end-to-end') return { semantic: 'exactly-once', scope: 'end-to-end' };
+  return { semantic: lifecycle };
+}
+
 /** Names the lifecycle machine for a semantic and scope (`exactly-once` defaults to end-to-end). */
 export function lifecycleOf(semantic: Semantic, scope?: Scope): Lifecycle {
   if (semantic === 'exactly-once') return scope === 'broker' ? 'exactly-once/broker' : 'exactly-once/end-to-end';

@@ -10,8 +10,10 @@ import {
   LIFECYCLES,
   MESSAGE_STATES,
   lifecycleMachines,
+  lifecycleOf,
   lifecyclePlans,
   lifecycleTables,
+  semanticOf,
   type Lifecycle,
   type LifecycleEvent,
   type LifecycleEventType,
@@ -338,6 +340,11 @@ describe('each lifecycle plan, written out by hand', () => {
     expect(table).toBe(lifecycleTables[lifecycle]);
     expect(plan).toEqual(PLANS[lifecycle]);
     expect(Object.fromEntries(Object.entries(steps).map(([k, path]) => [k, path.map((s) => `${s.from} ${s.event} ${s.to}`).join(', ')]))).toEqual(STEPS[lifecycle]);
+  });
+
+  it.each(LIFECYCLES)('%s: semanticOf gives back what lifecycleOf takes', (lifecycle) => {
+    const { semantic, scope } = semanticOf(lifecycle);
+    expect(lifecycleOf(semantic, scope)).toBe(lifecycle);
   });
 
   it('keeps lifecycle names out of delivery: only the lifecycle module and the options name them', () => {

@@ -4,7 +4,7 @@
 // effect in the crash_effects table (exactly-once: inside the message's transaction).
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Tidings, type TopicOptions } from '@tidings/core';
+import { LIFECYCLES, semanticOf, Tidings, type TopicOptions } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
 import type { MikroOrmStorage } from '@tidings/adapter-mikro-orm';
@@ -30,12 +30,7 @@ const { values: a } = parseArgs({
 });
 
 /** The topic options of each configuration a crash test runs. */
-export const CONFIGS: Record<string, TopicOptions> = {
-  'at-most-once': { semantic: 'at-most-once' },
-  'at-least-once': { semantic: 'at-least-once' },
-  'exactly-once/broker': { semantic: 'exactly-once', scope: 'broker' },
-  'exactly-once/end-to-end': { semantic: 'exactly-once', scope: 'end-to-end' },
-};
+export const CONFIGS: Record<string, TopicOptions> = Object.fromEntries(LIFECYCLES.map((l) => [l, semanticOf(l)]));
 
 // A worker whose test runner died would run on forever: its standard input closing says the parent is gone.
 process.stdin.on('end', () => process.exit(2)).resume();

@@ -2,7 +2,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EntityManager } from '@mikro-orm/knex';
 import { MultiBar, Presets } from 'cli-progress';
-import { decorateStorage, InvalidOptionsError, Tidings, type Lifecycle, type TopicOptions } from '@tidings/core';
+import { decorateStorage, InvalidOptionsError, LIFECYCLES, semanticOf, Tidings, type Lifecycle, type TopicOptions } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { checkDeliveries, guaranteeHeld, withFaults, type FaultOptions } from '@tidings/faults';
 
@@ -33,12 +33,7 @@ export interface DemoRow {
   rule: string;
 }
 
-const SEMANTICS: Array<[Lifecycle, TopicOptions]> = [
-  ['at-most-once', { semantic: 'at-most-once' }],
-  ['at-least-once', { semantic: 'at-least-once' }],
-  ['exactly-once/broker', { semantic: 'exactly-once', scope: 'broker' }],
-  ['exactly-once/end-to-end', { semantic: 'exactly-once', scope: 'end-to-end' }],
-];
+const SEMANTICS: Array<[Lifecycle, TopicOptions]> = LIFECYCLES.map((l) => [l, semanticOf(l)]);
 
 const CRASH_POINTS = ['after-lease-before-handler', 'after-handler-before-ack'] as const;
 const crashes = (rate: number) => Object.fromEntries(CRASH_POINTS.map((p) => [p, rate]));

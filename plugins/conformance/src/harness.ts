@@ -163,12 +163,10 @@ export class TopicDriver {
     return this.storage.settle({ topic: this.topic, from, to, items: cas, remove: to === 'deleted', now }, tx);
   }
 
-  /** A handler returned: CONSUME and DELETE in one step (at-least-once), or CONSUME then DELETE (exactly-once); returns the ids consumed. */
-  async ack(items: SettleItem[], now: number): Promise<string[]> {
-    if (this.plan.delivery === 'ack-after-handler') return this.settle(items, 'leased', ['CONSUME', 'DELETE'], now);
-    const won = await this.settle(items, 'leased', ['CONSUME'], now);
-    await this.settle(won.map((id) => ({ id })), 'consumed', ['DELETE'], now);
-    return won;
+  /** A handler returned: CONSUME and DELETE as one compare-and-set, as core settles both the ack and the inbox; returns the ids consumed. */
+  ack(items: SettleItem[], now: number): Promise<string[]> {
+    const { handled } = this.plan.steps;
+    return this.settle(items, handled[0]!.from, handled.map((s) => s.event), now);
   }
 
   /** A handler threw: back to ready after `delayMs`, or dead (and copied to `deadLetter`) once the machine says so. */

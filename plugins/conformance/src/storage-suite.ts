@@ -1,4 +1,4 @@
-import { LIFECYCLES, TidingsError, lifecyclePlans, lifecycleTables, type Lifecycle, type LifecycleEventType, type MessageState, type Scope, type Semantic, type StoredMessage, type TopicRecord } from '@tidings/core';
+import { LIFECYCLES, TidingsError, lifecyclePlans, lifecycleTables, semanticOf, type Lifecycle, type LifecycleEventType, type MessageState, type StoredMessage, type TopicRecord } from '@tidings/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   LEASED_LIFECYCLES,
@@ -27,12 +27,6 @@ export interface StorageSuiteOptions {
 }
 
 const HOUR = 3_600_000;
-
-/** Semantic and scope of a lifecycle, as `tidings.topic` takes them. */
-function semanticOf(lifecycle: Lifecycle): { semantic: Semantic; scope?: Scope } {
-  const [semantic, scope] = lifecycle.split('/') as [Semantic, Scope | undefined];
-  return scope ? { semantic, scope } : { semantic };
-}
 
 /** What a consumer does with a message, in the order its machine takes the events. */
 function consumeEvents(lifecycle: Lifecycle): LifecycleEventType[] {
