@@ -1,7 +1,8 @@
-import { InvalidOptionsError, LeaseLostError, TidingsError } from './errors.js';
+import { InvalidOptionsError, LeaseLostError } from './errors.js';
 import { MAX_TIMER_MS, backoffDelay } from './options.js';
 import { describeError, firstLine } from './runtime.js';
 import type { StoredMessage } from './storage.js';
+import { TransactionalInbox } from './inbox.js';
 import type { TransitionStep } from './table.js';
 import { emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
 
@@ -39,15 +40,6 @@ export interface ConsumeOptions {
   pollMs?: number;
 }
 
-class Rollback extends TidingsError {}
-
-/** Rolls back a handler's transaction that finished after its consumer gave up waiting for it. */
-class Abandoned extends TidingsError {
-  constructor() {
-    super('ABANDONED', 'the consumer stopped before this handler finished; its message will be redelivered after its lease expires');
-  }
-}
-
 /** How long `stop()` waits for handlers in flight by default, in ms (what Kubernetes gives a pod to terminate). */
 export const DEFAULT_GRACE_MS = 30_000;
 
@@ -59,16 +51,6 @@ export interface StopOptions {
    * until the lease expires, then is redelivered (never acked, never lost).
    */
   graceMs?: number;
-}
-
-/** A handler threw inside a group's transaction; says which message, so only that one is nacked. */
-class GroupHandlerError extends TidingsError {
-  constructor(
-    readonly message_: StoredMessage,
-    cause: unknown,
-  ) {
-    super('HANDLER_FAILED', `handler failed for message ${message_.id}`, { cause });
-  }
 }
 
 function validate(o: ConsumeOptions): Required<ConsumeOptions> {
@@ -98,6 +80,7 @@ export class Consumer<T = unknown, Tx = unknown> {
   /** Set when the grace period ran out: whatever a handler still returns is not settled. */
   private abandoned = false;
   private readonly unwatch?: () => void;
+  private readonly inbox: TransactionalInbox<Tx>;
 
   /** @internal */
   constructor(
@@ -106,6 +89,16 @@ export class Consumer<T = unknown, Tx = unknown> {
     options: ConsumeOptions,
   ) {
     this.options = validate(options);
+    this.inbox = new TransactionalInbox<Tx>({
+      rt,
+      concurrency: this.options.concurrency,
+      handle: (m, tx) => Promise.resolve(this.handler(this.message(m), this.context(m, tx))),
+      abandoned: () => this.abandoned,
+      settle: (items, steps) => this.settle(items, steps),
+      nack: (failed) => this.nack(failed),
+      leaseLost: (error) => this.leaseLost(error),
+      emitDuplicate: (m) => this.emitDuplicate(m),
+    });
     this.unwatch = rt.storage.watch?.(rt.name, () => this.wake());
     this.loop = this.run();
   }
@@ -297,110 +290,7 @@ export class Consumer<T = unknown, Tx = unknown> {
       })();
       return;
     }
-    await this.processExactlyOnce(batch);
-  }
-
-  /**
-   * Exactly-once, the transactional inbox: ids consumed before are looked up first; then, in one transaction, the
-   * handler of each new one runs, all are consumed and deleted in one compare-and-set, and the new ids are recorded
-   * (which refuses an id consumed meanwhile). The look-up stays outside the transaction: on SQLite a read there
-   * would pin a snapshot for the handler's whole run, and a commit by another process meanwhile would fail its write.
-   * Messages are split into
-   * `concurrency` groups, each one transaction (one commit for many); if a handler in a group throws, the group
-   * rolls back and each of its messages gets a transaction of its own, so only the failing one is nacked. A handler
-   * may then run twice, but only one run's writes ever commit.
-   */
-  private async processExactlyOnce(batch: StoredMessage[]): Promise<void> {
-    const failed: Array<[StoredMessage, unknown]> = [];
-    const consumedElsewhere: StoredMessage[] = [];
-    const seen = await this.rt.idempotency.seen(this.rt.name, batch.map((m) => m.id));
-    const size = Math.max(1, Math.ceil(batch.length / this.options.concurrency));
-    const groups = Array.from({ length: Math.ceil(batch.length / size) }, (_, i) => batch.slice(i * size, (i + 1) * size));
-    await Promise.all(
-      groups.map(async (group) => {
-        if (group.length === 1) return this.consumeAlone(group[0]!, seen, failed, consumedElsewhere);
-        try {
-          await this.consumeGroup(group, seen);
-        } catch (error) {
-          // The failing message is nacked as it is; only its group mates run again, each on its own.
-          if (this.abandoned) return;
-          const failing = error instanceof GroupHandlerError ? error.message_ : undefined;
-          if (failing) failed.push([failing, (error as GroupHandlerError).cause]);
-          else if (!(error instanceof Rollback)) {
-            // Not a handler's error: the transaction itself failed (or its commit's answer was lost), so say so.
-            this.rt.logger.warn(`a group's transaction failed; its ${group.length} messages are tried one by one`, { topic: this.rt.name, error: firstLine(describeError(error)) });
-          }
-          // After a failed commit, ask again: its answer may have been lost after all its ids were recorded.
-          const seenNow = failing ? seen : await this.rt.idempotency.seen(this.rt.name, group.map((m) => m.id));
-          for (const m of group) if (m !== failing) await this.consumeAlone(m, seenNow, failed, consumedElsewhere);
-        }
-      }),
-    );
-    // Abandoned at stop: what committed is done; the rest waits for its leases to expire.
-    if (this.abandoned) return;
-    for (const m of consumedElsewhere) this.emitDuplicate(m);
-    await this.settle(consumedElsewhere, this.rt.plan.steps.handled);
-    await this.nack(failed);
-  }
-
-  /** One group's transaction; throws `GroupHandlerError` naming a failing handler's message, or `Rollback`. */
-  private async consumeGroup(group: StoredMessage[], seen: Set<string>): Promise<void> {
-    await this.rt.storage.transaction((tx) => this.inbox(group, seen, tx as Tx));
-    this.emitConsumed(group, seen);
-  }
-
-  /** One message in its own transaction; a failure is nacked, a lost lease logged, an id consumed meanwhile deleted as a duplicate. */
-  private async consumeAlone(m: StoredMessage, seen: Set<string>, failed: Array<[StoredMessage, unknown]>, consumedElsewhere: StoredMessage[]): Promise<void> {
-    try {
-      await this.rt.storage.transaction((tx) => this.inbox([m], seen, tx as Tx));
-      this.emitConsumed([m], seen);
-    } catch (error) {
-      if (this.abandoned) return;
-      if (error instanceof Rollback && error.code === 'DUPLICATE') consumedElsewhere.push(m);
-      else if (error instanceof Rollback) this.leaseLost(new LeaseLostError(this.rt.name, m.id));
-      else failed.push([m, error instanceof GroupHandlerError ? error.cause : error]);
-    }
-  }
-
-  /**
-   * Inside the transaction: the handlers of the ids not `seen` before, consume-and-delete as one compare-and-set,
-   * then the record of the new ids. The record comes last so that a store without isolation (memory) never shows
-   * it before the compare-and-set passed.
-   */
-  private async inbox(group: StoredMessage[], seen: Set<string>, tx: Tx): Promise<void> {
-    const { rt } = this;
-    const ids = group.map((m) => m.id);
-    for (const m of group) {
-      if (seen.has(m.id)) continue;
-      try {
-        await this.handler(this.message(m), this.context(m, tx));
-      } catch (error) {
-        throw new GroupHandlerError(m, error);
-      }
-    }
-    if (this.abandoned) throw new Abandoned();
-    const now = rt.clock.now();
-    const { handled } = rt.plan.steps;
-    const won = await rt.storage.settle({ topic: rt.name, from: handled[0]!.from, to: handled.at(-1)!.to, items: group, remove: true, now }, tx);
-    if (won.length < group.length) {
-      // Gone although its id was consumed before: a commit whose answer was lost finished it. Otherwise its lease
-      // expired and another delivery has it. Either way: roll back, handler writes included.
-      const lost = group.filter((m) => !won.includes(m.id));
-      throw lost.every((m) => seen.has(m.id)) ? new Rollback('DUPLICATE', 'consumed already') : new Rollback('LEASE_LOST', 'a lease in the group was lost');
-    }
-    const fresh = ids.filter((id) => !seen.has(id));
-    if (fresh.length > 0) {
-      const recorded = await rt.idempotency.record(rt.name, fresh, now + rt.options.idempotencyWindowMs, tx);
-      if (recorded.length < fresh.length) throw new Rollback('DUPLICATE', 'an id in the group was consumed elsewhere meanwhile');
-    }
-  }
-
-  /** After the commit: each message consumed and deleted, and a duplicate also reported as one. */
-  private emitConsumed(group: StoredMessage[], duplicates: ReadonlySet<string>): void {
-    for (const m of group) {
-      if (duplicates.has(m.id)) this.emitDuplicate(m);
-      emitSteps(this.rt, m.id, this.rt.plan.steps.handled);
-    }
+    await this.inbox.process(batch);
   }
 
   private emitDuplicate(m: StoredMessage): void {
