@@ -1,9 +1,9 @@
 import { InvalidOptionsError, LeaseLostError } from './errors.js';
-import { MAX_TIMER_MS, backoffDelay } from './options.js';
+import { MAX_TIMER_MS } from './options.js';
 import { describeError, firstLine } from './runtime.js';
 import type { StoredMessage } from './storage.js';
 import { TransactionalInbox } from './inbox.js';
-import type { TransitionStep } from './table.js';
+import { emitDead, nack, settle } from './settle.js';
 import { emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
 
 /** A delivered message as a handler sees it. */
@@ -94,10 +94,6 @@ export class Consumer<T = unknown, Tx = unknown> {
       concurrency: this.options.concurrency,
       handle: (m, tx) => Promise.resolve(this.handler(this.message(m), this.context(m, tx))),
       abandoned: () => this.abandoned,
-      settle: (items, steps) => this.settle(items, steps),
-      nack: (failed) => this.nack(failed),
-      leaseLost: (error) => this.leaseLost(error),
-      emitDuplicate: (m) => this.emitDuplicate(m),
     });
     this.unwatch = rt.storage.watch?.(rt.name, () => this.wake());
     this.loop = this.run();
@@ -228,23 +224,15 @@ export class Consumer<T = unknown, Tx = unknown> {
       emitSteps(rt, r.id, [{ from: plan.leased, event: 'EXPIRE', to }]);
       rt.events.emit('leaseExpired', { id: r.id, topic: rt.name, deliveries: r.deliveries, at: now });
     }
-    for (const r of result.dead) this.emitDead(r.id, r.deliveries, now);
+    for (const r of result.dead) emitDead(rt, r.id, r.deliveries, now);
     if (result.requeued.length > 0) notify(rt);
     // The inbox consumes and deletes in one statement, but an older version did it in two, and a crash between
     // them left `consumed` rows: finished once, when the consumer starts.
     if (!this.leftoversFinished && plan.delivery === 'transactional-inbox' && plan.consumed) {
       this.leftoversFinished = true;
       const leftovers = await rt.storage.peek(rt.name, plan.consumed, 1000);
-      if (leftovers.length > 0) await this.settle(leftovers, plan.steps.delete);
+      if (leftovers.length > 0) await settle(rt, leftovers, plan.steps.delete);
     }
-  }
-
-  private emitDead(id: string, deliveries: number, at: number, error?: unknown): void {
-    const { rt } = this;
-    const { plan } = rt;
-    const to = plan.table.next(plan.leased, { type: 'DEAD', deliveries, maxDeliveries: rt.options.maxDeliveries });
-    emitSteps(rt, id, [{ from: plan.leased, event: 'DEAD', to }]);
-    rt.events.emit('deadLetter', { id, topic: rt.name, deadLetter: rt.deadLetter?.topic, deliveries, at, error });
   }
 
   private async process(batch: StoredMessage[]): Promise<void> {
@@ -280,8 +268,8 @@ export class Consumer<T = unknown, Tx = unknown> {
         await previous;
         if (this.abandoned) return;
         try {
-          await this.settle(acked, plan.steps.handled);
-          await this.nack(failed);
+          await settle(rt, acked, plan.steps.handled);
+          await nack(rt, failed);
         } catch (error) {
           // Unsettled leases expire and the messages are redelivered: at-least-once still holds.
           rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() });
@@ -291,76 +279,6 @@ export class Consumer<T = unknown, Tx = unknown> {
       return;
     }
     await this.inbox.process(batch);
-  }
-
-  private emitDuplicate(m: StoredMessage): void {
-    this.rt.events.emit('duplicate', { id: m.id, topic: this.rt.name, by: 'consumer', at: this.rt.clock.now() });
-  }
-
-  /** Takes a message along `steps` (a plan's path that ends its life) as one compare-and-set over many messages. */
-  private async settle(items: StoredMessage[], steps: readonly TransitionStep[]): Promise<void> {
-    if (items.length === 0) return;
-    const { rt } = this;
-    const from = steps[0]!.from;
-    const fromLease = from === rt.plan.leased;
-    const won = await rt.storage.settle({
-      topic: rt.name,
-      from,
-      to: steps.at(-1)!.to,
-      // Only a leased message holds a lease: a consumed one's token must not take part in the compare-and-set.
-      items: fromLease ? items : items.map((m) => ({ id: m.id })),
-      remove: true,
-      now: rt.clock.now(),
-    });
-    for (const id of won) emitSteps(rt, id, steps);
-    // A consumed row deleted by someone else (the orphan sweep) is done, not lost; a lease that lost its
-    // compare-and-set means the message went to another consumer.
-    if (fromLease && won.length < items.length) {
-      const settled = new Set(won);
-      for (const m of items) if (!settled.has(m.id)) this.leaseLost(new LeaseLostError(rt.name, m.id));
-    }
-  }
-
-  /** A handler outlived its lease: visible by default, since it means leaseMs is too short for the handler. */
-  private leaseLost(error: LeaseLostError): void {
-    this.rt.events.emit('error', { topic: this.rt.name, error, at: this.rt.clock.now() });
-    this.rt.logger.warn(error.message, { topic: this.rt.name });
-  }
-
-  /** Back to ready after a backoff, or dead once the machine's guard says deliveries are used up. */
-  private async nack(failed: Array<[StoredMessage, unknown]>): Promise<void> {
-    const { rt } = this;
-    const now = rt.clock.now();
-    for (const [m, error] of failed) {
-      rt.events.emit('handlerError', { id: m.id, topic: rt.name, deliveries: m.deliveries, error, at: now });
-      const facts = { deliveries: m.deliveries, maxDeliveries: rt.options.maxDeliveries };
-      const { plan } = rt;
-      const retryTo = plan.table.tryNext(plan.leased, { type: 'NACK', ...facts });
-      const to = retryTo ?? plan.table.next(plan.leased, { type: 'DEAD', ...facts });
-      const delayMs = backoffDelay(rt.options.backoff, m.deliveries);
-      const reason = describeError(error);
-      const won = await rt.storage.release({
-        topic: rt.name,
-        from: plan.leased,
-        to,
-        items: [{ id: m.id, leaseToken: m.leaseToken, availableAt: now + delayMs, error: reason }],
-        now,
-        deadLetter: retryTo ? undefined : rt.deadLetter,
-      });
-      const where = { topic: rt.name, id: m.id, attempt: m.deliveries, error: firstLine(reason) };
-      if (won.length === 0) {
-        // Its lease expired (another delivery has it) or its consumption committed after all (a lost commit ack).
-        rt.logger.warn('delivery failed, but the message had already left its lease; nothing to redeliver', where);
-        continue;
-      }
-      if (retryTo) {
-        rt.logger.warn(`handler failed; redelivering in ${delayMs} ms`, where);
-        emitSteps(rt, m.id, [{ from: plan.leased, event: 'NACK', to }]);
-      } else {
-        rt.logger.error(`handler failed ${m.deliveries} time(s); message dead-lettered${rt.deadLetter ? ` to ${rt.deadLetter.topic}` : ''}`, where);
-        this.emitDead(m.id, m.deliveries, now, error);
-      }
-    }
   }
 
   private async runAll(items: StoredMessage[], work: (m: StoredMessage) => Promise<void>): Promise<void> {

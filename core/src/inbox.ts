@@ -1,10 +1,10 @@
 import { LeaseLostError, TidingsError } from './errors.js';
 import { describeError, firstLine } from './runtime.js';
 import type { StoredMessage } from './storage.js';
-import type { TransitionStep } from './table.js';
+import { emitDuplicate, leaseLost, nack, settle } from './settle.js';
 import { emitSteps, type TopicRuntime } from './topic-runtime.js';
 
-/** What the inbox needs of its consumer: the topic, the handler, and how the consumer settles and reports. */
+/** What the inbox needs of its consumer: the topic, its concurrency and handler, and whether it gave up waiting. */
 export interface InboxContext<Tx> {
   readonly rt: TopicRuntime;
   readonly concurrency: number;
@@ -12,10 +12,6 @@ export interface InboxContext<Tx> {
   handle(m: StoredMessage, tx: Tx): Promise<void>;
   /** Whether the consumer stopped waiting for its handlers (see `StopOptions`). */
   abandoned(): boolean;
-  settle(items: StoredMessage[], steps: readonly TransitionStep[]): Promise<void>;
-  nack(failed: Array<[StoredMessage, unknown]>): Promise<void>;
-  leaseLost(error: LeaseLostError): void;
-  emitDuplicate(m: StoredMessage): void;
 }
 
 class Rollback extends TidingsError {}
@@ -79,9 +75,9 @@ export class TransactionalInbox<Tx> {
     );
     // Abandoned at stop: what committed is done; the rest waits for its leases to expire.
     if (this.c.abandoned()) return;
-    for (const m of consumedElsewhere) this.c.emitDuplicate(m);
-    await this.c.settle(consumedElsewhere, this.c.rt.plan.steps.handled);
-    await this.c.nack(failed);
+    for (const m of consumedElsewhere) emitDuplicate(this.c.rt, m);
+    await settle(this.c.rt, consumedElsewhere, this.c.rt.plan.steps.handled);
+    await nack(this.c.rt, failed);
   }
 
   /** One group's transaction; throws `GroupHandlerError` naming a failing handler's message, or `Rollback`. */
@@ -98,7 +94,7 @@ export class TransactionalInbox<Tx> {
     } catch (error) {
       if (this.c.abandoned()) return;
       if (error instanceof Rollback && error.code === 'DUPLICATE') consumedElsewhere.push(m);
-      else if (error instanceof Rollback) this.c.leaseLost(new LeaseLostError(this.c.rt.name, m.id));
+      else if (error instanceof Rollback) leaseLost(this.c.rt, new LeaseLostError(this.c.rt.name, m.id));
       else failed.push([m, error instanceof GroupHandlerError ? error.cause : error]);
     }
   }
@@ -139,7 +135,7 @@ export class TransactionalInbox<Tx> {
   /** After the commit: each message consumed and deleted, and a duplicate also reported as one. */
   private emitConsumed(group: StoredMessage[], duplicates: ReadonlySet<string>): void {
     for (const m of group) {
-      if (duplicates.has(m.id)) this.c.emitDuplicate(m);
+      if (duplicates.has(m.id)) emitDuplicate(this.c.rt, m);
       emitSteps(this.c.rt, m.id, this.c.rt.plan.steps.handled);
     }
   }
