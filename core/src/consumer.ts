@@ -3,8 +3,9 @@ import { MAX_TIMER_MS } from './options.js';
 import { describeError, firstLine } from './runtime.js';
 import type { StoredMessage } from './storage.js';
 import { TransactionalInbox } from './inbox.js';
-import { emitDead, nack, settle } from './settle.js';
-import { emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
+import { nack, settle } from './settle.js';
+import { LeaseSweeper } from './sweep.js';
+import { emitSteps, type TopicRuntime } from './topic-runtime.js';
 
 /** A delivered message as a handler sees it. */
 export interface Message<T = unknown> {
@@ -71,8 +72,6 @@ export class Consumer<T = unknown, Tx = unknown> {
   private readonly abort = new AbortController();
   private readonly loop: Promise<void>;
   private wakeUp: (() => void) | undefined;
-  private lastSweep = -Infinity;
-  private leftoversFinished = false;
   private stopped = false;
   private woken = false;
   private settling: Promise<void> = Promise.resolve();
@@ -81,6 +80,7 @@ export class Consumer<T = unknown, Tx = unknown> {
   private abandoned = false;
   private readonly unwatch?: () => void;
   private readonly inbox: TransactionalInbox<Tx>;
+  private readonly sweeper: LeaseSweeper;
 
   /** @internal */
   constructor(
@@ -95,6 +95,7 @@ export class Consumer<T = unknown, Tx = unknown> {
       handle: (m, tx) => Promise.resolve(this.handler(this.message(m), this.context(m, tx))),
       abandoned: () => this.abandoned,
     });
+    this.sweeper = new LeaseSweeper(rt);
     this.unwatch = rt.storage.watch?.(rt.name, () => this.wake());
     this.loop = this.run();
   }
@@ -151,7 +152,7 @@ export class Consumer<T = unknown, Tx = unknown> {
     }
     while (!this.stopped) {
       try {
-        await this.sweep();
+        await this.sweeper.sweep();
         this.woken = false;
         const batch = await this.lease();
         if (batch.length === 0) {
@@ -200,39 +201,6 @@ export class Consumer<T = unknown, Tx = unknown> {
     });
     for (const m of leased) emitSteps(rt, m.id, plan.steps.lease);
     return leased;
-  }
-
-  /** Requeues or dead-letters expired leases, and finishes deletes a crash left behind. */
-  private async sweep(): Promise<void> {
-    const { rt } = this;
-    const now = rt.clock.now();
-    const { plan } = rt;
-    // A lifecycle whose leases never come back (the lease deleted the message) has nothing to sweep.
-    if (plan.retry === undefined || plan.dead === undefined || now - this.lastSweep < Math.min(rt.options.leaseMs / 4, 1000)) return;
-    this.lastSweep = now;
-    const result = await rt.storage.expire({
-      topic: rt.name,
-      from: plan.leased,
-      ready: plan.retry,
-      dead: plan.dead,
-      maxDeliveries: rt.options.maxDeliveries,
-      now,
-      deadLetter: rt.deadLetter,
-    });
-    for (const r of result.requeued) {
-      const to = plan.table.next(plan.leased, { type: 'EXPIRE', deliveries: r.deliveries, maxDeliveries: rt.options.maxDeliveries });
-      emitSteps(rt, r.id, [{ from: plan.leased, event: 'EXPIRE', to }]);
-      rt.events.emit('leaseExpired', { id: r.id, topic: rt.name, deliveries: r.deliveries, at: now });
-    }
-    for (const r of result.dead) emitDead(rt, r.id, r.deliveries, now);
-    if (result.requeued.length > 0) notify(rt);
-    // The inbox consumes and deletes in one statement, but an older version did it in two, and a crash between
-    // them left `consumed` rows: finished once, when the consumer starts.
-    if (!this.leftoversFinished && plan.delivery === 'transactional-inbox' && plan.consumed) {
-      this.leftoversFinished = true;
-      const leftovers = await rt.storage.peek(rt.name, plan.consumed, 1000);
-      if (leftovers.length > 0) await settle(rt, leftovers, plan.steps.delete);
-    }
   }
 
   private async process(batch: StoredMessage[]): Promise<void> {

@@ -73,10 +73,12 @@ describe('examples/nest-app', () => {
     await replicas[0]!.http().post('/orders').send({ id: 'o-3', amount: 700 }).expect(201);
     await waitFor(() => calls().length === 2 && replicas[1]!.logger.warnings.length > 0);
 
-    expect(calls()).toEqual(['o-3', 'o-3']); // two deliveries, each charging with the same idempotency key
+    // At least two deliveries (a busy database may make a transaction run again), each charging with the same idempotency key.
+    expect(calls().length).toBeGreaterThanOrEqual(2);
+    expect(new Set(calls())).toEqual(new Set(['o-3']));
     expect((await replicas[0]!.payments()).map((p) => p.order)).toEqual(['o-3']);
     // Nest's Logger is global: both replicas log to the logger set last.
-    expect(replicas[1]!.logger.warnings).toEqual([expect.stringContaining('The lease on message o-3 of topic "orders" expired before it was settled')]);
+    expect(replicas[1]!.logger.warnings).toContainEqual(expect.stringContaining('The lease on message o-3 of topic "orders" expired before it was settled'));
     expect((await replicas[1]!.http().get('/payments/failed').expect(200)).body).toEqual([]);
   });
 
