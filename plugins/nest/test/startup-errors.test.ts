@@ -38,6 +38,21 @@ describe('start-up errors name what to fix', () => {
     expect(error.message).toContain('TidingsModule.forRoot needs a storage adapter');
   });
 
+  it('TOPIC_CONFLICT: a topic that storage records with another semantic, declared first by another application', async () => {
+    const topic = uniqueTopic();
+    const storage = memoryStorage();
+    const first = await Test.createTestingModule({
+      imports: [TidingsModule.forRoot({ storage }), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once' }])],
+    })
+      .setLogger(new RecordingLogger())
+      .compile();
+    await first.init();
+    const error = await startupError({ imports: [TidingsModule.forRoot({ storage }), TidingsModule.forFeature([{ name: topic, semantic: 'exactly-once' }])] });
+    expect(error).toBeInstanceOf(TopicConflictError);
+    expect(error.message).toContain(`Topic "${topic}" is recorded in memory storage as at-least-once`);
+    await first.close();
+  });
+
   it('TOPIC_NOT_DECLARED: a @Consumer of a topic no forFeature declared, naming the class and its module', async () => {
     const declared = uniqueTopic();
     const missing = uniqueTopic();
