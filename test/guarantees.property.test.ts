@@ -39,11 +39,11 @@ import {
   type Message,
   type MessageState,
   type PurgeRequest,
+  type ExtendLeaseRequest,
   type TopicRecord,
   type RedriveRequest,
   type ReleaseRequest,
   type SendAck,
-  type SettleItem,
   type SettleRequest,
   type StateCounts,
   type StorageAdapter,
@@ -556,9 +556,9 @@ class StorageView implements StorageAdapter<MemoryTransaction> {
     return leased;
   }
 
-  async extendLease(topic: string, item: SettleItem, leaseUntil: number, tx?: MemoryTransaction): Promise<boolean> {
+  async extendLease(req: ExtendLeaseRequest, tx?: MemoryTransaction): Promise<boolean> {
     this.alive();
-    return this.world.inner.extendLease(topic, item, leaseUntil, tx);
+    return this.world.inner.extendLease(req, tx);
   }
 
   async settle(req: SettleRequest, tx?: MemoryTransaction): Promise<string[]> {

@@ -269,7 +269,8 @@ export class Consumer<T = unknown, Tx = unknown> {
       extendLease: async (ms: number) => {
         if (!Number.isFinite(ms) || ms <= 0) throw new InvalidOptionsError(`extendLease(ms) needs ms > 0, got ${String(ms)}.`);
         // Inside the handler's transaction, so a single-connection database does not wait on itself.
-        const ok = await rt.storage.extendLease(rt.name, m, rt.clock.now() + ms, em ?? undefined);
+        const now = rt.clock.now();
+        const ok = await rt.storage.extendLease({ topic: rt.name, state: rt.plan.leased, item: m, leaseUntil: now + ms, now }, em ?? undefined);
         if (!ok) throw new LeaseLostError(rt.name, m.id);
       },
     };

@@ -65,6 +65,18 @@ export interface SettleItem {
   leaseToken?: string;
 }
 
+/**
+ * Push a lease's deadline out to `leaseUntil`: a compare-and-set on `state` (where leased messages are) and the
+ * item's lease token. A lease past its deadline that no sweep has taken back can still be extended: nobody else holds it.
+ */
+export interface ExtendLeaseRequest {
+  topic: string;
+  state: MessageState;
+  item: SettleItem;
+  leaseUntil: number;
+  now: number;
+}
+
 /** Compare-and-set `from` -> `to` for the items; `remove` deletes the rows instead of keeping them in `to`. */
 export interface SettleRequest {
   topic: string;
@@ -156,7 +168,7 @@ export interface StorageAdapter<Tx = unknown> {
   /** Lease a batch as one compare-and-set; never hands one message to two leases at once. */
   lease(req: LeaseRequest): Promise<StoredMessage[]>;
   /** Push a lease's deadline out (inside `tx` when the handler runs in one); false if the lease was lost. */
-  extendLease(topic: string, item: SettleItem, leaseUntil: number, tx?: Tx): Promise<boolean>;
+  extendLease(req: ExtendLeaseRequest, tx?: Tx): Promise<boolean>;
   /** Consume and/or delete leased messages; returns the ids whose compare-and-set won. */
   settle(req: SettleRequest, tx?: Tx): Promise<string[]>;
   /** Nack or dead-letter leased messages; returns the ids whose compare-and-set won. */

@@ -1,6 +1,7 @@
 import {
   ClosedError,
   type ExpireRequest,
+  type ExtendLeaseRequest,
   type ExpireResult,
   type IdempotencyStore,
   type LeaseRequest,
@@ -133,11 +134,11 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
     return out;
   }
 
-  async extendLease(topic: string, item: SettleItem, leaseUntil: number, tx?: MemoryTransaction): Promise<boolean> {
-    const row = this.rows(topic).match(item, 'leased');
+  async extendLease(req: ExtendLeaseRequest, tx?: MemoryTransaction): Promise<boolean> {
+    const row = this.rows(req.topic).match(req.item, req.state);
     if (!row) return false;
     const before = row.leaseUntil;
-    row.leaseUntil = leaseUntil;
+    row.leaseUntil = req.leaseUntil;
     tx?.undo.push(() => (row.leaseUntil = before));
     return true;
   }

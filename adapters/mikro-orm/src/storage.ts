@@ -3,6 +3,7 @@ import type { EntityManager } from '@mikro-orm/knex';
 import {
   ClosedError,
   type ExpireRequest,
+  type ExtendLeaseRequest,
   type ExpireResult,
   type IdempotencyStore,
   type LeaseRequest,
@@ -320,10 +321,10 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
       }));
   }
 
-  async extendLease(topic: string, item: SettleItem, leaseUntil: number, tx?: EntityManager): Promise<boolean> {
+  async extendLease(req: ExtendLeaseRequest, tx?: EntityManager): Promise<boolean> {
     const rows = await this.exec(
-      `UPDATE tidings_message SET lease_until = ? WHERE topic = ? AND id = ? AND state = 'leased' AND lease_token = ? RETURNING id`,
-      [leaseUntil, topic, item.id, item.leaseToken ?? null],
+      `UPDATE tidings_message SET lease_until = ? WHERE topic = ? AND id = ? AND state = ? AND lease_token = ? RETURNING id`,
+      [req.leaseUntil, req.topic, req.item.id, req.state, req.item.leaseToken ?? null],
       tx,
       'extendLease',
     );

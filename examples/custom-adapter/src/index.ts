@@ -5,6 +5,7 @@ import {
   StorageError,
   TidingsError,
   type ExpireRequest,
+  type ExtendLeaseRequest,
   type ExpireResult,
   type IdempotencyStore,
   type LeaseRequest,
@@ -12,7 +13,6 @@ import {
   type PurgeRequest,
   type RedriveRequest,
   type ReleaseRequest,
-  type SettleItem,
   type SettleRequest,
   type StateCounts,
   type StorageAdapter,
@@ -208,13 +208,14 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
     return req.remove ? leased.map((m) => ({ ...m, state: req.to, deliveries: m.deliveries + 1, leaseUntil: req.leaseUntil, leaseToken: req.leaseToken })) : leased;
   }
 
-  async extendLease(topic: string, item: SettleItem, leaseUntil: number, tx?: BetterSqliteTx): Promise<boolean> {
+  async extendLease(req: ExtendLeaseRequest, tx?: BetterSqliteTx): Promise<boolean> {
     const changed = await this.step(tx, () =>
-      this.changes(`UPDATE messages SET lease_until = @leaseUntil WHERE topic = @topic AND id = @id AND state = 'leased' AND lease_token = @leaseToken`, {
-        topic,
-        id: item.id,
-        leaseToken: item.leaseToken ?? null,
-        leaseUntil,
+      this.changes(`UPDATE messages SET lease_until = @leaseUntil WHERE topic = @topic AND id = @id AND state = @state AND lease_token = @leaseToken`, {
+        topic: req.topic,
+        id: req.item.id,
+        state: req.state,
+        leaseToken: req.item.leaseToken ?? null,
+        leaseUntil: req.leaseUntil,
       }),
     );
     return changed === 1;

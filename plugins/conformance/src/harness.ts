@@ -127,6 +127,11 @@ export class TopicDriver {
     return this.plan.retry!;
   }
 
+  /** A handler's `ctx.extendLease`: the lease of `item` pushed out to `leaseUntil`, asked at `now` (default 0: the rules do not depend on it). */
+  extendLease(item: SettleItem, leaseUntil: number, o: { now?: number; tx?: unknown } = {}): Promise<boolean> {
+    return this.storage.extendLease({ topic: this.topic, state: this.plan.leased, item, leaseUntil, now: o.now ?? 0 }, o.tx);
+  }
+
   /** The producer's store; end-to-end exactly-once remembers ids for `dedupMs`. */
   store(ids: string[], now: number, o: { availableAt?: number; dedupMs?: number; tx?: unknown } = {}): Promise<StoreResult[]> {
     return this.storage.store(

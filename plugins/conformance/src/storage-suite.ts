@@ -346,9 +346,9 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await d.expire(T0 + 2_000);
         const [second] = await d.lease(T0 + 2_000, { token: 'new' });
         expect(await d.nack(first!, T0 + 2_001)).toEqual([]);
-        expect(await d.storage.extendLease(d.topic, { id: 'a', leaseToken: 'old' }, T0 + HOUR)).toBe(false);
+        expect(await d.extendLease({ id: 'a', leaseToken: 'old' }, T0 + HOUR)).toBe(false);
         expect(await d.counts()).toEqual({ leased: 1 });
-        expect(await d.storage.extendLease(d.topic, second!, T0 + HOUR)).toBe(true);
+        expect(await d.extendLease(second!, T0 + HOUR)).toBe(true);
       });
 
       it('lets exactly one of two brokers win when both settle the same leases at once', async () => {
@@ -441,10 +441,20 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
           const d = await ctx.driver(lifecycle);
           await d.store(['a'], T0);
           const [m] = await d.lease(T0, { leaseMs: 1_000 });
-          expect(await d.storage.extendLease(d.topic, m!, T0 + 5_000)).toBe(true);
+          expect(await d.extendLease(m!, T0 + 5_000)).toBe(true);
           expect(await d.expire(T0 + 2_000)).toEqual({ requeued: [], dead: [] });
           expect(await d.counts()).toEqual({ leased: 1 });
           expect((await d.expire(T0 + 5_001)).requeued).toEqual([{ id: 'a', deliveries: 1 }]);
+        });
+
+        it('extends a lease past its deadline that no sweep has taken back yet (nobody else holds it), but not one a sweep requeued', async () => {
+          const d = await ctx.driver(lifecycle);
+          await d.store(['a', 'b'], T0);
+          const [a, b] = await d.lease(T0, { leaseMs: 1_000 });
+          expect(await d.extendLease(a!, T0 + 9_000, { now: T0 + 2_000 })).toBe(true);
+          expect((await d.expire(T0 + 3_000)).requeued).toEqual([{ id: b!.id, deliveries: 1 }]);
+          expect(await d.extendLease(b!, T0 + 9_000, { now: T0 + 3_000 })).toBe(false);
+          expect(await d.counts()).toEqual({ leased: 1, [d.retryState]: 1 });
         });
 
         it('refuses to extend a lease once its message was settled, or one it never made', async () => {
@@ -452,8 +462,8 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
           await d.store(['a'], T0);
           const leased = await d.lease(T0);
           await d.ack(leased, T0);
-          expect(await d.storage.extendLease(d.topic, leased[0]!, T0 + HOUR)).toBe(false);
-          expect(await d.storage.extendLease(d.topic, { id: 'nope', leaseToken: 'nope' }, T0 + HOUR)).toBe(false);
+          expect(await d.extendLease(leased[0]!, T0 + HOUR)).toBe(false);
+          expect(await d.extendLease({ id: 'nope', leaseToken: 'nope' }, T0 + HOUR)).toBe(false);
         });
       });
     });
@@ -699,7 +709,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         const operations: Record<string, () => unknown> = {
           store: () => storage.store({ topic, lifecycle: 'at-least-once', state: 'acked', messages: [{ id: 'a', body: '1', availableAt: T0 }], now: T0 }),
           lease: () => storage.lease({ topic, from: 'acked', to: 'leased', limit: 1, now: T0, leaseUntil: T0 + 1, leaseToken: 'tok', remove: false }),
-          extendLease: () => storage.extendLease(topic, item, T0 + 1),
+          extendLease: () => storage.extendLease({ topic, state: 'leased', item, leaseUntil: T0 + 1, now: T0 }),
           settle: () => storage.settle({ topic, from: 'leased', to: 'deleted', items: [item], remove: true, now: T0 }),
           release: () => storage.release({ topic, from: 'leased', to: 'acked', items: [{ ...item, availableAt: T0 }], now: T0 }),
           expire: () => storage.expire({ topic, from: 'leased', ready: 'acked', dead: 'dead', maxDeliveries: 1, now: T0 }),
@@ -733,7 +743,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         expect(await d.ack([{ id: 'nope', leaseToken: 'tok' }], T0)).toEqual([]);
         expect(await d.settle([], 'leased', ['CONSUME', 'DELETE'], T0)).toEqual([]);
         expect(await d.nack({ id: 'nope', topic: d.topic, body: '1', state: 'leased', deliveries: 1, availableAt: T0, createdAt: T0, leaseToken: 'tok' }, T0)).toEqual([]);
-        expect(await d.storage.extendLease(d.topic, { id: 'nope', leaseToken: 'tok' }, T0 + 1)).toBe(false);
+        expect(await d.extendLease({ id: 'nope', leaseToken: 'tok' }, T0 + 1)).toBe(false);
         expect(await d.redrive(T0, ['nope'])).toBe(0);
         expect(await d.counts()).toEqual({ acked: 1 });
       });
@@ -773,7 +783,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         const result = await d.storage.transaction(async (tx) => {
           await d.store(['b'], T0, { tx });
           // A handler's ctx.extendLease runs inside its transaction; a single-connection database must not wait on itself.
-          expect(await d.storage.extendLease(d.topic, leased[0]!, T0 + HOUR, tx)).toBe(true);
+          expect(await d.extendLease(leased[0]!, T0 + HOUR, { tx })).toBe(true);
           expect(await d.settle(leased, 'leased', ['CONSUME'], T0, tx)).toEqual(['a']);
           return 42;
         });
