@@ -144,7 +144,7 @@ export class Consumer<T = unknown, Tx = unknown> {
   private async run(): Promise<void> {
     const { rt } = this;
     try {
-      await rt.declared;
+      await rt.declaration.declared;
     } catch (error) {
       rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() });
       rt.logger.error(`consumer of topic "${rt.name}" did not start: ${(error as Error).message}`, { topic: rt.name });

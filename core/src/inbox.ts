@@ -42,10 +42,9 @@ export class TransactionalInbox<Tx> {
    * handler of each new one runs, all are consumed and deleted in one compare-and-set, and the new ids are recorded
    * (which refuses an id consumed meanwhile). The look-up stays outside the transaction: on SQLite a read there
    * would pin a snapshot for the handler's whole run, and a commit by another process meanwhile would fail its write.
-   * Messages are split into
-   * `concurrency` groups, each one transaction (one commit for many); if a handler in a group throws, the group
-   * rolls back and each of its messages gets a transaction of its own, so only the failing one is nacked. A handler
-   * may then run twice, but only one run's writes ever commit.
+   * Messages are split into `concurrency` groups, each one transaction (one commit for many); if a handler in a group
+   * throws, the group rolls back and each of its messages gets a transaction of its own, so only the failing one is
+   * nacked. A handler may then run twice, but only one run's writes ever commit.
    */
   async process(batch: StoredMessage[]): Promise<void> {
     const failed: Array<[StoredMessage, unknown]> = [];
@@ -86,7 +85,10 @@ export class TransactionalInbox<Tx> {
     this.emitConsumed(group, seen);
   }
 
-  /** One message in its own transaction; a failure is nacked, a lost lease logged, an id consumed meanwhile deleted as a duplicate. */
+  /**
+   * One message in its own transaction: a failure is nacked, a lost lease logged, an id another delivery recorded
+   * meanwhile deleted as a duplicate, and one already consumed and gone (its commit's answer was lost) only reported.
+   */
   private async consumeAlone(m: StoredMessage, seen: Set<string>, failed: Array<[StoredMessage, unknown]>, consumedElsewhere: StoredMessage[]): Promise<void> {
     try {
       await this.c.rt.storage.transaction((tx) => this.consume([m], seen, tx as Tx));
@@ -94,6 +96,7 @@ export class TransactionalInbox<Tx> {
     } catch (error) {
       if (this.c.abandoned()) return;
       if (error instanceof Rollback && error.code === 'DUPLICATE') consumedElsewhere.push(m);
+      else if (error instanceof Rollback && error.code === 'CONSUMED') emitDuplicate(this.c.rt, m);
       else if (error instanceof Rollback) leaseLost(this.c.rt, new LeaseLostError(this.c.rt.name, m.id));
       else failed.push([m, error instanceof GroupHandlerError ? error.cause : error]);
     }
@@ -106,7 +109,6 @@ export class TransactionalInbox<Tx> {
    */
   private async consume(group: StoredMessage[], seen: Set<string>, tx: Tx): Promise<void> {
     const { rt } = this.c;
-    const ids = group.map((m) => m.id);
     for (const m of group) {
       if (seen.has(m.id)) continue;
       try {
@@ -122,10 +124,11 @@ export class TransactionalInbox<Tx> {
     if (won.length < group.length) {
       // Gone although its id was consumed before: a commit whose answer was lost finished it. Otherwise its lease
       // expired and another delivery has it. Either way: roll back, handler writes included.
-      const lost = group.filter((m) => !won.includes(m.id));
-      throw lost.every((m) => seen.has(m.id)) ? new Rollback('DUPLICATE', 'consumed already') : new Rollback('LEASE_LOST', 'a lease in the group was lost');
+      const settled = new Set(won);
+      const lost = group.filter((m) => !settled.has(m.id));
+      throw lost.every((m) => seen.has(m.id)) ? new Rollback('CONSUMED', 'consumed and deleted already') : new Rollback('LEASE_LOST', 'a lease in the group was lost');
     }
-    const fresh = ids.filter((id) => !seen.has(id));
+    const fresh = group.filter((m) => !seen.has(m.id)).map((m) => m.id);
     if (fresh.length > 0) {
       const recorded = await rt.idempotency.record(rt.name, fresh, now + rt.options.idempotencyWindowMs, tx);
       if (recorded.length < fresh.length) throw new Rollback('DUPLICATE', 'an id in the group was consumed elsewhere meanwhile');

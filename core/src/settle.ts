@@ -33,7 +33,7 @@ export async function settle(rt: TopicRuntime, items: StoredMessage[], steps: re
     now: rt.clock.now(),
   });
   for (const id of won) emitSteps(rt, id, steps);
-  // A consumed row deleted by someone else (the orphan sweep) is done, not lost; a lease that lost its
+  // A consumed row deleted by someone else (another consumer's first sweep) is done, not lost; a lease that lost its
   // compare-and-set means the message went to another consumer.
   if (fromLease && won.length < items.length) {
     const settled = new Set(won);

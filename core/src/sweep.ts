@@ -8,7 +8,7 @@ export class LeaseSweeper {
 
   constructor(private readonly rt: TopicRuntime) {}
 
-  /** Requeues or dead-letters expired leases, and finishes deletes a crash left behind. */
+  /** Requeues or dead-letters expired leases, and, once, finishes the consumed rows an older version left. */
   async sweep(): Promise<void> {
     const { rt } = this;
     const now = rt.clock.now();

@@ -11,7 +11,7 @@ import { lifecyclePlans } from './plan.js';
 import { Tokens } from './tokens.js';
 import { Topic } from './topic.js';
 import type { StopOptions } from './consumer.js';
-import { notify, type TopicRuntime } from './topic-runtime.js';
+import { notify, type TopicDeclaration, type TopicRuntime } from './topic-runtime.js';
 
 /** What `Tidings.create` takes; any part left out is resolved from `container`, then defaulted. */
 export interface TidingsOptions<Tx = unknown> {
@@ -131,7 +131,7 @@ export class Tidings<Tx = unknown> {
    * Records a topic in storage, so other processes and the CLI know its lifecycle. Asynchronous, so `topic()` stays
    * synchronous: sends and consumers wait for it, and `topic.ready()` surfaces a conflict at start-up.
    */
-  private declare(name: string, options: ResolvedTopicOptions): TopicRuntime['declaration'] & { declared: Promise<void> } {
+  private declare(name: string, options: ResolvedTopicOptions): TopicDeclaration {
     const record: TopicRecord = { name, lifecycle: options.lifecycle, deadLetter: options.deadLetter, maxDeliveries: options.maxDeliveries, declaredAt: Date.now() };
     const declared = this.storage.declareTopic(record).then((kept) => {
       if (kept.lifecycle !== record.lifecycle) {
@@ -141,11 +141,16 @@ export class Tidings<Tx = unknown> {
         );
       }
     });
-    const declaration: TopicRuntime['declaration'] & { declared: Promise<void> } = { declared };
-    this.pending.add(declared);
+    const declaration: TopicDeclaration = { declared };
     // Surfaced by ready(), send() and consume(); never an unhandled rejection of its own.
-    declared.catch((error: unknown) => (declaration.error = error)).finally(() => this.pending.delete(declared));
+    this.track(declared).catch((error: unknown) => (declaration.error = error));
     return declaration;
+  }
+
+  /** Registers work that `close()` must wait for. */
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.pending.add(work);
+    return work.finally(() => this.pending.delete(work));
   }
 
   /** Message counts by state, for one topic or all. */
@@ -212,13 +217,12 @@ export class Tidings<Tx = unknown> {
     this.events.emit('error', { error, at: Date.now() });
   }
 
-  private runtime(name: string, options: ResolvedTopicOptions, deadLetter: TopicRuntime['deadLetter'], declaration: ReturnType<Tidings['declare']>): TopicRuntime {
+  private runtime(name: string, options: ResolvedTopicOptions, deadLetter: TopicRuntime['deadLetter'], declaration: TopicDeclaration): TopicRuntime {
     const c = this.container;
     return {
       name,
       options,
       deadLetter,
-      declared: declaration.declared,
       declaration,
       plan: lifecyclePlans[options.lifecycle],
       storage: c.resolve(Tokens.Storage),
@@ -228,10 +232,7 @@ export class Tidings<Tx = unknown> {
       logger: c.resolve(Tokens.Logger),
       events: this.events,
       consumers: new Set(),
-      track: <T>(work: Promise<T>) => {
-        this.pending.add(work);
-        return work.finally(() => this.pending.delete(work));
-      },
+      track: (work) => this.track(work),
       assertOpen: () => this.assertOpen(),
     };
   }

@@ -23,14 +23,21 @@ export interface TopicRuntime {
   readonly deadLetter?: { topic: string; state: MessageState };
   /** This process's running consumers of the topic. */
   readonly consumers: Set<{ wake(): void; stop(options?: { graceMs?: number }): Promise<void> }>;
-  /** Settles once storage has recorded the topic; rejects with `TopicConflictError` if it is recorded with another lifecycle. */
-  readonly declared: Promise<void>;
-  /** Why `declared` rejected, once it has: for callers that cannot wait for it. */
-  readonly declaration: { error?: unknown };
+  /**
+   * The topic's record in storage: `declared` settles once it is written, and rejects with `TopicConflictError` if
+   * storage records another lifecycle; `error` is that rejection, once it happened, for callers that cannot wait.
+   */
+  readonly declaration: TopicDeclaration;
   /** Registers work that `close()` must wait for. */
   track<T>(work: Promise<T>): Promise<T>;
   /** Throws `ClosedError` once the instance is closing. */
   assertOpen(): void;
+}
+
+/** A topic's record in storage, being written or written. */
+export interface TopicDeclaration {
+  readonly declared: Promise<void>;
+  error?: unknown;
 }
 
 /** Emits one `transition` event per step, and only when someone listens. */

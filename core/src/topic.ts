@@ -56,7 +56,7 @@ export class Topic<T = unknown, Tx = unknown> {
 
   /** Resolves once storage has recorded the topic; rejects with `TopicConflictError` if another process declared it with another lifecycle. */
   ready(): Promise<void> {
-    return this.runtime.declared;
+    return this.runtime.declaration.declared;
   }
 
   /** Starts a consumer: the handler's return acks a message, a throw nacks it. */
@@ -87,7 +87,7 @@ export class Topic<T = unknown, Tx = unknown> {
     }
     if (payloads.length === 0) return [];
     // Inside the caller's transaction the registry write may wait for the very connection that transaction holds.
-    if (options.em === undefined) await rt.declared;
+    if (options.em === undefined) await rt.declaration.declared;
     else if (rt.declaration.error !== undefined) throw rt.declaration.error;
     const availableAt = this.availableAt(options);
     // Every item is checked before anything is stored: one bad item refuses the whole batch, so the error names it.
