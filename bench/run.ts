@@ -128,7 +128,7 @@ async function storageSteps(): Promise<Record<string, number>> {
   for (let r = 0; r < rounds; r++) {
     const messages = Array.from({ length: BATCH }, (_, k) => ({ id: `s-${r}-${k}`, body: JSON.stringify(PAYLOAD), availableAt: 0 }));
     let t = performance.now();
-    await storage.store({ topic: 'steps', lifecycle: 'at-least-once', state: 'acked', messages, now: 0 });
+    await storage.store({ topic: 'steps', state: 'acked', messages, now: 0 });
     spent.store += performance.now() - t;
     t = performance.now();
     const leased = await storage.lease({ topic: 'steps', from: 'acked', to: 'leased', limit: BATCH, now: 0, leaseUntil: 1, leaseToken: `t-${r}`, remove: false });

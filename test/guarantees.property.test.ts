@@ -33,7 +33,6 @@ import {
   Tidings,
   type ConsumeContext,
   type ExpireRequest,
-  type ExpireResult,
   type IdempotencyStore,
   type LeaseRequest,
   type Message,
@@ -566,16 +565,16 @@ class StorageView implements StorageAdapter<MemoryTransaction> {
     return this.world.inner.settle(req, tx);
   }
 
-  async release(req: ReleaseRequest): Promise<string[]> {
+  async release(req: ReleaseRequest, tx?: MemoryTransaction): Promise<string[]> {
     this.alive();
-    return this.world.inner.release(req);
+    return this.world.inner.release(req, tx);
   }
 
-  async expire(req: ExpireRequest): Promise<ExpireResult> {
+  async expire(req: ExpireRequest, tx?: MemoryTransaction): Promise<StoredMessage[]> {
     this.alive();
-    const result = await this.world.inner.expire(req);
-    if (result.requeued.length > 0) this.world.trace.push(`${this.proc?.name} requeued expired ${result.requeued.map((r) => r.id).join(', ')}`);
-    return result;
+    const moved = await this.world.inner.expire(req, tx);
+    if (moved.length > 0) this.world.trace.push(`${this.proc?.name} moved expired ${moved.map((r) => r.id).join(', ')} to ${req.to}`);
+    return moved;
   }
 
   async redrive(req: RedriveRequest): Promise<number> {

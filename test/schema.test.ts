@@ -23,7 +23,7 @@ describe('opening a database that already has the current schema', () => {
     const before = tableDefinition(file);
     const stores: Promise<unknown>[] = [];
     for (let i = 0; i < 200; i++) {
-      stores.push(writer.store({ topic: 't', lifecycle: 'at-least-once', state: 'acked', messages: [{ id: `m-${i}`, body: '{}', availableAt: 0 }], now: 0 }));
+      stores.push(writer.store({ topic: 't', state: 'acked', messages: [{ id: `m-${i}`, body: '{}', availableAt: 0 }], now: 0 }));
       if (i === 50) {
         const reader = sqliteStorage({ file });
         stores.push(reader.open().then(() => reader.close()));

@@ -1,18 +1,9 @@
+import type { Delivery, DeliveryContext } from './delivery-context.js';
 import { LeaseLostError, TidingsError } from './errors.js';
 import { describeError, firstLine } from './runtime.js';
 import type { StoredMessage } from './storage.js';
-import { emitDuplicate, leaseLost, nack, settle } from './settle.js';
-import { emitSteps, type TopicRuntime } from './topic-runtime.js';
-
-/** What the inbox needs of its consumer: the topic, its concurrency and handler, and whether it gave up waiting. */
-export interface InboxContext<Tx> {
-  readonly rt: TopicRuntime;
-  readonly concurrency: number;
-  /** Runs the handler on one message, inside the transaction `tx`. */
-  handle(m: StoredMessage, tx: Tx): Promise<void>;
-  /** Whether the consumer stopped waiting for its handlers (see `StopOptions`). */
-  abandoned(): boolean;
-}
+import { emitDuplicate, leaseLost, settle } from './settler.js';
+import { emitSteps } from './topic-runtime.js';
 
 class Rollback extends TidingsError {}
 
@@ -34,8 +25,8 @@ class GroupHandlerError extends TidingsError {
 }
 
 /** Exactly-once delivery: a leased batch consumed through the transactional inbox. */
-export class TransactionalInbox<Tx> {
-  constructor(private readonly c: InboxContext<Tx>) {}
+export class TransactionalInbox<Tx> implements Delivery {
+  constructor(private readonly c: DeliveryContext<Tx>) {}
 
   /**
    * Exactly-once, the transactional inbox: ids consumed before are looked up first; then, in one transaction, the
@@ -75,8 +66,7 @@ export class TransactionalInbox<Tx> {
     // Abandoned at stop: what committed is done; the rest waits for its leases to expire.
     if (this.c.abandoned()) return;
     for (const m of consumedElsewhere) emitDuplicate(this.c.rt, m);
-    await settle(this.c.rt, consumedElsewhere, this.c.rt.plan.steps.handled);
-    await nack(this.c.rt, failed);
+    this.c.settler.enqueue(consumedElsewhere, this.c.rt.plan.steps.handled, failed);
   }
 
   /** One group's transaction; throws `GroupHandlerError` naming a failing handler's message, or `Rollback`. */
@@ -118,9 +108,7 @@ export class TransactionalInbox<Tx> {
       }
     }
     if (this.c.abandoned()) throw new Abandoned();
-    const now = rt.clock.now();
-    const { handled } = rt.plan.steps;
-    const won = await rt.storage.settle({ topic: rt.name, from: handled[0]!.from, to: handled.at(-1)!.to, items: group, remove: true, now }, tx);
+    const won = await settle(rt, group, rt.plan.steps.handled, tx);
     if (won.length < group.length) {
       // Gone although its id was consumed before: a commit whose answer was lost finished it. Otherwise its lease
       // expired and another delivery has it. Either way: roll back, handler writes included.
@@ -130,7 +118,7 @@ export class TransactionalInbox<Tx> {
     }
     const fresh = group.filter((m) => !seen.has(m.id)).map((m) => m.id);
     if (fresh.length > 0) {
-      const recorded = await rt.idempotency.record(rt.name, fresh, now + rt.options.idempotencyWindowMs, tx);
+      const recorded = await rt.idempotency.record(rt.name, fresh, rt.clock.now() + rt.options.idempotencyWindowMs, tx);
       if (recorded.length < fresh.length) throw new Rollback('DUPLICATE', 'an id in the group was consumed elsewhere meanwhile');
     }
   }

@@ -24,7 +24,7 @@ export const MESSAGE_STATES = ['sent', 'acked', 'stored', 'leased', 'consumed', 
 export type MessageState = (typeof MESSAGE_STATES)[number];
 
 /** Every event a lifecycle machine knows. */
-export const LIFECYCLE_EVENTS = ['STORE', 'ACK', 'LEASE', 'CONSUME', 'DELETE', 'EXPIRE', 'NACK', 'DEAD'] as const;
+export const LIFECYCLE_EVENTS = ['STORE', 'ACK', 'LEASE', 'CONSUME', 'DELETE', 'EXPIRE', 'NACK', 'DEAD', 'REDRIVE'] as const;
 /** A lifecycle event's name. */
 export type LifecycleEventType = (typeof LIFECYCLE_EVENTS)[number];
 

@@ -52,6 +52,8 @@ export interface LifecyclePlan {
     /** The transactional inbox's two halves: consume in the handler's transaction, then delete. */
     readonly consume: readonly TransitionStep[];
     readonly delete: readonly TransitionStep[];
+    /** A dead message back for delivery, as a new lifecycle. */
+    readonly redrive: readonly TransitionStep[];
   };
 }
 
@@ -69,6 +71,7 @@ export function derivePlan(table: TransitionTable, meta: LifecycleMeta = {}): Li
   const deduplicates = meta.consumer === 'deduplicates';
   const lease = table.walk(ready, removeOnLease ? ['LEASE', 'DELETE'] : ['LEASE']);
   const afterLease = lease.at(-1)!.to;
+  const dead = targetOf(table, leased, 'DEAD');
   return {
     lifecycle: table.lifecycle,
     table,
@@ -79,7 +82,7 @@ export function derivePlan(table: TransitionTable, meta: LifecycleMeta = {}): Li
     ready,
     leased,
     retry: targetOf(table, leased, 'EXPIRE'),
-    dead: targetOf(table, leased, 'DEAD'),
+    dead,
     consumed,
     removeOnLease,
     idempotent: deduplicates,
@@ -89,6 +92,7 @@ export function derivePlan(table: TransitionTable, meta: LifecycleMeta = {}): Li
       handled: table.walk(afterLease, removeOnLease ? ['CONSUME'] : ['CONSUME', 'DELETE']),
       consume: consumed ? table.walk(leased, ['CONSUME']) : [],
       delete: consumed ? table.walk(consumed, ['DELETE']) : [],
+      redrive: table.sourcesOf('REDRIVE').flatMap((from) => table.walk(from, ['REDRIVE'])),
     },
   };
 }

@@ -7,19 +7,21 @@ export interface NewMessage {
   body: string;
   /** Epoch ms before which the message is not handed out (delayed delivery). */
   availableAt: number;
+  /** Why an earlier life of the message failed: a dead-letter copy keeps its source's last error. */
+  lastError?: string;
 }
 
 /** Store a batch in one topic. */
 export interface StoreRequest {
   topic: string;
-  lifecycle: Lifecycle;
   /** The state rows are written in, as the machine's STORE (and ACK) lead to. */
   state: MessageState;
   messages: NewMessage[];
   now: number;
   /**
-   * When set, each id is remembered until this epoch ms (a duplicate while `now` is before it), also
-   * after its message is deleted. Without it an id is free again once its message is deleted.
+   * When set, each id is remembered until this epoch ms: a store at `now < dedupUntil` of the same id is a duplicate,
+   * also after its message is deleted; at `now >= dedupUntil` it is new again. Without it an id is free again once
+   * its message is deleted.
    */
   dedupUntil?: number;
 }
@@ -46,7 +48,7 @@ export interface StoredMessage {
   lastError?: string;
 }
 
-/** Hand out up to `limit` ready messages as one compare-and-set `from` -> `to`. */
+/** Hand out up to `limit` messages in `from` whose `availableAt <= now` as one compare-and-set `from` -> `to`, each delivery counted. */
 export interface LeaseRequest {
   topic: string;
   from: MessageState;
@@ -55,7 +57,7 @@ export interface LeaseRequest {
   now: number;
   leaseUntil: number;
   leaseToken: string;
-  /** At-most-once: delete the rows as they are handed out. */
+  /** The lease's path ends the message's life (the machine DELETEs it as it is handed out): remove the rows. */
   remove: boolean;
 }
 
@@ -77,7 +79,7 @@ export interface ExtendLeaseRequest {
   now: number;
 }
 
-/** Compare-and-set `from` -> `to` for the items; `remove` deletes the rows instead of keeping them in `to`. */
+/** Compare-and-set `from` -> `to` for the items; `remove` (the path DELETEs the message) deletes the rows instead of keeping them in `to`. */
 export interface SettleRequest {
   topic: string;
   from: MessageState;
@@ -87,51 +89,45 @@ export interface SettleRequest {
   now: number;
 }
 
-/** Return leased messages: to `to` (ready again after `availableAt`), or to the dead state. */
+/** Compare-and-set leased messages `from` -> `to` (a nack's retry, or the dead state), unleased, with the given `availableAt`. */
 export interface ReleaseRequest {
   topic: string;
   from: MessageState;
   to: MessageState;
-  /** `error`: why the delivery failed, stored with the message as its `lastError` (and with its dead-letter copy). */
+  /** `error`: why the delivery failed, stored with the message as its `lastError`. */
   items: Array<SettleItem & { availableAt: number; error?: string }>;
   now: number;
-  /**
-   * When `to` is dead and the topic names one: copy each message there, in this state, with the same
-   * id and body and no deliveries (a copy the dead-letter topic still holds is not made twice).
-   */
-  deadLetter?: { topic: string; state: MessageState };
 }
 
-/** Move expired leases back to `ready`, or to `dead` once deliveries reached `maxDeliveries`. */
+/**
+ * Move leases expired by `now` (`leaseUntil <= now`) from `from` to `to`, unleased and available at `now`, as one
+ * compare-and-set; only messages whose deliveries lie in `deliveries` (`atLeast <= deliveries < below`, each bound optional).
+ */
 export interface ExpireRequest {
   topic: string;
   from: MessageState;
-  ready: MessageState;
-  dead?: MessageState;
-  maxDeliveries: number;
+  to: MessageState;
   now: number;
-  deadLetter?: { topic: string; state: MessageState };
+  deliveries?: { atLeast?: number; below?: number };
 }
 
-/** Which expired leases went back for redelivery and which were dead-lettered. */
-export interface ExpireResult {
-  requeued: Array<{ id: string; deliveries: number }>;
-  dead: Array<{ id: string; deliveries: number }>;
-}
-
-/** Put dead messages of a topic back as new lifecycles in `state` (all, or the given ids). */
+/** Put dead messages of a topic (in `from`) back as new lifecycles in `to`: deliveries reset, created and available at `now`; all, or the given ids. */
 export interface RedriveRequest {
   topic: string;
-  state: MessageState;
+  from: MessageState;
+  to: MessageState;
   ids?: string[];
   now: number;
 }
 
-/** Drop what retention allows: expired dedup records, and final-state rows older than `before`. */
+/**
+ * Drop what retention allows: dedup records expired by `now` (`dedupUntil <= now`) always, and message rows only when
+ * both `states` and `before` are given: those in one of `states` created before `before`. Scoped to `topic` if given.
+ */
 export interface PurgeRequest {
   topic?: string;
   now: number;
-  /** Rows in these states created before this epoch ms are removed. */
+  /** Rows in `states` created before this epoch ms are removed. */
   before?: number;
   states?: MessageState[];
 }
@@ -151,8 +147,9 @@ export interface TopicRecord {
 export type StateCounts = Record<string, Partial<Record<MessageState, number>>>;
 
 /**
- * Where messages live. Storage-agnostic: it knows topics, states and compare-and-set,
- * not semantics; Tidings computes every `from`/`to` from the lifecycle machine.
+ * Where messages live. Storage-agnostic: it knows topics, states and compare-and-set, not semantics; Tidings
+ * computes every `from`/`to` from the lifecycle machine, and decides retries, dead-lettering and dead-letter copies.
+ * Every call runs on the `now` it is given, never on the adapter's own clock.
  * `Tx` is the handle a transaction gives handlers (`ctx.em`).
  */
 export interface StorageAdapter<Tx = unknown> {
@@ -171,11 +168,11 @@ export interface StorageAdapter<Tx = unknown> {
   extendLease(req: ExtendLeaseRequest, tx?: Tx): Promise<boolean>;
   /** Consume and/or delete leased messages; returns the ids whose compare-and-set won. */
   settle(req: SettleRequest, tx?: Tx): Promise<string[]>;
-  /** Nack or dead-letter leased messages; returns the ids whose compare-and-set won. */
-  release(req: ReleaseRequest): Promise<string[]>;
-  /** Requeue or dead-letter expired leases. */
-  expire(req: ExpireRequest): Promise<ExpireResult>;
-  /** Dead messages back to ready; returns how many. */
+  /** Nack or dead-letter leased messages (inside `tx` when core copies them to a dead-letter topic); returns the ids whose compare-and-set won. */
+  release(req: ReleaseRequest, tx?: Tx): Promise<string[]>;
+  /** Takes back expired leases (inside `tx` when core copies them to a dead-letter topic); returns the moved messages as they now are. */
+  expire(req: ExpireRequest, tx?: Tx): Promise<StoredMessage[]>;
+  /** Dead messages back for delivery; returns how many. */
   redrive(req: RedriveRequest): Promise<number>;
   /** Messages in a topic (or all) by state. */
   counts(topic?: string): Promise<StateCounts>;

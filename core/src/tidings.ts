@@ -3,14 +3,15 @@ import { container as rootContainer, type DependencyContainer, type InjectionTok
 import { ClosedError, InvalidOptionsError, TopicConflictError } from './errors.js';
 import { TidingsEventBus } from './events.js';
 import type { IdempotencyStore } from './idempotency.js';
-import type { MessageState } from './lifecycle.js';
 import { resolveTopicOptions, validateTopicName, type ResolvedTopicOptions, type TopicOptions } from './options.js';
 import { stderrLogger, systemClock, uuidGenerator, type Clock, type IdGenerator, type Logger } from './runtime.js';
 import type { StateCounts, StorageAdapter, StoredMessage, TopicRecord } from './storage.js';
 import { lifecyclePlans } from './plan.js';
 import { Tokens } from './tokens.js';
 import { Topic } from './topic.js';
-import type { StopOptions } from './consumer.js';
+import type { StopOptions } from './consume.js';
+import { requests } from './protocol.js';
+import { LeaseSweeper } from './sweep.js';
 import { notify, type TopicDeclaration, type TopicRuntime } from './topic-runtime.js';
 
 /** What `Tidings.create` takes; any part left out is resolved from `container`, then defaulted. */
@@ -111,12 +112,8 @@ export class Tidings<Tx = unknown> {
         `Topic "${name}" is exactly-once but the storage "${this.storage.name}" has no idempotency store: pass { idempotency: memoryIdempotency() } from @tidings/idempotency to Tidings.create.`,
       );
     }
-    let deadLetter: { topic: string; state: MessageState } | undefined;
-    if (resolved.deadLetter) {
-      const dlq = this.declaredTopics.get(resolved.deadLetter)?.topic ?? this.topic(resolved.deadLetter, DEAD_LETTER_DEFAULTS);
-      deadLetter = { topic: dlq.name, state: dlq.runtime.plan.stored };
-    }
-    const topic = new Topic<T, Tx>(this.runtime(name, resolved, deadLetter, this.declare(name, resolved)));
+    const deadLetter = resolved.deadLetter ? (this.declaredTopics.get(resolved.deadLetter)?.topic ?? this.topic(resolved.deadLetter, DEAD_LETTER_DEFAULTS)) : undefined;
+    const topic = new Topic<T, Tx>(this.runtime(name, resolved, deadLetter?.runtime, this.declare(name, resolved)));
     this.declaredTopics.set(name, { options: resolved, topic });
     return topic;
   }
@@ -158,19 +155,25 @@ export class Tidings<Tx = unknown> {
     return this.storage.counts(topic);
   }
 
-  /** Dead messages of a topic. */
-  deadLetters(topic: string, limit = 100): Promise<StoredMessage[]> {
-    return this.storage.peek(topic, 'dead', limit);
+  /** Dead messages of a declared topic: those its machine can redrive. */
+  async deadLetters(topic: string, limit = 100): Promise<StoredMessage[]> {
+    const [redrive] = this.declared(topic).runtime.plan.steps.redrive;
+    return redrive ? this.storage.peek(topic, redrive.from, limit) : [];
   }
 
-  /** Puts dead messages of a declared topic back for delivery as new lifecycles; returns how many. */
+  /** Puts dead messages of a declared topic back for delivery as new lifecycles (the machine's REDRIVE); returns how many. */
   async redrive(topic: string, ids?: string[]): Promise<number> {
-    const declared = this.declaredTopics.get(topic);
-    if (!declared) throw new InvalidOptionsError(`Topic "${topic}" is not declared: call tidings.topic("${topic}", { semantic }) first.`);
-    const rt = declared.topic.runtime;
-    const n = await this.storage.redrive({ topic, state: rt.plan.stored, ids, now: rt.clock.now() });
+    const rt = this.declared(topic).runtime;
+    const req = requests.redrive(rt, ids, rt.clock.now());
+    const n = req ? await this.storage.redrive(req) : 0;
     if (n > 0) notify(rt);
     return n;
+  }
+
+  private declared(topic: string): Topic<unknown, Tx> {
+    const declared = this.declaredTopics.get(topic);
+    if (!declared) throw new InvalidOptionsError(`Topic "${topic}" is not declared: call tidings.topic("${topic}", { semantic }) first.`);
+    return declared.topic;
   }
 
   /** Purges expired dedup and idempotency records, and dead letters past their topic's retention; returns how many. */
@@ -180,9 +183,10 @@ export class Tidings<Tx = unknown> {
     const counts = await Promise.all([
       // Expired dedup records of every topic, then each declared topic's dead letters past its retention.
       this.storage.purge({ now }),
-      ...[...this.declaredTopics.values()].map(({ topic, options }) =>
-        this.storage.purge({ topic: topic.name, now, before: now - options.retentionMs, states: ['dead'] }),
-      ),
+      ...[...this.declaredTopics.values()].map(({ topic, options }) => {
+        const { dead } = topic.runtime.plan;
+        return dead === undefined ? 0 : this.storage.purge({ topic: topic.name, now, before: now - options.retentionMs, states: [dead] });
+      }),
       idempotency?.purge(now) ?? 0,
     ]);
     return counts.reduce((a, b) => a + b, 0);
@@ -219,7 +223,7 @@ export class Tidings<Tx = unknown> {
 
   private runtime(name: string, options: ResolvedTopicOptions, deadLetter: TopicRuntime['deadLetter'], declaration: TopicDeclaration): TopicRuntime {
     const c = this.container;
-    return {
+    const rt: Omit<TopicRuntime, 'sweeper'> = {
       name,
       options,
       deadLetter,
@@ -235,5 +239,6 @@ export class Tidings<Tx = unknown> {
       track: (work) => this.track(work),
       assertOpen: () => this.assertOpen(),
     };
+    return Object.assign(rt, { sweeper: new LeaseSweeper(rt as TopicRuntime) });
   }
 }

@@ -1,6 +1,5 @@
 import type { TidingsEventBus } from './events.js';
 import type { IdempotencyStore } from './idempotency.js';
-import type { MessageState } from './lifecycle.js';
 import type { ResolvedTopicOptions } from './options.js';
 import type { Clock, IdGenerator, Logger } from './runtime.js';
 import type { StorageAdapter } from './storage.js';
@@ -19,10 +18,12 @@ export interface TopicRuntime {
   readonly ids: IdGenerator;
   readonly logger: Logger;
   readonly events: TidingsEventBus;
-  /** Where a dead-lettered copy goes, in the state its topic stores messages in. */
-  readonly deadLetter?: { topic: string; state: MessageState };
+  /** The topic dead letters are copied to. */
+  readonly deadLetter?: TopicRuntime;
   /** This process's running consumers of the topic. */
   readonly consumers: Set<{ wake(): void; stop(options?: { graceMs?: number }): Promise<void> }>;
+  /** The topic's one sweeper of expired leases in this process, shared by its consumers. */
+  readonly sweeper: { sweep(): Promise<void> };
   /**
    * The topic's record in storage: `declared` settles once it is written, and rejects with `TopicConflictError` if
    * storage records another lifecycle; `error` is that rejection, once it happened, for callers that cannot wait.
@@ -41,7 +42,7 @@ export interface TopicDeclaration {
 }
 
 /** Emits one `transition` event per step, and only when someone listens. */
-export function emitSteps(rt: TopicRuntime, id: string, steps: readonly TransitionStep[]): void {
+export function emitSteps(rt: Pick<TopicRuntime, 'name' | 'options' | 'plan' | 'events' | 'clock'>, id: string, steps: readonly TransitionStep[]): void {
   if (rt.events.listenerCount('transition') === 0) return;
   const at = rt.clock.now();
   for (const s of steps) {
@@ -59,6 +60,6 @@ export function emitSteps(rt: TopicRuntime, id: string, steps: readonly Transiti
 }
 
 /** Wakes this process's consumers of the topic (after a store or requeue). */
-export function notify(rt: TopicRuntime): void {
+export function notify(rt: Pick<TopicRuntime, 'consumers'>): void {
   for (const c of rt.consumers) c.wake();
 }

@@ -1,7 +1,9 @@
-import { Consumer, type ConsumeOptions, type Handler } from './consumer.js';
+import type { ConsumeOptions, Handler } from './consume.js';
+import { Consumer } from './consumer.js';
 import { AckTimeoutError, ClosedError, InvalidOptionsError, InvalidMessageError, PayloadTooLargeError, TidingsError } from './errors.js';
 import { backoffDelay } from './options.js';
 import { serializePayload } from './payload.js';
+import { requests } from './protocol.js';
 import type { NewMessage, StoreResult } from './storage.js';
 import { emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
 
@@ -141,17 +143,7 @@ export class Topic<T = unknown, Tx = unknown> {
     const rt = this.runtime;
     const now = rt.clock.now();
     const { plan } = rt;
-    const results: StoreResult[] = await rt.storage.store(
-      {
-        topic: rt.name,
-        lifecycle: plan.lifecycle,
-        state: plan.stored,
-        messages,
-        now,
-        dedupUntil: plan.dedup ? now + rt.options.dedupWindowMs : undefined,
-      },
-      tx,
-    );
+    const results: StoreResult[] = await rt.storage.store(requests.store(rt, messages, now), tx);
     let stored = 0;
     for (const r of results) {
       // The machine has the last word: a duplicate is a STORE its guard refuses.

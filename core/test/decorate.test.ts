@@ -16,7 +16,7 @@ class PrivateStorage implements StorageAdapter<undefined> {
   extendLease = async () => false;
   settle = async () => [];
   release = async () => [];
-  expire = async () => ({ requeued: [], dead: [] });
+  expire = async () => [];
   redrive = async () => 0;
   peek = async () => [];
   purge = async () => 0;
@@ -26,7 +26,7 @@ class PrivateStorage implements StorageAdapter<undefined> {
   close = async () => {};
 }
 
-const request = (id: string): StoreRequest => ({ topic: 't', lifecycle: 'at-least-once', state: 'stored', messages: [{ id, body: '{}', availableAt: 0 }], now: 0 });
+const request = (id: string): StoreRequest => ({ topic: 't', state: 'stored', messages: [{ id, body: '{}', availableAt: 0 }], now: 0 });
 
 describe('decorateStorage', () => {
   it('lets an override win over the inner member', async () => {

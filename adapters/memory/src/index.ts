@@ -2,7 +2,6 @@ import {
   ClosedError,
   type ExpireRequest,
   type ExtendLeaseRequest,
-  type ExpireResult,
   type IdempotencyStore,
   type LeaseRequest,
   type MessageState,
@@ -106,7 +105,7 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
     return req.messages.map((m) => {
       const held = t.byId.has(m.id) || (t.dedup.get(m.id) ?? -Infinity) > req.now;
       if (held) return { id: m.id, duplicate: true };
-      const row: Row = { id: m.id, topic: req.topic, body: m.body, state: req.state, deliveries: 0, availableAt: m.availableAt, createdAt: req.now };
+      const row: Row = { id: m.id, topic: req.topic, body: m.body, state: req.state, deliveries: 0, availableAt: m.availableAt, createdAt: req.now, lastError: m.lastError };
       t.insert(row);
       tx?.undo.push(() => t.remove(row));
       if (req.dedupUntil !== undefined) {
@@ -149,14 +148,7 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
     for (const item of req.items) {
       const row = t.match(item, req.from);
       if (!row) continue;
-      if (tx) {
-        const before = { ...row };
-        tx.undo.push(() => {
-          if (t.byId.get(row.id) === row) t.remove(row);
-          Object.assign(row, before);
-          t.insert(row);
-        });
-      }
+      this.keepForUndo(t, row, tx);
       if (req.remove) t.remove(row);
       else {
         unlease(row);
@@ -167,55 +159,56 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
     return won;
   }
 
-  async release(req: ReleaseRequest): Promise<string[]> {
+  async release(req: ReleaseRequest, tx?: MemoryTransaction): Promise<string[]> {
     const t = this.rows(req.topic);
     const won: string[] = [];
     for (const item of req.items) {
       const row = t.match(item, req.from);
       if (!row) continue;
+      this.keepForUndo(t, row, tx);
       unlease(row);
       row.availableAt = item.availableAt;
       row.lastError = item.error;
       t.move(row, req.to);
-      if (req.deadLetter) this.copyToDeadLetter(row, req.deadLetter, req.now);
       won.push(row.id);
     }
     return won;
   }
 
-  async expire(req: ExpireRequest): Promise<ExpireResult> {
+  async expire(req: ExpireRequest, tx?: MemoryTransaction): Promise<StoredMessage[]> {
     const t = this.rows(req.topic);
-    const result: ExpireResult = { requeued: [], dead: [] };
+    const { atLeast = -Infinity, below = Infinity } = req.deliveries ?? {};
+    const moved: StoredMessage[] = [];
     for (const row of [...t.bucket(req.from).values()]) {
-      if ((row.leaseUntil ?? Infinity) > req.now) continue;
+      if ((row.leaseUntil ?? Infinity) > req.now || row.deliveries < atLeast || row.deliveries >= below) continue;
+      this.keepForUndo(t, row, tx);
       unlease(row);
-      if (row.deliveries < req.maxDeliveries || !req.dead) {
-        row.availableAt = req.now;
-        t.move(row, req.ready);
-        result.requeued.push({ id: row.id, deliveries: row.deliveries });
-      } else {
-        t.move(row, req.dead);
-        if (req.deadLetter) this.copyToDeadLetter(row, req.deadLetter, req.now);
-        result.dead.push({ id: row.id, deliveries: row.deliveries });
-      }
+      row.availableAt = req.now;
+      t.move(row, req.to);
+      moved.push({ ...row });
     }
-    return result;
+    return moved;
   }
 
-  private copyToDeadLetter(row: Row, dl: { topic: string; state: MessageState }, now: number): void {
-    const target = this.rows(dl.topic);
-    if (target.byId.has(row.id)) return;
-    target.insert({ id: row.id, topic: dl.topic, body: row.body, state: dl.state, deliveries: 0, availableAt: now, createdAt: now, lastError: row.lastError });
+  /** Inside a transaction, remembers a row as it is, to put it back on rollback. */
+  private keepForUndo(t: TopicRows, row: Row, tx?: MemoryTransaction): void {
+    if (!tx) return;
+    const before = { ...row };
+    tx.undo.push(() => {
+      if (t.byId.get(row.id) === row) t.remove(row);
+      Object.assign(row, before);
+      t.insert(row);
+    });
   }
 
   async redrive(req: RedriveRequest): Promise<number> {
     const t = this.rows(req.topic);
     const wanted = req.ids ? new Set(req.ids) : undefined;
     let n = 0;
-    for (const row of [...t.bucket('dead').values()]) {
+    for (const row of [...t.bucket(req.from).values()]) {
       if (wanted && !wanted.has(row.id)) continue;
       t.remove(row);
-      t.insert({ id: row.id, topic: row.topic, body: row.body, state: req.state, deliveries: 0, availableAt: req.now, createdAt: req.now });
+      t.insert({ id: row.id, topic: row.topic, body: row.body, state: req.to, deliveries: 0, availableAt: req.now, createdAt: req.now });
       n++;
     }
     return n;

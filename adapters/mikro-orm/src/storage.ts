@@ -4,7 +4,6 @@ import {
   ClosedError,
   type ExpireRequest,
   type ExtendLeaseRequest,
-  type ExpireResult,
   type IdempotencyStore,
   type LeaseRequest,
   type MessageState,
@@ -39,7 +38,7 @@ export interface SqlDialect extends SchemaDialect {
   seqIn(candidates: string): string;
   /** A subquery of the strings (column `value`) in one JSON-array parameter, so a batch of ids is one bind. */
   readonly jsonStrings: string;
-  /** A subquery of rows (id, body, available_at) from one JSON-array parameter of new messages. */
+  /** A subquery of rows (id, body, available_at, last_error) from one JSON-array parameter of new messages. */
   readonly jsonMessages: string;
   /** Wakes consumers in other processes after a store; run in the storing transaction. */
   readonly notifySql?: string;
@@ -273,8 +272,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
         if (candidates.length === 0) return new Set<string>();
       }
       const rows = await this.exec(
-        `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at)
-         SELECT ?, m.id, m.body, ?, 0, m.available_at, ? FROM (${dialect.jsonMessages}) AS m WHERE true
+        `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at, last_error)
+         SELECT ?, m.id, m.body, ?, 0, m.available_at, ?, m.last_error FROM (${dialect.jsonMessages}) AS m WHERE true
          ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
         [req.topic, req.state, req.now, JSON.stringify(candidates)],
         em,
@@ -344,8 +343,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     return won;
   }
 
-  async release(req: ReleaseRequest): Promise<string[]> {
-    return this.transaction(async (em) => {
+  async release(req: ReleaseRequest, tx?: EntityManager): Promise<string[]> {
+    return this.inTransaction(tx, async (em) => {
       const won: string[] = [];
       for (const item of req.items) {
         const rows = await this.exec(
@@ -355,47 +354,23 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
           em,
           'release',
         );
-        if (rows.length === 0) continue;
-        won.push(item.id);
+        if (rows.length > 0) won.push(item.id);
       }
-      if (req.deadLetter && won.length > 0) await this.copyToDeadLetter(req.topic, won, req.deadLetter, req.now, em);
       return won;
     });
   }
 
-  async expire(req: ExpireRequest): Promise<ExpireResult> {
-    return this.transaction(async (em) => {
-      const base = `topic = ? AND state = ? AND lease_until <= ?`;
-      const requeued = await this.exec(
-        `UPDATE tidings_message SET state = ?, available_at = ?, lease_until = NULL, lease_token = NULL
-         WHERE ${base}${req.dead ? ' AND deliveries < ?' : ''} RETURNING id, deliveries`,
-        [req.ready, req.now, req.topic, req.from, req.now, ...(req.dead ? [req.maxDeliveries] : [])],
-        em,
-        'expire',
-      );
-      const dead = req.dead
-        ? await this.exec(
-            `UPDATE tidings_message SET state = ?, lease_until = NULL, lease_token = NULL WHERE ${base} AND deliveries >= ? RETURNING id, deliveries`,
-            [req.dead, req.topic, req.from, req.now, req.maxDeliveries],
-            em,
-            'expire',
-          )
-        : [];
-      if (req.deadLetter && dead.length > 0) await this.copyToDeadLetter(req.topic, dead.map((r) => r.id as string), req.deadLetter, req.now, em);
-      const out = (rows: Row[]) => rows.map((r) => ({ id: r.id as string, deliveries: Number(r.deliveries) }));
-      return { requeued: out(requeued), dead: out(dead) };
-    });
-  }
-
-  private async copyToDeadLetter(topic: string, ids: string[], dl: { topic: string; state: MessageState }, now: number, em: EntityManager): Promise<void> {
-    await this.exec(
-      `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at, last_error)
-       SELECT ?, id, body, ?, 0, ?, ?, last_error FROM tidings_message WHERE topic = ? AND id IN (${this.options.dialect.jsonStrings})
-       ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
-      [dl.topic, dl.state, now, now, topic, JSON.stringify(ids)],
-      em,
-      'deadLetter',
+  async expire(req: ExpireRequest, tx?: EntityManager): Promise<StoredMessage[]> {
+    const { atLeast, below } = req.deliveries ?? {};
+    const rows = await this.exec(
+      `UPDATE tidings_message SET state = ?, available_at = ?, lease_until = NULL, lease_token = NULL
+       WHERE topic = ? AND state = ? AND lease_until <= ?${atLeast === undefined ? '' : ' AND deliveries >= ?'}${below === undefined ? '' : ' AND deliveries < ?'}
+       RETURNING ${COLUMNS}`,
+      [req.to, req.now, req.topic, req.from, req.now, ...(atLeast === undefined ? [] : [atLeast]), ...(below === undefined ? [] : [below])],
+      tx,
+      'expire',
     );
+    return rows.map(toMessage).map(({ seq: _seq, ...m }) => m);
   }
 
   async redrive(req: RedriveRequest): Promise<number> {
@@ -403,9 +378,9 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     const ids = req.ids ?? [];
     if (req.ids && ids.length === 0) return 0;
     const rows = await this.exec(
-      `UPDATE tidings_message SET state = ?, deliveries = 0, available_at = ?, created_at = ?, lease_until = NULL, lease_token = NULL
-       WHERE topic = ? AND state = 'dead'${req.ids ? ` AND id IN (${this.options.dialect.jsonStrings})` : ''} RETURNING id`,
-      [req.state, req.now, req.now, req.topic, ...(req.ids ? [JSON.stringify(ids)] : [])],
+      `UPDATE tidings_message SET state = ?, deliveries = 0, available_at = ?, created_at = ?, lease_until = NULL, lease_token = NULL, last_error = NULL
+       WHERE topic = ? AND state = ?${req.ids ? ` AND id IN (${this.options.dialect.jsonStrings})` : ''} RETURNING id`,
+      [req.to, req.now, req.now, req.topic, req.from, ...(req.ids ? [JSON.stringify(ids)] : [])],
       undefined,
       'redrive',
     );

@@ -27,7 +27,7 @@ export const sqliteDialect: SqlDialect = {
   serialPrimaryKey: 'INTEGER PRIMARY KEY AUTOINCREMENT',
   columnsSql: 'SELECT name FROM pragma_table_info(?)',
   jsonStrings: 'SELECT value FROM json_each(?)',
-  jsonMessages: `SELECT value ->> '$.id' AS id, value ->> '$.body' AS body, value ->> '$.availableAt' AS available_at FROM json_each(?)`,
+  jsonMessages: `SELECT value ->> '$.id' AS id, value ->> '$.body' AS body, value ->> '$.availableAt' AS available_at, value ->> '$.lastError' AS last_error FROM json_each(?)`,
 };
 
 type RawSqlite = { exec(sql: string, cb: (err: Error | null) => void): void };

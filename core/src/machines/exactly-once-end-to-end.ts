@@ -24,6 +24,7 @@ export const exactlyOnceEndToEndMachine = setup({
     },
     consumed: { on: { DELETE: 'deleted' } },
     deleted: { type: 'final' },
-    dead: { type: 'final' },
+    // A redrive (by an operator) starts the message over as a new lifecycle.
+    dead: { on: { REDRIVE: 'acked' } },
   },
 });

@@ -6,7 +6,6 @@ import {
   TidingsError,
   type ExpireRequest,
   type ExtendLeaseRequest,
-  type ExpireResult,
   type IdempotencyStore,
   type LeaseRequest,
   type MessageState,
@@ -172,9 +171,9 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
         const stored =
           !inWindow &&
           this.changes(
-            `INSERT INTO messages (topic, id, body, state, available_at, created_at) VALUES (@topic, @id, @body, @state, @availableAt, @now)
+            `INSERT INTO messages (topic, id, body, state, available_at, created_at, last_error) VALUES (@topic, @id, @body, @state, @availableAt, @now, @lastError)
              ON CONFLICT (topic, id) DO NOTHING`,
-            { ...key, body: m.body, state: req.state, availableAt: m.availableAt },
+            { ...key, body: m.body, state: req.state, availableAt: m.availableAt, lastError: m.lastError ?? null },
           ) === 1;
         if (stored && req.dedupUntil !== undefined) {
           // A record whose window passed (not purged yet) is reused for the new window.
@@ -235,11 +234,11 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
     );
   }
 
-  async release(req: ReleaseRequest): Promise<string[]> {
-    return this.step(undefined, () =>
+  async release(req: ReleaseRequest, tx?: BetterSqliteTx): Promise<string[]> {
+    return this.step(tx, () =>
       req.items
-        .filter((item) => {
-          const won =
+        .filter(
+          (item) =>
             this.changes(`UPDATE messages SET state = @to, available_at = @availableAt, lease_until = NULL, lease_token = NULL, last_error = @error WHERE ${STILL_HELD}`, {
               topic: req.topic,
               id: item.id,
@@ -248,49 +247,32 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
               leaseToken: item.leaseToken ?? null,
               availableAt: item.availableAt,
               error: item.error ?? null,
-            }) === 1;
-          if (won && req.deadLetter) this.copyToDeadLetter(req.topic, item.id, req.deadLetter, req.now);
-          return won;
-        })
+            }) === 1,
+        )
         .map((item) => item.id),
     );
   }
 
-  async expire(req: ExpireRequest): Promise<ExpireResult> {
-    const params = { topic: req.topic, from: req.from, ready: req.ready, dead: req.dead ?? null, max: req.maxDeliveries, now: req.now };
-    const expired = `topic = @topic AND state = @from AND lease_until <= @now`;
-    return this.step(undefined, () => {
-      const requeued = this.rows(
-        `UPDATE messages SET state = @ready, available_at = @now, lease_until = NULL, lease_token = NULL
-         WHERE ${expired} AND (@dead IS NULL OR deliveries < @max) RETURNING id, deliveries`,
+  async expire(req: ExpireRequest, tx?: BetterSqliteTx): Promise<StoredMessage[]> {
+    const params = { topic: req.topic, from: req.from, to: req.to, now: req.now, atLeast: req.deliveries?.atLeast ?? null, below: req.deliveries?.below ?? null };
+    const rows = await this.step(tx, () =>
+      this.rows(
+        `UPDATE messages SET state = @to, available_at = @now, lease_until = NULL, lease_token = NULL
+         WHERE topic = @topic AND state = @from AND lease_until <= @now
+           AND (@atLeast IS NULL OR deliveries >= @atLeast) AND (@below IS NULL OR deliveries < @below) RETURNING *`,
         params,
-      );
-      const dead = req.dead
-        ? this.rows(`UPDATE messages SET state = @dead, lease_until = NULL, lease_token = NULL WHERE ${expired} AND deliveries >= @max RETURNING id, deliveries`, params)
-        : [];
-      if (req.deadLetter) for (const r of dead) this.copyToDeadLetter(req.topic, r.id, req.deadLetter, req.now);
-      const out = (rows: Row[]) => rows.map((r) => ({ id: r.id, deliveries: r.deliveries }));
-      return { requeued: out(requeued), dead: out(dead) };
-    });
-  }
-
-  /** A fresh message in the dead-letter topic; a copy it already holds (an earlier sweep's) is kept as it is. */
-  private copyToDeadLetter(topic: string, id: string, to: { topic: string; state: MessageState }, now: number): void {
-    this.changes(
-      `INSERT INTO messages (topic, id, body, state, available_at, created_at, last_error)
-       SELECT @toTopic, id, body, @toState, @now, @now, last_error FROM messages WHERE topic = @topic AND id = @id
-       ON CONFLICT (topic, id) DO NOTHING`,
-      { topic, id, toTopic: to.topic, toState: to.state, now },
+      ),
     );
+    return rows.map(toMessage);
   }
 
   async redrive(req: RedriveRequest): Promise<number> {
     // A redriven message starts a new lifecycle: no deliveries, fresh timestamps.
     return this.step(undefined, () =>
       this.changes(
-        `UPDATE messages SET state = @state, deliveries = 0, available_at = @now, created_at = @now, lease_until = NULL, lease_token = NULL
-         WHERE topic = @topic AND state = 'dead' AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids)))`,
-        { topic: req.topic, state: req.state, now: req.now, ids: req.ids ? JSON.stringify(req.ids) : null },
+        `UPDATE messages SET state = @to, deliveries = 0, available_at = @now, created_at = @now, lease_until = NULL, lease_token = NULL, last_error = NULL
+         WHERE topic = @topic AND state = @from AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids)))`,
+        { topic: req.topic, from: req.from, to: req.to, now: req.now, ids: req.ids ? JSON.stringify(req.ids) : null },
       ),
     );
   }

@@ -7,7 +7,6 @@ import { betterSqliteStorage, type BetterSqliteStorage } from '../src/index.js';
 
 const request = (topic: string, id: string): StoreRequest => ({
   topic,
-  lifecycle: 'at-least-once',
   state: 'acked',
   messages: [{ id, body: '{}', availableAt: 0 }],
   now: 0,

@@ -1,4 +1,4 @@
-import { InvalidOptionsError, lifecyclePlans, MESSAGE_STATES, type MessageState, type StateCounts, type StoredMessage, type TopicRecord } from '@tidings/core';
+import { InvalidOptionsError, lifecyclePlans, requests, MESSAGE_STATES, type MessageState, type StateCounts, type StoredMessage, type TopicRecord } from '@tidings/core';
 import { assertTopic, openDatabase, type Database } from './database.js';
 import { TopicNotRecordedError, UnknownTopicError } from './errors.js';
 import { parseInteger } from './parse.js';
@@ -155,22 +155,29 @@ export async function dlqRedrive(options: DlqRedriveOptions, output: Output): Pr
   if (ids?.some((id) => typeof id !== 'string' || id === '')) throw new InvalidOptionsError('--id needs a message id, e.g. --id order-42.');
   return withDatabase(options.db, async (database) => {
     const record = await recordedTopic(database, topic);
-    const target = { state: lifecyclePlans[record.lifecycle].ready, how: record.lifecycle };
+    const recorded = { name: topic, plan: lifecyclePlans[record.lifecycle], options: { maxDeliveries: record.maxDeliveries, dedupWindowMs: 0 } };
     const now = options.now ?? Date.now();
+    const redrive = async (ids?: string[]) => {
+      const req = requests.redrive(recorded, ids, now);
+      return req ? database.storage.redrive(req) : 0;
+    };
+    const target = { state: recorded.plan.ready, how: record.lifecycle };
     let redriven = 0;
     const missing: string[] = [];
     if (ids) {
       // One id at a time, so the answer can name each id that was not a dead letter.
       for (const id of ids) {
-        const n = await database.storage.redrive({ topic, state: target.state, ids: [id], now });
+        const n = await redrive([id]);
         if (n === 0) missing.push(id);
         redriven += n;
       }
     } else {
-      redriven = await database.storage.redrive({ topic, state: target.state, now });
+      redriven = await redrive();
     }
     if (options.json) {
       output.out(JSON.stringify({ db: database.name, topic, state: target.state, redriven, missing }, null, 2));
+    } else if (recorded.plan.steps.redrive.length === 0) {
+      output.out(`Topic "${topic}" is ${record.lifecycle}: its messages are never dead-lettered, so there is nothing to redrive.`);
     } else if (redriven === 0 && !ids) {
       output.out(`No dead letters in topic "${topic}" to redrive (${database.target}).`);
     } else {

@@ -177,7 +177,6 @@ describe('tidings dlq', () => {
   });
 
   it.each([
-    ['at-most-once', {}, 'stored'],
     ['at-least-once', {}, 'acked'],
     ['exactly-once', { scope: 'broker' }, 'stored'],
     ['exactly-once', { scope: 'end-to-end' }, 'acked'],
@@ -186,15 +185,16 @@ describe('tidings dlq', () => {
     const options = { semantic, ...extra, maxDeliveries: 1 } as TopicOptions;
     const tidings = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0, logger: silentLogger });
     const jobs = tidings.topic('jobs', options);
-    await jobs.ready();
+    await jobs.send({}, { id: 'job-1' });
+    // Its one delivery fails, so the machine dead-letters it.
+    const failing = jobs.consume(() => Promise.reject(new Error('declined')), { pollMs: 10 });
+    await until('the dead letter', async () => (await tidings.deadLetters('jobs')).length === 1);
+    await failing.stop();
     await tidings.close();
-    // At-most-once never dead-letters, so its dead letter is made the way an operator's import would leave one.
-    const raw = new Database(file);
-    raw.prepare(`INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at) VALUES ('jobs', 'job-1', '{}', 'dead', 1, 0, 0)`).run();
-    raw.close();
     const io = capture();
     expect(await dlqRedrive({ db: file, topic: 'jobs' }, io)).toEqual({ state: ready, redriven: 1, missing: [] });
     expect(io.stderr).toEqual([]);
+    expect((await stats({ db: file }, capture())).jobs).toEqual({ [ready]: 1 });
 
     const again = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0, logger: silentLogger });
     const seen: string[] = [];
@@ -202,6 +202,21 @@ describe('tidings dlq', () => {
     await until('the redriven message', async () => seen.includes('job-1'));
     await consumer.stop();
     await again.close();
+  });
+
+  it('says an at-most-once topic has nothing to redrive, since its machine never dead-letters, and touches nothing', async () => {
+    const file = join(dir, 'only-dead-at-most-once.db');
+    const tidings = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0, logger: silentLogger });
+    await tidings.topic('jobs', { semantic: 'at-most-once' }).ready();
+    await tidings.close();
+    // A row no at-most-once lifecycle can leave, as an operator's import might.
+    const raw = new Database(file);
+    raw.prepare(`INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at) VALUES ('jobs', 'job-1', '{}', 'dead', 1, 0, 0)`).run();
+    raw.close();
+    const io = capture();
+    expect(await dlqRedrive({ db: file, topic: 'jobs' }, io)).toEqual({ state: 'stored', redriven: 0, missing: [] });
+    expect(io.text()).toBe('Topic "jobs" is at-most-once: its messages are never dead-lettered, so there is nothing to redrive.');
+    expect((await stats({ db: file }, capture())).jobs).toEqual({ dead: 1 });
   });
 
   it('refuses to guess the semantic of a topic the registry does not record, saying how to get it recorded', async () => {

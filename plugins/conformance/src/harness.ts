@@ -2,13 +2,16 @@ import { randomUUID } from 'node:crypto';
 import {
   LIFECYCLES,
   Tidings,
+  expireLeases,
   lifecyclePlans,
-  type ExpireResult,
+  releaseLeases,
+  requests,
   type IdempotencyStore,
   type Lifecycle,
   type LifecycleEventType,
   type LifecyclePlan,
   type MessageState,
+  type ProtocolTopic,
   type SettleItem,
   type StateCounts,
   type StorageAdapter,
@@ -91,14 +94,20 @@ export function sorted(ids: Iterable<string>): string[] {
 /** The lifecycles whose messages are kept under a lease (all but at-most-once). */
 export const LEASED_LIFECYCLES = LIFECYCLES.filter((l) => lifecyclePlans[l].retry !== undefined);
 
-/** Where dead letters of the suite's topics go: an at-least-once topic, in the state it stores messages in. */
-export function deadLetterOf(topic: string): { topic: string; state: MessageState } {
-  return { topic, state: lifecyclePlans['at-least-once'].stored };
+/** Where dead letters of the suite's topics go: an at-least-once topic. */
+export function deadLetterOf(topic: string): ProtocolTopic {
+  return { name: topic, plan: lifecyclePlans['at-least-once'], options: { maxDeliveries: 5, dedupWindowMs: 0 } };
+}
+
+/** Which expired leases a sweep sent back for redelivery and which it dead-lettered. */
+export interface SweepResult {
+  requeued: Array<{ id: string; deliveries: number }>;
+  dead: Array<{ id: string; deliveries: number }>;
 }
 
 /**
- * Drives one topic of an adapter with exactly the requests Tidings' producer and consumer make
- * for its lifecycle, every state taken from the lifecycle's transition table.
+ * Drives one topic of an adapter with the requests Tidings' producer and consumer make for its lifecycle: every
+ * request is built by core's own `requests` (and its `releaseLeases`/`expireLeases`), none by hand.
  */
 export class TopicDriver {
   /** What core's producer and consumer do for this lifecycle: the driver follows the same plan. */
@@ -127,84 +136,55 @@ export class TopicDriver {
     return this.plan.retry!;
   }
 
+  /** The topic as core's request builders see it. */
+  private protocolTopic(o: { maxDeliveries?: number; dedupMs?: number; deadLetter?: ProtocolTopic } = {}): ProtocolTopic {
+    return { name: this.topic, plan: this.plan, options: { maxDeliveries: o.maxDeliveries ?? 5, dedupWindowMs: o.dedupMs ?? 300_000 }, deadLetter: o.deadLetter };
+  }
+
   /** A handler's `ctx.extendLease`: the lease of `item` pushed out to `leaseUntil`, asked at `now` (default 0: the rules do not depend on it). */
   extendLease(item: SettleItem, leaseUntil: number, o: { now?: number; tx?: unknown } = {}): Promise<boolean> {
-    return this.storage.extendLease({ topic: this.topic, state: this.plan.leased, item, leaseUntil, now: o.now ?? 0 }, o.tx);
+    return this.storage.extendLease(requests.extendLease(this.protocolTopic(), item, leaseUntil, o.now ?? 0), o.tx);
   }
 
   /** The producer's store; end-to-end exactly-once remembers ids for `dedupMs`. */
   store(ids: string[], now: number, o: { availableAt?: number; dedupMs?: number; tx?: unknown } = {}): Promise<StoreResult[]> {
-    return this.storage.store(
-      {
-        topic: this.topic,
-        lifecycle: this.lifecycle,
-        state: this.plan.stored,
-        messages: ids.map((id) => ({ id, body: bodyOf(id), availableAt: o.availableAt ?? now })),
-        now,
-        dedupUntil: this.plan.dedup ? now + (o.dedupMs ?? 300_000) : undefined,
-      },
-      o.tx,
-    );
+    const messages = ids.map((id) => ({ id, body: bodyOf(id), availableAt: o.availableAt ?? now }));
+    return this.storage.store(requests.store(this.protocolTopic(o), messages, now), o.tx);
   }
 
   /** The consumer's lease: ready -LEASE-> leased, deleting at hand-out for at-most-once. */
   lease(now: number, o: { limit?: number; leaseMs?: number; token?: string } = {}): Promise<StoredMessage[]> {
-    return this.storage.lease({
-      topic: this.topic,
-      from: this.ready,
-      to: this.plan.leased,
-      limit: o.limit ?? 100,
-      now,
-      leaseUntil: now + (o.leaseMs ?? 30_000),
-      leaseToken: o.token ?? randomUUID(),
-      remove: this.plan.removeOnLease,
-    });
+    return this.storage.lease(requests.lease(this.protocolTopic(), { limit: o.limit ?? 100, now, leaseMs: o.leaseMs ?? 30_000, leaseToken: o.token ?? randomUUID() }));
   }
 
-  /** A compare-and-set along `events` from `from`, as the consumer settles; tokens are dropped once past `leased`. */
+  /** A compare-and-set along `events` from `from`, as the consumer settles; tokens are dropped once past the leased state. */
   settle(items: SettleItem[], from: MessageState, events: LifecycleEventType[], now: number, tx?: unknown): Promise<string[]> {
-    const to = this.table.walk(from, events).at(-1)!.to;
-    const cas = items.map((m) => (from === 'leased' ? { id: m.id, leaseToken: m.leaseToken } : { id: m.id }));
-    return this.storage.settle({ topic: this.topic, from, to, items: cas, remove: to === 'deleted', now }, tx);
+    return this.storage.settle(requests.settle(this.protocolTopic(), this.table.walk(from, events), items, now), tx);
   }
 
   /** A handler returned: CONSUME and DELETE as one compare-and-set, as core settles both the ack and the inbox; returns the ids consumed. */
   ack(items: SettleItem[], now: number): Promise<string[]> {
-    const { handled } = this.plan.steps;
-    return this.settle(items, handled[0]!.from, handled.map((s) => s.event), now);
+    return this.storage.settle(requests.settle(this.protocolTopic(), this.plan.steps.handled, items, now));
   }
 
   /** A handler threw: back to ready after `delayMs`, or dead (and copied to `deadLetter`) once the machine says so. */
-  nack(m: StoredMessage, now: number, o: { delayMs?: number; maxDeliveries?: number; deadLetter?: { topic: string; state: MessageState }; error?: string } = {}): Promise<string[]> {
-    const facts = { deliveries: m.deliveries, maxDeliveries: o.maxDeliveries ?? 5 };
-    const retryTo = this.table.tryNext('leased', { type: 'NACK', ...facts });
-    const to = retryTo ?? this.table.next('leased', { type: 'DEAD', ...facts });
-    return this.storage.release({
-      topic: this.topic,
-      from: 'leased',
-      to,
-      items: [{ id: m.id, leaseToken: m.leaseToken, availableAt: now + (o.delayMs ?? 0), error: o.error }],
-      now,
-      deadLetter: retryTo ? undefined : o.deadLetter,
-    });
+  async nack(m: StoredMessage, now: number, o: { delayMs?: number; maxDeliveries?: number; deadLetter?: ProtocolTopic; error?: string } = {}): Promise<string[]> {
+    const failure = { message: m, availableAt: now + (o.delayMs ?? 0), error: o.error };
+    const { retried, dead } = await releaseLeases(this.storage, this.protocolTopic(o), [failure], now);
+    return [...retried, ...dead].map((r) => r.id);
   }
 
   /** The consumer's sweep of expired leases. */
-  expire(now: number, o: { maxDeliveries?: number; deadLetter?: { topic: string; state: MessageState } } = {}): Promise<ExpireResult> {
-    return this.storage.expire({
-      topic: this.topic,
-      from: 'leased',
-      ready: this.retryState,
-      dead: 'dead',
-      maxDeliveries: o.maxDeliveries ?? 5,
-      now,
-      deadLetter: o.deadLetter,
-    });
+  async expire(now: number, o: { maxDeliveries?: number; deadLetter?: ProtocolTopic } = {}): Promise<SweepResult> {
+    const { requeued, dead } = await expireLeases(this.storage, this.protocolTopic(o), now);
+    const out = (rows: StoredMessage[]) => rows.map((r) => ({ id: r.id, deliveries: r.deliveries }));
+    return { requeued: out(requeued), dead: out(dead) };
   }
 
-  /** `tidings.redrive`: dead messages back in the state the topic stores messages in. */
+  /** `tidings.redrive`: dead messages back along the machine's REDRIVE. */
   redrive(now: number, ids?: string[]): Promise<number> {
-    return this.storage.redrive({ topic: this.topic, state: this.plan.stored, ids, now });
+    const req = requests.redrive(this.protocolTopic(), ids, now);
+    return req ? this.storage.redrive(req) : Promise.resolve(0);
   }
 
   /** This topic's counts, zero states left out. */

@@ -1,4 +1,4 @@
-import { LIFECYCLES, TidingsError, lifecyclePlans, lifecycleTables, semanticOf, type Lifecycle, type LifecycleEventType, type MessageState, type StoredMessage, type TopicRecord } from '@tidings/core';
+import { LIFECYCLES, TidingsError, lifecyclePlans, lifecycleTables, semanticOf, type Lifecycle, type LifecycleEventType, type ProtocolTopic, type StoredMessage, type TopicRecord } from '@tidings/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   LEASED_LIFECYCLES,
@@ -35,7 +35,7 @@ function consumeEvents(lifecycle: Lifecycle): LifecycleEventType[] {
 }
 
 /** Stores `ids`, leases them and nacks each with deliveries used up, so they end dead. */
-async function kill(d: TopicDriver, ids: string[], now: number, deadLetter?: { topic: string; state: MessageState }): Promise<void> {
+async function kill(d: TopicDriver, ids: string[], now: number, deadLetter?: ProtocolTopic): Promise<void> {
   await d.store(ids, now);
   const leased = await d.lease(now, { limit: ids.length });
   expect(sorted(leased.map((m) => m.id))).toEqual(sorted(ids));
@@ -143,7 +143,6 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await d.store(['a', 'b'], T0);
         const again = await d.storage.store({
           topic: d.topic,
-          lifecycle: d.lifecycle,
           state: d.table.storedState,
           messages: [
             { id: 'b', body: '"changed"', availableAt: T0 },
@@ -707,13 +706,13 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         const item = { id: 'a', leaseToken: 'tok' };
         await storage.close();
         const operations: Record<string, () => unknown> = {
-          store: () => storage.store({ topic, lifecycle: 'at-least-once', state: 'acked', messages: [{ id: 'a', body: '1', availableAt: T0 }], now: T0 }),
+          store: () => storage.store({ topic, state: 'acked', messages: [{ id: 'a', body: '1', availableAt: T0 }], now: T0 }),
           lease: () => storage.lease({ topic, from: 'acked', to: 'leased', limit: 1, now: T0, leaseUntil: T0 + 1, leaseToken: 'tok', remove: false }),
           extendLease: () => storage.extendLease({ topic, state: 'leased', item, leaseUntil: T0 + 1, now: T0 }),
           settle: () => storage.settle({ topic, from: 'leased', to: 'deleted', items: [item], remove: true, now: T0 }),
           release: () => storage.release({ topic, from: 'leased', to: 'acked', items: [{ ...item, availableAt: T0 }], now: T0 }),
-          expire: () => storage.expire({ topic, from: 'leased', ready: 'acked', dead: 'dead', maxDeliveries: 1, now: T0 }),
-          redrive: () => storage.redrive({ topic, state: 'acked', now: T0 }),
+          expire: () => storage.expire({ topic, from: 'leased', to: 'acked', now: T0 }),
+          redrive: () => storage.redrive({ topic, from: 'dead', to: 'acked', now: T0 }),
           counts: () => storage.counts(topic),
           peek: () => storage.peek(topic, 'dead', 1),
           purge: () => storage.purge({ now: T0 }),
@@ -763,7 +762,6 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         const bodies = new Map(ids.map((id, i) => [id, i === 0 ? JSON.stringify('é✓'.repeat(50_000)) : JSON.stringify({ id, nested: [null, true, 1.5, '\u0000\n\t'] })]));
         const results = await d.storage.store({
           topic: d.topic,
-          lifecycle: 'at-least-once',
           state: 'acked',
           messages: ids.map((id) => ({ id, body: bodies.get(id)!, availableAt: T0 })),
           now: T0,

@@ -1,15 +1,18 @@
 import {
   decorateStorage,
   InvalidOptionsError,
+  lifecyclePlans,
   MAX_TIMER_MS,
   StorageError,
   TidingsError,
   type LeaseRequest,
+  type Lifecycle,
   type SettleRequest,
   type StorageAdapter,
   type StoredMessage,
   type StoreRequest,
   type StoreResult,
+  type TopicRecord,
 } from '@tidings/core';
 import { substream } from './random.js';
 
@@ -157,11 +160,14 @@ export function withFaults<Tx>(storage: StorageAdapter<Tx>, options: FaultOption
     throw new CrashError(point, ids);
   };
 
-  // Without broker dedup the repeated request must carry new ids, or the adapter's per-topic id uniqueness would hide the duplicate.
+  // Each declared topic's lifecycle, as it passes through: a repeated send depends on it.
+  const lifecycles = new Map<string, Lifecycle>();
+  // Where the consumer does not deduplicate, the repeated request must carry new ids, or the adapter's per-topic id
+  // uniqueness would hide the duplicate; exactly-once topics get the same ids again, as a producer's retry sends them.
   const copyOf = (req: StoreRequest): StoreRequest =>
-    req.lifecycle === 'at-most-once' || req.lifecycle === 'at-least-once'
-      ? { ...req, messages: req.messages.map((m) => ({ ...m, id: `${m.id}~dup${faults.duplicateSends}` })) }
-      : req;
+    lifecyclePlans[lifecycles.get(req.topic) ?? 'at-least-once'].idempotent
+      ? req
+      : { ...req, messages: req.messages.map((m) => ({ ...m, id: `${m.id}~dup${faults.duplicateSends}` })) };
 
   const overrides: Partial<StorageAdapter<Tx>> & { faults: FaultCounts; seed: number } = {
     faults,
@@ -208,14 +214,20 @@ export function withFaults<Tx>(storage: StorageAdapter<Tx>, options: FaultOption
       return inner.settle(req, tx);
     },
 
-    async release(req) {
+    async release(req, tx) {
       await delay('release');
-      return inner.release(req);
+      return inner.release(req, tx);
     },
 
-    async expire(req) {
+    async expire(req, tx) {
       await delay('expire');
-      return inner.expire(req);
+      return inner.expire(req, tx);
+    },
+
+    async declareTopic(topic: TopicRecord): Promise<TopicRecord> {
+      const kept = await inner.declareTopic(topic);
+      lifecycles.set(kept.name, kept.lifecycle);
+      return kept;
     },
 
     async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {

@@ -45,7 +45,7 @@ function crashRecorder() {
 }
 
 function storeRequest(topic: string, ids: string[], over: Partial<StoreRequest> = {}): StoreRequest {
-  return { topic, lifecycle: 'at-least-once', state: 'acked', messages: ids.map((id) => ({ id, body: '{}', availableAt: 0 })), now: 0, ...over };
+  return { topic, state: 'acked', messages: ids.map((id) => ({ id, body: '{}', availableAt: 0 })), now: 0, ...over };
 }
 
 /** Each store call's outcome under `options`: 'ok', or the error code it failed with. */
@@ -183,7 +183,9 @@ describe('withFaults: duplicated sends', () => {
     const inner = memoryStorage();
     const storage = withFaults(inner, { seed: 1, duplicateSendRate: 1 });
     const topic = uniqueTopic();
-    const results = await storage.store(storeRequest(topic, ['a'], { lifecycle: 'exactly-once/end-to-end', dedupUntil: 1000 }));
+    // The topic's lifecycle is learned from its declaration, as Tidings makes it.
+    await storage.declareTopic({ name: topic, lifecycle: 'exactly-once/end-to-end', maxDeliveries: 5, declaredAt: 0 });
+    const results = await storage.store(storeRequest(topic, ['a'], { dedupUntil: 1000 }));
     expect(results).toEqual([{ id: 'a', duplicate: true }]);
     expect((await inner.counts(topic))[topic]).toEqual({ acked: 1 });
   });
@@ -332,7 +334,7 @@ describe('withFaults: crash points', () => {
       import { withFaults } from '@tidings/faults';
       import { memoryStorage } from '@tidings/adapter-memory';
       const storage = withFaults(memoryStorage(), { seed: 1, crash: { 'after-store-before-ack': 1 } });
-      await storage.store({ topic: 't', lifecycle: 'at-least-once', state: 'acked', messages: [{ id: 'a', body: '{}', availableAt: 0 }], now: 0 }).catch(() => {});
+      await storage.store({ topic: 't', state: 'acked', messages: [{ id: 'a', body: '{}', availableAt: 0 }], now: 0 }).catch(() => {});
       console.log('survived');`;
     const child = spawnSync(process.execPath, ['--conditions=@tidings/source', '--import', 'tsx', '--input-type=module', '-e', script], {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
@@ -382,7 +384,7 @@ function fakeAdapter(): StorageAdapter {
     extendLease: async () => true,
     settle: none,
     release: none,
-    expire: async () => ({ requeued: [], dead: [] }),
+    expire: none,
     declareTopic: async (topic) => topic,
     topics: none,
     redrive: async () => 0,

@@ -1,0 +1,29 @@
+import type { StoredMessage } from './storage.js';
+import type { Settler, SettleContext } from './settler.js';
+import type { TopicRuntime } from './topic-runtime.js';
+
+/** What a delivery strategy needs of its consumer. */
+export interface DeliveryContext<Tx> {
+  readonly rt: SettleContext & Pick<TopicRuntime, 'idempotency'>;
+  readonly concurrency: number;
+  readonly settler: Settler;
+  /** Runs the handler on one message (inside `tx` when its consumption commits in a transaction). */
+  handle(m: StoredMessage, tx: Tx | undefined): Promise<void>;
+  /** Whether the consumer stopped waiting for its handlers (see `StopOptions`). */
+  abandoned(): boolean;
+}
+
+/** Runs a leased batch's handlers and settles each message as its lifecycle says. */
+export interface Delivery {
+  /** Resolves when the batch's handlers are done; settling may go on (see `Settler.settled`). */
+  process(batch: StoredMessage[]): Promise<void>;
+}
+
+/** Runs `work` on every item, at most `concurrency` at a time. */
+export async function runAll<I>(items: readonly I[], concurrency: number, work: (item: I) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}

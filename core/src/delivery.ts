@@ -1,0 +1,54 @@
+import { runAll, type Delivery, type DeliveryContext } from './delivery-context.js';
+import { TransactionalInbox } from './inbox.js';
+import type { DeliveryStrategy } from './plan.js';
+import { describeError, firstLine } from './runtime.js';
+import type { StoredMessage } from './storage.js';
+import { emitSteps } from './topic-runtime.js';
+
+/** At-most-once: the lease deleted the message already; a failing handler loses it, visibly. */
+function removeOnLease<Tx>(c: DeliveryContext<Tx>): Delivery {
+  const { rt } = c;
+  return {
+    process: (batch) =>
+      runAll(batch, c.concurrency, async (m) => {
+        try {
+          await c.handle(m, undefined);
+        } catch (error) {
+          rt.events.emit('handlerError', { id: m.id, topic: rt.name, deliveries: m.deliveries, error, at: rt.clock.now() });
+          rt.logger.warn('handler failed; at-most-once never redelivers, the message is gone', { topic: rt.name, id: m.id, error: firstLine(describeError(error)) });
+          return;
+        }
+        emitSteps(rt, m.id, rt.plan.steps.handled);
+      }),
+  };
+}
+
+/** At-least-once: the handlers run, then the batch's acks and nacks are settled in the background. */
+function ackAfterHandler<Tx>(c: DeliveryContext<Tx>): Delivery {
+  return {
+    async process(batch) {
+      const acked: StoredMessage[] = [];
+      const failed: Array<[StoredMessage, unknown]> = [];
+      await runAll(batch, c.concurrency, async (m) => {
+        try {
+          await c.handle(m, undefined);
+          acked.push(m);
+        } catch (error) {
+          failed.push([m, error]);
+        }
+      });
+      c.settler.enqueue(acked, c.rt.plan.steps.handled, failed);
+    },
+  };
+}
+
+const strategies: Record<DeliveryStrategy, <Tx>(c: DeliveryContext<Tx>) => Delivery> = {
+  'remove-on-lease': removeOnLease,
+  'ack-after-handler': ackAfterHandler,
+  'transactional-inbox': (c) => new TransactionalInbox(c),
+};
+
+/** The delivery strategy the topic's plan names. */
+export function deliveryFor<Tx>(c: DeliveryContext<Tx>): Delivery {
+  return strategies[c.rt.plan.delivery](c);
+}

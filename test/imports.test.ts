@@ -1,0 +1,57 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const SOURCE_DIRS = ['core/src', ...['adapters', 'plugins'].flatMap((dir) => readdirSync(join(root, dir)).map((p) => `${dir}/${p}/src`))];
+
+/** Every `.ts` file under the packages' `src` directories. */
+function sourceFiles(): string[] {
+  return SOURCE_DIRS.flatMap((dir) =>
+    readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+      .map((f) => join(root, dir, f)),
+  );
+}
+
+/** The specifiers a file imports or re-exports, type-only imports included. */
+function specifiers(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'/g)].map((m) => m[1]!);
+}
+
+describe('imports', () => {
+  it('has no import cycle inside any package, type-only imports included', () => {
+    const graph = new Map<string, string[]>();
+    for (const file of sourceFiles()) {
+      const local = specifiers(file)
+        .filter((s) => s.startsWith('.'))
+        .map((s) => resolve(dirname(file), s.replace(/\.js$/, '.ts')));
+      graph.set(file, local);
+    }
+    const cycles: string[] = [];
+    const state = new Map<string, 'open' | 'done'>();
+    const visit = (file: string, path: string[]) => {
+      if (state.get(file) === 'done') return;
+      if (state.get(file) === 'open') {
+        cycles.push([...path.slice(path.indexOf(file)), file].map((f) => relative(root, f)).join(' -> '));
+        return;
+      }
+      state.set(file, 'open');
+      for (const next of graph.get(file) ?? []) visit(next, [...path, file]);
+      state.set(file, 'done');
+    };
+    for (const file of graph.keys()) visit(file, []);
+    expect(cycles).toEqual([]);
+  });
+
+  it("imports other packages only through their public entry points, never a deep path into one's files", () => {
+    const deep = sourceFiles().flatMap((file) =>
+      specifiers(file)
+        .filter((s) => /^@tidings\/[^/]+\/(src|dist)\//.test(s) || (s.startsWith('.') && resolve(dirname(file), s).split('/src/')[0] !== file.split('/src/')[0]))
+        .map((s) => `${relative(root, file)}: ${s}`),
+    );
+    expect(deep).toEqual([]);
+  });
+});
