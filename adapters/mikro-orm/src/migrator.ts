@@ -15,12 +15,12 @@ export type RunSql = (sql: string, params?: unknown[]) => Promise<SqlRow[]>;
 /**
  * One migration's work inside a transaction the caller holds: waits for the dialect's migration lock, then runs the
  * statements and records the version, unless another process (or the application's migrator) already did.
- * With `createMeta`, makes the version table first (under the lock, as two PostgreSQL sessions creating one table
- * at once can fail). Resolves to whether it ran the statements.
+ * With `createMeta`, makes the version table first, since a dialect's lock may write to it.
+ * Resolves to whether it ran the statements.
  */
 export async function applyMigration(dialect: SchemaDialect, migration: Migration, run: RunSql, createMeta = false): Promise<boolean> {
-  if (dialect.migrationLock) await run(dialect.migrationLock);
   if (createMeta) await run(META_TABLE);
+  if (dialect.migrationLock) await run(dialect.migrationLock);
   const [row] = await run(READ_VERSION);
   if (row && Number(row.value) >= migration.version) return false;
   const { unlessColumn } = migration;

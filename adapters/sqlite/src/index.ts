@@ -40,6 +40,9 @@ export const sqliteDialect: SqlDialect = {
   seqIn: (candidates) => `seq IN (${candidates})`,
   serialPrimaryKey: 'INTEGER PRIMARY KEY AUTOINCREMENT',
   columnsSql: 'SELECT name FROM pragma_table_info(?)',
+  // A write first, so the migration holds the write lock (waiting out busy_timeout) before it reads the version;
+  // a read first would pin a snapshot that a concurrent writer's commit makes unable to write (SQLITE_BUSY at once).
+  migrationLock: `UPDATE tidings_meta SET value = value WHERE key = 'schema_version'`,
   jsonStrings: 'SELECT value FROM json_each(?)',
   jsonMessages: `SELECT value ->> '$.id' AS id, value ->> '$.body' AS body, value ->> '$.availableAt' AS available_at FROM json_each(?)`,
   classifyError: classifySqliteError,
