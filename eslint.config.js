@@ -16,7 +16,7 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['@tidings/*/*', '!@tidings/nest/microservices'], message: 'Import a Tidings package by its name only (its index.ts); no deep imports.' },
+            { group: ['@tidings/*/*', '!@tidings/nest/microservices', '!@tidings/adapter-mikro-orm/migrations'], message: 'Import a Tidings package by its name only (its index.ts); no deep imports.' },
             { group: ['**/core/src/**', '**/adapters/*/src/**', '**/plugins/*/src/**'], message: 'Import another package by its name (@tidings/...), not by path.' },
           ],
         },

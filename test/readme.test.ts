@@ -16,7 +16,7 @@ function samples(file: string): string[] {
 
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-describe.each(['README.md', 'docs/writing-an-adapter.md'])('code samples in %s', (file) => {
+describe.each(['README.md', 'docs/writing-an-adapter.md', 'adapters/mikro-orm/README.md'])('code samples in %s', (file) => {
   it.each(samples(file).map((code, i) => [i + 1, code] as const))('sample %i runs and exits 0', async (i, code) => {
     mkdirSync(scratch, { recursive: true });
     const path = join(scratch, `${file.replace(/\W/g, '_')}-${i}.ts`);

@@ -6,6 +6,7 @@ import {
   TableNotFoundException,
 } from '@mikro-orm/core';
 import { StorageError, TidingsError } from '@tidings/core';
+import type { SqlDialect, SqlErrorKind } from './dialect.js';
 
 /** The database schema is missing pieces, or is newer than this code understands. */
 export class SchemaError extends TidingsError {
@@ -14,47 +15,53 @@ export class SchemaError extends TidingsError {
   }
 }
 
-/** Whether a driver error is worth retrying at once (busy, locked, deadlock, serialization). */
-export function isTransient(error: unknown): boolean {
-  if (error instanceof LockWaitTimeoutException || error instanceof DeadlockException) return true;
-  if (error instanceof TidingsError) return error.code === 'STORAGE_BUSY';
-  const code = (error as { code?: string })?.code;
-  const message = String((error as Error)?.message ?? '');
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === '40001' || code === '40P01' || /SQLITE_BUSY|database is locked/.test(message);
+/** A Tidings migration was asked to run down: they only add tables, columns and indexes, and are never undone. */
+export class IrreversibleMigrationError extends TidingsError {
+  constructor(message: string) {
+    super('MIGRATION_IRREVERSIBLE', message);
+  }
 }
 
-/** Whether an error came from the database driver rather than from application code. */
-export function isDriverError(error: unknown): boolean {
-  if (error instanceof TidingsError) return false;
-  if (error instanceof DriverException || isTransient(error)) return true;
-  const e = error as { code?: unknown; severity?: unknown; errno?: unknown };
-  return typeof e?.code === 'string' && (e.code.startsWith('SQLITE_') || typeof e.severity === 'string' || /^E[A-Z]+$/.test(e.code));
+/** Where a dialect's driver error lands once MikroORM's exception converter (or the dialect) has named its class. */
+export function exceptionKind(error: DriverException): SqlErrorKind {
+  if (error instanceof LockWaitTimeoutException || error instanceof DeadlockException) return 'busy';
+  if (error instanceof ConnectionException) return 'connection-lost';
+  if (error instanceof TableNotFoundException) return 'missing-table';
+  return 'failed';
 }
 
-/** Turns a driver error into a typed Tidings error, so callers never parse driver messages. */
-export function toTidingsError(error: unknown, where: string, target: string): TidingsError {
+/**
+ * The kind of a failed statement's error. Knex's own pool timeout is the same for every database, so it is
+ * sorted here; the rest is the dialect's to say. A Tidings error already converted is only busy or not.
+ */
+export function classify(error: unknown, dialect: SqlDialect): SqlErrorKind | undefined {
+  if (error instanceof TidingsError) return error.code === 'STORAGE_BUSY' ? 'busy' : undefined;
+  if ((error as Error)?.name === 'KnexTimeoutError') return 'connection-lost';
+  return dialect.classifyError(error);
+}
+
+/** Turns a driver error of the given kind into a typed Tidings error, so callers never parse driver messages. */
+export function toTidingsError(error: unknown, kind: SqlErrorKind | undefined, where: string, target: string): TidingsError {
   if (error instanceof TidingsError) return error;
   let detail = (error as Error)?.message ?? String(error);
   // knex puts the whole statement before the driver's message; keep only the message.
   if (detail.startsWith('/* tidings */')) detail = detail.slice(detail.lastIndexOf(' - ') + 3);
-  if (isTransient(error)) {
-    return new StorageError(`${target} stayed busy during ${where} (${detail}). Another process holds a lock; retry, or raise busyTimeoutMs.`, {
-      cause: error,
-      code: 'STORAGE_BUSY',
-    });
+  switch (kind) {
+    case 'busy':
+      return new StorageError(`${target} stayed busy during ${where} (${detail}). Another process holds a lock; retry, or raise busyTimeoutMs.`, {
+        cause: error,
+        code: 'STORAGE_BUSY',
+      });
+    case 'connection-lost':
+      return new StorageError(`Lost the connection to ${target} during ${where} (${detail}). Check that the database is up and reachable.`, {
+        cause: error,
+        code: 'CONNECTION_LOST',
+      });
+    case 'missing-table':
+      return new SchemaError(`${target} has no Tidings tables (${detail}). Let Tidings create them (the default), or add tidingsEntities to your MikroORM config and update the schema.`, { cause: error });
+    case 'failed':
+      return new StorageError(`${target} failed during ${where}: ${detail}`, { cause: error });
+    default:
+      return new StorageError(`${where} failed on ${target}: ${detail}`, { cause: error });
   }
-  const code = (error as { code?: string })?.code ?? '';
-  if (error instanceof ConnectionException || /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EPIPE|57P0[123]|08\w{3})$/.test(code) || /Connection terminated|connection is closed|connection error|not queryable|Knex: Timeout acquiring/i.test(detail)) {
-    return new StorageError(`Lost the connection to ${target} during ${where} (${detail}). Check that the database is up and reachable.`, {
-      cause: error,
-      code: 'CONNECTION_LOST',
-    });
-  }
-  if (error instanceof TableNotFoundException || code === '42P01' || /no such table/.test(detail)) {
-    return new SchemaError(`${target} has no Tidings tables (${detail}). Let Tidings create them (the default), or add tidingsEntities to your MikroORM config and update the schema.`, { cause: error });
-  }
-  if (error instanceof DriverException) {
-    return new StorageError(`${target} failed during ${where}: ${detail}`, { cause: error });
-  }
-  return new StorageError(`${where} failed on ${target}: ${detail}`, { cause: error });
 }

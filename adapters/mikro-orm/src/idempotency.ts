@@ -1,19 +1,19 @@
 import type { EntityManager } from '@mikro-orm/knex';
 import type { IdempotencyStore } from '@tidings/core';
-import type { MikroOrmStorage } from './storage.js';
+import type { SqlConnection } from './connection.js';
 
 /** Consumed ids in the `tidings_idempotency` table, written in the handler's own transaction. */
 export class MikroOrmIdempotencyStore implements IdempotencyStore<EntityManager> {
   readonly name: string;
 
-  constructor(private readonly storage: MikroOrmStorage) {
-    this.name = storage.name;
+  constructor(private readonly connection: SqlConnection) {
+    this.name = connection.dialect.name;
   }
 
   async seen(topic: string, ids: string[], tx?: EntityManager): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
-    const rows = await this.storage.exec(
-      `SELECT id FROM tidings_idempotency WHERE topic = ? AND id IN (${this.storage.dialect.jsonStrings})`,
+    const rows = await this.connection.exec(
+      `SELECT id FROM tidings_idempotency WHERE topic = ? AND id IN (${this.connection.dialect.jsonStrings})`,
       [topic, JSON.stringify(ids)],
       tx,
       'idempotency.seen',
@@ -23,8 +23,8 @@ export class MikroOrmIdempotencyStore implements IdempotencyStore<EntityManager>
 
   async record(topic: string, ids: string[], expiresAt: number, tx?: EntityManager): Promise<string[]> {
     if (ids.length === 0) return [];
-    const rows = await this.storage.exec(
-      `INSERT INTO tidings_idempotency (topic, id, expires_at) SELECT ?, value, ? FROM (${this.storage.dialect.jsonStrings}) AS ids WHERE true
+    const rows = await this.connection.exec(
+      `INSERT INTO tidings_idempotency (topic, id, expires_at) SELECT ?, value, ? FROM (${this.connection.dialect.jsonStrings}) AS ids WHERE true
        ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
       [topic, expiresAt, JSON.stringify(ids)],
       tx,
@@ -34,6 +34,6 @@ export class MikroOrmIdempotencyStore implements IdempotencyStore<EntityManager>
   }
 
   async purge(now: number): Promise<number> {
-    return (await this.storage.exec(`DELETE FROM tidings_idempotency WHERE expires_at <= ? RETURNING id`, [now], undefined, 'idempotency.purge')).length;
+    return (await this.connection.exec(`DELETE FROM tidings_idempotency WHERE expires_at <= ? RETURNING id`, [now], undefined, 'idempotency.purge')).length;
   }
 }

@@ -1,6 +1,9 @@
-export { MikroOrmStorage, type MikroOrmStorageOptions, type SqlDialect } from './storage.js';
+export { MikroOrmStorage, type MikroOrmStorageParts } from './storage.js';
+export { sqlStorage, type MikroOrmStorageOptions } from './sql-storage.js';
+export { SqlConnection, type SqlConnectionOptions, type SqlRow } from './connection.js';
+export type { SqlDialect, SqlErrorKind } from './dialect.js';
 export { initOwnOrm } from './own-orm.js';
 export { MIGRATIONS, SCHEMA_VERSION, type Migration, type SchemaDialect } from './schema.js';
 export { MikroOrmIdempotencyStore } from './idempotency.js';
-export { SchemaError, toTidingsError, isTransient } from './errors.js';
+export { SchemaError, IrreversibleMigrationError, exceptionKind } from './errors.js';
 export { tidingsEntities, MessageEntity, DedupEntity, IdempotencyEntity, MetaEntity, TopicEntity, type MessageRow, type TopicRow, type IdRecordRow, type MetaRow } from './entities.js';

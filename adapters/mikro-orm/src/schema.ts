@@ -8,7 +8,10 @@
 export interface SchemaDialect {
   /** The auto-incrementing primary key column type, e.g. `INTEGER PRIMARY KEY AUTOINCREMENT`. */
   readonly serialPrimaryKey: string;
-  /** Run first in each migration's transaction so processes opening the same database migrate one at a time. */
+  /**
+   * Run first in each migration's transaction (after `tidings_meta` exists) so processes opening the same database
+   * migrate one at a time.
+   */
   readonly migrationLock?: string;
   /** Lists a table's columns (as rows with `name`); its one parameter is the table name. */
   readonly columnsSql: string;

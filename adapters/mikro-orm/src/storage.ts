@@ -1,67 +1,37 @@
 import type { MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/knex';
-import {
-  ClosedError,
-  type ExpireRequest,
-  type ExtendLeaseRequest,
-  type IdempotencyStore,
-  type LeaseRequest,
-  type MessageState,
-  type PurgeRequest,
-  type RedriveRequest,
-  type ReleaseRequest,
-  type SettleItem,
-  type SettleRequest,
-  type StateCounts,
-  type StorageAdapter,
-  type StoredMessage,
-  type StoreRequest,
-  type StoreResult,
-  type TopicRecord,
-  type Lifecycle,
+import type {
+  ExpireRequest,
+  ExtendLeaseRequest,
+  IdempotencyStore,
+  LeaseRequest,
+  MessageState,
+  PurgeRequest,
+  RedriveRequest,
+  ReleaseRequest,
+  SettleItem,
+  SettleRequest,
+  StateCounts,
+  StorageAdapter,
+  StoredMessage,
+  StoreRequest,
+  StoreResult,
+  TopicRecord,
+  Lifecycle,
 } from '@tidings/core';
-import { isDriverError, isTransient, SchemaError, toTidingsError } from './errors.js';
-import { MikroOrmIdempotencyStore } from './idempotency.js';
-import { tidingsEntities } from './entities.js';
-import { MIGRATIONS, SCHEMA_VERSION, type Migration, type SchemaDialect } from './schema.js';
+import type { SqlConnection, SqlRow } from './connection.js';
+import type { SqlDialect } from './dialect.js';
+import { ensureSchema } from './migrator.js';
+import type { Migration } from './schema.js';
 
-/** What differs between the SQL databases the shared layer runs on. */
-export interface SqlDialect extends SchemaDialect {
-  /** `sqlite`, `postgresql`. */
-  readonly name: string;
-  /** Appended to the lease's candidate SELECT: PostgreSQL skips rows another broker is leasing. */
-  readonly lockClause: string;
-  /**
-   * The lease's `seq` condition over its candidate SELECT, which must run once: PostgreSQL may re-run a
-   * `LIMIT … FOR UPDATE SKIP LOCKED` subquery under `IN (…)` and hand out more rows than the limit.
-   */
-  seqIn(candidates: string): string;
-  /** A subquery of the strings (column `value`) in one JSON-array parameter, so a batch of ids is one bind. */
-  readonly jsonStrings: string;
-  /** A subquery of rows (id, body, available_at, last_error) from one JSON-array parameter of new messages. */
-  readonly jsonMessages: string;
-  /** Wakes consumers in other processes after a store; run in the storing transaction. */
-  readonly notifySql?: string;
-  /** Subscribes to those wake-ups on a connection of its own; resolves to its closer. */
-  listen?(orm: MikroORM, onTopic: (topic: string) => void): Promise<() => Promise<unknown>>;
+/** What the storage is built from: its connection, the idempotency store sharing it, and its schema steps. */
+export interface MikroOrmStorageParts {
+  connection: SqlConnection;
+  idempotency: IdempotencyStore<EntityManager>;
+  migrations: readonly Migration[];
 }
 
-/** How a driver package builds the shared storage. */
-export interface MikroOrmStorageOptions {
-  dialect: SqlDialect;
-  /** Opens (or hands over) the MikroORM instance. */
-  connect: () => Promise<MikroORM>;
-  /** Close the ORM on `close()`: true when Tidings opened it, false for an application's own. */
-  ownsOrm: boolean;
-  /** Where the data lives, for error messages (never with a password). */
-  target: string;
-  /** Attempts for a statement that hit a busy or locked database (default 5). */
-  busyRetries?: number;
-}
-
-const META_TABLE = `CREATE TABLE IF NOT EXISTS tidings_meta (key VARCHAR(64) NOT NULL PRIMARY KEY, value VARCHAR(200) NOT NULL)`;
-
-type Row = Record<string, unknown>;
+type Row = SqlRow;
 const COLUMNS = 'id, topic, body, state, deliveries, available_at, created_at, lease_until, lease_token, last_error, seq';
 
 const TOPIC_COLUMNS = 'name, lifecycle, dead_letter, max_deliveries, declared_at';
@@ -97,17 +67,21 @@ const marks = (n: number) => Array.from({ length: n }, () => '?').join(', ');
  */
 export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   readonly name: string;
-  private ormInstance?: MikroORM;
+  /** The dialect the statements below are written in. */
+  private readonly options: { readonly dialect: SqlDialect };
+  private readonly connection: SqlConnection;
+  private readonly idempotency: IdempotencyStore<EntityManager>;
+  private readonly migrations: readonly Migration[];
   private opening?: Promise<void>;
-  private closed = false;
-  private readonly idempotency = new MikroOrmIdempotencyStore(this);
-  private readonly busyRetries: number;
   private readonly watchers = new Map<string, Set<() => void>>();
   private listening?: Promise<(() => Promise<unknown>) | undefined>;
 
-  constructor(private readonly options: MikroOrmStorageOptions) {
-    this.name = options.dialect.name;
-    this.busyRetries = options.busyRetries ?? 5;
+  constructor(parts: MikroOrmStorageParts) {
+    this.connection = parts.connection;
+    this.idempotency = parts.idempotency;
+    this.migrations = parts.migrations;
+    this.options = { dialect: parts.connection.dialect };
+    this.name = parts.connection.dialect.name;
   }
 
   /** The SQL dialect in use. */
@@ -117,115 +91,23 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
 
   /** The MikroORM instance (after `open()`). */
   get orm(): MikroORM {
-    if (!this.ormInstance) throw new ClosedError(`The ${this.name} storage (not opened yet, or closed)`);
-    return this.ormInstance;
+    return this.connection.orm;
+  }
+
+  private get closed(): boolean {
+    return this.connection.closed;
   }
 
   open(): Promise<void> {
     this.opening ??= (async () => {
-      try {
-        this.ormInstance = await this.options.connect();
-      } catch (error) {
-        throw toTidingsError(error, 'connect', this.options.target);
-      }
-      await this.ensureSchema();
+      await this.connection.open();
+      await ensureSchema(this.connection, this.migrations);
     })();
     return this.opening;
   }
 
-  /**
-   * Brings Tidings' own tables (and only those) up to date with numbered migrations; refuses a schema newer than
-   * this code. The ORM must still know `tidingsEntities`, or the application's own schema tools would drop our tables.
-   */
-  private async ensureSchema(): Promise<void> {
-    const orm = this.orm;
-    for (const entity of tidingsEntities) {
-      if (!orm.getMetadata().find(entity.meta.className)) {
-        throw new SchemaError(
-          `The MikroORM instance passed to ${this.name}Storage does not know ${entity.meta.className}: add tidingsEntities from @tidings/adapter-mikro-orm to its entities (or MikroOrmModule.forFeature(tidingsEntities)), so your own schema tools keep Tidings' tables.`,
-        );
-      }
-    }
-    const found = await this.schemaVersion();
-    if (found !== undefined && !(found <= SCHEMA_VERSION)) {
-      throw new SchemaError(
-        `${this.options.target} holds Tidings schema version ${found}, newer than this code understands (${SCHEMA_VERSION}). Upgrade @tidings packages, or point Tidings at another database.`,
-      );
-    }
-    // An up-to-date schema gets no DDL at all, so opening a busy database never takes a schema lock.
-    if (found === SCHEMA_VERSION) return;
-    await this.withSchemaRetry(() => this.exec(META_TABLE, [], undefined, 'migrate'));
-    for (const migration of MIGRATIONS) {
-      if (migration.version > (found ?? 0)) await this.withSchemaRetry(() => this.migrate(migration));
-    }
-  }
-
-  /** Runs one migration and records its version in one transaction, unless another process already did. */
-  private async migrate(migration: Migration): Promise<void> {
-    const { dialect } = this.options;
-    await this.transaction(async (em) => {
-      if (dialect.migrationLock) await this.exec(dialect.migrationLock, [], em, 'migrate');
-      if (((await this.schemaVersion(em)) ?? 0) >= migration.version) return;
-      const skip = migration.unlessColumn && (await this.exec(dialect.columnsSql, [migration.unlessColumn.table], em, 'migrate')).some((c) => c.name === migration.unlessColumn!.column);
-      if (!skip) for (const sql of migration.statements(dialect)) await this.exec(sql, [], em, 'migrate');
-      await this.exec(
-        `INSERT INTO tidings_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING key`,
-        [String(migration.version)],
-        em,
-        'migrate',
-      );
-    });
-  }
-
-  /** Processes opening an empty database together race on its first DDL; the loser finds the work done. */
-  private async withSchemaRetry(step: () => Promise<unknown>): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await step();
-        return;
-      } catch (error) {
-        if (attempt < 3) {
-          await new Promise((r) => setTimeout(r, 20 * attempt + Math.random() * 30));
-          continue;
-        }
-        throw new SchemaError(`Could not create or update Tidings' tables in ${this.options.target}: ${(error as Error).message}`, { cause: error });
-      }
-    }
-  }
-
-  /** The schema version recorded in the database, or undefined when Tidings' tables are not there yet. */
-  private async schemaVersion(tx?: EntityManager): Promise<number | undefined> {
-    try {
-      const [row] = await this.exec(`SELECT value FROM tidings_meta WHERE key = 'schema_version'`, [], tx, 'open');
-      return row ? Number(row.value) : undefined;
-    } catch (error) {
-      if (error instanceof SchemaError && !tx) return undefined;
-      throw error;
-    }
-  }
-
-  /** Runs one statement (in `tx` if given), retrying while the database is busy, and converts driver errors. */
-  async exec(sql: string, params: unknown[], tx: EntityManager | undefined, where: string): Promise<Row[]> {
-    if (this.closed) throw new ClosedError(`The ${this.name} storage`);
-    const knex = (tx ?? (this.orm.em as EntityManager)).getConnection().getKnex();
-    // The leading comment makes knex's SQLite client fetch rows for every statement (it would
-    // only `run` a DELETE … RETURNING); bindings go to the driver, not into the SQL text.
-    const ctx = tx?.getTransactionContext();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const query = knex.raw(`/* tidings */ ${sql}`, params as never[]);
-        if (ctx) query.transacting(ctx);
-        const res = (await query) as Row[] | { rows: Row[] };
-        return Array.isArray(res) ? res : res.rows;
-      } catch (error) {
-        // Inside a transaction the whole transaction must be retried, not one statement of it.
-        if (!tx && isTransient(error) && attempt < this.busyRetries) {
-          await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
-          continue;
-        }
-        throw toTidingsError(error, where, this.options.target);
-      }
-    }
+  private exec(sql: string, params: unknown[], tx: EntityManager | undefined, where: string): Promise<Row[]> {
+    return this.connection.exec(sql, params, tx, where);
   }
 
   /** Runs several statements in one transaction (a new one, or `tx`). */
@@ -234,20 +116,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     return this.transaction(fn);
   }
 
-  async transaction<T>(fn: (tx: EntityManager) => Promise<T>): Promise<T> {
-    if (this.closed) throw new ClosedError(`The ${this.name} storage`);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await (this.orm.em.fork() as EntityManager).transactional((em) => fn(em as EntityManager));
-      } catch (error) {
-        if (isTransient(error) && attempt < this.busyRetries) {
-          await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
-          continue;
-        }
-        // The callback's own errors (a handler's) pass through as they are; only the database's are converted.
-        throw isDriverError(error) ? toTidingsError(error, 'transaction', this.options.target) : error;
-      }
-    }
+  transaction<T>(fn: (tx: EntityManager) => Promise<T>): Promise<T> {
+    return this.connection.transaction(fn);
   }
 
   async store(req: StoreRequest, tx?: EntityManager): Promise<StoreResult[]> {
@@ -454,9 +324,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   async close(): Promise<void> {
     if (this.closed) return;
     await this.opening?.catch(() => undefined);
-    this.closed = true;
-    await (await this.listening)?.();
-    if (this.options.ownsOrm) await this.ormInstance?.close(true);
+    await this.connection.close(async () => (await this.listening)?.());
   }
 }
 

@@ -1,5 +1,5 @@
-import { PostgreSqlDriver, type MikroORM } from '@mikro-orm/postgresql';
-import { initOwnOrm, MikroOrmStorage, tidingsEntities, type SqlDialect } from '@tidings/adapter-mikro-orm';
+import { DriverException, PostgreSqlDriver, PostgreSqlExceptionConverter, type MikroORM } from '@mikro-orm/postgresql';
+import { exceptionKind, initOwnOrm, sqlStorage, tidingsEntities, type MikroOrmStorage, type SqlDialect, type SqlErrorKind } from '@tidings/adapter-mikro-orm';
 import { InvalidOptionsError, StorageError } from '@tidings/core';
 
 export { tidingsEntities, SchemaError, MikroOrmStorage } from '@tidings/adapter-mikro-orm';
@@ -18,6 +18,25 @@ export interface PostgresStorageOptions {
 
 const CHANNEL = 'tidings_stored';
 
+const converter = new PostgreSqlExceptionConverter();
+
+/**
+ * PostgreSQL's errors: MikroORM's converter names a server error by its SQLSTATE; a lost connection never reaches
+ * the server, so it is sorted here by the network code, the server's shutdown codes (57P01-57P03), the
+ * connection-exception class (08…), or the message pg gives a connection that dropped.
+ */
+function classifyPostgresError(error: unknown): SqlErrorKind | undefined {
+  if (error instanceof DriverException) return exceptionKind(error);
+  const e = (error ?? {}) as { code?: unknown; severity?: unknown; message?: unknown; stack?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  if (/^E[A-Z]+$/.test(code) || /^(57P0[123]|08\w{3})$/.test(code) || /Connection terminated|connection is closed|connection error|not queryable/i.test(String(e.message ?? ''))) {
+    return 'connection-lost';
+  }
+  if (typeof e.severity !== 'string') return undefined;
+  // A copy, since the converter appends the error's detail and hint to the message it is given.
+  return exceptionKind(converter.convertException({ ...e, message: String(e.message), stack: String(e.stack ?? '') } as unknown as Error));
+}
+
 /** PostgreSQL: leases with `FOR UPDATE SKIP LOCKED`; stores `NOTIFY` consumers on other machines. */
 export const postgresDialect: SqlDialect = {
   name: 'postgresql',
@@ -29,6 +48,7 @@ export const postgresDialect: SqlDialect = {
   jsonStrings: 'SELECT json_array_elements_text(?::json) AS value',
   jsonMessages: `SELECT id, body, "availableAt" AS available_at, "lastError" AS last_error FROM json_to_recordset(?::json) AS x (id text, body text, "availableAt" bigint, "lastError" text)`,
   notifySql: `SELECT pg_notify('${CHANNEL}', ?)`,
+  classifyError: classifyPostgresError,
   async listen(orm, onTopic) {
     const knex = (orm.em.getConnection() as unknown as { getKnex(): { client: { acquireRawConnection(): Promise<RawClient> } } }).getKnex();
     const raw = await knex.client.acquireRawConnection();
@@ -71,7 +91,7 @@ function checkUrl(url: unknown): string {
 export function postgresStorage(options: PostgresStorageOptions): MikroOrmStorage {
   const url = options?.orm ? undefined : checkUrl(options?.url);
   const target = url ? `PostgreSQL at ${redactUrl(url)}` : 'the application database';
-  return new MikroOrmStorage({
+  return sqlStorage({
     dialect: postgresDialect,
     target,
     ownsOrm: !options.orm,

@@ -1,5 +1,5 @@
-import { SqliteDriver, type MikroORM } from '@mikro-orm/sqlite';
-import { initOwnOrm, MikroOrmStorage, tidingsEntities, type SqlDialect } from '@tidings/adapter-mikro-orm';
+import { DriverException, SqliteDriver, SqliteExceptionConverter, type MikroORM } from '@mikro-orm/sqlite';
+import { exceptionKind, initOwnOrm, sqlStorage, tidingsEntities, type MikroOrmStorage, type SqlDialect, type SqlErrorKind } from '@tidings/adapter-mikro-orm';
 import { InvalidOptionsError } from '@tidings/core';
 
 export { tidingsEntities, SchemaError, MikroOrmStorage } from '@tidings/adapter-mikro-orm';
@@ -19,6 +19,20 @@ export interface SqliteStorageOptions {
   orm?: MikroORM;
 }
 
+const converter = new SqliteExceptionConverter();
+
+/** SQLite's errors: MikroORM's converter names most by message; the codes it does not know are sorted here. */
+function classifySqliteError(error: unknown): SqlErrorKind | undefined {
+  if (error instanceof DriverException) return exceptionKind(error);
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return undefined;
+  // A table another connection of this process is writing: as transient as SQLITE_BUSY, but not "database is locked".
+  if (code === 'SQLITE_LOCKED') return 'busy';
+  // The sqlite3 driver answers a statement on a closed handle this way.
+  if (code === 'SQLITE_MISUSE' && /closed|not open/i.test(String(message))) return 'connection-lost';
+  return exceptionKind(converter.convertException(error as Error));
+}
+
 /** SQLite through MikroORM: one statement leases a batch (`UPDATE … RETURNING`); processes share a file safely. */
 export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
@@ -26,8 +40,12 @@ export const sqliteDialect: SqlDialect = {
   seqIn: (candidates) => `seq IN (${candidates})`,
   serialPrimaryKey: 'INTEGER PRIMARY KEY AUTOINCREMENT',
   columnsSql: 'SELECT name FROM pragma_table_info(?)',
+  // A write first, so the migration holds the write lock (waiting out busy_timeout) before it reads the version;
+  // a read first would pin a snapshot that a concurrent writer's commit makes unable to write (SQLITE_BUSY at once).
+  migrationLock: `UPDATE tidings_meta SET value = value WHERE key = 'schema_version'`,
   jsonStrings: 'SELECT value FROM json_each(?)',
   jsonMessages: `SELECT value ->> '$.id' AS id, value ->> '$.body' AS body, value ->> '$.availableAt' AS available_at, value ->> '$.lastError' AS last_error FROM json_each(?)`,
+  classifyError: classifySqliteError,
 };
 
 type RawSqlite = { exec(sql: string, cb: (err: Error | null) => void): void };
@@ -83,7 +101,7 @@ export function sqliteStorage(options: SqliteStorageOptions = {}): MikroOrmStora
   const file = options.file ?? '.tidings/tidings.db';
   if (typeof file !== 'string' || file.length === 0) throw new InvalidOptionsError(`sqliteStorage({ file }) needs a file path or ':memory:', got ${String(file)}.`);
   const pragmas = pragmasOf(options);
-  return new MikroOrmStorage({
+  return sqlStorage({
     dialect: sqliteDialect,
     target: options.orm ? 'the application database' : `SQLite file ${file}`,
     ownsOrm: !options.orm,

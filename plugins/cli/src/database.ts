@@ -2,7 +2,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import pg from 'pg';
 import { InvalidOptionsError, StorageError, type StorageAdapter } from '@tidings/core';
-import { MikroOrmStorage, sqliteStorage } from '@tidings/adapter-sqlite';
+import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage, redactUrl } from '@tidings/adapter-postgres';
 import { DatabaseNotFoundError, NotADatabaseError, UnknownTopicError } from './errors.js';
 
@@ -105,18 +105,16 @@ async function checkPostgres(url: string, target: string): Promise<void> {
 }
 
 /**
- * Topics that hold any row: messages, and (where the storage can tell) dedup records, which an
- * exactly-once topic keeps after all its messages are deleted.
+ * Topics that hold messages and, with `withRecords`, every topic the registry records: an exactly-once topic keeps
+ * its dedup records after all its messages are deleted, and the storage contract answers for those only by topic.
  */
 export async function topicsOf(database: Database, withRecords = false): Promise<string[]> {
   const topics = new Set(Object.keys(await database.storage.counts()));
-  if (withRecords && database.storage instanceof MikroOrmStorage) {
-    for (const row of await database.storage.exec('SELECT DISTINCT topic FROM tidings_dedup', [], undefined, 'topics')) topics.add(row.topic as string);
-  }
+  if (withRecords) for (const record of await database.storage.topics()) topics.add(record.name);
   return [...topics].sort();
 }
 
-/** Throws `UnknownTopicError` (listing the topics there are) unless `topic` has rows. */
+/** Throws `UnknownTopicError` (listing the topics there are) unless `topic` has messages (or, `withRecords`, is recorded). */
 export async function assertTopic(database: Database, topic: string, withRecords = false): Promise<void> {
   const known = await topicsOf(database, withRecords);
   if (!known.includes(topic)) throw new UnknownTopicError(topic, known, database.target);

@@ -1,0 +1,35 @@
+import type { MikroORM } from '@mikro-orm/core';
+import type { SchemaDialect } from './schema.js';
+
+/**
+ * What a failed statement means to Tidings: `busy` is worth retrying at once (locked, deadlock, serialization),
+ * `connection-lost` means the database went away, `missing-table` that Tidings' tables are not there, and `failed`
+ * any other database error.
+ */
+export type SqlErrorKind = 'busy' | 'connection-lost' | 'missing-table' | 'failed';
+
+/** What differs between the SQL databases the shared layer runs on. */
+export interface SqlDialect extends SchemaDialect {
+  /** `sqlite`, `postgresql`. */
+  readonly name: string;
+  /** Appended to the lease's candidate SELECT: PostgreSQL skips rows another broker is leasing. */
+  readonly lockClause: string;
+  /**
+   * The lease's `seq` condition over its candidate SELECT, which must run once: PostgreSQL may re-run a
+   * `LIMIT … FOR UPDATE SKIP LOCKED` subquery under `IN (…)` and hand out more rows than the limit.
+   */
+  seqIn(candidates: string): string;
+  /** A subquery of the strings (column `value`) in one JSON-array parameter, so a batch of ids is one bind. */
+  readonly jsonStrings: string;
+  /** A subquery of rows (id, body, available_at, last_error) from one JSON-array parameter of new messages. */
+  readonly jsonMessages: string;
+  /** Wakes consumers in other processes after a store; run in the storing transaction. */
+  readonly notifySql?: string;
+  /** Subscribes to those wake-ups on a connection of its own; resolves to its closer. */
+  listen?(orm: MikroORM, onTopic: (topic: string) => void): Promise<() => Promise<unknown>>;
+  /**
+   * Sorts an error its driver raised; undefined when the error did not come from the database (a handler's own,
+   * thrown inside a transaction), which then passes through unchanged.
+   */
+  classifyError(error: unknown): SqlErrorKind | undefined;
+}
