@@ -12,7 +12,7 @@ import { Topic } from './topic.js';
 import type { StopOptions } from './consume.js';
 import { requests } from './protocol.js';
 import { LeaseSweeper } from './sweep.js';
-import { notify, type TopicDeclaration, type TopicRuntime } from './topic-runtime.js';
+import { declareTopic, notify, type TopicDeclaration, type TopicRuntime } from './topic-runtime.js';
 
 /** What `Tidings.create` takes; any part left out is resolved from `container`, then defaulted. */
 export interface TidingsOptions<Tx = unknown> {
@@ -113,7 +113,7 @@ export class Tidings<Tx = unknown> {
       );
     }
     const deadLetter = resolved.deadLetter ? (this.declaredTopics.get(resolved.deadLetter)?.topic ?? this.topic(resolved.deadLetter, DEAD_LETTER_DEFAULTS)) : undefined;
-    const topic = new Topic<T, Tx>(this.runtime(name, resolved, deadLetter?.runtime, this.declare(name, resolved)));
+    const topic = new Topic<T, Tx>(this.runtime(name, resolved, deadLetter?.runtime, declareTopic(this.storage, name, resolved, (work) => this.track(work))));
     this.declaredTopics.set(name, { options: resolved, topic });
     return topic;
   }
@@ -122,26 +122,6 @@ export class Tidings<Tx = unknown> {
   topics(): Promise<TopicRecord[]> {
     this.assertOpen();
     return this.storage.topics();
-  }
-
-  /**
-   * Records a topic in storage, so other processes and the CLI know its lifecycle. Asynchronous, so `topic()` stays
-   * synchronous: sends and consumers wait for it, and `topic.ready()` surfaces a conflict at start-up.
-   */
-  private declare(name: string, options: ResolvedTopicOptions): TopicDeclaration {
-    const record: TopicRecord = { name, lifecycle: options.lifecycle, deadLetter: options.deadLetter, maxDeliveries: options.maxDeliveries, declaredAt: Date.now() };
-    const declared = this.storage.declareTopic(record).then((kept) => {
-      if (kept.lifecycle !== record.lifecycle) {
-        throw new TopicConflictError(
-          `Topic "${name}" is recorded in ${this.storage.name} storage as ${kept.lifecycle} (declared ${new Date(kept.declaredAt).toISOString()}); ` +
-            `this process declares it ${record.lifecycle}. Declare it as ${kept.lifecycle}, or use another topic name.`,
-        );
-      }
-    });
-    const declaration: TopicDeclaration = { declared };
-    // Surfaced by ready(), send() and consume(); never an unhandled rejection of its own.
-    this.track(declared).catch((error: unknown) => (declaration.error = error));
-    return declaration;
   }
 
   /** Registers work that `close()` must wait for. */

@@ -2,7 +2,8 @@ import type { TidingsEventBus } from './events.js';
 import type { IdempotencyStore } from './idempotency.js';
 import type { ResolvedTopicOptions } from './options.js';
 import type { Clock, IdGenerator, Logger } from './runtime.js';
-import type { StorageAdapter } from './storage.js';
+import { TopicConflictError } from './errors.js';
+import type { StorageAdapter, TopicRecord } from './storage.js';
 import type { LifecyclePlan } from './plan.js';
 import type { TransitionStep } from './table.js';
 
@@ -57,6 +58,27 @@ export function emitSteps(rt: Pick<TopicRuntime, 'name' | 'options' | 'plan' | '
       at,
     });
   }
+}
+
+/**
+ * Records a topic in storage, so other processes and the CLI know its lifecycle. Asynchronous, so `topic()` stays
+ * synchronous: sends and consumers wait for it, and `topic.ready()` surfaces a conflict at start-up.
+ */
+export function declareTopic(storage: StorageAdapter<unknown>, name: string, options: ResolvedTopicOptions, track: <T>(work: Promise<T>) => Promise<T>): TopicDeclaration {
+  const { lifecycle } = options;
+  const record: TopicRecord = { name, lifecycle, deadLetter: options.deadLetter, maxDeliveries: options.maxDeliveries, declaredAt: Date.now() };
+  const declared = storage.declareTopic(record).then((kept) => {
+    if (kept.lifecycle !== lifecycle) {
+      throw new TopicConflictError(
+        `Topic "${name}" is recorded in ${storage.name} storage as ${kept.lifecycle} (declared ${new Date(kept.declaredAt).toISOString()}); ` +
+          `this process declares it ${lifecycle}. Declare it as ${kept.lifecycle}, or use another topic name.`,
+      );
+    }
+  });
+  const declaration: TopicDeclaration = { declared };
+  // Surfaced by ready(), send() and consume(); never an unhandled rejection of its own.
+  track(declared).catch((error: unknown) => (declaration.error = error));
+  return declaration;
 }
 
 /** Wakes this process's consumers of the topic (after a store or requeue). */

@@ -870,5 +870,66 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         expect(countsOf(await second.counts(name), name)).toEqual({});
       });
     });
+
+    describe('14. moves named by the request', () => {
+      /** Stores `id` and leases it `n` times (each lease but the last expired at once), so it ends leased with `n` deliveries until T0 + HOUR. */
+      async function leasedWith(d: TopicDriver, id: string, n: number): Promise<void> {
+        await d.store([id], T0);
+        for (let i = 1; i <= n; i++) {
+          const [m] = await d.lease(T0, { leaseMs: i === n ? HOUR : 0 });
+          expect(m).toMatchObject({ id, deliveries: i });
+          if (i < n) expect(await d.storage.expire({ topic: d.topic, from: 'leased', to: d.ready, now: T0 })).toMatchObject([{ id }]);
+        }
+      }
+
+      it('expires only leases whose deliveries lie in the range (atLeast inclusive, below exclusive), returning them as they now are', async () => {
+        const d = await ctx.driver('at-least-once');
+        await leasedWith(d, 'two', 2);
+        await leasedWith(d, 'three', 3);
+        await leasedWith(d, 'four', 4);
+        const now = T0 + 2 * HOUR;
+        const expire = (deliveries: { atLeast?: number; below?: number }) => d.storage.expire({ topic: d.topic, from: 'leased', to: 'dead', now, deliveries });
+        const moved = await expire({ atLeast: 3, below: 4 });
+        expect(moved).toEqual([expect.objectContaining({ id: 'three', topic: d.topic, state: 'dead', deliveries: 3, body: bodyOf('three') })]);
+        expect(moved[0]!.leaseToken ?? undefined).toBeUndefined();
+        expect((await expire({ atLeast: 4 })).map((m) => m.id)).toEqual(['four']);
+        expect((await expire({ below: 3 })).map((m) => m.id)).toEqual(['two']);
+        expect(await d.counts()).toEqual({ dead: 3 });
+      });
+
+      it('moves nothing before the deadline, and exactly at it (leaseUntil <= now)', async () => {
+        const d = await ctx.driver('at-least-once');
+        await leasedWith(d, 'a', 1);
+        const expire = (now: number) => d.storage.expire({ topic: d.topic, from: 'leased', to: d.ready, now });
+        expect(await expire(T0 + HOUR - 1)).toEqual([]);
+        expect((await expire(T0 + HOUR)).map((m) => ({ id: m.id, state: m.state, availableAt: m.availableAt }))).toEqual([{ id: 'a', state: d.ready, availableAt: T0 + HOUR }]);
+      });
+
+      it.skipIf(!rollback)('undoes a release and an expire made with a transaction handle when the transaction rolls back', async () => {
+        const d = await ctx.driver('at-least-once');
+        await d.store(['a', 'b'], T0);
+        const [a, b] = await d.lease(T0, { leaseMs: 1_000 });
+        await expect(
+          d.storage.transaction(async (tx) => {
+            expect(await d.storage.release({ topic: d.topic, from: 'leased', to: 'dead', items: [{ id: a!.id, leaseToken: a!.leaseToken, availableAt: T0, error: 'Error: x' }], now: T0 }, tx)).toEqual([a!.id]);
+            expect((await d.storage.expire({ topic: d.topic, from: 'leased', to: 'dead', now: T0 + 1_000 }, tx)).map((m) => m.id)).toEqual([b!.id]);
+            throw new Error('rolled back');
+          }),
+        ).rejects.toThrow('rolled back');
+        expect(await d.counts()).toEqual({ leased: 2 });
+        expect(sorted(await d.ack([a!, b!], T0))).toEqual(sorted([a!.id, b!.id]));
+      });
+
+      it("stores a message's lastError when the request carries one (a dead-letter copy keeps its source's)", async () => {
+        const storage = await ctx.storage();
+        const topic = ctx.topic();
+        await storage.store({ topic, state: 'acked', messages: [{ id: 'a', body: bodyOf('a'), availableAt: T0, lastError: 'Error: declined\n    at pay (payments.ts:3:9)' }, { id: 'b', body: bodyOf('b'), availableAt: T0 }], now: T0 });
+        const rows = await storage.peek(topic, 'acked', 10);
+        expect(rows.map((m) => [m.id, m.lastError ?? null])).toEqual([
+          ['a', 'Error: declined\n    at pay (payments.ts:3:9)'],
+          ['b', null],
+        ]);
+      });
+    });
   });
 }
