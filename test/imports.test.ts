@@ -21,7 +21,24 @@ function specifiers(file: string): string[] {
   return [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'/g)].map((m) => m[1]!);
 }
 
-describe('imports', () => {
+describe('source rules', () => {
+  it('adapters decide no state: no state or lifecycle name in their code (comments aside)', () => {
+    const adapterFiles = [
+      ...SOURCE_DIRS.filter((d) => d.startsWith('adapters/')).flatMap((dir) => readdirSync(join(root, dir)).map((f) => join(root, dir, f))),
+      join(root, 'examples/custom-adapter/src/index.ts'),
+    ].filter((f) => f.endsWith('.ts'));
+    const naming = adapterFiles.flatMap((file) =>
+      readFileSync(file, 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .split('\n')
+        .map((line, i) => [line.replace(/\/\/.*$/, '').replace(/--.*$/, ''), i + 1] as const)
+        .filter(([line]) => /'(sent|stored|acked|leased|consumed|deleted|dead)'|(at-most|at-least|exactly)-once/.test(line))
+        .map(([line, n]) => `${relative(root, file)}:${n}: ${line.trim()}`),
+    );
+    expect(adapterFiles.length).toBeGreaterThan(8);
+    expect(naming).toEqual([]);
+  });
+
   it('has no import cycle inside any package, type-only imports included', () => {
     const graph = new Map<string, string[]>();
     for (const file of sourceFiles()) {
