@@ -1,7 +1,9 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/knex';
 import {
   ClosedError,
+  TidingsError,
   type ExpireRequest,
   type ExtendLeaseRequest,
   type ExpireResult,
@@ -105,6 +107,10 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   private readonly busyRetries: number;
   private readonly watchers = new Map<string, Set<() => void>>();
   private listening?: Promise<(() => Promise<unknown>) | undefined>;
+  /** Which transaction, if any, the calling code runs inside, to catch calls that forgot its handle. */
+  private readonly insideOf = new AsyncLocalStorage<EntityManager>();
+  /** Transactions whose callback is still running. */
+  private readonly running = new WeakSet<EntityManager>();
 
   constructor(private readonly options: MikroOrmStorageOptions) {
     this.name = options.dialect.name;
@@ -205,9 +211,25 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     }
   }
 
+  /**
+   * A call without a handle from inside a running transaction needs a second connection. With a pool of one (SQLite)
+   * it would wait for the very transaction it runs in: it fails at once instead of hanging.
+   */
+  private assertNotWaitingForItself(): void {
+    const outer = this.insideOf.getStore();
+    if (outer === undefined || !this.running.has(outer)) return;
+    const pool = (this.orm.em.getConnection() as unknown as { getKnex(): { client: { pool?: { max?: number } } } }).getKnex().client.pool;
+    if ((pool?.max ?? 1) > 1) return;
+    throw new TidingsError(
+      'TRANSACTION_HANDLE_REQUIRED',
+      `Inside a transaction of the ${this.name} storage, whose pool has one connection, pass its handle (ctx.em): e.g. send(payload, { em: ctx.em }). A nested transaction is not possible.`,
+    );
+  }
+
   /** Runs one statement (in `tx` if given), retrying while the database is busy, and converts driver errors. */
   async exec(sql: string, params: unknown[], tx: EntityManager | undefined, where: string): Promise<Row[]> {
     if (this.closed) throw new ClosedError(`The ${this.name} storage`);
+    if (!tx) this.assertNotWaitingForItself();
     const knex = (tx ?? (this.orm.em as EntityManager)).getConnection().getKnex();
     // The leading comment makes knex's SQLite client fetch rows for every statement (it would
     // only `run` a DELETE … RETURNING); bindings go to the driver, not into the SQL text.
@@ -237,9 +259,17 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
 
   async transaction<T>(fn: (tx: EntityManager) => Promise<T>): Promise<T> {
     if (this.closed) throw new ClosedError(`The ${this.name} storage`);
+    this.assertNotWaitingForItself();
     for (let attempt = 1; ; attempt++) {
       try {
-        return await (this.orm.em.fork() as EntityManager).transactional((em) => fn(em as EntityManager));
+        return await (this.orm.em.fork() as EntityManager).transactional(async (em) => {
+          this.running.add(em as EntityManager);
+          try {
+            return await this.insideOf.run(em as EntityManager, () => fn(em as EntityManager));
+          } finally {
+            this.running.delete(em as EntityManager);
+          }
+        });
       } catch (error) {
         if (isTransient(error) && attempt < this.busyRetries) {
           await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
