@@ -704,6 +704,25 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
           { id: 'held', duplicate: true },
         ]);
       });
+
+      it('drops the expired dedup records of every topic when no topic is given', async () => {
+        const key = ctx.key();
+        const one = await ctx.driver('exactly-once/end-to-end', { key });
+        const two = await ctx.driver('exactly-once/end-to-end', { key });
+        for (const d of [one, two]) {
+          await d.store(['a'], T0, { dedupMs: 1_000 });
+          await d.ack(await d.lease(T0), T0);
+        }
+        expect(await one.storage.purge({ now: T0 + 2_000 })).toBe(2);
+      });
+
+      it('keeps a row created at exactly `before`: only rows created before it go', async () => {
+        const d = await ctx.driver('at-least-once');
+        await kill(d, ['edge'], T0);
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + HOUR, before: T0, states: ['dead'] })).toBe(0);
+        expect(await d.counts()).toEqual({ dead: 1 });
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + HOUR, before: T0 + 1, states: ['dead'] })).toBe(1);
+      });
     });
 
     describe('9. counts and peek', () => {
@@ -1007,6 +1026,59 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
       });
     });
 
+    describe.skipIf(!rollback)('12. transactions: what a rollback undoes', () => {
+      it("undoes a store's dedup record: a new window is forgotten, and the passed one it replaced comes back", async () => {
+        const d = await ctx.driver('exactly-once/end-to-end');
+        await d.store(['a'], T0, { dedupMs: 1_000 });
+        await d.ack(await d.lease(T0), T0);
+        await expect(
+          d.storage.transaction(async (tx) => {
+            expect(await d.store(['a', 'b'], T0 + 1_000, { dedupMs: 5_000, tx })).toEqual([
+              { id: 'a', duplicate: false },
+              { id: 'b', duplicate: false },
+            ]);
+            throw new Error('handler failed');
+          }),
+        ).rejects.toThrow('handler failed');
+        expect(await d.counts()).toEqual({});
+        // a's first record (window passed at T0 + 1 000) is back, so a purge finds it; b never had one.
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + 2_000 })).toBe(1);
+        expect(await d.store(['a', 'b'], T0 + 2_000)).toEqual([
+          { id: 'a', duplicate: false },
+          { id: 'b', duplicate: false },
+        ]);
+      });
+
+      it("undoes an extendLease made with the handle: the lease's first deadline holds again", async () => {
+        const d = await ctx.driver('exactly-once/broker');
+        await d.store(['a'], T0);
+        const [m] = await d.lease(T0, { leaseMs: 1_000 });
+        await expect(
+          d.storage.transaction(async (tx) => {
+            expect(await d.extendLease(m!, T0 + HOUR, { tx })).toBe(true);
+            throw new Error('handler failed');
+          }),
+        ).rejects.toThrow('handler failed');
+        expect(await d.storage.peek(d.topic, 'leased', 10)).toMatchObject([{ id: 'a', leaseUntil: T0 + 1_000 }]);
+        expect((await d.expire(T0 + 1_000)).requeued).toEqual([{ id: 'a', deliveries: 1 }]);
+      });
+
+      it('undoes two settles of one message in the order they were made: the message is leased again', async () => {
+        const d = await ctx.driver('exactly-once/broker');
+        await d.store(['a'], T0);
+        const leased = await d.lease(T0);
+        await expect(
+          d.storage.transaction(async (tx) => {
+            expect(await d.settle(leased, 'leased', ['CONSUME'], T0, tx)).toEqual(['a']);
+            expect(await d.settle(leased, 'consumed', ['DELETE'], T0, tx)).toEqual(['a']);
+            throw new Error('handler failed');
+          }),
+        ).rejects.toThrow('handler failed');
+        expect(await d.counts()).toEqual({ leased: 1 });
+        expect(await d.ack(leased, T0)).toEqual(['a']);
+      });
+    });
+
     describe('13. topic registry', () => {
       const record = (name: string, lifecycle: Lifecycle, extra: Partial<TopicRecord> = {}): TopicRecord => ({ name, lifecycle, maxDeliveries: 5, declaredAt: T0, ...extra });
 
@@ -1046,6 +1118,78 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await expect(conflicting.send(1)).rejects.toMatchObject({ code: 'TOPIC_CONFLICT' });
         expect(await second.topics()).toEqual([expect.objectContaining({ name, lifecycle: 'exactly-once/broker' })]);
         expect(countsOf(await second.counts(name), name)).toEqual({});
+      });
+    });
+
+    describe('14. states, leases and listings', () => {
+      it('changes nothing when a compare-and-set names a state the message is not in, with or without its token', async () => {
+        const d = await ctx.driver('exactly-once/broker');
+        await d.store(['a'], T0);
+        const [m] = await d.lease(T0, { leaseMs: 1_000 });
+        expect(await d.settle([m!], 'consumed', ['DELETE'], T0)).toEqual([]);
+        expect(await d.storage.extendLease({ topic: d.topic, state: 'stored', item: m!, leaseUntil: T0 + HOUR, now: T0 })).toBe(false);
+        expect(await d.storage.release({ topic: d.topic, from: 'stored', to: 'dead', items: [{ ...m!, availableAt: T0 }], now: T0 })).toEqual([]);
+        expect(await d.storage.peek(d.topic, 'leased', 10)).toMatchObject([{ id: 'a', leaseToken: m!.leaseToken, leaseUntil: T0 + 1_000 }]);
+        expect(await d.ack([m!], T0)).toEqual(['a']);
+      });
+
+      it('expires a lease at now == leaseUntil, not before', async () => {
+        const d = await ctx.driver('at-least-once');
+        await d.store(['a'], T0);
+        await d.lease(T0, { leaseMs: 1_000 });
+        expect(await d.expire(T0 + 999)).toEqual({ requeued: [], dead: [] });
+        expect(await d.expire(T0 + 1_000)).toEqual({ requeued: [{ id: 'a', deliveries: 1 }], dead: [] });
+      });
+
+      it('keeps no lease on a message that left the leased state: consumed, nacked, requeued or dead', async () => {
+        const d = await ctx.driver('exactly-once/broker');
+        await d.store(['consumed', 'nacked', 'expired', 'dead'], T0);
+        const leased = new Map((await d.lease(T0, { leaseMs: 1_000 })).map((m) => [m.id, m]));
+        expect(await d.settle([leased.get('consumed')!], 'leased', ['CONSUME'], T0)).toEqual(['consumed']);
+        expect(await d.nack(leased.get('nacked')!, T0, { delayMs: HOUR })).toEqual(['nacked']);
+        expect(await d.nack(leased.get('dead')!, T0, { maxDeliveries: 1 })).toEqual(['dead']);
+        expect((await d.expire(T0 + 1_000)).requeued).toEqual([{ id: 'expired', deliveries: 1 }]);
+        const rows = [...(await d.storage.peek(d.topic, 'consumed', 10)), ...(await d.storage.peek(d.topic, 'stored', 10)), ...(await d.storage.peek(d.topic, 'dead', 10))];
+        expect(sorted(rows.map((m) => m.id))).toEqual(['consumed', 'dead', 'expired', 'nacked']);
+        for (const m of rows) expect({ id: m.id, leaseToken: m.leaseToken, leaseUntil: m.leaseUntil }).toEqual({ id: m.id, leaseToken: undefined, leaseUntil: undefined });
+      });
+
+      it('keeps the dead-letter copy it already holds as it is when the message dies again', async () => {
+        const key = ctx.key();
+        const d = await ctx.driver('at-least-once', { key });
+        const dlq = await ctx.driver('at-least-once', { key, topic: `${d.topic}.dead` });
+        await kill(d, ['a'], T0, deadLetterOf(dlq.topic));
+        const [copy] = await dlq.lease(T0);
+        expect(await d.redrive(T0 + 10)).toBe(1);
+        const [again] = await d.lease(T0 + 10);
+        expect(await d.nack(again!, T0 + 10, { maxDeliveries: 1, deadLetter: deadLetterOf(dlq.topic) })).toEqual(['a']);
+        expect(await dlq.counts()).toEqual({ leased: 1 });
+        expect(await dlq.ack([copy!], T0 + 10)).toEqual(['a']);
+      });
+
+      it('leaves states without messages out of its counts', async () => {
+        const d = await ctx.driver('at-least-once');
+        await d.store(['a', 'b'], T0);
+        const [a] = await d.lease(T0, { limit: 1 });
+        await d.ack([a!], T0);
+        const all = await d.storage.counts();
+        const counted = Object.values({ ...(await d.storage.counts(d.topic))[d.topic], ...all[d.topic] });
+        expect(counted).toEqual([1]);
+        for (const topic of Object.values(all)) for (const n of Object.values(topic)) expect(n).toBeGreaterThan(0);
+      });
+
+      it('lists any number of topics by name, whatever order they were declared in', async () => {
+        const storage = await ctx.storage();
+        const prefix = ctx.topic();
+        const names = ['c', 'e', 'a', 'd', 'b', 'f'].map((n) => `${prefix}.${n}`);
+        for (const name of names) await storage.declareTopic({ name, lifecycle: 'at-least-once', maxDeliveries: 5, declaredAt: T0 });
+        expect((await storage.topics()).map((t) => t.name)).toEqual([...names].sort());
+      });
+
+      it('has a name for logs and errors, and so does its idempotency store', async () => {
+        const storage = await ctx.storage();
+        expect(storage.name).toMatch(/\S/);
+        if (storage.idempotencyStore) expect(storage.idempotencyStore().name).toMatch(/\S/);
       });
     });
   });
