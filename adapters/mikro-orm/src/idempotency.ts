@@ -4,10 +4,11 @@ import type { MikroOrmStorage } from './storage.js';
 
 /** Consumed ids in the `tidings_idempotency` table, written in the handler's own transaction. */
 export class MikroOrmIdempotencyStore implements IdempotencyStore<EntityManager> {
-  readonly name: string;
+  constructor(private readonly storage: MikroOrmStorage) {}
 
-  constructor(private readonly storage: MikroOrmStorage) {
-    this.name = storage.name;
+  /** The storage's name, read when asked: the storage makes this store before its own name is set. */
+  get name(): string {
+    return this.storage.name;
   }
 
   async seen(topic: string, ids: string[], tx?: EntityManager): Promise<Set<string>> {
