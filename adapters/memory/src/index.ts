@@ -1,5 +1,6 @@
 import {
   ClosedError,
+  StorageError,
   type ExpireRequest,
   type ExtendLeaseRequest,
   type IdempotencyStore,
@@ -76,11 +77,17 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   private readonly registry = new Map<string, TopicRecord>();
   private readonly consumed = new MemoryIdempotencyStore();
   private closed = false;
+  /** Transactions whose callback is still running: a handle outlives its transaction, and is refused after it. */
+  private readonly running = new WeakSet<MemoryTransaction>();
   /** Consumed ids, recorded inside the handler's transaction so a rollback forgets them too. */
   private readonly idempotency: IdempotencyStore<MemoryTransaction> = {
     name: 'memory',
-    seen: (topic, ids) => this.consumed.seen(topic, ids),
+    seen: async (topic, ids, tx) => {
+      this.assertRunning(tx);
+      return this.consumed.seen(topic, ids);
+    },
     record: async (topic, ids, expiresAt, tx) => {
+      this.assertRunning(tx);
       const fresh = await this.consumed.record(topic, ids, expiresAt);
       tx?.undo.push(() => this.consumed.forget(topic, fresh));
       return fresh;
@@ -93,6 +100,12 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
     if (this.closed) throw new ClosedError('This memory storage');
   }
 
+  /** A write through a handle whose transaction has ended would land outside any transaction: refused, as a database refuses it. */
+  private assertRunning(tx: MemoryTransaction | undefined): void {
+    this.assertOpen();
+    if (tx !== undefined && !this.running.has(tx)) throw new StorageError('This transaction handle belongs to a transaction that has ended.');
+  }
+
   private rows(topic: string): TopicRows {
     this.assertOpen();
     let t = this.rowsByTopic.get(topic);
@@ -101,6 +114,7 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   }
 
   async store(req: StoreRequest, tx?: MemoryTransaction): Promise<StoreResult[]> {
+    this.assertRunning(tx);
     const t = this.rows(req.topic);
     return req.messages.map((m) => {
       const held = t.byId.has(m.id) || (t.dedup.get(m.id) ?? -Infinity) > req.now;
@@ -134,6 +148,7 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   }
 
   async extendLease(req: ExtendLeaseRequest, tx?: MemoryTransaction): Promise<boolean> {
+    this.assertRunning(tx);
     const row = this.rows(req.topic).match(req.item, req.state);
     if (!row) return false;
     const before = row.leaseUntil;
@@ -143,6 +158,7 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   }
 
   async settle(req: SettleRequest, tx?: MemoryTransaction): Promise<string[]> {
+    this.assertRunning(tx);
     const t = this.rows(req.topic);
     const won: string[] = [];
     for (const item of req.items) {
@@ -265,15 +281,18 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
     return removed;
   }
 
-  /** Runs `fn`; if it throws, undoes what it stored, settled and recorded through `tx`. No isolation: one process. */
+  /** Runs `fn`; if it throws, undoes what it stored, settled and recorded through `tx`. No isolation: other calls see its writes at once. */
   async transaction<T>(fn: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
     this.assertOpen();
     const tx: MemoryTransaction = { undo: [] };
+    this.running.add(tx);
     try {
       return await fn(tx);
     } catch (error) {
       for (const step of tx.undo.reverse()) step();
       throw error;
+    } finally {
+      this.running.delete(tx);
     }
   }
 

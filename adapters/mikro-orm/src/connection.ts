@@ -1,6 +1,7 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/knex';
-import { ClosedError } from '@tidings/core';
+import { ClosedError, TidingsError } from '@tidings/core';
 import type { SqlDialect } from './dialect.js';
 import { classify, toTidingsError } from './errors.js';
 
@@ -31,6 +32,10 @@ export class SqlConnection {
   private ormInstance?: MikroORM;
   private isClosed = false;
   private readonly busyRetries: number;
+  /** Which transaction, if any, the calling code runs inside, to catch calls that forgot its handle. */
+  private readonly insideOf = new AsyncLocalStorage<EntityManager>();
+  /** Transactions whose callback is still running. */
+  private readonly running = new WeakSet<EntityManager>();
 
   constructor(private readonly options: SqlConnectionOptions) {
     this.dialect = options.dialect;
@@ -58,9 +63,25 @@ export class SqlConnection {
     }
   }
 
+  /**
+   * A call without a handle from inside a running transaction needs a second connection. With a pool of one (SQLite)
+   * it would wait for the very transaction it runs in: it fails at once instead of hanging.
+   */
+  private assertNotWaitingForItself(): void {
+    const outer = this.insideOf.getStore();
+    if (outer === undefined || !this.running.has(outer)) return;
+    const pool = (this.orm.em.getConnection() as unknown as { getKnex(): { client: { pool?: { max?: number } } } }).getKnex().client.pool;
+    if ((pool?.max ?? 1) > 1) return;
+    throw new TidingsError(
+      'TRANSACTION_HANDLE_REQUIRED',
+      `Inside a transaction of the ${this.dialect.name} storage, whose pool has one connection, pass its handle (ctx.em): e.g. send(payload, { em: ctx.em }). A nested transaction is not possible.`,
+    );
+  }
+
   /** Runs one statement (in `tx` if given), retrying while the database is busy, and converts driver errors. */
   async exec(sql: string, params: unknown[], tx: EntityManager | undefined, where: string): Promise<SqlRow[]> {
     if (this.isClosed) throw new ClosedError(`The ${this.dialect.name} storage`);
+    if (!tx) this.assertNotWaitingForItself();
     const knex = (tx ?? (this.orm.em as EntityManager)).getConnection().getKnex();
     // The leading comment makes knex's SQLite client fetch rows for every statement (it would
     // only `run` a DELETE … RETURNING); bindings go to the driver, not into the SQL text.
@@ -86,9 +107,17 @@ export class SqlConnection {
   /** Runs `fn` in a new transaction, retried whole while the database is busy; `fn`'s own errors pass through. */
   async transaction<T>(fn: (tx: EntityManager) => Promise<T>): Promise<T> {
     if (this.isClosed) throw new ClosedError(`The ${this.dialect.name} storage`);
+    this.assertNotWaitingForItself();
     for (let attempt = 1; ; attempt++) {
       try {
-        return await (this.orm.em.fork() as EntityManager).transactional((em) => fn(em as EntityManager));
+        return await (this.orm.em.fork() as EntityManager).transactional(async (em) => {
+          this.running.add(em as EntityManager);
+          try {
+            return await this.insideOf.run(em as EntityManager, () => fn(em as EntityManager));
+          } finally {
+            this.running.delete(em as EntityManager);
+          }
+        });
       } catch (error) {
         const kind = classify(error, this.dialect);
         if (kind === 'busy' && attempt < this.busyRetries) {

@@ -61,6 +61,35 @@ export function describeIdempotencyStore(name: string, factory: IdempotencyFacto
         expect(sorted(await store.seen(t, ['short', 'long']))).toEqual(['long']);
       });
 
+      it('purges a record at now == expiresAt, not before, and counts exactly what it removed', async () => {
+        const store = await open();
+        const t = topic();
+        // Earlier than every other test's records, so a purge up to it removes only this test's.
+        const expiresAt = T0 - 7 * 86_400_000;
+        await store.purge(expiresAt + 1);
+        await store.record(t, ['at'], expiresAt);
+        await store.record(t, ['after'], expiresAt + 1);
+        expect(await store.purge(expiresAt - 1)).toBe(0);
+        expect(sorted(await store.seen(t, ['at', 'after']))).toEqual(['after', 'at']);
+        expect(await store.purge(expiresAt)).toBe(1);
+        expect(sorted(await store.seen(t, ['at', 'after']))).toEqual(['after']);
+        expect(await store.record(t, ['at', 'after'], T0 + 60_000)).toEqual(['at']);
+        expect(await store.purge(expiresAt + 1)).toBe(1);
+        expect(sorted(await store.seen(t, ['at', 'after']))).toEqual(['at']);
+      });
+
+      it('keeps a record seen, and not new again, until a purge drops it: seen and record look at no clock', async () => {
+        const store = await open();
+        const t = topic();
+        // Expired long ago on any clock, the adapter's own included; only purge(now) decides when a record goes.
+        await store.purge(1);
+        expect(await store.record(t, ['old'], 1)).toEqual(['old']);
+        expect([...(await store.seen(t, ['old']))]).toEqual(['old']);
+        expect(await store.record(t, ['old'], T0 + 60_000)).toEqual([]);
+        expect(await store.purge(1)).toBe(1);
+        expect([...(await store.seen(t, ['old']))]).toEqual([]);
+      });
+
       it('treats a purged id as new again', async () => {
         const store = await open();
         const t = topic();

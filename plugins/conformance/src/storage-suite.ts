@@ -1,4 +1,4 @@
-import { LIFECYCLES, TidingsError, lifecyclePlans, lifecycleTables, semanticOf, type Lifecycle, type LifecycleEventType, type ProtocolTopic, type StoredMessage, type TopicRecord } from '@tidings/core';
+import { LIFECYCLES, TidingsError, lifecyclePlans, lifecycleTables, semanticOf, type Lifecycle, type LifecycleEventType, type MessageState, type ProtocolTopic, type StoredMessage, type TopicRecord } from '@tidings/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   LEASED_LIFECYCLES,
@@ -22,8 +22,13 @@ export interface StorageSuiteOptions {
   raceMessages?: number;
   /** Time allowed for each race, in ms (default 60 000). */
   raceTimeoutMs?: number;
-  /** Set false when `transaction` cannot roll back (memory storage); section 12 then skips its rollback tests. */
+  /** Set false when `transaction` cannot roll back; section 12 then skips its rollback tests. */
   rollback?: boolean;
+  /**
+   * Set false when other handles see a transaction's writes before it commits (memory storage: one process, no
+   * isolation); section 12 then skips the test that another handle never reads what a rolled-back transaction wrote.
+   */
+  isolation?: boolean;
 }
 
 const HOUR = 3_600_000;
@@ -53,6 +58,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
   const raceMessages = options.raceMessages ?? 10_000;
   const raceTimeoutMs = options.raceTimeoutMs ?? 60_000;
   const rollback = options.rollback ?? true;
+  const isolation = options.isolation ?? true;
 
   describe(`storage adapter conformance: ${name}`, () => {
     let ctx: SuiteContext;
@@ -174,6 +180,19 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await d.store(['a'], T0, { dedupMs: 1_000 });
         await d.ack(await d.lease(T0), T0);
         expect(await d.store(['a'], T0 + 1_001)).toEqual([{ id: 'a', duplicate: false }]);
+        expect(await d.counts()).toEqual({ acked: 1 });
+      });
+
+      it('holds an id while now < dedupUntil and frees it at now == dedupUntil, where a new store opens a new window', async () => {
+        const d = await ctx.driver('exactly-once/end-to-end');
+        await d.store(['a'], T0, { dedupMs: 1_000 });
+        expect(await d.ack(await d.lease(T0), T0)).toEqual(['a']);
+        expect(await d.store(['a'], T0 + 999)).toEqual([{ id: 'a', duplicate: true }]);
+        expect(await d.store(['a'], T0 + 1_000, { dedupMs: 1_000 })).toEqual([{ id: 'a', duplicate: false }]);
+        expect(await d.ack(await d.lease(T0 + 1_000), T0 + 1_000)).toEqual(['a']);
+        // The store at T0 + 1 000 opened a window until T0 + 2 000, with the same boundary.
+        expect(await d.store(['a'], T0 + 1_999)).toEqual([{ id: 'a', duplicate: true }]);
+        expect(await d.store(['a'], T0 + 2_000)).toEqual([{ id: 'a', duplicate: false }]);
         expect(await d.counts()).toEqual({ acked: 1 });
       });
 
@@ -655,6 +674,56 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
       });
     });
 
+    describe('8. retention purge: what it leaves alone', () => {
+      it('drops a dedup record at now == dedupUntil, not before', async () => {
+        const d = await ctx.driver('exactly-once/end-to-end');
+        await d.store(['a'], T0, { dedupMs: 1_000 });
+        await d.ack(await d.lease(T0), T0);
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + 999 })).toBe(0);
+        expect(await d.store(['a'], T0 + 999)).toEqual([{ id: 'a', duplicate: true }]);
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + 1_000 })).toBe(1);
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + 1_000 })).toBe(0);
+      });
+
+      it.each([
+        ['without states', { before: T0 + HOUR }],
+        ['with empty states', { before: T0 + HOUR, states: [] }],
+        ['with states but without before', { states: ['dead', 'acked'] as MessageState[] }],
+      ])('removes no message rows %s, only the dedup records whose window has passed, and counts just those', async (_, rows) => {
+        const d = await ctx.driver('exactly-once/end-to-end');
+        await kill(d, ['dead'], T0);
+        await d.store(['gone-1', 'gone-2'], T0, { dedupMs: 1_000 });
+        await d.ack(await d.lease(T0), T0);
+        await d.store(['held'], T0);
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + 2_000, ...rows })).toBe(2);
+        expect(await d.counts()).toEqual({ dead: 1, acked: 1 });
+        // The records of dead and held (windows until T0 + 300 000) were kept.
+        expect(await d.store(['dead', 'held'], T0 + 2_000)).toEqual([
+          { id: 'dead', duplicate: true },
+          { id: 'held', duplicate: true },
+        ]);
+      });
+
+      it('drops the expired dedup records of every topic when no topic is given', async () => {
+        const key = ctx.key();
+        const one = await ctx.driver('exactly-once/end-to-end', { key });
+        const two = await ctx.driver('exactly-once/end-to-end', { key });
+        for (const d of [one, two]) {
+          await d.store(['a'], T0, { dedupMs: 1_000 });
+          await d.ack(await d.lease(T0), T0);
+        }
+        expect(await one.storage.purge({ now: T0 + 2_000 })).toBe(2);
+      });
+
+      it('keeps a row created at exactly `before`: only rows created before it go', async () => {
+        const d = await ctx.driver('at-least-once');
+        await kill(d, ['edge'], T0);
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + HOUR, before: T0, states: ['dead'] })).toBe(0);
+        expect(await d.counts()).toEqual({ dead: 1 });
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + HOUR, before: T0 + 1, states: ['dead'] })).toBe(1);
+      });
+    });
+
     describe('9. counts and peek', () => {
       it('counts messages by state and topic, leaving out states with none', async () => {
         const key = ctx.key();
@@ -829,6 +898,185 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
       });
     });
 
+    describe('12. transactions: handles', () => {
+      it('refuses a handle whose transaction has ended, committed or rolled back, with a StorageError, and writes nothing through it', async () => {
+        const d = await ctx.driver('exactly-once/broker');
+        await d.store(['a'], T0);
+        const leased = await d.lease(T0, { leaseMs: 1_000 });
+        const committed = await d.storage.transaction(async (tx) => tx);
+        let rolledBack: unknown;
+        await expect(
+          d.storage.transaction(async (tx) => {
+            rolledBack = tx;
+            throw new Error('handler failed');
+          }),
+        ).rejects.toThrow('handler failed');
+        const idempotency = d.storage.idempotencyStore?.();
+        const wrong: string[] = [];
+        for (const [when, tx] of Object.entries({ committed, 'rolled back': rolledBack })) {
+          const operations: Record<string, () => unknown> = {
+            store: () => d.store(['late'], T0, { tx }),
+            settle: () => d.settle(leased, 'leased', ['CONSUME'], T0, tx),
+            extendLease: () => d.extendLease(leased[0]!, T0 + HOUR, { tx }),
+            ...(idempotency && { 'idempotency record': () => idempotency.record(d.topic, ['late'], T0 + HOUR, tx) }),
+          };
+          for (const [op, run] of Object.entries(operations)) {
+            const error = await rejectionOf(run);
+            if (!(error instanceof TidingsError) || error.code !== 'STORAGE_ERROR') wrong.push(`${op} after the transaction ${when}: ${String(error)}`);
+          }
+        }
+        expect(wrong).toEqual([]);
+        expect(await d.counts()).toEqual({ leased: 1 });
+        expect(await d.storage.peek(d.topic, 'leased', 10)).toMatchObject([{ id: 'a', leaseUntil: T0 + 1_000 }]);
+        if (idempotency) expect([...(await idempotency.seen(d.topic, ['late']))]).toEqual([]);
+        expect(await d.settle(leased, 'leased', ['CONSUME'], T0)).toEqual(['a']);
+      });
+
+      it('completes, or refuses at once with TRANSACTION_HANDLE_REQUIRED, a call made inside a transaction without its handle; never hangs', async () => {
+        const d = await ctx.driver('exactly-once/broker');
+        await d.store(['held'], T0);
+        const [held] = await d.lease(T0, { token: 'tok' });
+        const operations: Record<string, () => Promise<unknown>> = {
+          store: () => d.store(['inside'], T0),
+          counts: () => d.storage.counts(d.topic),
+          extendLease: () => d.extendLease(held!, T0 + HOUR),
+          settle: () => d.settle([held!], 'leased', ['CONSUME'], T0),
+          lease: () => d.lease(T0),
+          transaction: () => d.storage.transaction(async () => 1),
+        };
+        const outcomes = await d.storage.transaction(async () => {
+          const out: Record<string, Outcome<unknown>> = {};
+          // A hang fails the test here, after 2 s, instead of at the test's timeout.
+          for (const [op, run] of Object.entries(operations)) out[op] = await outcomeOf(run, 2_000);
+          return out;
+        });
+        const wrong = Object.entries(outcomes)
+          .filter(([, o]) => 'error' in o && (o.error as TidingsError)?.code !== 'TRANSACTION_HANDLE_REQUIRED')
+          .map(([op, o]) => `${op}: ${String((o as { error: unknown }).error)}`);
+        expect(wrong).toEqual([]);
+        // What completed is done; what was refused left nothing behind.
+        const expected = {
+          store: [{ id: 'inside', duplicate: false }],
+          extendLease: true,
+          settle: ['held'],
+          lease: [expect.objectContaining({ id: 'inside', deliveries: 1 })],
+          transaction: 1,
+        };
+        for (const [op, value] of Object.entries(expected)) if ('value' in outcomes[op]!) expect(outcomes[op]!.value, op).toEqual(value);
+        const stored = 'value' in outcomes.store! ? 1 : 0;
+        const settled = 'value' in outcomes.settle! ? 1 : 0;
+        const total = Object.values(await d.counts()).reduce((n, c) => n + (c ?? 0), 0);
+        expect(total).toBe(1 + stored);
+        expect((await d.storage.peek(d.topic, 'consumed', 10)).map((m) => m.id)).toEqual(settled ? ['held'] : []);
+      });
+
+      it("lets a second handle's conflicting store and settle lose to a transaction on the first that holds the same rows, waiting for it or failing with STORAGE_BUSY", async () => {
+        const key = ctx.key();
+        const topic = ctx.topic();
+        const one = await ctx.driver('exactly-once/broker', { key, topic });
+        const two = await ctx.driver('exactly-once/broker', { key, topic });
+        await one.store(['a'], T0);
+        const leased = await one.lease(T0);
+        const open = holdTransaction(one, async (tx) => ({
+          settled: await one.settle(leased, 'leased', ['CONSUME'], T0, tx),
+          stored: await one.store(['b'], T0, { tx }),
+        }));
+        const written = await open.written;
+        expect(written).toEqual({ settled: ['a'], stored: [{ id: 'b', duplicate: false }] });
+        const rivals = Promise.all([outcomeOf(() => two.settle(leased, 'leased', ['CONSUME'], T0)), outcomeOf(() => two.store(['b'], T0))]);
+        await sleep(100);
+        open.commit();
+        await open.ended;
+        const [settle, store] = await rivals;
+        expect(busyOr(settle, []), 'the rival settle').toEqual([]);
+        expect(busyOr(store, [{ id: 'b', duplicate: true }]), 'the rival store').toEqual([{ id: 'b', duplicate: true }]);
+        expect(await two.counts()).toEqual({ consumed: 1, stored: 1 });
+      });
+
+      it.skipIf(!isolation || !rollback)('never shows a second handle what a transaction on the first wrote and then rolled back', async () => {
+        const key = ctx.key();
+        const topic = ctx.topic();
+        const one = await ctx.driver('exactly-once/broker', { key, topic });
+        const two = await ctx.driver('exactly-once/broker', { key, topic });
+        await one.store(['a'], T0);
+        const leased = await one.lease(T0);
+        const open = holdTransaction(one, async (tx) => {
+          await one.settle(leased, 'leased', ['CONSUME'], T0, tx);
+          await one.store(['b'], T0, { tx });
+        });
+        await open.written;
+        const reads = Promise.all([outcomeOf(() => two.counts()), outcomeOf(() => two.storage.peek(topic, 'leased', 10))]);
+        const rivals = Promise.all([outcomeOf(() => two.settle(leased, 'leased', ['CONSUME'], T0)), outcomeOf(() => two.store(['b'], T0))]);
+        await sleep(100);
+        open.rollBack();
+        await expect(open.ended).rejects.toThrow('rolled back on purpose');
+        const [counts, peeked] = await reads;
+        expect(busyOr(counts, { leased: 1 }), 'counts on the second handle').toEqual({ leased: 1 });
+        expect(busyOr(peeked, [leased[0]!]).map((m) => m.id), 'peek on the second handle').toEqual(['a']);
+        // Once the first let go of its rows, the second's calls find them as they were before: 'a' still leased
+        // under its token, 'b' never stored. So each either wins, or gave up with STORAGE_BUSY and changed nothing.
+        const [settle, store] = await rivals;
+        const won = busyOr(settle, 'gave up');
+        expect([['a'], 'gave up']).toContainEqual(won);
+        const stored = busyOr(store, 'gave up');
+        expect([[{ id: 'b', duplicate: false }], 'gave up']).toContainEqual(stored);
+        expect(await two.counts()).toEqual({ ...(won === 'gave up' ? { leased: 1 } : { consumed: 1 }), ...(stored !== 'gave up' && { stored: 1 }) });
+      });
+    });
+
+    describe.skipIf(!rollback)('12. transactions: what a rollback undoes', () => {
+      it("undoes a store's dedup record: a new window is forgotten, and the passed one it replaced comes back", async () => {
+        const d = await ctx.driver('exactly-once/end-to-end');
+        await d.store(['a'], T0, { dedupMs: 1_000 });
+        await d.ack(await d.lease(T0), T0);
+        await expect(
+          d.storage.transaction(async (tx) => {
+            expect(await d.store(['a', 'b'], T0 + 1_000, { dedupMs: 5_000, tx })).toEqual([
+              { id: 'a', duplicate: false },
+              { id: 'b', duplicate: false },
+            ]);
+            throw new Error('handler failed');
+          }),
+        ).rejects.toThrow('handler failed');
+        expect(await d.counts()).toEqual({});
+        // a's first record (window passed at T0 + 1 000) is back, so a purge finds it; b never had one.
+        expect(await d.storage.purge({ topic: d.topic, now: T0 + 2_000 })).toBe(1);
+        expect(await d.store(['a', 'b'], T0 + 2_000)).toEqual([
+          { id: 'a', duplicate: false },
+          { id: 'b', duplicate: false },
+        ]);
+      });
+
+      it("undoes an extendLease made with the handle: the lease's first deadline holds again", async () => {
+        const d = await ctx.driver('exactly-once/broker');
+        await d.store(['a'], T0);
+        const [m] = await d.lease(T0, { leaseMs: 1_000 });
+        await expect(
+          d.storage.transaction(async (tx) => {
+            expect(await d.extendLease(m!, T0 + HOUR, { tx })).toBe(true);
+            throw new Error('handler failed');
+          }),
+        ).rejects.toThrow('handler failed');
+        expect(await d.storage.peek(d.topic, 'leased', 10)).toMatchObject([{ id: 'a', leaseUntil: T0 + 1_000 }]);
+        expect((await d.expire(T0 + 1_000)).requeued).toEqual([{ id: 'a', deliveries: 1 }]);
+      });
+
+      it('undoes two settles of one message in the order they were made: the message is leased again', async () => {
+        const d = await ctx.driver('exactly-once/broker');
+        await d.store(['a'], T0);
+        const leased = await d.lease(T0);
+        await expect(
+          d.storage.transaction(async (tx) => {
+            expect(await d.settle(leased, 'leased', ['CONSUME'], T0, tx)).toEqual(['a']);
+            expect(await d.settle(leased, 'consumed', ['DELETE'], T0, tx)).toEqual(['a']);
+            throw new Error('handler failed');
+          }),
+        ).rejects.toThrow('handler failed');
+        expect(await d.counts()).toEqual({ leased: 1 });
+        expect(await d.ack(leased, T0)).toEqual(['a']);
+      });
+    });
+
     describe('13. topic registry', () => {
       const record = (name: string, lifecycle: Lifecycle, extra: Partial<TopicRecord> = {}): TopicRecord => ({ name, lifecycle, maxDeliveries: 5, declaredAt: T0, ...extra });
 
@@ -871,7 +1119,79 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
       });
     });
 
-    describe('14. moves named by the request', () => {
+    describe('14. states, leases and listings', () => {
+      it('changes nothing when a compare-and-set names a state the message is not in, with or without its token', async () => {
+        const d = await ctx.driver('exactly-once/broker');
+        await d.store(['a'], T0);
+        const [m] = await d.lease(T0, { leaseMs: 1_000 });
+        expect(await d.settle([m!], 'consumed', ['DELETE'], T0)).toEqual([]);
+        expect(await d.storage.extendLease({ topic: d.topic, state: 'stored', item: m!, leaseUntil: T0 + HOUR, now: T0 })).toBe(false);
+        expect(await d.storage.release({ topic: d.topic, from: 'stored', to: 'dead', items: [{ ...m!, availableAt: T0 }], now: T0 })).toEqual([]);
+        expect(await d.storage.peek(d.topic, 'leased', 10)).toMatchObject([{ id: 'a', leaseToken: m!.leaseToken, leaseUntil: T0 + 1_000 }]);
+        expect(await d.ack([m!], T0)).toEqual(['a']);
+      });
+
+      it('expires a lease at now == leaseUntil, not before', async () => {
+        const d = await ctx.driver('at-least-once');
+        await d.store(['a'], T0);
+        await d.lease(T0, { leaseMs: 1_000 });
+        expect(await d.expire(T0 + 999)).toEqual({ requeued: [], dead: [] });
+        expect(await d.expire(T0 + 1_000)).toEqual({ requeued: [{ id: 'a', deliveries: 1 }], dead: [] });
+      });
+
+      it('keeps no lease on a message that left the leased state: consumed, nacked, requeued or dead', async () => {
+        const d = await ctx.driver('exactly-once/broker');
+        await d.store(['consumed', 'nacked', 'expired', 'dead'], T0);
+        const leased = new Map((await d.lease(T0, { leaseMs: 1_000 })).map((m) => [m.id, m]));
+        expect(await d.settle([leased.get('consumed')!], 'leased', ['CONSUME'], T0)).toEqual(['consumed']);
+        expect(await d.nack(leased.get('nacked')!, T0, { delayMs: HOUR })).toEqual(['nacked']);
+        expect(await d.nack(leased.get('dead')!, T0, { maxDeliveries: 1 })).toEqual(['dead']);
+        expect((await d.expire(T0 + 1_000)).requeued).toEqual([{ id: 'expired', deliveries: 1 }]);
+        const rows = [...(await d.storage.peek(d.topic, 'consumed', 10)), ...(await d.storage.peek(d.topic, 'stored', 10)), ...(await d.storage.peek(d.topic, 'dead', 10))];
+        expect(sorted(rows.map((m) => m.id))).toEqual(['consumed', 'dead', 'expired', 'nacked']);
+        for (const m of rows) expect({ id: m.id, leaseToken: m.leaseToken, leaseUntil: m.leaseUntil }).toEqual({ id: m.id, leaseToken: undefined, leaseUntil: undefined });
+      });
+
+      it('keeps the dead-letter copy it already holds as it is when the message dies again', async () => {
+        const key = ctx.key();
+        const d = await ctx.driver('at-least-once', { key });
+        const dlq = await ctx.driver('at-least-once', { key, topic: `${d.topic}.dead` });
+        await kill(d, ['a'], T0, deadLetterOf(dlq.topic));
+        const [copy] = await dlq.lease(T0);
+        expect(await d.redrive(T0 + 10)).toBe(1);
+        const [again] = await d.lease(T0 + 10);
+        expect(await d.nack(again!, T0 + 10, { maxDeliveries: 1, deadLetter: deadLetterOf(dlq.topic) })).toEqual(['a']);
+        expect(await dlq.counts()).toEqual({ leased: 1 });
+        expect(await dlq.ack([copy!], T0 + 10)).toEqual(['a']);
+      });
+
+      it('leaves states without messages out of its counts', async () => {
+        const d = await ctx.driver('at-least-once');
+        await d.store(['a', 'b'], T0);
+        const [a] = await d.lease(T0, { limit: 1 });
+        await d.ack([a!], T0);
+        const all = await d.storage.counts();
+        const counted = Object.values({ ...(await d.storage.counts(d.topic))[d.topic], ...all[d.topic] });
+        expect(counted).toEqual([1]);
+        for (const topic of Object.values(all)) for (const n of Object.values(topic)) expect(n).toBeGreaterThan(0);
+      });
+
+      it('lists any number of topics by name, whatever order they were declared in', async () => {
+        const storage = await ctx.storage();
+        const prefix = ctx.topic();
+        const names = ['c', 'e', 'a', 'd', 'b', 'f'].map((n) => `${prefix}.${n}`);
+        for (const name of names) await storage.declareTopic({ name, lifecycle: 'at-least-once', maxDeliveries: 5, declaredAt: T0 });
+        expect((await storage.topics()).map((t) => t.name)).toEqual([...names].sort());
+      });
+
+      it('has a name for logs and errors, and so does its idempotency store', async () => {
+        const storage = await ctx.storage();
+        expect(storage.name).toMatch(/\S/);
+        if (storage.idempotencyStore) expect(storage.idempotencyStore().name).toMatch(/\S/);
+      });
+    });
+
+    describe('15. moves named by the request', () => {
       /** Stores `id` and leases it `n` times (each lease but the last expired at once), so it ends leased with `n` deliveries until T0 + HOUR. */
       async function leasedWith(d: TopicDriver, id: string, n: number): Promise<void> {
         await d.store([id], T0);
@@ -932,4 +1252,58 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
       });
     });
   });
+}
+
+/** How an operation ended: what it resolved to, or what it rejected with. */
+type Outcome<T> = { value: T } | { error: unknown };
+
+/** How `op` ended; a synchronous throw counts as a rejection, and one still pending after `ms` fails the test. */
+async function outcomeOf<T>(op: () => Promise<T>, ms = 10_000): Promise<Outcome<T>> {
+  const hung = new Error(`still pending after ${ms} ms`);
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(hung), ms);
+  });
+  try {
+    return { value: await Promise.race([Promise.resolve().then(op), hang]) };
+  } catch (error) {
+    if (error === hung) throw hung;
+    return { error };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The value of a call on a second handle, which may instead have given up waiting for the first with `STORAGE_BUSY`:
+ * then it saw and changed nothing, and `unchanged` (what it would have answered then) stands in. Any other rejection is rethrown.
+ */
+function busyOr<T, U>(outcome: Outcome<T>, unchanged: U): T | U {
+  if ('value' in outcome) return outcome.value;
+  if (outcome.error instanceof TidingsError && outcome.error.code === 'STORAGE_BUSY') return unchanged;
+  throw outcome.error;
+}
+
+/** A transaction on `d`'s storage kept open after `write` until the test commits or rolls it back. */
+function holdTransaction<T>(d: TopicDriver, write: (tx: unknown) => Promise<T>): { written: Promise<T>; ended: Promise<void>; commit(): void; rollBack(): void } {
+  let end!: (commit: boolean) => void;
+  const decided = new Promise<boolean>((r) => (end = r));
+  let wrote!: (value: T) => void;
+  let failed!: (error: unknown) => void;
+  const written = new Promise<T>((resolve, reject) => {
+    wrote = resolve;
+    failed = reject;
+  });
+  const ended = d.storage.transaction(async (tx) => {
+    try {
+      wrote(await write(tx));
+    } catch (error) {
+      failed(error);
+      throw error;
+    }
+    if (!(await decided)) throw new Error('rolled back on purpose');
+  });
+  // A transaction that fails before its writes are done is reported through `written`.
+  ended.catch(() => undefined);
+  return { written, ended, commit: () => end(true), rollBack: () => end(false) };
 }

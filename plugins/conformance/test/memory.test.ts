@@ -9,5 +9,8 @@ const sharedMemory = ({ key }: { key: string }) => {
   return byKey.get(key)!;
 };
 
-describeStorageAdapter('memory', sharedMemory);
+// Two handles are one instance: another handle sees a transaction's writes before it commits.
+describeStorageAdapter('memory', sharedMemory, { isolation: false });
 describeIdempotencyStore('memory', memoryIdempotency);
+// The store memory storage brings for exactly-once topics, which shares its transactions.
+describeIdempotencyStore('memory storage', () => memoryStorage().idempotencyStore());
