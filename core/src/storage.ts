@@ -182,14 +182,16 @@ export interface StorageAdapter<Tx = unknown> {
   declareTopic(topic: TopicRecord): Promise<TopicRecord>;
   /** Every recorded topic, ordered by name. */
   topics(): Promise<TopicRecord[]>;
-  /** Drop expired dedup records and old final rows; returns rows removed. */
+  /** Drop expired dedup records and, when asked, old rows (see `PurgeRequest`); returns how many dedup records and rows it removed. */
   purge(req: PurgeRequest): Promise<number>;
   /**
-   * Run `fn` in one transaction; the handle goes to `store`/`settle` and to handlers as `ctx.em`; `fn`'s own
-   * rejection passes through unchanged. Inside `fn`, Tidings passes the handle to every call, since a
-   * single-connection storage cannot serve a call made outside the transaction until it ends.
+   * Run `fn` in one transaction; the handle goes to `store`/`settle`/`release`/`expire` and to handlers as `ctx.em`;
+   * `fn`'s own rejection passes through unchanged. Inside `fn`, Tidings passes the handle to every call: a call
+   * without it completes (on another connection) or rejects at once with `TRANSACTION_HANDLE_REQUIRED`, never waits
+   * for the transaction it runs in. Once settled, the handle is refused: a call given it rejects with a
+   * `StorageError` and writes nothing. Other handles see none of its writes before it commits.
    */
-  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+    transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /** Best effort: calls `onStored` when another process stores into `topic` (e.g. PostgreSQL NOTIFY); consumers poll anyway. */
   watch?(topic: string, onStored: () => void): () => void;
   /** The idempotency store that shares this storage's transactions, used when none is registered. */
