@@ -22,9 +22,9 @@ export function dotDiagram(graphs: StateGraph | readonly StateGraph[]): string {
   const name = many ? 'tidings' : list[0]!.name;
   const lines = [
     `digraph ${quote(name)} {`,
-    '  fontname="Helvetica,Arial,sans-serif"; labelloc=t; fontsize=16; nodesep=0.6; pad=0.2;',
-    '  node [fontname="Helvetica,Arial,sans-serif", fontsize=12];',
-    '  edge [fontname="Helvetica,Arial,sans-serif", fontsize=10];',
+    '  fontname="Helvetica"; labelloc=t; fontsize=16; nodesep=0.6; pad=0.2;',
+    '  node [fontname="Helvetica", fontsize=12];',
+    '  edge [fontname="Helvetica", fontsize=10];',
   ];
   if (!many) lines.push(`  label=${quote(name)};`, ...body(list[0]!, '', '  '));
   // Node ids are prefixed per cluster, since the lifecycles share state names.
