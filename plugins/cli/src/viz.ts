@@ -1,6 +1,6 @@
 import { statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LIFECYCLES, consumerGraph, dotDiagram, lifecycleGraph, lifecycleOf, lifecycleTables, mermaidDiagram, type StateGraph } from '@tidings/core';
+import { InvalidOptionsError, LIFECYCLES, consumerGraph, dotDiagram, lifecycleGraph, lifecycleOf, lifecycleTables, mermaidDiagram, type StateGraph } from '@tidings/core';
 import type { Output } from './commands.js';
 import { OutFolderNotFoundError, UnknownVizFormatError, UnknownVizTargetError } from './errors.js';
 
@@ -13,6 +13,8 @@ export type VizTarget = (typeof VIZ_TARGETS)[number];
 export const VIZ_FORMATS = ['mermaid', 'dot', 'svg', 'json'] as const;
 /** A format `tidings viz` writes. */
 export type VizFormat = (typeof VIZ_FORMATS)[number];
+
+const EXTENSIONS: Record<VizFormat, string> = { mermaid: 'mmd', dot: 'dot', svg: 'svg', json: 'json' };
 
 /** Options of `tidings viz`. */
 export interface VizOptions {
@@ -40,7 +42,7 @@ export async function renderViz(target: string, format = 'mermaid'): Promise<str
   switch (format as VizFormat) {
     case 'mermaid':
       // Mermaid draws one diagram per block, so `all` is Markdown that GitHub and most editors render.
-      return one ? mermaidDiagram(one) : graphs.map((g) => `## ${g.name}\n\n\`\`\`mermaid\n${mermaidDiagram(g)}\n\`\`\`\n`).join('\n');
+      return one ? mermaidDiagram(one) : graphs.map((g) => `## ${g.name}\n\n\`\`\`mermaid\n${mermaidDiagram(g)}\n\`\`\``).join('\n\n');
     case 'dot':
       return dotDiagram(one ?? graphs);
     case 'svg':
@@ -60,6 +62,9 @@ export async function viz(options: VizOptions, output: Output): Promise<string> 
   }
   const folder = dirname(resolve(options.out));
   if (!statSync(folder, { throwIfNoEntry: false })?.isDirectory()) throw new OutFolderNotFoundError(options.out, folder);
+  if (statSync(options.out, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new InvalidOptionsError(`--out ${options.out} is a folder: name a file in it, e.g. --out ${options.out.replace(/[\\/]+$/, '')}/${options.target.replace('/', '-')}.${EXTENSIONS[format as VizFormat]}.`);
+  }
   writeFileSync(options.out, text.endsWith('\n') ? text : `${text}\n`);
   output.out(`Wrote the ${format} diagram of ${options.target} to ${options.out}.`);
   return text;

@@ -207,6 +207,13 @@ describe('tidings viz --out', () => {
 });
 
 describe('tidings viz refuses', () => {
+  it('an --out that is a folder, suggesting a file in it', async () => {
+    await expect(viz({ target: 'exactly-once/broker', format: 'svg', out: dir }, capture())).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+      message: `--out ${dir} is a folder: name a file in it, e.g. --out ${dir}/exactly-once-broker.svg.`,
+    });
+  });
+
   it('a target it does not draw, naming every one it does', async () => {
     await expect(renderViz('exactly-twice')).rejects.toMatchObject({
       name: 'UnknownVizTargetError',
