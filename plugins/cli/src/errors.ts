@@ -49,3 +49,33 @@ export class TopicNotRecordedError extends TidingsError {
 function listed(names: string[], max = 20): string {
   return names.length <= max ? names.join(', ') : `${names.slice(0, max).join(', ')} and ${names.length - max} more`;
 }
+
+/** `tidings viz` was asked for a machine it does not draw. */
+export class UnknownVizTargetError extends TidingsError {
+  constructor(
+    readonly target: string,
+    readonly valid: readonly string[],
+  ) {
+    super('UNKNOWN_VIZ_TARGET', `tidings viz cannot draw ${JSON.stringify(target)}: pick one of ${valid.join(', ')}.`);
+  }
+}
+
+/** `tidings viz --format` names a format it does not write. */
+export class UnknownVizFormatError extends TidingsError {
+  constructor(
+    readonly format: string,
+    readonly valid: readonly string[],
+  ) {
+    super('UNKNOWN_VIZ_FORMAT', `--format ${JSON.stringify(format)} is not one tidings viz writes: pick one of ${valid.join(', ')}.`);
+  }
+}
+
+/** `--out` points into a folder that does not exist; the CLI writes a file but never makes folders for it. */
+export class OutFolderNotFoundError extends TidingsError {
+  constructor(
+    readonly out: string,
+    readonly folder: string,
+  ) {
+    super('OUT_FOLDER_NOT_FOUND', `--out ${out}: the folder ${folder} does not exist (or is not a folder). Create it first, or write somewhere else.`);
+  }
+}

@@ -1,7 +1,8 @@
 export { stats, dlqList, dlqRedrive, purge, processOutput, formatDuration } from './commands.js';
 export type { Output, DbOptions, StatsOptions, DlqListOptions, DlqListResult, DlqRedriveOptions, DlqRedriveResult, PurgeOptions, PurgeResult } from './commands.js';
 export { openDatabase, topicsOf, assertTopic, DEFAULT_DB, type Database } from './database.js';
-export { DatabaseNotFoundError, NotADatabaseError, TopicNotRecordedError, UnknownTopicError } from './errors.js';
+export { DatabaseNotFoundError, NotADatabaseError, OutFolderNotFoundError, TopicNotRecordedError, UnknownTopicError, UnknownVizFormatError, UnknownVizTargetError } from './errors.js';
+export { viz, renderViz, vizGraphs, VIZ_TARGETS, VIZ_FORMATS, type VizOptions, type VizTarget, type VizFormat } from './viz.js';
 export { parseDuration, parseInteger } from './parse.js';
 export { run } from './program.js';
 export { runDemo, type DemoOptions } from './demo.js';

@@ -5,6 +5,7 @@ import { dlqList, dlqRedrive, processOutput, purge, stats, type Output } from '.
 import { DEFAULT_DB } from './database.js';
 import type { DemoOptions } from './demo.js';
 import { parseDuration, parseInteger } from './parse.js';
+import { VIZ_FORMATS, VIZ_TARGETS, viz } from './viz.js';
 
 const FAULTS = ['none', 'default', 'heavy'] as const satisfies ReadonlyArray<DemoOptions['faults']>;
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -17,7 +18,7 @@ export async function run(argv: string[], output: Output = processOutput): Promi
   const remember = <T extends { db?: string }>(o: T): T => ((db = o.db), o);
 
   const program = new Command('tidings')
-    .description('Look into and tidy a Tidings database (counts, dead letters, redrive, purge), or run the demo.')
+    .description('Look into and tidy a Tidings database (counts, dead letters, redrive, purge), draw its machines, or run the demo.')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -88,6 +89,17 @@ export async function run(argv: string[], output: Output = processOutput): Promi
       // Loaded only when asked for, so the database commands start without the demo's dependencies.
       const { runDemo } = await import('./demo.js');
       exitCode = await runDemo({ messages, seed, faults: o.faults, json: o.json === true, dir: o.dir });
+    });
+
+  program
+    .command('viz')
+    .description('draw a lifecycle machine, the consumer machine, or all lifecycles, from their XState definitions')
+    .argument('<target>', VIZ_TARGETS.join(' | '))
+    // Checked by viz() rather than by commander, so a function caller gets the same typed error.
+    .option('--format <format>', VIZ_FORMATS.join(' | '), 'mermaid')
+    .option('--out <file>', 'write to this file instead of printing (its folder must exist)')
+    .action(async (target: string, o: { format: string; out?: string }) => {
+      await viz({ target, ...o }, output);
     });
 
   try {
