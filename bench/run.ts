@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { transition } from 'xstate';
-import { Tidings, lifecycleMachines, lifecycleTables, type StorageAdapter, type TopicOptions } from '@tidings/core';
+import { Tidings, lifecycleMachines, lifecycleTables, type StorageAdapter, type TidingsPlugin, type TopicOptions } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
@@ -49,8 +49,8 @@ function rawSqlite(file: string): number {
 }
 
 /** One producer sending batches of 1,000 while one consumer leases batches of 1,000: end to end. */
-async function endToEnd(storage: StorageAdapter<any>, options: TopicOptions, count = N, consume = { batchSize: BATCH, concurrency: 1 }): Promise<number> {
-  const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
+async function endToEnd(storage: StorageAdapter<any>, options: TopicOptions, count = N, consume = { batchSize: BATCH, concurrency: 1 }, plugins: TidingsPlugin[] = []): Promise<number> {
+  const tidings = await Tidings.create({ storage, purgeIntervalMs: 0, plugins });
   const topic = tidings.topic<typeof PAYLOAD>(`bench.${Math.random().toString(36).slice(2)}`, options);
   let consumed = 0;
   const t = performance.now();
@@ -80,6 +80,14 @@ const steps: Array<[string, () => Promise<Row>]> = [
   ['raw SQLite, in memory (baseline)', async () => ({ name: 'raw better-sqlite3, :memory:', perSecond: rawSqlite(':memory:') })],
   ['raw SQLite, WAL file, synchronous=FULL', async () => ({ name: 'raw better-sqlite3, file, FULL', perSecond: rawSqlite(join(dir, 'raw.db')) })],
   ['Tidings at-least-once, memory', async () => ({ name: 'at-least-once, memory', perSecond: await endToEnd(memoryStorage(), { semantic: 'at-least-once' }) })],
+  [
+    'Tidings at-least-once, memory, a pass-through plugin',
+    async () => ({
+      name: 'at-least-once, memory, 1 plugin',
+      perSecond: await endToEnd(memoryStorage(), { semantic: 'at-least-once' }, N, { batchSize: BATCH, concurrency: 1 }, [{ name: 'pass', send: (_c, next) => next(), handle: (_c, next) => next() }]),
+      note: 'send and handle wrapped; compare with the row above',
+    }),
+  ],
   ['Tidings at-most-once, memory', async () => ({ name: 'at-most-once, memory', perSecond: await endToEnd(memoryStorage(), { semantic: 'at-most-once' }) })],
   ['Tidings at-least-once, SQLite file', async () => ({ name: 'at-least-once, SQLite file, FULL', perSecond: await endToEnd(sqliteStorage({ file: join(dir, 'alo.db') }), { semantic: 'at-least-once' }) })],
   ['Tidings at-most-once, SQLite file', async () => ({ name: 'at-most-once, SQLite file, FULL', perSecond: await endToEnd(sqliteStorage({ file: join(dir, 'amo.db') }), { semantic: 'at-most-once' }) })],
