@@ -1,7 +1,7 @@
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Tidings, type ConsumeContext, type DeadLetterEvent, type Message, type Topic } from '@tidings/core';
+import { Tidings, type ConsumeContext, type DeadLetterEvent, type Message, type TidingsPlugin, type Topic } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { Consumer, InjectTidings, InjectTopic, OnMessage, OnTidingsEvent, TIDINGS, TidingsModule, getTopicToken, type MessageConsumer } from '@tidings/nest';
 import { RecordingLogger, sleep, uniqueTopic, waitFor } from './support.js';
@@ -50,6 +50,38 @@ describe('TidingsModule', () => {
     const ack = await service.orders.send({ id: 1 }, { id: 'order-1' });
     expect(ack).toEqual({ id: 'order-1', duplicate: false });
     expect(await service.byClass.counts(topic)).toEqual({ [topic]: { acked: 1 } });
+  });
+
+  it('passes forRoot({ plugins }) to the instance: a plugin adds a header on send and wraps the @Consumer handler', async () => {
+    const topic = uniqueTopic();
+    const seen: string[] = [];
+    const plugin: TidingsPlugin = {
+      name: 'tenant',
+      send: (ctx, next) => {
+        for (const m of ctx.messages) m.headers['x-tenant'] = 'acme';
+        return next();
+      },
+      handle: async (ctx, next) => {
+        seen.push(`before ${ctx.topic}`);
+        await next();
+        seen.push('after');
+      },
+    };
+
+    @Consumer(topic)
+    class TenantConsumer implements MessageConsumer<Order> {
+      async handle(message: Message<Order>) {
+        seen.push(`handler ${message.payload.id} ${message.headers['x-tenant']}`);
+      }
+    }
+
+    const app = await start({
+      imports: [TidingsModule.forRoot({ storage: memoryStorage(), plugins: [plugin] }), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once' }])],
+      providers: [TenantConsumer],
+    });
+    await app.get<Topic<Order>>(getTopicToken(topic)).send({ id: 7 });
+    await waitFor(() => seen.length === 3);
+    expect(seen).toEqual([`before ${topic}`, 'handler 7 acme', 'after']);
   });
 
   it('runs a @Consumer class’s handle and an @OnMessage method for every message, from bootstrap on', async () => {
