@@ -70,7 +70,8 @@ export function otelPlugin(options: OtelPluginOptions = {}): TidingsPlugin {
       });
       try {
         // One message: what storage does (a driver's own spans) is that message's publish. A batch has no one span.
-        const acks = await (spans.length === 1 ? api.context.with(api.trace.setSpan(parent, spans[0]!), next) : next());
+        const only = spans.length === 1 && api.isSpanContextValid(spans[0]!.spanContext()) ? spans[0] : undefined;
+        const acks = await (only ? api.context.with(api.trace.setSpan(parent, only), next) : next());
         acks.forEach((ack, i) => ack.duplicate && spans[i]?.setAttribute('tidings.duplicate', true));
         return acks;
       } catch (error) {
@@ -101,8 +102,13 @@ export function otelPlugin(options: OtelPluginOptions = {}): TidingsPlugin {
           'tidings.lifecycle': ctx.lifecycle,
         },
       });
-      let active: Context = api.trace.setSpan(api.context.active(), span);
       const baggage = api.propagation.getBaggage(sent);
+      const current = api.context.active();
+      // A no-op tracer's span with nothing else to carry: the handler would see what it sees now, so skip context.with,
+      // which costs microseconds under an AsyncLocalStorage context manager. A span active here (from where consume()
+      // was called) must still be replaced, or the handler's spans would become its children.
+      if (!span.isRecording() && !api.isSpanContextValid(span.spanContext()) && !baggage && !api.trace.getSpan(current)) return next();
+      let active: Context = api.trace.setSpan(current, span);
       if (baggage) active = api.propagation.setBaggage(active, baggage);
       try {
         await api.context.with(active, next);

@@ -212,4 +212,16 @@ describe('otelPlugin', () => {
     expect(seen[0]!.headers).toEqual({});
     expect(exporter.getFinishedSpans()).toEqual([]);
   });
+
+  it('keeps a handler’s spans out of the trace that was active where consume() was called, also with the no-op provider', async () => {
+    tidings = await open([otelPlugin()]);
+    const topic = tidings.topic<string>(uniqueTopic(), { semantic: 'at-least-once' });
+    const startup = app.startSpan('start-up');
+    // The consumer's loop runs in the context it was started in, as AsyncLocalStorage carries it.
+    context.with(trace.setSpan(context.active(), startup), () => topic.consume(() => app.startSpan('charge card').end(), { pollMs: 5 }));
+    startup.end();
+    await topic.send('a');
+    await waitFor(() => exporter.getFinishedSpans().some((s) => s.name === 'charge card'));
+    expect(exporter.getFinishedSpans().find((s) => s.name === 'charge card')!.parentSpanContext).toBeUndefined();
+  });
 });
