@@ -186,6 +186,14 @@ describe('otelPlugin', () => {
     expect(seen[0]!.headers).toEqual({ 'x-tenant': 'acme', traceparent: traceparentOf(producer!) });
   });
 
+  it('marks the producer span of a retry the broker answered as a duplicate', async () => {
+    tidings = await open([otelPlugin({ tracerProvider: provider })]);
+    const topic = tidings.topic<string>(uniqueTopic(), { semantic: 'exactly-once' });
+    await topic.send('a', { id: 'order-1' });
+    await topic.send('a', { id: 'order-1' });
+    expect(spansOf(topic.name, SpanKind.PRODUCER).map((s) => s.attributes['tidings.duplicate'])).toEqual([undefined, true]);
+  });
+
   it('marks every producer span of a refused send ERROR with the exception', async () => {
     const refuse: TidingsPlugin = {
       name: 'refuse',
