@@ -191,6 +191,15 @@ describe('the packed tarballs, installed in an application outside the workspace
     expect(report.receipts).toEqual(['order-1']);
   });
 
+  it('load @tidings/otel without its optional peer @opentelemetry/api: otelPlugin() throws OTEL_API_MISSING, through import and require()', { timeout: 60_000 }, async () => {
+    expect(installed.map((p) => p.manifest.name)).toContain('@tidings/otel');
+    expect(copiesOf('@opentelemetry/api', join(app, 'node_modules'))).toEqual([]);
+    const check = 'try { otelPlugin(); console.log("created"); } catch (e) { console.log(e instanceof OtelApiMissingError, e.code); }';
+    const esm = await runProgram(process.execPath, ['--input-type=module', '-e', `const { otelPlugin, OtelApiMissingError } = await import('@tidings/otel'); ${check}`], app);
+    const cjs = await runProgram(process.execPath, ['-e', `const { otelPlugin, OtelApiMissingError } = require('@tidings/otel'); ${check}`], app);
+    expect([esm.trim(), cjs.trim()]).toEqual(['true OTEL_API_MISSING', 'true OTEL_API_MISSING']);
+  });
+
   it('run the tidings bin: its version, and the demo with every guarantee held', { timeout: 60_000 }, async () => {
     const bin = join(app, 'node_modules', '.bin', 'tidings');
     const cli = packed.find((p) => p.manifest.name === '@tidings/cli')!;

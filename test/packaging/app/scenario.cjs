@@ -12,6 +12,8 @@ const PACKAGES = [
   '@tidings/adapter-postgres',
   '@tidings/faults',
   '@tidings/cli',
+  // Loads without @opentelemetry/api, its optional peer, which the application outside the workspace does not have.
+  '@tidings/otel',
 ];
 
 /** Opens the storage `kind` names: memory, a SQLite file, or a SQLite file through the application's own MikroORM. */

@@ -10,6 +10,7 @@ import { checkDeliveries, withFaults } from '@tidings/faults';
 import { run } from '@tidings/cli';
 import { TidingsModule, nestLogger } from '@tidings/nest';
 import { TidingsClient } from '@tidings/nest/microservices';
+import { OtelApiMissingError, otelPlugin } from '@tidings/otel';
 
 interface Order {
   id: number;
@@ -17,14 +18,14 @@ interface Order {
 
 /** Uses a part of every package, so each one's types must resolve and agree with the others'. */
 export async function main(): Promise<SendAck> {
-  const tidings = await Tidings.create({ storage: withFaults(memoryStorage(), { seed: 1 }), idempotency: memoryIdempotency() });
+  const tidings = await Tidings.create({ storage: withFaults(memoryStorage(), { seed: 1 }), idempotency: memoryIdempotency(), plugins: [otelPlugin({ tracerName: 'shop' })] });
   const orders = tidings.topic<Order>('orders', { semantic: 'exactly-once' });
   // @ts-expect-error the payload type is checked, so these types are real and not `any`
   await orders.send({ id: 'one' });
   const sqlite: MikroOrmStorage = sqliteStorage({ file: 'tidings.db' });
   const postgres: MikroOrmStorage = postgresStorage({ url: 'postgres://localhost/app' });
   const code: number = await run(['node', 'tidings', '--version']);
-  const error: TidingsError | undefined = undefined;
+  const error: TidingsError | undefined = undefined as OtelApiMissingError | undefined;
   const nest = TidingsModule.forRoot({ storage: memoryStorage(), logger: nestLogger() });
   const client = new TidingsClient({ tidings });
   void [sqlite, postgres, code, error, tidingsEntities.length, checkDeliveries, nest.module, client];

@@ -6,8 +6,9 @@ import { postgresStorage } from '@tidings/adapter-postgres';
 import { withFaults } from '@tidings/faults';
 import { describeStorageAdapter } from '@tidings/conformance';
 import { run } from '@tidings/cli';
+import { otelPlugin } from '@tidings/otel';
 
-const tidings = await Tidings.create({ storage: withFaults(memoryStorage(), { seed: 1 }) });
+const tidings = await Tidings.create({ storage: withFaults(memoryStorage(), { seed: 1 }), plugins: [otelPlugin()] });
 const orders = tidings.topic<{ id: number }>('orders', { semantic: 'at-least-once' });
 // @ts-expect-error the payload type is checked, so these types are real and not `any`
 await orders.send({ id: 'one' });
