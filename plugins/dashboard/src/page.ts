@@ -118,7 +118,7 @@ function chart(box, title, series, points) {
     if (d) svg.append(svgEl('path', { d, class: s.cls, fill: 'none', 'stroke-width': 1.6, 'vector-effect': 'non-scaling-stroke' }));
   }
   const last = points[points.length - 1] ?? {};
-  $('.legend', box).replaceChildren(...series.map((s) => el('span', { class: s.cls }, s.label + ' ', el('b', {}, s.fmt(last[s.key])))), el('span', {}, 'max ' + series[0].fmt(max)));
+  $('.legend', box).replaceChildren(...series.map((s) => el('span', { class: s.cls }, s.label + ' ', el('b', {}, s.fmt(last[s.key])))), el('span', {}, 'max ' + series[0].fmt(values.length ? Math.max(...values) : 0)));
 }
 
 function table(headers, rows) {
@@ -219,6 +219,7 @@ export function dashboardPage(o: { title: string; mode: MonitorMode; latency: bo
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(o.title)}</title>
+<link rel="icon" href="data:,">
 <style>${STYLE}</style>
 </head>
 <body data-mode="${o.mode}">
@@ -236,7 +237,7 @@ ${o.diagrams.map(([lifecycle, svg]) => `<template id="diagram-${lifecycle}">${sv
 export function loginPage(o: { title: string; failed: boolean; reason?: string }): string {
   return `<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(o.title)}: sign in</title>
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(o.title)}: sign in</title><link rel="icon" href="data:,">
 <style>${STYLE} form { max-width: 380px; margin: 12vh auto; background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 20px; display: grid; gap: 10px; } input { font: inherit; padding: 6px 8px; border: 1px solid #d0d5dd; border-radius: 6px; } .failed { color: var(--red); }</style>
 </head>
 <body>
