@@ -10,6 +10,8 @@ export interface Message<T = unknown> {
   attempt: number;
   /** When the message was stored (epoch ms). */
   createdAt: number;
+  /** The headers it was sent with (`send(payload, { headers })`, or added by a plugin); empty when none. */
+  headers: Readonly<Record<string, string>>;
 }
 
 /** What a handler can do besides returning (ack) or throwing (nack). */

@@ -4,6 +4,7 @@ import { consumerMachine, type ConsumerWork } from './consumer-machine.js';
 import type { Delivery } from './delivery-context.js';
 import { deliveryFor } from './delivery.js';
 import { InvalidOptionsError, LeaseLostError } from './errors.js';
+import { parseHeaders } from './headers.js';
 import { requests } from './protocol.js';
 import { Settler } from './settler.js';
 import type { StoredMessage } from './storage.js';
@@ -40,7 +41,7 @@ export class Consumer<T = unknown, Tx = unknown> {
       rt,
       concurrency: this.options.concurrency,
       settler: this.settler,
-      handle: (m, tx) => Promise.resolve(this.handler(this.message(m), this.context(m, tx as Tx))),
+      handle: (m, tx) => this.run(m, tx as Tx),
       abandoned: () => this.abandoned,
     });
     this.actor = createActor(consumerMachine, { input: { work: this.work(), pollMs: this.options.pollMs } });
@@ -128,8 +129,18 @@ export class Consumer<T = unknown, Tx = unknown> {
     return batch;
   }
 
+  /** Runs the handler on one message, inside the plugins' `handle` wrappers when there are any. */
+  private run(m: StoredMessage, tx: Tx): Promise<void> {
+    const { rt } = this;
+    const message = this.message(m);
+    const context = this.context(m, tx);
+    const wrap = rt.plugins.handle;
+    if (!wrap) return Promise.resolve(this.handler(message, context));
+    return wrap({ topic: rt.name, lifecycle: rt.plan.lifecycle, message, context: context as ConsumeContext<unknown> }, () => Promise.resolve(this.handler(message, context)));
+  }
+
   private message(m: StoredMessage): Message<T> {
-    return { id: m.id, topic: m.topic, payload: JSON.parse(m.body) as T, attempt: m.deliveries, createdAt: m.createdAt };
+    return { id: m.id, topic: m.topic, payload: JSON.parse(m.body) as T, attempt: m.deliveries, createdAt: m.createdAt, headers: parseHeaders(m.headers) };
   }
 
   private context(m: StoredMessage, em: Tx): ConsumeContext<Tx> {

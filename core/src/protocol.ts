@@ -126,7 +126,7 @@ async function deadLetter(
   return storage.transaction(async (tx) => {
     const dead = await move(tx);
     if (dead.length === 0) return { dead, copied: [] };
-    const copies = dead.map((m) => ({ id: m.id, body: m.body, availableAt: now, lastError: m.lastError }));
+    const copies = dead.map((m) => ({ id: m.id, body: m.body, availableAt: now, lastError: m.lastError, headers: m.headers }));
     const results: StoreResult[] = await storage.store(requests.store(dl, copies, now), tx);
     return { dead, copied: results.filter((r) => !r.duplicate).map((r) => r.id) };
   });

@@ -9,6 +9,8 @@ export interface NewMessage {
   availableAt: number;
   /** Why an earlier life of the message failed: a dead-letter copy keeps its source's last error. */
   lastError?: string;
+  /** The message's headers as JSON text (string names and values), kept and handed back byte for byte; absent when none. */
+  headers?: string;
 }
 
 /** Store a batch in one topic. */
@@ -46,6 +48,8 @@ export interface StoredMessage {
   leaseToken?: string;
   /** Why the last delivery failed (the handler's error message and stack), kept through nacks and dead-lettering. */
   lastError?: string;
+  /** The headers it was stored with (JSON text), through every state change; absent when none. */
+  headers?: string;
 }
 
 /** Hand out up to `limit` messages in `from` whose `availableAt <= now` as one compare-and-set `from` -> `to`, each delivery counted. */

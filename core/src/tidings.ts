@@ -1,12 +1,13 @@
 import 'reflect-metadata';
-import { container as rootContainer, type DependencyContainer, type InjectionToken } from 'tsyringe';
+import type { DependencyContainer } from 'tsyringe';
+import { wireContainer, type ContainerParts } from './container.js';
 import { ClosedError, InvalidOptionsError, TopicConflictError } from './errors.js';
-import { TidingsEventBus } from './events.js';
-import type { IdempotencyStore } from './idempotency.js';
+import { TidingsEventBus, type TransitionEvent } from './events.js';
+import { toInspectionEvent, type InspectionEvent } from './inspect.js';
 import { resolveTopicOptions, validateTopicName, type ResolvedTopicOptions, type TopicOptions } from './options.js';
-import { stderrLogger, systemClock, uuidGenerator, type Clock, type IdGenerator, type Logger } from './runtime.js';
 import type { StateCounts, StorageAdapter, StoredMessage, TopicRecord } from './storage.js';
 import { lifecyclePlans } from './plan.js';
+import { pluginChain, type PluginChain, type TidingsPlugin } from './plugin.js';
 import { Tokens } from './tokens.js';
 import { Topic } from './topic.js';
 import type { StopOptions } from './consume.js';
@@ -15,16 +16,7 @@ import { LeaseSweeper } from './sweep.js';
 import { declareTopic, notify, type TopicDeclaration, type TopicRuntime } from './topic-runtime.js';
 
 /** What `Tidings.create` takes; any part left out is resolved from `container`, then defaulted. */
-export interface TidingsOptions<Tx = unknown> {
-  /** Where messages live, e.g. `memoryStorage()` or `sqliteStorage({ file })`. */
-  storage?: StorageAdapter<Tx>;
-  /** Idempotency store of exactly-once consumers (default: the storage's own, sharing its transactions). */
-  idempotency?: IdempotencyStore<Tx>;
-  clock?: Clock;
-  ids?: IdGenerator;
-  logger?: Logger;
-  /** Parent container; Tidings registers only in a child of it (default: tsyringe's root container). */
-  container?: DependencyContainer;
+export interface TidingsOptions<Tx = unknown> extends ContainerParts<Tx> {
   /** How often `purge()` runs on its own, in ms (default 60 000; 0 turns it off). */
   purgeIntervalMs?: number;
 }
@@ -48,6 +40,8 @@ export class Tidings<Tx = unknown> {
     /** The instance's child container; resolve `Tokens.*` from it. */
     readonly container: DependencyContainer,
     purgeIntervalMs: number,
+    private readonly plugins: readonly TidingsPlugin[],
+    private readonly chain: PluginChain,
   ) {
     this.events = container.resolve(Tokens.Events);
     if (purgeIntervalMs > 0) {
@@ -62,28 +56,18 @@ export class Tidings<Tx = unknown> {
     if (!Number.isFinite(purgeIntervalMs) || purgeIntervalMs < 0) {
       throw new InvalidOptionsError(`purgeIntervalMs must be a number >= 0, got ${String(options.purgeIntervalMs)}.`);
     }
-    const child = (options.container ?? rootContainer).createChildContainer();
-    // Each part is resolved once and pinned in the child: a transient `useClass` registration in the parent
-    // must not give producers, consumers and close() each their own storage or idempotency store.
-    const provide = <T>(token: InjectionToken<T>, value: T | undefined, fallback?: () => T | undefined) => {
-      const chosen = value ?? (child.isRegistered(token, true) ? child.resolve(token) : fallback?.());
-      if (chosen !== undefined) child.register(token, { useValue: chosen });
-    };
-    // The simple parts first, so a storage or idempotency class that injects them gets this instance's.
-    provide(Tokens.Clock, options.clock, () => systemClock);
-    provide(Tokens.IdGenerator, options.ids, () => uuidGenerator);
-    provide(Tokens.Logger, options.logger, () => stderrLogger);
-    provide(Tokens.Events, undefined, () => new TidingsEventBus());
-    provide(Tokens.Storage, options.storage);
-    if (!child.isRegistered(Tokens.Storage, true)) {
-      throw new InvalidOptionsError(
-        'Tidings.create needs a storage adapter: pass { storage: memoryStorage() } from @tidings/adapter-memory, or register one under Tokens.Storage.',
-      );
-    }
-    const storage = child.resolve(Tokens.Storage);
-    provide(Tokens.Idempotency, options.idempotency, () => storage.idempotencyStore?.() as IdempotencyStore);
+    const { child, storage, plugins } = wireContainer(options);
+    const chain = pluginChain(plugins);
     await storage.open?.();
-    return new Tidings<TxOf<S>>(child, purgeIntervalMs);
+    const tidings = new Tidings<TxOf<S>>(child, purgeIntervalMs, plugins, chain);
+    try {
+      for (const plugin of plugins) await plugin.setup?.(tidings);
+    } catch (error) {
+      // A plugin that cannot start leaves nothing open behind it.
+      await tidings.close();
+      throw error;
+    }
+    return tidings;
   }
 
   /** The storage adapter in use. */
@@ -128,6 +112,19 @@ export class Tidings<Tx = unknown> {
   private track<T>(work: Promise<T>): Promise<T> {
     this.pending.add(work);
     return work.finally(() => this.pending.delete(work));
+  }
+
+  /**
+   * Calls `listener` with every transition of `topic` (or of every topic) as it happens, in XState's inspection-event
+   * shape; returns the function that stops it. Nothing is computed for transitions while nobody inspects or listens.
+   */
+  inspect(listener: (event: InspectionEvent) => void, options: { topic?: string } = {}): () => void {
+    const { topic } = options;
+    const onTransition = (t: TransitionEvent) => {
+      if (topic === undefined || t.topic === topic) listener(toInspectionEvent(t));
+    };
+    this.events.on('transition', onTransition);
+    return () => void this.events.off('transition', onTransition);
   }
 
   /** Message counts by state, for one topic or all. */
@@ -183,6 +180,7 @@ export class Tidings<Tx = unknown> {
       await Promise.allSettled([...this.pending]);
       const idempotency = this.container.isRegistered(Tokens.Idempotency, true) ? this.container.resolve(Tokens.Idempotency) : undefined;
       await idempotency?.close?.();
+      for (const plugin of this.plugins) await plugin.close?.();
       await this.storage.close();
     })();
     return this.closing;
@@ -216,6 +214,7 @@ export class Tidings<Tx = unknown> {
       logger: c.resolve(Tokens.Logger),
       events: this.events,
       consumers: new Set(),
+      plugins: this.chain,
       track: (work) => this.track(work),
       assertOpen: () => this.assertOpen(),
     };

@@ -1,6 +1,7 @@
 import type { InjectionToken } from 'tsyringe';
 import type { TidingsEventBus } from './events.js';
 import type { IdempotencyStore } from './idempotency.js';
+import type { TidingsPlugin } from './plugin.js';
 import type { Clock, IdGenerator, Logger } from './runtime.js';
 import type { StorageAdapter } from './storage.js';
 
@@ -18,4 +19,6 @@ export const Tokens = {
   Logger: Symbol('tidings.logger') as InjectionToken<Logger>,
   /** The instance's `TidingsEventBus`. */
   Events: Symbol('tidings.events') as InjectionToken<TidingsEventBus>,
+  /** A `TidingsPlugin`; register several (each with its own `register` call), all are used, after those passed to `create`. */
+  Plugin: Symbol('tidings.plugin') as InjectionToken<TidingsPlugin>,
 } as const;

@@ -5,6 +5,7 @@ import type { Clock, IdGenerator, Logger } from './runtime.js';
 import { TopicConflictError } from './errors.js';
 import type { StorageAdapter, TopicRecord } from './storage.js';
 import type { LifecyclePlan } from './plan.js';
+import type { PluginChain } from './plugin.js';
 import type { TransitionStep } from './table.js';
 
 /** What producer, consumers and the instance share for one topic. */
@@ -23,6 +24,8 @@ export interface TopicRuntime {
   readonly deadLetter?: TopicRuntime;
   /** This process's running consumers of the topic. */
   readonly consumers: Set<{ wake(): void; stop(options?: { graceMs?: number }): Promise<void> }>;
+  /** The registered plugins' `send` and `handle` wrappers (undefined where none wraps). */
+  readonly plugins: PluginChain;
   /** The topic's one sweeper of expired leases in this process, shared by its consumers. */
   readonly sweeper: { sweep(): Promise<void> };
   /**

@@ -2,35 +2,12 @@ import type { ConsumeOptions, Handler } from './consume.js';
 import { Consumer } from './consumer.js';
 import { AckTimeoutError, ClosedError, InvalidOptionsError, InvalidMessageError, PayloadTooLargeError, TidingsError } from './errors.js';
 import { backoffDelay } from './options.js';
+import { serializeHeaders } from './headers.js';
 import { serializePayload } from './payload.js';
 import { requests } from './protocol.js';
 import type { NewMessage, StoreResult } from './storage.js';
+import type { SendAck, SendManyOptions, SendOptions } from './send.js';
 import { emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
-
-/** The broker's answer to a send. */
-export interface SendAck {
-  /** The message id (producer-made, or made for the message when none was given). */
-  id: string;
-  /** True when the broker already held this id and did not store the message again. */
-  duplicate: boolean;
-}
-
-/** Per-send options. */
-export interface SendOptions<Tx = unknown> {
-  /** Your id for the message; end-to-end exactly-once deduplicates by it. */
-  id?: string;
-  /** Deliver no earlier than this many ms from now. */
-  delayMs?: number;
-  /** Deliver no earlier than this time. */
-  deliverAt?: Date | number;
-  /** Store inside your own transaction (transactional outbox): it commits with your writes. */
-  em?: Tx;
-}
-
-/** Options for `sendMany`; `id` maps each payload to its id. */
-export interface SendManyOptions<T, Tx = unknown> extends Omit<SendOptions<Tx>, 'id'> {
-  id?: (payload: T, index: number) => string;
-}
 
 const ID_MAX = 200;
 
@@ -94,20 +71,32 @@ export class Topic<T = unknown, Tx = unknown> {
     const availableAt = this.availableAt(options);
     // Every item is checked before anything is stored: one bad item refuses the whole batch, so the error names it.
     const index = (i: number) => (payloads.length > 1 ? i : undefined);
-    const messages = payloads.map((p, i) => this.prepare(p, options.id?.(p, i), availableAt, index(i)));
-    const givenIds = options.id !== undefined;
+    const headers = serializeHeaders(options.headers, ` for topic "${rt.name}"`);
+    const messages = payloads.map((p, i) => this.prepare(p, options.id?.(p, i), availableAt, headers, index(i)));
+    const send = rt.plugins.send;
+    if (!send) return this.dispatch(messages, options);
+    const outgoing = messages.map((m, i) => ({ id: m.id, payload: payloads[i], headers: { ...options.headers } }));
+    return send({ topic: rt.name, lifecycle: rt.plan.lifecycle, messages: outgoing }, () => {
+      // Plugins may have added headers: checked again, as a caller's would be.
+      outgoing.forEach((o, i) => (messages[i]!.headers = serializeHeaders(o.headers, ` of message ${o.id} (set by a plugin)`)));
+      return this.dispatch(messages, options);
+    });
+  }
 
+  /** Stores the batch the way the topic's producer strategy says: in the caller's transaction, unacked, awaited, or retried. */
+  private dispatch(messages: NewMessage[], options: SendManyOptions<T, Tx>): Promise<SendAck[]> {
+    const rt = this.runtime;
     if (options.em !== undefined) return this.store(messages, options.em);
     switch (rt.plan.producer) {
       case 'fire-and-forget': {
         // Fire and forget: the caller does not wait for storage; a failure surfaces on the `error` event.
         void rt.track(this.store(messages)).catch((error) => rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() }));
-        return messages.map((m) => ({ id: m.id, duplicate: false }));
+        return Promise.resolve(messages.map((m) => ({ id: m.id, duplicate: false })));
       }
       case 'await-store':
         return withTimeout(this.store(messages), rt.options.ackTimeoutMs);
       case 'retry-until-acked':
-        return this.storeWithRetry(messages, givenIds || rt.plan.dedup);
+        return this.storeWithRetry(messages, options.id !== undefined || rt.plan.dedup);
     }
   }
 
@@ -127,7 +116,7 @@ export class Topic<T = unknown, Tx = unknown> {
     return now;
   }
 
-  private prepare(payload: T, id: string | undefined, availableAt: number, index?: number): NewMessage {
+  private prepare(payload: T, id: string | undefined, availableAt: number, headers: string | undefined, index?: number): NewMessage {
     const rt = this.runtime;
     const which = index === undefined ? '' : ` at index ${index} of the batch`;
     if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > ID_MAX)) {
@@ -136,7 +125,7 @@ export class Topic<T = unknown, Tx = unknown> {
     const body = serializePayload(payload, `${which} for topic "${rt.name}"`);
     const bytes = Buffer.byteLength(body);
     if (bytes > rt.options.maxPayloadBytes) throw new PayloadTooLargeError(bytes, rt.options.maxPayloadBytes, rt.name, index);
-    return { id: id ?? rt.ids.next(), body, availableAt };
+    return headers === undefined ? { id: id ?? rt.ids.next(), body, availableAt } : { id: id ?? rt.ids.next(), body, availableAt, headers };
   }
 
   private async store(messages: NewMessage[], tx?: unknown): Promise<SendAck[]> {

@@ -119,7 +119,7 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
     return req.messages.map((m) => {
       const held = t.byId.has(m.id) || (t.dedup.get(m.id) ?? -Infinity) > req.now;
       if (held) return { id: m.id, duplicate: true };
-      const row: Row = { id: m.id, topic: req.topic, body: m.body, state: req.state, deliveries: 0, availableAt: m.availableAt, createdAt: req.now, lastError: m.lastError };
+      const row: Row = { id: m.id, topic: req.topic, body: m.body, state: req.state, deliveries: 0, availableAt: m.availableAt, createdAt: req.now, lastError: m.lastError, headers: m.headers };
       t.insert(row);
       tx?.undo.push(() => t.remove(row));
       if (req.dedupUntil !== undefined) {
@@ -224,7 +224,7 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
     for (const row of [...t.bucket(req.from).values()]) {
       if (wanted && !wanted.has(row.id)) continue;
       t.remove(row);
-      t.insert({ id: row.id, topic: row.topic, body: row.body, state: req.to, deliveries: 0, availableAt: req.now, createdAt: req.now });
+      t.insert({ id: row.id, topic: row.topic, body: row.body, state: req.to, deliveries: 0, availableAt: req.now, createdAt: req.now, headers: row.headers });
       n++;
     }
     return n;

@@ -21,7 +21,7 @@ export interface SqlDialect extends SchemaDialect {
   seqIn(candidates: string): string;
   /** A subquery of the strings (column `value`) in one JSON-array parameter, so a batch of ids is one bind. */
   readonly jsonStrings: string;
-  /** A subquery of rows (id, body, available_at, last_error) from one JSON-array parameter of new messages. */
+  /** A subquery of rows (id, body, available_at, last_error, headers) from one JSON-array parameter of new messages. */
   readonly jsonMessages: string;
   /** Wakes consumers in other processes after a store; run in the storing transaction. */
   readonly notifySql?: string;

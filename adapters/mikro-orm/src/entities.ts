@@ -13,6 +13,7 @@ export interface MessageRow {
   leaseUntil?: number | null;
   leaseToken?: string | null;
   lastError?: string | null;
+  headers?: string | null;
 }
 
 /** A remembered id: dedup window records and consumers' idempotency records share this shape. */
@@ -53,6 +54,7 @@ export const MessageEntity = new EntitySchema<MessageRow>({
     leaseUntil: { type: 'bigint', fieldName: 'lease_until', nullable: true },
     leaseToken: { type: 'string', length: 64, fieldName: 'lease_token', nullable: true },
     lastError: { type: 'text', fieldName: 'last_error', nullable: true },
+    headers: { type: 'text', nullable: true },
   },
   uniques: [{ name: 'tidings_message_topic_id', properties: ['topic', 'id'] }],
   indexes: [{ name: 'tidings_message_ready', properties: ['topic', 'state', 'availableAt', 'seq'] }],

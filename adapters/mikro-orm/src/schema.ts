@@ -62,6 +62,12 @@ export const MIGRATIONS: readonly Migration[] = [
          dead_letter VARCHAR(200) NULL, max_deliveries INTEGER NOT NULL, declared_at BIGINT NOT NULL)`,
     ],
   },
+  {
+    // Message headers (a trace context, a tenant), stored and delivered with the message.
+    version: 4,
+    statements: () => [`ALTER TABLE tidings_message ADD COLUMN headers TEXT NULL`],
+    unlessColumn: { table: 'tidings_message', column: 'headers' },
+  },
 ];
 
 /** The schema version this code writes and understands. */

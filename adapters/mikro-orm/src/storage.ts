@@ -32,7 +32,7 @@ export interface MikroOrmStorageParts {
 }
 
 type Row = SqlRow;
-const COLUMNS = 'id, topic, body, state, deliveries, available_at, created_at, lease_until, lease_token, last_error, seq';
+const COLUMNS = 'id, topic, body, state, deliveries, available_at, created_at, lease_until, lease_token, last_error, headers, seq';
 
 const TOPIC_COLUMNS = 'name, lifecycle, dead_letter, max_deliveries, declared_at';
 
@@ -54,6 +54,7 @@ function toMessage(r: Row): StoredMessage & { seq: number } {
     leaseUntil: r.lease_until == null ? undefined : Number(r.lease_until),
     leaseToken: (r.lease_token as string | null) ?? undefined,
     lastError: (r.last_error as string | null) ?? undefined,
+    headers: (r.headers as string | null) ?? undefined,
     seq: Number(r.seq),
   };
 }
@@ -142,8 +143,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
         if (candidates.length === 0) return new Set<string>();
       }
       const rows = await this.exec(
-        `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at, last_error)
-         SELECT ?, m.id, m.body, ?, 0, m.available_at, ?, m.last_error FROM (${dialect.jsonMessages}) AS m WHERE true
+        `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at, last_error, headers)
+         SELECT ?, m.id, m.body, ?, 0, m.available_at, ?, m.last_error, m.headers FROM (${dialect.jsonMessages}) AS m WHERE true
          ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
         [req.topic, req.state, req.now, JSON.stringify(candidates)],
         em,
@@ -163,7 +164,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
                   ORDER BY available_at, seq LIMIT ?${this.options.dialect.lockClause}`;
     const params = [req.topic, req.from, req.now, req.limit];
     // Only what the lease does not already know comes back; the rest is filled in below.
-    const returning = 'seq, id, body, deliveries, created_at, available_at, last_error';
+    const returning = 'seq, id, body, deliveries, created_at, available_at, last_error, headers';
     const rows = req.remove
       ? await this.exec(`DELETE FROM tidings_message WHERE ${this.options.dialect.seqIn(pick)} RETURNING ${returning}`, params, undefined, 'lease')
       : await this.exec(
@@ -187,6 +188,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
         leaseUntil: req.leaseUntil,
         leaseToken: req.leaseToken,
         lastError: (r.last_error as string | null) ?? undefined,
+        headers: (r.headers as string | null) ?? undefined,
       }));
   }
 

@@ -46,7 +46,7 @@ export const postgresDialect: SqlDialect = {
   columnsSql: 'SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?',
   migrationLock: 'SELECT pg_advisory_xact_lock(7245130001)',
   jsonStrings: 'SELECT json_array_elements_text(?::json) AS value',
-  jsonMessages: `SELECT id, body, "availableAt" AS available_at, "lastError" AS last_error FROM json_to_recordset(?::json) AS x (id text, body text, "availableAt" bigint, "lastError" text)`,
+  jsonMessages: `SELECT id, body, "availableAt" AS available_at, "lastError" AS last_error, headers FROM json_to_recordset(?::json) AS x (id text, body text, "availableAt" bigint, "lastError" text, headers text)`,
   notifySql: `SELECT pg_notify('${CHANNEL}', ?)`,
   classifyError: classifyPostgresError,
   async listen(orm, onTopic) {

@@ -47,6 +47,7 @@ const SCHEMA = `
     lease_until  INTEGER,
     lease_token  TEXT,
     last_error   TEXT,                 -- why the last delivery failed, shown with dead letters
+    headers      TEXT,                 -- the message's headers as JSON text, handed back as they were
     UNIQUE (topic, id)                 -- an id the topic holds is a duplicate, whatever the dedup window says
   );
   CREATE INDEX IF NOT EXISTS messages_ready ON messages (topic, state, seq);
@@ -84,6 +85,7 @@ interface Row {
   lease_until: number | null;
   lease_token: string | null;
   last_error: string | null;
+  headers: string | null;
 }
 
 function toMessage(r: Row): StoredMessage {
@@ -98,6 +100,7 @@ function toMessage(r: Row): StoredMessage {
     leaseUntil: r.lease_until ?? undefined,
     leaseToken: r.lease_token ?? undefined,
     lastError: r.last_error ?? undefined,
+    headers: r.headers ?? undefined,
   };
 }
 
@@ -171,9 +174,9 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
         const stored =
           !inWindow &&
           this.changes(
-            `INSERT INTO messages (topic, id, body, state, available_at, created_at, last_error) VALUES (@topic, @id, @body, @state, @availableAt, @now, @lastError)
-             ON CONFLICT (topic, id) DO NOTHING`,
-            { ...key, body: m.body, state: req.state, availableAt: m.availableAt, lastError: m.lastError ?? null },
+            `INSERT INTO messages (topic, id, body, state, available_at, created_at, last_error, headers)
+             VALUES (@topic, @id, @body, @state, @availableAt, @now, @lastError, @headers) ON CONFLICT (topic, id) DO NOTHING`,
+            { ...key, body: m.body, state: req.state, availableAt: m.availableAt, lastError: m.lastError ?? null, headers: m.headers ?? null },
           ) === 1;
         if (stored && req.dedupUntil !== undefined) {
           // A record whose window passed (not purged yet) is reused for the new window.

@@ -1240,6 +1240,22 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         expect(sorted(await d.ack([a!, b!], T0))).toEqual(sorted([a!.id, b!.id]));
       });
 
+      it('keeps headers byte for byte through store, lease, peek, nack, expiry and dead-lettering, and none where none were given', async () => {
+        const d = await ctx.driver('at-least-once');
+        const headers = JSON.stringify({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'x-tenant': 'ünï ✓' });
+        await d.storage.store({ topic: d.topic, state: 'acked', messages: [{ id: 'h', body: bodyOf('h'), availableAt: T0, headers }, { id: 'n', body: bodyOf('n'), availableAt: T0 }], now: T0 });
+        const leased = await d.lease(T0, { leaseMs: 1_000 });
+        const byId = new Map(leased.map((m) => [m.id, m]));
+        expect(byId.get('h')!.headers).toBe(headers);
+        expect(byId.get('n')!.headers ?? undefined).toBeUndefined();
+        expect(await d.nack(byId.get('h')!, T0)).toEqual(['h']);
+        expect((await d.storage.peek(d.topic, 'acked', 10)).find((m) => m.id === 'h')!.headers).toBe(headers);
+        const [again] = await d.lease(T0, { leaseMs: 1_000 });
+        expect(again).toMatchObject({ id: 'h', headers });
+        const dead = await d.storage.expire({ topic: d.topic, from: 'leased', to: 'dead', now: T0 + 1_000 });
+        expect(Object.fromEntries(dead.map((m) => [m.id, m.headers ?? null]))).toEqual({ h: headers, n: null });
+      });
+
       it("stores a message's lastError when the request carries one (a dead-letter copy keeps its source's)", async () => {
         const storage = await ctx.storage();
         const topic = ctx.topic();
