@@ -31,7 +31,7 @@ describe.skipIf(!hasBrowser)('the dashboard in headless Chromium', () => {
   let tidings: Tidings<any>;
   let dashboard: Dashboard;
   let url: string;
-  const consumers: Consumer[] = [];
+  const consumers: Array<Pick<Consumer<any, any>, 'stop'>> = [];
 
   beforeAll(async () => {
     browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
@@ -60,7 +60,7 @@ describe.skipIf(!hasBrowser)('the dashboard in headless Chromium', () => {
     consumers.push(receipts.consume(() => new Promise((r) => setTimeout(r, 2)), { pollMs: 5, concurrency: 4 }));
     let n = 0;
     const traffic = setInterval(() => void receipts.sendMany(Array.from({ length: 20 }, () => ({ n: n++ }))).catch(() => undefined), 100);
-    consumers.push({ stop: async () => clearInterval(traffic) } as Consumer);
+    consumers.push({ stop: async () => clearInterval(traffic) });
     dashboard = createDashboard({ tidings, metrics: made.metrics, title: 'Tidings: shop' });
     ({ url } = await dashboard.listen());
   });
@@ -111,9 +111,9 @@ describe.skipIf(!hasBrowser)('the dashboard in headless Chromium', () => {
   it('changes the counts on the states within about a second of messages being sent', async () => {
     const page = await open();
     await expect.poll(() => badge(page, 'orders', 'acked').textContent()).toBe('3');
-    await tidings.topic('orders', { semantic: 'at-least-once', maxDeliveries: 1, deadLetter: 'orders.dead' }).sendMany([6, 7, 8, 9].map((n) => ({ n })), { id: (p) => `order-${p.n}` });
+    await tidings.topic<{ n: number }>('orders', { semantic: 'at-least-once', maxDeliveries: 1, deadLetter: 'orders.dead' }).sendMany([6, 7, 8, 9].map((n) => ({ n })), { id: (p) => `order-${p.n}` });
     const sent = Date.now();
-    await expect.poll(() => badge(page, 'orders', 'acked').textContent(), { timeout: 3_000, intervals: [50] }).toBe('7');
+    await expect.poll(() => badge(page, 'orders', 'acked').textContent(), { timeout: 3_000, interval: 50 }).toBe('7');
     expect(Date.now() - sent).toBeLessThan(2_000);
     await page.close();
   });

@@ -13,9 +13,7 @@ export async function until(what: string, check: () => Promise<boolean> | boolea
 /** A Tidings instance with the metrics plugin among its plugins, as an application would make it. */
 export async function instrumented(storage: StorageAdapter<any>): Promise<{ tidings: Tidings<any>; metrics: MetricsPlugin }> {
   const metrics = metricsPlugin();
-  // TODO(plugins): Tidings.create({ plugins: [metrics] }) once core takes plugins.
-  const tidings = await Tidings.create({ storage, purgeIntervalMs: 0, logger: silentLogger });
-  metrics.setup(tidings);
+  const tidings = await Tidings.create({ storage, purgeIntervalMs: 0, logger: silentLogger, plugins: [metrics] });
   return { tidings, metrics };
 }
 

@@ -1,7 +1,18 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { Tokens, lifecycleTables, type Clock, type Lifecycle, type StorageAdapter, type Tidings, type TidingsEvents } from '@tidings/core';
+import {
+  Tokens,
+  lifecycleTables,
+  systemClock,
+  type Clock,
+  type HandleContext,
+  type Lifecycle,
+  type PluginHost,
+  type StorageAdapter,
+  type Tidings,
+  type TidingsEvents,
+  type TidingsPlugin,
+} from '@tidings/core';
 import { MetricsPluginReusedError } from './errors.js';
-import type { HandleContext } from './plugin-types.js';
 
 /** Options of `metricsPlugin`. */
 export interface MetricsOptions {
@@ -39,7 +50,7 @@ export interface TidingsMetrics {
 }
 
 /** A Tidings plugin that counts what happens to messages, plus the Prometheus registry to scrape. */
-export interface MetricsPlugin {
+export interface MetricsPlugin extends TidingsPlugin {
   readonly name: 'metrics';
   /** Scrape it with `await registry.metrics()` (content type `registry.contentType`). */
   readonly registry: Registry;
@@ -48,7 +59,7 @@ export interface MetricsPlugin {
   /** The metrics themselves. */
   readonly metrics: TidingsMetrics;
   /** Subscribes to the instance's events and reads its storage at scrape time; one instance per plugin. */
-  setup(tidings: Tidings<any>): void;
+  setup(tidings: PluginHost): void;
   /** Times the handler and the message's wait since it was stored. */
   handle(ctx: HandleContext, next: () => Promise<void>): Promise<void>;
   /** Unsubscribes; the per-state gauge stops reading the closed storage. */
@@ -63,9 +74,9 @@ const HANDLER_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
   const registry = options.registry ?? new Registry();
   const prefix = options.prefix ?? 'tidings_';
-  let tidings: Tidings<any> | undefined;
+  let tidings: PluginHost | undefined;
   let storage = options.storage;
-  let clock: Clock = { now: () => Date.now() };
+  let clock: Clock = systemClock;
   let unsubscribe: (() => void) | undefined;
   const lifecycles = new Map<string, Lifecycle>();
   const semanticOf = (topic: string) => lifecycles.get(topic) ?? 'unknown';
@@ -149,7 +160,9 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
       if (tidings) return;
       tidings = instance;
       storage = instance.storage;
-      clock = instance.container.resolve(Tokens.Clock);
+      // A Tidings instance stamps createdAt with its own clock (a fake one in tests): measure latency on the same one.
+      const container = (instance as Partial<Pick<Tidings<any>, 'container'>>).container;
+      if (container?.isRegistered(Tokens.Clock, true)) clock = container.resolve(Tokens.Clock);
       const events = instance.events;
       for (const [name, listener] of Object.entries(listeners)) events.on(name as keyof TidingsEvents, listener as never);
       unsubscribe = () => {
@@ -158,7 +171,6 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
     },
     async handle(ctx, next) {
       const labels = { topic: ctx.topic, semantic: ctx.lifecycle };
-      // createdAt comes from the instance's clock, so latency is measured on it too (a fake clock in tests).
       metrics.endToEndLatency.observe(labels, Math.max(0, clock.now() - ctx.message.createdAt) / 1000);
       const stop = metrics.handlerDuration.startTimer(labels);
       try {
