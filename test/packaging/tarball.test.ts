@@ -49,7 +49,8 @@ function packageOf(specifier: string): string | undefined {
 /** The packages a built file imports or requires (code and declarations). */
 function importsOf(file: string): Set<string> {
   const text = readFileSync(file, 'utf8');
-  const names = [...text.matchAll(/(?:\bfrom|\bimport|\brequire\()\s*\(?\s*["']([^"']+)["']/g)].map((m) => packageOf(m[1]!));
+  // A specifier has no spaces: `'id' | 'from' | 'to'` in a declaration file is a union type, not an import.
+  const names = [...text.matchAll(/(?:\bfrom|\bimport|\brequire\()\s*\(?\s*["']([^"'\s]+)["']/g)].map((m) => packageOf(m[1]!));
   return new Set(names.filter((n): n is string => n !== undefined));
 }
 

@@ -5,4 +5,5 @@ export { DatabaseNotFoundError, NotADatabaseError, OutFolderNotFoundError, Topic
 export { viz, renderViz, vizGraphs, VIZ_TARGETS, VIZ_FORMATS, type VizOptions, type VizTarget, type VizFormat } from './viz.js';
 export { parseDuration, parseInteger } from './parse.js';
 export { run } from './program.js';
+export { serveDashboard, DEFAULT_DASHBOARD_PORT, type DashboardCommandOptions } from './dashboard.js';
 export { runDemo, type DemoOptions } from './demo.js';

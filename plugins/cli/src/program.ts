@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { TidingsError } from '@tidings/core';
 import { dlqList, dlqRedrive, processOutput, purge, stats, type Output } from './commands.js';
+import { DEFAULT_DASHBOARD_PORT, serveDashboard } from './dashboard.js';
 import { DEFAULT_DB } from './database.js';
 import type { DemoOptions } from './demo.js';
 import { parseDuration, parseInteger } from './parse.js';
@@ -18,7 +19,7 @@ export async function run(argv: string[], output: Output = processOutput): Promi
   const remember = <T extends { db?: string }>(o: T): T => ((db = o.db), o);
 
   const program = new Command('tidings')
-    .description('Look into and tidy a Tidings database (counts, dead letters, redrive, purge), draw its machines, or run the demo.')
+    .description('Look into and tidy a Tidings database (counts, dead letters, redrive, purge), watch it live, draw its machines, or run the demo.')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -89,6 +90,17 @@ export async function run(argv: string[], output: Output = processOutput): Promi
       // Loaded only when asked for, so the database commands start without the demo's dependencies.
       const { runDemo } = await import('./demo.js');
       exitCode = await runDemo({ messages, seed, faults: o.faults, json: o.json === true, dir: o.dir });
+    });
+
+  program
+    .command('dashboard')
+    .description('serve a live web dashboard of the database (counts on the lifecycle diagrams, dead letters and redrive, leases, /metrics) until Ctrl-C')
+    .addOption(dbOption())
+    .option('--port <n>', `port to listen on (0: any free one)`, String(DEFAULT_DASHBOARD_PORT))
+    .option('--host <host>', 'address to listen on; anything but loopback needs --token', '127.0.0.1')
+    .addOption(new Option('--token <token>', 'token every request must carry (Bearer header, or the page asks for it)').env('TIDINGS_DASHBOARD_TOKEN'))
+    .action(async (o: { db: string; port: string; host: string; token?: string }) => {
+      exitCode = await serveDashboard(remember(o), output);
     });
 
   program

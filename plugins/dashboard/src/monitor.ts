@@ -1,0 +1,273 @@
+import { lifecyclePlans, type Lifecycle, type MessageState, type StorageAdapter, type Tidings, type TransitionEvent } from '@tidings/core';
+import type { MetricsPlugin } from '@tidings/metrics';
+
+/** How many seconds of history the charts keep. */
+export const HISTORY_SECONDS = 300;
+/** Rows of dead letters, leases and transitions shown per topic. */
+const LIST_LIMIT = 20;
+/** Latency quantiles are taken over this many seconds of deliveries, so one quiet second does not blank the line. */
+const LATENCY_WINDOW_SECONDS = 10;
+
+/** Where the figures come from: this process's events and hooks, or counts of a database other processes use. */
+export type MonitorMode = 'in-process' | 'standalone';
+
+/** A dead letter as the page lists it. */
+export interface DeadLetterRow {
+  id: string;
+  deliveries: number;
+  createdAt: number;
+  lastError?: string;
+}
+
+/** A lease in flight: who holds it (its token) and until when. */
+export interface LeaseRow {
+  id: string;
+  leaseToken?: string;
+  leaseUntil?: number;
+  deliveries: number;
+}
+
+/** One point a second: `sent` and `delivered` per second (in-process) or the net change of waiting messages (standalone); latency in seconds. */
+export interface SeriesPoint {
+  at: number;
+  sent?: number;
+  delivered?: number;
+  net?: number;
+  waiting: number;
+  inFlight: number;
+  p50?: number;
+  p95?: number;
+}
+
+/** What the page shows of one topic. */
+export interface TopicView {
+  name: string;
+  lifecycle?: Lifecycle;
+  deadLetter?: string;
+  /** Messages per state, from one aggregate `storage.counts()`. */
+  counts: Partial<Record<MessageState, number>>;
+  ready?: MessageState;
+  leased?: MessageState;
+  redrivable: boolean;
+  deadLetters: DeadLetterRow[];
+  leases: LeaseRow[];
+  transitions: Array<Pick<TransitionEvent, 'id' | 'from' | 'to' | 'event' | 'at'>>;
+  series: SeriesPoint[];
+}
+
+/** Everything the page shows, sent once a second over server-sent events. */
+export interface Snapshot {
+  mode: MonitorMode;
+  at: number;
+  /** Whether end-to-end latency is measured (the metrics plugin's handle hook runs in this process). */
+  latency: boolean;
+  topics: TopicView[];
+  error?: string;
+}
+
+interface TopicHistory {
+  series: SeriesPoint[];
+  transitions: TopicView['transitions'];
+  lastTotals?: { sent: number; delivered: number; waiting: number; inFlight: number };
+  buckets: Array<Map<number, number>>;
+}
+
+/**
+ * Samples storage and the metrics once a second, for as long as the dashboard is open, so the charts have the last
+ * minutes when a page opens. Counts come from one aggregate query; only dead letters and leases (a page of each,
+ * for topics that have some) are read as messages.
+ */
+export class Monitor {
+  private readonly history = new Map<string, TopicHistory>();
+  private readonly listeners = new Set<(snapshot: Snapshot) => void>();
+  private timer?: NodeJS.Timeout;
+  private ticking?: Promise<void>;
+  private last?: Snapshot;
+  private readonly unsubscribe?: () => void;
+
+  constructor(
+    private readonly source: { tidings?: Tidings<any>; storage: StorageAdapter<any>; metrics: MetricsPlugin; now: () => number; hooked: boolean },
+  ) {
+    const events = source.tidings?.events;
+    if (events) {
+      const onTransition = (e: TransitionEvent) => {
+        const list = this.topic(e.topic).transitions;
+        list.unshift({ id: e.id, from: e.from, to: e.to, event: e.event, at: e.at });
+        list.length = Math.min(list.length, LIST_LIMIT);
+      };
+      events.on('transition', onTransition);
+      this.unsubscribe = () => events.off('transition', onTransition);
+    }
+  }
+
+  /** Where the figures come from. */
+  get mode(): MonitorMode {
+    return this.source.tidings ? 'in-process' : 'standalone';
+  }
+
+  /** Starts sampling each second. */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.tick(), 1000);
+    // The dashboard must never keep an application alive on its own.
+    this.timer.unref();
+    void this.tick();
+  }
+
+  /** Calls `listener` with every new snapshot; returns the unsubscribe. */
+  subscribe(listener: (snapshot: Snapshot) => void): () => void {
+    this.listeners.add(listener);
+    if (this.last) listener(this.last);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** A fresh snapshot now (a redrive wants its result seen at once). */
+  async refresh(): Promise<Snapshot> {
+    await this.tick();
+    return this.last!;
+  }
+
+  /** The latest snapshot, taking one if none was taken yet. */
+  async snapshot(): Promise<Snapshot> {
+    return this.last ?? this.refresh();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.unsubscribe?.();
+    this.listeners.clear();
+  }
+
+  private topic(name: string): TopicHistory {
+    let h = this.history.get(name);
+    if (!h) this.history.set(name, (h = { series: [], transitions: [], buckets: [] }));
+    return h;
+  }
+
+  /** One sample; overlapping calls share the one running. */
+  private tick(): Promise<void> {
+    this.ticking ??= this.sample()
+      .then((snapshot) => {
+        this.last = snapshot;
+        for (const listener of this.listeners) listener(snapshot);
+      })
+      .catch((error: unknown) => {
+        // Storage may be briefly busy or gone; the page says so and the next second tries again.
+        const snapshot: Snapshot = { ...(this.last ?? { mode: this.mode, latency: false, topics: [] }), at: this.source.now(), error: (error as Error)?.message ?? String(error) };
+        this.last = snapshot;
+        for (const listener of this.listeners) listener(snapshot);
+      })
+      .finally(() => (this.ticking = undefined));
+    return this.ticking;
+  }
+
+  private async sample(): Promise<Snapshot> {
+    const { storage, metrics } = this.source;
+    const at = this.source.now();
+    const [counts, records] = await Promise.all([storage.counts(), storage.topics()]);
+    const inProcess = this.source.tidings !== undefined;
+    const totals = inProcess ? await this.transitionTotals(metrics) : undefined;
+    const latencies = inProcess ? await this.latencyBuckets(metrics) : undefined;
+    const names = [...new Set([...records.map((r) => r.name), ...Object.keys(counts).filter((t) => Object.keys(counts[t]!).length > 0)])].sort();
+    const topics = await Promise.all(
+      names.map(async (name): Promise<TopicView> => {
+        const record = records.find((r) => r.name === name);
+        const plan = record ? lifecyclePlans[record.lifecycle] : undefined;
+        const c = counts[name] ?? {};
+        const waiting = plan ? (c[plan.ready] ?? 0) : 0;
+        const inFlight = plan ? (c[plan.leased] ?? 0) : 0;
+        const dead = plan?.dead;
+        const [deadRows, leaseRows, oldest] = await Promise.all([
+          dead && c[dead] ? storage.peek(name, dead, LIST_LIMIT) : [],
+          plan && inFlight > 0 ? storage.peek(name, plan.leased, LIST_LIMIT) : [],
+          // Standalone, no handler is timed here: the age of the oldest waiting message stands in for latency.
+          !inProcess && plan && waiting > 0 ? storage.peek(name, plan.ready, 1) : [],
+        ]);
+        const h = this.topic(name);
+        const point: SeriesPoint = { at, waiting, inFlight };
+        const sent = totals?.get(name)?.sent ?? 0;
+        const delivered = totals?.get(name)?.delivered ?? 0;
+        if (h.lastTotals) {
+          if (inProcess) {
+            point.sent = Math.max(0, sent - h.lastTotals.sent);
+            point.delivered = Math.max(0, delivered - h.lastTotals.delivered);
+          } else {
+            point.net = waiting + inFlight - (h.lastTotals.waiting + h.lastTotals.inFlight);
+          }
+        }
+        h.lastTotals = { sent, delivered, waiting, inFlight };
+        if (inProcess) Object.assign(point, this.quantiles(h, latencies?.get(name)));
+        else if (oldest[0]) point.p50 = point.p95 = Math.max(0, at - oldest[0].createdAt) / 1000;
+        h.series.push(point);
+        if (h.series.length > HISTORY_SECONDS) h.series.splice(0, h.series.length - HISTORY_SECONDS);
+        return {
+          name,
+          lifecycle: record?.lifecycle,
+          deadLetter: record?.deadLetter,
+          counts: c,
+          ready: plan?.ready,
+          leased: plan?.leased,
+          redrivable: (plan?.steps.redrive.length ?? 0) > 0,
+          deadLetters: deadRows.map((m) => ({ id: m.id, deliveries: m.deliveries, createdAt: m.createdAt, lastError: m.lastError })),
+          leases: leaseRows.map((m) => ({ id: m.id, leaseToken: m.leaseToken, leaseUntil: m.leaseUntil, deliveries: m.deliveries })),
+          transitions: [...h.transitions],
+          series: [...h.series],
+        };
+      }),
+    );
+    return { mode: this.mode, at, latency: this.source.hooked, topics };
+  }
+
+  /** Messages stored and delivered so far per topic, from the metrics plugin's transition counter. */
+  private async transitionTotals(metrics: MetricsPlugin): Promise<Map<string, { sent: number; delivered: number }>> {
+    const totals = new Map<string, { sent: number; delivered: number }>();
+    for (const v of (await metrics.metrics.transitions.get()).values) {
+      const topic = String(v.labels.topic);
+      const t = totals.get(topic) ?? { sent: 0, delivered: 0 };
+      if (v.labels.event === 'STORE') t.sent += v.value;
+      if (v.labels.event === 'CONSUME') t.delivered += v.value;
+      totals.set(topic, t);
+    }
+    return totals;
+  }
+
+  /** Cumulative latency bucket counts per topic (upper bound in seconds to count), as Prometheus would scrape them. */
+  private async latencyBuckets(metrics: MetricsPlugin): Promise<Map<string, Map<number, number>>> {
+    const buckets = new Map<string, Map<number, number>>();
+    for (const v of (await metrics.metrics.endToEndLatency.get()).values) {
+      if (v.metricName !== `${metrics.prefix}end_to_end_latency_seconds_bucket`) continue;
+      const topic = String(v.labels.topic);
+      const { le: bound } = v.labels as { le?: string | number };
+      const le = bound === '+Inf' ? Infinity : Number(bound);
+      const b = buckets.get(topic) ?? new Map<number, number>();
+      b.set(le, (b.get(le) ?? 0) + v.value);
+      buckets.set(topic, b);
+    }
+    return buckets;
+  }
+
+  /** p50 and p95 of the deliveries of the last seconds, interpolated within buckets as `histogram_quantile` does. */
+  private quantiles(h: TopicHistory, now: Map<number, number> | undefined): Pick<SeriesPoint, 'p50' | 'p95'> {
+    const current = now ?? new Map<number, number>();
+    h.buckets.push(current);
+    if (h.buckets.length > LATENCY_WINDOW_SECONDS + 1) h.buckets.shift();
+    const first = h.buckets[0]!;
+    const bounds = [...current.keys()].sort((a, b) => a - b);
+    const window = bounds.map((le) => ({ le, n: (current.get(le) ?? 0) - (first === current ? 0 : (first.get(le) ?? 0)) }));
+    const total = window.at(-1)?.n ?? 0;
+    if (total <= 0) return {};
+    const q = (quantile: number) => {
+      const rank = quantile * total;
+      let lower = 0;
+      let below = 0;
+      for (const { le, n } of window) {
+        if (n >= rank) return le === Infinity ? lower : lower + ((le - lower) * (rank - below)) / Math.max(1, n - below);
+        lower = le;
+        below = n;
+      }
+      return lower;
+    };
+    return { p50: q(0.5), p95: q(0.95) };
+  }
+}

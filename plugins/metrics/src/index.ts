@@ -1,0 +1,2 @@
+export { metricsPlugin, type MetricsOptions, type MetricsPlugin, type TidingsMetrics } from './metrics.js';
+export { MetricsPluginReusedError } from './errors.js';

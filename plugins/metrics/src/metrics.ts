@@ -1,0 +1,190 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  Tokens,
+  lifecycleTables,
+  systemClock,
+  type Clock,
+  type HandleContext,
+  type Lifecycle,
+  type PluginHost,
+  type StorageAdapter,
+  type Tidings,
+  type TidingsEvents,
+  type TidingsPlugin,
+} from '@tidings/core';
+import { MetricsPluginReusedError } from './errors.js';
+
+/** Options of `metricsPlugin`. */
+export interface MetricsOptions {
+  /** Where the metrics are registered (default: a registry of their own, `plugin.registry`). */
+  registry?: Registry;
+  /** Prepended to every metric name (default `tidings_`). */
+  prefix?: string;
+  /**
+   * Storage whose counts the per-state gauge reads when no Tidings instance sets the plugin up (a process that only
+   * watches a database other processes use, such as `tidings dashboard --db`).
+   */
+  storage?: StorageAdapter<any>;
+  /** Upper bounds of the histograms' buckets, in seconds. */
+  buckets?: { handler?: number[]; latency?: number[] };
+}
+
+/** The metrics `metricsPlugin` keeps, by role; the dashboard reads them as a scraper would. */
+export interface TidingsMetrics {
+  /** Counter `<prefix>messages_total{topic,semantic,from,to,event}`: one per lifecycle transition. */
+  readonly transitions: Counter<'topic' | 'semantic' | 'from' | 'to' | 'event'>;
+  /** Gauge `<prefix>messages{topic,semantic,state}`: messages per state, read from `storage.counts()` at scrape time. */
+  readonly messages: Gauge<'topic' | 'semantic' | 'state'>;
+  /** Histogram `<prefix>handler_duration_seconds{topic,semantic,outcome}`: how long handlers ran. */
+  readonly handlerDuration: Histogram<'topic' | 'semantic' | 'outcome'>;
+  /** Histogram `<prefix>end_to_end_latency_seconds{topic,semantic}`: from the message's store to its handler's start. */
+  readonly endToEndLatency: Histogram<'topic' | 'semantic'>;
+  /** Counter `<prefix>dead_letters_total{topic}`. */
+  readonly deadLetters: Counter<'topic'>;
+  /** Counter `<prefix>redeliveries_total{topic,reason}`: reason `lease_expired` or `nack`. */
+  readonly redeliveries: Counter<'topic' | 'reason'>;
+  /** Counter `<prefix>duplicates_total{topic,by}`: by `broker` (dedup window) or `consumer` (idempotency store). */
+  readonly duplicates: Counter<'topic' | 'by'>;
+  /** Counter `<prefix>handler_errors_total{topic}`. */
+  readonly handlerErrors: Counter<'topic'>;
+}
+
+/** A Tidings plugin that counts what happens to messages, plus the Prometheus registry to scrape. */
+export interface MetricsPlugin extends TidingsPlugin {
+  readonly name: 'metrics';
+  /** Scrape it with `await registry.metrics()` (content type `registry.contentType`). */
+  readonly registry: Registry;
+  /** The metric name prefix in use. */
+  readonly prefix: string;
+  /** The metrics themselves. */
+  readonly metrics: TidingsMetrics;
+  /** Subscribes to the instance's events and reads its storage at scrape time; one instance per plugin. */
+  setup(tidings: PluginHost): void;
+  /** Times the handler and the message's wait since it was stored. */
+  handle(ctx: HandleContext, next: () => Promise<void>): Promise<void>;
+  /** Unsubscribes; the per-state gauge stops reading the closed storage. */
+  close(): void;
+}
+
+/** Latency from store to handler: milliseconds on a busy topic up to minutes behind a backlog or a backoff. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+const HANDLER_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Prometheus metrics for one Tidings instance: pass it to `Tidings.create({ plugins })`, serve `registry.metrics()`. */
+export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
+  const registry = options.registry ?? new Registry();
+  const prefix = options.prefix ?? 'tidings_';
+  let tidings: PluginHost | undefined;
+  let storage = options.storage;
+  let clock: Clock = systemClock;
+  let unsubscribe: (() => void) | undefined;
+  const lifecycles = new Map<string, Lifecycle>();
+  const semanticOf = (topic: string) => lifecycles.get(topic) ?? 'unknown';
+
+  const registers = [registry];
+  const metrics: TidingsMetrics = {
+    transitions: new Counter({
+      name: `${prefix}messages_total`,
+      help: 'Lifecycle transitions of messages, by topic, semantic (lifecycle), from state, to state and event.',
+      labelNames: ['topic', 'semantic', 'from', 'to', 'event'],
+      registers,
+    }),
+    messages: new Gauge({
+      name: `${prefix}messages`,
+      help: 'Messages in storage per topic and state, read from storage counts when scraped.',
+      labelNames: ['topic', 'semantic', 'state'],
+      registers,
+      // One aggregate query per scrape: a gauge kept up to date from events would miss other processes' messages.
+      async collect() {
+        this.reset();
+        if (!storage) return;
+        const [counts, records] = await Promise.all([storage.counts(), storage.topics()]);
+        for (const r of records) lifecycles.set(r.name, r.lifecycle);
+        for (const topic of new Set([...records.map((r) => r.name), ...Object.keys(counts)])) {
+          const lifecycle = lifecycles.get(topic);
+          const states = lifecycle ? lifecycleTables[lifecycle].states : Object.keys(counts[topic] ?? {});
+          for (const state of states) this.set({ topic, semantic: semanticOf(topic), state }, counts[topic]?.[state as keyof (typeof counts)[string]] ?? 0);
+        }
+      },
+    }),
+    handlerDuration: new Histogram({
+      name: `${prefix}handler_duration_seconds`,
+      help: 'How long message handlers ran, by outcome (ok: acked, error: threw).',
+      labelNames: ['topic', 'semantic', 'outcome'],
+      buckets: options.buckets?.handler ?? HANDLER_BUCKETS,
+      registers,
+    }),
+    endToEndLatency: new Histogram({
+      name: `${prefix}end_to_end_latency_seconds`,
+      help: 'Time from a message being stored to its handler starting, each delivery counted.',
+      labelNames: ['topic', 'semantic'],
+      buckets: options.buckets?.latency ?? LATENCY_BUCKETS,
+      registers,
+    }),
+    deadLetters: new Counter({ name: `${prefix}dead_letters_total`, help: 'Messages dead-lettered after using up their deliveries.', labelNames: ['topic'], registers }),
+    redeliveries: new Counter({
+      name: `${prefix}redeliveries_total`,
+      help: 'Messages put back for another delivery, because their lease expired or their handler threw.',
+      labelNames: ['topic', 'reason'],
+      registers,
+    }),
+    duplicates: new Counter({
+      name: `${prefix}duplicates_total`,
+      help: 'Duplicates dropped, by the broker (dedup window) or the consumer (idempotency store).',
+      labelNames: ['topic', 'by'],
+      registers,
+    }),
+    handlerErrors: new Counter({ name: `${prefix}handler_errors_total`, help: 'Handlers that threw.', labelNames: ['topic'], registers }),
+  };
+
+  const listeners: { [K in keyof TidingsEvents]?: TidingsEvents[K] } = {
+    transition: (e) => {
+      lifecycles.set(e.topic, e.lifecycle);
+      metrics.transitions.inc({ topic: e.topic, semantic: e.lifecycle, from: e.from, to: e.to, event: e.event });
+      // A redelivery is a lease going back to wait; the same events with deliveries used up are DEAD transitions.
+      if (e.event === 'EXPIRE') metrics.redeliveries.inc({ topic: e.topic, reason: 'lease_expired' });
+      if (e.event === 'NACK') metrics.redeliveries.inc({ topic: e.topic, reason: 'nack' });
+    },
+    duplicate: (e) => metrics.duplicates.inc({ topic: e.topic, by: e.by }),
+    deadLetter: (e) => metrics.deadLetters.inc({ topic: e.topic }),
+    handlerError: (e) => metrics.handlerErrors.inc({ topic: e.topic }),
+  };
+
+  return {
+    name: 'metrics',
+    registry,
+    prefix,
+    metrics,
+    setup(instance) {
+      if (tidings && tidings !== instance) throw new MetricsPluginReusedError();
+      if (tidings) return;
+      tidings = instance;
+      storage = instance.storage;
+      // A Tidings instance stamps createdAt with its own clock (a fake one in tests): measure latency on the same one.
+      const container = (instance as Partial<Pick<Tidings<any>, 'container'>>).container;
+      if (container?.isRegistered(Tokens.Clock, true)) clock = container.resolve(Tokens.Clock);
+      const events = instance.events;
+      for (const [name, listener] of Object.entries(listeners)) events.on(name as keyof TidingsEvents, listener as never);
+      unsubscribe = () => {
+        for (const [name, listener] of Object.entries(listeners)) events.off(name as keyof TidingsEvents, listener as never);
+      };
+    },
+    async handle(ctx, next) {
+      const labels = { topic: ctx.topic, semantic: ctx.lifecycle };
+      metrics.endToEndLatency.observe(labels, Math.max(0, clock.now() - ctx.message.createdAt) / 1000);
+      const stop = metrics.handlerDuration.startTimer(labels);
+      try {
+        await next();
+        stop({ outcome: 'ok' });
+      } catch (error) {
+        stop({ outcome: 'error' });
+        throw error;
+      }
+    },
+    close() {
+      unsubscribe?.();
+      unsubscribe = undefined;
+      storage = undefined;
+    },
+  };
+}
