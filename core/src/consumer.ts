@@ -28,6 +28,7 @@ export class Consumer<T = unknown, Tx = unknown> {
   private unhandled?: StoredMessage[];
   /** Set when the grace period ran out: whatever a handler still returns is not settled. */
   private abandoned = false;
+  private readonly abandonController = new AbortController();
 
   /** @internal */
   constructor(
@@ -43,6 +44,7 @@ export class Consumer<T = unknown, Tx = unknown> {
       settler: this.settler,
       handle: (m, tx) => this.run(m, tx as Tx),
       abandoned: () => this.abandoned,
+      abandonSignal: this.abandonController.signal,
     });
     this.actor = createActor(consumerMachine, { input: { work: this.work(), pollMs: this.options.pollMs } });
     this.done = new Promise((resolve) => this.actor.subscribe({ complete: resolve }));
@@ -96,6 +98,7 @@ export class Consumer<T = unknown, Tx = unknown> {
       abort: () => this.abortController.abort(),
       abandon: (graceMs) => {
         this.abandoned = true;
+        this.abandonController.abort();
         rt.logger.warn(`consumer stopped with handlers still running after ${graceMs} ms; their messages stay leased until the lease expires, then are redelivered`, { topic: rt.name });
       },
       failed: (error, starting) => this.failed(error, starting),

@@ -11,6 +11,8 @@ export interface DeliveryContext<Tx> {
   handle(m: StoredMessage, tx: Tx | undefined): Promise<void>;
   /** Whether the consumer stopped waiting for its handlers (see `StopOptions`). */
   abandoned(): boolean;
+  /** Aborted when the consumer stops waiting for its handlers: a transaction must not wait for one any longer. */
+  readonly abandonSignal: AbortSignal;
 }
 
 /** Runs a leased batch's handlers and settles each message as its lifecycle says. */

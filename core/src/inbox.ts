@@ -26,7 +26,13 @@ class GroupHandlerError extends TidingsError {
 
 /** Exactly-once delivery: a leased batch consumed through the transactional inbox. */
 export class TransactionalInbox<Tx> implements Delivery {
-  constructor(private readonly c: DeliveryContext<Tx>) {}
+  /** Rejects once the consumer abandons its handlers, so their transactions roll back instead of holding a connection. */
+  private readonly abandonment: Promise<never>;
+
+  constructor(private readonly c: DeliveryContext<Tx>) {
+    this.abandonment = new Promise<never>((_, reject) => c.abandonSignal.addEventListener('abort', () => reject(new Abandoned()), { once: true }));
+    this.abandonment.catch(() => undefined);
+  }
 
   /**
    * Exactly-once, the transactional inbox: ids consumed before are looked up first; then, in one transaction, the
@@ -101,9 +107,14 @@ export class TransactionalInbox<Tx> implements Delivery {
     const { rt } = this.c;
     for (const m of group) {
       if (seen.has(m.id)) continue;
+      // A handler still running when the consumer gives up on it no longer holds its transaction open: the transaction
+      // rolls back now (closing storage would otherwise wait for it), and what the handler does later is discarded.
+      const run = this.c.handle(m, tx);
+      run.catch(() => undefined);
       try {
-        await this.c.handle(m, tx);
+        await Promise.race([run, this.abandonment]);
       } catch (error) {
+        if (error instanceof Abandoned) throw error;
         throw new GroupHandlerError(m, error);
       }
     }
