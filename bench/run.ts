@@ -20,6 +20,55 @@ interface Row {
   name: string;
   perSecond: number;
   note?: string;
+  /** Latency percentiles in ms, where the row measures them. */
+  latencyMs?: { p50: number; p99: number; p999: number };
+}
+
+/** The p50, p99 and p99.9 of a sample, in ms. */
+function percentiles(samples: number[]): { p50: number; p99: number; p999: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 100) / 100;
+  return { p50: at(0.5), p99: at(0.99), p999: at(0.999) };
+}
+
+/** One awaited send at a time, as an HTTP handler sends: sends per second and each send's latency. */
+async function singleSends(storage: StorageAdapter<any>, options: TopicOptions, count = 1_000): Promise<Row> {
+  const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
+  const topic = tidings.topic<typeof PAYLOAD>(`bench.${Math.random().toString(36).slice(2)}`, options);
+  const spent: number[] = [];
+  const t = performance.now();
+  for (let i = 0; i < count; i++) {
+    const s = performance.now();
+    await topic.send(PAYLOAD, options.semantic === 'exactly-once' ? { id: `s-${i}` } : {});
+    spent.push(performance.now() - s);
+  }
+  const perSecond = count / ((performance.now() - t) / 1000);
+  await tidings.close();
+  return { name: '', perSecond, latencyMs: percentiles(spent) };
+}
+
+/** Sends at a fixed rate (one every `1000 / rate` ms, catching up after a late tick) to an in-process consumer: send to handler start. */
+async function fixedRate(storage: StorageAdapter<any>, options: TopicOptions, rate = 1_000, seconds = 3): Promise<Row> {
+  const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
+  const topic = tidings.topic<{ at: number }>(`bench.${Math.random().toString(36).slice(2)}`, options);
+  const waits: number[] = [];
+  const total = rate * seconds;
+  const consumer = topic.consume((m) => void waits.push(performance.now() - m.payload.at), { batchSize: 100, concurrency: 50, pollMs: 100 });
+  const start = performance.now();
+  const sends: Promise<unknown>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / rate;
+    const ahead = due - performance.now();
+    if (ahead > 1) await new Promise((r) => setTimeout(r, ahead));
+    sends.push(topic.send({ at: due }, options.semantic === 'exactly-once' ? { id: `r-${i}` } : {}));
+  }
+  await Promise.all(sends);
+  const deadline = Date.now() + 30_000;
+  while (waits.length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  const perSecond = waits.length / ((performance.now() - start) / 1000);
+  await consumer.stop();
+  await tidings.close();
+  return { name: '', perSecond, latencyMs: percentiles(waits), note: `${waits.length} of ${total} handled` };
 }
 const rows: Row[] = [];
 
@@ -100,6 +149,22 @@ const steps: Array<[string, () => Promise<Row>]> = [
     }),
   ],
   [
+    'Tidings at-least-once, SQLite file, batches of 100, concurrency 50',
+    async () => ({
+      name: 'at-least-once, SQLite, 100 / c50',
+      perSecond: await endToEnd(sqliteStorage({ file: join(dir, 'alo-100.db') }), { semantic: 'at-least-once' }, N, { batchSize: 100, concurrency: 50 }),
+    }),
+  ],
+  [
+    'Tidings exactly-once, SQLite file, batches of 100, concurrency 50',
+    async () => ({
+      name: 'exactly-once e2e, SQLite, 100 / c50',
+      perSecond: await endToEnd(sqliteStorage({ file: join(dir, 'eo-100.db') }), { semantic: 'exactly-once' }, N, { batchSize: 100, concurrency: 50 }),
+    }),
+  ],
+  ['Tidings at-least-once, SQLite file, one awaited send at a time', async () => ({ ...(await singleSends(sqliteStorage({ file: join(dir, 'single.db') }), { semantic: 'at-least-once' })), name: 'single awaited sends, SQLite (send latency)' })],
+  ['Tidings at-least-once, SQLite file, 1,000 sends/s', async () => ({ ...(await fixedRate(sqliteStorage({ file: join(dir, 'rate.db') }), { semantic: 'at-least-once' })), name: '1,000/s fixed rate, SQLite (send→handler)' })],
+  [
     'Tidings at-least-once, PostgreSQL',
     async () => {
       // A server of its own, so its empty `postgres` database is the bench's.
@@ -163,8 +228,11 @@ if (args.includes('--json')) {
   console.log(JSON.stringify({ messages: N, batch: BATCH, rows: rows.map((r) => ({ ...r, ratio: r.perSecond / baseline })), costsMicroseconds: costs }, null, 2));
 } else {
   console.log(`\n${N} messages of ~256 bytes, batches of ${BATCH}; ratio = messages/s ÷ raw SQLite in memory, same process\n`);
-  console.log(`${'configuration'.padEnd(40)} ${'messages/s'.padStart(12)} ${'ratio'.padStart(7)}`);
-  for (const r of rows) console.log(`${r.name.padEnd(40)} ${Math.round(r.perSecond).toLocaleString('en').padStart(12)} ${(r.perSecond / baseline).toFixed(3).padStart(7)}${r.note ? `  (${r.note})` : ''}`);
+  console.log(`${'configuration'.padEnd(44)} ${'messages/s'.padStart(12)} ${'ratio'.padStart(7)}`);
+  for (const r of rows) {
+    const latency = r.latencyMs ? `  p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms` : '';
+    console.log(`${r.name.padEnd(44)} ${Math.round(r.perSecond).toLocaleString('en').padStart(12)} ${(r.perSecond / baseline).toFixed(3).padStart(7)}${latency}${r.note ? `  (${r.note})` : ''}`);
+  }
   console.log('\nper-message cost of each step (µs):');
   for (const [k, v] of Object.entries(costs)) console.log(`  ${k.padEnd(40)} ${v.toFixed(3)}`);
 }
