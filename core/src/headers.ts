@@ -10,23 +10,24 @@ const NONE: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
  * Checks a message's headers (string names and values, size-limited) and serializes them for storage; undefined
- * when there are none, so a message without headers costs nothing. Throws `InvalidMessageError` naming what is wrong.
+ * when there are none, so a message without headers costs nothing. Throws `InvalidMessageError` naming what is wrong
+ * (`where` names the message, and is only called for an error).
  */
-export function serializeHeaders(headers: unknown, where: string): string | undefined {
+export function serializeHeaders(headers: unknown, where: () => string): string | undefined {
   if (headers === undefined) return undefined;
   const proto: unknown = typeof headers === 'object' && headers !== null ? Object.getPrototypeOf(headers) : undefined;
   if (proto !== Object.prototype && proto !== null) {
-    throw new InvalidMessageError(`headers${where} must be a plain object of string values, e.g. { 'x-tenant': 'acme' }, got ${Array.isArray(headers) ? 'an array' : typeof headers}.`);
+    throw new InvalidMessageError(`headers${where()} must be a plain object of string values, e.g. { 'x-tenant': 'acme' }, got ${Array.isArray(headers) ? 'an array' : typeof headers}.`);
   }
   const entries = Object.entries(headers as Record<string, unknown>);
   if (entries.length === 0) return undefined;
   for (const [name, value] of entries) {
-    if (!NAME.test(name)) throw new InvalidMessageError(`Header name ${JSON.stringify(name)}${where} is not allowed: use 1-128 letters, digits or !#$%&'*+.^_\`|~- (an HTTP token).`);
-    if (typeof value !== 'string') throw new InvalidMessageError(`Header "${name}"${where} must be a string, got ${value === null ? 'null' : typeof value}. Convert it, e.g. String(value).`);
+    if (!NAME.test(name)) throw new InvalidMessageError(`Header name ${JSON.stringify(name)}${where()} is not allowed: use 1-128 letters, digits or !#$%&'*+.^_\`|~- (an HTTP token).`);
+    if (typeof value !== 'string') throw new InvalidMessageError(`Header "${name}"${where()} must be a string, got ${value === null ? 'null' : typeof value}. Convert it, e.g. String(value).`);
   }
   const text = JSON.stringify(headers);
   const bytes = Buffer.byteLength(text);
-  if (bytes > MAX_HEADER_BYTES) throw new InvalidMessageError(`Headers${where} take ${bytes} bytes, more than the ${MAX_HEADER_BYTES} allowed. Keep large data in the payload.`);
+  if (bytes > MAX_HEADER_BYTES) throw new InvalidMessageError(`Headers${where()} take ${bytes} bytes, more than the ${MAX_HEADER_BYTES} allowed. Keep large data in the payload.`);
   return text;
 }
 

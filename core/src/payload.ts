@@ -39,18 +39,18 @@ function hazard(value: unknown, path: string): string | undefined {
 /**
  * The payload as the JSON a message carries. Refuses, with `INVALID_MESSAGE`, what JSON cannot write and what it
  * would silently change (a function, symbol or undefined inside, a Map or Set, NaN or Infinity), so a handler
- * never gets a payload other than the one sent.
+ * never gets a payload other than the one sent. `where` names the message, and is only called for an error.
  */
-export function serializePayload(payload: unknown, where: string): string {
+export function serializePayload(payload: unknown, where: () => string): string {
   let body: string | undefined;
   try {
     body = JSON.stringify(payload);
   } catch (cause) {
-    throw new InvalidMessageError(`The payload${where} is not JSON-serializable (${(cause as Error).message}). ${HINT}`, { cause });
+    throw new InvalidMessageError(`The payload${where()} is not JSON-serializable (${(cause as Error).message}). ${HINT}`, { cause });
   }
-  if (body === undefined) throw new InvalidMessageError(`The payload${where} serializes to nothing (${typeof payload}). ${HINT}`);
+  if (body === undefined) throw new InvalidMessageError(`The payload${where()} serializes to nothing (${typeof payload}). ${HINT}`);
   // Only objects can hide a change: JSON.stringify has already refused or written every other kind faithfully.
   const changed = typeof payload === 'object' || typeof payload === 'number' ? hazard(payload, 'payload') : undefined;
-  if (changed) throw new InvalidMessageError(`The payload${where} would not arrive as sent: ${changed}. ${HINT}`);
+  if (changed) throw new InvalidMessageError(`The payload${where()} would not arrive as sent: ${changed}. ${HINT}`);
   return body;
 }

@@ -1,4 +1,4 @@
-import type { LifecycleEventType, MessageState } from './lifecycle.js';
+import type { MessageState } from './lifecycle.js';
 import type { LifecyclePlan } from './plan.js';
 import type {
   ExpireRequest,
@@ -72,7 +72,7 @@ export const requests = {
   },
 
   /** Where a failed delivery goes: back by NACK while the machine allows it, else DEAD. */
-  nackTarget(t: ProtocolTopic, deliveries: number): { event: LifecycleEventType; to: MessageState } {
+  nackTarget(t: ProtocolTopic, deliveries: number): { event: 'NACK' | 'DEAD'; to: MessageState } {
     const { plan } = t;
     const facts = { deliveries, maxDeliveries: t.options.maxDeliveries };
     const retry = plan.table.tryNext(plan.leased, { type: 'NACK', ...facts });
@@ -147,14 +147,14 @@ export async function releaseLeases(
   now: number,
 ): Promise<{ retried: StoredMessage[] } & DeadLettered> {
   // Grouped by target: every retry goes to one state and every death to another, so one release each.
-  const groups = { NACK: { to: undefined as MessageState | undefined, items: [] as Failure[] }, DEAD: { to: undefined as MessageState | undefined, items: [] as Failure[] } };
+  type Group = { to?: MessageState; items: Failure[] };
+  const groups: Record<'NACK' | 'DEAD', Group> = { NACK: { items: [] }, DEAD: { items: [] } };
   for (const f of failures) {
     const target = requests.nackTarget(t, f.message.deliveries);
-    const group = groups[target.event === 'NACK' ? 'NACK' : 'DEAD'];
-    group.to = target.to;
-    group.items.push(f);
+    groups[target.event].to = target.to;
+    groups[target.event].items.push(f);
   }
-  const release = async ({ to, items: group }: { to?: MessageState; items: Failure[] }, tx?: unknown): Promise<StoredMessage[]> => {
+  const release = async ({ to, items: group }: Group, tx?: unknown): Promise<StoredMessage[]> => {
     if (group.length === 0 || to === undefined) return [];
     const items = group.map((f) => ({ id: f.message.id, leaseToken: f.message.leaseToken, availableAt: f.availableAt, error: f.error }));
     const won = new Set(await storage.release(requests.release(t, to, items, now), tx));

@@ -9,11 +9,9 @@ import { emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
 /** What settling needs of a topic. */
 export type SettleContext = Pick<TopicRuntime, 'name' | 'options' | 'plan' | 'storage' | 'clock' | 'logger' | 'events' | 'deadLetter'>;
 
-/** Emits a message's DEAD transition and the `deadLetter` event. */
-export function emitDead(rt: SettleContext, m: Pick<StoredMessage, 'id' | 'deliveries'>, at: number, error?: unknown): void {
-  const { plan } = rt;
-  const to = plan.table.next(plan.leased, { type: 'DEAD', deliveries: m.deliveries, maxDeliveries: rt.options.maxDeliveries });
-  emitSteps(rt, m.id, [{ from: plan.leased, event: 'DEAD', to }]);
+/** Emits a message's DEAD transition (to the state the machine chose and storage moved it to) and the `deadLetter` event. */
+export function emitDead(rt: SettleContext, m: Pick<StoredMessage, 'id' | 'deliveries' | 'state'>, at: number, error?: unknown): void {
+  emitSteps(rt, m.id, [{ from: rt.plan.leased, event: 'DEAD', to: m.state }]);
   rt.events.emit('deadLetter', { id: m.id, topic: rt.name, deadLetter: rt.deadLetter?.name, deliveries: m.deliveries, at, error });
 }
 
@@ -60,18 +58,19 @@ export async function nack(rt: SettleContext, failed: ReadonlyArray<readonly [St
     return { message: m, availableAt: now + backoffDelay(rt.options.backoff, m.deliveries), error: describeError(error) };
   });
   const { retried, dead, copied } = await releaseLeases(rt.storage, rt, failures, now);
-  const retriedTo = new Map(retried.map((m) => [m.id, m.state]));
-  const deadIds = new Set(dead.map((m) => m.id));
+  // What each message became, as storage moved it: its state tells a retry from a death.
+  const moved = new Map([...retried, ...dead].map((m) => [m.id, m]));
+  const died = new Set(dead);
   for (const [i, f] of failures.entries()) {
     const m = f.message;
     const where = { topic: rt.name, id: m.id, attempt: m.deliveries, error: firstLine(f.error ?? '') };
-    const to = retriedTo.get(m.id);
-    if (to !== undefined) {
+    const after = moved.get(m.id);
+    if (after && !died.has(after)) {
       rt.logger.warn(`handler failed; redelivering in ${f.availableAt - now} ms`, where);
-      emitSteps(rt, m.id, [{ from: rt.plan.leased, event: 'NACK', to }]);
-    } else if (deadIds.has(m.id)) {
+      emitSteps(rt, m.id, [{ from: rt.plan.leased, event: 'NACK', to: after.state }]);
+    } else if (after) {
       rt.logger.error(`handler failed ${m.deliveries} time(s); message dead-lettered${rt.deadLetter ? ` to ${rt.deadLetter.name}` : ''}`, where);
-      emitDead(rt, m, now, failed[i]![1]);
+      emitDead(rt, after, now, failed[i]![1]);
     } else {
       // Its lease expired (another delivery has it) or its consumption committed after all (a lost commit ack).
       rt.logger.warn('delivery failed, but the message had already left its lease; nothing to redeliver', where);

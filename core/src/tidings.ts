@@ -132,10 +132,10 @@ export class Tidings<Tx = unknown> {
     return this.storage.counts(topic);
   }
 
-  /** Dead messages of a declared topic: those its machine can redrive. */
+  /** Dead messages of a declared topic (none for a lifecycle whose messages never die). */
   async deadLetters(topic: string, limit = 100): Promise<StoredMessage[]> {
-    const [redrive] = this.declared(topic).runtime.plan.steps.redrive;
-    return redrive ? this.storage.peek(topic, redrive.from, limit) : [];
+    const { dead } = this.declared(topic).runtime.plan;
+    return dead === undefined ? [] : this.storage.peek(topic, dead, limit);
   }
 
   /** Puts dead messages of a declared topic back for delivery as new lifecycles (the machine's REDRIVE); returns how many. */

@@ -71,14 +71,14 @@ export class Topic<T = unknown, Tx = unknown> {
     const availableAt = this.availableAt(options);
     // Every item is checked before anything is stored: one bad item refuses the whole batch, so the error names it.
     const index = (i: number) => (payloads.length > 1 ? i : undefined);
-    const headers = serializeHeaders(options.headers, ` for topic "${rt.name}"`);
+    const headers = serializeHeaders(options.headers, () => ` for topic "${rt.name}"`);
     const messages = payloads.map((p, i) => this.prepare(p, options.id?.(p, i), availableAt, headers, index(i)));
     const send = rt.plugins.send;
     if (!send) return this.dispatch(messages, options);
     const outgoing = messages.map((m, i) => ({ id: m.id, payload: payloads[i], headers: { ...options.headers } }));
     return send({ topic: rt.name, lifecycle: rt.plan.lifecycle, messages: outgoing }, () => {
       // Plugins may have added headers: checked again, as a caller's would be.
-      outgoing.forEach((o, i) => (messages[i]!.headers = serializeHeaders(o.headers, ` of message ${o.id} (set by a plugin)`)));
+      outgoing.forEach((o, i) => (messages[i]!.headers = serializeHeaders(o.headers, () => ` of message ${o.id} (set by a plugin)`)));
       return this.dispatch(messages, options);
     });
   }
@@ -118,11 +118,12 @@ export class Topic<T = unknown, Tx = unknown> {
 
   private prepare(payload: T, id: string | undefined, availableAt: number, headers: string | undefined, index?: number): NewMessage {
     const rt = this.runtime;
-    const which = index === undefined ? '' : ` at index ${index} of the batch`;
+    // Built only for an error message: a valid send pays nothing for it.
+    const which = () => (index === undefined ? '' : ` at index ${index} of the batch`);
     if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > ID_MAX)) {
-      throw new InvalidMessageError(`A message id${which} must be a string of 1-${ID_MAX} characters, got ${JSON.stringify(id) ?? String(id)}.`);
+      throw new InvalidMessageError(`A message id${which()} must be a string of 1-${ID_MAX} characters, got ${JSON.stringify(id) ?? String(id)}.`);
     }
-    const body = serializePayload(payload, `${which} for topic "${rt.name}"`);
+    const body = serializePayload(payload, () => `${which()} for topic "${rt.name}"`);
     const bytes = Buffer.byteLength(body);
     if (bytes > rt.options.maxPayloadBytes) throw new PayloadTooLargeError(bytes, rt.options.maxPayloadBytes, rt.name, index);
     return headers === undefined ? { id: id ?? rt.ids.next(), body, availableAt } : { id: id ?? rt.ids.next(), body, availableAt, headers };

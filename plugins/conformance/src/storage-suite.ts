@@ -971,12 +971,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
       });
 
       it("lets a second handle's conflicting store and settle lose to a transaction on the first that holds the same rows, waiting for it or failing with STORAGE_BUSY", async () => {
-        const key = ctx.key();
-        const topic = ctx.topic();
-        const one = await ctx.driver('exactly-once/broker', { key, topic });
-        const two = await ctx.driver('exactly-once/broker', { key, topic });
-        await one.store(['a'], T0);
-        const leased = await one.lease(T0);
+        const { one, two, leased } = await twoBrokersLeasingA(ctx);
         const open = holdTransaction(one, async (tx) => ({
           settled: await one.settle(leased, 'leased', ['CONSUME'], T0, tx),
           stored: await one.store(['b'], T0, { tx }),
@@ -994,18 +989,13 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
       });
 
       it.skipIf(!isolation || !rollback)('never shows a second handle what a transaction on the first wrote and then rolled back', async () => {
-        const key = ctx.key();
-        const topic = ctx.topic();
-        const one = await ctx.driver('exactly-once/broker', { key, topic });
-        const two = await ctx.driver('exactly-once/broker', { key, topic });
-        await one.store(['a'], T0);
-        const leased = await one.lease(T0);
+        const { one, two, leased } = await twoBrokersLeasingA(ctx);
         const open = holdTransaction(one, async (tx) => {
           await one.settle(leased, 'leased', ['CONSUME'], T0, tx);
           await one.store(['b'], T0, { tx });
         });
         await open.written;
-        const reads = Promise.all([outcomeOf(() => two.counts()), outcomeOf(() => two.storage.peek(topic, 'leased', 10))]);
+        const reads = Promise.all([outcomeOf(() => two.counts()), outcomeOf(() => two.storage.peek(two.topic, 'leased', 10))]);
         const rivals = Promise.all([outcomeOf(() => two.settle(leased, 'leased', ['CONSUME'], T0)), outcomeOf(() => two.store(['b'], T0))]);
         await sleep(100);
         open.rollBack();
@@ -1301,6 +1291,16 @@ function busyOr<T, U>(outcome: Outcome<T>, unchanged: U): T | U {
 }
 
 /** A transaction on `d`'s storage kept open after `write` until the test commits or rolls it back. */
+/** Two handles (two brokers) on one exactly-once/broker topic's data, with `a` stored and leased through the first. */
+async function twoBrokersLeasingA(ctx: SuiteContext): Promise<{ one: TopicDriver; two: TopicDriver; leased: StoredMessage[] }> {
+  const key = ctx.key();
+  const topic = ctx.topic();
+  const one = await ctx.driver('exactly-once/broker', { key, topic });
+  const two = await ctx.driver('exactly-once/broker', { key, topic });
+  await one.store(['a'], T0);
+  return { one, two, leased: await one.lease(T0) };
+}
+
 function holdTransaction<T>(d: TopicDriver, write: (tx: unknown) => Promise<T>): { written: Promise<T>; ended: Promise<void>; commit(): void; rollBack(): void } {
   let end!: (commit: boolean) => void;
   const decided = new Promise<boolean>((r) => (end = r));
