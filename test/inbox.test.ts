@@ -74,6 +74,74 @@ describe.each(backends)('transactional inbox and outbox on %s (the application�
     await orm.close(true);
   });
 
+  it('consumes a leased batch in one transaction, its handlers running at once, each with its own EntityManager', async () => {
+    const { orm, storage } = await open();
+    let transactions = 0;
+    const counting = new Proxy(storage, {
+      get: (target, prop) =>
+        prop === 'transaction'
+          ? (fn: (tx: EntityManager) => Promise<unknown>) => {
+              transactions++;
+              return target.transaction(fn);
+            }
+          : (Reflect.get(target, prop, target) as unknown as { bind?: (t: unknown) => unknown })?.bind?.(target) ?? Reflect.get(target, prop, target),
+    }) as StorageAdapter<EntityManager>;
+    const tidings = await Tidings.create({ storage: counting, purgeIntervalMs: 0 });
+    const topic = tidings.topic<{ order: string }>('batch', { semantic: 'exactly-once' });
+    await topic.sendMany(Array.from({ length: 40 }, (_, i) => ({ order: `b-${i}` })), { id: (p) => p.order });
+    const before = transactions;
+    let running = 0;
+    let most = 0;
+    const handles = new Set<EntityManager>();
+    const consumer = topic.consume(
+      async (m, ctx) => {
+        most = Math.max(most, ++running);
+        handles.add(ctx.em);
+        ctx.em.persist(ctx.em.create(ShipmentEntity, { id: m.payload.order, note: 'batch' }));
+        await new Promise((r) => setTimeout(r, 20));
+        await ctx.em.flush();
+        running--;
+      },
+      { batchSize: 40, concurrency: 10 },
+    );
+    await until(async () => Object.keys((await tidings.counts('batch')).batch ?? {}).length === 0);
+    await consumer.stop();
+    expect(transactions - before).toBe(1);
+    expect(most).toBe(10);
+    expect(handles.size).toBe(40);
+    expect(await orm.em.fork().count(ShipmentEntity, {})).toBe(40);
+    await tidings.close();
+    await orm.close(true);
+  });
+
+  it('nacks only the message whose handler failed a statement; the batch’s other writes commit once', async () => {
+    const { orm, storage } = await open();
+    await orm.em.fork().insert(ShipmentEntity, { id: 'taken', note: 'already there' });
+    const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
+    const topic = tidings.topic<{ order: string }>('mixed', { semantic: 'exactly-once', maxDeliveries: 2, deadLetter: 'mixed.dead', backoff: { initialMs: 1, maxMs: 1 } });
+    const orders = Array.from({ length: 20 }, (_, i) => (i === 7 ? 'taken' : `m-${i}`));
+    await topic.sendMany(orders.map((order) => ({ order })), { id: (p) => p.order });
+    const consumer = topic.consume(
+      async (m, ctx) => {
+        // `taken` breaks the primary key: on PostgreSQL that fails the whole transaction, its neighbours' statements too.
+        ctx.em.persist(ctx.em.create(ShipmentEntity, { id: m.payload.order, note: `attempt ${m.attempt}` }));
+        await new Promise((r) => setTimeout(r, 5));
+        await ctx.em.flush();
+      },
+      { batchSize: 20, concurrency: 20 },
+    );
+    // Done when all that is left of the topic is its one dead letter.
+    await until(async () => JSON.stringify((await tidings.counts('mixed')).mixed) === JSON.stringify({ dead: 1 }));
+    await consumer.stop();
+    const rows = await orm.em.fork().find(ShipmentEntity, {}, { orderBy: { id: 'asc' } });
+    expect(rows.map((r) => r.id).sort()).toEqual([...orders].sort());
+    // The 19 others on their first delivery: none was nacked for its neighbour's failure.
+    expect(rows.filter((r) => r.id !== 'taken').every((r) => r.note === 'attempt 1')).toBe(true);
+    expect((await storage.peek('mixed.dead', 'acked', 10)).map((m) => m.id)).toEqual(['taken']);
+    await tidings.close();
+    await orm.close(true);
+  });
+
   it('stores a send made inside the caller’s transaction only if that transaction commits (outbox)', async () => {
     const { orm, storage } = await open();
     const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });

@@ -135,11 +135,16 @@ export class Consumer<T = unknown, Tx = unknown> {
   /** Runs the handler on one message, inside the plugins' `handle` wrappers when there are any. */
   private run(m: StoredMessage, tx: Tx): Promise<void> {
     const { rt } = this;
-    const message = this.message(m);
-    const context = this.context(m, tx);
-    const wrap = rt.plugins.handle;
-    if (!wrap) return Promise.resolve(this.handler(message, context));
-    return wrap({ topic: rt.name, lifecycle: rt.plan.lifecycle, message, context: context as ConsumeContext<unknown> }, () => Promise.resolve(this.handler(message, context)));
+    // A handler that throws before it returns a promise fails the same way as one whose promise rejects.
+    try {
+      const message = this.message(m);
+      const context = this.context(m, tx);
+      const wrap = rt.plugins.handle;
+      if (!wrap) return Promise.resolve(this.handler(message, context));
+      return wrap({ topic: rt.name, lifecycle: rt.plan.lifecycle, message, context: context as ConsumeContext<unknown> }, () => Promise.resolve(this.handler(message, context)));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   private message(m: StoredMessage): Message<T> {

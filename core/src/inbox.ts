@@ -1,11 +1,30 @@
-import type { Delivery, DeliveryContext } from './delivery-context.js';
+import { runAll, type Delivery, type DeliveryContext } from './delivery-context.js';
 import { LeaseLostError, TidingsError } from './errors.js';
 import { describeError, firstLine } from './runtime.js';
 import type { StoredMessage } from './storage.js';
 import { emitDuplicate, leaseLost, settle } from './settler.js';
 import { emitSteps } from './topic-runtime.js';
 
-class Rollback extends TidingsError {}
+type Failed = Array<[StoredMessage, unknown]>;
+
+/** Rolls back a group whose compare-and-set or id record found messages that are not this delivery's to consume. */
+class Rollback extends TidingsError {
+  constructor(
+    message: string,
+    /** Leases that expired: another delivery has these messages. */
+    readonly leaseLost: readonly StoredMessage[] = [],
+    /** Consumed and deleted already (a commit whose answer was lost finished them). */
+    readonly consumed: readonly StoredMessage[] = [],
+    /** Ids another delivery recorded as consumed meanwhile. */
+    readonly elsewhere: readonly StoredMessage[] = [],
+  ) {
+    super('ROLLBACK', message);
+  }
+
+  get excluded(): ReadonlySet<StoredMessage> {
+    return new Set([...this.leaseLost, ...this.consumed, ...this.elsewhere]);
+  }
+}
 
 /** Rolls back a handler's transaction that finished after its consumer gave up waiting for it. */
 class Abandoned extends TidingsError {
@@ -14,13 +33,10 @@ class Abandoned extends TidingsError {
   }
 }
 
-/** A handler threw inside a group's transaction; says which message, so only that one is nacked. */
-class GroupHandlerError extends TidingsError {
-  constructor(
-    readonly message_: StoredMessage,
-    cause: unknown,
-  ) {
-    super('HANDLER_FAILED', `handler failed for message ${message_.id}`, { cause });
+/** Handlers threw inside a group's transaction; says which messages, so only those are nacked. */
+class HandlersFailed extends TidingsError {
+  constructor(readonly failures: Failed) {
+    super('HANDLER_FAILED', `handler failed for message ${failures.map(([m]) => m.id).join(', ')}`, { cause: failures[0]?.[1] });
   }
 }
 
@@ -35,67 +51,60 @@ export class TransactionalInbox<Tx> implements Delivery {
   }
 
   /**
-   * Exactly-once, the transactional inbox: ids consumed before are looked up first; then, in one transaction, the
-   * handler of each new one runs, all are consumed and deleted in one compare-and-set, and the new ids are recorded
-   * (which refuses an id consumed meanwhile). The look-up stays outside the transaction: on SQLite a read there
-   * would pin a snapshot for the handler's whole run, and a commit by another process meanwhile would fail its write.
-   * Messages are split into `concurrency` groups, each one transaction (one commit for many); if a handler in a group
-   * throws, the group rolls back and each of its messages gets a transaction of its own, so only the failing one is
-   * nacked. A handler may then run twice, but only one run's writes ever commit.
+   * Exactly-once, the transactional inbox: ids consumed before are looked up first; then, in one transaction for the
+   * whole batch, the handlers of the new ones run (up to `concurrency` at once), all are consumed and deleted in one
+   * compare-and-set, and the new ids are recorded (which refuses an id consumed meanwhile): one commit per batch,
+   * whatever the concurrency. The look-up stays outside the transaction: on SQLite a read there would pin a snapshot
+   * for the handlers' whole run, and a commit by another process meanwhile would fail its write.
+   * If a handler throws, the transaction rolls back, that message is nacked, and the rest run again as one group; a
+   * handler may so run twice, but only one run's writes ever commit.
    */
   async process(batch: StoredMessage[]): Promise<void> {
-    const failed: Array<[StoredMessage, unknown]> = [];
+    const failed: Failed = [];
     const consumedElsewhere: StoredMessage[] = [];
     const seen = await this.c.rt.idempotency.seen(this.c.rt.name, batch.map((m) => m.id));
-    const size = Math.max(1, Math.ceil(batch.length / this.c.concurrency));
-    const groups = Array.from({ length: Math.ceil(batch.length / size) }, (_, i) => batch.slice(i * size, (i + 1) * size));
-    await Promise.all(
-      groups.map(async (group) => {
-        if (group.length === 1) return this.consumeAlone(group[0]!, seen, failed, consumedElsewhere);
-        try {
-          await this.consumeGroup(group, seen);
-        } catch (error) {
-          // The failing message is nacked as it is; only its group mates run again, each on its own.
-          if (this.c.abandoned()) return;
-          const failing = error instanceof GroupHandlerError ? error.message_ : undefined;
-          if (failing) failed.push([failing, (error as GroupHandlerError).cause]);
-          else if (!(error instanceof Rollback)) {
-            // Not a handler's error: the transaction itself failed (or its commit's answer was lost), so say so.
-            this.c.rt.logger.warn(`a group's transaction failed; its ${group.length} messages are tried one by one`, { topic: this.c.rt.name, error: firstLine(describeError(error)) });
-          }
-          // After a failed commit, ask again: its answer may have been lost after all its ids were recorded.
-          const seenNow = failing ? seen : await this.c.rt.idempotency.seen(this.c.rt.name, group.map((m) => m.id));
-          for (const m of group) if (m !== failing) await this.consumeAlone(m, seenNow, failed, consumedElsewhere);
-        }
-      }),
-    );
+    await this.consumeGroup(batch, seen, failed, consumedElsewhere);
     // Abandoned at stop: what committed is done; the rest waits for its leases to expire.
     if (this.c.abandoned()) return;
     for (const m of consumedElsewhere) emitDuplicate(this.c.rt, m);
     this.c.settler.enqueue(consumedElsewhere, this.c.rt.plan.steps.handled, failed);
   }
 
-  /** One group's transaction; throws `GroupHandlerError` naming a failing handler's message, or `Rollback`. */
-  private async consumeGroup(group: StoredMessage[], seen: Set<string>): Promise<void> {
-    await this.c.rt.storage.transaction((tx) => this.consume(group, seen, tx as Tx));
-    this.emitConsumed(group, seen);
-  }
-
   /**
-   * One message in its own transaction: a failure is nacked, a lost lease logged, an id another delivery recorded
-   * meanwhile deleted as a duplicate, and one already consumed and gone (its commit's answer was lost) only reported.
+   * One group in one transaction. What failed is taken out and the rest tried again as a group: a failing handler's
+   * message is nacked (when several fail at once, each is tried alone, since on PostgreSQL one failed statement fails
+   * its neighbours too); a lost lease is reported; an id consumed meanwhile is deleted as a duplicate. When the
+   * transaction itself fails (or its commit's answer is lost), each message is tried in a transaction of its own.
    */
-  private async consumeAlone(m: StoredMessage, seen: Set<string>, failed: Array<[StoredMessage, unknown]>, consumedElsewhere: StoredMessage[]): Promise<void> {
+  private async consumeGroup(group: StoredMessage[], seen: Set<string>, failed: Failed, consumedElsewhere: StoredMessage[]): Promise<void> {
+    if (group.length === 0) return;
+    const { rt } = this.c;
     try {
-      await this.c.rt.storage.transaction((tx) => this.consume([m], seen, tx as Tx));
-      this.emitConsumed([m], seen);
+      await rt.storage.transaction((tx) => this.consume(group, seen, tx as Tx));
     } catch (error) {
       if (this.c.abandoned()) return;
-      if (error instanceof Rollback && error.code === 'DUPLICATE') consumedElsewhere.push(m);
-      else if (error instanceof Rollback && error.code === 'CONSUMED') emitDuplicate(this.c.rt, m);
-      else if (error instanceof Rollback) leaseLost(this.c.rt, new LeaseLostError(this.c.rt.name, m.id));
-      else failed.push([m, error instanceof GroupHandlerError ? error.cause : error]);
+      if (error instanceof HandlersFailed) {
+        if (group.length === 1 || error.failures.length === 1) failed.push(...error.failures);
+        else for (const [m] of error.failures) await this.consumeGroup([m], seen, failed, consumedElsewhere);
+        const out = new Set(error.failures.map(([m]) => m));
+        return this.consumeGroup(group.filter((m) => !out.has(m)), seen, failed, consumedElsewhere);
+      }
+      if (error instanceof Rollback) {
+        for (const m of error.leaseLost) leaseLost(rt, new LeaseLostError(rt.name, m.id));
+        for (const m of error.consumed) emitDuplicate(rt, m);
+        consumedElsewhere.push(...error.elsewhere);
+        const out = error.excluded;
+        return this.consumeGroup(group.filter((m) => !out.has(m)), seen, failed, consumedElsewhere);
+      }
+      if (group.length === 1) return void failed.push([group[0]!, error]);
+      // The transaction itself failed, or its commit's answer was lost: say so, then ask again which ids were
+      // recorded (all may have been) and try each message on its own.
+      rt.logger.warn(`a group's transaction failed; its ${group.length} messages are tried one by one`, { topic: rt.name, error: firstLine(describeError(error)) });
+      const seenNow = await rt.idempotency.seen(rt.name, group.map((m) => m.id));
+      for (const m of group) await this.consumeGroup([m], seenNow, failed, consumedElsewhere);
+      return;
     }
+    this.emitConsumed(group, seen);
   }
 
   /**
@@ -105,32 +114,36 @@ export class TransactionalInbox<Tx> implements Delivery {
    */
   private async consume(group: StoredMessage[], seen: Set<string>, tx: Tx): Promise<void> {
     const { rt } = this.c;
-    for (const m of group) {
-      if (seen.has(m.id)) continue;
+    const fresh = group.filter((m) => !seen.has(m.id));
+    const failures: Failed = [];
+    await runAll(fresh, this.c.concurrency, async (m) => {
+      // After a failure the transaction will roll back: no point starting more handlers in it.
+      if (failures.length > 0) return;
+      // Each handler its own handle on the shared transaction, where the storage offers one (MikroORM: a fork).
+      const run = this.c.handle(m, fresh.length > 1 && rt.storage.concurrentHandle ? (rt.storage.concurrentHandle(tx) as Tx) : tx);
+      run.catch(() => undefined);
       // A handler still running when the consumer gives up on it no longer holds its transaction open: the transaction
       // rolls back now (closing storage would otherwise wait for it), and what the handler does later is discarded.
-      const run = this.c.handle(m, tx);
-      run.catch(() => undefined);
       try {
         await Promise.race([run, this.abandonment]);
       } catch (error) {
         if (error instanceof Abandoned) throw error;
-        throw new GroupHandlerError(m, error);
+        failures.push([m, error]);
       }
-    }
+    });
     if (this.c.abandoned()) throw new Abandoned();
+    if (failures.length > 0) throw new HandlersFailed(failures);
     const won = await settle(rt, group, rt.plan.steps.handled, tx);
     if (won.length < group.length) {
       // Gone although its id was consumed before: a commit whose answer was lost finished it. Otherwise its lease
       // expired and another delivery has it. Either way: roll back, handler writes included.
       const settled = new Set(won);
       const lost = group.filter((m) => !settled.has(m.id));
-      throw lost.every((m) => seen.has(m.id)) ? new Rollback('CONSUMED', 'consumed and deleted already') : new Rollback('LEASE_LOST', 'a lease in the group was lost');
+      throw new Rollback('a lease in the group was lost', lost.filter((m) => !seen.has(m.id)), lost.filter((m) => seen.has(m.id)));
     }
-    const fresh = group.filter((m) => !seen.has(m.id)).map((m) => m.id);
     if (fresh.length > 0) {
-      const recorded = await rt.idempotency.record(rt.name, fresh, rt.clock.now() + rt.options.idempotencyWindowMs, tx);
-      if (recorded.length < fresh.length) throw new Rollback('DUPLICATE', 'an id in the group was consumed elsewhere meanwhile');
+      const recorded = new Set(await rt.idempotency.record(rt.name, fresh.map((m) => m.id), rt.clock.now() + rt.options.idempotencyWindowMs, tx));
+      if (recorded.size < fresh.length) throw new Rollback('an id in the group was consumed elsewhere meanwhile', [], [], fresh.filter((m) => !recorded.has(m.id)));
     }
   }
 

@@ -196,6 +196,12 @@ export interface StorageAdapter<Tx = unknown> {
    * `StorageError` and writes nothing. Other handles see none of its writes before it commits.
    */
     transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * A handle on the same transaction as `tx` for one of several handlers running in it at once, with its own unit of
+   * work (MikroORM: a fork keeping the transaction), so one handler's flush never writes another's pending changes.
+   * Without it, concurrent handlers share `tx`.
+   */
+  concurrentHandle?(tx: Tx): Tx;
   /** Best effort: calls `onStored` when another process stores into `topic` (e.g. PostgreSQL NOTIFY); consumers poll anyway. */
   watch?(topic: string, onStored: () => void): () => void;
   /** The idempotency store that shares this storage's transactions, used when none is registered. */

@@ -121,6 +121,10 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     return this.connection.transaction(fn);
   }
 
+  concurrentHandle(tx: EntityManager): EntityManager {
+    return tx.fork({ keepTransactionContext: true, clear: true });
+  }
+
   async store(req: StoreRequest, tx?: EntityManager): Promise<StoreResult[]> {
     if (req.messages.length === 0) return [];
     const { dialect } = this.options;
