@@ -1,12 +1,35 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/knex';
-import { ClosedError, TidingsError } from '@tidings/core';
+import { ClosedError, StorageError, TidingsError } from '@tidings/core';
 import type { SqlDialect } from './dialect.js';
 import { classify, toTidingsError } from './errors.js';
 
 /** One result row of a hand-written statement. */
 export type SqlRow = Record<string, unknown>;
+
+/**
+ * A driver whose statements run synchronously on the raw connection knex hands out (better-sqlite3): Tidings' own
+ * statements then skip the query builder, and its writes outside a caller's transaction commit in groups.
+ */
+export interface SyncStatements {
+  /** Runs one statement on `conn`: its rows for a SELECT or RETURNING, `[]` otherwise; throws the driver's error. */
+  run(conn: unknown, sql: string, params: readonly unknown[]): SqlRow[];
+}
+
+/** The transaction of a group commit: Tidings' writes that arrived together, on the raw connection. */
+export class WriteGroup {
+  constructor(readonly conn: unknown) {}
+}
+
+/** What a statement runs in: a caller's MikroORM transaction, or a group commit. */
+export type SqlTx = EntityManager | WriteGroup;
+
+interface GroupTask {
+  fn: (tx: WriteGroup) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
 
 /** How a driver package reaches its database. */
 export interface SqlConnectionOptions {
@@ -19,7 +42,11 @@ export interface SqlConnectionOptions {
   target: string;
   /** Attempts for a statement that hit a busy or locked database (default 5). */
   busyRetries?: number;
+  /** The synchronous statement runner, when the opened ORM's driver has one. */
+  syncStatements?: (orm: MikroORM) => SyncStatements | undefined;
 }
+
+type Pool = { acquireConnection(): Promise<unknown>; releaseConnection(conn: unknown): unknown; pool?: { max?: number } };
 
 /**
  * The one way Tidings' SQL reaches a database: the ORM handle, statements with their busy retry, transactions,
@@ -36,6 +63,10 @@ export class SqlConnection {
   private readonly insideOf = new AsyncLocalStorage<EntityManager>();
   /** Transactions whose callback is still running. */
   private readonly running = new WeakSet<EntityManager>();
+  private sync?: SyncStatements;
+  /** Writes waiting for the next group commit, and the one being committed. */
+  private queue: GroupTask[] = [];
+  private flushing?: Promise<void>;
 
   constructor(private readonly options: SqlConnectionOptions) {
     this.dialect = options.dialect;
@@ -58,6 +89,7 @@ export class SqlConnection {
   async open(): Promise<void> {
     try {
       this.ormInstance = await this.options.connect();
+      this.sync = this.options.syncStatements?.(this.ormInstance);
     } catch (error) {
       throw toTidingsError(error, classify(error, this.dialect), 'connect', this.target);
     }
@@ -70,18 +102,121 @@ export class SqlConnection {
   private assertNotWaitingForItself(): void {
     const outer = this.insideOf.getStore();
     if (outer === undefined || !this.running.has(outer)) return;
-    const pool = (this.orm.em.getConnection() as unknown as { getKnex(): { client: { pool?: { max?: number } } } }).getKnex().client.pool;
-    if ((pool?.max ?? 1) > 1) return;
+    if ((this.pool.pool?.max ?? 1) > 1) return;
     throw new TidingsError(
       'TRANSACTION_HANDLE_REQUIRED',
       `Inside a transaction of the ${this.dialect.name} storage, whose pool has one connection, pass its handle (ctx.em): e.g. send(payload, { em: ctx.em }). A nested transaction is not possible.`,
     );
   }
 
+  private get pool(): Pool {
+    return (this.orm.em.getConnection() as unknown as { getKnex(): { client: Pool } }).getKnex().client;
+  }
+
+  /** Runs `fn` on a raw connection of the pool, given back afterwards. */
+  private async withRaw<T>(fn: (conn: unknown) => T | Promise<T>): Promise<T> {
+    let conn: unknown;
+    try {
+      conn = await this.pool.acquireConnection();
+    } catch (error) {
+      if (this.isClosed) throw new ClosedError(`The ${this.dialect.name} storage`);
+      throw toTidingsError(error, classify(error, this.dialect), 'connect', this.target);
+    }
+    try {
+      return await fn(conn);
+    } finally {
+      await this.pool.releaseConnection(conn);
+    }
+  }
+
+  /** One statement through the synchronous driver, its error converted. */
+  private runSync(conn: unknown, sql: string, params: readonly unknown[], where: string): SqlRow[] {
+    try {
+      return this.sync!.run(conn, sql, params);
+    } catch (error) {
+      throw toTidingsError(error, classify(error, this.dialect), where, this.target);
+    }
+  }
+
+  /** The raw connection of a caller's transaction; refused once that transaction has ended. */
+  private async connectionOf(tx: EntityManager, where: string): Promise<unknown> {
+    const trx = tx.getTransactionContext<{ isCompleted(): boolean; client: Pool }>();
+    if (!trx) return undefined;
+    if (trx.isCompleted()) throw new StorageError(`${where} on ${this.target} was given the handle of a transaction that has ended; nothing was written.`);
+    return trx.client.acquireConnection();
+  }
+
+  /**
+   * Runs `fn` in a transaction for Tidings' own writes. With a synchronous driver, writes that arrive together (in one
+   * turn of the event loop) share one transaction and so one commit, each behind a savepoint so that one failing
+   * rolls back only itself; a lone write waits only for that turn to end. Otherwise `fn` runs in a transaction of its
+   * own when `atomic`, or as plain statements.
+   */
+  write<T>(fn: (tx: SqlTx | undefined) => Promise<T>, atomic: boolean): Promise<T> {
+    if (this.isClosed) return Promise.reject(new ClosedError(`The ${this.dialect.name} storage`));
+    this.assertNotWaitingForItself();
+    if (!this.sync) return atomic ? this.transaction(fn) : fn(undefined);
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (this.queue.length === 1 && !this.flushing) setImmediate(() => void this.flush());
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const tasks = this.queue;
+    this.queue = [];
+    if (tasks.length === 0) return;
+    let done!: () => void;
+    this.flushing = new Promise((r) => (done = r));
+    try {
+      await this.withRaw(async (conn) => {
+        const group = new WriteGroup(conn);
+        const run = (sql: string) => this.runSync(conn, sql, [], 'commit');
+        run('BEGIN IMMEDIATE');
+        const results: Array<[GroupTask, unknown]> = [];
+        for (const task of tasks) {
+          run('SAVEPOINT tidings_write');
+          try {
+            results.push([task, await task.fn(group)]);
+            run('RELEASE tidings_write');
+          } catch (error) {
+            run('ROLLBACK TO tidings_write');
+            run('RELEASE tidings_write');
+            task.reject(error);
+          }
+        }
+        try {
+          run('COMMIT');
+        } catch (error) {
+          try {
+            run('ROLLBACK');
+          } catch {
+            // Already rolled back by SQLite itself.
+          }
+          throw error;
+        }
+        for (const [task, value] of results) task.resolve(value);
+      });
+    } catch (error) {
+      // Resolved or rejected tasks ignore this; the others learn why their group did not commit.
+      for (const task of tasks) task.reject(error);
+    } finally {
+      this.flushing = undefined;
+      done();
+      if (this.queue.length > 0) setImmediate(() => void this.flush());
+    }
+  }
+
   /** Runs one statement (in `tx` if given), retrying while the database is busy, and converts driver errors. */
-  async exec(sql: string, params: unknown[], tx: EntityManager | undefined, where: string): Promise<SqlRow[]> {
+  async exec(sql: string, params: unknown[], tx: SqlTx | undefined, where: string): Promise<SqlRow[]> {
     if (this.isClosed) throw new ClosedError(`The ${this.dialect.name} storage`);
+    if (tx instanceof WriteGroup) return this.runSync(tx.conn, sql, params, where);
     if (!tx) this.assertNotWaitingForItself();
+    if (this.sync) {
+      const conn = tx && (await this.connectionOf(tx, where));
+      if (conn !== undefined) return this.runSync(conn, sql, params, where);
+      if (!tx) return this.withRaw((c) => this.runSync(c, sql, params, where));
+    }
     const knex = (tx ?? (this.orm.em as EntityManager)).getConnection().getKnex();
     // The leading comment makes knex's SQLite client fetch rows for every statement (it would
     // only `run` a DELETE … RETURNING); bindings go to the driver, not into the SQL text.
@@ -134,6 +269,9 @@ export class SqlConnection {
   async close(release?: () => Promise<unknown>): Promise<void> {
     if (this.isClosed) return;
     this.isClosed = true;
+    // Writes already accepted still commit.
+    await this.flushing;
+    if (this.queue.length > 0) await this.flush();
     await release?.();
     if (this.options.ownsOrm) await this.ormInstance?.close(true);
   }

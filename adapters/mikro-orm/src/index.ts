@@ -1,6 +1,6 @@
 export { MikroOrmStorage, type MikroOrmStorageParts } from './storage.js';
 export { sqlStorage, type MikroOrmStorageOptions } from './sql-storage.js';
-export { SqlConnection, type SqlConnectionOptions, type SqlRow } from './connection.js';
+export { SqlConnection, WriteGroup, type SqlConnectionOptions, type SqlRow, type SqlTx, type SyncStatements } from './connection.js';
 export type { SqlDialect, SqlErrorKind } from './dialect.js';
 export { initOwnOrm } from './own-orm.js';
 export { MIGRATIONS, SCHEMA_VERSION, type Migration, type SchemaDialect } from './schema.js';

@@ -19,7 +19,7 @@ import type {
   TopicRecord,
   Lifecycle,
 } from '@tidings/core';
-import type { SqlConnection, SqlRow } from './connection.js';
+import type { SqlConnection, SqlRow, SqlTx } from './connection.js';
 import type { SqlDialect } from './dialect.js';
 import { ensureSchema } from './migrator.js';
 import type { Migration } from './schema.js';
@@ -107,14 +107,13 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     return this.opening;
   }
 
-  private exec(sql: string, params: unknown[], tx: EntityManager | undefined, where: string): Promise<Row[]> {
+  private exec(sql: string, params: unknown[], tx: SqlTx | undefined, where: string): Promise<Row[]> {
     return this.connection.exec(sql, params, tx, where);
   }
 
-  /** Runs several statements in one transaction (a new one, or `tx`). */
-  private async inTransaction<T>(tx: EntityManager | undefined, fn: (tx: EntityManager) => Promise<T>): Promise<T> {
-    if (tx) return fn(tx);
-    return this.transaction(fn);
+  /** Runs Tidings' own writes in `tx`, or else in a write of the connection (a group commit where the driver allows); `atomic` when they are several statements. */
+  private written<T>(tx: SqlTx | undefined, atomic: boolean, fn: (tx: SqlTx | undefined) => Promise<T>): Promise<T> {
+    return tx ? fn(tx) : this.connection.write(fn, atomic);
   }
 
   transaction<T>(fn: (tx: EntityManager) => Promise<T>): Promise<T> {
@@ -128,7 +127,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   async store(req: StoreRequest, tx?: EntityManager): Promise<StoreResult[]> {
     if (req.messages.length === 0) return [];
     const { dialect } = this.options;
-    const store = async (em: EntityManager | undefined) => {
+    const store = async (em: SqlTx | undefined) => {
       let candidates = req.messages;
       if (req.dedupUntil !== undefined) {
         // An id is new if it has no record, or its record's window has passed.
@@ -158,7 +157,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
       return new Set(rows.map((r) => r.id as string));
     };
     // One INSERT is atomic by itself; a transaction is needed only when the store takes several statements.
-    const inserted = req.dedupUntil === undefined && !dialect.notifySql ? await store(tx) : await this.inTransaction(tx, store);
+    const inserted = await this.written(tx, req.dedupUntil !== undefined || dialect.notifySql !== undefined, store);
     // Within one batch the first of two equal ids wins; the second is its duplicate.
     return req.messages.map((m) => ({ id: m.id, duplicate: !inserted.delete(m.id) }));
   }
@@ -169,15 +168,17 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     const params = [req.topic, req.from, req.now, req.limit];
     // Only what the lease does not already know comes back; the rest is filled in below.
     const returning = 'seq, id, body, deliveries, created_at, available_at, last_error, headers';
-    const rows = req.remove
-      ? await this.exec(`DELETE FROM tidings_message WHERE ${this.options.dialect.seqIn(pick)} RETURNING ${returning}`, params, undefined, 'lease')
-      : await this.exec(
-          `UPDATE tidings_message SET state = ?, deliveries = deliveries + 1, lease_until = ?, lease_token = ?
-           WHERE ${this.options.dialect.seqIn(pick)} RETURNING ${returning}`,
-          [req.to, req.leaseUntil, req.leaseToken, ...params],
-          undefined,
-          'lease',
-        );
+    const rows = await this.written(undefined, false, (tx) =>
+      req.remove
+        ? this.exec(`DELETE FROM tidings_message WHERE ${this.options.dialect.seqIn(pick)} RETURNING ${returning}`, params, tx, 'lease')
+        : this.exec(
+            `UPDATE tidings_message SET state = ?, deliveries = deliveries + 1, lease_until = ?, lease_token = ?
+             WHERE ${this.options.dialect.seqIn(pick)} RETURNING ${returning}`,
+            [req.to, req.leaseUntil, req.leaseToken, ...params],
+            tx,
+            'lease',
+          ),
+    );
     const extra = req.remove ? 1 : 0;
     return rows
       .sort((a, b) => Number(a.seq) - Number(b.seq))
@@ -197,16 +198,22 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   }
 
   async extendLease(req: ExtendLeaseRequest, tx?: EntityManager): Promise<boolean> {
-    const rows = await this.exec(
-      `UPDATE tidings_message SET lease_until = ? WHERE topic = ? AND id = ? AND state = ? AND lease_token = ? RETURNING id`,
-      [req.leaseUntil, req.topic, req.item.id, req.state, req.item.leaseToken ?? null],
-      tx,
-      'extendLease',
+    const rows = await this.written(tx, false, (t) =>
+      this.exec(
+        `UPDATE tidings_message SET lease_until = ? WHERE topic = ? AND id = ? AND state = ? AND lease_token = ? RETURNING id`,
+        [req.leaseUntil, req.topic, req.item.id, req.state, req.item.leaseToken ?? null],
+        t,
+        'extendLease',
+      ),
     );
     return rows.length > 0;
   }
 
-  async settle(req: SettleRequest, tx?: EntityManager): Promise<string[]> {
+  settle(req: SettleRequest, tx?: EntityManager): Promise<string[]> {
+    return this.written(tx, false, (t) => this.settleIn(req, t));
+  }
+
+  private async settleIn(req: SettleRequest, tx: SqlTx | undefined): Promise<string[]> {
     const won: string[] = [];
     for (const [token, items] of groupByToken(req.items)) {
       const where = `topic = ? AND state = ? AND id IN (${this.options.dialect.jsonStrings})${token === undefined ? '' : ' AND lease_token = ?'}`;
@@ -220,7 +227,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   }
 
   async release(req: ReleaseRequest, tx?: EntityManager): Promise<string[]> {
-    return this.inTransaction(tx, async (em) => {
+    return this.written(tx, true, async (em) => {
       const won: string[] = [];
       for (const item of req.items) {
         const rows = await this.exec(

@@ -1,6 +1,9 @@
-import { DriverException, SqliteDriver, SqliteExceptionConverter, type MikroORM } from '@mikro-orm/sqlite';
+import { DriverException, type MikroORM } from '@mikro-orm/core';
 import { exceptionKind, initOwnOrm, sqlStorage, tidingsEntities, type MikroOrmStorage, type SqlDialect, type SqlErrorKind } from '@tidings/adapter-mikro-orm';
 import { InvalidOptionsError } from '@tidings/core';
+import { loadSqliteDriver, syncStatementsOf, type SqliteDriverName } from './driver.js';
+
+export { loadSqliteDriver, type SqliteDriverName } from './driver.js';
 
 export { tidingsEntities, SchemaError, MikroOrmStorage } from '@tidings/adapter-mikro-orm';
 
@@ -15,22 +18,35 @@ export interface SqliteStorageOptions {
   synchronous?: 'FULL' | 'NORMAL' | 'OFF';
   /** How long a write waits for another process's lock, in ms (default 5 000). */
   busyTimeoutMs?: number;
-  /** Your own MikroORM instance (its entities must include `tidingsEntities`); Tidings will not close it. */
+  /**
+   * The driver Tidings opens the file with (not used with `orm`): `better-sqlite3` (`@mikro-orm/better-sqlite`, the
+   * default when installed: statements run synchronously and Tidings' writes commit in groups) or `sqlite3`
+   * (`@mikro-orm/sqlite`: each statement on a thread of its own, so a wait for another process's lock never blocks
+   * the event loop).
+   */
+  driver?: SqliteDriverName;
+  /** Your own MikroORM instance on either driver (its entities must include `tidingsEntities`); Tidings will not close it. */
   orm?: MikroORM;
 }
 
-const converter = new SqliteExceptionConverter();
-
-/** SQLite's errors: MikroORM's converter names most by message; the codes it does not know are sorted here. */
+/**
+ * SQLite's errors, from either driver: MikroORM's own exceptions by class; the driver's by code (`SQLITE_BUSY`,
+ * `SQLITE_CONSTRAINT_UNIQUE`, …) and, where codes say too little, by message, as MikroORM's converter reads them.
+ */
 function classifySqliteError(error: unknown): SqlErrorKind | undefined {
   if (error instanceof DriverException) return exceptionKind(error);
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const { code, message: raw } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const message = String(raw);
+  // better-sqlite3 throws a TypeError (no code) for a statement on a closed handle.
+  if (error instanceof TypeError && /database connection is not open/i.test(message)) return 'connection-lost';
   if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return undefined;
   // A table another connection of this process is writing: as transient as SQLITE_BUSY, but not "database is locked".
-  if (code === 'SQLITE_LOCKED') return 'busy';
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') || /database is locked/i.test(message)) return 'busy';
   // The sqlite3 driver answers a statement on a closed handle this way.
-  if (code === 'SQLITE_MISUSE' && /closed|not open/i.test(String(message))) return 'connection-lost';
-  return exceptionKind(converter.convertException(error as Error));
+  if (code === 'SQLITE_MISUSE' && /closed|not open/i.test(message)) return 'connection-lost';
+  if (code.startsWith('SQLITE_CANTOPEN') || /unable to open database file/i.test(message)) return 'connection-lost';
+  if (/no such table/i.test(message)) return 'missing-table';
+  return 'failed';
 }
 
 /** SQLite through MikroORM: one statement leases a batch (`UPDATE … RETURNING`); processes share a file safely. */
@@ -48,7 +64,8 @@ export const sqliteDialect: SqlDialect = {
   classifyError: classifySqliteError,
 };
 
-type RawSqlite = { exec(sql: string, cb: (err: Error | null) => void): void };
+/** A connection as either driver hands it to `pool.afterCreate`: sqlite3's takes a callback, better-sqlite3's runs at once. */
+type RawSqlite = { exec(sql: string, cb?: (err: Error | null) => void): unknown; pragma?: unknown };
 
 function pragmasOf(options: Pick<SqliteStorageOptions, 'synchronous' | 'busyTimeoutMs'>): { synchronous: 'FULL' | 'NORMAL' | 'OFF'; busyTimeoutMs: number; sql: string } {
   const synchronous = options.synchronous ?? 'FULL';
@@ -64,7 +81,15 @@ function pragmasOf(options: Pick<SqliteStorageOptions, 'synchronous' | 'busyTime
  */
 export function sqliteConnectionSetup(options: Pick<SqliteStorageOptions, 'synchronous' | 'busyTimeoutMs'> = {}) {
   const { sql } = pragmasOf(options);
-  return (conn: RawSqlite, done: (err: Error | null, conn: unknown) => void) => conn.exec(sql, (err) => done(err, conn));
+  return (conn: RawSqlite, done: (err: Error | null, conn: unknown) => void) => {
+    if (typeof conn.pragma !== 'function') return void conn.exec(sql, (err) => done(err, conn));
+    try {
+      conn.exec(sql);
+      done(null, conn);
+    } catch (error) {
+      done(error as Error, conn);
+    }
+  };
 }
 
 const SYNCHRONOUS_LEVELS: Record<string, number> = { OFF: 0, NORMAL: 1, FULL: 2 };
@@ -101,10 +126,14 @@ export function sqliteStorage(options: SqliteStorageOptions = {}): MikroOrmStora
   const file = options.file ?? '.tidings/tidings.db';
   if (typeof file !== 'string' || file.length === 0) throw new InvalidOptionsError(`sqliteStorage({ file }) needs a file path or ':memory:', got ${String(file)}.`);
   const pragmas = pragmasOf(options);
+  if (options.driver !== undefined && options.driver !== 'better-sqlite3' && options.driver !== 'sqlite3') {
+    throw new InvalidOptionsError(`sqliteStorage({ driver }) must be 'better-sqlite3' or 'sqlite3', got ${String(options.driver)}.`);
+  }
   return sqlStorage({
     dialect: sqliteDialect,
     target: options.orm ? 'the application database' : `SQLite file ${file}`,
     ownsOrm: !options.orm,
+    syncStatements: syncStatementsOf,
     connect: async () => {
       if (options.orm) {
         await applyPragmas(options.orm, String(options.orm.config.get('dbName') ?? ''), pragmas);
@@ -112,7 +141,7 @@ export function sqliteStorage(options: SqliteStorageOptions = {}): MikroOrmStora
       }
       // Not MikroORM.init: the application's MIKRO_ORM_* variables or .env could move Tidings to another file.
       return initOwnOrm({
-        driver: SqliteDriver,
+        driver: await loadSqliteDriver(options.driver),
         dbName: file,
         entities: tidingsEntities,
         allowGlobalContext: true,
