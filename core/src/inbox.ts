@@ -54,7 +54,8 @@ export class TransactionalInbox<Tx> implements Delivery {
    * Exactly-once, the transactional inbox: ids consumed before are looked up first; then, in one transaction for the
    * whole batch, the handlers of the new ones run (up to `concurrency` at once), all are consumed and deleted in one
    * compare-and-set, and the new ids are recorded (which refuses an id consumed meanwhile): one commit per batch,
-   * whatever the concurrency. The look-up stays outside the transaction: on SQLite a read there would pin a snapshot
+   * whatever the concurrency. Where the storage cannot share a transaction among handlers (no `branch`: PostgreSQL,
+   * whose connections run one statement at a time), the batch is split into `concurrency` groups, each one transaction. The look-up stays outside the transaction: on SQLite a read there would pin a snapshot
    * for the handlers' whole run, and a commit by another process meanwhile would fail its write.
    * If a handler throws, the transaction rolls back, that message is nacked, and the rest run again as one group; a
    * handler may so run twice, but only one run's writes ever commit.
@@ -63,7 +64,10 @@ export class TransactionalInbox<Tx> implements Delivery {
     const failed: Failed = [];
     const consumedElsewhere: StoredMessage[] = [];
     const seen = await this.c.rt.idempotency.seen(this.c.rt.name, batch.map((m) => m.id));
-    await this.consumeGroup(batch, seen, failed, consumedElsewhere);
+    // Where handlers cannot share a transaction, each unit of concurrency gets one of its own.
+    const size = this.c.rt.storage.branch ? batch.length : Math.max(1, Math.ceil(batch.length / this.c.concurrency));
+    const groups = Array.from({ length: Math.ceil(batch.length / size) }, (_, i) => batch.slice(i * size, (i + 1) * size));
+    await Promise.all(groups.map((group) => this.consumeGroup(group, seen, failed, consumedElsewhere)));
     // Abandoned at stop: what committed is done; the rest waits for its leases to expire.
     if (this.c.abandoned()) return;
     for (const m of consumedElsewhere) emitDuplicate(this.c.rt, m);
@@ -116,11 +120,13 @@ export class TransactionalInbox<Tx> implements Delivery {
     const { rt } = this.c;
     const fresh = group.filter((m) => !seen.has(m.id));
     const failures: Failed = [];
-    await runAll(fresh, this.c.concurrency, async (m) => {
+    const { storage } = rt;
+    const shared = storage.branch !== undefined && fresh.length > 1;
+    await runAll(fresh, storage.branch ? this.c.concurrency : 1, async (m) => {
       // After a failure the transaction will roll back: no point starting more handlers in it.
       if (failures.length > 0) return;
-      // Each handler its own handle on the shared transaction, where the storage offers one (MikroORM: a fork).
-      const run = this.c.handle(m, fresh.length > 1 && rt.storage.concurrentHandle ? (rt.storage.concurrentHandle(tx) as Tx) : tx);
+      // Handlers running at once each get a handle of their own on the shared transaction (MikroORM: a fork).
+      const run = shared ? storage.branch!(tx, (own) => this.c.handle(m, own as Tx)) : this.c.handle(m, tx);
       run.catch(() => undefined);
       // A handler still running when the consumer gives up on it no longer holds its transaction open: the transaction
       // rolls back now (closing storage would otherwise wait for it), and what the handler does later is discarded.

@@ -197,11 +197,11 @@ export interface StorageAdapter<Tx = unknown> {
    */
     transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /**
-   * A handle on the same transaction as `tx` for one of several handlers running in it at once, with its own unit of
-   * work (MikroORM: a fork keeping the transaction), so one handler's flush never writes another's pending changes.
-   * Without it, concurrent handlers share `tx`.
+   * Offered where several handlers can run at once inside one transaction: runs `fn` with a handle of its own on the
+   * transaction `tx` (MikroORM: a fork keeping the transaction, flushed when `fn` resolves), so one handler's flush
+   * never writes another's pending changes. Without it, handlers running at once get transactions of their own.
    */
-  concurrentHandle?(tx: Tx): Tx;
+  branch?<T>(tx: Tx, fn: (tx: Tx) => Promise<T>): Promise<T>;
   /** Best effort: calls `onStored` when another process stores into `topic` (e.g. PostgreSQL NOTIFY); consumers poll anyway. */
   watch?(topic: string, onStored: () => void): () => void;
   /** The idempotency store that shares this storage's transactions, used when none is registered. */

@@ -296,6 +296,12 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
     }
   }
 
+  /** Handlers running at once share the transaction's undo log: a rollback undoes them all. */
+  branch<T>(tx: MemoryTransaction, fn: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
+    this.assertRunning(tx);
+    return fn(tx);
+  }
+
   idempotencyStore(): IdempotencyStore<MemoryTransaction> {
     return this.idempotency;
   }

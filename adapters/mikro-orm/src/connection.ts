@@ -27,6 +27,7 @@ export type SqlTx = EntityManager | WriteGroup;
 
 interface GroupTask {
   fn: (tx: WriteGroup) => Promise<unknown>;
+  durable: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -44,6 +45,11 @@ export interface SqlConnectionOptions {
   busyRetries?: number;
   /** The synchronous statement runner, when the opened ORM's driver has one. */
   syncStatements?: (orm: MikroORM) => SyncStatements | undefined;
+  /**
+   * With a synchronous driver: statements that make a commit skip its fsync, and that restore it. A group commit of
+   * writes whose loss on a power cut only means a redelivery (a lease, an at-least-once ack) runs between them.
+   */
+  lazyCommit?: { begin: string; end: string };
 }
 
 type Pool = { acquireConnection(): Promise<unknown>; releaseConnection(conn: unknown): unknown; pool?: { max?: number } };
@@ -149,15 +155,16 @@ export class SqlConnection {
   /**
    * Runs `fn` in a transaction for Tidings' own writes. With a synchronous driver, writes that arrive together (in one
    * turn of the event loop) share one transaction and so one commit, each behind a savepoint so that one failing
-   * rolls back only itself; a lone write waits only for that turn to end. Otherwise `fn` runs in a transaction of its
-   * own when `atomic`, or as plain statements.
+   * rolls back only itself; a lone write waits only for that turn to end. A group none of whose writes is `durable`
+   * commits without an fsync (see `lazyCommit`); the next durable commit makes it durable too, as the log is written
+   * in order. Otherwise `fn` runs in a transaction of its own when `atomic`, or as plain statements.
    */
-  write<T>(fn: (tx: SqlTx | undefined) => Promise<T>, atomic: boolean): Promise<T> {
+  write<T>(fn: (tx: SqlTx | undefined) => Promise<T>, options: { atomic: boolean; durable: boolean }): Promise<T> {
     if (this.isClosed) return Promise.reject(new ClosedError(`The ${this.dialect.name} storage`));
     this.assertNotWaitingForItself();
-    if (!this.sync) return atomic ? this.transaction(fn) : fn(undefined);
+    if (!this.sync) return options.atomic ? this.transaction(fn) : fn(undefined);
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ fn, durable: options.durable, resolve: resolve as (v: unknown) => void, reject });
       if (this.queue.length === 1 && !this.flushing) setImmediate(() => void this.flush());
     });
   }
@@ -169,34 +176,7 @@ export class SqlConnection {
     let done!: () => void;
     this.flushing = new Promise((r) => (done = r));
     try {
-      await this.withRaw(async (conn) => {
-        const group = new WriteGroup(conn);
-        const run = (sql: string) => this.runSync(conn, sql, [], 'commit');
-        run('BEGIN IMMEDIATE');
-        const results: Array<[GroupTask, unknown]> = [];
-        for (const task of tasks) {
-          run('SAVEPOINT tidings_write');
-          try {
-            results.push([task, await task.fn(group)]);
-            run('RELEASE tidings_write');
-          } catch (error) {
-            run('ROLLBACK TO tidings_write');
-            run('RELEASE tidings_write');
-            task.reject(error);
-          }
-        }
-        try {
-          run('COMMIT');
-        } catch (error) {
-          try {
-            run('ROLLBACK');
-          } catch {
-            // Already rolled back by SQLite itself.
-          }
-          throw error;
-        }
-        for (const [task, value] of results) task.resolve(value);
-      });
+      await this.withRaw((conn) => this.commitGroup(conn, tasks));
     } catch (error) {
       // Resolved or rejected tasks ignore this; the others learn why their group did not commit.
       for (const task of tasks) task.reject(error);
@@ -204,6 +184,43 @@ export class SqlConnection {
       this.flushing = undefined;
       done();
       if (this.queue.length > 0) setImmediate(() => void this.flush());
+    }
+  }
+
+  /** One group's transaction: each task behind a savepoint, one commit, and only then each told its outcome. */
+  private async commitGroup(conn: unknown, tasks: GroupTask[]): Promise<void> {
+    const group = new WriteGroup(conn);
+    const run = (sql: string) => this.runSync(conn, sql, [], 'commit');
+    // Set outside the transaction, where SQLite takes it.
+    const lazy = this.options.lazyCommit && !tasks.some((t) => t.durable) ? this.options.lazyCommit : undefined;
+    if (lazy) run(lazy.begin);
+    try {
+      run('BEGIN IMMEDIATE');
+      const results: Array<[GroupTask, unknown]> = [];
+      for (const task of tasks) {
+        run('SAVEPOINT tidings_write');
+        try {
+          results.push([task, await task.fn(group)]);
+          run('RELEASE tidings_write');
+        } catch (error) {
+          run('ROLLBACK TO tidings_write');
+          run('RELEASE tidings_write');
+          task.reject(error);
+        }
+      }
+      try {
+        run('COMMIT');
+      } catch (error) {
+        try {
+          run('ROLLBACK');
+        } catch {
+          // Already rolled back by SQLite itself.
+        }
+        throw error;
+      }
+      for (const [task, value] of results) task.resolve(value);
+    } finally {
+      if (lazy) run(lazy.end);
     }
   }
 

@@ -19,12 +19,20 @@ export interface SqlDialect extends SchemaDialect {
    * `LIMIT … FOR UPDATE SKIP LOCKED` subquery under `IN (…)` and hand out more rows than the limit.
    */
   seqIn(candidates: string): string;
+  /**
+   * Whether several handlers may issue statements at once on one transaction's connection (SQLite's drivers queue
+   * them; node-postgres deprecates it), so a batch's handlers can share one transaction.
+   */
+  readonly sharedTransactions: boolean;
   /** A subquery of the strings (column `value`) in one JSON-array parameter, so a batch of ids is one bind. */
   readonly jsonStrings: string;
   /** A subquery of rows (id, body, available_at, last_error, headers) from one JSON-array parameter of new messages. */
   readonly jsonMessages: string;
-  /** Wakes consumers in other processes after a store; run in the storing transaction. */
-  readonly notifySql?: string;
+  /**
+   * Wakes consumers in other processes after a store: wraps the store's `INSERT … RETURNING id` into one statement
+   * that also notifies when it inserted a row, its one more parameter the topic, so a store stays one round trip.
+   */
+  notifying?(insert: string): string;
   /** Subscribes to those wake-ups on a connection of its own; resolves to its closer. */
   listen?(orm: MikroORM, onTopic: (topic: string) => void): Promise<() => Promise<unknown>>;
   /**

@@ -76,6 +76,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   private opening?: Promise<void>;
   private readonly watchers = new Map<string, Set<() => void>>();
   private listening?: Promise<(() => Promise<unknown>) | undefined>;
+  readonly branch?: <T>(tx: EntityManager, fn: (tx: EntityManager) => Promise<T>) => Promise<T>;
 
   constructor(parts: MikroOrmStorageParts) {
     this.connection = parts.connection;
@@ -83,6 +84,15 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     this.migrations = parts.migrations;
     this.options = { dialect: parts.connection.dialect };
     this.name = parts.connection.dialect.name;
+    if (parts.connection.dialect.sharedTransactions) {
+      this.branch = async (tx, fn) => {
+        const fork = tx.fork({ keepTransactionContext: true, clear: true });
+        const result = await fn(fork);
+        // What the handler left persisted but unflushed commits with the transaction, as it would on `tx` itself.
+        await fork.flush();
+        return result;
+      };
+    }
   }
 
   /** The SQL dialect in use. */
@@ -111,17 +121,16 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     return this.connection.exec(sql, params, tx, where);
   }
 
-  /** Runs Tidings' own writes in `tx`, or else in a write of the connection (a group commit where the driver allows); `atomic` when they are several statements. */
-  private written<T>(tx: SqlTx | undefined, atomic: boolean, fn: (tx: SqlTx | undefined) => Promise<T>): Promise<T> {
-    return tx ? fn(tx) : this.connection.write(fn, atomic);
+  /**
+   * Runs Tidings' own writes in `tx`, or else in a write of the connection (a group commit where the driver allows);
+   * `atomic` when they are several statements, `durable` when a promise depends on them surviving a power cut.
+   */
+  private written<T>(tx: SqlTx | undefined, options: { atomic: boolean; durable: boolean }, fn: (tx: SqlTx | undefined) => Promise<T>): Promise<T> {
+    return tx ? fn(tx) : this.connection.write(fn, options);
   }
 
   transaction<T>(fn: (tx: EntityManager) => Promise<T>): Promise<T> {
     return this.connection.transaction(fn);
-  }
-
-  concurrentHandle(tx: EntityManager): EntityManager {
-    return tx.fork({ keepTransactionContext: true, clear: true });
   }
 
   async store(req: StoreRequest, tx?: EntityManager): Promise<StoreResult[]> {
@@ -145,19 +154,16 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
         candidates = req.messages.filter((m) => ok.delete(m.id));
         if (candidates.length === 0) return new Set<string>();
       }
-      const rows = await this.exec(
-        `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at, last_error, headers)
+      const insert = `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at, last_error, headers)
          SELECT ?, m.id, m.body, ?, 0, m.available_at, ?, m.last_error, m.headers FROM (${dialect.jsonMessages}) AS m WHERE true
-         ON CONFLICT (topic, id) DO NOTHING RETURNING id`,
-        [req.topic, req.state, req.now, JSON.stringify(candidates)],
-        em,
-        'store',
-      );
-      if (rows.length > 0 && dialect.notifySql) await this.exec(dialect.notifySql, [req.topic], em, 'store');
+         ON CONFLICT (topic, id) DO NOTHING RETURNING id`;
+      const params = [req.topic, req.state, req.now, JSON.stringify(candidates)];
+      const rows = dialect.notifying ? await this.exec(dialect.notifying(insert), [...params, req.topic], em, 'store') : await this.exec(insert, params, em, 'store');
       return new Set(rows.map((r) => r.id as string));
     };
     // One INSERT is atomic by itself; a transaction is needed only when the store takes several statements.
-    const inserted = await this.written(tx, req.dedupUntil !== undefined || dialect.notifySql !== undefined, store);
+    // Durable: the producer's ack says the message is stored.
+    const inserted = await this.written(tx, { atomic: req.dedupUntil !== undefined, durable: true }, store);
     // Within one batch the first of two equal ids wins; the second is its duplicate.
     return req.messages.map((m) => ({ id: m.id, duplicate: !inserted.delete(m.id) }));
   }
@@ -168,7 +174,9 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     const params = [req.topic, req.from, req.now, req.limit];
     // Only what the lease does not already know comes back; the rest is filled in below.
     const returning = 'seq, id, body, deliveries, created_at, available_at, last_error, headers';
-    const rows = await this.written(undefined, false, (tx) =>
+    // A lease a power cut undoes hands the message out again, which a lifecycle with leases allows; one that deletes
+    // (at-most-once) must not come undone, or the message would be delivered twice.
+    const rows = await this.written(undefined, { atomic: false, durable: req.remove }, (tx) =>
       req.remove
         ? this.exec(`DELETE FROM tidings_message WHERE ${this.options.dialect.seqIn(pick)} RETURNING ${returning}`, params, tx, 'lease')
         : this.exec(
@@ -198,7 +206,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   }
 
   async extendLease(req: ExtendLeaseRequest, tx?: EntityManager): Promise<boolean> {
-    const rows = await this.written(tx, false, (t) =>
+    const rows = await this.written(tx, { atomic: false, durable: false }, (t) =>
       this.exec(
         `UPDATE tidings_message SET lease_until = ? WHERE topic = ? AND id = ? AND state = ? AND lease_token = ? RETURNING id`,
         [req.leaseUntil, req.topic, req.item.id, req.state, req.item.leaseToken ?? null],
@@ -210,7 +218,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   }
 
   settle(req: SettleRequest, tx?: EntityManager): Promise<string[]> {
-    return this.written(tx, false, (t) => this.settleIn(req, t));
+    // Outside a transaction a settle is an ack after the handler: undone by a power cut, the message comes again.
+    return this.written(tx, { atomic: false, durable: false }, (t) => this.settleIn(req, t));
   }
 
   private async settleIn(req: SettleRequest, tx: SqlTx | undefined): Promise<string[]> {
@@ -227,7 +236,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   }
 
   async release(req: ReleaseRequest, tx?: EntityManager): Promise<string[]> {
-    return this.written(tx, true, async (em) => {
+    return this.written(tx, { atomic: true, durable: true }, async (em) => {
       const won: string[] = [];
       for (const item of req.items) {
         const rows = await this.exec(

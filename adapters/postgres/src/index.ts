@@ -41,13 +41,16 @@ function classifyPostgresError(error: unknown): SqlErrorKind | undefined {
 export const postgresDialect: SqlDialect = {
   name: 'postgresql',
   lockClause: ' FOR UPDATE SKIP LOCKED',
+  sharedTransactions: false,
   seqIn: (candidates) => `seq = ANY(ARRAY(${candidates}))`,
   serialPrimaryKey: 'BIGSERIAL PRIMARY KEY',
   columnsSql: 'SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?',
   migrationLock: 'SELECT pg_advisory_xact_lock(7245130001)',
   jsonStrings: 'SELECT json_array_elements_text(?::json) AS value',
   jsonMessages: `SELECT id, body, "availableAt" AS available_at, "lastError" AS last_error, headers FROM json_to_recordset(?::json) AS x (id text, body text, "availableAt" bigint, "lastError" text, headers text)`,
-  notifySql: `SELECT pg_notify('${CHANNEL}', ?)`,
+  // A data-modifying CTE always runs; the notify's CTE runs because the outer SELECT reads it, once, and only if a row went in.
+  notifying: (insert) =>
+    `WITH stored AS (${insert}), woken AS (SELECT pg_notify('${CHANNEL}', ?) FROM (SELECT 1 FROM stored LIMIT 1) AS one) SELECT stored.id FROM stored LEFT JOIN woken ON true`,
   classifyError: classifyPostgresError,
   async listen(orm, onTopic) {
     const knex = (orm.em.getConnection() as unknown as { getKnex(): { client: { acquireRawConnection(): Promise<RawClient> } } }).getKnex();

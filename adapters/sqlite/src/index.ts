@@ -53,6 +53,7 @@ function classifySqliteError(error: unknown): SqlErrorKind | undefined {
 export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   lockClause: '',
+  sharedTransactions: true,
   seqIn: (candidates) => `seq IN (${candidates})`,
   serialPrimaryKey: 'INTEGER PRIMARY KEY AUTOINCREMENT',
   columnsSql: 'SELECT name FROM pragma_table_info(?)',
@@ -134,6 +135,8 @@ export function sqliteStorage(options: SqliteStorageOptions = {}): MikroOrmStora
     target: options.orm ? 'the application database' : `SQLite file ${file}`,
     ownsOrm: !options.orm,
     syncStatements: syncStatementsOf,
+    // WAL with synchronous=NORMAL commits without an fsync; the next FULL commit syncs the log up to itself.
+    lazyCommit: pragmas.synchronous === 'FULL' ? { begin: 'PRAGMA synchronous = NORMAL', end: 'PRAGMA synchronous = FULL' } : undefined,
     connect: async () => {
       if (options.orm) {
         await applyPragmas(options.orm, String(options.orm.config.get('dbName') ?? ''), pragmas);
