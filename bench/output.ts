@@ -81,20 +81,30 @@ export function figures(r: Row): string {
   return parts.join('  ');
 }
 
-/** The results as a table (the default output): baselines first, then the rows grouped by what they are compared with. */
+/**
+ * The results as a table (the default output): each row indented under the row it is compared with, its ratio
+ * beside it; rows compared with something that is not a row (a schedule) under a heading naming it.
+ */
 export function printTable(results: Results, heading: string): void {
-  const width = Math.max(40, ...results.rows.map((r) => r.name.length + 2));
-  const groups = new Map<string, Row[]>();
-  for (const r of results.rows) {
-    const title = r.baseline === null ? 'baselines' : `compared with ${r.baseline}`;
-    groups.set(title, [...(groups.get(title) ?? []), r]);
-  }
+  const rows = results.rows;
+  const byName = new Map(rows.map((r) => [r.name, r]));
+  const depthOf = (r: Row): number => (r.baseline !== null && byName.has(r.baseline) ? depthOf(byName.get(r.baseline)!) + 1 : 0);
+  const width = Math.max(40, ...rows.map((r) => r.name.length + 2 * depthOf(r)));
   const out = [heading, '', `${''.padEnd(width)}  ${'messages/s'.padStart(10)}  ${'ratio'.padStart(7)}`];
-  for (const [title, rows] of groups) {
-    out.push(title);
-    for (const r of rows) out.push(`  ${r.name.padEnd(width - 2)}  ${figures(r)}`);
+  const print = (r: Row, depth: number) => {
+    out.push(`${'  '.repeat(depth)}${r.name}`.padEnd(width) + `  ${figures(r)}`);
+    for (const c of rows) if (c.baseline === r.name) print(c, depth + 1);
+  };
+  const headed = new Set<string>();
+  for (const r of rows) {
+    if (r.baseline === null) print(r, 0);
+    else if (!byName.has(r.baseline)) {
+      if (!headed.has(r.baseline)) out.push(`(compared with ${r.baseline})`);
+      headed.add(r.baseline);
+      print(r, 1);
+    }
   }
-  out.push('', 'ratio = messages/s ÷ the messages/s of what the row is compared with (the same process, the same run)');
+  out.push('', 'ratio = messages/s ÷ the messages/s of the row it is indented under (or of the schedule it follows)');
   if (results.targets?.length) out.push('', 'targets:', ...targetLines(results.targets));
   if (results.costsMicroseconds) {
     out.push('', 'per-message cost of each step (µs):');

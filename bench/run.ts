@@ -7,6 +7,7 @@ import { stepCosts } from './costs.js';
 import { Progress, machine, printTable } from './output.js';
 import type { Results } from './rows.js';
 import { runAll, withBaselines } from './runner.js';
+import { judgeTargets } from './targets.js';
 
 let args;
 try {
@@ -35,7 +36,9 @@ try {
     costsMicroseconds = await stepCosts(join(ctx.dir, 'steps.db'));
   }
   progress.finish();
-  results = { kind: 'bench', date: new Date().toISOString(), machine: machine(), quick: args.quick, rows, failures, ...(costsMicroseconds && { costsMicroseconds }) };
+    // The targets these rows answer; those that compare with a peer need npm run bench:peers.
+  const targets = judgeTargets(rows).filter((t) => t.met !== undefined);
+  results = { kind: 'bench', date: new Date().toISOString(), machine: machine(), quick: args.quick, rows, failures, targets, ...(costsMicroseconds && { costsMicroseconds }) };
 } finally {
   await ctx.close();
 }
