@@ -74,6 +74,6 @@ export function bullFixedRate(ctx: BenchContext, redis: LocalRedis): Promise<Mea
     const t = epochMs();
     await onSchedule(rate, count, (i, at) => queue.add('bench', payload(i, at)), failed);
     await tally.finished(`BullMQ at ${rate}/s`, STALL_MS, failed);
-    return { messagesPerSecond: count / ((tally.lastAt - t) / 1000), messages: tally.handled, duplicates: tally.duplicates, latencyMs: percentiles(tally.latencies) };
+    return { messagesPerSecond: count / ((tally.lastAt - t) / 1000), messages: tally.handled, duplicates: tally.duplicates, latencyMs: percentiles(tally.latencies), scheduledPerSecond: rate };
   });
 }

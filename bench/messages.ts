@@ -85,7 +85,7 @@ export class Tally {
         if (error) reject(error);
         if (this.handled !== last) [last, since] = [this.handled, Date.now()];
         else if (Date.now() - since >= stallMs) {
-          reject(new BenchFailure(`${label}: ${this.handled} of ${this.expected} messages handled, none in the last ${Math.round(stallMs / 1000)} s`));
+          reject(new BenchFailure(`${label}: ${this.handled} of ${this.expected} messages handled, none in the last ${stallMs / 1000} s`));
         }
       }, 250);
     });

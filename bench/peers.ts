@@ -90,6 +90,7 @@ try {
         messagesPerSecond: Math.round(medianOf(s)),
         messages: runs[0]!.messages,
         ...(latencies.length && { latencyMs: medianLatency(latencies) }),
+        ...(runs[0]!.scheduledPerSecond && { scheduledPerSecond: runs[0]!.scheduledPerSecond }),
         ...(runs.some((m) => m.duplicates) && { duplicates: runs.reduce((n, m) => n + (m.duplicates ?? 0), 0) }),
         baseline: isPeer ? null : peerSystem.name,
         ratio: isPeer || failed.has(peerSystem) ? null : round(medianOf(s) / medianOf(peerSystem), 3),

@@ -50,13 +50,14 @@ async function withConsumers<T>(s: Session, kind: StoreKind, semantic: Semantic,
 /** A fixed rate of sends from this process to a consumer in a second process on the same SQLite file: send to handler start. */
 export function secondProcessFixedRate(ctx: BenchContext, semantic: Semantic): Promise<Measured> {
   return withSession(ctx, 'SQLite file', semantic, async (s) => {
-    const count = Math.round(ctx.counts.rate * ctx.counts.rateSeconds);
+    const { rate, rateSeconds } = ctx.counts;
+    const count = Math.round(rate * rateSeconds);
     const tally = new Tally(count, true);
     return withConsumers(s, 'SQLite file', semantic, 1, tally, async (failed) => {
       const start = epochMs();
-      await onSchedule(ctx.counts.rate, count, (i, at) => s.topic.send(payload(i, at), sendOptions(semantic, i)), failed);
+      await onSchedule(rate, count, (i, at) => s.topic.send(payload(i, at), sendOptions(semantic, i)), failed);
       await tally.finished(`${semantic} to a second process`, STALL_MS, failed);
-      return { messagesPerSecond: count / ((tally.lastAt - start) / 1000), messages: tally.handled, duplicates: tally.duplicates, latencyMs: percentiles(tally.latencies) };
+      return { messagesPerSecond: count / ((tally.lastAt - start) / 1000), messages: tally.handled, duplicates: tally.duplicates, latencyMs: percentiles(tally.latencies), scheduledPerSecond: rate };
     });
   });
 }

@@ -12,6 +12,8 @@ export interface Measured {
   messages: number;
   /** p50, p99 and p99.9 in ms, where the scenario measures a latency. */
   latencyMs?: Latency;
+  /** Sends per second a fixed-rate scenario is scheduled at (its messages/s is that rate, not a throughput). */
+  scheduledPerSecond?: number;
   /** Handler runs beyond the first for a message (redeliveries), where a consumer runs. */
   duplicates?: number;
   /** Peak resident set size in MB: of the consumer process at the large backlog, in the backlog scenario. */

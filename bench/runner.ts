@@ -19,9 +19,9 @@ export function withBaselines(chosen: readonly Scenario[], all: readonly Scenari
   return out;
 }
 
-/** A row from a scenario's measurement and its baseline's row (if it ran). */
-export function toRow(s: Scenario, m: Measured, ctx: BenchContext, baseline?: Row): Row {
-  const against = s.scheduled ? s.scheduled(ctx) : baseline?.messagesPerSecond;
+/** A row from a scenario's measurement and its baseline's row (if it ran; a fixed-rate run is divided by its schedule). */
+export function toRow(s: Scenario, m: Measured, baseline?: Row): Row {
+  const against = baseline?.messagesPerSecond ?? m.scheduledPerSecond;
   return {
     name: s.name,
     system: s.system,
@@ -40,7 +40,7 @@ export async function runAll(ctx: BenchContext, scenarios: readonly Scenario[], 
     progress.step(s.name);
     try {
       const m = await s.run(ctx);
-      rows.push(toRow(s, m, ctx, rows.find((r) => r.name === s.baseline)));
+      rows.push(toRow(s, m, rows.find((r) => r.name === s.baseline)));
     } catch (error) {
       failures.push({ name: s.name, error: error instanceof Error ? error.message : String(error) });
     }

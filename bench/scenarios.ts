@@ -191,7 +191,7 @@ export function fixedRate(ctx: BenchContext, kind: StoreKind, semantic: Semantic
       const start = epochMs();
       await onSchedule(rate, count, (i, at) => s.topic.send(payload(i, at), sendOptions(semantic, i)), s.failed);
       await tally.finished(`${semantic} on ${kind} at ${rate}/s`, STALL_MS, s.failed);
-      return { messagesPerSecond: count / ((tally.lastAt - start) / 1000), messages: tally.handled, duplicates: tally.duplicates, latencyMs: percentiles(tally.latencies) };
+      return { messagesPerSecond: count / ((tally.lastAt - start) / 1000), messages: tally.handled, duplicates: tally.duplicates, latencyMs: percentiles(tally.latencies), scheduledPerSecond: rate };
     } finally {
       await consumer.stop();
     }
