@@ -4,6 +4,8 @@
 import { backlogStep, type BacklogResult, type BacklogStep } from './backlog.js';
 
 const req = JSON.parse(process.argv[2]!) as BacklogStep;
+// Should the parent die, this step ends with it.
+process.on('disconnect', () => process.exit(process.exitCode ?? 0));
 const send = (m: object) => process.send?.(m);
 let peakRss = process.memoryUsage.rss();
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);

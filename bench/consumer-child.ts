@@ -40,8 +40,10 @@ const consumer = topic.consume(
   { batchSize: config.batchSize, concurrency: config.concurrency },
 );
 
+let stopping = false;
 process.on('message', (m: { type?: string }) => {
   if (m.type !== 'stop') return;
+  stopping = true;
   void (async () => {
     await consumer.stop();
     clearInterval(flusher);
@@ -50,4 +52,6 @@ process.on('message', (m: { type?: string }) => {
     process.disconnect?.();
   })();
 });
+// Should the parent die, its consumer goes with it rather than consume on alone.
+process.on('disconnect', () => stopping || process.exit(1));
 send({ type: 'ready' });

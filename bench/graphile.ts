@@ -1,6 +1,7 @@
 // Graphile Worker on the embedded PostgreSQL, run the way its performance guide says: addJobs in batches, a local
 // queue of 100 (`preset.worker.localQueue.size`), a pool of concurrency + 2 connections as its docs recommend.
 import { Logger, makeWorkerUtils, run, type WorkerUtils } from 'graphile-worker';
+import pg from 'pg';
 import type { BenchContext } from './context.js';
 import { STALL_MS, Tally, epochMs, payload, payloads, type BenchPayload } from './messages.js';
 import { BenchFailure, type Measured } from './rows.js';
@@ -9,31 +10,39 @@ import { percentiles } from './stats.js';
 /** Graphile Worker's log lines would interleave with the progress bar; errors surface as failures instead. */
 const quiet = new Logger(() => () => {});
 
-async function withDatabase<T>(ctx: BenchContext, fn: (url: string, utils: WorkerUtils) => Promise<T>): Promise<T> {
+/**
+ * A database of its own with Graphile Worker's schema, and one pool (of `poolSize`) for the utils and the runner,
+ * ended before the database is dropped, so no idle connection of it is cut off by the drop.
+ */
+async function withDatabase<T>(ctx: BenchContext, poolSize: number, fn: (pool: pg.Pool, utils: WorkerUtils) => Promise<T>): Promise<T> {
   const db = await ctx.postgres.database('graphile');
+  const pool = new pg.Pool({ connectionString: db.url, max: poolSize });
+  // A connection lost while idle is the pool's to replace; a query on one fails the run where it is awaited.
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   try {
-    const utils = await makeWorkerUtils({ connectionString: db.url, logger: quiet });
+    const utils = await makeWorkerUtils({ pgPool: pool, logger: quiet });
     try {
       await utils.migrate();
-      return await fn(db.url, utils);
+      return await fn(pool, utils);
     } finally {
       await utils.release();
     }
   } finally {
+    await pool.end();
     await db.drop();
   }
 }
 
 /** addJobs of 100 at a time while a runner (local queue 100) handles them: from the first add to the last job started. */
 export function graphileBatches(ctx: BenchContext, concurrency: number): Promise<Measured> {
-  return withDatabase(ctx, async (url, utils) => {
+  return withDatabase(ctx, Math.max(10, concurrency + 2), async (pool, utils) => {
     const count = ctx.counts.batch;
     const tally = new Tally(count);
     let failure: Error | undefined;
     const runner = await run({
-      connectionString: url,
+      pgPool: pool,
       concurrency,
-      maxPoolSize: Math.max(10, concurrency + 2),
       noHandleSignals: true,
       logger: quiet,
       taskList: { bench: async (p) => tally.mark(p as BenchPayload) },
@@ -53,7 +62,7 @@ export function graphileBatches(ctx: BenchContext, concurrency: number): Promise
 
 /** One awaited addJob at a time: adds per second and each add's latency; then all must be in the jobs table. */
 export function graphileSingleAdds(ctx: BenchContext): Promise<Measured> {
-  return withDatabase(ctx, async (_url, utils) => {
+  return withDatabase(ctx, 10, async (_pool, utils) => {
     const count = ctx.counts.single;
     const spent = new Float64Array(count);
     const t = performance.now();

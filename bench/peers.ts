@@ -26,6 +26,10 @@ if (!redisServer) {
   process.exit(3);
 }
 
+// Interrupted, the process still exits through 'exit', where the redis-server it started is killed.
+process.once('SIGINT', () => process.exit(130));
+process.once('SIGTERM', () => process.exit(143));
+
 const ALO = 'at-least-once';
 const EO = 'exactly-once';
 const all = catalog();
