@@ -66,6 +66,12 @@ export class Progress {
 /** 12,345 */
 export const count = (n: number) => Math.round(n).toLocaleString('en');
 
+/** What Tidings logged during a run: `"warn: …" ×n, …`. */
+export const loggedText = (logged: Record<string, number>) =>
+  Object.entries(logged)
+    .map(([m, n]) => `"${m}" ×${count(n)}`)
+    .join(', ');
+
 /** One row's figures after its name: messages/s, ratio, latency, and the backlog's RSS and lease times. */
 export function figures(r: Row): string {
   const parts = [count(r.messagesPerSecond).padStart(10), (r.ratio === null ? '' : r.ratio.toFixed(3)).padStart(7)];
@@ -78,6 +84,7 @@ export function figures(r: Row): string {
     );
   } else if (r.rssMb !== undefined) parts.push(`peak RSS ${r.rssMb} MB`);
   if (r.duplicates) parts.push(`${count(r.duplicates)} redelivered`);
+  if (r.logged) parts.push(`logged ${loggedText(r.logged)}`);
   return parts.join('  ');
 }
 

@@ -48,6 +48,13 @@ function comparisons(redis: LocalRedis): Scenario[][] {
   ];
 }
 
+/** What Tidings logged over all rounds, by message. */
+function sumLogged(runs: Measured[]): Record<string, number> {
+  const sum: Record<string, number> = {};
+  for (const m of runs) for (const [k, n] of Object.entries(m.logged ?? {})) sum[k] = (sum[k] ?? 0) + n;
+  return sum;
+}
+
 /** Tidings-only scenarios some targets read: run once here, or read from a saved bench run (`--bench FILE`). */
 const targetOnly = [names.secondProcess(ALO), names.fixedRate(ALO, 'PostgreSQL'), names.concurrent(ALO, 'SQLite file'), names.backlog];
 
@@ -96,6 +103,7 @@ try {
         ...(latencies.length && { latencyMs: medianLatency(latencies) }),
         ...(runs[0]!.scheduledPerSecond && { scheduledPerSecond: runs[0]!.scheduledPerSecond }),
         ...(runs.some((m) => m.duplicates) && { duplicates: runs.reduce((n, m) => n + (m.duplicates ?? 0), 0) }),
+        ...(runs.some((m) => m.logged) && { logged: sumLogged(runs) }),
         baseline: isPeer ? null : peerSystem.name,
         ratio: isPeer || failed.has(peerSystem) ? null : round(medianOf(s) / medianOf(peerSystem), 3),
         rounds: runs.map((m) => Math.round(m.messagesPerSecond)),

@@ -1,5 +1,5 @@
 // The generated parts of docs/benchmarks.md: the machine, the tables of the latest run and the targets.
-import { count } from './output.js';
+import { count, loggedText } from './output.js';
 import type { Machine, Results, Row, TargetResult } from './rows.js';
 
 /** The machine as a Markdown list. */
@@ -21,6 +21,7 @@ function notes(r: Row): string {
     );
   }
   if (r.duplicates) parts.push(`${count(r.duplicates)} redelivered`);
+  if (r.logged) parts.push(`Tidings logged ${loggedText(r.logged)}`);
   return parts.join('; ');
 }
 

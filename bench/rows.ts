@@ -16,6 +16,8 @@ export interface Measured {
   scheduledPerSecond?: number;
   /** Handler runs beyond the first for a message (redeliveries), where a consumer runs. */
   duplicates?: number;
+  /** What Tidings logged during the run (warnings and errors, by message) and how often; absent when nothing. */
+  logged?: Record<string, number>;
   /** Peak resident set size in MB: of the consumer process at the large backlog, in the backlog scenario. */
   rssMb?: number;
   /** The backlog scenario's other figures: at the small and the large backlog, and the producer's peak RSS. */

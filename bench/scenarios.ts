@@ -1,6 +1,6 @@
 // Tidings scenarios in this process: batches end to end, awaited single sends, concurrent senders, a fixed rate.
 import { rmSync } from 'node:fs';
-import { Tidings, type Semantic, type StorageAdapter, type TidingsPlugin, type Topic } from '@tidings/core';
+import { Tidings, type Logger, type Semantic, type StorageAdapter, type TidingsPlugin, type Topic } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
@@ -55,20 +55,37 @@ export interface Session {
   failed(): Error | undefined;
 }
 
+/**
+ * A logger that counts what Tidings logs, by message, instead of printing it: an overloaded run can warn once a
+ * message (`send not acked, retrying`), which would bury the progress bar; the counts go into the row, or the error.
+ */
+export function countingLogger(): Logger & { counts: Record<string, number> } {
+  const counts: Record<string, number> = {};
+  const add = (level: string) => (msg: string) => void (counts[`${level}: ${msg}`] = (counts[`${level}: ${msg}`] ?? 0) + 1);
+  return { counts, debug() {}, warn: add('warn'), error: add('error') };
+}
+
 /** Runs `fn` with a fresh store, instance and topic, and closes and removes them afterwards. */
-export async function withSession<T>(ctx: BenchContext, kind: StoreKind, semantic: Semantic, fn: (s: Session) => Promise<T>, plugins: TidingsPlugin[] = []): Promise<T> {
+export async function withSession(ctx: BenchContext, kind: StoreKind, semantic: Semantic, fn: (s: Session) => Promise<Measured>, plugins: TidingsPlugin[] = []): Promise<Measured> {
   const store = await openStore(ctx, kind);
+  const logger = countingLogger();
+  const logged = () => (Object.keys(logger.counts).length ? logger.counts : undefined);
   try {
-    const tidings = await Tidings.create({ storage: store.storage, plugins });
+    const tidings = await Tidings.create({ storage: store.storage, plugins, logger });
     let failure: Error | undefined;
     tidings.events.on('error', (e) => (failure ??= new BenchFailure(`background error: ${String(e.error)}`)));
     tidings.events.on('handlerError', (e) => (failure ??= new BenchFailure(`handler error: ${String(e.error)}`)));
     try {
       const topic = tidings.topic<BenchPayload>(topicName(semantic), { semantic });
-      return await fn({ tidings, topic, store, failed: () => failure });
+      const measured = await fn({ tidings, topic, store, failed: () => failure });
+      return logged() ? { ...measured, logged: logged() } : measured;
     } finally {
       await tidings.close();
     }
+  } catch (error) {
+    const counts = logged();
+    if (counts && error instanceof Error) error.message += ` (Tidings logged ${Object.entries(counts).map(([m, n]) => `"${m}" ×${n}`).join(', ')})`;
+    throw error;
   } finally {
     await store.dispose();
   }
@@ -80,16 +97,20 @@ export async function storedCount(tidings: Tidings<any>, topic: string): Promise
   return Object.values(counts).reduce((a, b) => a + (b ?? 0), 0);
 }
 
-/** Waits until `topic` holds `expected` messages (fire-and-forget sends store after they return); fails on a stall. */
+/**
+ * Waits until `topic` holds `expected` messages (fire-and-forget sends store after they return); fails on a stall.
+ * A count that fails (its connection waits behind the stores still queued) is asked again, the stall clock running.
+ */
 export async function awaitStored(s: Session, expected: number): Promise<void> {
   let last = -1;
   let since = Date.now();
+  let lastError: unknown;
   for (;;) {
-    const held = await storedCount(s.tidings, s.topic.name);
+    const held = await storedCount(s.tidings, s.topic.name).catch((error: unknown) => ((lastError = error), last));
     if (held === expected) return;
     if (held > expected) throw new BenchFailure(`${held} messages stored for ${expected} sent`);
     if (held !== last) [last, since] = [held, Date.now()];
-    else if (Date.now() - since > STALL_MS) throw new BenchFailure(`${held} of ${expected} messages sent were stored`);
+    else if (Date.now() - since > STALL_MS) throw new BenchFailure(`${held} of ${expected} messages sent were stored${lastError ? ` (last count failed: ${String(lastError)})` : ''}`);
     const error = s.failed();
     if (error) throw error;
     await sleep(20);
