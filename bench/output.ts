@@ -84,6 +84,7 @@ export function figures(r: Row): string {
     );
   } else if (r.rssMb !== undefined) parts.push(`peak RSS ${r.rssMb} MB`);
   if (r.duplicates) parts.push(`${count(r.duplicates)} redelivered`);
+  if (r.rounds && r.rounds.length > 1) parts.push(`median of ${r.rounds.map(count).join(', ')}`);
   if (r.logged) parts.push(`logged ${loggedText(r.logged)}`);
   return parts.join('  ');
 }
@@ -111,7 +112,11 @@ export function printTable(results: Results, heading: string): void {
       print(r, 1);
     }
   }
-  out.push('', 'ratio = messages/s ÷ the messages/s of the row it is indented under (or of the schedule it follows)');
+  out.push(
+    '',
+    'ratio = messages/s ÷ those of the row it is indented under: of its own run of a raw baseline just before it (a baseline row',
+    'shows the median of its runs), of a peer\'s median, of another Tidings row, or of the schedule a fixed-rate run follows',
+  );
   if (results.targets?.length) out.push('', 'targets:', ...targetLines(results.targets));
   if (results.costsMicroseconds) {
     out.push('', 'per-message cost of each step (µs):');

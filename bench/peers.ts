@@ -9,7 +9,7 @@ import { graphileBatches, graphileSingleAdds } from './graphile.js';
 import { Progress, machine, printTable } from './output.js';
 import { REDIS_INSTALL, redisServerPath, startRedis, type LocalRedis } from './redis.js';
 import type { Failure, Measured, Results, Row } from './rows.js';
-import { runAll, withBaselines } from './runner.js';
+import { runAll, stepsOf } from './runner.js';
 import { median, medianLatency, round } from './stats.js';
 import { PEERS, judgeTargets } from './targets.js';
 
@@ -69,8 +69,8 @@ try {
   redis = await startRedis(redisServer);
   const chosen = comparisons(redis).filter((systems) => systems.some((s) => matches(s.name)));
   const saved = args.bench ? (JSON.parse(readFileSync(args.bench, 'utf8')) as Results).rows : undefined;
-  const extras = saved ? [] : withBaselines(all.filter((s) => targetOnly.includes(s.name) && matches(s.name)), all);
-  const progress = new Progress(chosen.reduce((n, systems) => n + systems.length * rounds, 0) + extras.length);
+  const extras = saved ? [] : all.filter((s) => targetOnly.includes(s.name) && matches(s.name));
+  const progress = new Progress(chosen.reduce((n, systems) => n + systems.length * rounds, 0) + stepsOf(extras, all));
 
   for (const systems of chosen) {
     const measured = new Map<Scenario, Measured[]>(systems.map((s) => [s, []]));
@@ -113,7 +113,7 @@ try {
 
   if (saved) rows.push(...saved.filter((r) => targetOnly.includes(r.name) && matches(r.name)));
   else {
-    const once = await runAll(ctx, extras, progress);
+    const once = await runAll(ctx, extras, all, progress);
     rows.push(...once.rows);
     failures.push(...once.failures);
   }

@@ -11,7 +11,7 @@ const latency = (r: Row) => (r.latencyMs ? `${r.latencyMs.p50} / ${r.latencyMs.p
 
 function notes(r: Row): string {
   const parts: string[] = [];
-  if (r.rounds && r.rounds.length > 1) parts.push(`rounds: ${r.rounds.map(count).join(', ')}`);
+  if (r.rounds && r.rounds.length > 1) parts.push(`median of ${r.rounds.map(count).join(', ')}`);
   if (r.scheduledPerSecond) parts.push(`scheduled ${count(r.scheduledPerSecond)}/s`);
   const b = r.backlog;
   if (b) {

@@ -6,7 +6,7 @@ import { BenchContext, countsFor } from './context.js';
 import { stepCosts } from './costs.js';
 import { Progress, machine, printTable } from './output.js';
 import type { Results } from './rows.js';
-import { runAll, withBaselines } from './runner.js';
+import { runAll, stepsOf } from './runner.js';
 import { judgeTargets } from './targets.js';
 
 let args;
@@ -18,18 +18,19 @@ try {
 }
 const all = catalog();
 const only = args.only;
-const chosen = only ? all.filter((s) => s.system !== 'raw' && s.name.toLowerCase().includes(only)) : all;
+const matched = all.filter((s) => s.system !== 'raw' && (!only || s.name.toLowerCase().includes(only)));
+// A row compared with another Tidings row (the plugin's) brings that row along.
+const chosen = all.filter((s) => matched.includes(s) || matched.some((m) => m.baseline === s.name && s.system === 'tidings'));
 const withCosts = !only || 'step costs'.includes(only);
 if (chosen.length === 0 && !withCosts) {
   console.error(`no scenario matches --only ${only}; the scenarios are:\n${all.map((s) => `  ${s.name}`).join('\n')}`);
   process.exit(2);
 }
-const scenarios = withBaselines(chosen, all);
 const ctx = new BenchContext(countsFor(args.quick, args.messages), args.quick);
-const progress = new Progress(scenarios.length + (withCosts ? 1 : 0));
+const progress = new Progress(stepsOf(chosen, all) + (withCosts ? 1 : 0));
 let results: Results;
 try {
-  const { rows, failures } = await runAll(ctx, scenarios, progress);
+  const { rows, failures } = await runAll(ctx, chosen, all, progress);
   let costsMicroseconds: Record<string, number> | undefined;
   if (withCosts) {
     progress.step('step costs');
