@@ -95,7 +95,7 @@ export function chartSvg(runs: readonly Results[]): string {
     out.push(...lines);
   }
   y += 16;
-  out.push(`<text x="16" y="${y}" font-size="11" fill="#6b7280">(×n) = messages/s ÷ that of the bar it is grouped with: the peer (Tidings ÷ peer) or the raw driver. Fixed-rate runs are left out (their rate is the schedule).</text>`);
+  out.push(`<text x="16" y="${y}" font-size="11" fill="#6b7280">(×n) = Tidings ÷ the peer's median, or ÷ the raw driver's run just before it (the grey bar is the median of those runs). Fixed-rate runs are left out.</text>`);
   y += 12;
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,
