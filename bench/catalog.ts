@@ -1,0 +1,59 @@
+// Every scenario of `npm run bench`, by name, with the row it is compared with.
+import type { Semantic, TidingsPlugin } from '@tidings/core';
+import { RAW, baselines } from './baselines.js';
+import type { BenchContext } from './context.js';
+import { backlogScenario, secondProcessFixedRate, twoConsumerProcesses } from './processes.js';
+import type { Measured, System } from './rows.js';
+import { batches, concurrentSends, fixedRate, singleSends, type StoreKind } from './scenarios.js';
+
+/** A scenario: how to run it once, and what its messages/s are divided by. */
+export interface Scenario {
+  name: string;
+  system: System;
+  /** Name of the scenario it is compared with; for a fixed rate, the schedule (its ratio is achieved ÷ scheduled). */
+  baseline?: string;
+  run(ctx: BenchContext): Promise<Measured>;
+}
+
+export const SEMANTICS: readonly Semantic[] = ['at-most-once', 'at-least-once', 'exactly-once'];
+
+/** How a semantic appears in a row name: exactly-once always runs end to end, with producer ids. */
+export const semanticLabel = (s: Semantic) => (s === 'exactly-once' ? 'exactly-once e2e' : s);
+
+/** Row names, shared by the bench, the peers and the targets. */
+export const names = {
+  batches: (s: Semantic, store: StoreKind, concurrency: number) => `${semanticLabel(s)}, ${store}, batches of 100, concurrency ${concurrency}`,
+  single: (s: Semantic, store: StoreKind) => `${semanticLabel(s)}, ${store}, one awaited send at a time`,
+  concurrent: (s: Semantic, store: StoreKind) => `${semanticLabel(s)}, ${store}, 50 concurrent senders`,
+  fixedRate: (s: Semantic, store: StoreKind) => `${semanticLabel(s)}, ${store}, 1,000 sends/s, send to handler start`,
+  secondProcess: (s: Semantic) => `${semanticLabel(s)}, SQLite file, 1,000 sends/s, consumer in a second process`,
+  twoConsumers: (s: Semantic) => `${semanticLabel(s)}, PostgreSQL, two consumer processes, batches of 100, concurrency 50`,
+  backlog: 'at-least-once, SQLite file, backlog (stored in batches of 10,000)',
+  plugin: 'at-least-once, memory, batches of 100, concurrency 1, a pass-through plugin',
+  schedule: 'the schedule (1,000 sends/s)',
+};
+
+const batchBaseline: Record<StoreKind, string> = { 'SQLite file': RAW.sqliteBatches, memory: RAW.memoryBatches, PostgreSQL: RAW.pgBatches };
+const singleBaseline = (store: StoreKind) => (store === 'PostgreSQL' ? RAW.pgSingle : RAW.sqliteSingle);
+const passThrough: TidingsPlugin = { name: 'pass', send: (_c, next) => next(), handle: (_c, next) => next() };
+
+/** The scenarios in the order they run; a baseline runs just before the first scenario compared with it. */
+export function catalog(): Scenario[] {
+  const list: Scenario[] = Object.entries(baselines).map(([name, run]) => ({ name, system: 'raw', run }));
+  const stores: StoreKind[] = ['SQLite file', 'memory', 'PostgreSQL'];
+  for (const store of stores) {
+    for (const semantic of SEMANTICS) {
+      for (const c of [1, 50]) list.push({ name: names.batches(semantic, store, c), system: 'tidings', baseline: batchBaseline[store], run: (ctx) => batches(ctx, store, semantic, c) });
+    }
+  }
+  list.push({ name: names.plugin, system: 'tidings', baseline: names.batches('at-least-once', 'memory', 1), run: (ctx) => batches(ctx, 'memory', 'at-least-once', 1, [passThrough]) });
+  for (const store of ['SQLite file', 'PostgreSQL'] as const) {
+    for (const semantic of SEMANTICS) list.push({ name: names.single(semantic, store), system: 'tidings', baseline: singleBaseline(store), run: (ctx) => singleSends(ctx, store, semantic) });
+    for (const semantic of SEMANTICS) list.push({ name: names.concurrent(semantic, store), system: 'tidings', baseline: singleBaseline(store), run: (ctx) => concurrentSends(ctx, store, semantic) });
+    for (const semantic of SEMANTICS) list.push({ name: names.fixedRate(semantic, store), system: 'tidings', baseline: names.schedule, run: (ctx) => fixedRate(ctx, store, semantic) });
+  }
+  for (const semantic of SEMANTICS) list.push({ name: names.secondProcess(semantic), system: 'tidings', baseline: names.schedule, run: (ctx) => secondProcessFixedRate(ctx, semantic) });
+  for (const semantic of SEMANTICS) list.push({ name: names.twoConsumers(semantic), system: 'tidings', baseline: RAW.pgBatches, run: (ctx) => twoConsumerProcesses(ctx, semantic) });
+  list.push({ name: names.backlog, system: 'tidings', baseline: RAW.sqliteBulk, run: backlogScenario });
+  return list;
+}
