@@ -81,6 +81,20 @@ describe('group commit on SQLite (better-sqlite3)', () => {
     await storage.close();
   });
 
+  it('commits the writes it accepted before a close, and refuses those after', async () => {
+    const file = join(dir, 'closing.db');
+    const storage = sqliteStorage({ file });
+    await storage.open();
+    const accepted = [storage.store(request('c', 'a')), storage.store(request('c', 'b'))];
+    await storage.close();
+    expect((await Promise.all(accepted)).map((r) => r[0]!.duplicate)).toEqual([false, false]);
+    await expect(storage.store(request('c', 'late'))).rejects.toMatchObject({ code: 'CLOSED' });
+    const again = sqliteStorage({ file });
+    await again.open();
+    expect((await again.peek('c', 'acked', 10)).map((m) => m.id)).toEqual(['a', 'b']);
+    await again.close();
+  });
+
   it('on sqlite3 writes each send in its own statement, no group', async () => {
     const storage = sqliteStorage({ file: join(dir, 'sqlite3.db'), driver: 'sqlite3' });
     const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });

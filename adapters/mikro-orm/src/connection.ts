@@ -226,8 +226,9 @@ export class SqlConnection {
 
   /** Runs one statement (in `tx` if given), retrying while the database is busy, and converts driver errors. */
   async exec(sql: string, params: unknown[], tx: SqlTx | undefined, where: string): Promise<SqlRow[]> {
-    if (this.isClosed) throw new ClosedError(`The ${this.dialect.name} storage`);
+    // A group's writes were accepted before any close, and a close commits them first.
     if (tx instanceof WriteGroup) return this.runSync(tx.conn, sql, params, where);
+    if (this.isClosed) throw new ClosedError(`The ${this.dialect.name} storage`);
     if (!tx) this.assertNotWaitingForItself();
     if (this.sync) {
       const conn = tx && (await this.connectionOf(tx, where));
