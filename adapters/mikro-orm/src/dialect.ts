@@ -29,11 +29,15 @@ export interface SqlDialect extends SchemaDialect {
   /** A subquery of rows (id, body, available_at, last_error, headers) from one JSON-array parameter of new messages. */
   readonly jsonMessages: string;
   /**
-   * Wakes consumers in other processes after a store: wraps the store's `INSERT … RETURNING id` into one statement
-   * that also notifies when it inserted a row, its one more parameter the topic, so a store stays one round trip.
+   * Whether a statement may hold several data-modifying CTEs (PostgreSQL): a store, its dedup record and its wake-up
+   * are then one statement, one round trip and no transaction of their own.
    */
-  notifying?(insert: string): string;
-  /** Subscribes to those wake-ups on a connection of its own; resolves to its closer. */
+  readonly modifyingCtes: boolean;
+  /**
+   * Wakes consumers in other processes after a store: a CTE over `stored` (the ids the store inserted), run in the
+   * store's statement, whose one parameter is the topic.
+   */
+  readonly notifyCte?: string;  /** Subscribes to those wake-ups on a connection of its own; resolves to its closer. */
   listen?(orm: MikroORM, onTopic: (topic: string) => void): Promise<() => Promise<unknown>>;
   /**
    * Sorts an error its driver raised; undefined when the error did not come from the database (a handler's own,

@@ -136,34 +136,45 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   async store(req: StoreRequest, tx?: EntityManager): Promise<StoreResult[]> {
     if (req.messages.length === 0) return [];
     const { dialect } = this.options;
-    const store = async (em: SqlTx | undefined) => {
-      let candidates = req.messages;
-      if (req.dedupUntil !== undefined) {
-        // An id is new if it has no record, or its record's window has passed.
-        const fresh = await this.exec(
-          `INSERT INTO tidings_dedup (topic, id, expires_at) SELECT ?, value, ? FROM (${dialect.jsonStrings}) AS ids WHERE true
-           ON CONFLICT (topic, id) DO UPDATE SET expires_at = excluded.expires_at WHERE tidings_dedup.expires_at <= ?
-           RETURNING id`,
-          // Each id once (PostgreSQL refuses an upsert that touches a row twice), in sorted order so two
-          // brokers storing overlapping batches lock rows in the same order and cannot deadlock.
-          [req.topic, req.dedupUntil, JSON.stringify([...new Set(req.messages.map((m) => m.id))].sort()), req.now],
-          em,
-          'store',
-        );
-        const ok = new Set(fresh.map((r) => r.id as string));
-        candidates = req.messages.filter((m) => ok.delete(m.id));
-        if (candidates.length === 0) return new Set<string>();
-      }
-      const insert = `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at, last_error, headers)
-         SELECT ?, m.id, m.body, ?, 0, m.available_at, ?, m.last_error, m.headers FROM (${dialect.jsonMessages}) AS m WHERE true
-         ON CONFLICT (topic, id) DO NOTHING RETURNING id`;
-      const params = [req.topic, req.state, req.now, JSON.stringify(candidates)];
-      const rows = dialect.notifying ? await this.exec(dialect.notifying(insert), [...params, req.topic], em, 'store') : await this.exec(insert, params, em, 'store');
-      return new Set(rows.map((r) => r.id as string));
+    const dedup = req.dedupUntil !== undefined;
+    // An id is new if it has no record, or its record's window has passed. Each id once (PostgreSQL refuses an
+    // upsert that touches a row twice), in sorted order so two brokers storing overlapping batches lock rows in the
+    // same order and cannot deadlock.
+    const record = `INSERT INTO tidings_dedup (topic, id, expires_at) SELECT ?, value, ? FROM (${dialect.jsonStrings}) AS ids WHERE true
+      ON CONFLICT (topic, id) DO UPDATE SET expires_at = excluded.expires_at WHERE tidings_dedup.expires_at <= ? RETURNING id`;
+    const recordParams = () => [req.topic, req.dedupUntil, JSON.stringify([...new Set(req.messages.map((m) => m.id))].sort()), req.now];
+    const insert = (which: string) => `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at, last_error, headers)
+      SELECT ?, m.id, m.body, ?, 0, m.available_at, ?, m.last_error, m.headers FROM (${dialect.jsonMessages}) AS m WHERE ${which}
+      ON CONFLICT (topic, id) DO NOTHING RETURNING id`;
+    // Within one batch the first of two equal ids is the one stored.
+    const firsts = (messages: StoreRequest['messages']) => {
+      const ids = new Set<string>();
+      return messages.filter((m) => !ids.has(m.id) && ids.add(m.id));
     };
-    // One INSERT is atomic by itself; a transaction is needed only when the store takes several statements.
-    // Durable: the producer's ack says the message is stored.
-    const inserted = await this.written(tx, { atomic: req.dedupUntil !== undefined, durable: true }, store);
+    const ids = (rows: Row[]) => new Set(rows.map((r) => r.id as string));
+    let inserted: Set<string>;
+    if (dialect.modifyingCtes) {
+      // One statement: the dedup record, the insert of the ids it found new, and the wake-up.
+      const ctes = [...(dedup ? [`fresh AS (${record})`] : []), `stored AS (${insert(dedup ? 'm.id IN (SELECT id FROM fresh)' : 'true')})`];
+      const params = [...(dedup ? recordParams() : []), req.topic, req.state, req.now, JSON.stringify(firsts(req.messages))];
+      if (dialect.notifyCte) {
+        ctes.push(`woken AS (${dialect.notifyCte})`);
+        params.push(req.topic);
+      }
+      const sql = `WITH ${ctes.join(', ')} SELECT stored.id FROM stored${dialect.notifyCte ? ' LEFT JOIN woken ON true' : ''}`;
+      inserted = ids(await this.written(tx, { atomic: false, durable: true }, (t) => this.exec(sql, params, t, 'store')));
+    } else {
+      // Durable: the producer's ack says the message is stored. Atomic when the dedup record is a statement of its own.
+      inserted = await this.written(tx, { atomic: dedup, durable: true }, async (t) => {
+        let candidates = req.messages;
+        if (dedup) {
+          const fresh = ids(await this.exec(record, recordParams(), t, 'store'));
+          candidates = firsts(req.messages).filter((m) => fresh.has(m.id));
+          if (candidates.length === 0) return new Set<string>();
+        }
+        return ids(await this.exec(insert('true'), [req.topic, req.state, req.now, JSON.stringify(candidates)], t, 'store'));
+      });
+    }
     // Within one batch the first of two equal ids wins; the second is its duplicate.
     return req.messages.map((m) => ({ id: m.id, duplicate: !inserted.delete(m.id) }));
   }

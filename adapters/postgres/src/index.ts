@@ -48,9 +48,9 @@ export const postgresDialect: SqlDialect = {
   migrationLock: 'SELECT pg_advisory_xact_lock(7245130001)',
   jsonStrings: 'SELECT json_array_elements_text(?::json) AS value',
   jsonMessages: `SELECT id, body, "availableAt" AS available_at, "lastError" AS last_error, headers FROM json_to_recordset(?::json) AS x (id text, body text, "availableAt" bigint, "lastError" text, headers text)`,
-  // A data-modifying CTE always runs; the notify's CTE runs because the outer SELECT reads it, once, and only if a row went in.
-  notifying: (insert) =>
-    `WITH stored AS (${insert}), woken AS (SELECT pg_notify('${CHANNEL}', ?) FROM (SELECT 1 FROM stored LIMIT 1) AS one) SELECT stored.id FROM stored LEFT JOIN woken ON true`,
+  modifyingCtes: true,
+  // Read by the statement's outer SELECT, so it runs: once, and only if a row went in.
+  notifyCte: `SELECT pg_notify('${CHANNEL}', ?) FROM (SELECT 1 FROM stored LIMIT 1) AS one`,
   classifyError: classifyPostgresError,
   async listen(orm, onTopic) {
     const knex = (orm.em.getConnection() as unknown as { getKnex(): { client: { acquireRawConnection(): Promise<RawClient> } } }).getKnex();

@@ -54,6 +54,7 @@ export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   lockClause: '',
   sharedTransactions: true,
+  modifyingCtes: false,
   seqIn: (candidates) => `seq IN (${candidates})`,
   serialPrimaryKey: 'INTEGER PRIMARY KEY AUTOINCREMENT',
   columnsSql: 'SELECT name FROM pragma_table_info(?)',
