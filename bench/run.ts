@@ -1,10 +1,13 @@
 // npm run bench: messages/s per configuration, as ratios against raw SQLite run in this same process.
 import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { transition } from 'xstate';
-import { Tidings, lifecycleMachines, lifecycleTables, type StorageAdapter, type TidingsPlugin, type TopicOptions } from '@tidings/core';
+import { Tidings, lifecycleMachines, lifecycleTables, type StorageAdapter, type Topic, type TidingsPlugin, type TopicOptions } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
@@ -47,7 +50,20 @@ async function singleSends(storage: StorageAdapter<any>, options: TopicOptions, 
   return { name: '', perSecond, latencyMs: percentiles(spent) };
 }
 
-/** Sends at a fixed rate (one every `1000 / rate` ms, catching up after a late tick) to an in-process consumer: send to handler start. */
+/** Sends `rate` messages a second for `seconds` (one every `1000 / rate` ms, catching up after a late tick), each stamped with its due time. */
+async function sendAtRate(topic: Topic<{ at: number }, any>, options: TopicOptions, rate: number, seconds: number, clock: () => number): Promise<void> {
+  const start = clock();
+  const sends: Promise<unknown>[] = [];
+  for (let i = 0; i < rate * seconds; i++) {
+    const due = start + (i * 1000) / rate;
+    const ahead = due - clock();
+    if (ahead > 1) await new Promise((r) => setTimeout(r, ahead));
+    sends.push(topic.send({ at: due }, options.semantic === 'exactly-once' ? { id: `r-${i}` } : {}));
+  }
+  await Promise.all(sends);
+}
+
+/** Sends at a fixed rate to an in-process consumer: send to handler start. */
 async function fixedRate(storage: StorageAdapter<any>, options: TopicOptions, rate = 1_000, seconds = 3): Promise<Row> {
   const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
   const topic = tidings.topic<{ at: number }>(`bench.${Math.random().toString(36).slice(2)}`, options);
@@ -55,18 +71,43 @@ async function fixedRate(storage: StorageAdapter<any>, options: TopicOptions, ra
   const total = rate * seconds;
   const consumer = topic.consume((m) => void waits.push(performance.now() - m.payload.at), { batchSize: 100, concurrency: 50, pollMs: 100 });
   const start = performance.now();
-  const sends: Promise<unknown>[] = [];
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / rate;
-    const ahead = due - performance.now();
-    if (ahead > 1) await new Promise((r) => setTimeout(r, ahead));
-    sends.push(topic.send({ at: due }, options.semantic === 'exactly-once' ? { id: `r-${i}` } : {}));
-  }
-  await Promise.all(sends);
+  await sendAtRate(topic, options, rate, seconds, () => performance.now());
   const deadline = Date.now() + 30_000;
   while (waits.length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   const perSecond = waits.length / ((performance.now() - start) / 1000);
   await consumer.stop();
+  await tidings.close();
+  return { name: '', perSecond, latencyMs: percentiles(waits), note: `${waits.length} of ${total} handled` };
+}
+
+/**
+ * The same to a consumer in another process sharing the SQLite file (bench/remote-consumer.ts, pollMs 100):
+ * what wakes it is the storage's `watch`, or else its poll.
+ */
+async function fixedRateRemote(file: string, rate = 1_000, seconds = 3): Promise<Row> {
+  const options: TopicOptions = { semantic: 'at-least-once' };
+  const tidings = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0 });
+  const name = `bench.${Math.random().toString(36).slice(2)}`;
+  const topic = tidings.topic<{ at: number }>(name, options);
+  await topic.ready();
+  const child = spawn(process.execPath, ['--conditions=@tidings/source', '--import', 'tsx', fileURLToPath(new URL('./remote-consumer.ts', import.meta.url)), file, name, '100'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const waits: number[] = [];
+  let ready!: () => void;
+  const isReady = new Promise<void>((resolve) => (ready = resolve));
+  createInterface({ input: child.stdout }).on('line', (line) => (line === 'ready' ? ready() : waits.push(Number(line))));
+  await isReady;
+  await new Promise((r) => setTimeout(r, 300));
+  const total = rate * seconds;
+  const start = performance.now();
+  await sendAtRate(topic, options, rate, seconds, () => performance.timeOrigin + performance.now());
+  const deadline = Date.now() + 30_000;
+  while (waits.length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  const perSecond = waits.length / ((performance.now() - start) / 1000);
+  child.stdin.end();
+  await exited;
   await tidings.close();
   return { name: '', perSecond, latencyMs: percentiles(waits), note: `${waits.length} of ${total} handled` };
 }
@@ -164,6 +205,10 @@ const steps: Array<[string, () => Promise<Row>]> = [
   ],
   ['Tidings at-least-once, SQLite file, one awaited send at a time', async () => ({ ...(await singleSends(sqliteStorage({ file: join(dir, 'single.db') }), { semantic: 'at-least-once' })), name: 'single awaited sends, SQLite (send latency)' })],
   ['Tidings at-least-once, SQLite file, 1,000 sends/s', async () => ({ ...(await fixedRate(sqliteStorage({ file: join(dir, 'rate.db') }), { semantic: 'at-least-once' })), name: '1,000/s fixed rate, SQLite (send→handler)' })],
+  [
+    'Tidings at-least-once, SQLite file, 1,000 sends/s to a consumer in another process',
+    async () => ({ ...(await fixedRateRemote(join(dir, 'rate-remote.db'))), name: '1,000/s to another process, SQLite (send→handler)' }),
+  ],
   [
     'Tidings at-least-once, PostgreSQL',
     async () => {

@@ -1,6 +1,7 @@
 import { DriverException, SqliteDriver, SqliteExceptionConverter, type MikroORM } from '@mikro-orm/sqlite';
 import { exceptionKind, initOwnOrm, sqlStorage, tidingsEntities, type MikroOrmStorage, type SqlDialect, type SqlErrorKind } from '@tidings/adapter-mikro-orm';
 import { InvalidOptionsError } from '@tidings/core';
+import { listenForStores } from './watch-stores.js';
 
 export { tidingsEntities, SchemaError, MikroOrmStorage } from '@tidings/adapter-mikro-orm';
 
@@ -33,7 +34,10 @@ function classifySqliteError(error: unknown): SqlErrorKind | undefined {
   return exceptionKind(converter.convertException(error as Error));
 }
 
-/** SQLite through MikroORM: one statement leases a batch (`UPDATE … RETURNING`); processes share a file safely. */
+/**
+ * SQLite through MikroORM: one statement leases a batch (`UPDATE … RETURNING`); processes share a file safely, and a
+ * store by any of them wakes the others' consumers of its topic (a watch on the WAL, see `listenForStores`).
+ */
 export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   lockClause: '',
@@ -46,6 +50,7 @@ export const sqliteDialect: SqlDialect = {
   jsonStrings: 'SELECT value FROM json_each(?)',
   jsonMessages: `SELECT value ->> '$.id' AS id, value ->> '$.body' AS body, value ->> '$.availableAt' AS available_at, value ->> '$.lastError' AS last_error, value ->> '$.headers' AS headers FROM json_each(?)`,
   classifyError: classifySqliteError,
+  listen: listenForStores,
 };
 
 type RawSqlite = { exec(sql: string, cb: (err: Error | null) => void): void };

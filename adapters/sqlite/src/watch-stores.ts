@@ -1,0 +1,113 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import type { MikroORM } from '@mikro-orm/core';
+
+/**
+ * When to look again after the WAL was last written, in ms. A commit writes its frames (what the watch sees), then
+ * fsyncs them and only then publishes them: a reader sees the commit up to a fsync after the event.
+ */
+const SETTLE_MS = [1, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
+/** The topics that got new messages since the last call. */
+export type StoredSince = () => Promise<readonly string[]>;
+
+/**
+ * Calls `onTopic` soon after any connection, in any process, stores messages into a topic of the WAL-mode SQLite
+ * database `file`. `fs.watch` on its folder sees the `-wal` file written (or created, reset, removed); `storedSince`
+ * then asks which topics got messages, so a burst of writes is one question, and writes that store nothing (leases,
+ * acks) wake no one. The database's own files are never opened here: closing any descriptor of a file drops every
+ * POSIX lock this process holds on it, SQLite's included, and another process could then corrupt the database.
+ * Returns the closer, or undefined when the folder cannot be watched (consumers then poll).
+ */
+export function watchStores(file: string, storedSince: StoredSince, onTopic: (topic: string) => void): (() => void) | undefined {
+  const wal = `${basename(file)}-wal`;
+  let step = SETTLE_MS.length;
+  let asking = false;
+  let askAgain = false;
+  let closed = false;
+  let soon: NodeJS.Immediate | undefined;
+  let later: NodeJS.Timeout | undefined;
+
+  const check = async () => {
+    soon = later = undefined;
+    if (asking) return void (askAgain = true);
+    asking = true;
+    // Unanswered (the table not there yet, the connection gone): the poll finds the messages.
+    const topics = await storedSince().catch(() => []);
+    asking = false;
+    if (closed) return;
+    topics.forEach(onTopic);
+    if (askAgain) {
+      askAgain = false;
+      soon = setImmediate(check);
+    } else if (step < SETTLE_MS.length) {
+      later = setTimeout(check, SETTLE_MS[step++]);
+    }
+  };
+  const written = (_event: string, name: string | null) => {
+    // A platform that does not name the file reports every file of the folder: the question sorts them out.
+    if (name !== null && name !== wal) return;
+    step = 0;
+    if (soon) return;
+    clearTimeout(later);
+    soon = setImmediate(check);
+  };
+
+  let watcher: FSWatcher;
+  try {
+    // The folder, not the file: the WAL may not exist yet, and SQLite removes it when its last connection closes.
+    watcher = watch(dirname(file), written);
+  } catch {
+    // Out of inotify watches, or a file system without notifications: consumers poll as before.
+    return undefined;
+  }
+  const close = () => {
+    closed = true;
+    watcher.close();
+    clearImmediate(soon);
+    clearTimeout(later);
+  };
+  // The folder went away or the watch broke: polling takes over.
+  watcher.on('error', close);
+  return close;
+}
+
+/** What Tidings asks of the ORM's knex client: a connection outside its pool, and a statement on it. */
+interface RawClient {
+  acquireRawConnection(): Promise<unknown>;
+  destroyRawConnection(connection: unknown): Promise<unknown>;
+  query(connection: unknown, query: { sql: string; bindings: unknown[] }): Promise<{ response?: unknown }>;
+}
+
+type Rows = Record<string, unknown>[];
+const firstValue = (rows: unknown) => Object.values((rows as Rows | undefined)?.[0] ?? {})[0];
+
+/**
+ * Learns of messages stored into the ORM's database by any process (`watchStores`). New messages are the rows past
+ * the highest `seq` seen (AUTOINCREMENT: a `seq` is never reused, and SQLite's one writer at a time commits them in
+ * order), asked on a connection of its own, since the ORM's may be held by a transaction for as long as a handler
+ * runs. Nothing to watch for a database in memory, which no other process can write. Resolves to the closer.
+ */
+export async function listenForStores(orm: MikroORM, onTopic: (topic: string) => void): Promise<() => Promise<unknown>> {
+  const connection = orm.em.getConnection();
+  const file = String(firstValue(await connection.execute(`SELECT file FROM pragma_database_list WHERE name = 'main'`)) ?? '');
+  const mode = String(firstValue(await connection.execute('PRAGMA journal_mode'))).toLowerCase();
+  if (file === '' || mode !== 'wal') return async () => undefined;
+
+  const client = (connection as unknown as { getKnex(): { client: RawClient } }).getKnex().client;
+  const raw = await client.acquireRawConnection();
+  const query = async (sql: string, bindings: unknown[] = []) => (await client.query(raw, { sql, bindings })).response as Rows;
+  let seen = Number(firstValue(await query('SELECT MAX(seq) FROM tidings_message').catch(() => [])) ?? 0);
+  const storedSince = async () => {
+    const rows = await query('SELECT topic, MAX(seq) AS seq FROM tidings_message WHERE seq > ? GROUP BY topic', [seen]);
+    for (const r of rows) seen = Math.max(seen, Number(r.seq));
+    return rows.map((r) => String(r.topic));
+  };
+  const stop = watchStores(file, storedSince, onTopic);
+  if (!stop) await client.destroyRawConnection(raw);
+  return async () => {
+    if (!stop) return;
+    stop();
+    await client.destroyRawConnection(raw);
+  };
+}
