@@ -17,32 +17,36 @@ export type StoredSince = () => Promise<readonly string[]>;
  * then asks which topics got messages, so a burst of writes is one question, and writes that store nothing (leases,
  * acks) wake no one. The database's own files are never opened here: closing any descriptor of a file drops every
  * POSIX lock this process holds on it, SQLite's included, and another process could then corrupt the database.
- * Returns the closer, or undefined when the folder cannot be watched (consumers then poll).
+ * Returns the closer, which resolves once no question is in flight; undefined when the folder cannot be watched
+ * (consumers then poll).
  */
-export function watchStores(file: string, storedSince: StoredSince, onTopic: (topic: string) => void): (() => void) | undefined {
+export function watchStores(file: string, storedSince: StoredSince, onTopic: (topic: string) => void): (() => Promise<void>) | undefined {
   const wal = `${basename(file)}-wal`;
   let step = SETTLE_MS.length;
-  let asking = false;
+  /** The question in flight, if any; one at a time, and one more right after when asked for meanwhile. */
+  let asking: Promise<void> | undefined;
   let askAgain = false;
   let closed = false;
   let soon: NodeJS.Immediate | undefined;
   let later: NodeJS.Timeout | undefined;
 
-  const check = async () => {
-    soon = later = undefined;
-    if (asking) return void (askAgain = true);
-    asking = true;
+  const ask = async () => {
     // Unanswered (the table not there yet, the connection gone): the poll finds the messages.
     const topics = await storedSince().catch(() => []);
-    asking = false;
+    asking = undefined;
     if (closed) return;
     topics.forEach(onTopic);
-    if (askAgain) {
+    if (askAgain || soon) {
       askAgain = false;
-      soon = setImmediate(check);
+      soon ??= setImmediate(check);
     } else if (step < SETTLE_MS.length) {
       later = setTimeout(check, SETTLE_MS[step++]);
     }
+  };
+  const check = () => {
+    soon = later = undefined;
+    if (asking) askAgain = true;
+    else asking = ask();
   };
   const written = (_event: string, name: string | null) => {
     // A platform that does not name the file reports every file of the folder: the question sorts them out.
@@ -61,15 +65,18 @@ export function watchStores(file: string, storedSince: StoredSince, onTopic: (to
     // Out of inotify watches, or a file system without notifications: consumers poll as before.
     return undefined;
   }
-  const close = () => {
+  const stop = () => {
     closed = true;
     watcher.close();
     clearImmediate(soon);
     clearTimeout(later);
   };
   // The folder went away or the watch broke: polling takes over.
-  watcher.on('error', close);
-  return close;
+  watcher.on('error', stop);
+  return async () => {
+    stop();
+    await asking;
+  };
 }
 
 /** What Tidings asks of the ORM's knex client: a connection outside its pool, and a statement on it. */
@@ -107,7 +114,7 @@ export async function listenForStores(orm: MikroORM, onTopic: (topic: string) =>
   if (!stop) await client.destroyRawConnection(raw);
   return async () => {
     if (!stop) return;
-    stop();
+    await stop();
     await client.destroyRawConnection(raw);
   };
 }
