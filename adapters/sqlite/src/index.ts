@@ -2,6 +2,7 @@ import { DriverException, type MikroORM } from '@mikro-orm/core';
 import { exceptionKind, initOwnOrm, sqlStorage, tidingsEntities, type MikroOrmStorage, type SqlDialect, type SqlErrorKind } from '@tidings/adapter-mikro-orm';
 import { InvalidOptionsError } from '@tidings/core';
 import { loadSqliteDriver, syncStatementsOf, type SqliteDriverName } from './driver.js';
+import { listenForStores } from './watch-stores.js';
 
 export { loadSqliteDriver, type SqliteDriverName } from './driver.js';
 
@@ -49,7 +50,10 @@ function classifySqliteError(error: unknown): SqlErrorKind | undefined {
   return 'failed';
 }
 
-/** SQLite through MikroORM: one statement leases a batch (`UPDATE … RETURNING`); processes share a file safely. */
+/**
+ * SQLite through MikroORM: one statement leases a batch (`UPDATE … RETURNING`); processes share a file safely, and a
+ * store by any of them wakes the others' consumers of its topic (a watch on the WAL, see `listenForStores`).
+ */
 export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   lockClause: '',
@@ -64,6 +68,7 @@ export const sqliteDialect: SqlDialect = {
   jsonStrings: 'SELECT value FROM json_each(?)',
   jsonMessages: `SELECT value ->> '$.id' AS id, value ->> '$.body' AS body, value ->> '$.availableAt' AS available_at, value ->> '$.lastError' AS last_error, value ->> '$.headers' AS headers FROM json_each(?)`,
   classifyError: classifySqliteError,
+  listen: listenForStores,
 };
 
 /** A connection as either driver hands it to `pool.afterCreate`: sqlite3's takes a callback, better-sqlite3's runs at once. */
