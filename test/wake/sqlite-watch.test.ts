@@ -22,6 +22,20 @@ async function storageOn(file: string) {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** File watches this process holds (fs.watch handles). */
 const watches = () => process.getActiveResourcesInfo().filter((r) => r === 'FSEventWrap').length;
+/** The count of file watches once it stops moving (a closed watch's handle goes away a moment later). */
+async function settledWatches(): Promise<number> {
+  let last = -1;
+  while (watches() !== last) {
+    last = watches();
+    await sleep(50);
+  }
+  return last;
+}
+/** Waits up to 5 s for the count of file watches to become `n`, then returns it. */
+async function watchesBecome(n: number): Promise<number> {
+  for (let i = 0; i < 100 && watches() !== n; i++) await sleep(50);
+  return watches();
+}
 
 /** Resolves once `calls()` passes `n`, rejects after `ms`. */
 async function until(calls: () => number, n: number, ms: number): Promise<void> {
@@ -67,21 +81,20 @@ describe("the SQLite storage's watch", () => {
   });
 
   it('holds a file watch only while open: close releases it', async () => {
-    const before = watches();
+    const before = await settledWatches();
     const storage = sqliteStorage({ file: join(dir, 'close.db') });
     await storage.open();
     storage.watch('jobs', () => undefined);
-    await sleep(50);
-    expect(watches()).toBe(before + 1);
+    expect(await watchesBecome(before + 1)).toBe(before + 1);
     await storage.close();
-    expect(watches()).toBe(before);
+    expect(await watchesBecome(before)).toBe(before);
   });
 
   it('watches nothing in memory, where no other process can store', async () => {
-    const before = watches();
+    const before = await settledWatches();
     const storage = await storageOn(':memory:');
     storage.watch('jobs', () => undefined);
-    await sleep(50);
+    await sleep(200);
     expect(watches()).toBe(before);
   });
 });
