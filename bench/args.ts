@@ -43,3 +43,13 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
   }
   return args;
 }
+
+/** This process's arguments; a usage error is printed and the process exits with 2. */
+export function processArgs(): BenchArgs {
+  try {
+    return parseArgs(process.argv.slice(2));
+  } catch (error) {
+    console.error((error as Error).message);
+    process.exit(2);
+  }
+}

@@ -1,7 +1,7 @@
 // npm run bench:peers: Tidings beside BullMQ (Redis) and Graphile Worker (PostgreSQL) on the same machine, the
 // systems alternating round by round, medians compared; then every target of issue 11. See docs/benchmarks.md.
 import { readFileSync } from 'node:fs';
-import { parseArgs } from './args.js';
+import { processArgs } from './args.js';
 import { bullBatches, bullFixedRate, bullSingleAdds } from './bullmq.js';
 import { catalog, names, type Scenario } from './catalog.js';
 import { BenchContext, countsFor } from './context.js';
@@ -13,13 +13,7 @@ import { runAll, stepsOf } from './runner.js';
 import { median, medianLatency, round } from './stats.js';
 import { PEERS, judgeTargets } from './targets.js';
 
-let args;
-try {
-  args = parseArgs(process.argv.slice(2));
-} catch (error) {
-  console.error((error as Error).message);
-  process.exit(2);
-}
+const args = processArgs();
 const redisServer = redisServerPath();
 if (!redisServer) {
   console.error(REDIS_INSTALL);

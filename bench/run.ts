@@ -1,6 +1,6 @@
 // npm run bench: what users run, measured against raw drivers in this same process. See docs/benchmarks.md.
 import { join } from 'node:path';
-import { parseArgs } from './args.js';
+import { processArgs } from './args.js';
 import { catalog } from './catalog.js';
 import { BenchContext, countsFor } from './context.js';
 import { stepCosts } from './costs.js';
@@ -9,13 +9,7 @@ import type { Results } from './rows.js';
 import { runAll, stepsOf } from './runner.js';
 import { judgeTargets } from './targets.js';
 
-let args;
-try {
-  args = parseArgs(process.argv.slice(2));
-} catch (error) {
-  console.error((error as Error).message);
-  process.exit(2);
-}
+const args = processArgs();
 const all = catalog();
 const only = args.only;
 const matched = all.filter((s) => s.system !== 'raw' && (!only || s.name.toLowerCase().includes(only)));
