@@ -17,7 +17,7 @@ export function lifecyclesPage(): string {
     `## ${title}\n\n${text}${picture(target)}\n\n\`\`\`mermaid\n${mermaid}\n\`\`\`\n`;
   return [
     '# Message lifecycles\n',
-    'Drawn from the XState machines in `core/src/machines/` (`npm run docs:lifecycles`, which draws the pictures with',
+    'Drawn from the XState machines in `core/src/lifecycle/machines/` (`npm run docs:lifecycles`, which draws the pictures with',
     '`tidings viz`); a guard is written after `if`, or in brackets. Every other (state, event) pair is refused with',
     '`ILLEGAL_TRANSITION`. In the pictures a double border is a final state, `dead` and the DEAD transition are red, the',
     "thick blue STORE is refused inside the dedup window, and the dashed REDRIVE is an operator's.\n",

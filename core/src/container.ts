@@ -1,10 +1,10 @@
 import { container as rootContainer, type DependencyContainer, type InjectionToken } from 'tsyringe';
 import { InvalidOptionsError } from './errors.js';
 import { TidingsEventBus } from './events.js';
-import type { IdempotencyStore } from './idempotency.js';
+import type { IdempotencyStore } from './storage/idempotency.js';
 import type { TidingsPlugin } from './plugin.js';
-import { stderrLogger, systemClock, uuidGenerator, type Clock, type IdGenerator, type Logger } from './runtime.js';
-import type { StorageAdapter } from './storage.js';
+import { stderrLogger, systemClock, uuidGenerator, type Clock, type IdGenerator, type Logger } from './services.js';
+import type { StorageAdapter } from './storage/contract.js';
 import { Tokens } from './tokens.js';
 
 /** The parts of one instance `Tidings.create` takes; any left out is resolved from `container`, then defaulted. */

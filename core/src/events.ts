@@ -1,5 +1,5 @@
 import { EventEmitter } from 'eventemitter3';
-import type { Lifecycle, LifecycleEventType, MessageState, Semantic } from './lifecycle.js';
+import type { Lifecycle, LifecycleEventType, MessageState, Semantic } from './lifecycle/names.js';
 
 /** A message changed state. */
 export interface TransitionEvent {

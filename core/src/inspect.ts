@@ -1,6 +1,6 @@
 import type { TransitionEvent } from './events.js';
-import { LIFECYCLE_EVENTS, type LifecycleEventType, type MessageState } from './lifecycle.js';
-import { lifecycleTables } from './table.js';
+import { LIFECYCLE_EVENTS, type LifecycleEventType, type MessageState } from './lifecycle/names.js';
+import { lifecycleTables } from './lifecycle/table.js';
 
 /**
  * One message transition in the shape of XState's inspection events (`@xstate.snapshot`): the topic is the root, each

@@ -1,5 +1,5 @@
 import { InvalidOptionsError, InvalidTopicError } from './errors.js';
-import { SCOPES, SEMANTICS, lifecycleOf, type Lifecycle, type Scope, type Semantic } from './lifecycle.js';
+import { SCOPES, SEMANTICS, lifecycleOf, type Lifecycle, type Scope, type Semantic } from './lifecycle/names.js';
 
 /** Exponential backoff with optional full jitter. */
 export interface BackoffOptions {

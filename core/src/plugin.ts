@@ -1,9 +1,9 @@
-import type { ConsumeContext, Message } from './consume.js';
+import type { ConsumeContext, Message } from './delivery/consume.js';
 import { InvalidOptionsError } from './errors.js';
 import type { TidingsEventBus } from './events.js';
-import type { Lifecycle } from './lifecycle.js';
-import type { SendAck } from './send.js';
-import type { StateCounts, StorageAdapter, StoredMessage, TopicRecord } from './storage.js';
+import type { Lifecycle } from './lifecycle/names.js';
+import type { SendAck } from './delivery/send.js';
+import type { StateCounts, StorageAdapter, StoredMessage, TopicRecord } from './storage/contract.js';
 
 /** One message of a send as plugins see it, before it is stored: a plugin may add headers. */
 export interface OutgoingMessage {

@@ -5,15 +5,15 @@ import { ClosedError, InvalidOptionsError, TopicConflictError } from './errors.j
 import { TidingsEventBus, type TransitionEvent } from './events.js';
 import { toInspectionEvent, type InspectionEvent } from './inspect.js';
 import { resolveTopicOptions, validateTopicName, type ResolvedTopicOptions, type TopicOptions } from './options.js';
-import type { StateCounts, StorageAdapter, StoredMessage, TopicRecord } from './storage.js';
-import { lifecyclePlans } from './plan.js';
+import type { StateCounts, StorageAdapter, StoredMessage, TopicRecord } from './storage/contract.js';
+import { lifecyclePlans } from './lifecycle/plan.js';
 import { pluginChain, type PluginChain, type TidingsPlugin } from './plugin.js';
 import { Tokens } from './tokens.js';
 import { Topic } from './topic.js';
-import type { StopOptions } from './consume.js';
-import { requests } from './protocol.js';
-import { LeaseSweeper } from './sweep.js';
-import { declareTopic, notify, type TopicDeclaration, type TopicRuntime } from './topic-runtime.js';
+import type { StopOptions } from './delivery/consume.js';
+import { requests } from './storage/requests.js';
+import { LeaseSweeper } from './delivery/sweeper.js';
+import { declareTopic, notify, type TopicDeclaration, type TopicRuntime } from './delivery/runtime.js';
 
 /** What `Tidings.create` takes; any part left out is resolved from `container`, then defaulted. */
 export interface TidingsOptions<Tx = unknown> extends ContainerParts<Tx> {

@@ -1,9 +1,9 @@
 import type { InjectionToken } from 'tsyringe';
 import type { TidingsEventBus } from './events.js';
-import type { IdempotencyStore } from './idempotency.js';
+import type { IdempotencyStore } from './storage/idempotency.js';
 import type { TidingsPlugin } from './plugin.js';
-import type { Clock, IdGenerator, Logger } from './runtime.js';
-import type { StorageAdapter } from './storage.js';
+import type { Clock, IdGenerator, Logger } from './services.js';
+import type { StorageAdapter } from './storage/contract.js';
 
 /** Injection tokens of one Tidings instance's child container; register your own to replace a part. */
 export const Tokens = {

@@ -1,13 +1,13 @@
-import type { ConsumeOptions, Handler } from './consume.js';
-import { Consumer } from './consumer.js';
+import type { ConsumeOptions, Handler } from './delivery/consume.js';
+import { Consumer } from './delivery/consumer.js';
 import { AckTimeoutError, ClosedError, InvalidOptionsError, InvalidMessageError, PayloadTooLargeError, TidingsError } from './errors.js';
 import { backoffDelay } from './options.js';
 import { serializeHeaders } from './headers.js';
 import { serializePayload } from './payload.js';
-import { requests } from './protocol.js';
-import type { NewMessage, StoreResult } from './storage.js';
-import type { SendAck, SendManyOptions, SendOptions } from './send.js';
-import { emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
+import { requests } from './storage/requests.js';
+import type { NewMessage, StoreResult } from './storage/contract.js';
+import type { SendAck, SendManyOptions, SendOptions } from './delivery/send.js';
+import { emitSteps, notify, type TopicRuntime } from './delivery/runtime.js';
 
 const ID_MAX = 200;
 

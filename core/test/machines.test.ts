@@ -318,8 +318,8 @@ describe('transition table agrees with transition() for every (state, event, gua
     const src = fileURLToPath(new URL('../src', import.meta.url));
     const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
     const importers = files.filter((f) => /from 'xstate'/.test(readFileSync(join(src, f), 'utf8').replace(/import type[^;]+;/g, '')));
-    expect(importers.filter((f) => !f.startsWith('machines')).sort()).toEqual(['consumer-machine.ts', 'consumer.ts']);
-    expect(importers.filter((f) => f.startsWith('machines'))).toHaveLength(4);
+    expect(importers.filter((f) => !f.startsWith('lifecycle/machines')).sort()).toEqual(['delivery/consumer-machine.ts', 'delivery/consumer.ts']);
+    expect(importers.filter((f) => f.startsWith('lifecycle/machines'))).toHaveLength(4);
   });
 });
 
@@ -353,8 +353,8 @@ describe('each lifecycle plan, written out by hand', () => {
 
   it('keeps lifecycle names out of delivery: only the lifecycle module and the options name them', () => {
     const src = fileURLToPath(new URL('../src', import.meta.url));
-    const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && !f.startsWith('machines'));
+    const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && !f.startsWith('lifecycle/machines'));
     const naming = files.filter((f) => /'(at-most-once|at-least-once|exactly-once\/(broker|end-to-end))'/.test(readFileSync(join(src, f), 'utf8')));
-    expect(naming.sort()).toEqual(['lifecycle.ts', 'options.ts', 'tidings.ts']);
+    expect(naming.sort()).toEqual(['lifecycle/names.ts', 'options.ts', 'tidings.ts']);
   });
 });

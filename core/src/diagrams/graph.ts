@@ -1,5 +1,5 @@
-import { LIFECYCLE_EVENTS } from './lifecycle.js';
-import type { TransitionTable } from './table.js';
+import { LIFECYCLE_EVENTS } from '../lifecycle/names.js';
+import type { TransitionTable } from '../lifecycle/table.js';
 
 /** What a graph draws: a message's lifecycle, or a consumer's own life. */
 export type GraphKind = 'lifecycle' | 'consumer';

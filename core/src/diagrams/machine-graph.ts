@@ -1,5 +1,5 @@
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
-import { consumerMachine } from './consumer-machine.js';
+import { consumerMachine } from '../delivery/consumer-machine.js';
 import type { GraphEdge, GraphKind, GraphState, StateGraph } from './graph.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { LifecycleEvent } from '../lifecycle.js';
+import type { LifecycleEvent } from '../names.js';
 
 type GuardArgs = { event: LifecycleEvent };
 

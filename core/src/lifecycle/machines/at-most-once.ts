@@ -1,5 +1,5 @@
 import { setup } from 'xstate';
-import type { LifecycleEvent } from '../lifecycle.js';
+import type { LifecycleEvent } from '../names.js';
 import { lifecycleGuards } from './guards.js';
 
 /** At-most-once: deleted when handed out, before the handler runs; never redelivered. */

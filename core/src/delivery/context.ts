@@ -1,6 +1,6 @@
-import type { StoredMessage } from './storage.js';
+import type { StoredMessage } from '../storage/contract.js';
 import type { Settler, SettleContext } from './settler.js';
-import type { TopicRuntime } from './topic-runtime.js';
+import type { TopicRuntime } from './runtime.js';
 
 /** What a delivery strategy needs of its consumer. */
 export interface DeliveryContext<Tx> {

@@ -1,5 +1,5 @@
-import { InvalidOptionsError } from './errors.js';
-import { MAX_TIMER_MS } from './options.js';
+import { InvalidOptionsError } from '../errors.js';
+import { MAX_TIMER_MS } from '../options.js';
 
 /** A delivered message as a handler sees it. */
 export interface Message<T = unknown> {

@@ -1,9 +1,9 @@
-import { runAll, type Delivery, type DeliveryContext } from './delivery-context.js';
+import { runAll, type Delivery, type DeliveryContext } from './context.js';
 import { TransactionalInbox } from './inbox.js';
-import type { DeliveryStrategy } from './plan.js';
-import { describeError, firstLine } from './runtime.js';
-import type { StoredMessage } from './storage.js';
-import { emitSteps } from './topic-runtime.js';
+import type { DeliveryStrategy } from '../lifecycle/plan.js';
+import { describeError, firstLine } from '../services.js';
+import type { StoredMessage } from '../storage/contract.js';
+import { emitSteps } from './runtime.js';
 
 /** At-most-once: the lease deleted the message already; a failing handler loses it, visibly. */
 function removeOnLease<Tx>(c: DeliveryContext<Tx>): Delivery {

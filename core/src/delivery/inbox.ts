@@ -1,9 +1,9 @@
-import { runAll, type Delivery, type DeliveryContext } from './delivery-context.js';
-import { LeaseLostError, TidingsError } from './errors.js';
-import { describeError, firstLine } from './runtime.js';
-import type { StoredMessage } from './storage.js';
+import { runAll, type Delivery, type DeliveryContext } from './context.js';
+import { LeaseLostError, TidingsError } from '../errors.js';
+import { describeError, firstLine } from '../services.js';
+import type { StoredMessage } from '../storage/contract.js';
 import { emitDuplicate, leaseLost, settle } from './settler.js';
-import { emitSteps } from './topic-runtime.js';
+import { emitSteps } from './runtime.js';
 
 type Failed = Array<[StoredMessage, unknown]>;
 

@@ -1,5 +1,5 @@
 import { assign, fromPromise, setup } from 'xstate';
-import type { StoredMessage } from './storage.js';
+import type { StoredMessage } from '../storage/contract.js';
 
 /** What a consumer does in each state of its life; its machine decides when. */
 export interface ConsumerWork {

@@ -1,5 +1,5 @@
 import { lifecycleGraph, type StateGraph } from './graph.js';
-import type { TransitionTable } from './table.js';
+import type { TransitionTable } from '../lifecycle/table.js';
 
 /** A Mermaid `stateDiagram-v2` of a graph: one line per transition, `from --> to: EVENT if guard`. */
 export function mermaidDiagram(graph: StateGraph): string {

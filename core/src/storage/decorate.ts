@@ -1,4 +1,4 @@
-import type { StorageAdapter } from './storage.js';
+import type { StorageAdapter } from './contract.js';
 
 /**
  * A storage adapter with some members replaced or added: members of `overrides` win; every other

@@ -1,5 +1,5 @@
 import { setup } from 'xstate';
-import type { LifecycleEvent } from '../lifecycle.js';
+import type { LifecycleEvent } from '../names.js';
 import { lifecycleGuards } from './guards.js';
 
 /** Exactly-once, end-to-end: producer-made ids, STORE refused inside the dedup window, consumer deduplicates. */

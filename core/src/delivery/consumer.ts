@@ -1,14 +1,14 @@
 import { createActor, type Actor } from 'xstate';
 import { resolveConsumeOptions, resolveGraceMs, type ConsumeContext, type ConsumeOptions, type Handler, type Message, type StopOptions } from './consume.js';
 import { consumerMachine, type ConsumerWork } from './consumer-machine.js';
-import type { Delivery } from './delivery-context.js';
-import { deliveryFor } from './delivery.js';
-import { InvalidOptionsError, LeaseLostError } from './errors.js';
-import { parseHeaders } from './headers.js';
-import { requests } from './protocol.js';
+import type { Delivery } from './context.js';
+import { deliveryFor } from './strategies.js';
+import { InvalidOptionsError, LeaseLostError } from '../errors.js';
+import { parseHeaders } from '../headers.js';
+import { requests } from '../storage/requests.js';
 import { Settler } from './settler.js';
-import type { StoredMessage } from './storage.js';
-import { emitSteps, type TopicRuntime } from './topic-runtime.js';
+import type { StoredMessage } from '../storage/contract.js';
+import { emitSteps, type TopicRuntime } from './runtime.js';
 
 /**
  * A consumer actor: leases batches, runs the handler, and settles each message as its lifecycle says. Its life

@@ -1,6 +1,6 @@
-import { expireLeases } from './protocol.js';
+import { expireLeases } from '../storage/requests.js';
 import { emitCopies, emitDead, settle, type SettleContext } from './settler.js';
-import { emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
+import { emitSteps, notify, type TopicRuntime } from './runtime.js';
 
 /** What a sweep needs of its topic: settling's, and the consumers to wake for requeued messages. */
 export type SweepContext = SettleContext & Pick<TopicRuntime, 'consumers'>;

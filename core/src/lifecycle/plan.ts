@@ -1,4 +1,4 @@
-import type { Lifecycle, LifecycleEventType, MessageState } from './lifecycle.js';
+import type { Lifecycle, LifecycleEventType, MessageState } from './names.js';
 import { lifecycleMachines } from './machines/index.js';
 import { lifecycleTables, type TransitionStep, type TransitionTable } from './table.js';
 

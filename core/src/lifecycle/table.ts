@@ -1,11 +1,11 @@
-import { IllegalTransitionError } from './errors.js';
+import { IllegalTransitionError } from '../errors.js';
 import {
   LIFECYCLES,
   type Lifecycle,
   type LifecycleEvent,
   type LifecycleEventType,
   type MessageState,
-} from './lifecycle.js';
+} from './names.js';
 import { lifecycleMachines, type LifecycleMachine } from './machines/index.js';
 
 type Guard = (args: { event: LifecycleEvent }) => boolean;

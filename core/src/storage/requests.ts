@@ -1,5 +1,5 @@
-import type { MessageState } from './lifecycle.js';
-import type { LifecyclePlan } from './plan.js';
+import type { MessageState } from '../lifecycle/names.js';
+import type { LifecyclePlan } from '../lifecycle/plan.js';
 import type {
   ExpireRequest,
   ExtendLeaseRequest,
@@ -13,8 +13,8 @@ import type {
   StoredMessage,
   StoreRequest,
   StoreResult,
-} from './storage.js';
-import type { TransitionStep } from './table.js';
+} from './contract.js';
+import type { TransitionStep } from '../lifecycle/table.js';
 
 /** A topic as the storage protocol sees it: its name, plan and limits, and the topic its dead letters are copied to. */
 export interface ProtocolTopic {

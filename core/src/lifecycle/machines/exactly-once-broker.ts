@@ -1,5 +1,5 @@
 import { setup } from 'xstate';
-import type { LifecycleEvent } from '../lifecycle.js';
+import type { LifecycleEvent } from '../names.js';
 import { lifecycleGuards } from './guards.js';
 
 /** Exactly-once, broker scope: no producer ack; consumers skip ids their idempotency store holds. */

@@ -1,10 +1,10 @@
-import { LeaseLostError } from './errors.js';
-import { backoffDelay } from './options.js';
-import { releaseLeases, requests, type Failure } from './protocol.js';
-import { describeError, firstLine } from './runtime.js';
-import type { StoredMessage } from './storage.js';
-import type { TransitionStep } from './table.js';
-import { emitSteps, notify, type TopicRuntime } from './topic-runtime.js';
+import { LeaseLostError } from '../errors.js';
+import { backoffDelay } from '../options.js';
+import { releaseLeases, requests, type Failure } from '../storage/requests.js';
+import { describeError, firstLine } from '../services.js';
+import type { StoredMessage } from '../storage/contract.js';
+import type { TransitionStep } from '../lifecycle/table.js';
+import { emitSteps, notify, type TopicRuntime } from './runtime.js';
 
 /** What settling needs of a topic. */
 export type SettleContext = Pick<TopicRuntime, 'name' | 'options' | 'plan' | 'storage' | 'clock' | 'logger' | 'events' | 'deadLetter'>;

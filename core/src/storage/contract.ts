@@ -1,5 +1,5 @@
 import type { IdempotencyStore } from './idempotency.js';
-import type { Lifecycle, MessageState } from './lifecycle.js';
+import type { Lifecycle, MessageState } from '../lifecycle/names.js';
 
 /** A message the broker is asked to store; the body is already serialized JSON. */
 export interface NewMessage {

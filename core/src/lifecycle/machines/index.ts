@@ -1,4 +1,4 @@
-import type { Lifecycle } from '../lifecycle.js';
+import type { Lifecycle } from '../names.js';
 import { atLeastOnceMachine } from './at-least-once.js';
 import { atMostOnceMachine } from './at-most-once.js';
 import { exactlyOnceBrokerMachine } from './exactly-once-broker.js';

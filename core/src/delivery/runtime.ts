@@ -1,12 +1,12 @@
-import type { TidingsEventBus } from './events.js';
-import type { IdempotencyStore } from './idempotency.js';
-import type { ResolvedTopicOptions } from './options.js';
-import type { Clock, IdGenerator, Logger } from './runtime.js';
-import { TopicConflictError } from './errors.js';
-import type { StorageAdapter, TopicRecord } from './storage.js';
-import type { LifecyclePlan } from './plan.js';
-import type { PluginChain } from './plugin.js';
-import type { TransitionStep } from './table.js';
+import type { TidingsEventBus } from '../events.js';
+import type { IdempotencyStore } from '../storage/idempotency.js';
+import type { ResolvedTopicOptions } from '../options.js';
+import type { Clock, IdGenerator, Logger } from '../services.js';
+import { TopicConflictError } from '../errors.js';
+import type { StorageAdapter, TopicRecord } from '../storage/contract.js';
+import type { LifecyclePlan } from '../lifecycle/plan.js';
+import type { PluginChain } from '../plugin.js';
+import type { TransitionStep } from '../lifecycle/table.js';
 
 /** What producer, consumers and the instance share for one topic. */
 export interface TopicRuntime {

@@ -1,5 +1,5 @@
 import { setup } from 'xstate';
-import type { LifecycleEvent } from '../lifecycle.js';
+import type { LifecycleEvent } from '../names.js';
 import { lifecycleGuards } from './guards.js';
 
 /** At-least-once: acked after durable storage, leased, deleted only after the consumer's ack. */
