@@ -12,6 +12,8 @@ export interface DashboardCommandOptions {
   /** Default 127.0.0.1; anything else needs `token`. */
   host?: string;
   token?: string;
+  /** Host names to answer to besides loopback names and IP addresses (`.example.com` for a domain's); see `createDashboard`. */
+  allowedHosts?: string[];
   /** Resolves when the dashboard should stop (default: on SIGINT or SIGTERM). */
   until?: Promise<unknown>;
 }
@@ -23,7 +25,7 @@ export async function serveDashboard(options: DashboardCommandOptions, output: O
   const database = await openDatabase(options.db);
   let dashboard: Awaited<ReturnType<typeof createDashboard>> | undefined;
   try {
-    dashboard = createDashboard({ storage: database.storage, token: options.token, title: `Tidings: ${database.name}` });
+    dashboard = createDashboard({ storage: database.storage, token: options.token, allowedHosts: options.allowedHosts, title: `Tidings: ${database.name}` });
     const port = typeof options.port === 'string' && /^\s*\d+\s*$/.test(options.port) ? Number(options.port) : (options.port ?? DEFAULT_DASHBOARD_PORT);
     const { url } = await dashboard.listen({ port: port as number, host: options.host });
     output.out(`Dashboard of ${database.target} at ${url}${options.token === undefined ? '' : ' (sign in with the token)'}`);

@@ -99,8 +99,13 @@ export async function run(argv: string[], output: Output = processOutput): Promi
     .option('--port <n>', `port to listen on (0: any free one)`, String(DEFAULT_DASHBOARD_PORT))
     .option('--host <host>', 'address to listen on; anything but loopback needs --token', '127.0.0.1')
     .addOption(new Option('--token <token>', 'token every request must carry (Bearer header, or the page asks for it)').env('TIDINGS_DASHBOARD_TOKEN'))
-    .action(async (o: { db: string; port: string; host: string; token?: string }) => {
-      exitCode = await serveDashboard(remember(o), output);
+    .option(
+      '--allowed-host <name>',
+      'a host name to answer to besides localhost and IP addresses (repeat for several; .example.com for the domain and its subdomains)',
+      (name: string, names: string[] = []) => [...names, name],
+    )
+    .action(async (o: { db: string; port: string; host: string; token?: string; allowedHost?: string[] }) => {
+      exitCode = await serveDashboard({ ...remember(o), allowedHosts: o.allowedHost }, output);
     });
 
   program

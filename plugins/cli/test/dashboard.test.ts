@@ -1,5 +1,6 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,6 +122,33 @@ describe('tidings dashboard', () => {
     expect((await fetch(new URL('metrics', url), { headers: { authorization: 'Bearer cli-token-0123' } })).status).toBe(200);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
+  });
+
+  it('answers the host names given with --allowed-host, and refuses others with how to allow them', async () => {
+    const { url, child, exited } = await start('--allowed-host', 'dash.example.com', '--allowed-host', '.tidings.test');
+    const port = Number(new URL(url).port);
+    // node:http, since fetch cannot set Host.
+    const get = (host: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/api/snapshot', headers: { host } }, (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    for (const host of ['dash.example.com', `dash.example.com:${port}`, 'tidings.test', 'eu.tidings.test', `127.0.0.1:${port}`, `localhost:${port}`]) {
+      expect([host, (await get(host)).status]).toEqual([host, 200]);
+    }
+    const refused = await get(`other.example:${port}`);
+    expect(refused.status).toBe(421);
+    expect(JSON.parse(refused.body).error).toMatchObject({ code: 'HOST_NOT_ALLOWED', message: expect.stringContaining('tidings dashboard --allowed-host other.example.') });
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const bad = await run('dashboard', '--db', file, '--port', '0', '--allowed-host', 'https://dash.example.com');
+    expect(bad).toMatchObject({ code: 1, stdout: '' });
+    expect(bad.stderr).toMatch(/^tidings: allowedHosts \(tidings dashboard --allowed-host\) takes host names without scheme or port/);
   });
 
   it.each([

@@ -1,11 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { InvalidOptionsError, LIFECYCLES, Tokens, TidingsError, lifecyclePlans, requests, type Lifecycle, type StorageAdapter, type Tidings } from '@tidings/core';
 import { metricsPlugin, type MetricsPlugin } from '@tidings/metrics';
 import { Gate, encrypted, isLoopback, queryTokenAllowed } from './auth.js';
 import { lifecycleSvg } from './diagrams.js';
 import { DashboardListenError, DashboardRequestError, DashboardTokenRequiredError, InvalidPortError } from './errors.js';
 import { Monitor, type Snapshot } from './monitor.js';
+import { AllowedHosts, checkHost, checkOrigin, parseHost } from './origin.js';
 import { dashboardPage, loginPage } from './page.js';
 
 /** Options of `createDashboard`: a Tidings instance in this process, or a storage other processes write to. */
@@ -21,6 +22,13 @@ export interface DashboardOptions {
   metrics?: MetricsPlugin;
   /** Required to listen beyond loopback; then every request needs it (Bearer header, login cookie, or `?token=` locally). */
   token?: string;
+  /**
+   * Host names the dashboard answers to besides loopback names (`localhost`, `*.localhost`) and IP addresses: exact
+   * (`'dash.example.com'`), or `'.example.com'` for that domain and its subdomains; `listen({ host })` adds its own.
+   * Any other Host header is refused (421 `HOST_NOT_ALLOWED`), so that a web page cannot reach the dashboard through
+   * a name it points at this machine (DNS rebinding). `true` answers every Host: only behind a proxy that checks it.
+   */
+  allowedHosts?: readonly string[] | true;
   /** The page's title (default `Tidings`). */
   title?: string;
 }
@@ -64,6 +72,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   const now = tidings ? () => tidings.container.resolve(Tokens.Clock).now() : () => Date.now();
   const monitor = new Monitor({ tidings, storage, metrics, now, hooked: tidings !== undefined && options.metrics !== undefined });
   const gate = new Gate(options.token);
+  const hosts = new AllowedHosts(options.allowedHosts);
   const streams = new Set<ServerResponse>();
   const servers = new Set<Server>();
   let closed = false;
@@ -144,11 +153,13 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     // Express strips the mount path from req.url and keeps it in req.baseUrl: links and the cookie need it back.
     const base = ((req as { baseUrl?: string }).baseUrl ?? '').replace(/\/$/, '');
     const method = req.method ?? 'GET';
-    const known = ['/', '/events', '/metrics', '/api/snapshot', '/api/redrive', '/login'];
-    if (!known.includes(path)) {
-      if (next) return next();
-      throw new DashboardRequestError(404, 'NOT_FOUND', `No such dashboard page: ${path}. The dashboard is at ${base}/.`);
-    }
+    const known = ['/', '/events', '/metrics', '/api/snapshot', '/api/redrive', '/login'].includes(path);
+    if (!known && next) return next();
+    // Before anything else, sign-in page included: a request under a name the dashboard does not answer to may come
+    // from a page that pointed its own name at this machine, and the browser would show that page every answer.
+    checkHost(req, hosts);
+    if (method !== 'GET' && method !== 'HEAD') checkOrigin(req, hosts, `${method} ${base}${path}`);
+    if (!known) throw new DashboardRequestError(404, 'NOT_FOUND', `No such dashboard page: ${path}. The dashboard is at ${base}/.`);
     if (closed) throw new DashboardRequestError(503, 'CLOSED', 'The dashboard is closed.');
     const wantsPage = method === 'GET' && path === '/';
     if (wantsPage && base !== '' && !((req as { originalUrl?: string }).originalUrl ?? '').split('?')[0]!.endsWith('/')) {
@@ -218,6 +229,8 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         server.listen(port, host, () => resolve());
       });
       servers.add(server);
+      // Whoever listens on a name reaches the dashboard by it.
+      if (isIP(host) === 0 && parseHost(host)) hosts.add(host);
       const address = server.address() as AddressInfo;
       const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
       return { url: `http://${shown}:${address.port}/`, host: address.address, port: address.port };

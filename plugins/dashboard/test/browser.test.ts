@@ -1,11 +1,13 @@
 import { existsSync, mkdirSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { lifecycleTables, type Consumer, type Tidings } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { createDashboard, type Dashboard } from '@tidings/dashboard';
-import { instrumented, until } from './support.js';
+import { fill, instrumented, until } from './support.js';
 
 /** Debian's chromium; no browser download works on the machines this runs on (see DESIGN.md). */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -157,5 +159,108 @@ describe.skipIf(!hasBrowser)(hasBrowser ? 'the dashboard in headless Chromium' :
     } finally {
       await guarded.close();
     }
+  });
+});
+
+/** Listens on a free loopback port, resolving to it. */
+async function listening(server: Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+describe.skipIf(!hasBrowser)('the dashboard against pages of other sites, in headless Chromium', () => {
+  /** The attacker's name: this browser resolves it to this machine, as a rebinding DNS server makes it do. */
+  const ATTACKER = 'attacker.test';
+  let browser: Browser;
+  let tidings: Tidings<any>;
+  let dashboard: Dashboard;
+  const servers: Server[] = [];
+  let dashboardPort: number;
+  let attackerPort: number;
+  /** What the dashboard answered, as its server saw it, for what a page's response cannot show. */
+  const answered: Array<{ method: string; path: string; host: string; status: number }> = [];
+  const api = () => answered.filter((a) => a.path.startsWith('/api/')).map((a) => ({ ...a }));
+  const deadOrders = async () => (await tidings.counts('orders')).orders?.dead ?? 0;
+
+  beforeAll(async () => {
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...FLAGS, `--host-resolver-rules=MAP ${ATTACKER} 127.0.0.1`] });
+    ({ tidings } = await instrumented(memoryStorage()));
+    await fill(tidings);
+    expect(await deadOrders()).toBe(2);
+    dashboard = createDashboard({ tidings });
+    const dashboardServer = createServer((req, res) => {
+      res.on('finish', () => answered.push({ method: req.method!, path: req.url!, host: req.headers.host!, status: res.statusCode }));
+      dashboard.handler(req, res);
+    });
+    servers.push(dashboardServer);
+    dashboardPort = await listening(dashboardServer);
+    // The attacker's server serves its page at /. Its name then points at this machine: Chromium's resolver rules are
+    // fixed for its run, so every other request is passed on to the dashboard byte for byte, Host and Origin as the
+    // browser wrote them, which is what the dashboard sees once the name's DNS answer changed.
+    const attacker = createServer((req, res) => {
+      if (req.url === '/') {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+        return void res.end('<!doctype html><title>Win a prize</title><p>Nothing to see here.</p>');
+      }
+      const upstream = request({ host: '127.0.0.1', port: dashboardPort, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    servers.push(attacker);
+    attackerPort = await listening(attacker);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await dashboard?.close();
+    for (const server of servers) await new Promise((r) => server.close(r));
+    await tidings?.close({ graceMs: 0 });
+  });
+
+  it('keeps a page that rebinds its name to this machine from reading the dead letters or redriving them', async () => {
+    answered.length = 0;
+    const before = await deadOrders();
+    const page = await browser.newPage();
+    const origin = `http://${ATTACKER}:${attackerPort}`;
+    await page.goto(`${origin}/`);
+    // Same-origin for the browser: no CORS stands in the way, the page reads whatever the dashboard answers.
+    const got = await page.evaluate(async (origin) => {
+      const read = await fetch(`${origin}/api/snapshot`);
+      const redrive = await fetch(`${origin}/api/redrive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: 'orders' }) });
+      return { read: { status: read.status, body: await read.text() }, redrive: { status: redrive.status, body: await redrive.text() } };
+    }, origin);
+    expect(got.read.status).toBe(421);
+    expect(JSON.parse(got.read.body).error.code).toBe('HOST_NOT_ALLOWED');
+    expect(got.read.body).not.toContain('order-');
+    expect([got.redrive.status, JSON.parse(got.redrive.body).error.code]).toEqual([421, 'HOST_NOT_ALLOWED']);
+    expect(await deadOrders()).toBe(before);
+    // The requests did reach the dashboard, addressed to the attacker's name (Chromium tries again once on a 421).
+    const seen = api();
+    expect(new Set(seen.map((a) => `${a.method} ${a.path} ${a.host} ${a.status}`))).toEqual(
+      new Set([`GET /api/snapshot ${ATTACKER}:${attackerPort} 421`, `POST /api/redrive ${ATTACKER}:${attackerPort} 421`]),
+    );
+    await page.close();
+  });
+
+  it('refuses a redrive that a page of another origin posts without CORS, and redrives nothing', async () => {
+    answered.length = 0;
+    const before = await deadOrders();
+    const page = await browser.newPage();
+    await page.goto(`http://${ATTACKER}:${attackerPort}/`);
+    const target = `http://127.0.0.1:${dashboardPort}/api/redrive`;
+    // no-cors and text/plain: the browser sends it without a preflight, and the page never sees the answer.
+    const type = await page.evaluate(
+      async (target) => (await fetch(target, { method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ topic: 'orders' }) })).type,
+      target,
+    );
+    expect(type).toBe('opaque');
+    await until('the dashboard to answer the redrive', () => api().length > 0);
+    // 403 from the Origin check, not the 415 that the content type alone would get.
+    expect(api()).toEqual([{ method: 'POST', path: '/api/redrive', host: `127.0.0.1:${dashboardPort}`, status: 403 }]);
+    expect(await deadOrders()).toBe(before);
+    await page.close();
   });
 });

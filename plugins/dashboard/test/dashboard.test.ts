@@ -1,13 +1,14 @@
 import 'reflect-metadata';
-import { createServer, request } from 'node:http';
-import { networkInterfaces } from 'node:os';
-import type { AddressInfo } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { createServer, request, type IncomingHttpHeaders } from 'node:http';
+import { hostname, networkInterfaces } from 'node:os';
+import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import express from 'express';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { Tidings, silentLogger, type Lifecycle } from '@tidings/core';
+import { InvalidOptionsError, Tidings, silentLogger, type Lifecycle } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { createDashboard, DashboardListenError, DashboardTokenRequiredError, InvalidPortError, isLoopback, type Dashboard, type Snapshot } from '@tidings/dashboard';
 import { fill, instrumented, until } from './support.js';
@@ -18,7 +19,7 @@ afterEach(async () => {
 });
 
 /** A filled in-process instance with a dashboard listening on loopback. */
-async function running(options: { token?: string } = {}) {
+async function running(options: { token?: string; allowedHosts?: string[] | true } = {}) {
   const { tidings, metrics } = await instrumented(memoryStorage());
   cleanup.push(() => tidings.close());
   await fill(tidings);
@@ -36,6 +37,50 @@ async function snapshot(url: string, headers: Record<string, string> = {}): Prom
 
 function post(url: string, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) {
   return fetch(new URL('api/redrive', url), { method: 'POST', body, headers });
+}
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  /** The `code` of a JSON error body. */
+  code?: string;
+  message?: string;
+}
+
+/** A request through node:http, which lets a test set Host, Origin and Sec-Fetch-Site as a browser would (fetch forbids them). */
+function raw(url: string, path: string, options: { method?: string; host?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Answer> {
+  const target = new URL(url);
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.host) headers.host = options.host;
+  return new Promise((resolve, reject) => {
+    const req = request({ hostname: target.hostname.replace(/^\[|\]$/g, ''), port: target.port, path, method: options.method ?? 'GET', headers, setHost: options.host === undefined }, (res) => {
+      let body = '';
+      const done = () => {
+        let error: { code?: string; message?: string } | undefined;
+        try {
+          error = (JSON.parse(body) as { error?: { code?: string; message?: string } }).error;
+        } catch {
+          error = undefined;
+        }
+        resolve({ status: res.statusCode!, headers: res.headers, body, code: error?.code, message: error?.message });
+      };
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', done);
+      // An event stream that was let in never ends: its first bytes are answer enough.
+      if (String(res.headers['content-type']).startsWith('text/event-stream')) res.once('data', () => (done(), req.destroy()));
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+const redriveOrder1 = (url: string, headers: Record<string, string> = {}, host?: string) =>
+  raw(url, '/api/redrive', { method: 'POST', host, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ topic: 'orders', ids: ['order-1'] }) });
+
+async function dead(tidings: Tidings<any>): Promise<number> {
+  return (await tidings.counts('orders')).orders?.dead ?? 0;
 }
 
 describe('the dashboard on its own server', () => {
@@ -236,6 +281,200 @@ describe('the dashboard with a token', () => {
     expect(JSON.parse(refused.body).error.code).toBe('TOKEN_IN_URL_REFUSED');
     expect((await get('/api/snapshot')).status).toBe(401);
     expect((await get('/api/snapshot', { authorization: `Bearer ${token}` })).status).toBe(200);
+  });
+});
+
+/** This machine's name, when it resolves to loopback only: then a dashboard can listen on it without leaving the machine. */
+const loopbackName = await lookup(hostname(), { all: true }).then(
+  (all) => (all.length > 0 && all.every((a) => isLoopback(a.address)) && !isLoopback(hostname()) ? hostname().toLowerCase() : undefined),
+  () => undefined,
+);
+
+describe('the dashboard and the Host a request is addressed to (DNS rebinding)', () => {
+  it('refuses a host name it does not answer to on every path with 421 and how to allow it, and redrives nothing', async () => {
+    const { tidings, url } = await running();
+    const port = new URL(url).port;
+    const host = `attacker.example:${port}`;
+    const answers: Array<[string, Answer]> = [];
+    for (const path of ['/', '/api/snapshot', '/events', '/metrics', '/login', '/?token=whatever', '/nowhere']) answers.push([`GET ${path}`, await raw(url, path, { host })]);
+    answers.push(['POST /api/redrive', await redriveOrder1(url, {}, host)]);
+    answers.push(['POST /api/redrive, same Origin', await redriveOrder1(url, { origin: `http://${host}`, 'sec-fetch-site': 'same-origin' }, host)]);
+    answers.push(['POST /login', await raw(url, '/login', { method: 'POST', host, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=x' })]);
+    for (const [what, answer] of answers) {
+      expect({ what, status: answer.status, code: answer.code }).toEqual({ what, status: 421, code: 'HOST_NOT_ALLOWED' });
+      expect(answer.body).not.toContain('order-');
+    }
+    const { message } = answers[0]![1];
+    expect(message).toContain('"attacker.example"');
+    expect(message).toContain("createDashboard({ allowedHosts: ['attacker.example'] })");
+    expect(message).toContain('tidings dashboard --allowed-host attacker.example.');
+    expect(await dead(tidings)).toBe(2);
+    // Node's server turns away an HTTP/1.1 request without Host by itself; HTTP/1.0 needs none, so it reaches the check.
+    const socket = connect(Number(port), '127.0.0.1');
+    cleanup.push(async () => socket.destroy());
+    socket.end('GET /api/snapshot HTTP/1.0\r\n\r\n');
+    let none = '';
+    for await (const chunk of socket) none += String(chunk);
+    expect(none).toMatch(/^HTTP\/1\.[01] 421 Misdirected Request\r\n/);
+    expect(none).toContain('"code":"HOST_NOT_ALLOWED"');
+    expect(none).not.toContain('order-');
+  });
+
+  it('refuses a foreign host before the token is looked at, so a valid token does not let it through', async () => {
+    const token = 'sesame-0123456789';
+    const { tidings, url } = await running({ token });
+    const host = `attacker.example:${new URL(url).port}`;
+    expect((await raw(url, '/api/snapshot', { host, headers: { authorization: `Bearer ${token}` } })).status).toBe(421);
+    expect((await redriveOrder1(url, { authorization: `Bearer ${token}` }, host)).status).toBe(421);
+    expect((await raw(url, `/?token=${token}`, { host })).headers['set-cookie']).toBeUndefined();
+    expect(await dead(tidings)).toBe(2);
+  });
+
+  it('answers loopback names and IP addresses, with or without a port, and no name that merely contains one', async () => {
+    const { url } = await running();
+    const port = new URL(url).port;
+    const status = async (host: string) => [host, (await raw(url, '/api/snapshot', { host })).status];
+    const allowed = ['localhost', `localhost:${port}`, `LocalHost:${port}`, 'localhost.', `dash.localhost:${port}`, `127.0.0.1:${port}`, '127.0.0.1', '127.3.2.1', `[::1]:${port}`, '[::1]', `192.168.1.20:${port}`, '10.0.0.1', `[2001:db8::1]:${port}`, '[::ffff:127.0.0.1]'];
+    for (const host of allowed) expect(await status(host)).toEqual([host, 200]);
+    const refused = ['attacker.example', `localhost.attacker.example:${port}`, `127.0.0.1.nip.io:${port}`, 'localhostx', '::1', '[::1', `[localhost]:${port}`, `127.0.0.1:${port}:${port}`, 'user@127.0.0.1', '127.0.0.1/x', '2130706433.example'];
+    for (const host of refused) expect(await status(host)).toEqual([host, 421]);
+  });
+
+  it('redrives for a page at an IPv6 loopback address whose Origin is that address', async () => {
+    const { tidings, url } = await running();
+    const host = `[::1]:${new URL(url).port}`;
+    const res = await redriveOrder1(url, { origin: `http://${host}`, 'sec-fetch-site': 'same-origin' }, host);
+    expect([res.status, JSON.parse(res.body).redriven]).toEqual([200, 1]);
+    expect(await dead(tidings)).toBe(1);
+  });
+
+  it('answers the host names it is given, exactly or with their subdomains, and any with allowedHosts: true', async () => {
+    const { url } = await running({ allowedHosts: ['Dash.Example.com', '.internal.example'] });
+    const status = async (host: string) => [host, (await raw(url, '/api/snapshot', { host })).status];
+    for (const host of ['dash.example.com', 'DASH.EXAMPLE.COM:7780', 'dash.example.com.', 'internal.example', 'a.internal.example:443', 'b.a.internal.example']) {
+      expect(await status(host)).toEqual([host, 200]);
+    }
+    for (const host of ['example.com', 'x.dash.example.com', 'dash.example.com.evil.example', 'notinternal.example', 'internal.example.evil.example']) {
+      expect(await status(host)).toEqual([host, 421]);
+    }
+    const open = await running({ allowedHosts: true });
+    expect((await raw(open.url, '/api/snapshot', { host: 'anything.example' })).status).toBe(200);
+    // Answering any Host does not make every page an origin the dashboard takes changes from.
+    expect((await redriveOrder1(open.url, { origin: 'http://anything.example' }, 'anything.example')).status).toBe(200);
+    expect((await redriveOrder1(open.url, { origin: 'http://evil.example' }, 'anything.example')).status).toBe(403);
+  });
+
+  it('refuses allowedHosts that are not host names, with a typed error', async () => {
+    const { tidings } = await instrumented(memoryStorage());
+    cleanup.push(() => tidings.close());
+    for (const allowedHosts of [['http://dash.example.com'], ['dash.example.com:8080'], ['*.example.com'], [''], ['.'], 'dash.example.com', [42]]) {
+      expect(() => createDashboard({ tidings, allowedHosts: allowedHosts as string[] })).toThrow(InvalidOptionsError);
+    }
+    expect(() => createDashboard({ tidings, allowedHosts: ['*.example.com'] })).toThrow(/'\.example\.com' for that domain and its subdomains/);
+  });
+
+  it.skipIf(!loopbackName)('answers the host name it was told to listen on', async () => {
+    const { tidings } = await instrumented(memoryStorage());
+    cleanup.push(() => tidings.close());
+    const token = 'sesame-0123456789';
+    const auth = { authorization: `Bearer ${token}` };
+    const named = createDashboard({ tidings, token });
+    cleanup.push(() => named.close());
+    const { url } = await named.listen({ host: loopbackName! });
+    expect((await raw(url, '/api/snapshot', { host: `${loopbackName}:${new URL(url).port}`, headers: auth })).status).toBe(200);
+    const other = createDashboard({ tidings, token });
+    cleanup.push(() => other.close());
+    const { url: otherUrl } = await other.listen();
+    expect((await raw(otherUrl, '/api/snapshot', { host: `${loopbackName}:${new URL(otherUrl).port}`, headers: auth })).status).toBe(421);
+  });
+
+  it('checks Host and Origin when mounted in a plain Node server, and leaves the app its other paths', async () => {
+    const { tidings, metrics } = await instrumented(memoryStorage());
+    cleanup.push(() => tidings.close());
+    await fill(tidings);
+    const dashboard = createDashboard({ tidings, metrics });
+    cleanup.push(() => dashboard.close());
+    const server = createServer((req, res) => dashboard.handler(req, res, () => res.end('app route')));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanup.push(() => new Promise((r) => server.close(r)));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    const foreign = 'attacker.example';
+    expect((await raw(url, '/api/snapshot', { host: foreign })).status).toBe(421);
+    expect((await raw(url, '/events', { host: foreign })).status).toBe(421);
+    expect((await redriveOrder1(url, {}, foreign)).status).toBe(421);
+    expect((await redriveOrder1(url, { origin: 'http://attacker.example' })).status).toBe(403);
+    expect(await dead(tidings)).toBe(2);
+    expect(await raw(url, '/health', { host: foreign })).toMatchObject({ status: 200, body: 'app route' });
+    expect((await raw(url, '/api/snapshot')).status).toBe(200);
+    expect((await redriveOrder1(url)).status).toBe(200);
+    expect(await dead(tidings)).toBe(1);
+  });
+});
+
+describe('the dashboard and changes sent from other origins (CSRF)', () => {
+  const token = 'sesame-0123456789';
+
+  it('refuses a redrive from another origin with 403 even with a valid cookie or token, and redrives nothing', async () => {
+    const { tidings, url } = await running({ token });
+    const port = new URL(url).port;
+    const login = await fetch(new URL('?token=' + token, url), { redirect: 'manual' });
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const cases: Array<[string, Record<string, string>]> = [
+      ['a foreign Origin, with the cookie', { cookie, origin: 'http://evil.example' }],
+      ['a foreign Origin, with the token', { authorization: `Bearer ${token}`, origin: 'http://evil.example' }],
+      ['another port of this host', { cookie, origin: `http://127.0.0.1:${Number(port) + 1}` }],
+      ['localhost for 127.0.0.1', { cookie, origin: `http://localhost:${port}` }],
+      ['Origin: null', { cookie, origin: 'null' }],
+      ['an Origin that is no URL', { cookie, origin: 'evil' }],
+      ['Sec-Fetch-Site: cross-site', { cookie, 'sec-fetch-site': 'cross-site' }],
+      ['Sec-Fetch-Site: same-site', { cookie, 'sec-fetch-site': 'same-site' }],
+      ['a same Origin but Sec-Fetch-Site: cross-site', { cookie, origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'cross-site' }],
+    ];
+    for (const [what, headers] of cases) {
+      const res = await redriveOrder1(url, headers);
+      expect({ what, status: res.status, code: res.code }).toEqual({ what, status: 403, code: 'CROSS_ORIGIN_REFUSED' });
+    }
+    const refused = await redriveOrder1(url, { cookie, origin: 'http://evil.example' });
+    expect(refused.message).toMatch(/^Refused POST \/api\/redrive: it comes from a page at http:\/\/evil\.example, not from this dashboard's own page/);
+    expect(await dead(tidings)).toBe(2);
+  });
+
+  it('takes a redrive from its own page, or from a client that sends no Origin, still with the token only', async () => {
+    const { tidings, url } = await running({ token });
+    const port = new URL(url).port;
+    const login = await fetch(new URL('?token=' + token, url), { redirect: 'manual' });
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const own = { origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'same-origin' };
+    expect((await redriveOrder1(url, own)).status).toBe(401);
+    const same = await redriveOrder1(url, { ...own, cookie });
+    expect([same.status, JSON.parse(same.body).redriven]).toEqual([200, 1]);
+    const noOrigin = await raw(url, '/api/redrive', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{"topic":"orders"}' });
+    expect([noOrigin.status, JSON.parse(noOrigin.body).redriven]).toEqual([200, 1]);
+    expect(await dead(tidings)).toBe(0);
+    // A request the user typed or bookmarked says none.
+    expect((await raw(url, '/api/redrive', { method: 'POST', headers: { cookie, 'sec-fetch-site': 'none', 'content-type': 'application/json' }, body: '{"topic":"orders"}' })).status).toBe(200);
+  });
+
+  it('refuses a sign-in posted from another origin, and sets no cookie', async () => {
+    const { url } = await running({ token });
+    const port = new URL(url).port;
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const body = new URLSearchParams({ token }).toString();
+    for (const headers of [{ origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { origin: 'null' }] as Array<Record<string, string>>) {
+      const res = await raw(url, '/login', { method: 'POST', headers: { ...form, ...headers }, body });
+      expect([res.status, res.code, res.headers['set-cookie']]).toEqual([403, 'CROSS_ORIGIN_REFUSED', undefined]);
+    }
+    const own = await raw(url, '/login', { method: 'POST', headers: { ...form, origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'same-origin' }, body });
+    expect(own.status).toBe(303);
+    expect(own.headers['set-cookie']?.[0]).toMatch(/^tidings_dashboard=/);
+  });
+
+  it('takes changes from a page at a configured public name while a proxy passes its own address as Host', async () => {
+    const { tidings, url } = await running({ allowedHosts: ['dash.example.com'] });
+    const res = await redriveOrder1(url, { origin: 'https://dash.example.com', 'sec-fetch-site': 'same-origin' });
+    expect([res.status, JSON.parse(res.body).redriven]).toEqual([200, 1]);
+    expect((await redriveOrder1(url, { origin: 'https://evil.example.com' })).status).toBe(403);
+    expect(await dead(tidings)).toBe(1);
   });
 });
 
