@@ -106,3 +106,14 @@ export class StorageError extends TidingsError {
     super(options?.code ?? 'STORAGE_ERROR', message, options);
   }
 }
+
+/** A subscription cannot be removed while consumers use it. */
+export class SubscriptionInUseError extends TidingsError {
+  constructor(topic: string, subscription: string, consumers: number, leased: number) {
+    super(
+      'SUBSCRIPTION_IN_USE',
+      `Subscription "${subscription}" of topic "${topic}" is in use (${consumers} consumer(s) in this process, ${leased} message(s) leased): ` +
+        `stop its consumers everywhere (await consumer.stop()) and let their leases settle, then remove it.`,
+    );
+  }
+}

@@ -5,6 +5,8 @@ import type { Lifecycle, LifecycleEventType, MessageState, Semantic } from './li
 export interface TransitionEvent {
   id: string;
   topic: string;
+  /** The subscription whose copy moved; absent on the producer's side (STORE, ACK), which is the topic's. */
+  subscription?: string;
   semantic: Semantic;
   lifecycle: Lifecycle;
   from: MessageState;
@@ -18,6 +20,8 @@ export interface TransitionEvent {
 export interface DuplicateEvent {
   id: string;
   topic: string;
+  /** The subscription it happened in (absent for the broker's dedup). */
+  subscription?: string;
   by: 'broker' | 'consumer';
   at: number;
 }
@@ -26,6 +30,8 @@ export interface DuplicateEvent {
 export interface LeaseExpiredEvent {
   id: string;
   topic: string;
+  /** The subscription it happened in. */
+  subscription?: string;
   deliveries: number;
   at: number;
 }
@@ -34,6 +40,8 @@ export interface LeaseExpiredEvent {
 export interface DeadLetterEvent {
   id: string;
   topic: string;
+  /** The subscription it happened in. */
+  subscription?: string;
   deadLetter?: string;
   deliveries: number;
   at: number;
@@ -44,6 +52,8 @@ export interface DeadLetterEvent {
 export interface HandlerErrorEvent {
   id: string;
   topic: string;
+  /** The subscription it happened in. */
+  subscription?: string;
   deliveries: number;
   error: unknown;
   at: number;
@@ -52,6 +62,7 @@ export interface HandlerErrorEvent {
 /** Something failed outside any caller's promise (a fire-and-forget send, a sweep). */
 export interface BackgroundErrorEvent {
   topic?: string;
+  subscription?: string;
   error: unknown;
   at: number;
 }

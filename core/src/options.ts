@@ -1,4 +1,6 @@
 import { InvalidOptionsError, InvalidTopicError } from './errors.js';
+import { DEFAULT_SUBSCRIPTION } from './storage/scopes.js';
+import { ORDERINGS, type Ordering } from './delivery/lease-policy.js';
 import { SCOPES, SEMANTICS, lifecycleOf, type Lifecycle, type Scope, type Semantic } from './lifecycle/names.js';
 
 /** Exponential backoff with optional full jitter. */
@@ -11,6 +13,23 @@ export interface BackoffOptions {
   factor?: number;
   /** Randomize each delay between half and all of it (default true). */
   jitter?: boolean;
+}
+
+/** What a subscription may set for itself; whatever it leaves out it takes from its topic (but `deadLetter`, see below). */
+export interface SubscriptionOptions {
+  /** Visibility timeout of its leases in ms. */
+  leaseMs?: number;
+  /** Deliveries before its copy of a message is dead-lettered. */
+  maxDeliveries?: number;
+  /**
+   * Topic that receives a copy of each of its dead-lettered messages. The default subscription takes the topic's;
+   * a named one has none unless it names one (two subscriptions copying one message into one topic would collide).
+   */
+  deadLetter?: string;
+  /** Delay between a nack and the redelivery. */
+  backoff?: BackoffOptions;
+  /** How long its idempotency records are kept, in ms. */
+  idempotencyWindowMs?: number;
 }
 
 /** How a topic delivers; `semantic` is required, everything else has a default. */
@@ -38,6 +57,26 @@ export interface TopicOptions {
   retry?: { attempts?: number } & BackoffOptions;
   /** Delay between a nack and the redelivery. */
   backoff?: BackoffOptions;
+  /**
+   * `key`: messages sent with the same `key` are handled one at a time in the order they were stored, per
+   * subscription, across every process; a dead-lettered message lets its key go on. `key-strict`: a dead message
+   * holds its key until redriven. Default `none`: any order.
+   */
+  ordering?: Ordering;
+  /**
+   * The subscriptions declared with the topic, by name (with options of their own, or `{}`): every message stored
+   * from then on is delivered to each. Without it the topic has one, `default`, which `topic.consume()` reads.
+   */
+  subscriptions?: readonly string[] | Readonly<Record<string, SubscriptionOptions>>;
+}
+
+/** A subscription's options with its topic's filled in. */
+export interface ResolvedSubscriptionOptions {
+  leaseMs: number;
+  maxDeliveries: number;
+  deadLetter?: string;
+  backoff: Required<BackoffOptions>;
+  idempotencyWindowMs: number;
 }
 
 /** Topic options with every default filled in. */
@@ -55,9 +94,22 @@ export interface ResolvedTopicOptions {
   ackTimeoutMs: number;
   retry: Required<BackoffOptions> & { attempts: number };
   backoff: Required<BackoffOptions>;
+  ordering: Ordering;
+  /** The subscriptions declared with the topic (`default` alone when it names none). */
+  subscriptions: Readonly<Record<string, SubscriptionOptions>>;
 }
 
 const TOPIC_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
+const SUBSCRIPTION_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/;
+
+/** Throws `InvalidOptionsError` unless `name` is 1-100 characters of `[A-Za-z0-9._:-]` starting with a letter or digit. */
+export function validateSubscriptionName(name: unknown, topic: string): asserts name is string {
+  if (typeof name !== 'string' || !SUBSCRIPTION_NAME.test(name)) {
+    throw new InvalidOptionsError(
+      `Subscription name ${describe(name)} of topic "${topic}" is invalid: use 1-100 characters of letters, digits and . _ : -, starting with a letter or digit (e.g. "billing").`,
+    );
+  }
+}
 
 /** Throws `InvalidTopicError` unless `name` is 1-200 characters of `[A-Za-z0-9._:-]` starting with a letter or digit. */
 export function validateTopicName(name: unknown): asserts name is string {
@@ -118,6 +170,9 @@ export function resolveTopicOptions(topic: string, o: TopicOptions): ResolvedTop
     if (o.deadLetter === topic) throw new InvalidOptionsError(`Topic "${topic}" cannot be its own deadLetter topic: name another one, e.g. "${topic}.dead".`);
   }
   const lifecycle = lifecycleOf(o.semantic, o.scope);
+  if (o.ordering !== undefined && !ORDERINGS.includes(o.ordering)) {
+    throw new InvalidOptionsError(`Unknown ordering ${describe(o.ordering)} for topic "${topic}": use ${ORDERINGS.map((x) => `'${x}'`).join(', ')}.`);
+  }
   return {
     semantic: o.semantic,
     scope: o.semantic === 'exactly-once' ? (o.scope ?? 'end-to-end') : undefined,
@@ -132,6 +187,47 @@ export function resolveTopicOptions(topic: string, o: TopicOptions): ResolvedTop
     ackTimeoutMs: positive('ackTimeoutMs', o.ackTimeoutMs, 5_000, 1, MAX_TIMER_MS),
     retry: { attempts: Math.floor(positive('retry.attempts', o.retry?.attempts, 5)), ...backoff('retry', o.retry, MAX_TIMER_MS) },
     backoff: backoff('backoff', o.backoff),
+    ordering: o.ordering ?? 'none',
+    subscriptions: declaredSubscriptions(topic, o.subscriptions),
+  };
+}
+
+/** The subscriptions a topic declares, by name: `default` alone when it names none. */
+function declaredSubscriptions(topic: string, given: TopicOptions['subscriptions']): Record<string, SubscriptionOptions> {
+  if (given === undefined) return { [DEFAULT_SUBSCRIPTION]: {} };
+  const entries: Array<[string, SubscriptionOptions]> = Array.isArray(given)
+    ? (given as unknown[]).map((name) => [name as string, {}])
+    : typeof given === 'object' && given !== null
+      ? Object.entries(given as Record<string, SubscriptionOptions>)
+      : [];
+  if (entries.length === 0) {
+    throw new InvalidOptionsError(
+      `subscriptions of topic "${topic}" must name at least one, e.g. ['billing', 'email'] or { billing: { maxDeliveries: 3 } }; leave it out for the default subscription.`,
+    );
+  }
+  const names = new Set<string>();
+  for (const [name, options] of entries) {
+    validateSubscriptionName(name, topic);
+    if (names.has(name)) throw new InvalidOptionsError(`Topic "${topic}" names subscription "${name}" twice.`);
+    names.add(name);
+    if (options === null || typeof options !== 'object') throw new InvalidOptionsError(`Options of subscription "${name}" of topic "${topic}" must be an object, e.g. { maxDeliveries: 3 }.`);
+  }
+  return Object.fromEntries(entries);
+}
+
+/** A subscription's options, its topic's filling what it leaves out; throws `InvalidOptionsError` naming a bad one. */
+export function resolveSubscriptionOptions(topic: string, t: ResolvedTopicOptions, name: string, o: SubscriptionOptions = {}): ResolvedSubscriptionOptions {
+  if (o.deadLetter !== undefined) {
+    validateTopicName(o.deadLetter);
+    if (o.deadLetter === topic) throw new InvalidOptionsError(`Subscription "${name}" of topic "${topic}" cannot dead-letter into its own topic: name another one, e.g. "${topic}.${name}.dead".`);
+  }
+  const what = (option: string) => `subscription "${name}": ${option}`;
+  return {
+    leaseMs: positive(what('leaseMs'), o.leaseMs, t.leaseMs),
+    maxDeliveries: Math.floor(positive(what('maxDeliveries'), o.maxDeliveries, t.maxDeliveries)),
+    deadLetter: o.deadLetter ?? (name === DEFAULT_SUBSCRIPTION ? t.deadLetter : undefined),
+    backoff: o.backoff === undefined ? t.backoff : backoff(what('backoff'), o.backoff),
+    idempotencyWindowMs: positive(what('idempotencyWindowMs'), o.idempotencyWindowMs, t.idempotencyWindowMs, 0),
   };
 }
 

@@ -2,7 +2,7 @@ import type { ConsumeContext, Message } from './delivery/consume.js';
 import { InvalidOptionsError } from './errors.js';
 import type { TidingsEventBus } from './events.js';
 import type { Lifecycle } from './lifecycle/names.js';
-import type { SendAck } from './delivery/send.js';
+import type { SendAck } from './delivery/producer.js';
 import type { StateCounts, StorageAdapter, StoredMessage, TopicRecord } from './storage/contract.js';
 
 /** One message of a send as plugins see it, before it is stored: a plugin may add headers. */
@@ -22,6 +22,8 @@ export interface SendContext {
 /** One handler run: the message as the handler gets it, and its context. */
 export interface HandleContext {
   readonly topic: string;
+  /** The subscription the message was delivered to. */
+  readonly subscription: string;
   readonly lifecycle: Lifecycle;
   readonly message: Message<unknown>;
   readonly context: ConsumeContext<unknown>;

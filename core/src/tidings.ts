@@ -5,15 +5,14 @@ import { ClosedError, InvalidOptionsError, TopicConflictError } from './errors.j
 import { TidingsEventBus, type TransitionEvent } from './events.js';
 import { toInspectionEvent, type InspectionEvent } from './inspect.js';
 import { resolveTopicOptions, validateTopicName, type ResolvedTopicOptions, type TopicOptions } from './options.js';
-import type { StateCounts, StorageAdapter, StoredMessage, TopicRecord } from './storage/contract.js';
+import type { StateCounts, StorageAdapter, StoredMessage, SubscriptionCounts, SubscriptionRecord, TopicRecord } from './storage/contract.js';
+import { DEFAULT_SUBSCRIPTION } from './storage/scopes.js';
 import { lifecyclePlans } from './lifecycle/plan.js';
 import { pluginChain, type PluginChain, type TidingsPlugin } from './plugin.js';
 import { Tokens } from './tokens.js';
 import { Topic } from './topic.js';
 import type { StopOptions } from './delivery/consume.js';
-import { requests } from './storage/requests.js';
-import { LeaseSweeper } from './delivery/sweeper.js';
-import { declareTopic, notify, type TopicDeclaration, type TopicRuntime } from './delivery/runtime.js';
+import { topicRuntime, type TopicRuntime, type TopicServices } from './delivery/runtime.js';
 
 /** What `Tidings.create` takes; any part left out is resolved from `container`, then defaulted. */
 export interface TidingsOptions<Tx = unknown> extends ContainerParts<Tx> {
@@ -96,16 +95,21 @@ export class Tidings<Tx = unknown> {
         `Topic "${name}" is exactly-once but the storage "${this.storage.name}" has no idempotency store: pass { idempotency: memoryIdempotency() } from @tidings/idempotency to Tidings.create.`,
       );
     }
-    const deadLetter = resolved.deadLetter ? (this.declaredTopics.get(resolved.deadLetter)?.topic ?? this.topic(resolved.deadLetter, DEAD_LETTER_DEFAULTS)) : undefined;
-    const topic = new Topic<T, Tx>(this.runtime(name, resolved, deadLetter?.runtime, declareTopic(this.storage, name, resolved, (work) => this.track(work))));
+    const topic = new Topic<T, Tx>(topicRuntime(this.services(), name, resolved, lifecyclePlans[resolved.lifecycle]));
     this.declaredTopics.set(name, { options: resolved, topic });
     return topic;
   }
 
-  /** Every topic storage has recorded, by any process: its lifecycle, dead-letter topic and delivery limit. */
+  /** Every topic storage has recorded, by any process: its lifecycle, ordering, dead-letter topic and delivery limit. */
   topics(): Promise<TopicRecord[]> {
     this.assertOpen();
     return this.storage.topics();
+  }
+
+  /** Every subscription storage has recorded (of one topic, or of all), by any process. */
+  subscriptions(topic?: string): Promise<SubscriptionRecord[]> {
+    this.assertOpen();
+    return this.storage.subscriptions(topic);
   }
 
   /** Registers work that `close()` must wait for. */
@@ -127,24 +131,31 @@ export class Tidings<Tx = unknown> {
     return () => void this.events.off('transition', onTransition);
   }
 
-  /** Message counts by state, for one topic or all. */
-  counts(topic?: string): Promise<StateCounts> {
+  /** Message counts by state, for one topic or all: a topic's copies in all its subscriptions together. */
+  async counts(topic?: string): Promise<StateCounts> {
+    const out: StateCounts = {};
+    for (const [name, subscriptions] of Object.entries(await this.storage.counts(topic))) {
+      const sum: StateCounts[string] = (out[name] = {});
+      for (const states of Object.values(subscriptions)) {
+        for (const [state, n] of Object.entries(states) as Array<[keyof typeof sum, number]>) sum[state] = (sum[state] ?? 0) + n;
+      }
+    }
+    return out;
+  }
+
+  /** Message counts by subscription and state, for one topic or all. */
+  subscriptionCounts(topic?: string): Promise<SubscriptionCounts> {
     return this.storage.counts(topic);
   }
 
-  /** Dead messages of a declared topic (none for a lifecycle whose messages never die). */
-  async deadLetters(topic: string, limit = 100): Promise<StoredMessage[]> {
-    const { dead } = this.declared(topic).runtime.plan;
-    return dead === undefined ? [] : this.storage.peek(topic, dead, limit);
+  /** Dead messages of a declared topic's subscription (the default one unless named), oldest first. */
+  async deadLetters(topic: string, limit = 100, options: { subscription?: string } = {}): Promise<StoredMessage[]> {
+    return this.declared(topic).subscription(options.subscription ?? DEFAULT_SUBSCRIPTION).deadLetters(limit);
   }
 
-  /** Puts dead messages of a declared topic back for delivery as new lifecycles (the machine's REDRIVE); returns how many. */
-  async redrive(topic: string, ids?: string[]): Promise<number> {
-    const rt = this.declared(topic).runtime;
-    const req = requests.redrive(rt, ids, rt.clock.now());
-    const n = req ? await this.storage.redrive(req) : 0;
-    if (n > 0) notify(rt);
-    return n;
+  /** Puts dead messages of a declared topic's subscription back for delivery as new lifecycles (the machine's REDRIVE); returns how many. */
+  async redrive(topic: string, ids?: string[], options: { subscription?: string } = {}): Promise<number> {
+    return this.declared(topic).subscription(options.subscription ?? DEFAULT_SUBSCRIPTION).redrive(ids);
   }
 
   private declared(topic: string): Topic<unknown, Tx> {
@@ -176,7 +187,8 @@ export class Tidings<Tx = unknown> {
   close(options: StopOptions = {}): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.purgeTimer);
-      await Promise.all([...this.declaredTopics.values()].flatMap((t) => [...t.topic.runtime.consumers].map((c) => c.stop(options))));
+      const subscriptions = [...this.declaredTopics.values()].flatMap((t) => [...t.topic.runtime.subscriptions.values()]);
+      await Promise.all(subscriptions.flatMap((s) => [...s.consumers].map((c) => c.stop(options))));
       await Promise.allSettled([...this.pending]);
       const idempotency = this.container.isRegistered(Tokens.Idempotency, true) ? this.container.resolve(Tokens.Idempotency) : undefined;
       await idempotency?.close?.();
@@ -199,25 +211,20 @@ export class Tidings<Tx = unknown> {
     this.events.emit('error', { error, at: Date.now() });
   }
 
-  private runtime(name: string, options: ResolvedTopicOptions, deadLetter: TopicRuntime['deadLetter'], declaration: TopicDeclaration): TopicRuntime {
+  /** The parts every topic of this instance runs with. */
+  private services(): TopicServices {
     const c = this.container;
-    const rt: Omit<TopicRuntime, 'sweeper'> = {
-      name,
-      options,
-      deadLetter,
-      declaration,
-      plan: lifecyclePlans[options.lifecycle],
+    return {
       storage: c.resolve(Tokens.Storage),
       idempotency: c.isRegistered(Tokens.Idempotency, true) ? c.resolve(Tokens.Idempotency) : (undefined as never),
       clock: c.resolve(Tokens.Clock),
       ids: c.resolve(Tokens.IdGenerator),
       logger: c.resolve(Tokens.Logger),
       events: this.events,
-      consumers: new Set(),
       plugins: this.chain,
       track: (work) => this.track(work),
       assertOpen: () => this.assertOpen(),
+      deadLetterTopic: (name) => (this.declaredTopics.get(name)?.topic ?? this.topic(name, DEAD_LETTER_DEFAULTS)).runtime,
     };
-    return Object.assign(rt, { sweeper: new LeaseSweeper(rt as TopicRuntime) });
   }
 }

@@ -1,177 +1,71 @@
 import type { ConsumeOptions, Handler } from './delivery/consume.js';
-import { Consumer } from './delivery/consumer.js';
-import { AckTimeoutError, ClosedError, InvalidOptionsError, InvalidMessageError, PayloadTooLargeError, TidingsError } from './errors.js';
-import { backoffDelay } from './options.js';
-import { serializeHeaders } from './headers.js';
-import { serializePayload } from './payload.js';
-import { requests } from './storage/requests.js';
-import type { NewMessage, StoreResult } from './storage/contract.js';
-import type { SendAck, SendManyOptions, SendOptions } from './delivery/send.js';
-import { emitSteps, notify, type TopicRuntime } from './delivery/runtime.js';
+import type { Consumer } from './delivery/consumer.js';
+import { Producer, type SendAck, type SendManyOptions, type SendOptions } from './delivery/producer.js';
+import { subscriptionOf, type TopicRuntime } from './delivery/runtime.js';
+import { InvalidOptionsError } from './errors.js';
+import type { SubscriptionOptions } from './options.js';
+import type { SubscriptionRecord } from './storage/contract.js';
+import { DEFAULT_SUBSCRIPTION } from './storage/scopes.js';
+import { Subscription } from './subscription.js';
 
-const ID_MAX = 200;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TidingsError('ACK_TIMEOUT', `no ack within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** The producer side of a topic: `send` and `sendMany` with the topic's ack and retry rules. */
+/** A declared topic: send to it, and consume it through its subscriptions (`consume()` reads the default one). */
 export class Topic<T = unknown, Tx = unknown> {
+  private readonly producer: Producer<T, Tx>;
+
   /** @internal */
-  constructor(readonly runtime: TopicRuntime) {}
+  constructor(readonly runtime: TopicRuntime) {
+    this.producer = new Producer<T, Tx>(runtime);
+  }
 
   /** The topic's name. */
   get name(): string {
     return this.runtime.name;
   }
 
-  /** Resolves once storage has recorded the topic; rejects with `TopicConflictError` if another process declared it with another lifecycle. */
+  /**
+   * Resolves once storage has recorded the topic and the subscriptions declared with it; rejects with
+   * `TopicConflictError` if another process declared it with another lifecycle or ordering.
+   */
   ready(): Promise<void> {
     return this.runtime.declaration.declared;
   }
 
-  /** Starts a consumer: the handler's return acks a message, a throw nacks it. */
+  /**
+   * A subscription of the topic, declared in storage on first use: each message stored from then on is delivered to
+   * it, whatever other subscriptions do with theirs. Its options count the first time it is named in this process.
+   */
+  subscription(name: string, options?: SubscriptionOptions): Subscription<T, Tx> {
+    this.runtime.assertOpen();
+    return new Subscription<T, Tx>(subscriptionOf(this.runtime, name, options));
+  }
+
+  /** The subscriptions storage records for the topic, declared by any process. */
+  subscriptions(): Promise<SubscriptionRecord[]> {
+    this.runtime.assertOpen();
+    return this.runtime.storage.subscriptions(this.name);
+  }
+
+  /** Starts a consumer of the default subscription: the handler's return acks a message, a throw nacks it. */
   consume(handler: Handler<T, Tx>, options: ConsumeOptions = {}): Consumer<T, Tx> {
-    const rt = this.runtime;
-    rt.assertOpen();
-    if (typeof handler !== 'function') throw new InvalidOptionsError(`consume() needs a handler function, got ${typeof handler}.`);
-    const consumer = new Consumer<T, Tx>(rt, handler, options);
-    rt.consumers.add(consumer);
-    return consumer;
+    const { runtime } = this;
+    if (!runtime.subscriptions.has(DEFAULT_SUBSCRIPTION)) {
+      const names = Object.keys(runtime.options.subscriptions).join(', ');
+      throw new InvalidOptionsError(
+        `Topic "${this.name}" was declared with subscriptions ${names} and no default one: consume one of them, e.g. ${this.name}.subscription('${Object.keys(runtime.options.subscriptions)[0]}').consume(handler).`,
+      );
+    }
+    return this.subscription(DEFAULT_SUBSCRIPTION).consume(handler, options);
   }
 
   /** Sends one message; resolves with the broker's ack (at once, unacked, for at-most-once). */
   async send(payload: T, options: SendOptions<Tx> = {}): Promise<SendAck> {
-    const [ack] = await this.sendMany([payload], { ...options, id: options.id === undefined ? undefined : () => options.id! });
+    const { id, key, ...rest } = options;
+    const [ack] = await this.producer.sendMany([payload], { ...rest, id: id === undefined ? undefined : () => id, key: key === undefined ? undefined : () => key });
     return ack!;
   }
 
   /** Sends a batch in one storage round-trip; acks come back in the batch's order. */
-  async sendMany(payloads: T[], options: SendManyOptions<T, Tx> = {}): Promise<SendAck[]> {
-    const rt = this.runtime;
-    rt.assertOpen();
-    if (!Array.isArray(payloads)) throw new InvalidMessageError(`sendMany takes an array of payloads, got ${typeof payloads}.`);
-    if (options.id !== undefined && typeof options.id !== 'function') {
-      throw new InvalidMessageError(
-        `sendMany's id option must be a function (payload, index) => id, got ${typeof options.id}. For one message with a fixed id use send(payload, { id }).`,
-      );
-    }
-    if (payloads.length === 0) return [];
-    // Inside the caller's transaction the registry write may wait for the very connection that transaction holds.
-    if (options.em === undefined) await rt.declaration.declared;
-    else if (rt.declaration.error !== undefined) throw rt.declaration.error;
-    const availableAt = this.availableAt(options);
-    // Every item is checked before anything is stored: one bad item refuses the whole batch, so the error names it.
-    const index = (i: number) => (payloads.length > 1 ? i : undefined);
-    const headers = serializeHeaders(options.headers, () => ` for topic "${rt.name}"`);
-    const messages = payloads.map((p, i) => this.prepare(p, options.id?.(p, i), availableAt, headers, index(i)));
-    const send = rt.plugins.send;
-    if (!send) return this.dispatch(messages, options);
-    const outgoing = messages.map((m, i) => ({ id: m.id, payload: payloads[i], headers: { ...options.headers } }));
-    return send({ topic: rt.name, lifecycle: rt.plan.lifecycle, messages: outgoing }, () => {
-      // Plugins may have added headers: checked again, as a caller's would be.
-      outgoing.forEach((o, i) => (messages[i]!.headers = serializeHeaders(o.headers, () => ` of message ${o.id} (set by a plugin)`)));
-      return this.dispatch(messages, options);
-    });
+  sendMany(payloads: T[], options: SendManyOptions<T, Tx> = {}): Promise<SendAck[]> {
+    return this.producer.sendMany(payloads, options);
   }
-
-  /** Stores the batch the way the topic's producer strategy says: in the caller's transaction, unacked, awaited, or retried. */
-  private dispatch(messages: NewMessage[], options: SendManyOptions<T, Tx>): Promise<SendAck[]> {
-    const rt = this.runtime;
-    if (options.em !== undefined) return this.store(messages, options.em);
-    switch (rt.plan.producer) {
-      case 'fire-and-forget': {
-        // Fire and forget: the caller does not wait for storage; a failure surfaces on the `error` event.
-        void rt.track(this.store(messages)).catch((error) => rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() }));
-        return Promise.resolve(messages.map((m) => ({ id: m.id, duplicate: false })));
-      }
-      case 'await-store':
-        return withTimeout(this.store(messages), rt.options.ackTimeoutMs);
-      case 'retry-until-acked':
-        return this.storeWithRetry(messages, options.id !== undefined || rt.plan.dedup);
-    }
-  }
-
-  private availableAt(o: SendOptions<Tx> | SendManyOptions<T, Tx>): number {
-    const now = this.runtime.clock.now();
-    if (o.deliverAt !== undefined) {
-      const at = o.deliverAt instanceof Date ? o.deliverAt.getTime() : o.deliverAt;
-      if (!Number.isFinite(at)) throw new InvalidMessageError(`deliverAt must be a valid Date or epoch ms, got ${String(o.deliverAt)}.`);
-      return Math.max(now, at);
-    }
-    if (o.delayMs !== undefined) {
-      if (!Number.isFinite(o.delayMs) || o.delayMs < 0) {
-        throw new InvalidMessageError(`delayMs must be a finite number >= 0, got ${String(o.delayMs)}.`);
-      }
-      return now + o.delayMs;
-    }
-    return now;
-  }
-
-  private prepare(payload: T, id: string | undefined, availableAt: number, headers: string | undefined, index?: number): NewMessage {
-    const rt = this.runtime;
-    // Built only for an error message: a valid send pays nothing for it.
-    const which = () => (index === undefined ? '' : ` at index ${index} of the batch`);
-    if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > ID_MAX)) {
-      throw new InvalidMessageError(`A message id${which()} must be a string of 1-${ID_MAX} characters, got ${JSON.stringify(id) ?? String(id)}.`);
-    }
-    const body = serializePayload(payload, () => `${which()} for topic "${rt.name}"`);
-    const bytes = Buffer.byteLength(body);
-    if (bytes > rt.options.maxPayloadBytes) throw new PayloadTooLargeError(bytes, rt.options.maxPayloadBytes, rt.name, index);
-    return headers === undefined ? { id: id ?? rt.ids.next(), body, availableAt } : { id: id ?? rt.ids.next(), body, availableAt, headers };
-  }
-
-  private async store(messages: NewMessage[], tx?: unknown): Promise<SendAck[]> {
-    const rt = this.runtime;
-    const now = rt.clock.now();
-    const { plan } = rt;
-    const results: StoreResult[] = await rt.storage.store(requests.store(rt, messages, now), tx);
-    let stored = 0;
-    for (const r of results) {
-      // The machine has the last word: a duplicate is a STORE its guard refuses.
-      if (plan.table.tryNext('sent', { type: 'STORE', duplicate: r.duplicate }) === undefined) {
-        rt.events.emit('duplicate', { id: r.id, topic: rt.name, by: 'broker', at: now });
-      } else {
-        stored++;
-        emitSteps(rt, r.id, plan.steps.store);
-      }
-    }
-    if (stored > 0) notify(rt);
-    return results;
-  }
-
-  private async storeWithRetry(messages: NewMessage[], sameIds: boolean): Promise<SendAck[]> {
-    const rt = this.runtime;
-    const { attempts } = rt.options.retry;
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      rt.assertOpen();
-      // Without a producer-made id each attempt is a new message: a lost ack then means a duplicate, as at-least-once allows.
-      const batch = sameIds || attempt === 1 ? messages : messages.map((m) => ({ ...m, id: rt.ids.next() }));
-      try {
-        return await withTimeout(this.store(batch), rt.options.ackTimeoutMs);
-      } catch (error) {
-        if (error instanceof ClosedError || (error instanceof TidingsError && !retryable(error))) throw error;
-        lastError = error;
-        rt.logger.warn('send not acked, retrying', { topic: rt.name, attempt, error: String(error) });
-        if (attempt < attempts) await sleep(backoffDelay(rt.options.retry, attempt));
-      }
-    }
-    throw new AckTimeoutError(rt.name, messages.length === 1 ? messages[0]!.id : undefined, attempts, { cause: lastError });
-  }
-}
-
-const RETRYABLE = new Set(['ACK_TIMEOUT', 'STORAGE_ERROR', 'STORAGE_BUSY', 'CONNECTION_LOST', 'ACK_LOST']);
-
-/** Whether a producer should try a failed store again. */
-function retryable(error: TidingsError): boolean {
-  return RETRYABLE.has(error.code);
 }

@@ -217,7 +217,7 @@ describe.each([
     });
     const rows = async () => (await tidings.counts(topic.name))[topic.name] ?? {};
     /** The ids the storage holds in `acked`, the state an acked send is stored in. */
-    const held = async () => (await storage.peek(topic.name, 'acked', 10)).map((m) => m.id);
+    const held = async () => (await storage.peek({ topic: topic.name, subscription: 'default', state: 'acked', limit: 10 })).map((m) => m.id);
     return { storage, sending, acked, rows, held };
   }
 

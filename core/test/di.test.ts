@@ -187,7 +187,7 @@ describe.each(['options', 'container'] as const)('replacing a part through %s', 
     expect(tidings.container.resolve(Tokens.Storage)).toBe(storage);
     const name = uniqueTopic();
     await tidings.topic(name, { semantic: 'at-least-once' }).send('x');
-    expect((await storage.counts(name))[name]).toEqual({ acked: 1 });
+    expect((await storage.counts(name))[name]?.default).toEqual({ acked: 1 });
   });
 
   it('uses the given clock: its time is every transition’s `at` and the message’s createdAt', async () => {

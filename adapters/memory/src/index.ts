@@ -1,6 +1,9 @@
 import {
   ClosedError,
   StorageError,
+  type PeekRequest,
+  type SubscriptionCounts,
+  type SubscriptionRecord,
   type ExpireRequest,
   type ExtendLeaseRequest,
   type IdempotencyStore,
@@ -11,7 +14,6 @@ import {
   type ReleaseRequest,
   type SettleItem,
   type SettleRequest,
-  type StateCounts,
   type StorageAdapter,
   type StoredMessage,
   type StoreRequest,
@@ -19,45 +21,12 @@ import {
   type TopicRecord,
 } from '@tidings/core';
 import { MemoryIdempotencyStore } from '@tidings/idempotency';
+import { SubscriptionRows, TopicRows, type Row } from './rows.js';
 
-type Row = StoredMessage;
-
-/** One topic's rows, indexed by id and bucketed by state in arrival order (FIFO leasing). */
-class TopicRows {
-  readonly byId = new Map<string, Row>();
-  readonly byState = new Map<MessageState, Map<string, Row>>();
-  /** Ids remembered for deduplication, with the epoch ms they expire at. */
-  readonly dedup = new Map<string, number>();
-
-  bucket(state: MessageState): Map<string, Row> {
-    let b = this.byState.get(state);
-    if (!b) this.byState.set(state, (b = new Map()));
-    return b;
-  }
-
-  insert(row: Row): void {
-    this.byId.set(row.id, row);
-    this.bucket(row.state).set(row.id, row);
-  }
-
-  move(row: Row, to: MessageState): void {
-    this.byState.get(row.state)?.delete(row.id);
-    row.state = to;
-    this.bucket(to).set(row.id, row);
-  }
-
-  remove(row: Row): void {
-    this.byId.delete(row.id);
-    this.byState.get(row.state)?.delete(row.id);
-  }
-
-  /** The row if it is in `from` and, when a token is given, still under that lease. */
-  match(item: SettleItem, from: MessageState): Row | undefined {
-    const row = this.byId.get(item.id);
-    if (!row || row.state !== from) return undefined;
-    if (item.leaseToken !== undefined && row.leaseToken !== item.leaseToken) return undefined;
-    return row;
-  }
+/** A row as callers get it: a copy, without its place in store order. */
+function copy(row: Row, state: MessageState = row.state): StoredMessage {
+  const { seq: _seq, ...message } = row;
+  return { ...message, state };
 }
 
 function unlease(row: Row): void {
@@ -75,6 +44,9 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   readonly name = 'memory';
   private readonly rowsByTopic = new Map<string, TopicRows>();
   private readonly registry = new Map<string, TopicRecord>();
+  private readonly subscriptionRegistry = new Map<string, Map<string, SubscriptionRecord>>();
+  /** Store order across every topic and subscription. */
+  private seq = 0;
   private readonly consumed = new MemoryIdempotencyStore();
   private closed = false;
   /** Transactions whose callback is still running: a handle outlives its transaction, and is refused after it. */
@@ -106,22 +78,37 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
     if (tx !== undefined && !this.running.has(tx)) throw new StorageError('This transaction handle belongs to a transaction that has ended.');
   }
 
-  private rows(topic: string): TopicRows {
+  private topicRows(topic: string): TopicRows {
     this.assertOpen();
     let t = this.rowsByTopic.get(topic);
     if (!t) this.rowsByTopic.set(topic, (t = new TopicRows()));
     return t;
   }
 
+  private rows(topic: string, subscription: string): SubscriptionRows {
+    return this.topicRows(topic).subscription(subscription);
+  }
+
   async store(req: StoreRequest, tx?: MemoryTransaction): Promise<StoreResult[]> {
     this.assertRunning(tx);
-    const t = this.rows(req.topic);
+    const t = this.topicRows(req.topic);
+    const subscriptions = [...(this.subscriptionRegistry.get(req.topic)?.keys() ?? [])].map((name) => t.subscription(name));
+    const inBatch = new Set<string>();
     return req.messages.map((m) => {
-      const held = t.byId.has(m.id) || (t.dedup.get(m.id) ?? -Infinity) > req.now;
+      const held =
+        inBatch.has(m.id) || (t.dedup.get(m.id) ?? -Infinity) > req.now || (subscriptions.length > 0 && subscriptions.every((s) => s.byId.has(m.id)));
+      inBatch.add(m.id);
       if (held) return { id: m.id, duplicate: true };
-      const row: Row = { id: m.id, topic: req.topic, body: m.body, state: req.state, deliveries: 0, availableAt: m.availableAt, createdAt: req.now, lastError: m.lastError, headers: m.headers };
-      t.insert(row);
-      tx?.undo.push(() => t.remove(row));
+      const seq = ++this.seq;
+      for (const rows of subscriptions) {
+        if (rows.byId.has(m.id)) continue;
+        const row: Row = { id: m.id, topic: req.topic, subscription: rows.name, body: m.body, state: req.state, deliveries: 0, availableAt: m.availableAt, createdAt: req.now, seq };
+        if (m.key !== undefined) row.key = m.key;
+        if (m.lastError !== undefined) row.lastError = m.lastError;
+        if (m.headers !== undefined) row.headers = m.headers;
+        rows.insert(row);
+        tx?.undo.push(() => rows.remove(row));
+      }
       if (req.dedupUntil !== undefined) {
         const before = t.dedup.get(m.id);
         t.dedup.set(m.id, req.dedupUntil);
@@ -132,24 +119,28 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   }
 
   async lease(req: LeaseRequest): Promise<StoredMessage[]> {
-    const t = this.rows(req.topic);
+    const t = this.rows(req.topic, req.subscription);
     const out: StoredMessage[] = [];
+    const taken = new Set<string>();
+    // Live: a row moved out of the bucket while it is walked is not seen again (Map iteration allows it).
     for (const row of t.bucket(req.from).values()) {
       if (out.length >= req.limit) break;
       if (row.availableAt > req.now) continue;
+      if (req.keyHeldIn && row.key !== undefined && (taken.has(row.key) || t.keyHeld(row, req.keyHeldIn))) continue;
+      if (row.key !== undefined) taken.add(row.key);
       row.deliveries++;
       row.leaseUntil = req.leaseUntil;
       row.leaseToken = req.leaseToken;
       if (req.remove) t.remove(row);
       else t.move(row, req.to);
-      out.push({ ...row, state: req.to });
+      out.push(copy(row, req.to));
     }
     return out;
   }
 
   async extendLease(req: ExtendLeaseRequest, tx?: MemoryTransaction): Promise<boolean> {
     this.assertRunning(tx);
-    const row = this.rows(req.topic).match(req.item, req.state);
+    const row = this.rows(req.topic, req.subscription).match(req.item, req.state);
     if (!row) return false;
     const before = row.leaseUntil;
     row.leaseUntil = req.leaseUntil;
@@ -159,7 +150,7 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
 
   async settle(req: SettleRequest, tx?: MemoryTransaction): Promise<string[]> {
     this.assertRunning(tx);
-    const t = this.rows(req.topic);
+    const t = this.rows(req.topic, req.subscription);
     const won: string[] = [];
     for (const item of req.items) {
       const row = t.match(item, req.from);
@@ -176,7 +167,7 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   }
 
   async release(req: ReleaseRequest, tx?: MemoryTransaction): Promise<string[]> {
-    const t = this.rows(req.topic);
+    const t = this.rows(req.topic, req.subscription);
     const won: string[] = [];
     for (const item of req.items) {
       const row = t.match(item, req.from);
@@ -192,7 +183,7 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   }
 
   async expire(req: ExpireRequest, tx?: MemoryTransaction): Promise<StoredMessage[]> {
-    const t = this.rows(req.topic);
+    const t = this.rows(req.topic, req.subscription);
     const { atLeast = -Infinity, below = Infinity } = req.deliveries ?? {};
     const moved: StoredMessage[] = [];
     for (const row of [...t.bucket(req.from).values()]) {
@@ -201,49 +192,56 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
       unlease(row);
       row.availableAt = req.now;
       t.move(row, req.to);
-      moved.push({ ...row });
+      moved.push(copy(row));
     }
     return moved;
   }
 
   /** Inside a transaction, remembers a row as it is, to put it back on rollback. */
-  private keepForUndo(t: TopicRows, row: Row, tx?: MemoryTransaction): void {
+  private keepForUndo(t: SubscriptionRows, row: Row, tx?: MemoryTransaction): void {
     if (!tx) return;
     const before = { ...row };
     tx.undo.push(() => {
       if (t.byId.get(row.id) === row) t.remove(row);
+      for (const k of Object.keys(row) as Array<keyof Row>) if (!(k in before)) delete row[k];
       Object.assign(row, before);
       t.insert(row);
     });
   }
 
-  async redrive(req: RedriveRequest): Promise<number> {
-    const t = this.rows(req.topic);
+  async redrive(req: RedriveRequest): Promise<string[]> {
+    const t = this.rows(req.topic, req.subscription);
     const wanted = req.ids ? new Set(req.ids) : undefined;
-    let n = 0;
+    const moved: string[] = [];
     for (const row of [...t.bucket(req.from).values()]) {
       if (wanted && !wanted.has(row.id)) continue;
       t.remove(row);
-      t.insert({ id: row.id, topic: row.topic, body: row.body, state: req.to, deliveries: 0, availableAt: req.now, createdAt: req.now, headers: row.headers });
-      n++;
+      // A new lifecycle, in its old place in store order: a key it held stays held by it.
+      const again: Row = { id: row.id, topic: row.topic, subscription: row.subscription, body: row.body, state: req.to, deliveries: 0, availableAt: req.now, createdAt: req.now, seq: row.seq };
+      if (row.key !== undefined) again.key = row.key;
+      if (row.headers !== undefined) again.headers = row.headers;
+      t.insert(again);
+      moved.push(row.id);
     }
-    return n;
+    return moved;
   }
 
-  async counts(topic?: string): Promise<StateCounts> {
+  async counts(topic?: string): Promise<SubscriptionCounts> {
     this.assertOpen();
-    const out: StateCounts = {};
+    const out: SubscriptionCounts = {};
     for (const [name, t] of this.rowsByTopic) {
       if (topic !== undefined && name !== topic) continue;
-      const c: StateCounts[string] = {};
-      for (const [state, bucket] of t.byState) if (bucket.size > 0) c[state] = bucket.size;
-      out[name] = c;
+      const byName: SubscriptionCounts[string] = (out[name] = {});
+      for (const [sub, rows] of t.subscriptions) {
+        const c: SubscriptionCounts[string][string] = (byName[sub] = {});
+        for (const [state, bucket] of rows.byState) if (bucket.size > 0) c[state] = bucket.size;
+      }
     }
     return out;
   }
 
-  async peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]> {
-    return [...this.rows(topic).bucket(state).values()].slice(0, limit).map((r) => ({ ...r }));
+  async peek(req: PeekRequest): Promise<StoredMessage[]> {
+    return [...this.rows(req.topic, req.subscription).bucket(req.state).values()].sort((a, b) => a.seq - b.seq).slice(0, req.limit).map((r) => copy(r));
   }
 
   async declareTopic(topic: TopicRecord): Promise<TopicRecord> {
@@ -255,6 +253,29 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   async topics(): Promise<TopicRecord[]> {
     this.assertOpen();
     return [...this.registry.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((t) => ({ ...t }));
+  }
+
+  async declareSubscription(subscription: SubscriptionRecord): Promise<SubscriptionRecord> {
+    this.assertOpen();
+    let byName = this.subscriptionRegistry.get(subscription.topic);
+    if (!byName) this.subscriptionRegistry.set(subscription.topic, (byName = new Map()));
+    if (!byName.has(subscription.name)) byName.set(subscription.name, { ...subscription });
+    return { ...byName.get(subscription.name)! };
+  }
+
+  async subscriptions(topic?: string): Promise<SubscriptionRecord[]> {
+    this.assertOpen();
+    const all = [...this.subscriptionRegistry.entries()].filter(([t]) => topic === undefined || t === topic).flatMap(([, byName]) => [...byName.values()]);
+    return all.sort((a, b) => (a.topic === b.topic ? (a.name < b.name ? -1 : 1) : a.topic < b.topic ? -1 : 1)).map((s) => ({ ...s }));
+  }
+
+  async removeSubscription(topic: string, name: string): Promise<number> {
+    this.assertOpen();
+    this.subscriptionRegistry.get(topic)?.delete(name);
+    const t = this.rowsByTopic.get(topic);
+    const dropped = t?.subscriptions.get(name)?.size ?? 0;
+    t?.subscriptions.delete(name);
+    return dropped;
   }
 
   async purge(req: PurgeRequest): Promise<number> {
@@ -269,11 +290,13 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
         }
       }
       if (req.before === undefined) continue;
-      for (const state of req.states ?? []) {
-        for (const row of [...t.bucket(state).values()]) {
-          if (row.createdAt < req.before) {
-            t.remove(row);
-            removed++;
+      for (const rows of t.subscriptions.values()) {
+        for (const state of req.states ?? []) {
+          for (const row of [...rows.bucket(state).values()]) {
+            if (row.createdAt < req.before) {
+              rows.remove(row);
+              removed++;
+            }
           }
         }
       }

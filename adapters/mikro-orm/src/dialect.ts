@@ -26,7 +26,10 @@ export interface SqlDialect extends SchemaDialect {
   readonly sharedTransactions: boolean;
   /** A subquery of the strings (column `value`) in one JSON-array parameter, so a batch of ids is one bind. */
   readonly jsonStrings: string;
-  /** A subquery of rows (id, body, available_at, last_error, headers) from one JSON-array parameter of new messages. */
+  /**
+   * A subquery of rows (n, id, ordering_key, body, available_at, last_error, headers) from one JSON-array parameter of
+   * new messages (`NewMessage` as JSON), `n` being each one's place in the array.
+   */
   readonly jsonMessages: string;
   /**
    * Whether a statement may hold several data-modifying CTEs (PostgreSQL): a store, its dedup record and its wake-up
@@ -37,7 +40,8 @@ export interface SqlDialect extends SchemaDialect {
    * Wakes consumers in other processes after a store: a CTE over `stored` (the ids the store inserted), run in the
    * store's statement, whose one parameter is the topic.
    */
-  readonly notifyCte?: string;  /** Subscribes to those wake-ups on a connection of its own; resolves to its closer. */
+  readonly notifyCte?: string;
+  /** Subscribes to those wake-ups on a connection of its own; resolves to its closer. */
   listen?(orm: MikroORM, onTopic: (topic: string) => void): Promise<() => Promise<unknown>>;
   /**
    * Sorts an error its driver raised; undefined when the error did not come from the database (a handler's own,

@@ -1,10 +1,12 @@
 import { EntitySchema } from '@mikro-orm/core';
 
-/** A message row. `seq` orders hand-out; `(topic, id)` is unique. */
+/** A message row: one subscription's copy. `seq` is store order; `(topic, id, subscription)` is unique. */
 export interface MessageRow {
   seq: number;
   topic: string;
+  subscription: string;
   id: string;
+  orderingKey?: string | null;
   body: string;
   state: string;
   deliveries: number;
@@ -27,6 +29,16 @@ export interface IdRecordRow {
 export interface TopicRow {
   name: string;
   lifecycle: string;
+  ordering?: string | null;
+  deadLetter?: string | null;
+  maxDeliveries: number;
+  declaredAt: number;
+}
+
+/** A declared subscription in the registry. */
+export interface SubscriptionRow {
+  topic: string;
+  name: string;
   deadLetter?: string | null;
   maxDeliveries: number;
   declaredAt: number;
@@ -45,7 +57,9 @@ export const MessageEntity = new EntitySchema<MessageRow>({
   properties: {
     seq: { type: 'bigint', primary: true, autoincrement: true },
     topic: { type: 'string', length: 200 },
+    subscription: { type: 'string', length: 100, default: 'default' },
     id: { type: 'string', length: 200 },
+    orderingKey: { type: 'string', length: 200, fieldName: 'ordering_key', nullable: true },
     body: { type: 'text' },
     state: { type: 'string', length: 16 },
     deliveries: { type: 'integer', default: 0 },
@@ -56,8 +70,11 @@ export const MessageEntity = new EntitySchema<MessageRow>({
     lastError: { type: 'text', fieldName: 'last_error', nullable: true },
     headers: { type: 'text', nullable: true },
   },
-  uniques: [{ name: 'tidings_message_topic_id', properties: ['topic', 'id'] }],
-  indexes: [{ name: 'tidings_message_ready', properties: ['topic', 'state', 'availableAt', 'seq'] }],
+  uniques: [{ name: 'tidings_message_copy', properties: ['topic', 'id', 'subscription'] }],
+  indexes: [
+    { name: 'tidings_message_ready', properties: ['topic', 'subscription', 'state', 'availableAt', 'seq'] },
+    { name: 'tidings_message_key', expression: 'CREATE INDEX tidings_message_key ON tidings_message (topic, subscription, ordering_key, seq) WHERE ordering_key IS NOT NULL' },
+  ],
 });
 
 /** End-to-end exactly-once: ids the broker has stored, kept for the dedup window. */
@@ -76,7 +93,7 @@ export const IdempotencyEntity = new EntitySchema<IdRecordRow>({
   name: 'TidingsIdempotency',
   tableName: 'tidings_idempotency',
   properties: {
-    topic: { type: 'string', length: 200, primary: true },
+    topic: { type: 'string', length: 400, primary: true },
     id: { type: 'string', length: 200, primary: true },
     expiresAt: { type: 'bigint', fieldName: 'expires_at', index: 'tidings_idempotency_expires' },
   },
@@ -99,6 +116,20 @@ export const TopicEntity = new EntitySchema<TopicRow>({
   properties: {
     name: { type: 'string', length: 200, primary: true },
     lifecycle: { type: 'string', length: 32 },
+    ordering: { type: 'string', length: 16, nullable: true },
+    deadLetter: { type: 'string', length: 200, fieldName: 'dead_letter', nullable: true },
+    maxDeliveries: { type: 'integer', fieldName: 'max_deliveries' },
+    declaredAt: { type: 'bigint', fieldName: 'declared_at' },
+  },
+});
+
+/** The subscription registry: one row per declared subscription of a topic. */
+export const SubscriptionEntity = new EntitySchema<SubscriptionRow>({
+  name: 'TidingsSubscription',
+  tableName: 'tidings_subscription',
+  properties: {
+    topic: { type: 'string', length: 200, primary: true },
+    name: { type: 'string', length: 100, primary: true },
     deadLetter: { type: 'string', length: 200, fieldName: 'dead_letter', nullable: true },
     maxDeliveries: { type: 'integer', fieldName: 'max_deliveries' },
     declaredAt: { type: 'bigint', fieldName: 'declared_at' },
@@ -106,4 +137,4 @@ export const TopicEntity = new EntitySchema<TopicRow>({
 });
 
 /** Add these to your own MikroORM config to keep Tidings' tables in your database. */
-export const tidingsEntities = [MessageEntity, DedupEntity, IdempotencyEntity, MetaEntity, TopicEntity];
+export const tidingsEntities = [MessageEntity, DedupEntity, IdempotencyEntity, MetaEntity, TopicEntity, SubscriptionEntity];

@@ -6,4 +6,17 @@ export { initOwnOrm } from './own-orm.js';
 export { MIGRATIONS, SCHEMA_VERSION, type Migration, type SchemaDialect } from './schema.js';
 export { MikroOrmIdempotencyStore } from './idempotency.js';
 export { SchemaError, IrreversibleMigrationError, exceptionKind } from './errors.js';
-export { tidingsEntities, MessageEntity, DedupEntity, IdempotencyEntity, MetaEntity, TopicEntity, type MessageRow, type TopicRow, type IdRecordRow, type MetaRow } from './entities.js';
+export {
+  tidingsEntities,
+  MessageEntity,
+  DedupEntity,
+  IdempotencyEntity,
+  MetaEntity,
+  TopicEntity,
+  SubscriptionEntity,
+  type MessageRow,
+  type TopicRow,
+  type SubscriptionRow,
+  type IdRecordRow,
+  type MetaRow,
+} from './entities.js';

@@ -15,6 +15,13 @@ export interface SchemaDialect {
   readonly migrationLock?: string;
   /** Lists a table's columns (as rows with `name`); its one parameter is the table name. */
   readonly columnsSql: string;
+  /**
+   * Drops a unique index that may also be a constraint: PostgreSQL has a schema generator make one (which DROP
+   * INDEX refuses); SQLite only has indexes.
+   */
+  dropUnique(table: string, name: string): string[];
+  /** Widens a column's declared length; undefined where lengths are not enforced (SQLite). */
+  widenColumn?(table: string, column: string, type: string): string;
 }
 
 /** One step of the schema; `version` is what the database is at once its statements ran. */
@@ -32,6 +39,9 @@ const idTable = (name: string) => [
   `CREATE TABLE IF NOT EXISTS ${name} (topic VARCHAR(200) NOT NULL, id VARCHAR(200) NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (topic, id))`,
   `CREATE INDEX IF NOT EXISTS ${name}_expires ON ${name} (expires_at)`,
 ];
+
+/** The subscription every message stored before subscriptions existed belongs to (core's `DEFAULT_SUBSCRIPTION`). */
+const DEFAULT_SUBSCRIPTION = 'default';
 
 /** Every schema version in order; append, never edit, so any older database can be brought up to date. */
 export const MIGRATIONS: readonly Migration[] = [
@@ -67,6 +77,42 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 4,
     statements: () => [`ALTER TABLE tidings_message ADD COLUMN headers TEXT NULL`],
     unlessColumn: { table: 'tidings_message', column: 'headers' },
+  },
+  {
+    // Subscriptions and ordering keys: each row is one subscription's copy, unique per (topic, id, subscription);
+    // leases look for ready copies of one subscription, and keyed ones by key in store order.
+    version: 5,
+    statements: (d) => [
+      `ALTER TABLE tidings_message ADD COLUMN subscription VARCHAR(100) NOT NULL DEFAULT '${DEFAULT_SUBSCRIPTION}'`,
+      `ALTER TABLE tidings_message ADD COLUMN ordering_key VARCHAR(200) NULL`,
+      ...d.dropUnique('tidings_message', 'tidings_message_topic_id'),
+      `CREATE UNIQUE INDEX IF NOT EXISTS tidings_message_copy ON tidings_message (topic, id, subscription)`,
+      `DROP INDEX IF EXISTS tidings_message_ready`,
+      `CREATE INDEX IF NOT EXISTS tidings_message_ready ON tidings_message (topic, subscription, state, available_at, seq)`,
+      `CREATE INDEX IF NOT EXISTS tidings_message_key ON tidings_message (topic, subscription, ordering_key, seq) WHERE ordering_key IS NOT NULL`,
+    ],
+    unlessColumn: { table: 'tidings_message', column: 'subscription' },
+  },
+  {
+    // The subscription registry, and every topic known so far given its default subscription, so that every
+    // message of an upgraded database reaches it and new ones keep going there. Safe to run on a database whose
+    // tables a schema generator made.
+    version: 6,
+    statements: (d) => [
+      `CREATE TABLE IF NOT EXISTS tidings_subscription (topic VARCHAR(200) NOT NULL, name VARCHAR(100) NOT NULL, dead_letter VARCHAR(200) NULL,
+         max_deliveries INTEGER NOT NULL, declared_at BIGINT NOT NULL, PRIMARY KEY (topic, name))`,
+      `INSERT INTO tidings_subscription (topic, name, dead_letter, max_deliveries, declared_at)
+         SELECT name, '${DEFAULT_SUBSCRIPTION}', dead_letter, max_deliveries, declared_at FROM tidings_topic WHERE true ON CONFLICT (topic, name) DO NOTHING`,
+      `INSERT INTO tidings_subscription (topic, name, dead_letter, max_deliveries, declared_at)
+         SELECT DISTINCT topic, subscription, NULL, 5, 0 FROM tidings_message WHERE true ON CONFLICT (topic, name) DO NOTHING`,
+      ...(d.widenColumn ? [d.widenColumn('tidings_idempotency', 'topic', 'VARCHAR(400)')] : []),
+    ],
+  },
+  {
+    // How a topic orders keyed messages, so every process declaring it agrees.
+    version: 7,
+    statements: () => [`ALTER TABLE tidings_topic ADD COLUMN ordering VARCHAR(16) NULL`],
+    unlessColumn: { table: 'tidings_topic', column: 'ordering' },
   },
 ];
 

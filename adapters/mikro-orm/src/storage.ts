@@ -6,23 +6,38 @@ import type {
   IdempotencyStore,
   LeaseRequest,
   MessageState,
+  PeekRequest,
   PurgeRequest,
   RedriveRequest,
   ReleaseRequest,
   SettleItem,
   SettleRequest,
-  StateCounts,
   StorageAdapter,
   StoredMessage,
   StoreRequest,
   StoreResult,
+  SubscriptionCounts,
+  SubscriptionRecord,
   TopicRecord,
-  Lifecycle,
 } from '@tidings/core';
 import type { SqlConnection, SqlRow, SqlTx } from './connection.js';
 import type { SqlDialect } from './dialect.js';
 import { ensureSchema } from './migrator.js';
+import { toMessage, toSubscription, toTopic } from './rows.js';
 import type { Migration } from './schema.js';
+import { leaseStatement } from './sql/lease.js';
+import { expireStatement, extendLeaseStatement, redriveStatement, releaseStatement, settleStatement } from './sql/moves.js';
+import { countsStatement, peekStatement, purgeStatements } from './sql/reads.js';
+import {
+  declareSubscriptionStatement,
+  declareTopicStatement,
+  removeSubscriptionStatements,
+  subscriptionsStatement,
+  topicStatement,
+  topicsStatement,
+} from './sql/registry.js';
+import type { Statement } from './sql/statement.js';
+import { anySubscription, dedupRecord, firstOfEach, insertCopies } from './sql/store.js';
 
 /** What the storage is built from: its connection, the idempotency store sharing it, and its schema steps. */
 export interface MikroOrmStorageParts {
@@ -30,36 +45,6 @@ export interface MikroOrmStorageParts {
   idempotency: IdempotencyStore<EntityManager>;
   migrations: readonly Migration[];
 }
-
-type Row = SqlRow;
-const COLUMNS = 'id, topic, body, state, deliveries, available_at, created_at, lease_until, lease_token, last_error, headers, seq';
-
-const TOPIC_COLUMNS = 'name, lifecycle, dead_letter, max_deliveries, declared_at';
-
-function toTopic(r: Row): TopicRecord {
-  const topic: TopicRecord = { name: r.name as string, lifecycle: r.lifecycle as Lifecycle, maxDeliveries: Number(r.max_deliveries), declaredAt: Number(r.declared_at) };
-  if (r.dead_letter != null) topic.deadLetter = r.dead_letter as string;
-  return topic;
-}
-
-function toMessage(r: Row): StoredMessage & { seq: number } {
-  return {
-    id: r.id as string,
-    topic: r.topic as string,
-    body: r.body as string,
-    state: r.state as MessageState,
-    deliveries: Number(r.deliveries),
-    availableAt: Number(r.available_at),
-    createdAt: Number(r.created_at),
-    leaseUntil: r.lease_until == null ? undefined : Number(r.lease_until),
-    leaseToken: (r.lease_token as string | null) ?? undefined,
-    lastError: (r.last_error as string | null) ?? undefined,
-    headers: (r.headers as string | null) ?? undefined,
-    seq: Number(r.seq),
-  };
-}
-
-const marks = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
 /**
  * The storage adapter over MikroORM shared by every SQL driver. Entities define the schema;
@@ -117,8 +102,12 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     return this.opening;
   }
 
-  private exec(sql: string, params: unknown[], tx: SqlTx | undefined, where: string): Promise<Row[]> {
+  private exec(sql: string, params: unknown[], tx: SqlTx | undefined, where: string): Promise<SqlRow[]> {
     return this.connection.exec(sql, params, tx, where);
+  }
+
+  private run(statement: Statement, tx: SqlTx | undefined, where: string): Promise<SqlRow[]> {
+    return this.connection.exec(statement.sql, statement.params, tx, where);
   }
 
   /**
@@ -137,206 +126,135 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     if (req.messages.length === 0) return [];
     const { dialect } = this.options;
     const dedup = req.dedupUntil !== undefined;
-    // An id is new if it has no record, or its record's window has passed. Each id once (PostgreSQL refuses an
-    // upsert that touches a row twice), in sorted order so two brokers storing overlapping batches lock rows in the
-    // same order and cannot deadlock.
-    const record = `INSERT INTO tidings_dedup (topic, id, expires_at) SELECT ?, value, ? FROM (${dialect.jsonStrings}) AS ids WHERE true
-      ON CONFLICT (topic, id) DO UPDATE SET expires_at = excluded.expires_at WHERE tidings_dedup.expires_at <= ? RETURNING id`;
-    const recordParams = () => [req.topic, req.dedupUntil, JSON.stringify([...new Set(req.messages.map((m) => m.id))].sort()), req.now];
-    const insert = (which: string) => `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at, last_error, headers)
-      SELECT ?, m.id, m.body, ?, 0, m.available_at, ?, m.last_error, m.headers FROM (${dialect.jsonMessages}) AS m WHERE ${which}
-      ON CONFLICT (topic, id) DO NOTHING RETURNING id`;
-    // Within one batch the first of two equal ids is the one stored.
-    const firsts = (messages: StoreRequest['messages']) => {
-      const ids = new Set<string>();
-      return messages.filter((m) => !ids.has(m.id) && ids.add(m.id));
-    };
-    const ids = (rows: Row[]) => new Set(rows.map((r) => r.id as string));
-    let inserted: Set<string>;
+    const idsOf = (rows: SqlRow[]) => new Set(rows.map((r) => r.id as string));
+    let fresh: Set<string> | undefined;
+    let copied: Set<string>;
     if (dialect.modifyingCtes) {
-      // One statement: the dedup record, the insert of the ids it found new, and the wake-up.
-      const ctes = [...(dedup ? [`fresh AS (${record})`] : []), `stored AS (${insert(dedup ? 'm.id IN (SELECT id FROM fresh)' : 'true')})`];
-      const params = [...(dedup ? recordParams() : []), req.topic, req.state, req.now, JSON.stringify(firsts(req.messages))];
+      // One statement: the dedup record, the copies of the ids it found new, and the wake-up.
+      const record = dedup ? dedupRecord(dialect, req) : undefined;
+      const insert = insertCopies(dialect, req, firstOfEach(req.messages), dedup ? 'm.id IN (SELECT id FROM fresh)' : 'true');
+      const ctes = [...(record ? [`fresh AS (${record.sql})`] : []), `stored AS (${insert.sql})`];
+      const params = [...(record?.params ?? []), ...insert.params];
       if (dialect.notifyCte) {
         ctes.push(`woken AS (${dialect.notifyCte})`);
         params.push(req.topic);
       }
-      const sql = `WITH ${ctes.join(', ')} SELECT stored.id FROM stored${dialect.notifyCte ? ' LEFT JOIN woken ON true' : ''}`;
-      inserted = ids(await this.written(tx, { atomic: false, durable: true }, (t) => this.exec(sql, params, t, 'store')));
+      const woken = dialect.notifyCte ? ' LEFT JOIN woken ON true' : '';
+      const sql = `WITH ${ctes.join(', ')} SELECT 's' AS kind, stored.id FROM stored${woken}${record ? " UNION ALL SELECT 'f' AS kind, id FROM fresh" : ''}`;
+      const rows = await this.written(tx, { atomic: false, durable: true }, (t) => this.exec(sql, params, t, 'store'));
+      copied = idsOf(rows.filter((r) => r.kind === 's'));
+      if (record) fresh = idsOf(rows.filter((r) => r.kind === 'f'));
     } else {
       // Durable: the producer's ack says the message is stored. Atomic when the dedup record is a statement of its own.
-      inserted = await this.written(tx, { atomic: dedup, durable: true }, async (t) => {
-        let candidates = req.messages;
+      [fresh, copied] = await this.written(tx, { atomic: dedup, durable: true }, async (t) => {
+        let candidates = firstOfEach(req.messages);
+        let found: Set<string> | undefined;
         if (dedup) {
-          const fresh = ids(await this.exec(record, recordParams(), t, 'store'));
-          candidates = firsts(req.messages).filter((m) => fresh.has(m.id));
-          if (candidates.length === 0) return new Set<string>();
+          found = idsOf(await this.run(dedupRecord(dialect, req), t, 'store'));
+          candidates = candidates.filter((m) => found!.has(m.id));
+          if (candidates.length === 0) return [found, new Set<string>()] as const;
         }
-        return ids(await this.exec(insert('true'), [req.topic, req.state, req.now, JSON.stringify(candidates)], t, 'store'));
+        return [found, idsOf(await this.run(insertCopies(dialect, req, candidates), t, 'store'))] as const;
       });
     }
-    // Within one batch the first of two equal ids wins; the second is its duplicate.
-    return req.messages.map((m) => ({ id: m.id, duplicate: !inserted.delete(m.id) }));
+    // An id with no copy is a duplicate where every subscription holds it; a topic with none keeps nothing, refusing nothing.
+    const uncopied = req.messages.some((m) => !copied.has(m.id) && (fresh?.has(m.id) ?? true));
+    const anywhere = uncopied ? (await this.run(anySubscription(req.topic), tx, 'store')).length > 0 : true;
+    const seen = new Set<string>();
+    return req.messages.map((m) => {
+      const first = !seen.has(m.id) && seen.add(m.id);
+      const stored = first && (fresh?.has(m.id) ?? true) && (copied.has(m.id) || !anywhere);
+      return { id: m.id, duplicate: !stored };
+    });
   }
 
   async lease(req: LeaseRequest): Promise<StoredMessage[]> {
-    const pick = `SELECT seq FROM tidings_message WHERE topic = ? AND state = ? AND available_at <= ?
-                  ORDER BY available_at, seq LIMIT ?${this.options.dialect.lockClause}`;
-    const params = [req.topic, req.from, req.now, req.limit];
-    // Only what the lease does not already know comes back; the rest is filled in below.
-    const returning = 'seq, id, body, deliveries, created_at, available_at, last_error, headers';
     // A lease a power cut undoes hands the message out again, which a lifecycle with leases allows; one that deletes
     // (at-most-once) must not come undone, or the message would be delivered twice.
-    const rows = await this.written(undefined, { atomic: false, durable: req.remove }, (tx) =>
-      req.remove
-        ? this.exec(`DELETE FROM tidings_message WHERE ${this.options.dialect.seqIn(pick)} RETURNING ${returning}`, params, tx, 'lease')
-        : this.exec(
-            `UPDATE tidings_message SET state = ?, deliveries = deliveries + 1, lease_until = ?, lease_token = ?
-             WHERE ${this.options.dialect.seqIn(pick)} RETURNING ${returning}`,
-            [req.to, req.leaseUntil, req.leaseToken, ...params],
-            tx,
-            'lease',
-          ),
-    );
+    const rows = await this.written(undefined, { atomic: false, durable: req.remove }, (tx) => this.run(leaseStatement(this.options.dialect, req), tx, 'lease'));
     const extra = req.remove ? 1 : 0;
+    // Only what the lease did not set itself came back.
     return rows
       .sort((a, b) => Number(a.seq) - Number(b.seq))
-      .map((r) => ({
-        id: r.id as string,
-        topic: req.topic,
-        body: r.body as string,
-        state: req.to,
-        deliveries: Number(r.deliveries) + extra,
-        availableAt: Number(r.available_at),
-        createdAt: Number(r.created_at),
-        leaseUntil: req.leaseUntil,
-        leaseToken: req.leaseToken,
-        lastError: (r.last_error as string | null) ?? undefined,
-        headers: (r.headers as string | null) ?? undefined,
-      }));
+      .map((r) => toMessage({ ...r, topic: req.topic, subscription: req.subscription, state: req.to, deliveries: Number(r.deliveries) + extra, lease_until: req.leaseUntil, lease_token: req.leaseToken }));
   }
 
   async extendLease(req: ExtendLeaseRequest, tx?: EntityManager): Promise<boolean> {
-    const rows = await this.written(tx, { atomic: false, durable: false }, (t) =>
-      this.exec(
-        `UPDATE tidings_message SET lease_until = ? WHERE topic = ? AND id = ? AND state = ? AND lease_token = ? RETURNING id`,
-        [req.leaseUntil, req.topic, req.item.id, req.state, req.item.leaseToken ?? null],
-        t,
-        'extendLease',
-      ),
-    );
+    const rows = await this.written(tx, { atomic: false, durable: false }, (t) => this.run(extendLeaseStatement(req), t, 'extendLease'));
     return rows.length > 0;
   }
 
   settle(req: SettleRequest, tx?: EntityManager): Promise<string[]> {
     // Outside a transaction a settle is an ack after the handler: undone by a power cut, the message comes again.
-    return this.written(tx, { atomic: false, durable: false }, (t) => this.settleIn(req, t));
-  }
-
-  private async settleIn(req: SettleRequest, tx: SqlTx | undefined): Promise<string[]> {
-    const won: string[] = [];
-    for (const [token, items] of groupByToken(req.items)) {
-      const where = `topic = ? AND state = ? AND id IN (${this.options.dialect.jsonStrings})${token === undefined ? '' : ' AND lease_token = ?'}`;
-      const params = [req.topic, req.from, JSON.stringify(items.map((i) => i.id)), ...(token === undefined ? [] : [token])];
-      const rows = req.remove
-        ? await this.exec(`DELETE FROM tidings_message WHERE ${where} RETURNING id`, params, tx, 'settle')
-        : await this.exec(`UPDATE tidings_message SET state = ?, lease_until = NULL, lease_token = NULL WHERE ${where} RETURNING id`, [req.to, ...params], tx, 'settle');
-      for (const r of rows) won.push(r.id as string);
-    }
-    return won;
-  }
-
-  async release(req: ReleaseRequest, tx?: EntityManager): Promise<string[]> {
-    return this.written(tx, { atomic: true, durable: true }, async (em) => {
+    return this.written(tx, { atomic: false, durable: false }, async (t) => {
       const won: string[] = [];
-      for (const item of req.items) {
-        const rows = await this.exec(
-          `UPDATE tidings_message SET state = ?, available_at = ?, lease_until = NULL, lease_token = NULL, last_error = ?
-           WHERE topic = ? AND id = ? AND state = ?${item.leaseToken === undefined ? '' : ' AND lease_token = ?'} RETURNING id`,
-          [req.to, item.availableAt, item.error ?? null, req.topic, item.id, req.from, ...(item.leaseToken === undefined ? [] : [item.leaseToken])],
-          em,
-          'release',
-        );
-        if (rows.length > 0) won.push(item.id);
+      for (const [token, items] of groupByToken(req.items)) {
+        for (const r of await this.run(settleStatement(this.options.dialect, req, token, items), t, 'settle')) won.push(r.id as string);
       }
       return won;
     });
   }
 
+  async release(req: ReleaseRequest, tx?: EntityManager): Promise<string[]> {
+    return this.written(tx, { atomic: true, durable: true }, async (t) => {
+      const won: string[] = [];
+      for (const item of req.items) if ((await this.run(releaseStatement(req, item), t, 'release')).length > 0) won.push(item.id);
+      return won;
+    });
+  }
+
   async expire(req: ExpireRequest, tx?: EntityManager): Promise<StoredMessage[]> {
-    const { atLeast, below } = req.deliveries ?? {};
-    const rows = await this.exec(
-      `UPDATE tidings_message SET state = ?, available_at = ?, lease_until = NULL, lease_token = NULL
-       WHERE topic = ? AND state = ? AND lease_until <= ?${atLeast === undefined ? '' : ' AND deliveries >= ?'}${below === undefined ? '' : ' AND deliveries < ?'}
-       RETURNING ${COLUMNS}`,
-      [req.to, req.now, req.topic, req.from, req.now, ...(atLeast === undefined ? [] : [atLeast]), ...(below === undefined ? [] : [below])],
-      tx,
-      'expire',
-    );
-    return rows.map(toMessage).map(({ seq: _seq, ...m }) => m);
+    return (await this.run(expireStatement(req), tx, 'expire')).map(toMessage);
   }
 
-  async redrive(req: RedriveRequest): Promise<number> {
-    // A redriven message starts a new lifecycle: deliveries reset, fresh timestamps.
-    const ids = req.ids ?? [];
-    if (req.ids && ids.length === 0) return 0;
-    const rows = await this.exec(
-      `UPDATE tidings_message SET state = ?, deliveries = 0, available_at = ?, created_at = ?, lease_until = NULL, lease_token = NULL, last_error = NULL
-       WHERE topic = ? AND state = ?${req.ids ? ` AND id IN (${this.options.dialect.jsonStrings})` : ''} RETURNING id`,
-      [req.to, req.now, req.now, req.topic, req.from, ...(req.ids ? [JSON.stringify(ids)] : [])],
-      undefined,
-      'redrive',
-    );
-    return rows.length;
+  async redrive(req: RedriveRequest): Promise<string[]> {
+    if (req.ids && req.ids.length === 0) return [];
+    return (await this.run(redriveStatement(this.options.dialect, req), undefined, 'redrive')).map((r) => r.id as string);
   }
 
-  async counts(topic?: string): Promise<StateCounts> {
-    const rows = await this.exec(
-      `SELECT topic, state, COUNT(*) AS n FROM tidings_message${topic === undefined ? '' : ' WHERE topic = ?'} GROUP BY topic, state`,
-      topic === undefined ? [] : [topic],
-      undefined,
-      'counts',
-    );
-    const out: StateCounts = topic === undefined ? {} : { [topic]: {} };
-    for (const r of rows) (out[r.topic as string] ??= {})[r.state as MessageState] = Number(r.n);
+  async counts(topic?: string): Promise<SubscriptionCounts> {
+    const out: SubscriptionCounts = topic === undefined ? {} : { [topic]: {} };
+    for (const r of await this.run(countsStatement(topic), undefined, 'counts')) {
+      ((out[r.topic as string] ??= {})[r.subscription as string] ??= {})[r.state as MessageState] = Number(r.n);
+    }
     return out;
   }
 
-  async declareTopic(topic: TopicRecord): Promise<TopicRecord> {
-    // The first declaration wins, in one statement, so two processes declaring at once agree on the record.
-    await this.exec(
-      `INSERT INTO tidings_topic (name, lifecycle, dead_letter, max_deliveries, declared_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
-      [topic.name, topic.lifecycle, topic.deadLetter ?? null, topic.maxDeliveries, topic.declaredAt],
-      undefined,
-      'declareTopic',
-    );
-    const [kept] = await this.exec(`SELECT ${TOPIC_COLUMNS} FROM tidings_topic WHERE name = ?`, [topic.name], undefined, 'declareTopic');
+  async declareTopic(topic: TopicRecord, tx?: EntityManager): Promise<TopicRecord> {
+    await this.run(declareTopicStatement(topic), tx, 'declareTopic');
+    const [kept] = await this.run(topicStatement(topic.name), tx, 'declareTopic');
     return toTopic(kept!);
   }
 
   async topics(): Promise<TopicRecord[]> {
-    return (await this.exec(`SELECT ${TOPIC_COLUMNS} FROM tidings_topic ORDER BY name`, [], undefined, 'topics')).map(toTopic);
+    return (await this.run(topicsStatement(), undefined, 'topics')).map(toTopic);
   }
 
-  async peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]> {
-    const rows = await this.exec(`SELECT ${COLUMNS} FROM tidings_message WHERE topic = ? AND state = ? ORDER BY seq LIMIT ?`, [topic, state, limit], undefined, 'peek');
-    return rows.map(toMessage).map(({ seq: _seq, ...m }) => m);
+  async declareSubscription(subscription: SubscriptionRecord, tx?: EntityManager): Promise<SubscriptionRecord> {
+    await this.run(declareSubscriptionStatement(subscription), tx, 'declareSubscription');
+    const [kept] = await this.run(subscriptionsStatement(subscription.topic, subscription.name), tx, 'declareSubscription');
+    return toSubscription(kept!);
+  }
+
+  async subscriptions(topic?: string): Promise<SubscriptionRecord[]> {
+    return (await this.run(subscriptionsStatement(topic), undefined, 'subscriptions')).map(toSubscription);
+  }
+
+  async removeSubscription(topic: string, name: string): Promise<number> {
+    const [registry, copies] = removeSubscriptionStatements(topic, name);
+    return this.written(undefined, { atomic: true, durable: true }, async (t) => {
+      await this.run(registry, t, 'removeSubscription');
+      return (await this.run(copies, t, 'removeSubscription')).length;
+    });
+  }
+
+  async peek(req: PeekRequest): Promise<StoredMessage[]> {
+    return (await this.run(peekStatement(req), undefined, 'peek')).map(toMessage);
   }
 
   async purge(req: PurgeRequest): Promise<number> {
-    const byTopic = req.topic === undefined ? '' : ' AND topic = ?';
-    const topicParam = req.topic === undefined ? [] : [req.topic];
-    let removed = (await this.exec(`DELETE FROM tidings_dedup WHERE expires_at <= ?${byTopic} RETURNING id`, [req.now, ...topicParam], undefined, 'purge')).length;
-    if (req.before !== undefined && req.states && req.states.length > 0) {
-      removed += (
-        await this.exec(
-          `DELETE FROM tidings_message WHERE state IN (${marks(req.states.length)}) AND created_at < ?${byTopic} RETURNING id`,
-          [...req.states, req.before, ...topicParam],
-          undefined,
-          'purge',
-        )
-      ).length;
-    }
+    let removed = 0;
+    for (const statement of purgeStatements(req)) removed += (await this.run(statement, undefined, 'purge')).length;
     return removed;
   }
 

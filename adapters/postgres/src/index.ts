@@ -47,7 +47,11 @@ export const postgresDialect: SqlDialect = {
   columnsSql: 'SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?',
   migrationLock: 'SELECT pg_advisory_xact_lock(7245130001)',
   jsonStrings: 'SELECT json_array_elements_text(?::json) AS value',
-  jsonMessages: `SELECT id, body, "availableAt" AS available_at, "lastError" AS last_error, headers FROM json_to_recordset(?::json) AS x (id text, body text, "availableAt" bigint, "lastError" text, headers text)`,
+  jsonMessages: `SELECT n, id, key AS ordering_key, body, "availableAt" AS available_at, "lastError" AS last_error, headers
+    FROM ROWS FROM (json_to_recordset(?::json) AS (id text, key text, body text, "availableAt" bigint, "lastError" text, headers text)) WITH ORDINALITY
+    AS x (id, key, body, "availableAt", "lastError", headers, n)`,
+  dropUnique: (table, name) => [`ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS ${name}`, `DROP INDEX IF EXISTS ${name}`],
+  widenColumn: (table, column, type) => `ALTER TABLE ${table} ALTER COLUMN ${column} TYPE ${type}`,
   modifyingCtes: true,
   // Read by the statement's outer SELECT, so it runs: once, and only if a row went in.
   notifyCte: `SELECT pg_notify('${CHANNEL}', ?) FROM (SELECT 1 FROM stored LIMIT 1) AS one`,

@@ -5,6 +5,10 @@ import { MAX_TIMER_MS } from '../options.js';
 export interface Message<T = unknown> {
   id: string;
   topic: string;
+  /** The subscription it was delivered to (`default` for `topic.consume()`). */
+  subscription: string;
+  /** Its ordering key, when it was sent with one. */
+  key?: string;
   payload: T;
   /** 1 on the first delivery, 2 on the first redelivery, ... */
   attempt: number;

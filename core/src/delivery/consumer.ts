@@ -5,10 +5,9 @@ import type { Delivery } from './context.js';
 import { deliveryFor } from './strategies.js';
 import { InvalidOptionsError, LeaseLostError } from '../errors.js';
 import { parseHeaders } from '../headers.js';
-import { requests } from '../storage/requests.js';
 import { Settler } from './settler.js';
 import type { StoredMessage } from '../storage/contract.js';
-import { emitSteps, type TopicRuntime } from './runtime.js';
+import type { SubscriptionRuntime } from './runtime.js';
 
 /**
  * A consumer actor: leases batches, runs the handler, and settles each message as its lifecycle says. Its life
@@ -32,14 +31,14 @@ export class Consumer<T = unknown, Tx = unknown> {
 
   /** @internal */
   constructor(
-    private readonly rt: TopicRuntime,
+    private readonly s: SubscriptionRuntime,
     private readonly handler: Handler<T, Tx>,
     options: ConsumeOptions,
   ) {
     this.options = resolveConsumeOptions(options);
-    this.settler = new Settler(rt, () => this.abandoned);
+    this.settler = new Settler(s, () => this.abandoned);
     this.delivery = deliveryFor<Tx>({
-      rt,
+      s,
       concurrency: this.options.concurrency,
       settler: this.settler,
       handle: (m, tx) => this.run(m, tx as Tx),
@@ -48,7 +47,7 @@ export class Consumer<T = unknown, Tx = unknown> {
     });
     this.actor = createActor(consumerMachine, { input: { work: this.work(), pollMs: this.options.pollMs } });
     this.done = new Promise((resolve) => this.actor.subscribe({ complete: resolve }));
-    this.unwatch = rt.storage.watch?.(rt.name, () => this.wake());
+    this.unwatch = s.topic.storage.watch?.(s.topic.name, () => this.wake());
     this.actor.start();
   }
 
@@ -79,9 +78,9 @@ export class Consumer<T = unknown, Tx = unknown> {
 
   /** The steps the machine calls for. */
   private work(): ConsumerWork {
-    const { rt } = this;
+    const { s } = this;
     return {
-      start: () => rt.declaration.declared,
+      start: () => s.declaration.declared,
       lease: () => this.track(this.lease()),
       handle: (batch) => {
         this.unhandled = undefined;
@@ -99,21 +98,26 @@ export class Consumer<T = unknown, Tx = unknown> {
       abandon: (graceMs) => {
         this.abandoned = true;
         this.abandonController.abort();
-        rt.logger.warn(`consumer stopped with handlers still running after ${graceMs} ms; their messages stay leased until the lease expires, then are redelivered`, { topic: rt.name });
+        s.topic.logger.warn(`consumer stopped with handlers still running after ${graceMs} ms; their messages stay leased until the lease expires, then are redelivered`, this.where());
       },
       failed: (error, starting) => this.failed(error, starting),
       stopped: () => {
         this.unwatch?.();
-        rt.consumers.delete(this);
+        s.consumers.delete(this);
       },
     };
   }
 
+  /** Where this consumer's log lines and error events come from. */
+  private where(): { topic: string; subscription: string } {
+    return { topic: this.s.topic.name, subscription: this.s.name };
+  }
+
   private failed(error: unknown, starting: boolean): void {
-    const { rt } = this;
-    rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() });
-    if (starting) rt.logger.error(`consumer of topic "${rt.name}" did not start: ${(error as Error).message}`, { topic: rt.name });
-    else rt.logger.error('consumer loop failed; retrying', { topic: rt.name, error: String(error) });
+    const { topic } = this.s;
+    topic.events.emit('error', { ...this.where(), error, at: topic.clock.now() });
+    if (starting) topic.logger.error(`consumer of topic "${topic.name}" (subscription "${this.s.name}") did not start: ${(error as Error).message}`, this.where());
+    else topic.logger.error('consumer loop failed; retrying', { ...this.where(), error: String(error) });
   }
 
   private track<R>(work: Promise<R>): Promise<R> {
@@ -122,46 +126,45 @@ export class Consumer<T = unknown, Tx = unknown> {
   }
 
   private async lease(): Promise<StoredMessage[]> {
-    const { rt } = this;
-    await rt.sweeper.sweep();
-    const now = rt.clock.now();
-    const req = requests.lease(rt, { limit: this.options.batchSize, now, leaseMs: rt.options.leaseMs, leaseToken: rt.ids.next() });
-    const batch = await rt.storage.lease(req);
-    for (const m of batch) emitSteps(rt, m.id, rt.plan.steps.lease);
+    const { s } = this;
+    await s.sweeper.sweep();
+    const batch = await s.ledger.lease({ limit: this.options.batchSize, leaseMs: s.options.leaseMs, leaseToken: s.topic.ids.next() });
     if (batch.length > 0) this.unhandled = batch;
     return batch;
   }
 
   /** Runs the handler on one message, inside the plugins' `handle` wrappers when there are any. */
   private run(m: StoredMessage, tx: Tx): Promise<void> {
-    const { rt } = this;
+    const { topic } = this.s;
     // A handler that throws before it returns a promise fails the same way as one whose promise rejects.
     try {
       const message = this.message(m);
       const context = this.context(m, tx);
-      const wrap = rt.plugins.handle;
+      const wrap = topic.plugins.handle;
       if (!wrap) return Promise.resolve(this.handler(message, context));
-      return wrap({ topic: rt.name, lifecycle: rt.plan.lifecycle, message, context: context as ConsumeContext<unknown> }, () => Promise.resolve(this.handler(message, context)));
+      const ctx = { topic: topic.name, subscription: this.s.name, lifecycle: topic.plan.lifecycle, message, context: context as ConsumeContext<unknown> };
+      return wrap(ctx, () => Promise.resolve(this.handler(message, context)));
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
   private message(m: StoredMessage): Message<T> {
-    return { id: m.id, topic: m.topic, payload: JSON.parse(m.body) as T, attempt: m.deliveries, createdAt: m.createdAt, headers: parseHeaders(m.headers) };
+    const message: Message<T> = { id: m.id, topic: m.topic, subscription: this.s.name, payload: JSON.parse(m.body) as T, attempt: m.deliveries, createdAt: m.createdAt, headers: parseHeaders(m.headers) };
+    if (m.key !== undefined) message.key = m.key;
+    return message;
   }
 
   private context(m: StoredMessage, em: Tx): ConsumeContext<Tx> {
-    const { rt } = this;
+    const { s } = this;
     return {
       em,
       signal: this.abortController.signal,
       extendLease: async (ms: number) => {
         if (!Number.isFinite(ms) || ms <= 0) throw new InvalidOptionsError(`extendLease(ms) needs ms > 0, got ${String(ms)}.`);
         // Inside the handler's transaction, so a single-connection database does not wait on itself.
-        const now = rt.clock.now();
-        const ok = await rt.storage.extendLease(requests.extendLease(rt, m, now + ms, now), em ?? undefined);
-        if (!ok) throw new LeaseLostError(rt.name, m.id);
+        const ok = await s.ledger.extendLease(m, ms, em ?? undefined);
+        if (!ok) throw new LeaseLostError(s.topic.name, m.id);
       },
     };
   }

@@ -1,10 +1,10 @@
 import type { StoredMessage } from '../storage/contract.js';
 import type { Settler, SettleContext } from './settler.js';
-import type { TopicRuntime } from './runtime.js';
+import type { SubscriptionRuntime } from './runtime.js';
 
 /** What a delivery strategy needs of its consumer. */
 export interface DeliveryContext<Tx> {
-  readonly rt: SettleContext & Pick<TopicRuntime, 'idempotency'>;
+  readonly s: SettleContext & Pick<SubscriptionRuntime, 'scope'>;
   readonly concurrency: number;
   readonly settler: Settler;
   /** Runs the handler on one message (inside `tx` when its consumption commits in a transaction). */

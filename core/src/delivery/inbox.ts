@@ -1,9 +1,8 @@
 import { runAll, type Delivery, type DeliveryContext } from './context.js';
-import { LeaseLostError, TidingsError } from '../errors.js';
+import { TidingsError } from '../errors.js';
 import { describeError, firstLine } from '../services.js';
 import type { StoredMessage } from '../storage/contract.js';
-import { emitDuplicate, leaseLost, settle } from './settler.js';
-import { emitSteps } from './runtime.js';
+import { leaseLost } from './settler.js';
 
 type Failed = Array<[StoredMessage, unknown]>;
 
@@ -63,15 +62,16 @@ export class TransactionalInbox<Tx> implements Delivery {
   async process(batch: StoredMessage[]): Promise<void> {
     const failed: Failed = [];
     const consumedElsewhere: StoredMessage[] = [];
-    const seen = await this.c.rt.idempotency.seen(this.c.rt.name, batch.map((m) => m.id));
+    const { s } = this.c;
+    const seen = await s.topic.idempotency.seen(s.scope, batch.map((m) => m.id));
     // Where handlers cannot share a transaction, each unit of concurrency gets one of its own.
-    const size = this.c.rt.storage.branch ? batch.length : Math.max(1, Math.ceil(batch.length / this.c.concurrency));
+    const size = s.topic.storage.branch ? batch.length : Math.max(1, Math.ceil(batch.length / this.c.concurrency));
     const groups = Array.from({ length: Math.ceil(batch.length / size) }, (_, i) => batch.slice(i * size, (i + 1) * size));
     await Promise.all(groups.map((group) => this.consumeGroup(group, seen, failed, consumedElsewhere)));
     // Abandoned at stop: what committed is done; the rest waits for its leases to expire.
     if (this.c.abandoned()) return;
-    for (const m of consumedElsewhere) emitDuplicate(this.c.rt, m);
-    this.c.settler.enqueue(consumedElsewhere, this.c.rt.plan.steps.handled, failed);
+    for (const m of consumedElsewhere) s.ledger.duplicate(m);
+    this.c.settler.enqueue(consumedElsewhere, s.topic.plan.steps.handled, failed);
   }
 
   /**
@@ -82,9 +82,10 @@ export class TransactionalInbox<Tx> implements Delivery {
    */
   private async consumeGroup(group: StoredMessage[], seen: Set<string>, failed: Failed, consumedElsewhere: StoredMessage[]): Promise<void> {
     if (group.length === 0) return;
-    const { rt } = this.c;
+    const { s } = this.c;
+    const { topic } = s;
     try {
-      await rt.storage.transaction((tx) => this.consume(group, seen, tx as Tx));
+      await topic.storage.transaction((tx) => this.consume(group, seen, tx as Tx));
     } catch (error) {
       if (this.c.abandoned()) return;
       if (error instanceof HandlersFailed) {
@@ -94,8 +95,8 @@ export class TransactionalInbox<Tx> implements Delivery {
         return this.consumeGroup(group.filter((m) => !out.has(m)), seen, failed, consumedElsewhere);
       }
       if (error instanceof Rollback) {
-        for (const m of error.leaseLost) leaseLost(rt, new LeaseLostError(rt.name, m.id));
-        for (const m of error.consumed) emitDuplicate(rt, m);
+        for (const m of error.leaseLost) leaseLost(s, m);
+        for (const m of error.consumed) s.ledger.duplicate(m);
         consumedElsewhere.push(...error.elsewhere);
         const out = error.excluded;
         return this.consumeGroup(group.filter((m) => !out.has(m)), seen, failed, consumedElsewhere);
@@ -103,8 +104,8 @@ export class TransactionalInbox<Tx> implements Delivery {
       if (group.length === 1) return void failed.push([group[0]!, error]);
       // The transaction itself failed, or its commit's answer was lost: say so, then ask again which ids were
       // recorded (all may have been) and try each message on its own.
-      rt.logger.warn(`a group's transaction failed; its ${group.length} messages are tried one by one`, { topic: rt.name, error: firstLine(describeError(error)) });
-      const seenNow = await rt.idempotency.seen(rt.name, group.map((m) => m.id));
+      topic.logger.warn(`a group's transaction failed; its ${group.length} messages are tried one by one`, { topic: topic.name, subscription: s.name, error: firstLine(describeError(error)) });
+      const seenNow = await topic.idempotency.seen(s.scope, group.map((m) => m.id));
       for (const m of group) await this.consumeGroup([m], seenNow, failed, consumedElsewhere);
       return;
     }
@@ -117,10 +118,10 @@ export class TransactionalInbox<Tx> implements Delivery {
    * it before the compare-and-set passed.
    */
   private async consume(group: StoredMessage[], seen: Set<string>, tx: Tx): Promise<void> {
-    const { rt } = this.c;
+    const { s } = this.c;
     const fresh = group.filter((m) => !seen.has(m.id));
     const failures: Failed = [];
-    const { storage } = rt;
+    const { storage, idempotency, plan, clock } = s.topic;
     const shared = storage.branch !== undefined && fresh.length > 1;
     await runAll(fresh, storage.branch ? this.c.concurrency : 1, async (m) => {
       // After a failure the transaction will roll back: no point starting more handlers in it.
@@ -139,7 +140,7 @@ export class TransactionalInbox<Tx> implements Delivery {
     });
     if (this.c.abandoned()) throw new Abandoned();
     if (failures.length > 0) throw new HandlersFailed(failures);
-    const won = await settle(rt, group, rt.plan.steps.handled, tx);
+    const won = await s.ledger.settle(group, plan.steps.handled, tx);
     if (won.length < group.length) {
       // Gone although its id was consumed before: a commit whose answer was lost finished it. Otherwise its lease
       // expired and another delivery has it. Either way: roll back, handler writes included.
@@ -148,16 +149,15 @@ export class TransactionalInbox<Tx> implements Delivery {
       throw new Rollback('a lease in the group was lost', lost.filter((m) => !seen.has(m.id)), lost.filter((m) => seen.has(m.id)));
     }
     if (fresh.length > 0) {
-      const recorded = new Set(await rt.idempotency.record(rt.name, fresh.map((m) => m.id), rt.clock.now() + rt.options.idempotencyWindowMs, tx));
+      const recorded = new Set(await idempotency.record(s.scope, fresh.map((m) => m.id), clock.now() + s.options.idempotencyWindowMs, tx));
       if (recorded.size < fresh.length) throw new Rollback('an id in the group was consumed elsewhere meanwhile', [], [], fresh.filter((m) => !recorded.has(m.id)));
     }
   }
 
   /** After the commit: each message consumed and deleted, and a duplicate also reported as one. */
   private emitConsumed(group: StoredMessage[], duplicates: ReadonlySet<string>): void {
-    for (const m of group) {
-      if (duplicates.has(m.id)) emitDuplicate(this.c.rt, m);
-      emitSteps(this.c.rt, m.id, this.c.rt.plan.steps.handled);
-    }
+    const { ledger, topic } = this.c.s;
+    for (const m of group) if (duplicates.has(m.id)) ledger.duplicate(m);
+    ledger.settled(group, group.map((m) => m.id), topic.plan.steps.handled);
   }
 }

@@ -1,82 +1,59 @@
 import { LeaseLostError } from '../errors.js';
+import type { TransitionStep } from '../lifecycle/table.js';
 import { backoffDelay } from '../options.js';
-import { releaseLeases, requests, type Failure } from '../storage/requests.js';
 import { describeError, firstLine } from '../services.js';
 import type { StoredMessage } from '../storage/contract.js';
-import type { TransitionStep } from '../lifecycle/table.js';
-import { emitSteps, notify, type TopicRuntime } from './runtime.js';
+import type { Failure } from './ledger.js';
+import type { SubscriptionRuntime } from './runtime.js';
 
-/** What settling needs of a topic. */
-export type SettleContext = Pick<TopicRuntime, 'name' | 'options' | 'plan' | 'storage' | 'clock' | 'logger' | 'events' | 'deadLetter'>;
+/** What settling needs of a subscription. */
+export type SettleContext = Pick<SubscriptionRuntime, 'topic' | 'name' | 'options' | 'ledger'>;
 
-/** Emits a message's DEAD transition (to the state the machine chose and storage moved it to) and the `deadLetter` event. */
-export function emitDead(rt: SettleContext, m: Pick<StoredMessage, 'id' | 'deliveries' | 'state'>, at: number, error?: unknown): void {
-  emitSteps(rt, m.id, [{ from: rt.plan.leased, event: 'DEAD', to: m.state }]);
-  rt.events.emit('deadLetter', { id: m.id, topic: rt.name, deadLetter: rt.deadLetter?.name, deliveries: m.deliveries, at, error });
-}
-
-/** Dead-letter copies are stores into the dead-letter topic: its STORE transitions, and its consumers woken. */
-export function emitCopies(rt: SettleContext, copied: readonly string[]): void {
-  const dl = rt.deadLetter;
-  if (!dl || copied.length === 0) return;
-  for (const id of copied) emitSteps(dl, id, dl.plan.steps.store);
-  notify(dl);
-}
-
-/** Reports a message the consumer found consumed before. */
-export function emitDuplicate(rt: SettleContext, m: StoredMessage): void {
-  rt.events.emit('duplicate', { id: m.id, topic: rt.name, by: 'consumer', at: rt.clock.now() });
+/** Where a log line or an error event happened. */
+function where(s: SettleContext): { topic: string; subscription: string } {
+  return { topic: s.topic.name, subscription: s.name };
 }
 
 /** A handler outlived its lease: visible by default, since it means leaseMs is too short for the handler. */
-export function leaseLost(rt: SettleContext, error: LeaseLostError): void {
-  rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() });
-  rt.logger.warn(error.message, { topic: rt.name });
+export function leaseLost(s: SettleContext, m: StoredMessage): void {
+  const error = new LeaseLostError(s.topic.name, m.id);
+  s.topic.events.emit('error', { ...where(s), error, at: s.topic.clock.now() });
+  s.topic.logger.warn(error.message, where(s));
 }
 
-/** Takes messages along `steps` (a plan's path that ends their life) as one compare-and-set. */
-export async function settle(rt: SettleContext, items: StoredMessage[], steps: readonly TransitionStep[], tx?: unknown): Promise<string[]> {
-  if (items.length === 0) return [];
-  const won = await rt.storage.settle(requests.settle(rt, steps, items, rt.clock.now()), tx);
-  if (tx !== undefined) return won;
-  for (const id of won) emitSteps(rt, id, steps);
+/** Takes messages along `steps` (a plan's path that ends their life) as one compare-and-set, reporting each lease lost. */
+export async function settle(s: SettleContext, items: StoredMessage[], steps: readonly TransitionStep[]): Promise<string[]> {
+  const won = await s.ledger.settle(items, steps);
   // A lease that lost its compare-and-set means the message went to another consumer; a consumed row deleted by
   // someone else (another consumer's first sweep) is done, not lost.
-  if (steps[0]!.from === rt.plan.leased && won.length < items.length) {
+  if (items.length > 0 && steps[0]!.from === s.topic.plan.leased && won.length < items.length) {
     const settled = new Set(won);
-    for (const m of items) if (!settled.has(m.id)) leaseLost(rt, new LeaseLostError(rt.name, m.id));
+    for (const m of items) if (!settled.has(m.id)) leaseLost(s, m);
   }
   return won;
 }
 
-/** Failed deliveries, in one release per target: back to ready after a backoff, or dead once the machine says so. */
-export async function nack(rt: SettleContext, failed: ReadonlyArray<readonly [StoredMessage, unknown]>): Promise<void> {
+/** Failed deliveries: each reported, then released through the ledger (back after a backoff, or dead), and logged as what it became. */
+export async function nack(s: SettleContext, failed: ReadonlyArray<readonly [StoredMessage, unknown]>): Promise<void> {
   if (failed.length === 0) return;
-  const now = rt.clock.now();
+  const { events, clock, logger } = s.topic;
+  const now = clock.now();
   const failures: Failure[] = failed.map(([m, error]) => {
-    rt.events.emit('handlerError', { id: m.id, topic: rt.name, deliveries: m.deliveries, error, at: now });
-    return { message: m, availableAt: now + backoffDelay(rt.options.backoff, m.deliveries), error: describeError(error) };
+    events.emit('handlerError', { id: m.id, ...where(s), deliveries: m.deliveries, error, at: now });
+    return { message: m, availableAt: now + backoffDelay(s.options.backoff, m.deliveries), error: describeError(error), cause: error };
   });
-  const { retried, dead, copied } = await releaseLeases(rt.storage, rt, failures, now);
-  // What each message became, as storage moved it: its state tells a retry from a death.
-  const moved = new Map([...retried, ...dead].map((m) => [m.id, m]));
-  const died = new Set(dead);
-  for (const [i, f] of failures.entries()) {
+  const { retried, dead } = await s.ledger.release(failures);
+  const back = new Set(retried.map((m) => m.id));
+  const died = new Set(dead.map((m) => m.id));
+  const deadLetter = s.ledger.deadLetter?.topic.name;
+  for (const f of failures) {
     const m = f.message;
-    const where = { topic: rt.name, id: m.id, attempt: m.deliveries, error: firstLine(f.error ?? '') };
-    const after = moved.get(m.id);
-    if (after && !died.has(after)) {
-      rt.logger.warn(`handler failed; redelivering in ${f.availableAt - now} ms`, where);
-      emitSteps(rt, m.id, [{ from: rt.plan.leased, event: 'NACK', to: after.state }]);
-    } else if (after) {
-      rt.logger.error(`handler failed ${m.deliveries} time(s); message dead-lettered${rt.deadLetter ? ` to ${rt.deadLetter.name}` : ''}`, where);
-      emitDead(rt, after, now, failed[i]![1]);
-    } else {
-      // Its lease expired (another delivery has it) or its consumption committed after all (a lost commit ack).
-      rt.logger.warn('delivery failed, but the message had already left its lease; nothing to redeliver', where);
-    }
+    const at = { ...where(s), id: m.id, attempt: m.deliveries, error: firstLine(f.error ?? '') };
+    if (back.has(m.id)) logger.warn(`handler failed; redelivering in ${f.availableAt - now} ms`, at);
+    else if (died.has(m.id)) logger.error(`handler failed ${m.deliveries} time(s); message dead-lettered${deadLetter ? ` to ${deadLetter}` : ''}`, at);
+    // Its lease expired (another delivery has it) or its consumption committed after all (a lost commit ack).
+    else logger.warn('delivery failed, but the message had already left its lease; nothing to redeliver', at);
   }
-  emitCopies(rt, copied);
 }
 
 /**
@@ -87,23 +64,23 @@ export class Settler {
   private tail: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly rt: SettleContext,
+    private readonly s: SettleContext,
     /** Whether the consumer stopped waiting: outcomes that come in after that are not settled. */
     private readonly abandoned: () => boolean,
   ) {}
 
   /** Queues a batch's outcomes: `acked` along `steps`, `failed` nacked. */
   enqueue(acked: StoredMessage[], steps: readonly TransitionStep[], failed: Array<[StoredMessage, unknown]>): void {
-    const { rt } = this;
+    const { s } = this;
     this.tail = this.tail.then(async () => {
       if (this.abandoned()) return;
       try {
-        await settle(rt, acked, steps);
-        await nack(rt, failed);
+        await settle(s, acked, steps);
+        await nack(s, failed);
       } catch (error) {
         // Unsettled leases expire and the messages are redelivered: at-least-once still holds.
-        rt.events.emit('error', { topic: rt.name, error, at: rt.clock.now() });
-        rt.logger.error('settling a batch failed; its messages will be redelivered when their leases expire', { topic: rt.name, error: String(error) });
+        s.topic.events.emit('error', { ...where(s), error, at: s.topic.clock.now() });
+        s.topic.logger.error('settling a batch failed; its messages will be redelivered when their leases expire', { ...where(s), error: String(error) });
       }
     });
   }

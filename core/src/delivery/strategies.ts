@@ -3,22 +3,22 @@ import { TransactionalInbox } from './inbox.js';
 import type { DeliveryStrategy } from '../lifecycle/plan.js';
 import { describeError, firstLine } from '../services.js';
 import type { StoredMessage } from '../storage/contract.js';
-import { emitSteps } from './runtime.js';
 
 /** At-most-once: the lease deleted the message already; a failing handler loses it, visibly. */
 function removeOnLease<Tx>(c: DeliveryContext<Tx>): Delivery {
-  const { rt } = c;
+  const { s } = c;
+  const { topic } = s;
   return {
     process: (batch) =>
       runAll(batch, c.concurrency, async (m) => {
         try {
           await c.handle(m, undefined);
         } catch (error) {
-          rt.events.emit('handlerError', { id: m.id, topic: rt.name, deliveries: m.deliveries, error, at: rt.clock.now() });
-          rt.logger.warn('handler failed; at-most-once never redelivers, the message is gone', { topic: rt.name, id: m.id, error: firstLine(describeError(error)) });
+          topic.events.emit('handlerError', { id: m.id, topic: topic.name, subscription: s.name, deliveries: m.deliveries, error, at: topic.clock.now() });
+          topic.logger.warn('handler failed; at-most-once never redelivers, the message is gone', { topic: topic.name, subscription: s.name, id: m.id, error: firstLine(describeError(error)) });
           return;
         }
-        emitSteps(rt, m.id, rt.plan.steps.handled);
+        s.ledger.emit(m.id, topic.plan.steps.handled);
       }),
   };
 }
@@ -37,7 +37,7 @@ function ackAfterHandler<Tx>(c: DeliveryContext<Tx>): Delivery {
           failed.push([m, error]);
         }
       });
-      c.settler.enqueue(acked, c.rt.plan.steps.handled, failed);
+      c.settler.enqueue(acked, c.s.topic.plan.steps.handled, failed);
     },
   };
 }
@@ -50,5 +50,5 @@ const strategies: Record<DeliveryStrategy, <Tx>(c: DeliveryContext<Tx>) => Deliv
 
 /** The delivery strategy the topic's plan names. */
 export function deliveryFor<Tx>(c: DeliveryContext<Tx>): Delivery {
-  return strategies[c.rt.plan.delivery](c);
+  return strategies[c.s.topic.plan.delivery](c);
 }

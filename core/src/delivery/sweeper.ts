@@ -1,49 +1,46 @@
-import { expireLeases } from '../storage/requests.js';
-import { emitCopies, emitDead, settle, type SettleContext } from './settler.js';
-import { emitSteps, notify, type TopicRuntime } from './runtime.js';
+import type { LifecyclePlan } from '../lifecycle/plan.js';
+import type { Clock } from '../services.js';
+import type { SubscriptionLedger } from './ledger.js';
 
-/** What a sweep needs of its topic: settling's, and the consumers to wake for requeued messages. */
-export type SweepContext = SettleContext & Pick<TopicRuntime, 'consumers'>;
+/** What a sweep needs of its subscription. */
+export interface SweepContext {
+  readonly topic: { readonly plan: LifecyclePlan; readonly clock: Clock };
+  readonly options: { readonly leaseMs: number };
+  readonly ledger: SubscriptionLedger;
+}
 
 /**
- * A topic's one sweeper in this process, shared by its consumers: requeues or dead-letters expired leases, at most
- * every quarter lease (and at least every second), one sweep at a time.
+ * A subscription's one sweeper in this process, shared by its consumers: requeues or dead-letters expired leases
+ * through the ledger, at most every quarter lease (and at least every second), one sweep at a time.
  */
 export class LeaseSweeper {
   private lastSweep = -Infinity;
   private running?: Promise<void>;
   private leftoversFinished = false;
 
-  constructor(private readonly rt: SweepContext) {}
+  constructor(private readonly s: SweepContext) {}
 
   /** Sweeps if it is time and no sweep is running; resolves when this call's sweep (if any) is done. */
   sweep(): Promise<void> {
-    const { rt } = this;
-    const now = rt.clock.now();
+    const { plan, clock } = this.s.topic;
+    const now = clock.now();
     // A lifecycle whose leases never come back (the lease deleted the message) has nothing to sweep.
-    if (this.running || rt.plan.retry === undefined || now - this.lastSweep < Math.min(rt.options.leaseMs / 4, 1000)) return Promise.resolve();
+    if (this.running || plan.retry === undefined || now - this.lastSweep < Math.min(this.s.options.leaseMs / 4, 1000)) return Promise.resolve();
     this.lastSweep = now;
-    this.running = this.run(now).finally(() => (this.running = undefined));
+    this.running = this.run().finally(() => (this.running = undefined));
     return this.running;
   }
 
-  private async run(now: number): Promise<void> {
-    const { rt } = this;
-    const { plan } = rt;
-    const { requeued, dead, copied } = await expireLeases(rt.storage, rt, now);
-    for (const m of requeued) {
-      emitSteps(rt, m.id, [{ from: plan.leased, event: 'EXPIRE', to: m.state }]);
-      rt.events.emit('leaseExpired', { id: m.id, topic: rt.name, deliveries: m.deliveries, at: now });
-    }
-    for (const m of dead) emitDead(rt, m, now);
-    emitCopies(rt, copied);
-    if (requeued.length > 0) notify(rt);
+  private async run(): Promise<void> {
+    const { ledger } = this.s;
+    const { plan } = this.s.topic;
+    await ledger.expire();
     // The inbox consumes and deletes in one statement, but an older version did it in two, and a crash between
     // them left `consumed` rows: finished once, by the first sweep.
     if (!this.leftoversFinished && plan.delivery === 'transactional-inbox' && plan.consumed) {
       this.leftoversFinished = true;
-      const leftovers = await rt.storage.peek(rt.name, plan.consumed, 1000);
-      await settle(rt, leftovers, plan.steps.delete);
+      const leftovers = await ledger.peek(plan.consumed, 1000);
+      await ledger.settle(leftovers, plan.steps.delete);
     }
   }
 }

@@ -5,6 +5,8 @@ import type { Lifecycle, MessageState } from '../lifecycle/names.js';
 export interface NewMessage {
   id: string;
   body: string;
+  /** Its ordering key: kept with every copy, and what a lease with `keyHeldIn` orders by. */
+  key?: string;
   /** Epoch ms before which the message is not handed out (delayed delivery). */
   availableAt: number;
   /** Why an earlier life of the message failed: a dead-letter copy keeps its source's last error. */
@@ -13,7 +15,11 @@ export interface NewMessage {
   headers?: string;
 }
 
-/** Store a batch in one topic. */
+/**
+ * Store a batch in one topic: one copy of each message in every subscription recorded for the topic when the store
+ * runs (a subscription declared later never sees it; a topic with no subscription keeps no copy), each copy in
+ * store order after every copy stored before it.
+ */
 export interface StoreRequest {
   topic: string;
   /** The state rows are written in, as the machine's STORE (and ACK) lead to. */
@@ -21,9 +27,9 @@ export interface StoreRequest {
   messages: NewMessage[];
   now: number;
   /**
-   * When set, each id is remembered until this epoch ms: a store at `now < dedupUntil` of the same id is a duplicate,
-   * also after its message is deleted; at `now >= dedupUntil` it is new again. Without it an id is free again once
-   * its message is deleted.
+   * When set, each id is remembered for the topic (whatever its subscriptions) until this epoch ms: a store at
+   * `now < dedupUntil` of the same id is a duplicate, also after its copies are deleted; at `now >= dedupUntil` it is
+   * new again. Without it an id is a duplicate only while every subscription still holds a copy of it.
    */
   dedupUntil?: number;
 }
@@ -34,10 +40,14 @@ export interface StoreResult {
   duplicate: boolean;
 }
 
-/** A message as the storage holds it. */
+/** A message as the storage holds it: one subscription's copy. */
 export interface StoredMessage {
   id: string;
   topic: string;
+  /** The subscription this copy belongs to. */
+  subscription: string;
+  /** Its ordering key, when sent with one. */
+  key?: string;
   body: string;
   state: MessageState;
   /** Deliveries so far, counting the current one once leased. */
@@ -52,9 +62,13 @@ export interface StoredMessage {
   headers?: string;
 }
 
-/** Hand out up to `limit` messages in `from` whose `availableAt <= now` as one compare-and-set `from` -> `to`, each delivery counted. */
+/**
+ * Hand out up to `limit` of a subscription's messages in `from` whose `availableAt <= now` as one compare-and-set
+ * `from` -> `to`, each delivery counted, earliest `availableAt` first and in store order among equals.
+ */
 export interface LeaseRequest {
   topic: string;
+  subscription: string;
   from: MessageState;
   to: MessageState;
   limit: number;
@@ -63,6 +77,12 @@ export interface LeaseRequest {
   leaseToken: string;
   /** The lease's path ends the message's life (the machine DELETEs it as it is handed out): remove the rows. */
   remove: boolean;
+  /**
+   * Per-key order: a message with a key is handed out only while no message of the same topic, subscription and key
+   * stored before it is in one of these states, and never with another of its key in the same batch. Messages
+   * without a key are not held. Absent: keys are ignored. Still one statement (no round trip per key) on SQL storage.
+   */
+  keyHeldIn?: readonly MessageState[];
 }
 
 /** One leased message to settle; `leaseToken` must still match (omit for messages no longer leased). */
@@ -77,6 +97,7 @@ export interface SettleItem {
  */
 export interface ExtendLeaseRequest {
   topic: string;
+  subscription: string;
   state: MessageState;
   item: SettleItem;
   leaseUntil: number;
@@ -86,6 +107,7 @@ export interface ExtendLeaseRequest {
 /** Compare-and-set `from` -> `to` for the items; `remove` (the path DELETEs the message) deletes the rows instead of keeping them in `to`. */
 export interface SettleRequest {
   topic: string;
+  subscription: string;
   from: MessageState;
   to: MessageState;
   items: SettleItem[];
@@ -96,6 +118,7 @@ export interface SettleRequest {
 /** Compare-and-set leased messages `from` -> `to` (a nack's retry, or the dead state), unleased, with the given `availableAt`. */
 export interface ReleaseRequest {
   topic: string;
+  subscription: string;
   from: MessageState;
   to: MessageState;
   /** `error`: why the delivery failed, stored with the message as its `lastError`. */
@@ -109,15 +132,17 @@ export interface ReleaseRequest {
  */
 export interface ExpireRequest {
   topic: string;
+  subscription: string;
   from: MessageState;
   to: MessageState;
   now: number;
   deliveries?: { atLeast?: number; below?: number };
 }
 
-/** Put dead messages of a topic (in `from`) back as new lifecycles in `to`: deliveries reset, created and available at `now`; all, or the given ids. */
+/** Put dead messages of a subscription (in `from`) back as new lifecycles in `to`: deliveries reset, created and available at `now`; all, or the given ids. */
 export interface RedriveRequest {
   topic: string;
+  subscription: string;
   from: MessageState;
   to: MessageState;
   ids?: string[];
@@ -136,10 +161,31 @@ export interface PurgeRequest {
   states?: MessageState[];
 }
 
+/** Read up to `limit` of a subscription's messages in `state`, in store order, without changing them. */
+export interface PeekRequest {
+  topic: string;
+  subscription: string;
+  state: MessageState;
+  limit: number;
+}
+
 /** A declared topic as storage records it, so every process and the CLI read its lifecycle instead of guessing it. */
 export interface TopicRecord {
   name: string;
   lifecycle: Lifecycle;
+  /** How its subscriptions hand out keyed messages (`key`, `key-strict`); absent when unordered. */
+  ordering?: string;
+  /** The topic its dead letters are copied to, if any. */
+  deadLetter?: string;
+  maxDeliveries: number;
+  /** When it was first declared (epoch ms). */
+  declaredAt: number;
+}
+
+/** A subscription as storage records it: a topic's messages stored after `declaredAt` are copied to it. */
+export interface SubscriptionRecord {
+  topic: string;
+  name: string;
   /** The topic its dead letters are copied to, if any. */
   deadLetter?: string;
   maxDeliveries: number;
@@ -149,6 +195,9 @@ export interface TopicRecord {
 
 /** Message counts per topic and state; states without messages are left out, and so may be topics without any. */
 export type StateCounts = Record<string, Partial<Record<MessageState, number>>>;
+
+/** Message counts per topic, subscription and state; states without messages are left out. */
+export type SubscriptionCounts = Record<string, Record<string, Partial<Record<MessageState, number>>>>;
 
 /**
  * Where messages live. Storage-agnostic: it knows topics, states and compare-and-set, not semantics; Tidings
@@ -162,8 +211,9 @@ export interface StorageAdapter<Tx = unknown> {
   /** Connect and prepare (create tables, which another handle on the same database may already have made); called once by `Tidings.create`. */
   open?(): Promise<void>;
   /**
-   * Insert new messages; answers one result per message, in order. Ids are unique per topic: one the
-   * topic holds, one inside its dedup window, or one repeated earlier in the batch is a duplicate, not stored again.
+   * Insert new messages, a copy per subscription (see `StoreRequest`); answers one result per message, in order. Ids
+   * are unique per subscription: an id inside the topic's dedup window, one every subscription holds, or one repeated
+   * earlier in the batch is a duplicate, not stored again; a subscription that holds an id gets no second copy.
    */
   store(req: StoreRequest, tx?: Tx): Promise<StoreResult[]>;
   /** Lease a batch as one compare-and-set; never hands one message to two leases at once. */
@@ -176,16 +226,25 @@ export interface StorageAdapter<Tx = unknown> {
   release(req: ReleaseRequest, tx?: Tx): Promise<string[]>;
   /** Takes back expired leases (inside `tx` when core copies them to a dead-letter topic); returns the moved messages as they now are. */
   expire(req: ExpireRequest, tx?: Tx): Promise<StoredMessage[]>;
-  /** Dead messages back for delivery; returns how many. */
-  redrive(req: RedriveRequest): Promise<number>;
-  /** Messages in a topic (or all) by state. */
-  counts(topic?: string): Promise<StateCounts>;
+  /** Dead messages back for delivery; returns the ids moved. */
+  redrive(req: RedriveRequest): Promise<string[]>;
+  /** Messages in a topic (or all) by subscription and state. */
+  counts(topic?: string): Promise<SubscriptionCounts>;
   /** Read messages in a state (dead letters, for `dlq list`). */
-  peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]>;
-  /** Record a declared topic unless one of its name is recorded; resolves to the record kept (the first declaration wins). */
-  declareTopic(topic: TopicRecord): Promise<TopicRecord>;
+  peek(req: PeekRequest): Promise<StoredMessage[]>;
+  /**
+   * Record a declared topic unless one of its name is recorded; resolves to the record kept (the first declaration
+   * wins). Inside `tx` when a send in the caller's transaction comes before the declaration is written.
+   */
+  declareTopic(topic: TopicRecord, tx?: Tx): Promise<TopicRecord>;
   /** Every recorded topic, ordered by name. */
   topics(): Promise<TopicRecord[]>;
+  /** Record a subscription unless it is recorded (the first declaration wins); from then on stores copy into it. */
+  declareSubscription(subscription: SubscriptionRecord, tx?: Tx): Promise<SubscriptionRecord>;
+  /** The recorded subscriptions of a topic (or of all), ordered by topic and name. */
+  subscriptions(topic?: string): Promise<SubscriptionRecord[]>;
+  /** Forget a subscription and drop every copy it holds, in every state; returns how many copies went. */
+  removeSubscription(topic: string, name: string): Promise<number>;
   /** Drop expired dedup records and, when asked, old rows (see `PurgeRequest`); returns how many dedup records and rows it removed. */
   purge(req: PurgeRequest): Promise<number>;
   /**
@@ -195,7 +254,7 @@ export interface StorageAdapter<Tx = unknown> {
    * for the transaction it runs in. Once settled, the handle is refused: a call given it rejects with a
    * `StorageError` and writes nothing. Other handles see none of its writes before it commits.
    */
-    transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /**
    * Offered where several handlers can run at once inside one transaction: runs `fn` with a handle of its own on the
    * transaction `tx` (MikroORM: a fork keeping the transaction, flushed when `fn` resolves), so one handler's flush

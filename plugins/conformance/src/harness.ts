@@ -1,19 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import {
+  DEFAULT_SUBSCRIPTION,
   LIFECYCLES,
+  SubscriptionLedger,
   Tidings,
-  expireLeases,
+  TidingsEventBus,
+  TopicLedger,
+  leasePolicy,
   lifecyclePlans,
-  releaseLeases,
   requests,
   type IdempotencyStore,
   type Lifecycle,
   type LifecycleEventType,
   type LifecyclePlan,
   type MessageState,
-  type ProtocolTopic,
+  type Ordering,
+  type ProtocolSubscription,
   type SettleItem,
   type StateCounts,
+  type SubscriptionCounts,
   type StorageAdapter,
   type StoredMessage,
   type StoreResult,
@@ -71,9 +76,19 @@ export async function rejectionOf(op: () => unknown, ms = 2_000): Promise<unknow
   }
 }
 
-/** A topic's counts with absent topics and zero states read the same (both mean "none"). */
+/** A topic's counts (from `tidings.counts`) with absent topics and zero states read the same (both mean "none"). */
 export function countsOf(all: StateCounts, topic: string): Partial<Record<MessageState, number>> {
   return Object.fromEntries(Object.entries(all[topic] ?? {}).filter(([, n]) => n !== 0));
+}
+
+/** One subscription's counts (from `storage.counts`), absent and zero read the same. */
+export function copiesOf(all: SubscriptionCounts, topic: string, subscription = DEFAULT_SUBSCRIPTION): Partial<Record<MessageState, number>> {
+  return Object.fromEntries(Object.entries(all[topic]?.[subscription] ?? {}).filter(([, n]) => n !== 0));
+}
+
+/** The topics (and their subscriptions) that hold any message in `all`. */
+export function holding(all: SubscriptionCounts): string[] {
+  return Object.entries(all).flatMap(([topic, subs]) => Object.entries(subs).filter(([, c]) => Object.values(c).some((n) => (n ?? 0) > 0)).map(([sub]) => (sub === DEFAULT_SUBSCRIPTION ? topic : `${topic}/${sub}`)));
 }
 
 /** The body the suite stores for an id, so a body read back can be checked against its id. */
@@ -94,9 +109,14 @@ export function sorted(ids: Iterable<string>): string[] {
 /** The lifecycles whose messages are kept under a lease (all but at-most-once). */
 export const LEASED_LIFECYCLES = LIFECYCLES.filter((l) => lifecyclePlans[l].retry !== undefined);
 
-/** Where dead letters of the suite's topics go: an at-least-once topic. */
-export function deadLetterOf(topic: string): ProtocolTopic {
-  return { name: topic, plan: lifecyclePlans['at-least-once'], options: { maxDeliveries: 5, dedupWindowMs: 0 } };
+/** Where dead letters of the suite's topics go: an at-least-once topic with its default subscription. */
+export interface DeadLetterTopic {
+  readonly name: string;
+}
+
+/** A dead-letter topic of the given name. */
+export function deadLetterOf(topic: string): DeadLetterTopic {
+  return { name: topic };
 }
 
 /** Which expired leases a sweep sent back for redelivery and which it dead-lettered. */
@@ -112,11 +132,15 @@ export interface SweepResult {
 export class TopicDriver {
   /** What core's producer and consumer do for this lifecycle: the driver follows the same plan. */
   readonly plan: LifecyclePlan;
+  private declared?: Promise<unknown>;
 
   constructor(
     readonly storage: StorageAdapter<any>,
     readonly topic: string,
     readonly lifecycle: Lifecycle,
+    /** The subscription it consumes as (recorded before its first store). */
+    readonly subscription = DEFAULT_SUBSCRIPTION,
+    readonly ordering: Ordering = 'none',
   ) {
     this.plan = lifecyclePlans[lifecycle];
   }
@@ -136,61 +160,90 @@ export class TopicDriver {
     return this.plan.retry!;
   }
 
-  /** The topic as core's request builders see it. */
-  private protocolTopic(o: { maxDeliveries?: number; dedupMs?: number; deadLetter?: ProtocolTopic } = {}): ProtocolTopic {
-    return { name: this.topic, plan: this.plan, options: { maxDeliveries: o.maxDeliveries ?? 5, dedupWindowMs: o.dedupMs ?? 300_000 }, deadLetter: o.deadLetter };
+  /** Records the driver's subscription (once): a topic stores copies only for the subscriptions it records. */
+  declare(): Promise<unknown> {
+    this.declared ??= declareSubscription(this.storage, this.topic, this.subscription);
+    return this.declared;
+  }
+
+  /** The ledger core keeps for this subscription, running at `now`, copying dead letters to `deadLetter`. */
+  private ledger(now: number, o: { maxDeliveries?: number; dedupMs?: number; deadLetter?: DeadLetterTopic } = {}): SubscriptionLedger {
+    const parts = { storage: this.storage, clock: { now: () => now }, events: new TidingsEventBus() };
+    const topic = new TopicLedger({ name: this.topic, plan: this.plan, semantic: 'at-least-once', dedupWindowMs: o.dedupMs ?? 300_000 }, parts);
+    const dl = o.deadLetter ? new TopicLedger({ name: o.deadLetter.name, plan: lifecyclePlans['at-least-once'], semantic: 'at-least-once', dedupWindowMs: 0 }, parts) : undefined;
+    return new SubscriptionLedger(topic, this.subscription, { maxDeliveries: o.maxDeliveries ?? 5, policy: leasePolicy(this.plan, this.ordering) }, undefined, dl);
+  }
+
+  /** The subscription as core's request builders see it. */
+  private protocol(): ProtocolSubscription {
+    return this.ledger(0).protocol;
   }
 
   /** A handler's `ctx.extendLease`: the lease of `item` pushed out to `leaseUntil`, asked at `now` (default 0: the rules do not depend on it). */
   extendLease(item: SettleItem, leaseUntil: number, o: { now?: number; tx?: unknown } = {}): Promise<boolean> {
-    return this.storage.extendLease(requests.extendLease(this.protocolTopic(), item, leaseUntil, o.now ?? 0), o.tx);
+    return this.storage.extendLease(requests.extendLease(this.protocol(), item, leaseUntil, o.now ?? 0), o.tx);
   }
 
-  /** The producer's store; end-to-end exactly-once remembers ids for `dedupMs`. */
-  store(ids: string[], now: number, o: { availableAt?: number; dedupMs?: number; tx?: unknown } = {}): Promise<StoreResult[]> {
-    const messages = ids.map((id) => ({ id, body: bodyOf(id), availableAt: o.availableAt ?? now }));
-    return this.storage.store(requests.store(this.protocolTopic(o), messages, now), o.tx);
+  /** The producer's store (after recording the subscription); end-to-end exactly-once remembers ids for `dedupMs`. */
+  async store(ids: string[], now: number, o: { availableAt?: number; dedupMs?: number; tx?: unknown; key?: (id: string) => string | undefined } = {}): Promise<StoreResult[]> {
+    await this.declare();
+    const messages = ids.map((id) => {
+      const key = o.key?.(id);
+      return { id, body: bodyOf(id), availableAt: o.availableAt ?? now, ...(key === undefined ? {} : { key }) };
+    });
+    return this.ledger(now, o).topic.write(messages, now, o.tx);
   }
 
-  /** The consumer's lease: ready -LEASE-> leased, deleting at hand-out for at-most-once. */
+  /** The consumer's lease: ready -LEASE-> leased, deleting at hand-out for at-most-once, holding keys as the ordering says. */
   lease(now: number, o: { limit?: number; leaseMs?: number; token?: string } = {}): Promise<StoredMessage[]> {
-    return this.storage.lease(requests.lease(this.protocolTopic(), { limit: o.limit ?? 100, now, leaseMs: o.leaseMs ?? 30_000, leaseToken: o.token ?? randomUUID() }));
+    return this.storage.lease(requests.lease(this.protocol(), { limit: o.limit ?? 100, now, leaseMs: o.leaseMs ?? 30_000, leaseToken: o.token ?? randomUUID() }));
   }
 
   /** A compare-and-set along `events` from `from`, as the consumer settles; tokens are dropped once past the leased state. */
   settle(items: SettleItem[], from: MessageState, events: LifecycleEventType[], now: number, tx?: unknown): Promise<string[]> {
-    return this.storage.settle(requests.settle(this.protocolTopic(), this.table.walk(from, events), items, now), tx);
+    return this.storage.settle(requests.settle(this.protocol(), this.table.walk(from, events), items, now), tx);
   }
 
   /** A handler returned: CONSUME and DELETE as one compare-and-set, as core settles both the ack and the inbox; returns the ids consumed. */
   ack(items: SettleItem[], now: number): Promise<string[]> {
-    return this.storage.settle(requests.settle(this.protocolTopic(), this.plan.steps.handled, items, now));
+    return this.storage.settle(requests.settle(this.protocol(), this.plan.steps.handled, items, now));
   }
 
   /** A handler threw: back to ready after `delayMs`, or dead (and copied to `deadLetter`) once the machine says so. */
-  async nack(m: StoredMessage, now: number, o: { delayMs?: number; maxDeliveries?: number; deadLetter?: ProtocolTopic; error?: string } = {}): Promise<string[]> {
+  async nack(m: StoredMessage, now: number, o: { delayMs?: number; maxDeliveries?: number; deadLetter?: DeadLetterTopic; error?: string } = {}): Promise<string[]> {
+    if (o.deadLetter) await declareSubscription(this.storage, o.deadLetter.name);
     const failure = { message: m, availableAt: now + (o.delayMs ?? 0), error: o.error };
-    const { retried, dead } = await releaseLeases(this.storage, this.protocolTopic(o), [failure], now);
+    const { retried, dead } = await this.ledger(now, o).release([failure]);
     return [...retried, ...dead].map((r) => r.id);
   }
 
   /** The consumer's sweep of expired leases. */
-  async expire(now: number, o: { maxDeliveries?: number; deadLetter?: ProtocolTopic } = {}): Promise<SweepResult> {
-    const { requeued, dead } = await expireLeases(this.storage, this.protocolTopic(o), now);
+  async expire(now: number, o: { maxDeliveries?: number; deadLetter?: DeadLetterTopic } = {}): Promise<SweepResult> {
+    if (o.deadLetter) await declareSubscription(this.storage, o.deadLetter.name);
+    const { requeued, dead } = await this.ledger(now, o).expire();
     const out = (rows: StoredMessage[]) => rows.map((r) => ({ id: r.id, deliveries: r.deliveries }));
     return { requeued: out(requeued), dead: out(dead) };
   }
 
-  /** `tidings.redrive`: dead messages back along the machine's REDRIVE. */
-  redrive(now: number, ids?: string[]): Promise<number> {
-    const req = requests.redrive(this.protocolTopic(), ids, now);
-    return req ? this.storage.redrive(req) : Promise.resolve(0);
+  /** `tidings.redrive`: dead messages back along the machine's REDRIVE; returns how many. */
+  async redrive(now: number, ids?: string[]): Promise<number> {
+    return (await this.ledger(now).redrive(ids)).length;
   }
 
-  /** This topic's counts, zero states left out. */
-  async counts(): Promise<Partial<Record<MessageState, number>>> {
-    return countsOf(await this.storage.counts(this.topic), this.topic);
+  /** This subscription's messages in `state`, in store order. */
+  peek(state: MessageState, limit: number): Promise<StoredMessage[]> {
+    return this.storage.peek({ topic: this.topic, subscription: this.subscription, state, limit });
   }
+
+  /** This subscription's counts, zero states left out. */
+  async counts(): Promise<Partial<Record<MessageState, number>>> {
+    return copiesOf(await this.storage.counts(this.topic), this.topic, this.subscription);
+  }
+}
+
+/** Records a subscription of a topic, as a consumer's declaration does. */
+export function declareSubscription(storage: StorageAdapter<any>, topic: string, name = DEFAULT_SUBSCRIPTION, maxDeliveries = 5): Promise<unknown> {
+  return storage.declareSubscription({ topic, name, maxDeliveries, declaredAt: T0 });
 }
 
 /** Consumed ids in a Set, for exactly-once topics over an adapter that brings no idempotency store of its own. */
@@ -240,9 +293,11 @@ export class SuiteContext {
     return adapter;
   }
 
-  /** A driver over fresh data (or the data of `key`). */
-  async driver(lifecycle: Lifecycle, o: { key?: string; topic?: string } = {}): Promise<TopicDriver> {
-    return new TopicDriver(await this.storage(o.key), o.topic ?? this.topic(), lifecycle);
+  /** A driver over fresh data (or the data of `key`), its subscription recorded. */
+  async driver(lifecycle: Lifecycle, o: { key?: string; topic?: string; subscription?: string; ordering?: Ordering } = {}): Promise<TopicDriver> {
+    const d = new TopicDriver(await this.storage(o.key), o.topic ?? this.topic(), lifecycle, o.subscription, o.ordering);
+    await d.declare();
+    return d;
   }
 
   /** A real Tidings instance over a fresh adapter (or one over the data of `key`), which `Tidings.create` opens itself. */

@@ -1,4 +1,4 @@
-import { LIFECYCLES, TidingsError, lifecyclePlans, lifecycleTables, semanticOf, type Lifecycle, type LifecycleEventType, type MessageState, type ProtocolTopic, type StoredMessage, type TopicRecord } from '@tidings/core';
+import { LIFECYCLES, TidingsError, lifecyclePlans, lifecycleTables, semanticOf, type Lifecycle, type LifecycleEventType, type MessageState, type StoredMessage, type TopicRecord } from '@tidings/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   LEASED_LIFECYCLES,
@@ -13,7 +13,10 @@ import {
   sorted,
   waitFor,
   type StorageFactory,
+  type DeadLetterTopic,
   type TopicDriver,
+  copiesOf,
+  holding,
 } from './harness.js';
 
 /** Tuning for adapters that are slower or less capable than the defaults assume. */
@@ -40,7 +43,7 @@ function consumeEvents(lifecycle: Lifecycle): LifecycleEventType[] {
 }
 
 /** Stores `ids`, leases them and nacks each with deliveries used up, so they end dead. */
-async function kill(d: TopicDriver, ids: string[], now: number, deadLetter?: ProtocolTopic): Promise<void> {
+async function kill(d: TopicDriver, ids: string[], now: number, deadLetter?: DeadLetterTopic): Promise<void> {
   await d.store(ids, now);
   const leased = await d.lease(now, { limit: ids.length });
   expect(sorted(leased.map((m) => m.id))).toEqual(sorted(ids));
@@ -75,7 +78,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         const ids = idRange('m', 3);
         expect(await d.store(ids, T0)).toEqual(ids.map((id) => ({ id, duplicate: false })));
         expect(await d.counts()).toEqual({ [table.storedState]: 3 });
-        const held = await d.storage.peek(d.topic, table.storedState, 10);
+        const held = await d.peek(table.storedState, 10);
         expect(sorted(held.map((m) => m.id))).toEqual(ids);
         for (const m of held) {
           expect(m).toMatchObject({ topic: d.topic, body: bodyOf(m.id), state: table.storedState, deliveries: 0, availableAt: T0, createdAt: T0 });
@@ -115,7 +118,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
           const leased = await d.lease(T0);
           expect(sorted(await d.settle(leased, 'leased', ['CONSUME'], T0))).toEqual(['a', 'b']);
           expect(await d.counts()).toEqual({ consumed: 2 });
-          expect(sorted((await d.storage.peek(d.topic, 'consumed', 10)).map((m) => m.id))).toEqual(['a', 'b']);
+          expect(sorted((await d.peek('consumed', 10)).map((m) => m.id))).toEqual(['a', 'b']);
           expect(sorted(await d.settle([{ id: 'a' }, { id: 'b' }], 'consumed', ['DELETE'], T0))).toEqual(['a', 'b']);
           expect(await d.counts()).toEqual({});
         });
@@ -162,7 +165,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
           { id: 'c', duplicate: false },
         ]);
         expect(await d.counts()).toEqual({ acked: 3 });
-        const b = (await d.storage.peek(d.topic, 'acked', 10)).find((m) => m.id === 'b');
+        const b = (await d.peek('acked', 10)).find((m) => m.id === 'b');
         expect(b?.body).toBe(bodyOf('b'));
       });
 
@@ -440,7 +443,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
           await d.lease(T0 + 1_001, { leaseMs: 1_000 });
           expect(await d.expire(T0 + 2_002, sweep)).toEqual({ requeued: [], dead: [{ id: 'a', deliveries: 2 }] });
           expect(await d.counts()).toEqual({ dead: 1 });
-          expect(await d.storage.peek(d.topic, 'dead', 10)).toMatchObject([{ id: 'a', state: 'dead', deliveries: 2, body: bodyOf('a') }]);
+          expect(await d.peek('dead', 10)).toMatchObject([{ id: 'a', state: 'dead', deliveries: 2, body: bodyOf('a') }]);
           expect(await dlq.counts()).toEqual({ acked: 1 });
           const [copy] = await dlq.lease(T0 + 2_002);
           expect(copy).toMatchObject({ id: 'a', topic: dlq.topic, body: bodyOf('a'), deliveries: 1 });
@@ -451,8 +454,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
           await d.store(['a'], T0);
           await d.lease(T0, { leaseMs: 1_000 });
           expect(await d.expire(T0 + 1_001, { maxDeliveries: 1 })).toEqual({ requeued: [], dead: [{ id: 'a', deliveries: 1 }] });
-          const all = await d.storage.counts();
-          expect(Object.keys(all).filter((t) => Object.keys(countsOf(all, t)).length > 0)).toEqual([d.topic]);
+          expect(holding(await d.storage.counts())).toEqual([d.topic]);
         });
 
         it('extends a live lease so it outlives its first deadline', async () => {
@@ -509,8 +511,8 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
           const [second] = await d.lease(T0);
           expect(second).toMatchObject({ id: 'a', deliveries: 2, lastError: 'Error: first failure' });
           await d.nack(second!, T0, { maxDeliveries: 2, error: 'Error: second failure\n    at handler (orders.ts:12:5)', deadLetter: deadLetterOf(dlq.topic) });
-          expect(await d.storage.peek(d.topic, 'dead', 10)).toMatchObject([{ id: 'a', lastError: 'Error: second failure\n    at handler (orders.ts:12:5)' }]);
-          expect(await dlq.storage.peek(dlq.topic, 'acked', 10)).toMatchObject([{ id: 'a', lastError: 'Error: second failure\n    at handler (orders.ts:12:5)' }]);
+          expect(await d.peek('dead', 10)).toMatchObject([{ id: 'a', lastError: 'Error: second failure\n    at handler (orders.ts:12:5)' }]);
+          expect(await dlq.peek('acked', 10)).toMatchObject([{ id: 'a', lastError: 'Error: second failure\n    at handler (orders.ts:12:5)' }]);
         });
 
         it('keeps other messages leasable while a nacked one waits out its backoff', async () => {
@@ -528,7 +530,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
           const dlq = await ctx.driver('at-least-once', { key, topic: `${d.topic}.dead` });
           await kill(d, ['a'], T0, deadLetterOf(dlq.topic));
           expect(await d.counts()).toEqual({ dead: 1 });
-          expect(await dlq.storage.peek(dlq.topic, 'acked', 10)).toMatchObject([{ id: 'a', body: bodyOf('a'), deliveries: 0 }]);
+          expect(await dlq.peek('acked', 10)).toMatchObject([{ id: 'a', body: bodyOf('a'), deliveries: 0 }]);
         });
       });
     });
@@ -538,7 +540,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         it('lists dead messages with their deliveries', async () => {
           const d = await ctx.driver(lifecycle);
           await kill(d, ['a', 'b'], T0);
-          const dead = await d.storage.peek(d.topic, 'dead', 10);
+          const dead = await d.peek('dead', 10);
           expect(sorted(dead.map((m) => m.id))).toEqual(['a', 'b']);
           for (const m of dead) expect(m).toMatchObject({ topic: d.topic, state: 'dead', deliveries: 1, body: bodyOf(m.id) });
         });
@@ -635,7 +637,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await d.store(['alive'], T0);
         expect(await d.storage.purge({ topic: d.topic, now: T0 + 20_000, before: T0 + 5_000, states: ['dead'] })).toBe(2);
         expect(await d.counts()).toEqual({ dead: 1, acked: 1 });
-        expect((await d.storage.peek(d.topic, 'dead', 10)).map((m) => m.id)).toEqual(['new']);
+        expect((await d.peek('dead', 10)).map((m) => m.id)).toEqual(['new']);
       });
 
       it('removes no rows without `before`, and only the named topic when one is given', async () => {
@@ -733,32 +735,32 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await one.lease(T0, { limit: 1 });
         await two.store(['a'], T0);
         const only = await one.storage.counts(one.topic);
-        expect(Object.keys(only).filter((t) => Object.keys(countsOf(only, t)).length > 0)).toEqual([one.topic]);
-        expect(only[one.topic]).toEqual({ acked: 2, leased: 1 });
+        expect(holding(only)).toEqual([one.topic]);
+        expect(copiesOf(only, one.topic)).toEqual({ acked: 2, leased: 1 });
         const all = await one.storage.counts();
-        expect(all[one.topic]).toEqual({ acked: 2, leased: 1 });
-        expect(all[two.topic]).toEqual({ stored: 1 });
+        expect(copiesOf(all, one.topic)).toEqual({ acked: 2, leased: 1 });
+        expect(copiesOf(all, two.topic)).toEqual({ stored: 1 });
       });
 
       it('peeks at messages in one state, up to the limit, without changing them', async () => {
         const d = await ctx.driver('at-least-once');
         await d.store(idRange('m', 5), T0);
-        const some = await d.storage.peek(d.topic, 'acked', 3);
+        const some = await d.peek('acked', 3);
         expect(some).toHaveLength(3);
         for (const m of some) {
           expect(m).toMatchObject({ topic: d.topic, body: bodyOf(m.id), state: 'acked', deliveries: 0, availableAt: T0, createdAt: T0 });
         }
-        expect(await d.storage.peek(d.topic, 'leased', 10)).toEqual([]);
+        expect(await d.peek('leased', 10)).toEqual([]);
         expect(await d.counts()).toEqual({ acked: 5 });
         const [leased] = await d.lease(T0, { limit: 1, token: 'tok', leaseMs: 1_000 });
-        expect(await d.storage.peek(d.topic, 'leased', 10)).toMatchObject([{ id: leased!.id, state: 'leased', deliveries: 1, leaseToken: 'tok', leaseUntil: T0 + 1_000 }]);
+        expect(await d.peek('leased', 10)).toMatchObject([{ id: leased!.id, state: 'leased', deliveries: 1, leaseToken: 'tok', leaseUntil: T0 + 1_000 }]);
       });
 
       it('answers for a topic it has never seen with no counts and no messages', async () => {
         const storage = await ctx.storage();
         const topic = ctx.topic();
-        expect(countsOf(await storage.counts(topic), topic)).toEqual({});
-        expect(await storage.peek(topic, 'dead', 10)).toEqual([]);
+        expect(copiesOf(await storage.counts(topic), topic)).toEqual({});
+        expect(await storage.peek({ topic, subscription: 'default', state: 'dead', limit: 10 })).toEqual([]);
       });
     });
 
@@ -774,20 +776,24 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         const topic = ctx.topic();
         const item = { id: 'a', leaseToken: 'tok' };
         await storage.close();
+        const subscription = 'default';
         const operations: Record<string, () => unknown> = {
           store: () => storage.store({ topic, state: 'acked', messages: [{ id: 'a', body: '1', availableAt: T0 }], now: T0 }),
-          lease: () => storage.lease({ topic, from: 'acked', to: 'leased', limit: 1, now: T0, leaseUntil: T0 + 1, leaseToken: 'tok', remove: false }),
-          extendLease: () => storage.extendLease({ topic, state: 'leased', item, leaseUntil: T0 + 1, now: T0 }),
-          settle: () => storage.settle({ topic, from: 'leased', to: 'deleted', items: [item], remove: true, now: T0 }),
-          release: () => storage.release({ topic, from: 'leased', to: 'acked', items: [{ ...item, availableAt: T0 }], now: T0 }),
-          expire: () => storage.expire({ topic, from: 'leased', to: 'acked', now: T0 }),
-          redrive: () => storage.redrive({ topic, from: 'dead', to: 'acked', now: T0 }),
+          lease: () => storage.lease({ topic, subscription, from: 'acked', to: 'leased', limit: 1, now: T0, leaseUntil: T0 + 1, leaseToken: 'tok', remove: false }),
+          extendLease: () => storage.extendLease({ topic, subscription, state: 'leased', item, leaseUntil: T0 + 1, now: T0 }),
+          settle: () => storage.settle({ topic, subscription, from: 'leased', to: 'deleted', items: [item], remove: true, now: T0 }),
+          release: () => storage.release({ topic, subscription, from: 'leased', to: 'acked', items: [{ ...item, availableAt: T0 }], now: T0 }),
+          expire: () => storage.expire({ topic, subscription, from: 'leased', to: 'acked', now: T0 }),
+          redrive: () => storage.redrive({ topic, subscription, from: 'dead', to: 'acked', now: T0 }),
           counts: () => storage.counts(topic),
-          peek: () => storage.peek(topic, 'dead', 1),
+          peek: () => storage.peek({ topic, subscription, state: 'dead', limit: 1 }),
           purge: () => storage.purge({ now: T0 }),
           transaction: () => storage.transaction(async () => 1),
           declareTopic: () => storage.declareTopic({ name: topic, lifecycle: 'at-least-once', maxDeliveries: 5, declaredAt: T0 }),
           topics: () => storage.topics(),
+          declareSubscription: () => storage.declareSubscription({ topic, name: subscription, maxDeliveries: 5, declaredAt: T0 }),
+          subscriptions: () => storage.subscriptions(topic),
+          removeSubscription: () => storage.removeSubscription(topic, subscription),
         };
         const wrong: string[] = [];
         for (const [op, run] of Object.entries(operations)) {
@@ -810,7 +816,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await d.store(['a'], T0);
         expect(await d.ack([{ id: 'nope', leaseToken: 'tok' }], T0)).toEqual([]);
         expect(await d.settle([], 'leased', ['CONSUME', 'DELETE'], T0)).toEqual([]);
-        expect(await d.nack({ id: 'nope', topic: d.topic, body: '1', state: 'leased', deliveries: 1, availableAt: T0, createdAt: T0, leaseToken: 'tok' }, T0)).toEqual([]);
+        expect(await d.nack({ id: 'nope', topic: d.topic, subscription: d.subscription, body: '1', state: 'leased', deliveries: 1, availableAt: T0, createdAt: T0, leaseToken: 'tok' }, T0)).toEqual([]);
         expect(await d.extendLease({ id: 'nope', leaseToken: 'tok' }, T0 + 1)).toBe(false);
         expect(await d.redrive(T0, ['nope'])).toBe(0);
         expect(await d.counts()).toEqual({ acked: 1 });
@@ -927,7 +933,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         }
         expect(wrong).toEqual([]);
         expect(await d.counts()).toEqual({ leased: 1 });
-        expect(await d.storage.peek(d.topic, 'leased', 10)).toMatchObject([{ id: 'a', leaseUntil: T0 + 1_000 }]);
+        expect(await d.peek('leased', 10)).toMatchObject([{ id: 'a', leaseUntil: T0 + 1_000 }]);
         if (idempotency) expect([...(await idempotency.seen(d.topic, ['late']))]).toEqual([]);
         expect(await d.settle(leased, 'leased', ['CONSUME'], T0)).toEqual(['a']);
       });
@@ -967,7 +973,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         const settled = 'value' in outcomes.settle! ? 1 : 0;
         const total = Object.values(await d.counts()).reduce((n, c) => n + (c ?? 0), 0);
         expect(total).toBe(1 + stored);
-        expect((await d.storage.peek(d.topic, 'consumed', 10)).map((m) => m.id)).toEqual(settled ? ['held'] : []);
+        expect((await d.peek('consumed', 10)).map((m) => m.id)).toEqual(settled ? ['held'] : []);
       });
 
       it("lets a second handle's conflicting store and settle lose to a transaction on the first that holds the same rows, waiting for it or failing with STORAGE_BUSY", async () => {
@@ -995,7 +1001,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
           await one.store(['b'], T0, { tx });
         });
         await open.written;
-        const reads = Promise.all([outcomeOf(() => two.counts()), outcomeOf(() => two.storage.peek(two.topic, 'leased', 10))]);
+        const reads = Promise.all([outcomeOf(() => two.counts()), outcomeOf(() => two.peek('leased', 10))]);
         const rivals = Promise.all([outcomeOf(() => two.settle(leased, 'leased', ['CONSUME'], T0)), outcomeOf(() => two.store(['b'], T0))]);
         await sleep(100);
         open.rollBack();
@@ -1047,7 +1053,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
             throw new Error('handler failed');
           }),
         ).rejects.toThrow('handler failed');
-        expect(await d.storage.peek(d.topic, 'leased', 10)).toMatchObject([{ id: 'a', leaseUntil: T0 + 1_000 }]);
+        expect(await d.peek('leased', 10)).toMatchObject([{ id: 'a', leaseUntil: T0 + 1_000 }]);
         expect((await d.expire(T0 + 1_000)).requeued).toEqual([{ id: 'a', deliveries: 1 }]);
       });
 
@@ -1115,9 +1121,9 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await d.store(['a'], T0);
         const [m] = await d.lease(T0, { leaseMs: 1_000 });
         expect(await d.settle([m!], 'consumed', ['DELETE'], T0)).toEqual([]);
-        expect(await d.storage.extendLease({ topic: d.topic, state: 'stored', item: m!, leaseUntil: T0 + HOUR, now: T0 })).toBe(false);
-        expect(await d.storage.release({ topic: d.topic, from: 'stored', to: 'dead', items: [{ ...m!, availableAt: T0 }], now: T0 })).toEqual([]);
-        expect(await d.storage.peek(d.topic, 'leased', 10)).toMatchObject([{ id: 'a', leaseToken: m!.leaseToken, leaseUntil: T0 + 1_000 }]);
+        expect(await d.storage.extendLease({ topic: d.topic, subscription: d.subscription, state: 'stored', item: m!, leaseUntil: T0 + HOUR, now: T0 })).toBe(false);
+        expect(await d.storage.release({ topic: d.topic, subscription: d.subscription, from: 'stored', to: 'dead', items: [{ ...m!, availableAt: T0 }], now: T0 })).toEqual([]);
+        expect(await d.peek('leased', 10)).toMatchObject([{ id: 'a', leaseToken: m!.leaseToken, leaseUntil: T0 + 1_000 }]);
         expect(await d.ack([m!], T0)).toEqual(['a']);
       });
 
@@ -1137,7 +1143,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         expect(await d.nack(leased.get('nacked')!, T0, { delayMs: HOUR })).toEqual(['nacked']);
         expect(await d.nack(leased.get('dead')!, T0, { maxDeliveries: 1 })).toEqual(['dead']);
         expect((await d.expire(T0 + 1_000)).requeued).toEqual([{ id: 'expired', deliveries: 1 }]);
-        const rows = [...(await d.storage.peek(d.topic, 'consumed', 10)), ...(await d.storage.peek(d.topic, 'stored', 10)), ...(await d.storage.peek(d.topic, 'dead', 10))];
+        const rows = [...(await d.peek('consumed', 10)), ...(await d.peek('stored', 10)), ...(await d.peek('dead', 10))];
         expect(sorted(rows.map((m) => m.id))).toEqual(['consumed', 'dead', 'expired', 'nacked']);
         for (const m of rows) expect({ id: m.id, leaseToken: m.leaseToken, leaseUntil: m.leaseUntil }).toEqual({ id: m.id, leaseToken: undefined, leaseUntil: undefined });
       });
@@ -1161,9 +1167,9 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         const [a] = await d.lease(T0, { limit: 1 });
         await d.ack([a!], T0);
         const all = await d.storage.counts();
-        const counted = Object.values({ ...(await d.storage.counts(d.topic))[d.topic], ...all[d.topic] });
+        const counted = Object.values({ ...(await d.storage.counts(d.topic))[d.topic]?.default, ...all[d.topic]?.default });
         expect(counted).toEqual([1]);
-        for (const topic of Object.values(all)) for (const n of Object.values(topic)) expect(n).toBeGreaterThan(0);
+        for (const topic of Object.values(all)) for (const sub of Object.values(topic)) for (const n of Object.values(sub)) expect(n).toBeGreaterThan(0);
       });
 
       it('lists any number of topics by name, whatever order they were declared in', async () => {
@@ -1188,7 +1194,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         for (let i = 1; i <= n; i++) {
           const [m] = await d.lease(T0, { leaseMs: i === n ? HOUR : 0 });
           expect(m).toMatchObject({ id, deliveries: i });
-          if (i < n) expect(await d.storage.expire({ topic: d.topic, from: 'leased', to: d.ready, now: T0 })).toMatchObject([{ id }]);
+          if (i < n) expect(await d.storage.expire({ topic: d.topic, subscription: d.subscription, from: 'leased', to: d.ready, now: T0 })).toMatchObject([{ id }]);
         }
       }
 
@@ -1198,7 +1204,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await leasedWith(d, 'three', 3);
         await leasedWith(d, 'four', 4);
         const now = T0 + 2 * HOUR;
-        const expire = (deliveries: { atLeast?: number; below?: number }) => d.storage.expire({ topic: d.topic, from: 'leased', to: 'dead', now, deliveries });
+        const expire = (deliveries: { atLeast?: number; below?: number }) => d.storage.expire({ topic: d.topic, subscription: d.subscription, from: 'leased', to: 'dead', now, deliveries });
         const moved = await expire({ atLeast: 3, below: 4 });
         expect(moved).toEqual([expect.objectContaining({ id: 'three', topic: d.topic, state: 'dead', deliveries: 3, body: bodyOf('three') })]);
         expect(moved[0]!.leaseToken ?? undefined).toBeUndefined();
@@ -1210,7 +1216,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
       it('moves nothing before the deadline, and exactly at it (leaseUntil <= now)', async () => {
         const d = await ctx.driver('at-least-once');
         await leasedWith(d, 'a', 1);
-        const expire = (now: number) => d.storage.expire({ topic: d.topic, from: 'leased', to: d.ready, now });
+        const expire = (now: number) => d.storage.expire({ topic: d.topic, subscription: d.subscription, from: 'leased', to: d.ready, now });
         expect(await expire(T0 + HOUR - 1)).toEqual([]);
         expect((await expire(T0 + HOUR)).map((m) => ({ id: m.id, state: m.state, availableAt: m.availableAt }))).toEqual([{ id: 'a', state: d.ready, availableAt: T0 + HOUR }]);
       });
@@ -1221,8 +1227,8 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         const [a, b] = await d.lease(T0, { leaseMs: 1_000 });
         await expect(
           d.storage.transaction(async (tx) => {
-            expect(await d.storage.release({ topic: d.topic, from: 'leased', to: 'dead', items: [{ id: a!.id, leaseToken: a!.leaseToken, availableAt: T0, error: 'Error: x' }], now: T0 }, tx)).toEqual([a!.id]);
-            expect((await d.storage.expire({ topic: d.topic, from: 'leased', to: 'dead', now: T0 + 1_000 }, tx)).map((m) => m.id)).toEqual([b!.id]);
+            expect(await d.storage.release({ topic: d.topic, subscription: d.subscription, from: 'leased', to: 'dead', items: [{ id: a!.id, leaseToken: a!.leaseToken, availableAt: T0, error: 'Error: x' }], now: T0 }, tx)).toEqual([a!.id]);
+            expect((await d.storage.expire({ topic: d.topic, subscription: d.subscription, from: 'leased', to: 'dead', now: T0 + 1_000 }, tx)).map((m) => m.id)).toEqual([b!.id]);
             throw new Error('rolled back');
           }),
         ).rejects.toThrow('rolled back');
@@ -1239,18 +1245,18 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         expect(byId.get('h')!.headers).toBe(headers);
         expect(byId.get('n')!.headers ?? undefined).toBeUndefined();
         expect(await d.nack(byId.get('h')!, T0)).toEqual(['h']);
-        expect((await d.storage.peek(d.topic, 'acked', 10)).find((m) => m.id === 'h')!.headers).toBe(headers);
+        expect((await d.peek('acked', 10)).find((m) => m.id === 'h')!.headers).toBe(headers);
         const [again] = await d.lease(T0, { leaseMs: 1_000 });
         expect(again).toMatchObject({ id: 'h', headers });
-        const dead = await d.storage.expire({ topic: d.topic, from: 'leased', to: 'dead', now: T0 + 1_000 });
+        const dead = await d.storage.expire({ topic: d.topic, subscription: d.subscription, from: 'leased', to: 'dead', now: T0 + 1_000 });
         expect(Object.fromEntries(dead.map((m) => [m.id, m.headers ?? null]))).toEqual({ h: headers, n: null });
       });
 
       it("stores a message's lastError when the request carries one (a dead-letter copy keeps its source's)", async () => {
-        const storage = await ctx.storage();
-        const topic = ctx.topic();
+        const d = await ctx.driver('at-least-once');
+        const { storage, topic } = d;
         await storage.store({ topic, state: 'acked', messages: [{ id: 'a', body: bodyOf('a'), availableAt: T0, lastError: 'Error: declined\n    at pay (payments.ts:3:9)' }, { id: 'b', body: bodyOf('b'), availableAt: T0 }], now: T0 });
-        const rows = await storage.peek(topic, 'acked', 10);
+        const rows = await d.peek('acked', 10);
         expect(rows.map((m) => [m.id, m.lastError ?? null])).toEqual([
           ['a', 'Error: declined\n    at pay (payments.ts:3:9)'],
           ['b', null],

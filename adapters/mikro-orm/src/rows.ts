@@ -1,0 +1,37 @@
+import type { Lifecycle, MessageState, StoredMessage, SubscriptionRecord, TopicRecord } from '@tidings/core';
+import type { SqlRow } from './connection.js';
+
+/** A topic registry row as the contract's record. */
+export function toTopic(r: SqlRow): TopicRecord {
+  const topic: TopicRecord = { name: r.name as string, lifecycle: r.lifecycle as Lifecycle, maxDeliveries: Number(r.max_deliveries), declaredAt: Number(r.declared_at) };
+  if (r.dead_letter != null) topic.deadLetter = r.dead_letter as string;
+  if (r.ordering != null) topic.ordering = r.ordering as string;
+  return topic;
+}
+
+/** A subscription registry row as the contract's record. */
+export function toSubscription(r: SqlRow): SubscriptionRecord {
+  const s: SubscriptionRecord = { topic: r.topic as string, name: r.name as string, maxDeliveries: Number(r.max_deliveries), declaredAt: Number(r.declared_at) };
+  if (r.dead_letter != null) s.deadLetter = r.dead_letter as string;
+  return s;
+}
+
+/** A message row (read with `MESSAGE_COLUMNS`) as the contract's message, optional fields left out when empty. */
+export function toMessage(r: SqlRow): StoredMessage {
+  const m: StoredMessage = {
+    id: r.id as string,
+    topic: r.topic as string,
+    subscription: r.subscription as string,
+    body: r.body as string,
+    state: r.state as MessageState,
+    deliveries: Number(r.deliveries),
+    availableAt: Number(r.available_at),
+    createdAt: Number(r.created_at),
+  };
+  if (r.ordering_key != null) m.key = r.ordering_key as string;
+  if (r.lease_until != null) m.leaseUntil = Number(r.lease_until);
+  if (r.lease_token != null) m.leaseToken = r.lease_token as string;
+  if (r.last_error != null) m.lastError = r.last_error as string;
+  if (r.headers != null) m.headers = r.headers as string;
+  return m;
+}

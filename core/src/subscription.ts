@@ -1,0 +1,72 @@
+import type { ConsumeOptions, Handler } from './delivery/consume.js';
+import { Consumer } from './delivery/consumer.js';
+import type { SubscriptionRuntime } from './delivery/runtime.js';
+import { InvalidOptionsError, SubscriptionInUseError } from './errors.js';
+import type { MessageState } from './lifecycle/names.js';
+import type { StoredMessage } from './storage/contract.js';
+
+/**
+ * One subscription of a topic, as a consumer group is in Kafka: it gets every message stored in the topic after it
+ * was declared, with its own deliveries, leases, backoff, dead letters and idempotency records; its consumers compete.
+ */
+export class Subscription<T = unknown, Tx = unknown> {
+  /** @internal */
+  constructor(readonly runtime: SubscriptionRuntime) {}
+
+  /** The subscription's name. */
+  get name(): string {
+    return this.runtime.name;
+  }
+
+  /** Its topic's name. */
+  get topic(): string {
+    return this.runtime.topic.name;
+  }
+
+  /** Resolves once storage has recorded the subscription (and its topic). */
+  ready(): Promise<void> {
+    return this.runtime.declaration.declared;
+  }
+
+  /** Starts a consumer: the handler's return acks a message, a throw nacks it. Consumers of one subscription compete. */
+  consume(handler: Handler<T, Tx>, options: ConsumeOptions = {}): Consumer<T, Tx> {
+    const s = this.runtime;
+    s.topic.assertOpen();
+    if (typeof handler !== 'function') throw new InvalidOptionsError(`consume() needs a handler function, got ${typeof handler}.`);
+    const consumer = new Consumer<T, Tx>(s, handler, options);
+    s.consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Its messages by state. */
+  async counts(): Promise<Partial<Record<MessageState, number>>> {
+    const all = await this.runtime.topic.storage.counts(this.topic);
+    return all[this.topic]?.[this.name] ?? {};
+  }
+
+  /** Its dead messages, oldest first (none for a lifecycle whose messages never die). */
+  deadLetters(limit = 100): Promise<StoredMessage[]> {
+    return this.runtime.ledger.deadLetters(limit);
+  }
+
+  /** Puts its dead messages (all, or the given ids) back for delivery as new lifecycles; returns how many. */
+  async redrive(ids?: string[]): Promise<number> {
+    return (await this.runtime.ledger.redrive(ids)).length;
+  }
+
+  /**
+   * Forgets the subscription in storage and drops every copy it holds; returns how many. Refused with
+   * `SubscriptionInUseError` while a consumer of it runs in this process, or while any process holds a lease of it.
+   */
+  async remove(): Promise<number> {
+    const s = this.runtime;
+    const { topic } = s;
+    topic.assertOpen();
+    const leased = (await this.counts())[topic.plan.leased] ?? 0;
+    if (s.consumers.size > 0 || leased > 0) throw new SubscriptionInUseError(topic.name, s.name, s.consumers.size, leased);
+    await s.declaration.declared;
+    const dropped = await topic.storage.removeSubscription(topic.name, s.name);
+    topic.subscriptions.delete(s.name);
+    return dropped;
+  }
+}
