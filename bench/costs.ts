@@ -1,7 +1,7 @@
 // Per-message cost of single steps, in µs: the lifecycle table, an XState transition, serializing a payload, and
 // each SQLite storage call in batches of 1,000. Where a change to the engine shows first.
 import { transition } from 'xstate';
-import { lifecycleMachines, lifecycleTables } from '@tidings/core';
+import { DEFAULT_SUBSCRIPTION, lifecycleMachines, lifecycleTables } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { payload } from './messages.js';
 import { round } from './stats.js';
@@ -24,13 +24,14 @@ async function storageSteps(file: string): Promise<Record<string, number>> {
     for (let r = 0; r < rounds; r++) {
       const messages = Array.from({ length: 1000 }, (_, k) => ({ id: `s-${r}-${k}`, body, availableAt: 0 }));
       let t = performance.now();
+      if (r === 0) await storage.declareSubscription({ topic: 'steps', name: DEFAULT_SUBSCRIPTION, maxDeliveries: 5, declaredAt: 0 });
       await storage.store({ topic: 'steps', state: 'acked', messages, now: 0 });
       spent.store += performance.now() - t;
       t = performance.now();
-      const leased = await storage.lease({ topic: 'steps', from: 'acked', to: 'leased', limit: 1000, now: 0, leaseUntil: 1, leaseToken: `t-${r}`, remove: false });
+      const leased = await storage.lease({ topic: 'steps', subscription: DEFAULT_SUBSCRIPTION, from: 'acked', to: 'leased', limit: 1000, now: 0, leaseUntil: 1, leaseToken: `t-${r}`, remove: false });
       spent.lease += performance.now() - t;
       t = performance.now();
-      await storage.settle({ topic: 'steps', from: 'leased', to: 'deleted', items: leased, remove: true, now: 0 });
+      await storage.settle({ topic: 'steps', subscription: DEFAULT_SUBSCRIPTION, from: 'leased', to: 'deleted', items: leased, remove: true, now: 0 });
       spent.settle += performance.now() - t;
     }
   } finally {

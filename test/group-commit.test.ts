@@ -59,7 +59,7 @@ describe('group commit on SQLite (better-sqlite3)', () => {
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'STORAGE_ERROR' });
     expect(seen.get('COMMIT')).toBe(1);
-    expect((await storage.peek('p', 'acked', 10)).map((m) => m.id)).toEqual(['a', 'c']);
+    expect((await storage.peek({ topic: 'p', subscription: 'default', state: 'acked', limit: 10 })).map((m) => m.id)).toEqual(['a', 'c']);
     await storage.close();
   });
 
@@ -69,12 +69,12 @@ describe('group commit on SQLite (better-sqlite3)', () => {
     const seen = await spy(storage);
     await storage.store(request('d', 'y'));
     expect(seen.get('PRAGMA synchronous = NORMAL')).toBeUndefined();
-    await storage.lease({ topic: 'd', from: 'acked', to: 'leased', limit: 10, now: 1, leaseUntil: 100, leaseToken: 't', remove: false });
+    await storage.lease({ topic: 'd', subscription: 'default', from: 'acked', to: 'leased', limit: 10, now: 1, leaseUntil: 100, leaseToken: 't', remove: false });
     expect(seen.get('PRAGMA synchronous = NORMAL')).toBe(1);
     expect(seen.get('PRAGMA synchronous = FULL')).toBe(1);
     // At-most-once's lease deletes for good: durable.
     await storage.store(request('d', 'z'));
-    await storage.lease({ topic: 'd', from: 'acked', to: 'deleted', limit: 10, now: 1, leaseUntil: 100, leaseToken: 'u', remove: true });
+    await storage.lease({ topic: 'd', subscription: 'default', from: 'acked', to: 'deleted', limit: 10, now: 1, leaseUntil: 100, leaseToken: 'u', remove: true });
     expect(seen.get('PRAGMA synchronous = NORMAL')).toBe(1);
     const [{ synchronous }] = (await storage.orm.em.getConnection().execute('PRAGMA synchronous')) as Array<{ synchronous: number }>;
     expect(synchronous).toBe(2);
@@ -91,7 +91,7 @@ describe('group commit on SQLite (better-sqlite3)', () => {
     await expect(storage.store(request('c', 'late'))).rejects.toMatchObject({ code: 'CLOSED' });
     const again = sqliteStorage({ file });
     await again.open();
-    expect((await again.peek('c', 'acked', 10)).map((m) => m.id)).toEqual(['a', 'b']);
+    expect((await again.peek({ topic: 'c', subscription: 'default', state: 'acked', limit: 10 })).map((m) => m.id)).toEqual(['a', 'b']);
     await again.close();
   });
 

@@ -28,6 +28,7 @@
  */
 import { memoryStorage, type MemoryStorage, type MemoryTransaction } from '@tidings/adapter-memory';
 import {
+  topicTotals,
   ManualClock,
   StorageError,
   Tidings,
@@ -44,7 +45,9 @@ import {
   type ReleaseRequest,
   type SendAck,
   type SettleRequest,
-  type StateCounts,
+  type PeekRequest,
+  type SubscriptionCounts,
+  type SubscriptionRecord,
   type StorageAdapter,
   type StoredMessage,
   type StoreRequest,
@@ -498,7 +501,7 @@ class World {
   }
 
   async rowsLeft(): Promise<number> {
-    const counts = (await this.inner.counts(TOPIC))[TOPIC] ?? {};
+    const counts = topicTotals(await this.inner.counts(TOPIC))[TOPIC] ?? {};
     return Object.values(counts).reduce((a, b) => a + (b ?? 0), 0);
   }
 
@@ -577,21 +580,33 @@ class StorageView implements StorageAdapter<MemoryTransaction> {
     return moved;
   }
 
-  async redrive(req: RedriveRequest): Promise<number> {
+  async redrive(req: RedriveRequest): Promise<string[]> {
     this.alive();
     return this.world.inner.redrive(req);
   }
 
-  counts(topic?: string): Promise<StateCounts> {
+  counts(topic?: string): Promise<SubscriptionCounts> {
     return this.world.inner.counts(topic);
   }
 
-  peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]> {
-    return this.world.inner.peek(topic, state, limit);
+  peek(req: PeekRequest): Promise<StoredMessage[]> {
+    return this.world.inner.peek(req);
   }
 
   declareTopic(topic: TopicRecord): Promise<TopicRecord> {
     return this.world.inner.declareTopic(topic);
+  }
+
+  declareSubscription(subscription: SubscriptionRecord): Promise<SubscriptionRecord> {
+    return this.world.inner.declareSubscription(subscription);
+  }
+
+  subscriptions(topic?: string): Promise<SubscriptionRecord[]> {
+    return this.world.inner.subscriptions(topic);
+  }
+
+  removeSubscription(topic: string, name: string): Promise<number> {
+    return this.world.inner.removeSubscription(topic, name);
   }
 
   topics(): Promise<TopicRecord[]> {

@@ -140,7 +140,7 @@ describe.each(backends)('transactional inbox and outbox on %s (the applicationâ€
     expect(rows.map((r) => r.id).sort()).toEqual([...orders].sort());
     // The 19 others on their first delivery: none was nacked for its neighbour's failure.
     expect(rows.filter((r) => r.id !== 'taken').every((r) => r.note === 'attempt 1')).toBe(true);
-    expect((await storage.peek('mixed.dead', 'acked', 10)).map((m) => m.id)).toEqual(['taken']);
+    expect((await storage.peek({ topic: 'mixed.dead', subscription: 'default', state: 'acked', limit: 10 })).map((m) => m.id)).toEqual(['taken']);
     await tidings.close();
     await orm.close(true);
   });
@@ -160,7 +160,7 @@ describe.each(backends)('transactional inbox and outbox on %s (the applicationâ€
         throw new Error('abort the business transaction');
       }),
     ).rejects.toThrow('abort the business transaction');
-    const queued = await storage.peek('shipments', 'acked', 10);
+    const queued = await storage.peek({ topic: 'shipments', subscription: 'default', state: 'acked', limit: 10 });
     expect(queued.map((m) => JSON.parse(m.body).order)).toEqual(['s-1']);
     expect((await orm.em.fork().find(ShipmentEntity, {})).map((r) => r.id)).toEqual(['s-1']);
     await tidings.close();

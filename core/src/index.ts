@@ -20,6 +20,7 @@ export { Topic } from './topic.js';
 export { Subscription } from './subscription.js';
 export type { SendAck, SendOptions, SendManyOptions } from './delivery/producer.js';
 export { DEFAULT_SUBSCRIPTION, idempotencyScope } from './storage/scopes.js';
+export { topicTotals } from './storage/counts.js';
 export { ORDERINGS, leasePolicy, type Ordering, type LeasePolicy } from './delivery/lease-policy.js';
 export { TopicLedger, SubscriptionLedger, recordedLedger, type LedgerParts, type LedgerTopic, type Failure, type Released } from './delivery/ledger.js';
 export type { TidingsPlugin, PluginHost, SendContext, HandleContext, OutgoingMessage } from './plugin.js';

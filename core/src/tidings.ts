@@ -7,12 +7,13 @@ import { toInspectionEvent, type InspectionEvent } from './inspect.js';
 import { resolveTopicOptions, validateTopicName, type ResolvedTopicOptions, type TopicOptions } from './options.js';
 import type { StateCounts, StorageAdapter, StoredMessage, SubscriptionCounts, SubscriptionRecord, TopicRecord } from './storage/contract.js';
 import { DEFAULT_SUBSCRIPTION } from './storage/scopes.js';
+import { topicTotals } from './storage/counts.js';
 import { lifecyclePlans } from './lifecycle/plan.js';
 import { pluginChain, type PluginChain, type TidingsPlugin } from './plugin.js';
 import { Tokens } from './tokens.js';
 import { Topic } from './topic.js';
 import type { StopOptions } from './delivery/consume.js';
-import { topicRuntime, type TopicRuntime, type TopicServices } from './delivery/runtime.js';
+import { topicRuntime, type TopicServices } from './delivery/runtime.js';
 
 /** What `Tidings.create` takes; any part left out is resolved from `container`, then defaulted. */
 export interface TidingsOptions<Tx = unknown> extends ContainerParts<Tx> {
@@ -133,14 +134,7 @@ export class Tidings<Tx = unknown> {
 
   /** Message counts by state, for one topic or all: a topic's copies in all its subscriptions together. */
   async counts(topic?: string): Promise<StateCounts> {
-    const out: StateCounts = {};
-    for (const [name, subscriptions] of Object.entries(await this.storage.counts(topic))) {
-      const sum: StateCounts[string] = (out[name] = {});
-      for (const states of Object.values(subscriptions)) {
-        for (const [state, n] of Object.entries(states) as Array<[keyof typeof sum, number]>) sum[state] = (sum[state] ?? 0) + n;
-      }
-    }
-    return out;
+    return topicTotals(await this.storage.counts(topic));
   }
 
   /** Message counts by subscription and state, for one topic or all. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decorateStorage, type StateCounts, type StorageAdapter, type StoreRequest, type StoreResult, type TopicRecord } from '../src/index.js';
+import { decorateStorage, type SubscriptionCounts, type SubscriptionRecord, type StorageAdapter, type StoreRequest, type StoreResult, type TopicRecord } from '../src/index.js';
 
 /** A minimal adapter that keeps its state in a #private field, as a real class adapter would. */
 class PrivateStorage implements StorageAdapter<undefined> {
@@ -9,19 +9,22 @@ class PrivateStorage implements StorageAdapter<undefined> {
     this.#stored.push(...req.messages.map((m) => m.id));
     return req.messages.map((m) => ({ id: m.id, duplicate: false }));
   }
-  async counts(): Promise<StateCounts> {
-    return { t: { stored: this.#stored.length } };
+  async counts(): Promise<SubscriptionCounts> {
+    return { t: { default: { stored: this.#stored.length } } };
   }
   lease = async () => [];
   extendLease = async () => false;
   settle = async () => [];
   release = async () => [];
   expire = async () => [];
-  redrive = async () => 0;
+  redrive = async () => [];
   peek = async () => [];
   purge = async () => 0;
   declareTopic = async (topic: TopicRecord) => topic;
   topics = async () => [];
+  declareSubscription = async (subscription: SubscriptionRecord) => subscription;
+  subscriptions = async () => [];
+  removeSubscription = async () => 0;
   transaction = <T>(fn: (tx: undefined) => Promise<T>) => fn(undefined);
   close = async () => {};
 }

@@ -57,7 +57,7 @@ describe('a SIGKILLed producer and consumer on a SQLite file', () => {
     await storage.open();
     const held = new Set<string>();
     for (const state of ['acked', 'leased'] as const) {
-      for (const m of await storage.peek('crash', state, 100_000)) held.add(m.id);
+      for (const m of await storage.peek({ topic: 'crash', subscription: 'default', state: state, limit: 100_000 })) held.add(m.id);
     }
     await storage.close();
     const lost = [...acked].filter((id) => !held.has(id) && !consumed.has(id));

@@ -12,7 +12,6 @@ import {
   type PurgeRequest,
   type RedriveRequest,
   type ReleaseRequest,
-  type SettleItem,
   type SettleRequest,
   type StorageAdapter,
   type StoredMessage,

@@ -112,7 +112,7 @@ describe('examples/nest-app', () => {
       'order o-big was not paid after 3 attempts; see GET /payments/failed',
     ]);
     // The copy on the dead-letter topic keeps the reason too, with its stack.
-    const [copy] = await app.tidings.storage.peek('orders.dead', 'acked', 10);
+    const [copy] = await app.tidings.storage.peek({ topic: 'orders.dead', subscription: 'default', state: 'acked', limit: 10 });
     expect(copy?.lastError).toMatch(new RegExp(`^${reason}\\n\\s+at `));
   });
 

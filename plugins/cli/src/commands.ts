@@ -1,4 +1,4 @@
-import { InvalidOptionsError, lifecyclePlans, requests, MESSAGE_STATES, type MessageState, type StateCounts, type StoredMessage, type TopicRecord } from '@tidings/core';
+import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, lifecyclePlans, recordedLedger, topicTotals, MESSAGE_STATES, type MessageState, type StateCounts, type StoredMessage, type TopicRecord } from '@tidings/core';
 import { assertTopic, openDatabase, type Database } from './database.js';
 import { TopicNotRecordedError, UnknownTopicError } from './errors.js';
 import { parseInteger } from './parse.js';
@@ -95,7 +95,7 @@ async function countsOf(database: Database, all: StateCounts, topic: string): Pr
 /** Message counts by state per topic: prints a table (or JSON) and returns them. */
 export async function stats(options: StatsOptions, output: Output): Promise<StateCounts> {
   return withDatabase(options.db, async (database) => {
-    const all = await database.storage.counts();
+    const all = topicTotals(await database.storage.counts());
     const counts: StateCounts = {};
     if (options.topic !== undefined) counts[options.topic] = await countsOf(database, all, options.topic);
     else for (const topic of Object.keys(all).sort()) if (Object.keys(all[topic]!).length > 0) counts[topic] = all[topic]!;
@@ -128,8 +128,8 @@ export async function dlqList(options: DlqListOptions, output: Output): Promise<
       // A topic with rows but no record (declared before the registry) still lists its dead letters.
       if (!(error instanceof TopicNotRecordedError)) throw error;
     });
-    const total = (await database.storage.counts(options.topic))[options.topic]?.dead ?? 0;
-    const messages = total === 0 ? [] : await database.storage.peek(options.topic, 'dead', limit);
+    const total = (await database.storage.counts(options.topic))[options.topic]?.[DEFAULT_SUBSCRIPTION]?.dead ?? 0;
+    const messages = total === 0 ? [] : await database.storage.peek({ topic: options.topic, subscription: DEFAULT_SUBSCRIPTION, state: 'dead', limit });
     if (options.json) {
       const shown = messages.map((m) => ({ id: m.id, deliveries: m.deliveries, createdAt: new Date(m.createdAt).toISOString(), payload: parseBody(m.body), lastError: m.lastError ?? null }));
       output.out(JSON.stringify({ db: database.name, topic: options.topic, total, messages: shown }, null, 2));
@@ -155,12 +155,10 @@ export async function dlqRedrive(options: DlqRedriveOptions, output: Output): Pr
   if (ids?.some((id) => typeof id !== 'string' || id === '')) throw new InvalidOptionsError('--id needs a message id, e.g. --id order-42.');
   return withDatabase(options.db, async (database) => {
     const record = await recordedTopic(database, topic);
-    const recorded = { name: topic, plan: lifecyclePlans[record.lifecycle], options: { maxDeliveries: record.maxDeliveries, dedupWindowMs: 0 } };
+    const recorded = { plan: lifecyclePlans[record.lifecycle] };
     const now = options.now ?? Date.now();
-    const redrive = async (ids?: string[]) => {
-      const req = requests.redrive(recorded, ids, now);
-      return req ? database.storage.redrive(req) : 0;
-    };
+    const ledger = recordedLedger(database.storage, record, { name: DEFAULT_SUBSCRIPTION, maxDeliveries: record.maxDeliveries }, { clock: { now: () => now } });
+    const redrive = async (ids?: string[]) => (await ledger.redrive(ids)).length;
     const target = { state: recorded.plan.ready, how: record.lifecycle };
     let redriven = 0;
     const missing: string[] = [];
@@ -221,7 +219,7 @@ export async function purge(options: PurgeOptions, output: Output): Promise<Purg
 
 /** The topic as the registry records it: its lifecycle decides where a redriven message waits. */
 async function recordedTopic(database: Database, topic: string): Promise<TopicRecord> {
-  const [registry, all] = await Promise.all([database.storage.topics(), database.storage.counts()]);
+  const [registry, all] = await Promise.all([database.storage.topics(), database.storage.counts().then(topicTotals)]);
   const record = registry.find((t) => t.name === topic);
   if (record) return record;
   if (Object.keys(all[topic] ?? {}).length === 0) throw new UnknownTopicError(topic, knownTopics(registry, all), database.target);

@@ -2,7 +2,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EntityManager } from '@mikro-orm/knex';
 import { MultiBar, Presets } from 'cli-progress';
-import { decorateStorage, InvalidOptionsError, LIFECYCLES, semanticOf, Tidings, type Lifecycle, type TopicOptions } from '@tidings/core';
+import { decorateStorage, topicTotals, InvalidOptionsError, LIFECYCLES, semanticOf, Tidings, type Lifecycle, type TopicOptions } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { checkDeliveries, guaranteeHeld, withFaults, type FaultOptions } from '@tidings/faults';
 
@@ -147,7 +147,7 @@ async function runOne(lifecycle: Lifecycle, topicOptions: TopicOptions, o: DemoO
   // Done when nothing waits, is leased or half-consumed for a few looks in a row (or the deadline passes).
   for (let quiet = 0; quiet < 3 && performance.now() - started < DEADLINE_MS; ) {
     await new Promise((r) => setTimeout(r, 100));
-    const c = (await inner.counts(slug))[slug] ?? {};
+    const c = topicTotals(await inner.counts(slug))[slug] ?? {};
     quiet = (c.acked ?? 0) + (c.stored ?? 0) + (c.leased ?? 0) + (c.consumed ?? 0) === 0 ? quiet + 1 : 0;
   }
   const seconds = (performance.now() - started) / 1000;

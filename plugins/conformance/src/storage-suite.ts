@@ -18,6 +18,7 @@ import {
   copiesOf,
   holding,
 } from './harness.js';
+import { describeSubscriptionSections } from './subscription-suite.js';
 
 /** Tuning for adapters that are slower or less capable than the defaults assume. */
 export interface StorageSuiteOptions {
@@ -1263,6 +1264,8 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         ]);
       });
     });
+
+    describeSubscriptionSections(() => ctx);
   });
 }
 

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
-import { InvalidOptionsError, LIFECYCLES, Tokens, TidingsError, lifecyclePlans, requests, type Lifecycle, type StorageAdapter, type Tidings } from '@tidings/core';
+import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, LIFECYCLES, Tokens, TidingsError, lifecyclePlans, recordedLedger, type Lifecycle, type StorageAdapter, type Tidings } from '@tidings/core';
 import { metricsPlugin, type MetricsPlugin } from '@tidings/metrics';
 import { Gate, encrypted, isLoopback, queryTokenAllowed } from './auth.js';
 import { lifecycleSvg } from './diagrams.js';
@@ -114,12 +114,14 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       }
       const record = (await storage.topics()).find((t) => t.name === topic);
       if (!record) throw new DashboardRequestError(404, 'UNKNOWN_TOPIC', `Topic "${topic}" is not recorded in this storage: check the name.`);
-      const recorded = { name: topic, plan: lifecyclePlans[record.lifecycle], options: { maxDeliveries: record.maxDeliveries, dedupWindowMs: 0 } };
+      const recorded = { plan: lifecyclePlans[record.lifecycle] };
       if (recorded.plan.steps.redrive.length === 0) {
         throw new DashboardRequestError(409, 'NOT_REDRIVABLE', `Topic "${topic}" is ${record.lifecycle}: its messages are never dead-lettered, so there is nothing to redrive.`);
       }
       const at = now();
-      const move = async (only?: string[]) => storage.redrive(requests.redrive(recorded, only, at)!);
+      // Through the instance's bus when there is one, so its metrics and live page see the REDRIVE transitions.
+      const ledger = recordedLedger(storage, record, { name: DEFAULT_SUBSCRIPTION, maxDeliveries: record.maxDeliveries }, { clock: { now: () => at }, events: tidings?.events });
+      const move = async (only?: string[]) => (await ledger.redrive(only)).length;
       let redriven = 0;
       const missing: string[] = [];
       if (ids) {

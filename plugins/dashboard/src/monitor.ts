@@ -1,4 +1,4 @@
-import { lifecyclePlans, type Lifecycle, type MessageState, type StorageAdapter, type Tidings, type TransitionEvent } from '@tidings/core';
+import { DEFAULT_SUBSCRIPTION, lifecyclePlans, topicTotals, type Lifecycle, type MessageState, type StorageAdapter, type Tidings, type TransitionEvent } from '@tidings/core';
 import type { MetricsPlugin } from '@tidings/metrics';
 
 /** How many seconds of history the charts keep. */
@@ -165,8 +165,9 @@ export class Monitor {
   private async sample(): Promise<Snapshot> {
     const { storage, metrics } = this.source;
     const at = this.source.now();
-    const [counts, records] = await Promise.all([storage.counts(), storage.topics()]);
+    const [counts, records] = await Promise.all([storage.counts().then(topicTotals), storage.topics()]);
     const inProcess = this.source.tidings !== undefined;
+    const peek = (topic: string, state: MessageState, limit: number) => storage.peek({ topic, subscription: DEFAULT_SUBSCRIPTION, state, limit });
     const totals = inProcess ? await this.transitionTotals(metrics) : undefined;
     const latencies = inProcess ? await this.latencyBuckets(metrics) : undefined;
     const names = [...new Set([...records.map((r) => r.name), ...Object.keys(counts).filter((t) => Object.keys(counts[t]!).length > 0)])].sort();
@@ -179,10 +180,10 @@ export class Monitor {
         const inFlight = plan ? (c[plan.leased] ?? 0) : 0;
         const dead = plan?.dead;
         const [deadRows, leaseRows, oldest] = await Promise.all([
-          dead && c[dead] ? storage.peek(name, dead, LIST_LIMIT) : [],
-          plan && inFlight > 0 ? storage.peek(name, plan.leased, LIST_LIMIT) : [],
+          dead && c[dead] ? peek(name, dead, LIST_LIMIT) : [],
+          plan && inFlight > 0 ? peek(name, plan.leased, LIST_LIMIT) : [],
           // Standalone, no handler is timed here: the age of the oldest waiting message stands in for latency.
-          !inProcess && plan && waiting > 0 ? storage.peek(name, plan.ready, 1) : [],
+          !inProcess && plan && waiting > 0 ? peek(name, plan.ready, 1) : [],
         ]);
         const h = this.topic(name);
         const point: SeriesPoint = { at, waiting, inFlight };

@@ -126,7 +126,7 @@ describe('withFaults: lost acks', () => {
       const topic = t.topic<{ key: string }>('replay', { semantic: 'at-least-once', retry: { attempts: 20, initialMs: 1, maxMs: 2 } });
       const acks = [];
       for (let i = 0; i < 40; i++) acks.push(await topic.send({ key: `k${i}` }));
-      const stored = (await storage.peek('replay', 'acked', 1000)).map((m) => m.id);
+      const stored = (await storage.peek({ topic: 'replay', subscription: 'default', state: 'acked', limit: 1000 })).map((m) => m.id);
       return { faults: structuredClone(storage.faults), acks, stored };
     };
     const first = await run(77);
@@ -347,7 +347,7 @@ describe('withFaults: crash points', () => {
   it('does not roll a crash for an empty lease, so idle polling cannot change which messages crash', async () => {
     const storage = withFaults(memoryStorage(), { seed: 1, crash: { 'after-lease-before-handler': 1 }, onCrash: () => {} });
     const topic = uniqueTopic();
-    const lease = { topic, from: 'acked' as const, to: 'leased' as const, limit: 10, now: 0, leaseUntil: 100, leaseToken: 'x', remove: false };
+    const lease = { topic, subscription: 'default', from: 'acked' as const, to: 'leased' as const, limit: 10, now: 0, leaseUntil: 100, leaseToken: 'x', remove: false };
     await expect(storage.lease(lease)).resolves.toEqual([]);
     await storage.store(storeRequest(topic, ['a']));
     // An onCrash that returns still stops the operation: a crash never returns.
@@ -387,8 +387,11 @@ function fakeAdapter(): StorageAdapter {
     expire: none,
     declareTopic: async (topic) => topic,
     topics: none,
-    redrive: async () => 0,
+    redrive: none,
     counts: async () => ({}),
+    declareSubscription: async (subscription) => subscription,
+    subscriptions: none,
+    removeSubscription: async () => 0,
     peek: none,
     purge: async () => 0,
     transaction: (fn) => fn(undefined),

@@ -3,6 +3,7 @@ import {
   Tokens,
   lifecycleTables,
   systemClock,
+  topicTotals,
   type Clock,
   type HandleContext,
   type Lifecycle,
@@ -98,7 +99,7 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
       async collect() {
         this.reset();
         if (!storage) return;
-        const [counts, records] = await Promise.all([storage.counts(), storage.topics()]);
+        const [counts, records] = await Promise.all([storage.counts().then(topicTotals), storage.topics()]);
         for (const r of records) lifecycles.set(r.name, r.lifecycle);
         for (const topic of new Set([...records.map((r) => r.name), ...Object.keys(counts)])) {
           const lifecycle = lifecycles.get(topic);
