@@ -37,7 +37,6 @@ import {
   type IdempotencyStore,
   type LeaseRequest,
   type Message,
-  type MessageState,
   type PurgeRequest,
   type ExtendLeaseRequest,
   type TopicRecord,
