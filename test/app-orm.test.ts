@@ -35,7 +35,7 @@ describe("Tidings on the application's own MikroORM", () => {
     const db = new Database(file, { readonly: true });
     const tables = (db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as Array<{ name: string; sql: string }>);
     db.close();
-    expect(tables.map((t) => t.name)).toEqual(['invoice', 'tidings_dedup', 'tidings_idempotency', 'tidings_message', 'tidings_meta', 'tidings_topic']);
+    expect(tables.map((t) => t.name)).toEqual(['invoice', 'tidings_dedup', 'tidings_idempotency', 'tidings_message', 'tidings_meta', 'tidings_subscription', 'tidings_topic']);
     expect(tables[0]!.sql).toBe(APP_TABLE);
   });
 
@@ -76,7 +76,7 @@ describe("Tidings on the application's own MikroORM", () => {
     const tables = await client.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`);
     const invoice = await client.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'invoice' ORDER BY column_name`);
     await client.end();
-    expect(tables.rows.map((r) => r.table_name)).toEqual(['invoice', 'tidings_dedup', 'tidings_idempotency', 'tidings_message', 'tidings_meta', 'tidings_topic']);
+    expect(tables.rows.map((r) => r.table_name)).toEqual(['invoice', 'tidings_dedup', 'tidings_idempotency', 'tidings_message', 'tidings_meta', 'tidings_subscription', 'tidings_topic']);
     expect(invoice.rows.map((r) => r.column_name)).toEqual(['id', 'legacy_note']);
   });
 });

@@ -85,8 +85,6 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: (d) => [
       `ALTER TABLE tidings_message ADD COLUMN subscription VARCHAR(100) NOT NULL DEFAULT '${DEFAULT_SUBSCRIPTION}'`,
       `ALTER TABLE tidings_message ADD COLUMN ordering_key VARCHAR(200) NULL`,
-      ...d.dropUnique('tidings_message', 'tidings_message_topic_id'),
-      `CREATE UNIQUE INDEX IF NOT EXISTS tidings_message_copy ON tidings_message (topic, id, subscription)`,
       `DROP INDEX IF EXISTS tidings_message_ready`,
       `CREATE INDEX IF NOT EXISTS tidings_message_ready ON tidings_message (topic, subscription, state, available_at, seq)`,
       `CREATE INDEX IF NOT EXISTS tidings_message_key ON tidings_message (topic, subscription, ordering_key, seq) WHERE ordering_key IS NOT NULL`,
@@ -94,11 +92,14 @@ export const MIGRATIONS: readonly Migration[] = [
     unlessColumn: { table: 'tidings_message', column: 'subscription' },
   },
   {
-    // The subscription registry, and every topic known so far given its default subscription, so that every
-    // message of an upgraded database reaches it and new ones keep going there. Safe to run on a database whose
-    // tables a schema generator made.
+    // A message is unique per subscription, not per topic; the subscription registry; and every topic known so far
+    // given its default subscription, so that every message of an upgraded database reaches it and new ones keep
+    // going there. Always run (each statement is idempotent): a schema generator may have made the newest tables,
+    // which the first migration then gave the old unique index again.
     version: 6,
     statements: (d) => [
+      ...d.dropUnique('tidings_message', 'tidings_message_topic_id'),
+      `CREATE UNIQUE INDEX IF NOT EXISTS tidings_message_copy ON tidings_message (topic, id, subscription)`,
       `CREATE TABLE IF NOT EXISTS tidings_subscription (topic VARCHAR(200) NOT NULL, name VARCHAR(100) NOT NULL, dead_letter VARCHAR(200) NULL,
          max_deliveries INTEGER NOT NULL, declared_at BIGINT NOT NULL, PRIMARY KEY (topic, name))`,
       `INSERT INTO tidings_subscription (topic, name, dead_letter, max_deliveries, declared_at)
