@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decorateStorage, Tidings, silentLogger, type Lifecycle, type StorageAdapter } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
-import { checkDeliveries, guaranteeHeld, seededRandom, withFaults, type DeliveryHistory } from '@tidings/faults';
+import { checkDeliveries, checkSubscriptions, guaranteeHeld, seededRandom, withFaults, type DeliveryHistory, type Effect } from '@tidings/faults';
 
 const LIFECYCLES: Lifecycle[] = ['at-most-once', 'at-least-once', 'exactly-once/broker', 'exactly-once/end-to-end'];
 
@@ -175,5 +175,44 @@ describe('checkDeliveries on a recorded run', () => {
     const verdict = guaranteeHeld('exactly-once/end-to-end', check);
     expect(verdict.held, `seed ${seed}: ${verdict.rule}`).toBe(true);
     expect(check).toMatchObject({ acked: 100, distinct: 100, delivered: 100 });
+  });
+});
+
+describe('the checker on ordered histories with subscriptions', () => {
+  const sent = ['a0', 'a1', 'a2', 'b0'];
+  const effect = (key: string, subscription: string, over: Partial<Effect> = {}): Effect => ({
+    key,
+    incarnation: 0,
+    subscription,
+    orderingKey: key[0],
+    position: Number(key.slice(1)),
+    ...over,
+  });
+
+  it('counts nothing out of order when each key comes in order, a redelivery after a crash included', () => {
+    const consumed = [effect('a0', 's'), effect('b0', 's'), effect('a1', 's'), effect('a1', 's', { incarnation: 1 }), effect('a2', 's', { incarnation: 1 })];
+    const check = checkDeliveries({ lifecycle: 'at-least-once', sent, acked: sent, consumed });
+    expect(check).toMatchObject({ ordered: true, outOfOrder: 0, duplicated: 1, lost: 0 });
+    expect(guaranteeHeld('at-least-once', check)).toEqual({ held: true, rule: 'at-least-once: out of order = 0 (got 0), lost of acked = 0 (got 0), unexpected = 0 (got 0)' });
+  });
+
+  it('counts an effect recorded after one of a later message of its key, and a handler that overtook an unsettled one', () => {
+    const consumed = [effect('a0', 's'), effect('a2', 's'), effect('a1', 's'), effect('b0', 's', { overtook: true })];
+    const check = checkDeliveries({ lifecycle: 'exactly-once/end-to-end', sent, acked: sent, consumed });
+    expect(check.keys.outOfOrder.sort()).toEqual(['a1', 'b0']);
+    const verdict = guaranteeHeld('exactly-once/end-to-end', check);
+    expect(verdict.held).toBe(false);
+    expect(verdict.rule).toMatch(/out of order = 0 \(got 2 \(a1, b0\)\)/);
+    // At-most-once hands a message out once and for all: across consumers it promises no order.
+    expect(guaranteeHeld('at-most-once', check).rule).not.toMatch(/out of order/);
+  });
+
+  it('judges each subscription on its own: every one must get every message, in order', () => {
+    const consumed = [...sent.map((k) => effect(k, 'billing')), effect('a0', 'email'), effect('a2', 'email'), effect('b0', 'email')];
+    const checks = checkSubscriptions({ lifecycle: 'exactly-once/end-to-end', sent, acked: sent, consumed });
+    expect(Object.keys(checks)).toEqual(['billing', 'email']);
+    expect(checks.billing).toMatchObject({ lost: 0, outOfOrder: 0, duplicated: 0, delivered: 4 });
+    expect(checks.email).toMatchObject({ lost: 1, outOfOrder: 0, keys: expect.objectContaining({ lost: ['a1'] }) });
+    expect(guaranteeHeld('exactly-once/end-to-end', checks.email!).held).toBe(false);
   });
 });

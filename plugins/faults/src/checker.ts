@@ -7,6 +7,14 @@ import { InvalidOptionsError, LIFECYCLES, type Lifecycle } from '@tidings/core';
 export interface Effect {
   key: string;
   incarnation: number;
+  /** The subscription whose consumer recorded it, when the history holds several. */
+  subscription?: string;
+  /** The message's ordering key, when it was sent with one. */
+  orderingKey?: string;
+  /** Its place among its ordering key's messages as the producer sent them: 0, 1, 2, … */
+  position?: number;
+  /** Its handler started while a message of its ordering key stored before it was still unsettled in its subscription. */
+  overtook?: boolean;
 }
 
 /** A crash point hit `key` in `incarnation`; an effect for it in a later incarnation counts as recovered. */
@@ -56,7 +64,14 @@ export interface DeliveryCheck {
   unexpected: number;
   /** Keys a crash hit that had an effect in a later incarnation. */
   recovered: number;
-  keys: { lost: string[]; lostStored: string[]; duplicated: string[]; unexpected: string[]; recovered: string[] };
+  /**
+   * Keys handled out of order: a handler that started while an earlier message of its ordering key was unsettled,
+   * or an effect recorded after one of a later message of its key.
+   */
+  outOfOrder: number;
+  /** Whether any effect carried an ordering key: only then does order count. */
+  ordered: boolean;
+  keys: { lost: string[]; lostStored: string[]; duplicated: string[]; unexpected: string[]; recovered: string[]; outOfOrder: string[] };
 }
 
 /** A lifecycle's guarantee judged on a checked history, with the rule in words (for a failing test's message). */
@@ -89,6 +104,7 @@ export function checkDeliveries(history: DeliveryHistory): DeliveryCheck {
   for (const c of history.crashed ?? []) {
     if (effects.some((e) => e.key === c.key && e.incarnation > c.incarnation)) recovered.add(c.key);
   }
+  const outOfOrder = outOfOrderKeys(effects);
 
   return {
     lifecycle: history.lifecycle,
@@ -102,8 +118,45 @@ export function checkDeliveries(history: DeliveryHistory): DeliveryCheck {
     duplicated: duplicated.length,
     unexpected: unexpected.length,
     recovered: recovered.size,
-    keys: { lost, lostStored, duplicated, unexpected, recovered: [...recovered] },
+    outOfOrder: outOfOrder.length,
+    ordered: effects.some((e) => e.orderingKey !== undefined),
+    keys: { lost, lostStored, duplicated, unexpected, recovered: [...recovered], outOfOrder },
   };
+}
+
+/**
+ * The keys of effects out of order, per subscription and ordering key, in the order the effects were recorded: one
+ * whose handler overtook an unsettled earlier message, and one recorded after an effect of a later message of its
+ * key (a redelivery of the same message after a crash is in order).
+ */
+function outOfOrderKeys(effects: readonly Effect[]): string[] {
+  const furthest = new Map<string, number>();
+  const out = new Set<string>();
+  for (const e of effects) {
+    if (e.orderingKey === undefined) continue;
+    if (e.overtook) out.add(e.key);
+    if (e.position === undefined) continue;
+    const group = `${e.subscription ?? ''}\n${e.orderingKey}`;
+    const seen = furthest.get(group) ?? -1;
+    if (e.position < seen) out.add(e.key);
+    else furthest.set(group, e.position);
+  }
+  return [...out];
+}
+
+/**
+ * One check per subscription: each subscription's effects (and, when the history says what each stored, its
+ * stored keys) against the same sent and acked keys, since every subscription must get every message.
+ */
+export function checkSubscriptions(history: DeliveryHistory & { storedBySubscription?: Record<string, string[]> }): Record<string, DeliveryCheck> {
+  const effects = keyList('consumed', history.consumed).map((e): Effect => (typeof e === 'string' ? { key: e, incarnation: 0 } : e));
+  const names = [...new Set([...effects.map((e) => e.subscription ?? ''), ...Object.keys(history.storedBySubscription ?? {})])].sort();
+  return Object.fromEntries(
+    names.map((name) => [
+      name,
+      checkDeliveries({ ...history, stored: history.storedBySubscription?.[name] ?? history.stored, consumed: effects.filter((e) => (e.subscription ?? '') === name) }),
+    ]),
+  );
 }
 
 function sample(keys: string[]): string {
@@ -112,7 +165,8 @@ function sample(keys: string[]): string {
 
 /**
  * Whether `lifecycle`'s promise held: at-most-once never twice, nor again after a crash; at-least-once no acked message lost;
- * exactly-once/broker every stored message once; exactly-once/end-to-end every acked message once.
+ * exactly-once/broker every stored message once; exactly-once/end-to-end every acked message once; and, on an ordered
+ * history, every lifecycle with leases each key's messages one at a time in order.
  * No semantic allows an effect for a message nobody sent.
  */
 export function guaranteeHeld(lifecycle: Lifecycle, result: DeliveryCheck): GuaranteeVerdict {
@@ -121,6 +175,8 @@ export function guaranteeHeld(lifecycle: Lifecycle, result: DeliveryCheck): Guar
   }
   const conditions: Array<[string, number, string[]]> = [];
   if (lifecycle !== 'at-least-once') conditions.push(['duplicated', result.duplicated, result.keys.duplicated]);
+  // A lease holds a key until its message is settled; at-most-once deletes at hand-out, so across consumers it cannot.
+  if (result.ordered && lifecycle !== 'at-most-once') conditions.push(['out of order', result.outOfOrder, result.keys.outOfOrder]);
   // At-most-once never hands a message out again: what a crash hit is gone, never consumed by a later incarnation.
   if (lifecycle === 'at-most-once') conditions.push(['redelivered after a crash', result.recovered, result.keys.recovered]);
   if (lifecycle === 'exactly-once/broker') conditions.push(['lost of stored', result.lostStored, result.keys.lostStored]);

@@ -44,6 +44,13 @@ function crashRecorder() {
   return { state, onCrash };
 }
 
+/** A unique topic with its default subscription recorded, so that a store keeps a copy. */
+async function subscribedTopic(storage: StorageAdapter<any>): Promise<string> {
+  const topic = uniqueTopic();
+  await storage.declareSubscription({ topic, name: 'default', maxDeliveries: 5, declaredAt: 0 });
+  return topic;
+}
+
 function storeRequest(topic: string, ids: string[], over: Partial<StoreRequest> = {}): StoreRequest {
   return { topic, state: 'acked', messages: ids.map((id) => ({ id, body: '{}', availableAt: 0 })), now: 0, ...over };
 }
@@ -51,7 +58,7 @@ function storeRequest(topic: string, ids: string[], over: Partial<StoreRequest> 
 /** Each store call's outcome under `options`: 'ok', or the error code it failed with. */
 async function storeOutcomes(options: FaultOptions, calls: number): Promise<string[]> {
   const storage = withFaults(memoryStorage(), options);
-  const topic = uniqueTopic();
+  const topic = await subscribedTopic(storage);
   const out: string[] = [];
   for (let i = 0; i < calls; i++) {
     try {
@@ -91,7 +98,7 @@ describe('withFaults: lost acks', () => {
   it('loses acks at the seeded rate, after the broker stored the message', async () => {
     const inner = memoryStorage();
     const storage = withFaults(inner, { seed: 11, lostAckRate: 0.3 });
-    const topic = uniqueTopic();
+    const topic = await subscribedTopic(storage);
     let lost = 0;
     for (let i = 0; i < 1000; i++) {
       await storage.store(storeRequest(topic, [`m${i}`])).catch((error) => {
@@ -104,7 +111,7 @@ describe('withFaults: lost acks', () => {
     expect(lost / 1000).toBeGreaterThan(0.25);
     expect(lost / 1000).toBeLessThan(0.35);
     // The broker committed every one of them: only the answer went missing.
-    expect((await inner.counts(topic))[topic]).toEqual({ acked: 1000 });
+    expect((await inner.counts(topic))[topic]?.default).toEqual({ acked: 1000 });
   });
 
   it('replays the same faults for the same seed, and others for another seed', async () => {
@@ -136,7 +143,7 @@ describe('withFaults: lost acks', () => {
 
   it('does not lose the ack of a store inside the caller’s transaction, which has not committed yet', async () => {
     const storage = withFaults(memoryStorage(), { seed: 1, lostAckRate: 1 });
-    const topic = uniqueTopic();
+    const topic = await subscribedTopic(storage);
     await expect(storage.transaction((tx) => storage.store(storeRequest(topic, ['a']), tx))).resolves.toEqual([{ id: 'a', duplicate: false }]);
     expect(storage.faults.lostAcks).toBe(0);
   });
@@ -169,30 +176,30 @@ describe('withFaults: duplicated sends', () => {
   it('stores an at-least-once batch twice under fresh ids, so the duplicate is real', async () => {
     const inner = memoryStorage();
     const storage = withFaults(inner, { seed: 1, duplicateSendRate: 1 });
-    const topic = uniqueTopic();
+    const topic = await subscribedTopic(storage);
     const results = await storage.store(storeRequest(topic, ['a', 'b']));
     expect(storage.faults.duplicateSends).toBe(1);
     expect(results).toEqual([
       { id: 'a~dup1', duplicate: false },
       { id: 'b~dup1', duplicate: false },
     ]);
-    expect((await inner.counts(topic))[topic]).toEqual({ acked: 4 });
+    expect((await inner.counts(topic))[topic]?.default).toEqual({ acked: 4 });
   });
 
   it('repeats an end-to-end exactly-once batch with the same ids, so the broker’s dedup answers it', async () => {
     const inner = memoryStorage();
     const storage = withFaults(inner, { seed: 1, duplicateSendRate: 1 });
-    const topic = uniqueTopic();
+    const topic = await subscribedTopic(storage);
     // The topic's lifecycle is learned from its declaration, as Tidings makes it.
     await storage.declareTopic({ name: topic, lifecycle: 'exactly-once/end-to-end', maxDeliveries: 5, declaredAt: 0 });
     const results = await storage.store(storeRequest(topic, ['a'], { dedupUntil: 1000 }));
     expect(results).toEqual([{ id: 'a', duplicate: true }]);
-    expect((await inner.counts(topic))[topic]).toEqual({ acked: 1 });
+    expect((await inner.counts(topic))[topic]?.default).toEqual({ acked: 1 });
   });
 
   it('duplicates sends at the seeded rate', async () => {
     const storage = withFaults(memoryStorage(), { seed: 9, duplicateSendRate: 0.1 });
-    const topic = uniqueTopic();
+    const topic = await subscribedTopic(storage);
     for (let i = 0; i < 1000; i++) await storage.store(storeRequest(topic, [`m${i}`]));
     expect(storage.faults.duplicateSends).toBeGreaterThan(70);
     expect(storage.faults.duplicateSends).toBeLessThan(130);
@@ -202,7 +209,7 @@ describe('withFaults: duplicated sends', () => {
 describe('withFaults: delays', () => {
   it('delays calls at the seeded rate, for the configured time', async () => {
     const storage = withFaults(memoryStorage(), { seed: 2, delayRate: 0.5, delayMs: [20, 20] });
-    const topic = uniqueTopic();
+    const topic = await subscribedTopic(storage);
     const started = Date.now();
     for (let i = 0; i < 20; i++) await storage.store(storeRequest(topic, [`m${i}`]));
     expect(storage.faults.delays).toBeGreaterThan(4);
@@ -346,7 +353,7 @@ describe('withFaults: crash points', () => {
 
   it('does not roll a crash for an empty lease, so idle polling cannot change which messages crash', async () => {
     const storage = withFaults(memoryStorage(), { seed: 1, crash: { 'after-lease-before-handler': 1 }, onCrash: () => {} });
-    const topic = uniqueTopic();
+    const topic = await subscribedTopic(storage);
     const lease = { topic, subscription: 'default', from: 'acked' as const, to: 'leased' as const, limit: 10, now: 0, leaseUntil: 100, leaseToken: 'x', remove: false };
     await expect(storage.lease(lease)).resolves.toEqual([]);
     await storage.store(storeRequest(topic, ['a']));
