@@ -1,7 +1,21 @@
-import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, lifecyclePlans, recordedLedger, topicTotals, MESSAGE_STATES, type MessageState, type StateCounts, type StoredMessage, type TopicRecord } from '@tidings/core';
-import { assertTopic, openDatabase, type Database } from './database.js';
-import { TopicNotRecordedError, UnknownTopicError } from './errors.js';
+import {
+  DEFAULT_SUBSCRIPTION,
+  InvalidOptionsError,
+  lifecyclePlans,
+  recordedLedger,
+  topicTotals,
+  MESSAGE_STATES,
+  type MessageState,
+  type StateCounts,
+  type StoredMessage,
+  type SubscriptionCounts,
+  type SubscriptionRecord,
+  type TopicRecord,
+} from '@tidings/core';
+import { assertTopic, pickSubscription, withDatabase, type Database } from './database.js';
+import { TopicNotRecordedError, UnknownSubscriptionError, UnknownTopicError } from './errors.js';
 import { parseInteger } from './parse.js';
+import { table } from './table.js';
 
 /** Where a command writes: `out` gets its result (stdout), `err` its notes and warnings (stderr); each call is one line or block. */
 export interface Output {
@@ -23,19 +37,40 @@ export interface DbOptions {
 /** Options of `tidings stats`. */
 export interface StatsOptions extends DbOptions {
   topic?: string;
+  /** Only the subscriptions of this name (of `topic`, or of every topic). */
+  subscription?: string;
   json?: boolean;
+}
+
+/** One row of `tidings stats`: a subscription of a topic and its copies by state. */
+export interface SubscriptionStats {
+  topic: string;
+  subscription: string;
+  /** How the topic hands out keyed messages (`none`, `key`, `key-strict`); null when its topic is not recorded. */
+  ordering: string | null;
+  counts: Partial<Record<MessageState, number>>;
+  total: number;
+}
+
+/** What `tidings stats` found: a row per topic and subscription, and each topic's copies summed over its rows. */
+export interface StatsResult {
+  topics: StateCounts;
+  subscriptions: SubscriptionStats[];
 }
 
 /** Options of `tidings dlq list`. */
 export interface DlqListOptions extends DbOptions {
   topic: string;
+  /** The subscription whose dead letters to list (default `default`). */
+  subscription?: string;
   /** Dead letters to show (default 20). */
   limit?: number;
   json?: boolean;
 }
 
-/** What `tidings dlq list` found: how many dead letters the topic holds, and the first `limit` of them. */
+/** What `tidings dlq list` found: how many dead letters the subscription holds, and the first `limit` of them. */
 export interface DlqListResult {
+  subscription: string;
   total: number;
   messages: StoredMessage[];
 }
@@ -43,7 +78,9 @@ export interface DlqListResult {
 /** Options of `tidings dlq redrive`. */
 export interface DlqRedriveOptions extends DbOptions {
   topic: string;
-  /** Only these dead letters (default: all of the topic's). */
+  /** The subscription whose dead letters to redrive (default `default`). */
+  subscription?: string;
+  /** Only these dead letters (default: all of the subscription's). */
   ids?: string[];
   json?: boolean;
   now?: number;
@@ -51,6 +88,7 @@ export interface DlqRedriveOptions extends DbOptions {
 
 /** What `tidings dlq redrive` did: the state messages went back to, how many, and the asked-for ids that were not dead letters. */
 export interface DlqRedriveResult {
+  subscription: string;
   state: MessageState;
   redriven: number;
   missing: string[];
@@ -73,93 +111,118 @@ export interface PurgeResult {
   total: number;
 }
 
-/** Opens the database, runs `fn`, and always closes it, so a failed command leaves no connection behind. */
-async function withDatabase<T>(db: string | undefined, fn: (database: Database) => Promise<T>): Promise<T> {
-  const database = await openDatabase(db);
-  try {
-    return await fn(database);
-  } finally {
-    await database.close();
+/**
+ * Copies by state per topic and subscription, with every recorded subscription (holding messages or not): prints a
+ * table (or JSON) and returns the rows.
+ */
+export async function stats(options: StatsOptions, output: Output): Promise<StatsResult> {
+  const { topic, subscription } = options;
+  if (subscription !== undefined && (typeof subscription !== 'string' || subscription === '')) {
+    throw new InvalidOptionsError('--subscription needs a subscription name, e.g. --subscription billing.');
   }
-}
-
-/** The counts of one topic, or `UnknownTopicError` listing the topics there are. */
-async function countsOf(database: Database, all: StateCounts, topic: string): Promise<Partial<Record<MessageState, number>>> {
-  const counts = all[topic];
-  if (counts && Object.keys(counts).length > 0) return counts;
-  const registry = await database.storage.topics();
-  if (registry.some((t) => t.name === topic)) return {};
-  throw new UnknownTopicError(topic, knownTopics(registry, all), database.target);
-}
-
-/** Message counts by state per topic: prints a table (or JSON) and returns them. */
-export async function stats(options: StatsOptions, output: Output): Promise<StateCounts> {
   return withDatabase(options.db, async (database) => {
-    const all = topicTotals(await database.storage.counts());
-    const counts: StateCounts = {};
-    if (options.topic !== undefined) counts[options.topic] = await countsOf(database, all, options.topic);
-    else for (const topic of Object.keys(all).sort()) if (Object.keys(all[topic]!).length > 0) counts[topic] = all[topic]!;
+    const { storage } = database;
+    const [counts, registry, records] = await Promise.all([storage.counts(topic), storage.topics(), storage.subscriptions(topic)]);
+    if (topic !== undefined && !registry.some((t) => t.name === topic) && Object.keys(counts[topic] ?? {}).length === 0) {
+      throw new UnknownTopicError(topic, knownTopics(registry, topicTotals(await storage.counts())), database.target);
+    }
+    let rows = statsRows(counts, registry, records);
+    if (subscription !== undefined) {
+      const known = [...new Set(rows.map((r) => r.subscription))].sort();
+      rows = rows.filter((r) => r.subscription === subscription);
+      if (rows.length === 0) throw new UnknownSubscriptionError(subscription, topic, known, database.target);
+    }
+    const topics: StateCounts = {};
+    for (const r of rows) {
+      const sum = (topics[r.topic] ??= {});
+      for (const [state, n] of Object.entries(r.counts) as Array<[MessageState, number]>) sum[state] = (sum[state] ?? 0) + n;
+    }
+    const result = { topics, subscriptions: rows };
     if (options.json) {
-      output.out(JSON.stringify({ db: database.name, topics: counts }, null, 2));
-      return counts;
+      output.out(JSON.stringify({ db: database.name, ...result }, null, 2));
+      return result;
     }
-    const topics = Object.keys(counts);
-    if (topics.length === 0) {
-      output.out(`${database.target} holds no messages.`);
-      return counts;
+    if (rows.length === 0) {
+      output.out(topic === undefined ? `${database.target} holds no messages.` : `Topic "${topic}" has no subscriptions and holds no messages (${database.target}).`);
+      return result;
     }
-    const states = MESSAGE_STATES.filter((s) => topics.some((t) => counts[t]![s] !== undefined));
-    const total = (c: Partial<Record<MessageState, number>>) => Object.values(c).reduce((a, b) => a + (b ?? 0), 0);
-    const rows = topics.map((t) => [t, ...states.map((s) => String(counts[t]![s] ?? 0)), String(total(counts[t]!))]);
-    if (topics.length > 1) {
-      const sum = (s: MessageState) => topics.reduce((a, t) => a + (counts[t]![s] ?? 0), 0);
-      rows.push(['(all topics)', ...states.map((s) => String(sum(s))), String(topics.reduce((a, t) => a + total(counts[t]!), 0))]);
+    const states = MESSAGE_STATES.filter((s) => rows.some((r) => r.counts[s] !== undefined));
+    const cells = rows.map((r) => [r.topic, r.subscription, r.ordering ?? '?', ...states.map((s) => String(r.counts[s] ?? 0)), String(r.total)]);
+    if (rows.length > 1) {
+      const sum = (s: MessageState) => rows.reduce((a, r) => a + (r.counts[s] ?? 0), 0);
+      cells.push(['(all)', '', '', ...states.map((s) => String(sum(s))), String(rows.reduce((a, r) => a + r.total, 0))]);
     }
-    output.out(`${database.target}\n${table(['topic', ...states, 'total'], rows, [false, ...states.map(() => true), true])}`);
-    return counts;
+    const right = [false, false, false, ...states.map(() => true), true];
+    const unrecorded = rows.some((r) => r.ordering === null) ? '\n? ordering not known: the topic has messages but no record in the topic registry.' : '';
+    output.out(`${database.target}\n${table(['topic', 'subscription', 'ordering', ...states, 'total'], cells, right)}${unrecorded}`);
+    return result;
   });
 }
 
-/** The dead letters of a topic, oldest first: prints a table (or JSON) and returns them with the topic's total. */
+/** A row per subscription that is recorded or holds copies, by topic and name. */
+function statsRows(counts: SubscriptionCounts, registry: TopicRecord[], records: SubscriptionRecord[]): SubscriptionStats[] {
+  const pairs = new Map<string, { topic: string; subscription: string }>();
+  const add = (topic: string, subscription: string) => pairs.set(JSON.stringify([topic, subscription]), { topic, subscription });
+  for (const r of records) add(r.topic, r.name);
+  for (const [topic, subscriptions] of Object.entries(counts)) {
+    for (const [subscription, states] of Object.entries(subscriptions)) if (Object.keys(states).length > 0) add(topic, subscription);
+  }
+  const orderings = new Map(registry.map((t) => [t.name, t.ordering ?? 'none']));
+  return [...pairs.values()]
+    .sort((a, b) => (a.topic === b.topic ? compare(a.subscription, b.subscription) : compare(a.topic, b.topic)))
+    .map(({ topic, subscription }) => {
+      const c = { ...counts[topic]?.[subscription] };
+      return { topic, subscription, ordering: orderings.get(topic) ?? null, counts: c, total: Object.values(c).reduce((a, n) => a + (n ?? 0), 0) };
+    });
+}
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The dead letters of a topic's subscription, oldest first: prints a table (or JSON) and returns them with the subscription's total. */
 export async function dlqList(options: DlqListOptions, output: Output): Promise<DlqListResult> {
+  const { topic } = options;
   const limit = parseInteger('--limit', options.limit ?? 20);
   return withDatabase(options.db, async (database) => {
-    await recordedTopic(database, options.topic).catch((error: unknown) => {
+    await recordedTopic(database, topic).catch((error: unknown) => {
       // A topic with rows but no record (declared before the registry) still lists its dead letters.
       if (!(error instanceof TopicNotRecordedError)) throw error;
     });
-    const total = (await database.storage.counts(options.topic))[options.topic]?.[DEFAULT_SUBSCRIPTION]?.dead ?? 0;
-    const messages = total === 0 ? [] : await database.storage.peek({ topic: options.topic, subscription: DEFAULT_SUBSCRIPTION, state: 'dead', limit });
+    const subscription = await pickSubscription(database, topic, options.subscription);
+    const total = (await database.storage.counts(topic))[topic]?.[subscription]?.dead ?? 0;
+    const messages = total === 0 ? [] : await database.storage.peek({ topic, subscription, state: 'dead', limit });
+    const where = whereIs(topic, subscription);
     if (options.json) {
       const shown = messages.map((m) => ({ id: m.id, deliveries: m.deliveries, createdAt: new Date(m.createdAt).toISOString(), payload: parseBody(m.body), lastError: m.lastError ?? null }));
-      output.out(JSON.stringify({ db: database.name, topic: options.topic, total, messages: shown }, null, 2));
+      output.out(JSON.stringify({ db: database.name, topic, subscription, total, messages: shown }, null, 2));
     } else if (total === 0) {
-      output.out(`No dead letters in topic "${options.topic}" (${database.target}).`);
+      output.out(`No dead letters in ${where} (${database.target}).`);
     } else {
       // The error's first line says why the message died; --json has the whole stack.
       const rows = messages.map((m) => [m.id, String(m.deliveries), new Date(m.createdAt).toISOString(), clip(m.body.replace(/\s+/g, ' '), 60), clip(m.lastError?.split('\n', 1)[0] ?? '', 60)]);
       const more = total > messages.length ? `\nShowing ${messages.length} of ${total}; pass --limit ${total} to see them all.` : '';
       output.out(
-        `${total} dead letter${total === 1 ? '' : 's'} in topic "${options.topic}" (${database.target})\n` +
+        `${total} dead letter${total === 1 ? '' : 's'} in ${where} (${database.target})\n` +
           `${table(['id', 'deliveries', 'created', 'payload', 'last error'], rows, [false, true, false, false, false])}${more}`,
       );
     }
-    return { total, messages };
+    return { subscription, total, messages };
   });
 }
 
-/** Puts dead letters of a topic back for delivery as new lifecycles; returns how many, and the asked-for ids that were not dead. */
+/** Puts dead letters of a topic's subscription back for delivery as new lifecycles; returns how many, and the asked-for ids that were not dead. */
 export async function dlqRedrive(options: DlqRedriveOptions, output: Output): Promise<DlqRedriveResult> {
   const { topic } = options;
   const ids = options.ids === undefined ? undefined : [...new Set(options.ids)];
   if (ids?.some((id) => typeof id !== 'string' || id === '')) throw new InvalidOptionsError('--id needs a message id, e.g. --id order-42.');
   return withDatabase(options.db, async (database) => {
     const record = await recordedTopic(database, topic);
-    const recorded = { plan: lifecyclePlans[record.lifecycle] };
+    const subscription = await pickSubscription(database, topic, options.subscription);
+    const plan = lifecyclePlans[record.lifecycle];
     const now = options.now ?? Date.now();
-    const ledger = recordedLedger(database.storage, record, { name: DEFAULT_SUBSCRIPTION, maxDeliveries: record.maxDeliveries }, { clock: { now: () => now } });
+    // Redrive reads no delivery limit, but the ledger wants one: the subscription's recorded one, else its topic's.
+    const recorded = (await database.storage.subscriptions(topic)).find((s) => s.name === subscription);
+    const ledger = recordedLedger(database.storage, record, { name: subscription, maxDeliveries: recorded?.maxDeliveries ?? record.maxDeliveries }, { clock: { now: () => now } });
     const redrive = async (ids?: string[]) => (await ledger.redrive(ids)).length;
-    const target = { state: recorded.plan.ready, how: record.lifecycle };
     let redriven = 0;
     const missing: string[] = [];
     if (ids) {
@@ -172,20 +235,26 @@ export async function dlqRedrive(options: DlqRedriveOptions, output: Output): Pr
     } else {
       redriven = await redrive();
     }
+    const where = whereIs(topic, subscription);
     if (options.json) {
-      output.out(JSON.stringify({ db: database.name, topic, state: target.state, redriven, missing }, null, 2));
-    } else if (recorded.plan.steps.redrive.length === 0) {
+      output.out(JSON.stringify({ db: database.name, topic, subscription, state: plan.ready, redriven, missing }, null, 2));
+    } else if (plan.steps.redrive.length === 0) {
       output.out(`Topic "${topic}" is ${record.lifecycle}: its messages are never dead-lettered, so there is nothing to redrive.`);
     } else if (redriven === 0 && !ids) {
-      output.out(`No dead letters in topic "${topic}" to redrive (${database.target}).`);
+      output.out(`No dead letters in ${where} to redrive (${database.target}).`);
     } else {
-      output.out(`Redrove ${redriven} dead letter${redriven === 1 ? '' : 's'} of topic "${topic}" to state ${target.state} (${target.how}).`);
+      output.out(`Redrove ${redriven} dead letter${redriven === 1 ? '' : 's'} of ${where} to state ${plan.ready} (${record.lifecycle}).`);
     }
     if (missing.length > 0 && !options.json) {
-      output.err(`tidings: not dead letters of topic "${topic}", left as they are: ${missing.join(', ')}.`);
+      output.err(`tidings: not dead letters of ${where}, left as they are: ${missing.join(', ')}.`);
     }
-    return { state: target.state, redriven, missing };
+    return { subscription, state: plan.ready, redriven, missing };
   });
+}
+
+/** `topic "orders"` for its default subscription, which a topic declared without subscriptions has alone; else naming the subscription too. */
+function whereIs(topic: string, subscription: string): string {
+  return subscription === DEFAULT_SUBSCRIPTION ? `topic "${topic}"` : `subscription "${subscription}" of topic "${topic}"`;
 }
 
 /** Drops expired dedup and idempotency records, and dead letters older than `deadOlderThanMs` if given; returns how many of each. */
@@ -250,15 +319,4 @@ export function formatDuration(ms: number): string {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
-}
-
-/** Left-aligned text columns and right-aligned number columns, two spaces apart. */
-function table(headers: string[], rows: string[][], right: boolean[]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (right[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n');
 }

@@ -1,10 +1,10 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import pg from 'pg';
-import { InvalidOptionsError, StorageError, type StorageAdapter } from '@tidings/core';
+import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, StorageError, type StorageAdapter } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage, redactUrl } from '@tidings/adapter-postgres';
-import { DatabaseNotFoundError, NotADatabaseError, UnknownTopicError } from './errors.js';
+import { DatabaseNotFoundError, NotADatabaseError, SubscriptionRequiredError, UnknownSubscriptionError, UnknownTopicError } from './errors.js';
 
 /** Where the embedded default keeps its messages, relative to the working folder. */
 export const DEFAULT_DB = '.tidings/tidings.db';
@@ -54,6 +54,16 @@ export async function openDatabase(db: string = DEFAULT_DB): Promise<Database> {
     throw error;
   }
   return { storage, name, target, close: () => storage.close() };
+}
+
+/** Opens the database, runs `fn`, and always closes it, so a failed command leaves no connection behind. */
+export async function withDatabase<T>(db: string | undefined, fn: (database: Database) => Promise<T>): Promise<T> {
+  const database = await openDatabase(db);
+  try {
+    return await fn(database);
+  } finally {
+    await database.close();
+  }
 }
 
 /** sqliteStorage creates a missing file, which would turn a mistyped path into an empty database: refuse first. */
@@ -118,4 +128,26 @@ export async function topicsOf(database: Database, withRecords = false): Promise
 export async function assertTopic(database: Database, topic: string, withRecords = false): Promise<void> {
   const known = await topicsOf(database, withRecords);
   if (!known.includes(topic)) throw new UnknownTopicError(topic, known, database.target);
+}
+
+/** A topic's subscriptions by name: those the registry records and any that hold copies without a record. */
+export async function subscriptionsOf(database: Database, topic: string): Promise<string[]> {
+  const [records, counts] = await Promise.all([database.storage.subscriptions(topic), database.storage.counts(topic)]);
+  return [...new Set([...records.map((s) => s.name), ...Object.keys(counts[topic] ?? {})])].sort();
+}
+
+/**
+ * The subscription a command reads: the one given, which the topic must have (`UnknownSubscriptionError` otherwise),
+ * or `default`, unless the topic has subscriptions and none of them is `default` (`SubscriptionRequiredError`).
+ */
+export async function pickSubscription(database: Database, topic: string, given?: string): Promise<string> {
+  if (given !== undefined && (typeof given !== 'string' || given === '')) throw new InvalidOptionsError('--subscription needs a subscription name, e.g. --subscription billing.');
+  const known = await subscriptionsOf(database, topic);
+  if (given !== undefined) {
+    if (!known.includes(given)) throw new UnknownSubscriptionError(given, topic, known, database.target);
+    return given;
+  }
+  // A topic without any subscription holds nothing: its default subscription answers "none" rather than an error.
+  if (known.length > 0 && !known.includes(DEFAULT_SUBSCRIPTION)) throw new SubscriptionRequiredError(topic, known);
+  return DEFAULT_SUBSCRIPTION;
 }

@@ -45,6 +45,56 @@ export class TopicNotRecordedError extends TidingsError {
   }
 }
 
+/** A subscription its topic neither records nor holds copies for, most often a typo. */
+export class UnknownSubscriptionError extends TidingsError {
+  constructor(
+    readonly subscription: string,
+    /** The topic it was looked for in; undefined when it was looked for in every topic. */
+    readonly topic: string | undefined,
+    /** The subscriptions there are (of the topic, or of every topic), so the message can offer them. */
+    readonly known: string[],
+    target: string,
+  ) {
+    super('UNKNOWN_SUBSCRIPTION', unknownSubscription(subscription, topic, known, target));
+  }
+}
+
+function unknownSubscription(subscription: string, topic: string | undefined, known: string[], target: string): string {
+  if (known.length === 0) return `Subscription "${subscription}" is unknown: ${topic === undefined ? `${target} records no subscriptions yet` : `topic "${topic}" has no subscriptions in ${target}`}.`;
+  const scope = topic === undefined ? `any topic of ${target}` : `topic "${topic}" in ${target}`;
+  return `Subscription "${subscription}" is unknown to ${scope}: no process declared it and it holds no messages. Known subscriptions: ${listed(known)}.`;
+}
+
+/** A command that reads one subscription was given none, and the topic has no `default` one to fall back on. */
+export class SubscriptionRequiredError extends TidingsError {
+  constructor(
+    readonly topic: string,
+    /** The topic's subscriptions, one of which to name. */
+    readonly known: string[],
+  ) {
+    super(
+      'SUBSCRIPTION_REQUIRED',
+      `Topic "${topic}" has no default subscription, so name one with --subscription: ${listed(known)} (e.g. --subscription ${known[0]}).`,
+    );
+  }
+}
+
+/** `subscriptions remove` of a subscription whose messages are leased: consumers are working on it right now. */
+export class SubscriptionLeasedError extends TidingsError {
+  constructor(
+    readonly topic: string,
+    readonly subscription: string,
+    /** Its copies leased when the command looked. */
+    readonly leased: number,
+  ) {
+    super(
+      'SUBSCRIPTION_IN_USE',
+      `Subscription "${subscription}" of topic "${topic}" has ${leased} leased message${leased === 1 ? '' : 's'}: consumers are handling them. ` +
+        `Stop its consumers and let their leases settle, then remove it; or pass --force to drop it anyway (those consumers then lose their leases).`,
+    );
+  }
+}
+
 /** A long list cut short: the point is to spot the intended name, not to dump thousands. */
 function listed(names: string[], max = 20): string {
   return names.length <= max ? names.join(', ') : `${names.slice(0, max).join(', ')} and ${names.length - max} more`;

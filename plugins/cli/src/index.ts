@@ -1,7 +1,19 @@
 export { stats, dlqList, dlqRedrive, purge, processOutput, formatDuration } from './commands.js';
-export type { Output, DbOptions, StatsOptions, DlqListOptions, DlqListResult, DlqRedriveOptions, DlqRedriveResult, PurgeOptions, PurgeResult } from './commands.js';
-export { openDatabase, topicsOf, assertTopic, DEFAULT_DB, type Database } from './database.js';
-export { DatabaseNotFoundError, NotADatabaseError, OutFolderNotFoundError, TopicNotRecordedError, UnknownTopicError, UnknownVizFormatError, UnknownVizTargetError } from './errors.js';
+export type { Output, DbOptions, StatsOptions, StatsResult, SubscriptionStats, DlqListOptions, DlqListResult, DlqRedriveOptions, DlqRedriveResult, PurgeOptions, PurgeResult } from './commands.js';
+export { subscriptionsList, subscriptionsRemove, type SubscriptionsListOptions, type SubscriptionListing, type SubscriptionsRemoveOptions, type SubscriptionsRemoveResult } from './subscriptions.js';
+export { openDatabase, topicsOf, assertTopic, subscriptionsOf, pickSubscription, DEFAULT_DB, type Database } from './database.js';
+export {
+  DatabaseNotFoundError,
+  NotADatabaseError,
+  OutFolderNotFoundError,
+  SubscriptionLeasedError,
+  SubscriptionRequiredError,
+  TopicNotRecordedError,
+  UnknownSubscriptionError,
+  UnknownTopicError,
+  UnknownVizFormatError,
+  UnknownVizTargetError,
+} from './errors.js';
 export { viz, renderViz, vizGraphs, VIZ_TARGETS, VIZ_FORMATS, type VizOptions, type VizTarget, type VizFormat } from './viz.js';
 export { parseDuration, parseInteger } from './parse.js';
 export { run } from './program.js';

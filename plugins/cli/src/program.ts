@@ -4,6 +4,7 @@ import { TidingsError } from '@tidings/core';
 import { dlqList, dlqRedrive, processOutput, purge, stats, type Output } from './commands.js';
 import { DEFAULT_DASHBOARD_PORT, serveDashboard } from './dashboard.js';
 import { DEFAULT_DB } from './database.js';
+import { subscriptionsList, subscriptionsRemove } from './subscriptions.js';
 import type { DemoOptions } from './demo.js';
 import { parseDuration, parseInteger } from './parse.js';
 import { VIZ_FORMATS, VIZ_TARGETS, viz } from './viz.js';
@@ -19,7 +20,9 @@ export async function run(argv: string[], output: Output = processOutput): Promi
   const remember = <T extends { db?: string }>(o: T): T => ((db = o.db), o);
 
   const program = new Command('tidings')
-    .description('Look into and tidy a Tidings database (counts, dead letters, redrive, purge), watch it live, draw its machines, or run the demo.')
+    .description(
+      'Look into and tidy a Tidings database (counts per topic and subscription, dead letters, redrive, subscriptions, purge), watch it live, draw its machines, or run the demo.',
+    )
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -31,35 +34,61 @@ export async function run(argv: string[], output: Output = processOutput): Promi
 
   program
     .command('stats')
-    .description('message counts by state, per topic')
+    .description('message counts by state, a row per topic and subscription (declared subscriptions without messages too), with the topic\'s ordering')
     .addOption(dbOption())
     .option('--topic <topic>', 'only this topic')
+    .option('--subscription <name>', 'only the subscriptions of this name')
     .option('--json', 'print JSON')
-    .action(async (o: { db: string; topic?: string; json?: boolean }) => {
+    .action(async (o: { db: string; topic?: string; subscription?: string; json?: boolean }) => {
       await stats(remember(o), output);
     });
 
-  const dlq = program.command('dlq').description('dead letters: list them, or put them back for delivery');
+  const subscriptionOption = () => new Option('--subscription <name>', 'the subscription (default: default, which a topic declared without subscriptions has)');
+  const dlq = program.command('dlq').description("dead letters of a topic's subscription: list them, or put them back for delivery");
   dlq
     .command('list')
-    .description("a topic's dead letters, oldest first")
+    .description("a subscription's dead letters, oldest first")
     .argument('<topic>')
     .addOption(dbOption())
+    .addOption(subscriptionOption())
     .option('--limit <n>', 'how many to show', '20')
     .option('--json', 'print JSON')
-    .action(async (topic: string, o: { db: string; limit: string; json?: boolean }) => {
+    .action(async (topic: string, o: { db: string; subscription?: string; limit: string; json?: boolean }) => {
       await dlqList({ ...remember(o), topic, limit: parseInteger('--limit', o.limit) }, output);
     });
   dlq
     .command('redrive')
-    .description("put a topic's dead letters (or only --id ones) back for delivery")
+    .description("put a subscription's dead letters (or only --id ones) back for delivery")
     .argument('<topic>')
     .addOption(dbOption())
+    .addOption(subscriptionOption())
     .option('--id <id>', 'a dead letter to redrive (repeat for several; default: all)', (id: string, ids: string[] = []) => [...ids, id])
     .option('--json', 'print JSON')
-    .action(async (topic: string, o: { db: string; id?: string[]; json?: boolean }) => {
+    .action(async (topic: string, o: { db: string; subscription?: string; id?: string[]; json?: boolean }) => {
       const result = await dlqRedrive({ ...remember(o), topic, ids: o.id }, output);
       if (result.missing.length > 0) exitCode = 1;
+    });
+
+  const subscriptions = program.command('subscriptions').description('the subscriptions storage records: list them, or remove one with the copies it holds');
+  subscriptions
+    .command('list')
+    .description('recorded subscriptions by topic and name, with their delivery limit, dead-letter topic and messages')
+    .addOption(dbOption())
+    .option('--topic <topic>', 'only this topic')
+    .option('--json', 'print JSON')
+    .action(async (o: { db: string; topic?: string; json?: boolean }) => {
+      await subscriptionsList(remember(o), output);
+    });
+  subscriptions
+    .command('remove')
+    .description('forget a subscription and drop every copy it holds; refused while any of them is leased, unless --force')
+    .argument('<topic>')
+    .argument('<name>', 'the subscription')
+    .addOption(dbOption())
+    .option('--force', 'remove it even while copies are leased (their consumers lose the leases)')
+    .option('--json', 'print JSON')
+    .action(async (topic: string, subscription: string, o: { db: string; force?: boolean; json?: boolean }) => {
+      await subscriptionsRemove({ ...remember(o), topic, subscription }, output);
     });
 
   program

@@ -3,14 +3,14 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { isDeepStrictEqual, promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Tidings, silentLogger, type StateCounts, type StorageAdapter, type TopicOptions } from '@tidings/core';
+import { Tidings, recordedLedger, silentLogger, topicTotals, type StateCounts, type StorageAdapter, type TopicOptions } from '@tidings/core';
 import Database from 'better-sqlite3';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
-import { dlqList, dlqRedrive, purge, run, stats, type Output } from '@tidings/cli';
+import { dlqList, dlqRedrive, purge, run, stats, subscriptionsList, subscriptionsRemove, type Output, type SubscriptionStats } from '@tidings/cli';
 import { freshPostgresDatabase } from '../../../test/support/databases.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -19,8 +19,15 @@ const dir = mkdtempSync(join(tmpdir(), 'tidings-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const DAY = 86_400_000;
 
-/** What the database holds after `fill`, as `storage.counts()` reports it. */
-const FILLED: StateCounts = { orders: { acked: 3, dead: 2 }, payments: { stored: 1, dead: 1 } };
+/** What the database holds after `fill`, per topic over its subscriptions (receipts' default subscription holds nothing). */
+const FILLED: StateCounts = { orders: { acked: 3, dead: 2 }, payments: { stored: 1, dead: 1 }, receipts: {} };
+
+/** The same as `stats` rows: every topic of `fill` has its default subscription alone, and no ordering. */
+const FILLED_ROWS: SubscriptionStats[] = [
+  { topic: 'orders', subscription: 'default', ordering: 'none', counts: { acked: 3, dead: 2 }, total: 5 },
+  { topic: 'payments', subscription: 'default', ordering: 'none', counts: { stored: 1, dead: 1 }, total: 2 },
+  { topic: 'receipts', subscription: 'default', ordering: 'none', counts: {}, total: 0 },
+];
 
 /** Captures what a command writes, line by line. */
 function capture(): Output & { stdout: string[]; stderr: string[]; text(): string } {
@@ -56,7 +63,8 @@ async function fill(storage: StorageAdapter<any>): Promise<void> {
       if (m.payload.n <= n) throw new Error('refused');
     };
     const consumers = [orders.consume(fail(2), { pollMs: 10 }), payments.consume(fail(1), { pollMs: 10 }), receipts.consume(fail(0), { pollMs: 10 })];
-    await until('the first messages to settle', async () => JSON.stringify(await storage.counts()) === JSON.stringify({ orders: { dead: 2 }, payments: { dead: 1 } }));
+    // Whatever order storage lists the topics in.
+    await until('the first messages to settle', async () => isDeepStrictEqual(topicTotals(await storage.counts()), { orders: { dead: 2 }, payments: { dead: 1 } }));
     await Promise.all(consumers.map((c) => c.stop()));
     await orders.sendMany(items(6, 8), { id: (p) => `order-${p.n}` });
     await payments.send({ n: 3 }, { id: 'pay-3' });
@@ -81,23 +89,24 @@ beforeAll(async () => {
 });
 
 describe('tidings stats', () => {
-  it('prints each topic with its message count per state, a total column and an all-topics row', async () => {
+  it('prints a row per topic and subscription with its ordering, its count per state and a total, declared subscriptions without messages included, and an all row', async () => {
     const io = capture();
-    const counts = await stats({ db: template }, io);
-    expect(counts).toEqual(FILLED);
+    const result = await stats({ db: template }, io);
+    expect(result).toEqual({ topics: FILLED, subscriptions: FILLED_ROWS });
     expect(io.text().split('\n')).toEqual([
       `SQLite file ${template}`,
-      'topic         acked  stored  dead  total',
-      'orders            3       0     2      5',
-      'payments          0       1     1      2',
-      '(all topics)      3       1     3      7',
+      'topic     subscription  ordering  acked  stored  dead  total',
+      'orders    default       none          3       0     2      5',
+      'payments  default       none          0       1     1      2',
+      'receipts  default       none          0       0     0      0',
+      '(all)                                 3       1     3      7',
     ]);
   });
 
   it('prints JSON with --json, and one topic with --topic', async () => {
     const io = capture();
     await stats({ db: template, topic: 'payments', json: true }, io);
-    expect(JSON.parse(io.text())).toEqual({ db: template, topics: { payments: FILLED.payments } });
+    expect(JSON.parse(io.text())).toEqual({ db: template, topics: { payments: FILLED.payments }, subscriptions: [FILLED_ROWS[1]] });
   });
 
   it('refuses a topic without messages, naming the topics there are', async () => {
@@ -150,7 +159,7 @@ describe('tidings dlq', () => {
   it('redrives one dead letter into the state its at-least-once topic waits in, read from the topic registry, and a consumer then gets it', async () => {
     const db = filledCopy();
     const io = capture();
-    expect(await dlqRedrive({ db, topic: 'orders', ids: ['order-2'] }, io)).toEqual({ state: 'acked', redriven: 1, missing: [] });
+    expect(await dlqRedrive({ db, topic: 'orders', ids: ['order-2'] }, io)).toEqual({ subscription: 'default', state: 'acked', redriven: 1, missing: [] });
     expect(io.text()).toBe('Redrove 1 dead letter of topic "orders" to state acked (at-least-once).');
     expect(io.stderr).toEqual([]);
 
@@ -165,14 +174,14 @@ describe('tidings dlq', () => {
 
   it('redrives every dead letter of an exactly-once broker topic into stored', async () => {
     const db = filledCopy();
-    expect(await dlqRedrive({ db, topic: 'payments' }, capture())).toEqual({ state: 'stored', redriven: 1, missing: [] });
-    expect((await stats({ db }, capture())).payments).toEqual({ stored: 2 });
+    expect(await dlqRedrive({ db, topic: 'payments' }, capture())).toEqual({ subscription: 'default', state: 'stored', redriven: 1, missing: [] });
+    expect((await stats({ db }, capture())).topics.payments).toEqual({ stored: 2 });
   });
 
   it('names the requested ids that were not dead letters', async () => {
     const db = filledCopy();
     const io = capture();
-    expect(await dlqRedrive({ db, topic: 'orders', ids: ['order-1', 'order-7', 'nope'] }, io)).toEqual({ state: 'acked', redriven: 1, missing: ['order-7', 'nope'] });
+    expect(await dlqRedrive({ db, topic: 'orders', ids: ['order-1', 'order-7', 'nope'] }, io)).toEqual({ subscription: 'default', state: 'acked', redriven: 1, missing: ['order-7', 'nope'] });
     expect(io.stderr).toEqual(['tidings: not dead letters of topic "orders", left as they are: order-7, nope.']);
   });
 
@@ -192,9 +201,9 @@ describe('tidings dlq', () => {
     await failing.stop();
     await tidings.close();
     const io = capture();
-    expect(await dlqRedrive({ db: file, topic: 'jobs' }, io)).toEqual({ state: ready, redriven: 1, missing: [] });
+    expect(await dlqRedrive({ db: file, topic: 'jobs' }, io)).toEqual({ subscription: 'default', state: ready, redriven: 1, missing: [] });
     expect(io.stderr).toEqual([]);
-    expect((await stats({ db: file }, capture())).jobs).toEqual({ [ready]: 1 });
+    expect((await stats({ db: file }, capture())).topics.jobs).toEqual({ [ready]: 1 });
 
     const again = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0, logger: silentLogger });
     const seen: string[] = [];
@@ -214,9 +223,9 @@ describe('tidings dlq', () => {
     raw.prepare(`INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at) VALUES ('jobs', 'job-1', '{}', 'dead', 1, 0, 0)`).run();
     raw.close();
     const io = capture();
-    expect(await dlqRedrive({ db: file, topic: 'jobs' }, io)).toEqual({ state: 'stored', redriven: 0, missing: [] });
+    expect(await dlqRedrive({ db: file, topic: 'jobs' }, io)).toEqual({ subscription: 'default', state: 'stored', redriven: 0, missing: [] });
     expect(io.text()).toBe('Topic "jobs" is at-most-once: its messages are never dead-lettered, so there is nothing to redrive.');
-    expect((await stats({ db: file }, capture())).jobs).toEqual({ dead: 1 });
+    expect((await stats({ db: file }, capture())).topics.jobs).toEqual({ dead: 1 });
   });
 
   it('refuses to guess the semantic of a topic the registry does not record, saying how to get it recorded', async () => {
@@ -225,7 +234,7 @@ describe('tidings dlq', () => {
     raw.prepare(`DELETE FROM tidings_topic WHERE name = 'orders'`).run();
     raw.close();
     await expect(dlqRedrive({ db, topic: 'orders' }, capture())).rejects.toMatchObject({ code: 'TOPIC_NOT_RECORDED', message: expect.stringContaining('Start the application that declares it once') });
-    expect((await stats({ db }, capture())).orders).toEqual(FILLED.orders);
+    expect((await stats({ db }, capture())).topics.orders).toEqual(FILLED.orders);
   });
 
   it('lists no dead letters, and exits 0, for a recorded topic that holds no messages', async () => {
@@ -234,9 +243,197 @@ describe('tidings dlq', () => {
     await tidings.topic('quiet', { semantic: 'at-least-once' }).ready();
     await tidings.close();
     const io = capture();
-    expect(await dlqList({ db: file, topic: 'quiet' }, io)).toEqual({ total: 0, messages: [] });
+    expect(await dlqList({ db: file, topic: 'quiet' }, io)).toEqual({ subscription: 'default', total: 0, messages: [] });
     expect(io.text()).toBe(`No dead letters in topic "quiet" (SQLite file ${file}).`);
     expect(await run(['node', 'tidings', 'dlq', 'list', 'quiet', '--db', file], capture())).toBe(0);
+  });
+});
+
+/**
+ * Fills a database with a topic of several subscriptions and no default one: shipments (at-least-once, ordered by
+ * key) to billing, which dead-lettered ship-1 and ship-2 and consumed the rest, and email, which has not consumed
+ * anything yet; audit was declared after the messages were stored, so it holds none.
+ */
+async function fillSubscribed(storage: StorageAdapter<any>): Promise<void> {
+  const tidings = await Tidings.create({ storage, purgeIntervalMs: 0, logger: silentLogger });
+  try {
+    const shipments = tidings.topic<{ n: number }>('shipments', { semantic: 'at-least-once', ordering: 'key', subscriptions: { billing: { maxDeliveries: 1 }, email: {} } });
+    await shipments.sendMany([1, 2, 3, 4].map((n) => ({ n })), { id: (p) => `ship-${p.n}`, key: (p) => `customer-${p.n}` });
+    const billing = shipments.subscription('billing');
+    const consumer = billing.consume(
+      async (m) => {
+        if (m.payload.n <= 2) throw new Error('invoice refused');
+      },
+      { pollMs: 10 },
+    );
+    await until('billing to settle', async () => isDeepStrictEqual(await billing.counts(), { dead: 2 }));
+    await consumer.stop();
+    await shipments.subscription('audit').ready();
+  } finally {
+    await tidings.close();
+  }
+}
+
+/** What `fillSubscribed` leaves, as `stats` rows. */
+const SUBSCRIBED_ROWS: SubscriptionStats[] = [
+  { topic: 'shipments', subscription: 'audit', ordering: 'key', counts: {}, total: 0 },
+  { topic: 'shipments', subscription: 'billing', ordering: 'key', counts: { dead: 2 }, total: 2 },
+  { topic: 'shipments', subscription: 'email', ordering: 'key', counts: { acked: 4 }, total: 4 },
+];
+
+/** Leases one of a subscription's copies as a consumer in another process would, and keeps it. */
+async function leaseOne(file: string, topic: string, subscription: string): Promise<string> {
+  const storage = sqliteStorage({ file });
+  await storage.open?.();
+  try {
+    const record = (await storage.topics()).find((t) => t.name === topic)!;
+    const [leased] = await recordedLedger(storage, record, { name: subscription, maxDeliveries: 5 }).lease({ limit: 1, leaseMs: 600_000, leaseToken: 'another-process' });
+    return leased!.id;
+  } finally {
+    await storage.close();
+  }
+}
+
+describe('tidings and subscriptions', () => {
+  const subscribed = join(dir, 'subscribed.db');
+  let copiesMade = 0;
+  const subscribedCopy = () => {
+    const file = join(dir, `subscribed-${++copiesMade}.db`);
+    copyFileSync(subscribed, file);
+    return file;
+  };
+  beforeAll(() => fillSubscribed(sqliteStorage({ file: subscribed })));
+
+  it('prints a row per subscription with its own counts, the ordering, and the subscription that holds nothing', async () => {
+    const io = capture();
+    expect(await stats({ db: subscribed }, io)).toEqual({ topics: { shipments: { acked: 4, dead: 2 } }, subscriptions: SUBSCRIBED_ROWS });
+    expect(io.text().split('\n')).toEqual([
+      `SQLite file ${subscribed}`,
+      'topic      subscription  ordering  acked  dead  total',
+      'shipments  audit         key           0     0      0',
+      'shipments  billing       key           0     2      2',
+      'shipments  email         key           4     0      4',
+      '(all)                                  4     2      6',
+    ]);
+  });
+
+  it('shows one subscription with --subscription, and refuses one that no topic has, naming those there are', async () => {
+    const io = capture();
+    await stats({ db: subscribed, subscription: 'email', json: true }, io);
+    expect(JSON.parse(io.text())).toEqual({ db: subscribed, topics: { shipments: { acked: 4 } }, subscriptions: [SUBSCRIBED_ROWS[2]] });
+    await expect(stats({ db: subscribed, topic: 'shipments', subscription: 'emails' }, capture())).rejects.toMatchObject({
+      code: 'UNKNOWN_SUBSCRIPTION',
+      message: `Subscription "emails" is unknown to topic "shipments" in SQLite file ${subscribed}: no process declared it and it holds no messages. Known subscriptions: audit, billing, email.`,
+    });
+  });
+
+  it("lists and redrives one subscription's dead letters, leaving the other subscriptions' copies as they are", async () => {
+    const db = subscribedCopy();
+    const io = capture();
+    const listed = await dlqList({ db, topic: 'shipments', subscription: 'billing' }, io);
+    expect([listed.subscription, listed.total, listed.messages.map((m) => m.id)]).toEqual(['billing', 2, ['ship-1', 'ship-2']]);
+    expect(io.text().split('\n')[0]).toBe(`2 dead letters in subscription "billing" of topic "shipments" (SQLite file ${db})`);
+    expect(await dlqList({ db, topic: 'shipments', subscription: 'email' }, capture())).toEqual({ subscription: 'email', total: 0, messages: [] });
+    const redriven = capture();
+    expect(await dlqRedrive({ db, topic: 'shipments', subscription: 'billing', ids: ['ship-2'] }, redriven)).toEqual({ subscription: 'billing', state: 'acked', redriven: 1, missing: [] });
+    expect(redriven.text()).toBe('Redrove 1 dead letter of subscription "billing" of topic "shipments" to state acked (at-least-once).');
+    expect((await stats({ db }, capture())).subscriptions.map((r) => [r.subscription, r.counts])).toEqual([
+      ['audit', {}],
+      ['billing', { acked: 1, dead: 1 }],
+      ['email', { acked: 4 }],
+    ]);
+
+    // The redriven copy goes to billing's consumers alone, under the topic's recorded ordering.
+    const tidings = await Tidings.create({ storage: sqliteStorage({ file: db }), purgeIntervalMs: 0, logger: silentLogger });
+    const seen: string[] = [];
+    const billing = tidings.topic('shipments', { semantic: 'at-least-once', ordering: 'key', subscriptions: ['billing'] }).subscription('billing');
+    const consumer = billing.consume(async (m) => void seen.push(`${m.subscription}:${m.id}:${m.key}`), { pollMs: 10 });
+    await until('the redriven copy', async () => seen.length === 1);
+    await consumer.stop();
+    await tidings.close();
+    expect(seen).toEqual(['billing:ship-2:customer-2']);
+  });
+
+  it('refuses to pick a subscription for a topic that has no default one, naming its subscriptions, and one the topic does not have', async () => {
+    const db = subscribedCopy();
+    for (const command of [() => dlqList({ db, topic: 'shipments' }, capture()), () => dlqRedrive({ db, topic: 'shipments' }, capture())]) {
+      await expect(command()).rejects.toMatchObject({
+        code: 'SUBSCRIPTION_REQUIRED',
+        message: 'Topic "shipments" has no default subscription, so name one with --subscription: audit, billing, email (e.g. --subscription audit).',
+      });
+    }
+    await expect(dlqRedrive({ db, topic: 'shipments', subscription: 'biling' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_SUBSCRIPTION', message: expect.stringContaining('Known subscriptions: audit, billing, email.') });
+    await expect(dlqList({ db, topic: 'orders', subscription: 'billing' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC' });
+    expect((await stats({ db }, capture())).subscriptions).toEqual(SUBSCRIBED_ROWS);
+  });
+
+  it('lists the recorded subscriptions with their delivery limit, dead-letter topic and copies, of one topic or all', async () => {
+    const io = capture();
+    const listed = await subscriptionsList({ db: subscribed }, io);
+    expect(listed.map((s) => [s.topic, s.name, s.maxDeliveries, s.deadLetter, s.messages])).toEqual([
+      ['shipments', 'audit', 5, undefined, 0],
+      ['shipments', 'billing', 1, undefined, 2],
+      ['shipments', 'email', 5, undefined, 4],
+    ]);
+    const lines = io.text().split('\n');
+    expect(lines[1]).toMatch(/^topic\s+subscription\s+max deliveries\s+dead letters to\s+declared\s+messages$/);
+    expect(lines[3]).toMatch(/^shipments\s+billing\s+1\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+2$/);
+    const json = capture();
+    await subscriptionsList({ db: template, topic: 'orders', json: true }, json);
+    expect(JSON.parse(json.text())).toEqual({
+      db: template,
+      subscriptions: [{ topic: 'orders', name: 'default', maxDeliveries: 1, deadLetter: null, declaredAt: expect.stringMatching(/Z$/), counts: { acked: 3, dead: 2 }, messages: 5 }],
+    });
+    await expect(subscriptionsList({ db: template, topic: 'ordres' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC' });
+  });
+
+  it('removes a subscription with every copy it holds, and says how many; the others keep theirs', async () => {
+    const db = subscribedCopy();
+    const io = capture();
+    expect(await subscriptionsRemove({ db, topic: 'shipments', subscription: 'billing' }, io)).toEqual({ dropped: 2, leased: 0 });
+    expect(io.text()).toBe(`Removed subscription "billing" of topic "shipments" from SQLite file ${db}, with the 2 copies of messages it held.`);
+    expect((await stats({ db }, capture())).subscriptions).toEqual([SUBSCRIBED_ROWS[0], SUBSCRIBED_ROWS[2]]);
+    expect((await subscriptionsList({ db }, capture())).map((s) => s.name)).toEqual(['audit', 'email']);
+    await expect(subscriptionsRemove({ db, topic: 'shipments', subscription: 'billing' }, capture())).rejects.toMatchObject({
+      code: 'UNKNOWN_SUBSCRIPTION',
+      message: expect.stringContaining('Known subscriptions: audit, email.'),
+    });
+  });
+
+  it('refuses to remove a subscription while a copy of it is leased, and removes it with --force', async () => {
+    const db = subscribedCopy();
+    expect(await leaseOne(db, 'shipments', 'email')).toBe('ship-1');
+    await expect(subscriptionsRemove({ db, topic: 'shipments', subscription: 'email' }, capture())).rejects.toMatchObject({
+      code: 'SUBSCRIPTION_IN_USE',
+      message: expect.stringMatching(/^Subscription "email" of topic "shipments" has 1 leased message: .* pass --force/),
+    });
+    expect((await stats({ db, subscription: 'email' }, capture())).subscriptions[0]!.counts).toEqual({ acked: 3, leased: 1 });
+    const io = capture();
+    expect(await subscriptionsRemove({ db, topic: 'shipments', subscription: 'email', force: true, json: true }, io)).toEqual({ dropped: 4, leased: 1 });
+    expect(JSON.parse(io.text())).toEqual({ db, topic: 'shipments', subscription: 'email', dropped: 4, leased: 1, forced: true });
+    expect((await stats({ db }, capture())).subscriptions.map((r) => r.subscription)).toEqual(['audit', 'billing']);
+  });
+
+  it('exits 1 with one line on stderr for an unknown subscription or a leased one, naming what there is', async () => {
+    const db = subscribedCopy();
+    await leaseOne(db, 'shipments', 'email');
+    const argv = (...args: string[]) => ['node', 'tidings', ...args, '--db', db];
+    const cases: Array<[string[], string]> = [
+      [['dlq', 'list', 'shipments'], 'tidings: Topic "shipments" has no default subscription, so name one with --subscription: audit, billing, email (e.g. --subscription audit).'],
+      [['dlq', 'redrive', 'shipments', '--subscription', 'nope'], `tidings: Subscription "nope" is unknown to topic "shipments" in SQLite file ${db}: no process declared it and it holds no messages. Known subscriptions: audit, billing, email.`],
+      [['stats', '--subscription', 'nope'], `tidings: Subscription "nope" is unknown to any topic of SQLite file ${db}: no process declared it and it holds no messages. Known subscriptions: audit, billing, email.`],
+      [['subscriptions', 'remove', 'shipments', 'email'], expect.stringMatching(/^tidings: Subscription "email" of topic "shipments" has 1 leased message/) as unknown as string],
+      [['subscriptions', 'remove', 'shipment', 'email'], expect.stringMatching(/^tidings: Topic "shipment" is unknown to SQLite file .* Known topics: shipments\.$/) as unknown as string],
+    ];
+    for (const [args, line] of cases) {
+      const io = capture();
+      expect([args, await run(argv(...args), io)]).toEqual([args, 1]);
+      expect(io.stderr).toEqual([line]);
+      expect(io.stdout).toEqual([]);
+    }
+    const removed = capture();
+    expect(await run(argv('subscriptions', 'remove', 'shipments', 'email', '--force'), removed)).toBe(0);
+    expect(removed.stdout[0]).toMatch(/with the 4 copies of messages it held \(1 of them leased: their consumers lose the leases\)\.$/);
   });
 });
 
@@ -257,7 +454,7 @@ describe('tidings purge', () => {
     const io = capture();
     expect(await purge({ db, topic: 'orders', deadOlderThanMs: DAY, now: Date.now() + 2 * DAY }, io)).toEqual({ dedup: 0, idempotency: 0, dead: 2, total: 2 });
     expect(io.text()).toContain('2 dead letters older than 1d');
-    expect(await stats({ db }, capture())).toEqual({ orders: { acked: 3 }, payments: FILLED.payments });
+    expect((await stats({ db }, capture())).topics).toEqual({ ...FILLED, orders: { acked: 3 } });
   });
 
   it('knows a topic that holds only dedup records, and refuses one that holds nothing', async () => {
@@ -323,11 +520,25 @@ describe('tidings on PostgreSQL', () => {
   });
 
   it('counts, lists and redrives like on SQLite', async () => {
-    expect(await stats({ db: url }, capture())).toEqual(FILLED);
+    expect(await stats({ db: url }, capture())).toEqual({ topics: FILLED, subscriptions: FILLED_ROWS });
     expect((await dlqList({ db: url, topic: 'orders' }, capture())).messages.map((m) => m.id)).toEqual(['order-1', 'order-2']);
-    expect(await dlqRedrive({ db: url, topic: 'payments', ids: ['pay-1'] }, capture())).toEqual({ state: 'stored', redriven: 1, missing: [] });
+    expect(await dlqRedrive({ db: url, topic: 'payments', ids: ['pay-1'] }, capture())).toEqual({ subscription: 'default', state: 'stored', redriven: 1, missing: [] });
     expect(await purge({ db: url, now: Date.now() + 2 * DAY }, capture())).toEqual({ dedup: 2, idempotency: 2, dead: 0, total: 4 });
-    expect(await stats({ db: url }, capture())).toEqual({ orders: FILLED.orders, payments: { stored: 2 } });
+    expect((await stats({ db: url }, capture())).topics).toEqual({ ...FILLED, payments: { stored: 2 } });
+  });
+
+  it('counts, lists, redrives and removes per subscription like on SQLite', async () => {
+    const subscribed = await freshPostgresDatabase('cli_subscriptions');
+    await fillSubscribed(postgresStorage({ url: subscribed }));
+    expect((await stats({ db: subscribed }, capture())).subscriptions).toEqual(SUBSCRIBED_ROWS);
+    expect((await dlqList({ db: subscribed, topic: 'shipments', subscription: 'billing' }, capture())).messages.map((m) => m.id)).toEqual(['ship-1', 'ship-2']);
+    await expect(dlqList({ db: subscribed, topic: 'shipments' }, capture())).rejects.toMatchObject({ code: 'SUBSCRIPTION_REQUIRED' });
+    expect(await dlqRedrive({ db: subscribed, topic: 'shipments', subscription: 'billing' }, capture())).toMatchObject({ subscription: 'billing', redriven: 2 });
+    expect(await subscriptionsRemove({ db: subscribed, topic: 'shipments', subscription: 'email' }, capture())).toEqual({ dropped: 4, leased: 0 });
+    expect((await subscriptionsList({ db: subscribed }, capture())).map((r) => [r.name, r.counts])).toEqual([
+      ['audit', {}],
+      ['billing', { acked: 2 }],
+    ]);
   });
 
   it('refuses an unknown topic there too, naming the topics it has', async () => {
@@ -363,7 +574,7 @@ describe('the tidings bin, spawned', () => {
   it('prints the counts as JSON and exits 0', async () => {
     const r = await tidings('stats', '--json', '--db', template);
     expect(r).toMatchObject({ code: 0, stderr: '' });
-    expect(JSON.parse(r.stdout)).toEqual({ db: template, topics: FILLED });
+    expect(JSON.parse(r.stdout)).toEqual({ db: template, topics: FILLED, subscriptions: FILLED_ROWS });
   });
 
   it('reads .tidings/tidings.db in the working folder by default, and says so when it is missing, with no stack trace', async () => {
@@ -382,6 +593,8 @@ describe('the tidings bin, spawned', () => {
     [['stats', '--db', 'postgres://app:s3cret@127.0.0.1:9/orders'], /^tidings: .*postgres:\/\/app:\*\*\*@127\.0\.0\.1:9\/orders.*\n$/],
     [['stats', '--db', 'postgres://app:s3cret@no host/orders'], /^tidings: .*"postgres:\/\/app:\*\*\*@no host\/orders" is not a URL.*\n$/],
     [['purge', '--dead-older-than', 'soon', '--db', template], /^tidings: --dead-older-than takes milliseconds or a whole number with a unit .*\n$/],
+    [['dlq', 'redrive', 'orders', '--subscription', 'billing', '--db', template], /^tidings: Subscription "billing" is unknown to topic "orders" in SQLite file .*Known subscriptions: default\.\n$/],
+    [['subscriptions', 'list', '--topic', 'ordres', '--db', template], /^tidings: Topic "ordres" is unknown to SQLite file .*Known topics: orders, payments, receipts\.\n$/],
   ])('exits 1 with one line on stderr for %j', async (args, stderr) => {
     const r = await tidings(...args);
     expect(r).toMatchObject({ code: 1, stdout: '' });
@@ -400,6 +613,19 @@ describe('the tidings bin, spawned', () => {
     });
     expect(JSON.parse(r.stdout).topics).toEqual(FILLED);
     expect(readdirSync(app)).toEqual(['.env']);
+  });
+
+  it('lists the subscription commands and options in its help', async () => {
+    const top = await tidings('--help');
+    expect(top).toMatchObject({ code: 0, stderr: '' });
+    expect(top.stdout).toMatch(/^\s+subscriptions\s+the subscriptions storage records/m);
+    const stats = await tidings('stats', '--help');
+    expect(stats.stdout).toContain('--subscription <name>');
+    expect(stats.stdout).toMatch(/a row per topic and\s+subscription/);
+    expect((await tidings('dlq', 'redrive', '--help')).stdout).toContain('--subscription <name>');
+    const remove = await tidings('subscriptions', 'remove', '--help');
+    expect(remove.stdout).toMatch(/^Usage: tidings subscriptions remove \[options\] <topic> <name>$/m);
+    expect(remove.stdout).toContain('--force');
   });
 
   it('runs as `npx tidings` from the repository root', () => {
