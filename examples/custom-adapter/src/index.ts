@@ -9,17 +9,21 @@ import {
   type IdempotencyStore,
   type LeaseRequest,
   type MessageState,
+  type PeekRequest,
   type PurgeRequest,
   type RedriveRequest,
   type ReleaseRequest,
   type SettleRequest,
-  type StateCounts,
   type StorageAdapter,
   type StoredMessage,
   type StoreRequest,
   type StoreResult,
+  type SubscriptionCounts,
+  type SubscriptionRecord,
   type TopicRecord,
 } from '@tidings/core';
+import { toMessage, toSubscription, toTopic, type Row, type SubscriptionRow, type TopicRow } from './rows.js';
+import { SCHEMA, SQL } from './sql.js';
 
 /** Where `betterSqliteStorage` keeps its data. */
 export interface BetterSqliteOptions {
@@ -33,79 +37,6 @@ export interface BetterSqliteOptions {
 export interface BetterSqliteTx {
   readonly db: Database.Database;
 }
-
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS messages (
-    seq          INTEGER PRIMARY KEY,  -- arrival order, so leases hand out the oldest first
-    topic        TEXT    NOT NULL,
-    id           TEXT    NOT NULL,
-    body         TEXT    NOT NULL,
-    state        TEXT    NOT NULL,
-    deliveries   INTEGER NOT NULL DEFAULT 0,
-    available_at INTEGER NOT NULL,
-    created_at   INTEGER NOT NULL,
-    lease_until  INTEGER,
-    lease_token  TEXT,
-    last_error   TEXT,                 -- why the last delivery failed, shown with dead letters
-    headers      TEXT,                 -- the message's headers as JSON text, handed back as they were
-    UNIQUE (topic, id)                 -- an id the topic holds is a duplicate, whatever the dedup window says
-  );
-  CREATE INDEX IF NOT EXISTS messages_ready ON messages (topic, state, seq);
-  -- Dedup windows outlive their messages, so they get a table of their own.
-  CREATE TABLE IF NOT EXISTS dedup (topic TEXT NOT NULL, id TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (topic, id));
-  -- The idempotency store: ids exactly-once consumers have consumed.
-  CREATE TABLE IF NOT EXISTS consumed (topic TEXT NOT NULL, id TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (topic, id));
-  -- The topic registry: each declared topic's lifecycle, as first declared.
-  CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, lifecycle TEXT NOT NULL, dead_letter TEXT, max_deliveries INTEGER NOT NULL, declared_at INTEGER NOT NULL);
-`;
-
-interface TopicRow {
-  name: string;
-  lifecycle: TopicRecord['lifecycle'];
-  dead_letter: string | null;
-  max_deliveries: number;
-  declared_at: number;
-}
-
-function toTopic(r: TopicRow): TopicRecord {
-  const topic: TopicRecord = { name: r.name, lifecycle: r.lifecycle, maxDeliveries: r.max_deliveries, declaredAt: r.declared_at };
-  if (r.dead_letter !== null) topic.deadLetter = r.dead_letter;
-  return topic;
-}
-
-interface Row {
-  seq: number;
-  topic: string;
-  id: string;
-  body: string;
-  state: MessageState;
-  deliveries: number;
-  available_at: number;
-  created_at: number;
-  lease_until: number | null;
-  lease_token: string | null;
-  last_error: string | null;
-  headers: string | null;
-}
-
-function toMessage(r: Row): StoredMessage {
-  return {
-    id: r.id,
-    topic: r.topic,
-    body: r.body,
-    state: r.state,
-    deliveries: r.deliveries,
-    availableAt: r.available_at,
-    createdAt: r.created_at,
-    leaseUntil: r.lease_until ?? undefined,
-    leaseToken: r.lease_token ?? undefined,
-    lastError: r.last_error ?? undefined,
-    headers: r.headers ?? undefined,
-  };
-}
-
-/** The compare-and-set every settle and release makes: the row is still in `from` and, when a token is given, still under that lease. */
-const STILL_HELD = `topic = @topic AND id = @id AND state = @from AND (@leaseToken IS NULL OR lease_token = @leaseToken)`;
 
 function isBusy(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
@@ -123,8 +54,8 @@ function toStorageError(error: unknown, file: string): unknown {
 
 /**
  * A Tidings storage adapter on one better-sqlite3 connection, written only against `@tidings/core`.
- * Every method is one short SQLite transaction, and every state change a compare-and-set on the state
- * Tidings says the message is in; Tidings computes those states from its lifecycle machines.
+ * Every method is one short SQLite transaction, and every state change a compare-and-set on one subscription's
+ * copies, in the state Tidings says they are in; Tidings computes those states from its lifecycle machines.
  */
 export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
   readonly name = 'better-sqlite3';
@@ -166,56 +97,62 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
   }
 
   async store(req: StoreRequest, tx?: BetterSqliteTx): Promise<StoreResult[]> {
-    return this.step(tx, () =>
-      req.messages.map((m) => {
-        const key = { topic: req.topic, id: m.id, now: req.now };
-        // Checking first and inserting after is safe: a step holds SQLite's only write lock.
-        const inWindow = this.rows(`SELECT 1 FROM dedup WHERE topic = @topic AND id = @id AND expires_at > @now`, key).length > 0;
-        const stored =
-          !inWindow &&
-          this.changes(
-            `INSERT INTO messages (topic, id, body, state, available_at, created_at, last_error, headers)
-             VALUES (@topic, @id, @body, @state, @availableAt, @now, @lastError, @headers) ON CONFLICT (topic, id) DO NOTHING`,
-            { ...key, body: m.body, state: req.state, availableAt: m.availableAt, lastError: m.lastError ?? null, headers: m.headers ?? null },
-          ) === 1;
-        if (stored && req.dedupUntil !== undefined) {
-          // A record whose window passed (not purged yet) is reused for the new window.
-          this.changes(
-            `INSERT INTO dedup (topic, id, expires_at) VALUES (@topic, @id, @until) ON CONFLICT (topic, id) DO UPDATE SET expires_at = excluded.expires_at`,
-            { ...key, until: req.dedupUntil },
-          );
-        }
-        return { id: m.id, duplicate: !stored };
-      }),
-    );
+    return this.step(tx, () => {
+      // Reading first and writing after is safe: a step holds SQLite's only write lock, so neither the registry nor
+      // the dedup records change in between.
+      const subscribed = this.rows(SQL.anySubscription, { topic: req.topic }).length > 0;
+      const inBatch = new Set<string>();
+      return req.messages.map((m) => {
+        const first = !inBatch.has(m.id);
+        inBatch.add(m.id);
+        const params = { topic: req.topic, id: m.id, now: req.now };
+        if (!first || this.rows(SQL.inWindow, params).length > 0) return { id: m.id, duplicate: true };
+        const copies = this.changes(SQL.insertCopies, {
+          ...params,
+          key: m.key ?? null,
+          body: m.body,
+          state: req.state,
+          availableAt: m.availableAt,
+          lastError: m.lastError ?? null,
+          headers: m.headers ?? null,
+        });
+        // No copy made: every subscription holds the id already (a duplicate), or there is none to hold it (kept nowhere).
+        const duplicate = copies === 0 && subscribed;
+        if (!duplicate && req.dedupUntil !== undefined) this.changes(SQL.recordDedup, { ...params, until: req.dedupUntil });
+        return { id: m.id, duplicate };
+      });
+    });
   }
 
   async lease(req: LeaseRequest): Promise<StoredMessage[]> {
-    // Pick and claim in one statement: no other broker can claim a row between the SELECT and the UPDATE.
-    const pick = `SELECT seq FROM messages WHERE topic = @topic AND state = @from AND available_at <= @now ORDER BY seq LIMIT @limit`;
-    const params = { topic: req.topic, from: req.from, to: req.to, now: req.now, limit: req.limit, leaseUntil: req.leaseUntil, leaseToken: req.leaseToken };
+    const sql = SQL.lease({ remove: req.remove, holdKeys: req.keyHeldIn !== undefined });
     const rows = await this.step(undefined, () =>
-      req.remove
-        ? this.rows(`DELETE FROM messages WHERE seq IN (${pick}) RETURNING *`, params)
-        : this.rows(
-            `UPDATE messages SET state = @to, deliveries = deliveries + 1, lease_until = @leaseUntil, lease_token = @leaseToken
-             WHERE seq IN (${pick}) RETURNING *`,
-            params,
-          ),
+      this.rows(sql, {
+        topic: req.topic,
+        subscription: req.subscription,
+        from: req.from,
+        to: req.to,
+        now: req.now,
+        limit: req.limit,
+        leaseUntil: req.leaseUntil,
+        leaseToken: req.leaseToken,
+        held: JSON.stringify(req.keyHeldIn ?? []),
+      }),
     );
-    // RETURNING has no order of its own.
+    // RETURNING has no order of its own: hand them back in store order.
     rows.sort((a, b) => a.seq - b.seq);
     const leased = rows.map(toMessage);
-    // At-most-once rows are gone; answer with what the lease would have written.
+    // Rows deleted at hand-out are gone; answer with what the lease would have written.
     return req.remove ? leased.map((m) => ({ ...m, state: req.to, deliveries: m.deliveries + 1, leaseUntil: req.leaseUntil, leaseToken: req.leaseToken })) : leased;
   }
 
   async extendLease(req: ExtendLeaseRequest, tx?: BetterSqliteTx): Promise<boolean> {
     const changed = await this.step(tx, () =>
-      this.changes(`UPDATE messages SET lease_until = @leaseUntil WHERE topic = @topic AND id = @id AND state = @state AND lease_token = @leaseToken`, {
+      this.changes(SQL.extendLease, {
         topic: req.topic,
+        subscription: req.subscription,
+        from: req.state,
         id: req.item.id,
-        state: req.state,
         leaseToken: req.item.leaseToken ?? null,
         leaseUntil: req.leaseUntil,
       }),
@@ -224,15 +161,10 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
   }
 
   async settle(req: SettleRequest, tx?: BetterSqliteTx): Promise<string[]> {
+    const sql = req.remove ? SQL.settleRemove : SQL.settleMove;
     return this.step(tx, () =>
       req.items
-        .filter((item) => {
-          const params = { topic: req.topic, id: item.id, from: req.from, to: req.to, leaseToken: item.leaseToken ?? null };
-          const sql = req.remove
-            ? `DELETE FROM messages WHERE ${STILL_HELD}`
-            : `UPDATE messages SET state = @to, lease_until = NULL, lease_token = NULL WHERE ${STILL_HELD}`;
-          return this.changes(sql, params) === 1;
-        })
+        .filter((item) => this.changes(sql, { topic: req.topic, subscription: req.subscription, id: item.id, from: req.from, to: req.to, leaseToken: item.leaseToken ?? null }) === 1)
         .map((item) => item.id),
     );
   }
@@ -242,8 +174,9 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
       req.items
         .filter(
           (item) =>
-            this.changes(`UPDATE messages SET state = @to, available_at = @availableAt, lease_until = NULL, lease_token = NULL, last_error = @error WHERE ${STILL_HELD}`, {
+            this.changes(SQL.release, {
               topic: req.topic,
+              subscription: req.subscription,
               id: item.id,
               from: req.from,
               to: req.to,
@@ -257,74 +190,80 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
   }
 
   async expire(req: ExpireRequest, tx?: BetterSqliteTx): Promise<StoredMessage[]> {
-    const params = { topic: req.topic, from: req.from, to: req.to, now: req.now, atLeast: req.deliveries?.atLeast ?? null, below: req.deliveries?.below ?? null };
-    const rows = await this.step(tx, () =>
-      this.rows(
-        `UPDATE messages SET state = @to, available_at = @now, lease_until = NULL, lease_token = NULL
-         WHERE topic = @topic AND state = @from AND lease_until <= @now
-           AND (@atLeast IS NULL OR deliveries >= @atLeast) AND (@below IS NULL OR deliveries < @below) RETURNING *`,
-        params,
-      ),
-    );
+    const { atLeast = null, below = null } = req.deliveries ?? {};
+    const rows = await this.step(tx, () => this.rows(SQL.expire, { topic: req.topic, subscription: req.subscription, from: req.from, to: req.to, now: req.now, atLeast, below }));
     return rows.map(toMessage);
   }
 
-  async redrive(req: RedriveRequest): Promise<number> {
-    // A redriven message starts a new lifecycle: no deliveries, fresh timestamps.
-    return this.step(undefined, () =>
-      this.changes(
-        `UPDATE messages SET state = @to, deliveries = 0, available_at = @now, created_at = @now, lease_until = NULL, lease_token = NULL, last_error = NULL
-         WHERE topic = @topic AND state = @from AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids)))`,
-        { topic: req.topic, from: req.from, to: req.to, now: req.now, ids: req.ids ? JSON.stringify(req.ids) : null },
-      ),
-    );
+  async redrive(req: RedriveRequest): Promise<string[]> {
+    const params = { topic: req.topic, subscription: req.subscription, from: req.from, to: req.to, now: req.now, ids: req.ids ? JSON.stringify(req.ids) : null };
+    const rows = await this.step(undefined, () => this.rows<{ seq: number; id: string }>(SQL.redrive, params));
+    return rows.sort((a, b) => a.seq - b.seq).map((r) => r.id);
   }
 
-  async counts(topic?: string): Promise<StateCounts> {
-    const rows = await this.step(undefined, () =>
-      this.rows<{ topic: string; state: MessageState; n: number }>(
-        `SELECT topic, state, COUNT(*) AS n FROM messages WHERE @topic IS NULL OR topic = @topic GROUP BY topic, state`,
-        { topic: topic ?? null },
-      ),
-    );
-    const out: StateCounts = topic === undefined ? {} : { [topic]: {} };
-    for (const r of rows) (out[r.topic] ??= {})[r.state] = r.n;
+  async counts(topic?: string): Promise<SubscriptionCounts> {
+    const rows = await this.step(undefined, () => this.rows<{ topic: string; subscription: string; state: MessageState; n: number }>(SQL.counts, { topic: topic ?? null }));
+    const out: SubscriptionCounts = topic === undefined ? {} : { [topic]: {} };
+    for (const r of rows) ((out[r.topic] ??= {})[r.subscription] ??= {})[r.state] = r.n;
     return out;
   }
 
-  async peek(topic: string, state: MessageState, limit: number): Promise<StoredMessage[]> {
-    const rows = await this.step(undefined, () => this.rows(`SELECT * FROM messages WHERE topic = @topic AND state = @state ORDER BY seq LIMIT @limit`, { topic, state, limit }));
+  async peek(req: PeekRequest): Promise<StoredMessage[]> {
+    const rows = await this.step(undefined, () => this.rows(SQL.peek, { topic: req.topic, subscription: req.subscription, state: req.state, limit: req.limit }));
     return rows.map(toMessage);
   }
 
-  async declareTopic(topic: TopicRecord): Promise<TopicRecord> {
-    const params = { name: topic.name, lifecycle: topic.lifecycle, deadLetter: topic.deadLetter ?? null, maxDeliveries: topic.maxDeliveries, declaredAt: topic.declaredAt };
-    const [kept] = await this.step(undefined, () => {
-      // The first declaration wins: a second one with another lifecycle reads the first and is refused by Tidings.
-      this.changes(
-        `INSERT INTO topics (name, lifecycle, dead_letter, max_deliveries, declared_at) VALUES (@name, @lifecycle, @deadLetter, @maxDeliveries, @declaredAt) ON CONFLICT (name) DO NOTHING`,
-        params,
-      );
-      return this.rows<TopicRow>(`SELECT * FROM topics WHERE name = @name`, params);
+  async declareTopic(topic: TopicRecord, tx?: BetterSqliteTx): Promise<TopicRecord> {
+    const params = {
+      name: topic.name,
+      lifecycle: topic.lifecycle,
+      ordering: topic.ordering ?? null,
+      deadLetter: topic.deadLetter ?? null,
+      maxDeliveries: topic.maxDeliveries,
+      declaredAt: topic.declaredAt,
+    };
+    // The first declaration wins: a second one with another lifecycle or ordering reads the first, and Tidings refuses it.
+    const [kept] = await this.step(tx, () => {
+      this.changes(SQL.declareTopic, params);
+      return this.rows<TopicRow>(SQL.topic, params);
     });
     return toTopic(kept!);
   }
 
   async topics(): Promise<TopicRecord[]> {
-    return (await this.step(undefined, () => this.rows<TopicRow>(`SELECT * FROM topics ORDER BY name`, {}))).map(toTopic);
+    return (await this.step(undefined, () => this.rows<TopicRow>(SQL.topics, {}))).map(toTopic);
+  }
+
+  async declareSubscription(subscription: SubscriptionRecord, tx?: BetterSqliteTx): Promise<SubscriptionRecord> {
+    const params = {
+      topic: subscription.topic,
+      name: subscription.name,
+      deadLetter: subscription.deadLetter ?? null,
+      maxDeliveries: subscription.maxDeliveries,
+      declaredAt: subscription.declaredAt,
+    };
+    const [kept] = await this.step(tx, () => {
+      this.changes(SQL.declareSubscription, params);
+      return this.rows<SubscriptionRow>(SQL.subscription, params);
+    });
+    return toSubscription(kept!);
+  }
+
+  async subscriptions(topic?: string): Promise<SubscriptionRecord[]> {
+    return (await this.step(undefined, () => this.rows<SubscriptionRow>(SQL.subscriptions, { topic: topic ?? null }))).map(toSubscription);
+  }
+
+  async removeSubscription(topic: string, name: string): Promise<number> {
+    // One step: no store can copy into the subscription between forgetting it and dropping its copies.
+    return this.step(undefined, () => {
+      this.changes(SQL.forgetSubscription, { topic, name });
+      return this.changes(SQL.dropCopies, { topic, name });
+    });
   }
 
   async purge(req: PurgeRequest): Promise<number> {
     const params = { topic: req.topic ?? null, now: req.now, before: req.before ?? null, states: JSON.stringify(req.states ?? []) };
-    return this.step(undefined, () => {
-      const windows = this.changes(`DELETE FROM dedup WHERE expires_at <= @now AND (@topic IS NULL OR topic = @topic)`, params);
-      const messages = this.changes(
-        `DELETE FROM messages WHERE @before IS NOT NULL AND created_at < @before AND state IN (SELECT value FROM json_each(@states))
-         AND (@topic IS NULL OR topic = @topic)`,
-        params,
-      );
-      return windows + messages;
-    });
+    return this.step(undefined, () => this.changes(SQL.purgeDedup, params) + this.changes(SQL.purgeMessages, params));
   }
 
   /**
@@ -361,16 +300,12 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
   private readonly idempotency: IdempotencyStore<BetterSqliteTx> = {
     name: 'better-sqlite3',
     seen: async (topic, ids, tx) => {
-      const rows = await this.step(tx, () =>
-        this.rows<{ id: string }>(`SELECT id FROM consumed WHERE topic = @topic AND id IN (SELECT value FROM json_each(@ids))`, { topic, ids: JSON.stringify(ids) }),
-      );
+      const rows = await this.step(tx, () => this.rows<{ id: string }>(SQL.seen, { topic, ids: JSON.stringify(ids) }));
       return new Set(rows.map((r) => r.id));
     },
-    record: (topic, ids, expiresAt, tx) =>
-      this.step(tx, () =>
-        ids.filter((id) => this.changes(`INSERT INTO consumed (topic, id, expires_at) VALUES (@topic, @id, @expiresAt) ON CONFLICT DO NOTHING`, { topic, id, expiresAt }) === 1),
-      ),
-    purge: (now) => this.step(undefined, () => this.changes(`DELETE FROM consumed WHERE expires_at <= @now`, { now })),
+    // Only the ids that were new: of many records of one id, one wins.
+    record: (topic, ids, expiresAt, tx) => this.step(tx, () => ids.filter((id) => this.changes(SQL.record, { topic, id, expiresAt }) === 1)),
+    purge: (now) => this.step(undefined, () => this.changes(SQL.purgeConsumed, { now })),
     // No close: the connection is the storage's, closed with it.
   };
 

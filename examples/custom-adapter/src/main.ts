@@ -12,6 +12,8 @@ await tidings.storage.transaction(async ({ db }) => void db.exec('CREATE TABLE s
 
 const emails = tidings.topic<string>('emails', { semantic: 'at-least-once' });
 const orders = tidings.topic<{ total: number }>('orders', { semantic: 'exactly-once' });
+// Two subscriptions each get a copy of every payment; within one account (the key), each handles them one at a time, in order.
+const payments = tidings.topic<number>('payments', { semantic: 'at-least-once', ordering: 'key', subscriptions: ['ledger', 'audit'] });
 
 let delivered = 0;
 const emailConsumer = emails.consume((m) => {
@@ -25,16 +27,35 @@ const orderConsumer = orders.consume((m, ctx) => {
   delivered++;
 });
 
+// What each subscription handled, per account, in the order it handled it.
+const handled = new Map<string, number[]>();
+const paymentConsumers = ['ledger', 'audit'].map((name) =>
+  payments.subscription(name).consume(
+    async (m) => {
+      // Earlier payments take longer here: without the key, a later one of the same account would overtake them.
+      await new Promise((r) => setTimeout(r, 60 - m.payload));
+      const account = `${name} ${m.key}`;
+      handled.set(account, [...(handled.get(account) ?? []), m.payload]);
+      delivered++;
+    },
+    { concurrency: 4 },
+  ),
+);
+
 await emails.sendMany(['welcome', 'receipt', 'newsletter']);
+const accounts = ['acct-1', 'acct-2', 'acct-1', 'acct-1', 'acct-2'];
+await payments.sendMany([10, 20, 30, 40, 50], { key: (_, i) => accounts[i] });
 // The producer makes the ids, so a resend (a retry after a lost ack, say) is answered as a duplicate and not stored twice.
 for (const [id, total] of [['order-1', 10], ['order-2', 25], ['order-1', 10]] as const) {
   const ack = await orders.send({ total }, { id });
   console.log(`sent orders: ${id} ${ack.duplicate ? 'duplicate, not stored again' : 'stored'}`);
 }
 
-while (delivered < 5) await new Promise((r) => setTimeout(r, 10));
+while (delivered < 15) await new Promise((r) => setTimeout(r, 10));
 await emailConsumer.stop();
 await orderConsumer.stop();
+await Promise.all(paymentConsumers.map((c) => c.stop()));
+for (const [account, amounts] of [...handled].sort()) console.log(`payments ${account}: ${amounts.join(', ')}`);
 
 const shipped = await tidings.storage.transaction(async ({ db }) => db.prepare('SELECT order_id FROM shipments ORDER BY order_id').pluck().all());
 console.log(`shipments table: ${shipped.join(', ')}`);

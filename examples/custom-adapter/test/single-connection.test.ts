@@ -15,10 +15,12 @@ const request = (topic: string, id: string): StoreRequest => ({
 describe('better-sqlite3 example: one connection, one transaction at a time', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tidings-custom-adapter-'));
   let opened: BetterSqliteStorage[] = [];
+  // Topic `t` has one subscription, so each store keeps one copy.
   const open = async (name: string) => {
     const storage = betterSqliteStorage({ file: join(dir, `${name}.db`) });
     opened.push(storage);
     await storage.open();
+    await storage.declareSubscription({ topic: 't', name: 'default', maxDeliveries: 5, declaredAt: 0 });
     return storage;
   };
   afterEach(async () => {
@@ -35,7 +37,7 @@ describe('better-sqlite3 example: one connection, one transaction at a time', ()
       await new Promise((r) => setTimeout(r, 50));
       order.push('committed');
     });
-    const outside = storage.counts('t').then((c) => order.push(`counted ${c.t!.acked}`));
+    const outside = storage.counts('t').then((c) => order.push(`counted ${c.t!.default!.acked}`));
     await Promise.all([tx, outside]);
     expect(order).toEqual(['committed', 'counted 1']);
   });
@@ -58,7 +60,7 @@ describe('better-sqlite3 example: one connection, one transaction at a time', ()
     await new Promise((r) => setTimeout(r, 10));
     expect(await b.store(request('t', 'from-b'))).toEqual([{ id: 'from-b', duplicate: false }]);
     await tx;
-    expect(await b.counts('t')).toEqual({ t: { acked: 2 } });
+    expect(await b.counts('t')).toEqual({ t: { default: { acked: 2 } } });
   });
 
   it('refuses a handle once its transaction has ended', async () => {
