@@ -3,7 +3,6 @@ import {
   Tokens,
   lifecycleTables,
   systemClock,
-  topicTotals,
   type Clock,
   type HandleContext,
   type Lifecycle,
@@ -30,24 +29,28 @@ export interface MetricsOptions {
   buckets?: { handler?: number[]; latency?: number[] };
 }
 
-/** The metrics `metricsPlugin` keeps, by role; the dashboard reads them as a scraper would. */
+/**
+ * The metrics `metricsPlugin` keeps, by role; the dashboard reads them as a scraper would. `subscription` is the
+ * subscription whose copy of a message it was, and empty for what happens once per topic: the producer's side
+ * (STORE, ACK) and the broker's dedup.
+ */
 export interface TidingsMetrics {
-  /** Counter `<prefix>messages_total{topic,semantic,from,to,event}`: one per lifecycle transition. */
-  readonly transitions: Counter<'topic' | 'semantic' | 'from' | 'to' | 'event'>;
-  /** Gauge `<prefix>messages{topic,semantic,state}`: messages per state, read from `storage.counts()` at scrape time. */
-  readonly messages: Gauge<'topic' | 'semantic' | 'state'>;
-  /** Histogram `<prefix>handler_duration_seconds{topic,semantic,outcome}`: how long handlers ran. */
-  readonly handlerDuration: Histogram<'topic' | 'semantic' | 'outcome'>;
-  /** Histogram `<prefix>end_to_end_latency_seconds{topic,semantic}`: from the message's store to its handler's start. */
-  readonly endToEndLatency: Histogram<'topic' | 'semantic'>;
-  /** Counter `<prefix>dead_letters_total{topic}`. */
-  readonly deadLetters: Counter<'topic'>;
-  /** Counter `<prefix>redeliveries_total{topic,reason}`: reason `lease_expired` or `nack`. */
-  readonly redeliveries: Counter<'topic' | 'reason'>;
-  /** Counter `<prefix>duplicates_total{topic,by}`: by `broker` (dedup window) or `consumer` (idempotency store). */
-  readonly duplicates: Counter<'topic' | 'by'>;
-  /** Counter `<prefix>handler_errors_total{topic}`. */
-  readonly handlerErrors: Counter<'topic'>;
+  /** Counter `<prefix>messages_total{topic,subscription,semantic,from,to,event}`: one per lifecycle transition. */
+  readonly transitions: Counter<'topic' | 'subscription' | 'semantic' | 'from' | 'to' | 'event'>;
+  /** Gauge `<prefix>messages{topic,subscription,semantic,state}`: copies per state, read from `storage.counts()` at scrape time. */
+  readonly messages: Gauge<'topic' | 'subscription' | 'semantic' | 'state'>;
+  /** Histogram `<prefix>handler_duration_seconds{topic,subscription,semantic,outcome}`: how long handlers ran. */
+  readonly handlerDuration: Histogram<'topic' | 'subscription' | 'semantic' | 'outcome'>;
+  /** Histogram `<prefix>end_to_end_latency_seconds{topic,subscription,semantic}`: from the message's store to its handler's start. */
+  readonly endToEndLatency: Histogram<'topic' | 'subscription' | 'semantic'>;
+  /** Counter `<prefix>dead_letters_total{topic,subscription}`. */
+  readonly deadLetters: Counter<'topic' | 'subscription'>;
+  /** Counter `<prefix>redeliveries_total{topic,subscription,reason}`: reason `lease_expired` or `nack`. */
+  readonly redeliveries: Counter<'topic' | 'subscription' | 'reason'>;
+  /** Counter `<prefix>duplicates_total{topic,subscription,by}`: by `broker` (dedup window) or `consumer` (idempotency store). */
+  readonly duplicates: Counter<'topic' | 'subscription' | 'by'>;
+  /** Counter `<prefix>handler_errors_total{topic,subscription}`. */
+  readonly handlerErrors: Counter<'topic' | 'subscription'>;
 }
 
 /** A Tidings plugin that counts what happens to messages, plus the Prometheus registry to scrape. */
@@ -86,69 +89,87 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
   const metrics: TidingsMetrics = {
     transitions: new Counter({
       name: `${prefix}messages_total`,
-      help: 'Lifecycle transitions of messages, by topic, semantic (lifecycle), from state, to state and event.',
-      labelNames: ['topic', 'semantic', 'from', 'to', 'event'],
+      help: 'Lifecycle transitions of messages, by topic, subscription (empty on the producer side), semantic (lifecycle), from state, to state and event.',
+      labelNames: ['topic', 'subscription', 'semantic', 'from', 'to', 'event'],
       registers,
     }),
     messages: new Gauge({
       name: `${prefix}messages`,
-      help: 'Messages in storage per topic and state, read from storage counts when scraped.',
-      labelNames: ['topic', 'semantic', 'state'],
+      help: 'Message copies in storage per topic, subscription and state, read from storage counts when scraped.',
+      labelNames: ['topic', 'subscription', 'semantic', 'state'],
       registers,
       // One aggregate query per scrape: a gauge kept up to date from events would miss other processes' messages.
       async collect() {
         this.reset();
         if (!storage) return;
-        const [counts, records] = await Promise.all([storage.counts().then(topicTotals), storage.topics()]);
+        const [counts, records, subscriptions] = await Promise.all([storage.counts(), storage.topics(), storage.subscriptions()]);
         for (const r of records) lifecycles.set(r.name, r.lifecycle);
-        for (const topic of new Set([...records.map((r) => r.name), ...Object.keys(counts)])) {
+        // Every recorded subscription, so one that holds nothing yet is a row of zeros rather than no row.
+        const byTopic = new Map<string, Set<string>>();
+        const add = (topic: string, subscription: string) => {
+          let names = byTopic.get(topic);
+          if (!names) byTopic.set(topic, (names = new Set()));
+          names.add(subscription);
+        };
+        for (const s of subscriptions) add(s.topic, s.name);
+        for (const [topic, copies] of Object.entries(counts)) for (const subscription of Object.keys(copies)) add(topic, subscription);
+        for (const [topic, names] of byTopic) {
           const lifecycle = lifecycles.get(topic);
-          const states = lifecycle ? lifecycleTables[lifecycle].states : Object.keys(counts[topic] ?? {});
-          for (const state of states) this.set({ topic, semantic: semanticOf(topic), state }, counts[topic]?.[state as keyof (typeof counts)[string]] ?? 0);
+          for (const subscription of names) {
+            const c: Partial<Record<string, number>> = counts[topic]?.[subscription] ?? {};
+            const states = lifecycle ? lifecycleTables[lifecycle].states : Object.keys(c);
+            for (const state of states) this.set({ topic, subscription, semantic: semanticOf(topic), state }, c[state] ?? 0);
+          }
         }
       },
     }),
     handlerDuration: new Histogram({
       name: `${prefix}handler_duration_seconds`,
       help: 'How long message handlers ran, by outcome (ok: acked, error: threw).',
-      labelNames: ['topic', 'semantic', 'outcome'],
+      labelNames: ['topic', 'subscription', 'semantic', 'outcome'],
       buckets: options.buckets?.handler ?? HANDLER_BUCKETS,
       registers,
     }),
     endToEndLatency: new Histogram({
       name: `${prefix}end_to_end_latency_seconds`,
       help: 'Time from a message being stored to its handler starting, each delivery counted.',
-      labelNames: ['topic', 'semantic'],
+      labelNames: ['topic', 'subscription', 'semantic'],
       buckets: options.buckets?.latency ?? LATENCY_BUCKETS,
       registers,
     }),
-    deadLetters: new Counter({ name: `${prefix}dead_letters_total`, help: 'Messages dead-lettered after using up their deliveries.', labelNames: ['topic'], registers }),
+    deadLetters: new Counter({
+      name: `${prefix}dead_letters_total`,
+      help: "Subscriptions' copies of messages dead-lettered after using up their deliveries.",
+      labelNames: ['topic', 'subscription'],
+      registers,
+    }),
     redeliveries: new Counter({
       name: `${prefix}redeliveries_total`,
       help: 'Messages put back for another delivery, because their lease expired or their handler threw.',
-      labelNames: ['topic', 'reason'],
+      labelNames: ['topic', 'subscription', 'reason'],
       registers,
     }),
     duplicates: new Counter({
       name: `${prefix}duplicates_total`,
       help: 'Duplicates dropped, by the broker (dedup window) or the consumer (idempotency store).',
-      labelNames: ['topic', 'by'],
+      labelNames: ['topic', 'subscription', 'by'],
       registers,
     }),
-    handlerErrors: new Counter({ name: `${prefix}handler_errors_total`, help: 'Handlers that threw.', labelNames: ['topic'], registers }),
+    handlerErrors: new Counter({ name: `${prefix}handler_errors_total`, help: 'Handlers that threw.', labelNames: ['topic', 'subscription'], registers }),
   };
 
   const listeners: { [K in keyof TidingsEvents]?: TidingsEvents[K] } = {
     transition: (e) => {
       lifecycles.set(e.topic, e.lifecycle);
-      metrics.transitions.inc({ topic: e.topic, semantic: e.lifecycle, from: e.from, to: e.to, event: e.event });
+      const subscription = e.subscription ?? '';
+      metrics.transitions.inc({ topic: e.topic, subscription, semantic: e.lifecycle, from: e.from, to: e.to, event: e.event });
       // A redelivery is a lease going back to wait; the same events with deliveries used up are DEAD transitions.
-      if (e.event === 'EXPIRE') metrics.redeliveries.inc({ topic: e.topic, reason: 'lease_expired' });
-      if (e.event === 'NACK') metrics.redeliveries.inc({ topic: e.topic, reason: 'nack' });
+      if (e.event === 'EXPIRE') metrics.redeliveries.inc({ topic: e.topic, subscription, reason: 'lease_expired' });
+      if (e.event === 'NACK') metrics.redeliveries.inc({ topic: e.topic, subscription, reason: 'nack' });
     },
-    duplicate: (e) => metrics.duplicates.inc({ topic: e.topic, by: e.by }),
-    deadLetter: (e) => metrics.deadLetters.inc({ topic: e.topic }),
-    handlerError: (e) => metrics.handlerErrors.inc({ topic: e.topic }),
+    duplicate: (e) => metrics.duplicates.inc({ topic: e.topic, subscription: e.subscription ?? '', by: e.by }),
+    deadLetter: (e) => metrics.deadLetters.inc({ topic: e.topic, subscription: e.subscription ?? '' }),
+    handlerError: (e) => metrics.handlerErrors.inc({ topic: e.topic, subscription: e.subscription ?? '' }),
   };
 
   return {
@@ -171,7 +192,7 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
       };
     },
     async handle(ctx, next) {
-      const labels = { topic: ctx.topic, semantic: ctx.lifecycle };
+      const labels = { topic: ctx.topic, subscription: ctx.subscription, semantic: ctx.lifecycle };
       metrics.endToEndLatency.observe(labels, Math.max(0, clock.now() - ctx.message.createdAt) / 1000);
       const stop = metrics.handlerDuration.startTimer(labels);
       try {

@@ -131,6 +131,82 @@ describe.each(storages)('metricsPlugin on %s', (_, storage) => {
   });
 });
 
+describe.each(storages)('metricsPlugin and subscriptions on %s', (_, storage) => {
+  it("labels each subscription's gauge, transitions, handler times, latency and dead letters, and the producer side with an empty subscription", async () => {
+    const { tidings, scrape } = await withMetrics(storage());
+    try {
+      const invoices = tidings.topic<{ n: number }>('invoices', {
+        semantic: 'at-least-once',
+        ordering: 'key',
+        subscriptions: { billing: { maxDeliveries: 1 }, email: {} },
+      });
+      await invoices.sendMany([1, 2, 3].map((n) => ({ n })), { id: (p) => `i-${p.n}`, key: (p) => `k-${p.n}` });
+      const billing = invoices.subscription('billing').consume(
+        async (m) => {
+          if (m.payload.n === 1) throw new Error('refused');
+        },
+        { pollMs: 5 },
+      );
+      await until('billing to settle', async () => JSON.stringify(await invoices.subscription('billing').counts()) === JSON.stringify({ dead: 1 }));
+      await billing.stop();
+      // Declared after the messages were stored: it holds none, and still has its row of zeros.
+      await invoices.subscription('audit').ready();
+
+      const s = await scrape();
+      const gauge = (subscription: string) =>
+        Object.fromEntries(s.filter((x) => x.name === 'tidings_messages' && x.labels.topic === 'invoices' && x.labels.subscription === subscription).map((x) => [x.labels.state, x.value]));
+      const none = { sent: 0, stored: 0, acked: 0, leased: 0, consumed: 0, deleted: 0, dead: 0 };
+      expect(gauge('billing')).toEqual({ ...none, dead: 1 });
+      expect(gauge('email')).toEqual({ ...none, acked: 3 });
+      expect(gauge('audit')).toEqual(none);
+      expect(new Set(s.filter((x) => x.name === 'tidings_messages' && x.labels.topic === 'invoices').map((x) => x.labels.subscription))).toEqual(new Set(['audit', 'billing', 'email']));
+
+      const t = (subscription: string, event: string) => value(s, 'tidings_messages_total', { topic: 'invoices', subscription, event });
+      // The producer stores each message once for the topic; each subscription's copy then has its own life.
+      expect([t('', 'STORE'), t('', 'ACK')]).toEqual([3, 3]);
+      expect([t('billing', 'LEASE'), t('billing', 'CONSUME'), t('billing', 'DEAD')]).toEqual([3, 2, 1]);
+      expect([t('email', 'LEASE'), t('billing', 'STORE')]).toEqual([undefined, undefined]);
+      expect(value(s, 'tidings_dead_letters_total', { topic: 'invoices', subscription: 'billing' })).toBe(1);
+      expect(value(s, 'tidings_dead_letters_total', { topic: 'invoices', subscription: 'email' })).toBeUndefined();
+      expect(value(s, 'tidings_handler_errors_total', { topic: 'invoices', subscription: 'billing' })).toBe(1);
+      expect(value(s, 'tidings_handler_duration_seconds_count', { topic: 'invoices', subscription: 'billing', outcome: 'ok' })).toBe(2);
+      expect(value(s, 'tidings_handler_duration_seconds_count', { topic: 'invoices', subscription: 'billing', outcome: 'error' })).toBe(1);
+      expect(value(s, 'tidings_end_to_end_latency_seconds_count', { topic: 'invoices', subscription: 'billing' })).toBe(3);
+      expect(value(s, 'tidings_end_to_end_latency_seconds_count', { topic: 'invoices', subscription: 'email' })).toBeUndefined();
+    } finally {
+      await tidings.close();
+    }
+  });
+
+  it('labels a nack, an expired lease and a duplicate with the subscription they happened in, and the broker\'s dedup with none', async () => {
+    const { tidings, scrape } = await withMetrics(storage());
+    try {
+      const receipts = tidings.topic<{ n: number }>('receipts', { semantic: 'exactly-once', subscriptions: ['ledger'] });
+      await receipts.send({ n: 1 }, { id: 'r-1' });
+      await receipts.send({ n: 1 }, { id: 'r-1' });
+      const jobs = tidings.topic<{ n: number }>('jobs', { semantic: 'at-least-once', leaseMs: 50, backoff: { initialMs: 1, maxMs: 1 }, subscriptions: ['worker'] });
+      await jobs.send({ n: 1 });
+      let deliveries = 0;
+      // The first delivery outlives its lease, the second throws, the third is acked.
+      const handler = async () => {
+        deliveries++;
+        if (deliveries === 1) await new Promise((r) => setTimeout(r, 300));
+        if (deliveries === 2) throw new Error('busy');
+      };
+      const worker = jobs.subscription('worker');
+      const consumers = [worker.consume(handler, { pollMs: 5 }), worker.consume(handler, { pollMs: 5 })];
+      await until('the job to be acked', async () => deliveries >= 3 && Object.keys(await worker.counts()).length === 0);
+      await Promise.all(consumers.map((c) => c.stop({ graceMs: 1_000 })));
+      const s = await scrape();
+      expect(value(s, 'tidings_duplicates_total', { topic: 'receipts', by: 'broker', subscription: '' })).toBe(1);
+      expect(value(s, 'tidings_redeliveries_total', { topic: 'jobs', subscription: 'worker', reason: 'lease_expired' })).toBe(1);
+      expect(value(s, 'tidings_redeliveries_total', { topic: 'jobs', subscription: 'worker', reason: 'nack' })).toBe(1);
+    } finally {
+      await tidings.close();
+    }
+  });
+});
+
 describe('metricsPlugin', () => {
   it('registers on a registry it is given, under its prefix', async () => {
     const registry = new Registry();
@@ -158,7 +234,7 @@ describe('metricsPlugin', () => {
     try {
       const metrics = metricsPlugin({ storage });
       const s = parse(await metrics.registry.metrics());
-      expect(value(s, 'tidings_messages', { topic: 'watched', state: 'acked', semantic: 'at-least-once' })).toBe(3);
+      expect(value(s, 'tidings_messages', { topic: 'watched', subscription: 'default', state: 'acked', semantic: 'at-least-once' })).toBe(3);
       expect(value(s, 'tidings_messages_total', { topic: 'watched' })).toBeUndefined();
     } finally {
       await storage.close();
