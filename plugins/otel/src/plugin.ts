@@ -1,4 +1,4 @@
-import type { Context, Link, Span, TextMapGetter, TextMapSetter, TracerProvider } from '@opentelemetry/api';
+import type { Attributes, Context, Link, Span, TextMapGetter, TextMapSetter, TracerProvider } from '@opentelemetry/api';
 import type { HandleContext, SendAck, SendContext, TidingsPlugin } from '@tidings/core';
 import { loadOtelApi, type OtelApi } from './api.js';
 
@@ -28,7 +28,8 @@ const getter: TextMapGetter<Readonly<Record<string, string>>> = {
  * OpenTelemetry traces for Tidings. Each message sent gets a PRODUCER span (`<topic> publish`) whose context travels in
  * the message's headers (`traceparent`, `tracestate`, through the propagator the application registered, W3C trace
  * context with the SDK's defaults); each handler run gets a CONSUMER span (`<topic> process`) linked to it, active
- * while the handler runs. Throws `OtelApiMissingError` (`OTEL_API_MISSING`) when `@opentelemetry/api` is not installed.
+ * while the handler runs, naming the subscription (`messaging.consumer.group.name`) and the ordering key. Throws
+ * `OtelApiMissingError` (`OTEL_API_MISSING`) when `@opentelemetry/api` is not installed.
  */
 export function otelPlugin(options: OtelPluginOptions = {}): TidingsPlugin {
   const api = loadOtelApi();
@@ -87,21 +88,22 @@ export function otelPlugin(options: OtelPluginOptions = {}): TidingsPlugin {
       const sent = api.propagation.extract(api.ROOT_CONTEXT, message.headers, getter);
       const producer = api.trace.getSpanContext(sent);
       const links: Link[] = producer && api.isSpanContextValid(producer) ? [{ context: producer }] : [];
+      const attributes: Attributes = {
+        'messaging.system': MESSAGING_SYSTEM,
+        'messaging.destination.name': ctx.topic,
+        // A subscription is what the conventions call a consumer group: its consumers compete for the messages, and
+        // every subscription gets each message.
+        'messaging.consumer.group.name': ctx.subscription,
+        'messaging.operation.type': 'process',
+        'messaging.operation.name': 'process',
+        'messaging.message.id': message.id,
+        'tidings.subscription': ctx.subscription,
+        'tidings.attempt': message.attempt,
+        'tidings.lifecycle': ctx.lifecycle,
+      };
+      if (message.key !== undefined) attributes['tidings.ordering_key'] = message.key;
       // A new trace, linked rather than parented: see the README's "Links, not parents".
-      const span = tracer.startSpan(`${ctx.topic} process`, {
-        kind: api.SpanKind.CONSUMER,
-        root: true,
-        links,
-        attributes: {
-          'messaging.system': MESSAGING_SYSTEM,
-          'messaging.destination.name': ctx.topic,
-          'messaging.operation.type': 'process',
-          'messaging.operation.name': 'process',
-          'messaging.message.id': message.id,
-          'tidings.attempt': message.attempt,
-          'tidings.lifecycle': ctx.lifecycle,
-        },
-      });
+      const span = tracer.startSpan(`${ctx.topic} process`, { kind: api.SpanKind.CONSUMER, root: true, links, attributes });
       const baggage = api.propagation.getBaggage(sent);
       const current = api.context.active();
       // A no-op tracer's span with nothing else to carry: the handler would see what it sees now, so skip context.with,

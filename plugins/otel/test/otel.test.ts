@@ -90,9 +90,11 @@ describe.each(storages)('otelPlugin on %s', (_name, storage) => {
       expect(consumer.attributes).toEqual({
         'messaging.system': 'tidings',
         'messaging.destination.name': topic.name,
+        'messaging.consumer.group.name': 'default',
         'messaging.operation.type': 'process',
         'messaging.operation.name': 'process',
         'messaging.message.id': ack.id,
+        'tidings.subscription': 'default',
         'tidings.attempt': 1,
         'tidings.lifecycle': 'at-least-once',
       });
@@ -145,6 +147,29 @@ describe.each(storages)('otelPlugin on %s', (_name, storage) => {
     for (const consumer of [failed!, redelivered!]) {
       expect(consumer.links.map((l) => l.context.spanId)).toEqual([producer!.spanContext().spanId]);
     }
+  });
+
+  it("names each subscription's consumer span after it, as the consumer group, and carries the ordering key when the message has one", async () => {
+    tidings = await open();
+    const topic = tidings.topic<string>(uniqueTopic(), { semantic: 'at-least-once', ordering: 'key', subscriptions: ['billing', 'email'] });
+    for (const name of ['billing', 'email']) topic.subscription(name).consume(() => undefined, { pollMs: 5 });
+    const keyed = await topic.send('a', { key: 'customer-7' });
+    const plain = await topic.send('b');
+    await waitFor(() => spansOf(topic.name, SpanKind.CONSUMER).length === 4);
+
+    const [producer] = spansOf(topic.name, SpanKind.PRODUCER).filter((s) => s.attributes['messaging.message.id'] === keyed.id);
+    const consumers = spansOf(topic.name, SpanKind.CONSUMER);
+    const seen = consumers.map((s) => [s.attributes['messaging.message.id'] === keyed.id ? 'keyed' : 'plain', s.attributes['messaging.consumer.group.name'], s.attributes['tidings.subscription'], s.attributes['tidings.ordering_key']]);
+    expect(seen.sort()).toEqual([
+      ['keyed', 'billing', 'billing', 'customer-7'],
+      ['keyed', 'email', 'email', 'customer-7'],
+      ['plain', 'billing', 'billing', undefined],
+      ['plain', 'email', 'email', undefined],
+    ]);
+    expect(consumers.filter((s) => s.attributes['messaging.message.id'] === plain.id).every((s) => !('tidings.ordering_key' in s.attributes))).toBe(true);
+    // Every subscription's run of a message links to the message's one producer span, which names no subscription.
+    for (const consumer of consumers.filter((s) => s.attributes['messaging.message.id'] === keyed.id)) expect(consumer.links[0]!.context.spanId).toBe(producer!.spanContext().spanId);
+    expect(producer!.attributes['messaging.consumer.group.name']).toBeUndefined();
   });
 
   it('gives each message of a sendMany batch its own producer span and traceparent', async () => {
