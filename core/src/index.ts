@@ -18,7 +18,7 @@ export * from './tokens.js';
 export * from './options.js';
 export { Topic } from './topic.js';
 export { Subscription } from './subscription.js';
-export type { SendAck, SendOptions, SendManyOptions } from './delivery/producer.js';
+export type { SendAck, SendOptions, SendManyOptions } from './delivery/send.js';
 export { DEFAULT_SUBSCRIPTION, idempotencyScope } from './storage/scopes.js';
 export { topicTotals } from './storage/counts.js';
 export { ORDERINGS, leasePolicy, type Ordering, type LeasePolicy } from './delivery/lease-policy.js';

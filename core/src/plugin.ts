@@ -2,7 +2,7 @@ import type { ConsumeContext, Message } from './delivery/consume.js';
 import { InvalidOptionsError } from './errors.js';
 import type { TidingsEventBus } from './events.js';
 import type { Lifecycle } from './lifecycle/names.js';
-import type { SendAck } from './delivery/producer.js';
+import type { SendAck } from './delivery/send.js';
 import type { StateCounts, StorageAdapter, StoredMessage, TopicRecord } from './storage/contract.js';
 
 /** One message of a send as plugins see it, before it is stored: a plugin may add headers. */

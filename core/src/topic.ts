@@ -1,6 +1,7 @@
 import type { ConsumeOptions, Handler } from './delivery/consume.js';
 import type { Consumer } from './delivery/consumer.js';
-import { Producer, type SendAck, type SendManyOptions, type SendOptions } from './delivery/producer.js';
+import { Producer } from './delivery/producer.js';
+import type { SendAck, SendManyOptions, SendOptions } from './delivery/send.js';
 import { subscriptionOf, type TopicRuntime } from './delivery/runtime.js';
 import { InvalidOptionsError } from './errors.js';
 import type { SubscriptionOptions } from './options.js';

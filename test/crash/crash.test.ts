@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkDeliveries, guaranteeHeld, pickSeed, type DeliveryCheck } from '@tidings/faults';
+import { checkDeliveries, checkSubscriptions, guaranteeHeld, pickSeed, type DeliveryCheck } from '@tidings/faults';
 import { freshPostgresDatabase } from '../support/databases.js';
 import { atMostOnceBounds, prepareDatabase, runCrashScenario, type CrashScenario } from './harness.js';
 
@@ -23,7 +23,7 @@ afterAll(() => {
   hog?.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
   console.log(`crash tests, seed ${seed} (replay with TIDINGS_SEED=${seed}), ${totalKills} SIGKILLs`);
-  console.table(report.map((r) => ({ backend: r.backend, lifecycle: r.lifecycle, kills: r.kills, sent: r.sent, acked: r.acked, stored: r.stored, delivered: r.delivered, lost: r.lost, lostStored: r.lostStored, duplicated: r.duplicated, unexpected: r.unexpected, recovered: r.recovered })));
+  console.table(report.map((r) => ({ backend: r.backend, lifecycle: r.lifecycle, kills: r.kills, sent: r.sent, acked: r.acked, stored: r.stored, delivered: r.delivered, lost: r.lost, lostStored: r.lostStored, duplicated: r.duplicated, unexpected: r.unexpected, recovered: r.recovered, outOfOrder: r.ordered ? r.outOfOrder : '' })));
 });
 
 const CONFIGS: CrashScenario['config'][] = ['at-most-once', 'at-least-once', 'exactly-once/broker', 'exactly-once/end-to-end'];
@@ -67,6 +67,49 @@ describe.each(BACKENDS)('real processes SIGKILLed at random moments, a fifth of 
       expect(result.keys.lostStored, `[seed ${scenario.seed}]`).toEqual([]);
     }
     if (config !== 'at-most-once') expect(result.acked).toBeGreaterThan(0);
+  });
+});
+
+const ORDERED: CrashScenario['config'][] = ['at-least-once', 'exactly-once/end-to-end'];
+const SUBSCRIPTIONS = ['billing', 'shipping'];
+
+describe.each(BACKENDS)('an ordered topic with two subscriptions, each read by processes SIGKILLed at random moments, on %s', (backend, database) => {
+  it.each(ORDERED)('%s keeps its guarantee and the order of every key, in every subscription', { timeout: 240_000 }, async (config) => {
+    const name = `ordered_${config.replace(/\W/g, '_')}`;
+    const db = await database(name);
+    await prepareDatabase(db);
+    const scenario: CrashScenario = {
+      db,
+      config,
+      messages: 100,
+      seed: seed + 10 + ORDERED.indexOf(config),
+      kills: 3,
+      lostAckRate: 0.2,
+      crashRate: 0.005,
+      subscriptions: SUBSCRIPTIONS,
+      ordered: true,
+    };
+    const outcome = await runCrashScenario(scenario, name);
+    totalKills += outcome.kills;
+    const checks = checkSubscriptions({
+      lifecycle: config,
+      sent: outcome.sent,
+      acked: outcome.acked,
+      stored: outcome.stored,
+      storedBySubscription: outcome.storedBySubscription,
+      consumed: outcome.effects,
+      crashed: outcome.crashed,
+    });
+    expect(Object.keys(checks)).toEqual(SUBSCRIPTIONS);
+    for (const [subscription, result] of Object.entries(checks)) {
+      report.push({ backend: `${backend}, ${subscription}`, kills: outcome.kills, ...result });
+      expect(result.ordered, 'every effect carried its ordering key').toBe(true);
+      const verdict = guaranteeHeld(config, result);
+      expect(verdict.held, `${subscription}: ${verdict.rule} [seed ${scenario.seed}]`).toBe(true);
+      expect({ lost: result.keys.lostStored, outOfOrder: result.keys.outOfOrder }, `${subscription} [seed ${scenario.seed}]`).toEqual({ lost: [], outOfOrder: [] });
+      expect(result.acked).toBeGreaterThan(0);
+    }
+    expect(outcome.kills).toBeGreaterThanOrEqual(scenario.kills);
   });
 });
 

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { postgresStorage } from '@tidings/adapter-postgres';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
-import { seededRandom } from '@tidings/faults';
+import { seededRandom, type Effect } from '@tidings/faults';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const worker = fileURLToPath(new URL('./worker.ts', import.meta.url));
@@ -22,6 +22,10 @@ export interface CrashScenario {
   /** Per-call probability of a crash point killing a worker from the inside. */
   crashRate: number;
   leaseMs?: number;
+  /** Subscriptions the topic is declared with, each read by a consumer process of its own; without, one consumer of the default. */
+  subscriptions?: string[];
+  /** Messages carry ordering keys and the topic is declared `ordering: 'key'`. */
+  ordered?: boolean;
 }
 
 /** What the producers were told, what the broker stored, and what the consumers' effects recorded. */
@@ -30,14 +34,16 @@ export interface CrashOutcome {
   acked: string[];
   /** Keys the broker stored, recorded by a database trigger on its message table: its own side, whatever the processes printed. */
   stored: string[];
+  /** The same, by the subscription each copy was stored for. */
+  storedBySubscription: Record<string, string[]>;
   /** Keys sent by a producer incarnation that ran to the end (never killed): each must have been stored. */
   sentByFinishedProducers: string[];
   /** At-most-once: each lease of a key, with the consumer incarnation that leased it. */
   leases: Array<{ key: string; incarnation: number }>;
   /** Consumer incarnations that were killed (every one but the final drain). */
   killedConsumers: number;
-  /** One entry per recorded effect, with the consumer incarnation that made it. */
-  effects: Array<{ key: string; incarnation: number }>;
+  /** One entry per recorded effect, in the order they were recorded, with the consumer incarnation that made it. */
+  effects: Effect[];
   /** Processes that died of SIGKILL: sent by the parent or raised by a crash point. */
   kills: number;
   /** Keys a consumer was holding (leased or handling) when it was killed, without an effect from that incarnation. */
@@ -106,28 +112,36 @@ export async function prepareDatabase(db: string): Promise<void> {
   await storage.open();
   await storage.close();
   const tables = [
-    'CREATE TABLE IF NOT EXISTS crash_effects (topic VARCHAR(200) NOT NULL, msg_key VARCHAR(200) NOT NULL, incarnation INTEGER NOT NULL)',
-    'CREATE TABLE IF NOT EXISTS crash_stored (topic VARCHAR(200) NOT NULL, id VARCHAR(200) NOT NULL, body TEXT NOT NULL)',
+    // `n` numbers effects in the order they were recorded (committed, for SQLite's one writer at a time).
+    `CREATE TABLE IF NOT EXISTS crash_effects (n ${db.startsWith('postgres') ? 'BIGSERIAL PRIMARY KEY' : 'INTEGER PRIMARY KEY AUTOINCREMENT'}, topic VARCHAR(200) NOT NULL,
+       subscription VARCHAR(100) NOT NULL, msg_key VARCHAR(200) NOT NULL, incarnation INTEGER NOT NULL, grp VARCHAR(20) NULL, position INTEGER NULL, overtook INTEGER NOT NULL)`,
+    'CREATE TABLE IF NOT EXISTS crash_stored (topic VARCHAR(200) NOT NULL, subscription VARCHAR(100) NOT NULL, id VARCHAR(200) NOT NULL, body TEXT NOT NULL)',
   ];
   const trigger = db.startsWith('postgres')
     ? [
-        `CREATE OR REPLACE FUNCTION crash_record_stored() RETURNS trigger AS $fn$ BEGIN INSERT INTO crash_stored VALUES (NEW.topic, NEW.id, NEW.body); RETURN NEW; END $fn$ LANGUAGE plpgsql`,
+        `CREATE OR REPLACE FUNCTION crash_record_stored() RETURNS trigger AS $fn$ BEGIN INSERT INTO crash_stored VALUES (NEW.topic, NEW.subscription, NEW.id, NEW.body); RETURN NEW; END $fn$ LANGUAGE plpgsql`,
         'CREATE OR REPLACE TRIGGER crash_stored_t AFTER INSERT ON tidings_message FOR EACH ROW EXECUTE FUNCTION crash_record_stored()',
       ]
-    : ['CREATE TRIGGER IF NOT EXISTS crash_stored_t AFTER INSERT ON tidings_message BEGIN INSERT INTO crash_stored VALUES (NEW.topic, NEW.id, NEW.body); END'];
+    : ['CREATE TRIGGER IF NOT EXISTS crash_stored_t AFTER INSERT ON tidings_message BEGIN INSERT INTO crash_stored VALUES (NEW.topic, NEW.subscription, NEW.id, NEW.body); END'];
   await query(db, [...tables, ...trigger]);
 }
 
-/** The keys (from the payload) of every message the broker stored in `topic`. */
-export async function readStored(db: string, topic: string): Promise<string[]> {
-  const rows = await query(db, ['SELECT body FROM crash_stored WHERE topic = $1'], [topic]);
-  return rows.map((r) => (JSON.parse(r.body as string) as { key: string }).key);
+/** The keys (from the payload) of every message the broker stored in `topic`, by the subscription each copy was stored for. */
+export async function readStored(db: string, topic: string): Promise<Record<string, string[]>> {
+  const rows = await query(db, ['SELECT subscription, body FROM crash_stored WHERE topic = $1'], [topic]);
+  const out: Record<string, string[]> = {};
+  for (const r of rows) (out[r.subscription as string] ??= []).push((JSON.parse(r.body as string) as { key: string }).key);
+  return out;
 }
 
-/** Every effect consumers recorded for a topic, with the incarnation that recorded it. */
-export async function readEffects(db: string, topic: string): Promise<CrashOutcome['effects']> {
-  const rows = await query(db, ['SELECT msg_key AS key, incarnation FROM crash_effects WHERE topic = $1'], [topic]);
-  return rows.map((r) => ({ key: r.key as string, incarnation: Number(r.incarnation) }));
+/** Every effect consumers recorded for a topic, in the order they were recorded, with what its handler saw of order. */
+export async function readEffects(db: string, topic: string): Promise<Effect[]> {
+  const rows = await query(db, ['SELECT subscription, msg_key AS key, incarnation, grp, position, overtook FROM crash_effects WHERE topic = $1 ORDER BY n'], [topic]);
+  return rows.map((r) => {
+    const e: Effect = { key: r.key as string, incarnation: Number(r.incarnation), subscription: r.subscription as string };
+    if (r.grp != null) Object.assign(e, { orderingKey: r.grp as string, position: Number(r.position), overtook: Number(r.overtook) === 1 });
+    return e;
+  });
 }
 
 /** Runs producers and consumers in child processes, SIGKILLs them at seeded random moments, restarts them, then drains. */
@@ -144,7 +158,14 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
   const touched: CrashOutcome['crashed'] = [];
   let next = 0;
   let produced = false;
-  const common = ['--db', s.db, '--topic', topic, '--config', s.config, '--lease-ms', leaseMs];
+  const common = [
+    ...['--db', s.db, '--topic', topic, '--config', s.config, '--lease-ms', leaseMs],
+    ...(s.subscriptions ? ['--subscriptions', s.subscriptions.join(',')] : []),
+    ...(s.ordered ? ['--ordered'] : []),
+  ];
+  // One consumer process per subscription, each incarnation.
+  const readers: Array<string | undefined> = s.subscriptions ?? [undefined];
+  const as = (subscription?: string) => (subscription ? ['--subscription', subscription] : []);
   // Acked semantics resend what was never acked; the others move on, as their producers would.
   const resends = s.config === 'at-least-once' || s.config === 'exactly-once/end-to-end';
   for (let incarnation = 0; !produced || kills < s.kills; incarnation++) {
@@ -185,26 +206,32 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
     // a message that must never be handed out again; the run waits for that death (up to 60 s), not for progress.
     const holdingRun = s.config === 'at-most-once' && incarnation === 0;
     const killHolding = holdingRun ? ['--kill-holding', '1'] : [];
-    const consumer = startWorker([...common, '--role', 'consumer', '--incarnation', String(incarnation), '--seed', String(s.seed * 1000 + 500 + incarnation), '--crash-rate', String(s.crashRate), ...killHolding], (line) => {
-      const [kind, key, ids] = line.split(' ');
-      if (kind === 'handling') {
-        held.add(key!);
-        if (produced) step();
-      } else if (kind === 'leased') {
-        leased(key!.split(','));
-      } else if (kind === 'crash' && key === 'after-lease-before-handler' && s.config === 'at-most-once') {
-        // The crash point fired before the lease was reported; at-most-once ids are the keys.
-        leased(ids!.split(','));
-      }
-    });
-    const died = Promise.race([producer?.exited, consumer.exited].filter(Boolean));
+    const consumers = readers.map((subscription, i) =>
+      startWorker(
+        [...common, ...as(subscription), '--role', 'consumer', '--incarnation', String(incarnation), '--seed', String(s.seed * 1000 + 500 + incarnation + 100 * i), '--crash-rate', String(s.crashRate), ...killHolding],
+        (line) => {
+          const [kind, key, ids] = line.split(' ');
+          if (kind === 'handling') {
+            held.add(key!);
+            if (produced) step();
+          } else if (kind === 'leased') {
+            leased(key!.split(','));
+          } else if (kind === 'crash' && key === 'after-lease-before-handler' && s.config === 'at-most-once') {
+            // The crash point fired before the lease was reported; at-most-once ids are the keys.
+            leased(ids!.split(','));
+          }
+        },
+      ),
+    );
+    const consumer = consumers[0]!;
+    const died = Promise.race([producer?.exited, ...consumers.map((c) => c.exited)].filter(Boolean));
     // The 5 s without enough progress count from the first line the worker prints: on a loaded machine start-up
     // alone can take seconds, and a kill before any work only burns an incarnation.
     const started = new Promise<void>((resolve) => (producer ?? consumer).proc.stdout!.once('data', () => resolve()));
     await Promise.race(holdingRun ? [consumer.exited, new Promise((r) => setTimeout(r, 60_000))] : [enough, died, started.then(() => new Promise((r) => setTimeout(r, 5_000)))]);
-    // Let the consumer run a little past the producer's moment, at a seeded offset.
+    // Let the consumers run a little past the producer's moment, at a seeded offset.
     await new Promise((r) => setTimeout(r, random() * 200));
-    for (const p of [producer, consumer]) {
+    for (const p of [producer, ...consumers]) {
       if (!p) continue;
       if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
       if ((await p.exited) === 'SIGKILL') kills++;
@@ -220,17 +247,19 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
       if (next >= s.messages) produced = true;
     }
   }
-  const drain = startWorker([...common, '--role', 'consumer', '--incarnation', '9999', '--drain'], (line) => {
-    const [kind, key] = line.split(' ');
-    if (kind === 'leased') for (const k of key!.split(',')) leases.push({ key: k, incarnation: 9999 });
-  });
-  const end = await drain.exited;
-  if (end !== 0) throw new Error(`drain consumer ended with ${String(end)}`);
+  const drains = readers.map((subscription) =>
+    startWorker([...common, ...as(subscription), '--role', 'consumer', '--incarnation', '9999', '--drain'], (line) => {
+      const [kind, key] = line.split(' ');
+      if (kind === 'leased') for (const k of key!.split(',')) leases.push({ key: k, incarnation: 9999 });
+    }),
+  );
+  for (const end of await Promise.all(drains.map((d) => d.exited))) if (end !== 0) throw new Error(`drain consumer ended with ${String(end)}`);
   const effects = await readEffects(s.db, topic);
-  const stored = await readStored(s.db, topic);
+  const storedBySubscription = await readStored(s.db, topic);
+  const stored = Object.values(storedBySubscription).flat();
   const finished = new Set(effects.map((e) => `${e.key}@${e.incarnation}`));
   const crashed = touched.filter((t) => !finished.has(`${t.key}@${t.incarnation}`));
-  return { sent, acked: [...acked], stored, sentByFinishedProducers, leases, killedConsumers, effects, kills, crashed };
+  return { sent, acked: [...acked], stored, storedBySubscription, sentByFinishedProducers, leases, killedConsumers, effects, kills, crashed };
 }
 
 /** What at-most-once may and may not do in a crash run, judged from the broker's records and the consumers' reports. */

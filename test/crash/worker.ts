@@ -26,8 +26,15 @@ const { values: a } = parseArgs({
     'lease-ms': { type: 'string', default: '300' },
     drain: { type: 'boolean', default: false },
     'kill-holding': { type: 'string', default: '0' },
+    // An ordered topic: the subscriptions it is declared with, and the one this consumer reads.
+    subscriptions: { type: 'string' },
+    subscription: { type: 'string' },
+    ordered: { type: 'boolean', default: false },
   },
 });
+
+/** How many ordering keys an ordered run spreads its messages over: message n has key g(n mod GROUPS). */
+export const GROUPS = 10;
 
 /** The topic options of each configuration a crash test runs. */
 export const CONFIGS: Record<string, TopicOptions> = Object.fromEntries(LIFECYCLES.map((l) => [l, semanticOf(l)]));
@@ -36,7 +43,16 @@ export const CONFIGS: Record<string, TopicOptions> = Object.fromEntries(LIFECYCL
 process.stdin.on('end', () => process.exit(2)).resume();
 
 const config = a.config!;
-const options: TopicOptions = { ...CONFIGS[config]!, leaseMs: Number(a['lease-ms']), maxDeliveries: 1_000, backoff: { initialMs: 10, maxMs: 50 }, ackTimeoutMs: 2_000, retry: { attempts: 1_000, initialMs: 5, maxMs: 50 } };
+const options: TopicOptions = {
+  ...CONFIGS[config]!,
+  leaseMs: Number(a['lease-ms']),
+  maxDeliveries: 1_000,
+  backoff: { initialMs: 10, maxMs: 50 },
+  ackTimeoutMs: 2_000,
+  retry: { attempts: 1_000, initialMs: 5, maxMs: 50 },
+  ...(a.ordered ? { ordering: 'key' as const } : {}),
+  ...(a.subscriptions ? { subscriptions: a.subscriptions.split(',') } : {}),
+};
 const inner: MikroOrmStorage = a.db!.startsWith('postgres') ? postgresStorage({ url: a.db! }) : sqliteStorage({ file: a.db! });
 const seed = Number(a.seed);
 const crashRate = Number(a['crash-rate']);
@@ -53,7 +69,7 @@ const onCrash = (point: CrashPoint, ids: readonly string[]) => {
 };
 const storage = withFaults(inner, { seed, lostAckRate: a.role === 'producer' ? Number(a['lost-acks']) : 0, crash, onCrash });
 const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
-const topic = tidings.topic<{ key: string }>(a.topic!, options);
+const topic = tidings.topic<{ key: string; group?: string; position?: number }>(a.topic!, options);
 const out = (line: string) => process.stdout.write(`${line}\n`);
 if (process.env.TIDINGS_TRACE) {
   const { appendFileSync } = await import('node:fs');
@@ -70,8 +86,11 @@ if (a.role === 'producer') {
   for (let n = Number(a.from); n < Number(a.to); n++) {
     const key = `k-${n}`;
     out(`sent ${key}`);
+    // Ordered: one key's messages go out one after another, each send awaited, so stored order is sent order.
+    const group = `g${n % GROUPS}`;
+    const payload = a.ordered ? { key, group, position: Math.floor(n / GROUPS) } : { key };
     try {
-      const ack = await topic.send({ key }, keyIsId ? { id: key } : {});
+      const ack = await topic.send(payload, { ...(keyIsId ? { id: key } : {}), ...(a.ordered ? { key: group } : {}) });
       if (options.semantic !== 'at-most-once') out(`acked ${key} ${ack.id}`);
       // Fire and forget returns at once; an application sends as its work comes in, so the broker gets to store some.
       else await new Promise((r) => setTimeout(r, 2));
@@ -102,13 +121,25 @@ if (a.role === 'producer') {
       batch.push(e.id);
     });
   }
-  const insert = 'INSERT INTO crash_effects (topic, msg_key, incarnation) VALUES (?, ?, ?)';
-  topic.consume(
+  const insert = 'INSERT INTO crash_effects (topic, subscription, msg_key, incarnation, grp, position, overtook) VALUES (?, ?, ?, ?, ?, ?, ?)';
+  // Whether a message of the same key stored before this one is still unsettled in this subscription: the storage's
+  // own rows, read as the handler starts (inside the message's transaction where it has one).
+  const unsettledBefore = `SELECT COUNT(*) AS n FROM tidings_message e JOIN tidings_message m ON m.topic = e.topic AND m.subscription = e.subscription
+    WHERE m.topic = ? AND m.subscription = ? AND m.id = ? AND e.ordering_key = m.ordering_key AND e.seq < m.seq`;
+  const subscription = a.subscription ? topic.subscription(a.subscription) : undefined;
+  (subscription ?? topic).consume(
     async (m, ctx) => {
       out(`handling ${m.payload.key}`);
       const em = (ctx.em as EntityManager | undefined) ?? (inner.orm.em as EntityManager);
+      const trx = ctx.em ? (ctx.em as EntityManager).getTransactionContext() : undefined;
+      const connection = em.getConnection();
+      let overtook = 0;
+      if (m.key !== undefined) {
+        const [row] = (await connection.execute(unsettledBefore, [a.topic, m.subscription, m.id], 'all', trx)) as Array<{ n: number | string }>;
+        overtook = Number(row?.n ?? 0) > 0 ? 1 : 0;
+      }
       // Exactly-once writes the effect in the message's transaction; the others write it on their own, then ack.
-      await em.getConnection().execute(insert, [a.topic, m.payload.key, incarnation], 'run', ctx.em ? (ctx.em as EntityManager).getTransactionContext() : undefined);
+      await connection.execute(insert, [a.topic, m.subscription, m.payload.key, incarnation, m.payload.group ?? null, m.payload.position ?? null, overtook], 'run', trx);
     },
     { batchSize: 10, concurrency: 2, pollMs: 20 },
   );
@@ -117,7 +148,7 @@ if (a.role === 'producer') {
     // Done once nothing is waiting, leased or half-consumed for a few checks in a row.
     for (let quiet = 0; quiet < 3; ) {
       await new Promise((r) => setTimeout(r, Math.min(Number(a['lease-ms']), 200)));
-      const c = (await tidings.counts(a.topic!))[a.topic!] ?? {};
+      const c = subscription ? await subscription.counts() : ((await tidings.counts(a.topic!))[a.topic!] ?? {});
       quiet = (c.acked ?? 0) + (c.stored ?? 0) + (c.leased ?? 0) + (c.consumed ?? 0) === 0 ? quiet + 1 : 0;
     }
     await tidings.close();

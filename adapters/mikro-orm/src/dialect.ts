@@ -15,6 +15,11 @@ export interface SqlDialect extends SchemaDialect {
   /** Appended to the lease's candidate SELECT: PostgreSQL skips rows another broker is leasing. */
   readonly lockClause: string;
   /**
+   * Appended to the store's read of the subscription registry (alias `s`): PostgreSQL holds the rows it copies for,
+   * so a subscription removed at the same moment either gets the copy before its removal or none.
+   */
+  readonly registryLock: string;
+  /**
    * The lease's `seq` condition over its candidate SELECT, which must run once: PostgreSQL may re-run a
    * `LIMIT … FOR UPDATE SKIP LOCKED` subquery under `IN (…)` and hand out more rows than the limit.
    */

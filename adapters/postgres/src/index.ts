@@ -41,6 +41,7 @@ function classifyPostgresError(error: unknown): SqlErrorKind | undefined {
 export const postgresDialect: SqlDialect = {
   name: 'postgresql',
   lockClause: ' FOR UPDATE SKIP LOCKED',
+  registryLock: ' FOR KEY SHARE OF s',
   sharedTransactions: false,
   seqIn: (candidates) => `seq = ANY(ARRAY(${candidates}))`,
   serialPrimaryKey: 'BIGSERIAL PRIMARY KEY',

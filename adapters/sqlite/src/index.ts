@@ -57,6 +57,7 @@ function classifySqliteError(error: unknown): SqlErrorKind | undefined {
 export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   lockClause: '',
+  registryLock: '',
   sharedTransactions: true,
   modifyingCtes: false,
   seqIn: (candidates) => `seq IN (${candidates})`,

@@ -64,7 +64,8 @@ export interface StoredMessage {
 
 /**
  * Hand out up to `limit` of a subscription's messages in `from` whose `availableAt <= now` as one compare-and-set
- * `from` -> `to`, each delivery counted, earliest `availableAt` first and in store order among equals.
+ * `from` -> `to`, each delivery counted; oldest first as far as the storage keeps an order (SQL: by `availableAt`,
+ * then store order), which only keys make a rule of.
  */
 export interface LeaseRequest {
   topic: string;
@@ -80,7 +81,8 @@ export interface LeaseRequest {
   /**
    * Per-key order: a message with a key is handed out only while no message of the same topic, subscription and key
    * stored before it is in one of these states, and never with another of its key in the same batch. Messages
-   * without a key are not held. Absent: keys are ignored. Still one statement (no round trip per key) on SQL storage.
+   * without a key are not held. Absent: keys are ignored. Core always includes `from`, so a key's later waiting
+   * messages are never candidates: only each key's first one is. Still one statement (no round trip per key) on SQL.
    */
   keyHeldIn?: readonly MessageState[];
 }

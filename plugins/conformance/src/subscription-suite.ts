@@ -119,6 +119,20 @@ export function describeSubscriptionSections(context: () => SuiteContext): void 
       expect(await drop!.storage.removeSubscription(drop!.topic, 'drop')).toBe(0);
     });
 
+    it('leaves no copy in a subscription removed while another handle stores', async () => {
+      const ctx = context();
+      const key = ctx.key();
+      const topic = ctx.topic();
+      const keep = await ctx.driver('at-least-once', { key, topic, subscription: 'keep' });
+      const drop = await ctx.driver('at-least-once', { key, topic, subscription: 'drop' });
+      const stores = Array.from({ length: 20 }, (_, i) => keep.store(idRange(`b${i}`, 20), T0));
+      const removed = drop.storage.removeSubscription(topic, 'drop');
+      await Promise.all([...stores, removed]);
+      expect(await drop.counts()).toEqual({});
+      expect(await keep.counts()).toEqual({ acked: 400 });
+      expect((await keep.storage.subscriptions(topic)).map((s) => s.name)).toEqual(['keep']);
+    });
+
     it('keeps nothing for a topic with no subscription, and refuses nothing: its results are not duplicates', async () => {
       const ctx = context();
       const storage = await ctx.storage();

@@ -24,7 +24,7 @@ export function insertCopies(d: SqlDialect, req: StoreRequest, messages: NewMess
   return {
     sql: `INSERT INTO tidings_message (topic, subscription, id, ordering_key, body, state, deliveries, available_at, created_at, last_error, headers)
       SELECT ?, s.name, m.id, m.ordering_key, m.body, ?, 0, m.available_at, ?, m.last_error, m.headers
-      FROM (${d.jsonMessages}) AS m JOIN tidings_subscription s ON s.topic = ? WHERE ${which} ORDER BY m.n, s.name
+      FROM (${d.jsonMessages}) AS m JOIN tidings_subscription s ON s.topic = ? WHERE ${which} ORDER BY m.n, s.name${d.registryLock}
       ON CONFLICT (topic, id, subscription) DO NOTHING RETURNING id`,
     params: [req.topic, req.state, req.now, JSON.stringify(messages), req.topic],
   };
