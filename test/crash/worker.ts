@@ -4,7 +4,7 @@
 // effect in the crash_effects table (exactly-once: inside the message's transaction).
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { LIFECYCLES, semanticOf, Tidings, type TopicOptions } from '@tidings/core';
+import { LIFECYCLES, decorateStorage, semanticOf, Tidings, type LeaseRequest, type TopicOptions } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
 import type { MikroOrmStorage } from '@tidings/adapter-mikro-orm';
@@ -67,7 +67,10 @@ const onCrash = (point: CrashPoint, ids: readonly string[]) => {
   writeSync(1, `crash ${point} ${ids.join(',')}\n`);
   process.kill(process.pid, 'SIGKILL');
 };
-const storage = withFaults(inner, { seed, lostAckRate: a.role === 'producer' ? Number(a['lost-acks']) : 0, crash, onCrash });
+// TIDINGS_CRASH_BROKEN=ignore-keys runs the workers on a broker whose leases ignore ordering keys: the ordered runs
+// must then report messages out of order (how the checker was shown to catch it; never set in the suite).
+const broker = process.env.TIDINGS_CRASH_BROKEN === 'ignore-keys' ? decorateStorage(inner, { lease: (req: LeaseRequest) => inner.lease({ ...req, keyHeldIn: undefined }) }) : inner;
+const storage = withFaults(broker, { seed, lostAckRate: a.role === 'producer' ? Number(a['lost-acks']) : 0, crash, onCrash });
 const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
 const topic = tidings.topic<{ key: string; group?: string; position?: number }>(a.topic!, options);
 const out = (line: string) => process.stdout.write(`${line}\n`);
