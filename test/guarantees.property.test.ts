@@ -72,8 +72,13 @@ const RETRY_ATTEMPTS = 5;
 
 type Kind = 'at-most-once' | 'at-least-once' | 'exactly-once/broker' | 'exactly-once/end-to-end';
 
-function topicOptions(kind: Kind): TopicOptions {
+/** The subscriptions a scenario's topic is declared with. */
+const subscriptionNames = (scenario: Scenario) => Array.from({ length: scenario.subscriptions }, (_, i) => `s${i}`);
+
+function topicOptions(kind: Kind, scenario: Scenario): TopicOptions {
   const common = {
+    subscriptions: subscriptionNames(scenario),
+    ...(scenario.ordered ? { ordering: 'key' as const } : {}),
     leaseMs: LEASE_MS,
     // Dead-lettering is not what these properties are about: every message gets as many deliveries as it needs.
     maxDeliveries: 1_000,
@@ -146,14 +151,22 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 );
 
 interface Scenario {
-  /** Consumer processes running at once. */
+  /** Consumer processes running at once, per subscription. */
   consumers: number;
   batchSize: number;
+  /** Subscriptions of the topic: every one must get every message. */
+  subscriptions: number;
+  /** Messages carry one of `keys` ordering keys and the topic hands each key out in order. */
+  ordered: boolean;
+  keys: number;
   ops: Op[];
 }
 
 const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
   consumers: fc.integer({ min: 1, max: 2 }),
+  subscriptions: fc.integer({ min: 1, max: 2 }),
+  ordered: fc.boolean(),
+  keys: fc.integer({ min: 1, max: 3 }),
   batchSize: fc.integer({ min: 1, max: 3 }),
   // size 'max': lengths spread over the whole range, not fast-check's default bias towards short arrays.
   ops: fc.array(opArb, { minLength: 1, maxLength: 40, size: 'max' }),
@@ -165,6 +178,8 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
 interface Payload {
   /** The producer's message number. */
   n: number;
+  /** Its ordering key, in an ordered scenario. */
+  key?: string;
   /** The send call's number (a resend of message n has another s). */
   s: number;
 }
@@ -173,12 +188,14 @@ interface Payload {
 interface Effect {
   id: string;
   n: number;
+  subscription: string;
 }
 
 type Outcome = 'ack' | 'fail' | 'crashed';
 
 interface Delivery {
   proc: Proc;
+  subscription: string;
   id: string;
   n: number;
   attempt: number;
@@ -187,6 +204,8 @@ interface Delivery {
 
 interface Proc {
   readonly name: string;
+  /** The subscription its consumer reads. */
+  readonly subscription: string;
   tidings?: Tidings<MemoryTransaction>;
   consumer?: { wake(): void };
   /** `busy` while the consumer runs on its own; `leasing`/`handling` while it waits for the test. */
@@ -201,6 +220,8 @@ interface Proc {
 interface RunOptions {
   /** The producer's way to the storage: the non-vacuity tests put a deliberately broken broker here. */
   producerView?: typeof StorageView;
+  /** The consumers' way to it, likewise. */
+  consumerView?: typeof StorageView;
 }
 
 interface SendRecord {
@@ -232,8 +253,12 @@ class World {
   readonly sendsByBody = new Map<string, SendRecord>();
   readonly deliveries: Delivery[] = [];
   readonly effects: Effect[] = [];
-  /** Ids the storage actually inserted (not answered as duplicates). */
-  readonly stored = new Set<string>();
+  /** Ids the storage actually inserted (not answered as duplicates), in store order, with their ordering key. */
+  readonly stored = new Map<string, string | undefined>();
+  /** Per subscription, the ids whose copy a committed settle finished: no longer holding their key. */
+  readonly settled = new Map<string, Set<string>>();
+  /** Handlers that started while an earlier-stored message of their key was unsettled in their subscription. */
+  readonly outOfOrder: string[] = [];
   readonly errors: unknown[] = [];
   readonly trace: string[] = [];
   producer!: Tidings<MemoryTransaction>;
@@ -254,24 +279,26 @@ class World {
 
   async start(): Promise<void> {
     this.producer = await this.instance(undefined);
-    this.topic = this.producer.topic<Payload>(TOPIC, topicOptions(this.kind));
-    for (let i = 0; i < this.scenario.consumers; i++) await this.spawn();
+    this.topic = this.producer.topic<Payload>(TOPIC, topicOptions(this.kind, this.scenario));
+    await this.topic.ready();
+    for (const subscription of subscriptionNames(this.scenario)) for (let i = 0; i < this.scenario.consumers; i++) await this.spawn(subscription);
   }
 
   private async instance(proc: Proc | undefined): Promise<Tidings<MemoryTransaction>> {
-    const View = proc === undefined ? (this.options.producerView ?? StorageView) : StorageView;
+    const View = proc === undefined ? (this.options.producerView ?? StorageView) : (this.options.consumerView ?? StorageView);
     const tidings = await Tidings.create({ storage: new View(this, proc), clock: this.clock, purgeIntervalMs: 0 });
     // What a dead process reports is not the broker's doing.
     tidings.events.on('error', (e) => !proc?.crashed && this.errors.push(e.error));
     return tidings;
   }
 
-  /** Starts a consumer process and waits until it asks for its first lease. */
-  async spawn(): Promise<void> {
-    const proc: Proc = { name: `c${++this.nextProc}`, status: 'busy', crashed: false, lastLeased: 0 };
+  /** Starts a consumer process of a subscription and waits until it asks for its first lease. */
+  async spawn(subscription: string): Promise<void> {
+    const proc: Proc = { name: `c${++this.nextProc}`, subscription, status: 'busy', crashed: false, lastLeased: 0 };
     this.procs.push(proc);
     proc.tidings = await this.instance(proc);
-    proc.consumer = proc.tidings.topic<Payload>(TOPIC, topicOptions(this.kind)).consume((m, ctx) => this.handle(proc, m, ctx), {
+    const topic = proc.tidings.topic<Payload>(TOPIC, topicOptions(this.kind, this.scenario));
+    proc.consumer = topic.subscription(subscription).consume((m, ctx) => this.handle(proc, m, ctx), {
       batchSize: this.scenario.batchSize,
       concurrency: 1,
       pollMs: 1,
@@ -284,9 +311,17 @@ class World {
   }
 
   private async handle(proc: Proc, m: Message<Payload>, ctx: ConsumeContext<MemoryTransaction>): Promise<void> {
-    const d: Delivery = { proc, id: m.id, n: m.payload.n, attempt: m.attempt };
+    const d: Delivery = { proc, subscription: m.subscription, id: m.id, n: m.payload.n, attempt: m.attempt };
     this.deliveries.push(d);
-    this.trace.push(`${proc.name} handles ${m.id} (n=${m.payload.n}, attempt ${m.attempt})`);
+    this.trace.push(`${proc.name} handles ${m.id} (n=${m.payload.n}${m.key ? `, key ${m.key}` : ''}, attempt ${m.attempt}) in ${m.subscription}`);
+    // A lease holds a key until its message is settled; at-most-once deletes at hand-out and promises no order across consumers.
+    if (this.scenario.ordered && m.key !== undefined && this.kind !== 'at-most-once') {
+      const done = this.settled.get(m.subscription) ?? new Set<string>();
+      for (const [id, key] of this.stored) {
+        if (id === m.id) break;
+        if (key === m.key && !done.has(id)) this.outOfOrder.push(`${m.subscription} started ${m.id} while ${id}, stored before it with key ${key}, was unsettled`);
+      }
+    }
     let outcome: Outcome = this.tearingDown ? 'crashed' : 'ack';
     if (!this.autoAck && !this.tearingDown) {
       outcome = await new Promise<Outcome>((resolve) => {
@@ -299,7 +334,7 @@ class World {
     }
     if (outcome === 'crashed') throw new Error(`${proc.name} crashed while handling ${m.id}`);
     if (outcome === 'fail') throw new Error(`handler of ${m.id} failed`);
-    const effect = { id: m.id, n: m.payload.n };
+    const effect = { id: m.id, n: m.payload.n, subscription: m.subscription };
     this.effects.push(effect);
     // Exactly-once: the effect is written in the handler's transaction, and undone if that transaction fails.
     // The other semantics run handlers outside any transaction: there `ctx.em` is undefined.
@@ -323,7 +358,7 @@ class World {
         throw new StorageError('the store failed before writing anything', { code: 'STORAGE_ERROR' });
       }
       const results = await this.inner.store(req, tx);
-      for (const r of results) if (!r.duplicate) this.stored.add(r.id);
+      results.forEach((r, i) => !r.duplicate && this.stored.set(r.id, req.messages[i]!.key));
       this.trace.push(`stored ${results.map((r) => `${r.id}${r.duplicate ? ' (duplicate)' : ''}`).join(', ')}`);
       if (rec && rec.lostAcks > 0) {
         rec.lostAcks--;
@@ -357,14 +392,14 @@ class World {
 
   private send(n: number, id: string | undefined, faults: { lostAcks?: number; failedStores?: number; slow?: boolean } = {}): void {
     const { lostAcks = 0, failedStores = 0, slow = false } = faults;
-    const payload: Payload = { n, s: ++this.nextS };
+    const payload: Payload = { n, s: ++this.nextS, ...(this.scenario.ordered ? { key: `K${n % this.scenario.keys}` } : {}) };
     const body = JSON.stringify(payload);
     const rec: SendRecord = { n, s: payload.s, id, body, slow, failedStores, lostAcks, faults: failedStores + lostAcks, storeCalls: 0, settled: false };
     this.sends.push(rec);
     this.sendsByBody.set(body, rec);
     const planned = [slow && 'slow store', failedStores && `${failedStores} store(s) to fail`, lostAcks && `${lostAcks} ack(s) to lose`].filter(Boolean);
     this.trace.push(`send n=${n}${id ? ` as ${id}` : ''}${planned.length ? `, ${planned.join(', ')}` : ''}`);
-    this.topic.send(payload, id === undefined ? {} : { id }).then(
+    this.topic.send(payload, { ...(id === undefined ? {} : { id }), ...(payload.key === undefined ? {} : { key: payload.key }) }).then(
       (ack) => {
         rec.settled = true;
         rec.ack = ack;
@@ -447,7 +482,7 @@ class World {
           // The process dies: its open transaction rolls back (as a database does when the connection drops),
           // and its storage view refuses everything from now on.
           d.settle!('crashed');
-          await this.spawn();
+          await this.spawn(d.proc.subscription);
         } else {
           this.trace.push(`${d.proc.name} ${op.kind}s ${d.id}`);
           d.proc.status = 'busy';
@@ -564,8 +599,20 @@ class StorageView implements StorageAdapter<MemoryTransaction> {
 
   async settle(req: SettleRequest, tx?: MemoryTransaction): Promise<string[]> {
     this.alive();
-    return this.world.inner.settle(req, tx);
+    const won = await this.world.inner.settle(req, tx);
+    // A settle ends a copy's life; inside a transaction, only once that transaction commits.
+    const done = () => {
+      const set = this.world.settled.get(req.subscription) ?? new Set<string>();
+      this.world.settled.set(req.subscription, set);
+      for (const id of won) set.add(id);
+    };
+    if (tx) this.committed.get(tx)?.push(done);
+    else done();
+    return won;
   }
+
+  /** What each open transaction settled, applied to the world when it commits. */
+  private readonly committed = new WeakMap<MemoryTransaction, Array<() => void>>();
 
   async release(req: ReleaseRequest, tx?: MemoryTransaction): Promise<string[]> {
     this.alive();
@@ -619,7 +666,13 @@ class StorageView implements StorageAdapter<MemoryTransaction> {
   /** The memory adapter's own transaction: if `fn` throws, the settle, the idempotency record and the handler's effect are undone. */
   async transaction<T>(fn: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
     this.alive();
-    return this.world.inner.transaction(fn);
+    const steps: Array<() => void> = [];
+    const result = await this.world.inner.transaction((tx) => {
+      this.committed.set(tx, steps);
+      return fn(tx);
+    });
+    for (const step of steps) step();
+    return result;
   }
 
   /** The memory adapter's own idempotency store, whose records roll back with the transaction. */
@@ -657,40 +710,44 @@ function ackViolations(world: World): string[] {
 }
 
 function violations(world: World): string[] {
-  const out: string[] = [];
-  const effectsById = count(world.effects, (e) => e.id);
-  const effectsByN = count(world.effects, (e) => e.n);
+  const out: string[] = [...world.outOfOrder];
   for (const error of world.errors) {
     const code = (error as { code?: string }).code;
     if (code === undefined || !EXPECTED_ERRORS.has(code)) out.push(`unexpected error event: ${String(error)}`);
   }
-  switch (world.kind) {
-    case 'at-most-once':
-      for (const [id, k] of count(world.deliveries, (d) => d.id)) if (k > 1) out.push(`message ${id} was delivered ${k} times`);
-      break;
-    case 'at-least-once':
-      out.push(...ackViolations(world));
-      for (const s of world.sends) {
-        if (!s.ack) continue;
-        if (!effectsById.has(s.ack.id)) out.push(`acked message ${s.ack.id} (n=${s.n}) was never handled`);
-        if (!effectsByN.has(s.n)) out.push(`message n=${s.n} was acked but no copy of it was handled`);
+  if (world.kind === 'at-least-once' || world.kind === 'exactly-once/end-to-end') out.push(...ackViolations(world));
+  // Every subscription must get every message: each is checked on its own effects.
+  for (const subscription of subscriptionNames(world.scenario)) {
+    const effects = world.effects.filter((e) => e.subscription === subscription);
+    const effectsById = count(effects, (e) => e.id);
+    const effectsByN = count(effects, (e) => e.n);
+    const where = world.scenario.subscriptions > 1 ? ` in ${subscription}` : '';
+    switch (world.kind) {
+      case 'at-most-once':
+        for (const [id, k] of count(world.deliveries.filter((d) => d.subscription === subscription), (d) => d.id)) if (k > 1) out.push(`message ${id} was delivered ${k} times${where}`);
+        break;
+      case 'at-least-once':
+        for (const s of world.sends) {
+          if (!s.ack) continue;
+          if (!effectsById.has(s.ack.id)) out.push(`acked message ${s.ack.id} (n=${s.n}) was never handled${where}`);
+          if (!effectsByN.has(s.n)) out.push(`message n=${s.n} was acked but no copy of it was handled${where}`);
+        }
+        break;
+      case 'exactly-once/broker':
+        for (const id of world.stored.keys()) if (!effectsById.has(id)) out.push(`stored message ${id} was never consumed${where}`);
+        for (const [id, k] of effectsById) if (k > 1) out.push(`message ${id} was consumed ${k} times${where}`);
+        break;
+      case 'exactly-once/end-to-end': {
+        const made = new Set(world.sends.map((s) => s.id!));
+        const acked = new Set(world.sends.filter((s) => s.ack !== undefined).map((s) => s.id!));
+        for (const id of made) {
+          const k = effectsById.get(id) ?? 0;
+          // A message none of whose sends was acked was refused, and the producer was told: it need not be consumed, but never twice.
+          if (acked.has(id) ? k !== 1 : k > 1) out.push(`message ${id} made by the producer${acked.has(id) ? ' and acked' : ''} was consumed ${k} times${where}`);
+        }
+        for (const id of effectsById.keys()) if (!made.has(String(id))) out.push(`consumed ${id}, which the producer never made${where}`);
+        break;
       }
-      break;
-    case 'exactly-once/broker':
-      for (const id of world.stored) if (!effectsById.has(id)) out.push(`stored message ${id} was never consumed`);
-      for (const [id, k] of effectsById) if (k > 1) out.push(`message ${id} was consumed ${k} times`);
-      break;
-    case 'exactly-once/end-to-end': {
-      out.push(...ackViolations(world));
-      const made = new Set(world.sends.map((s) => s.id!));
-      const acked = new Set(world.sends.filter((s) => s.ack !== undefined).map((s) => s.id!));
-      for (const id of made) {
-        const k = effectsById.get(id) ?? 0;
-        // A message none of whose sends was acked was refused, and the producer was told: it need not be consumed, but never twice.
-        if (acked.has(id) ? k !== 1 : k > 1) out.push(`message ${id} made by the producer${acked.has(id) ? ' and acked' : ''} was consumed ${k} times`);
-      }
-      for (const id of effectsById.keys()) if (!made.has(String(id))) out.push(`consumed ${id}, which the producer never made`);
-      break;
     }
   }
   return out;
@@ -736,6 +793,13 @@ class AckBeforeStoreView extends StorageView {
   }
 }
 
+/** A deliberately broken broker whose leases ignore ordering keys, as a build that dropped the key check would. */
+class IgnoreKeysView extends StorageView {
+  override lease(req: LeaseRequest): Promise<StoredMessage[]> {
+    return super.lease({ ...req, keyHeldIn: undefined });
+  }
+}
+
 describe(`delivery guarantees under random sends, slow and failing stores, lost acks, retries, leases, crashes and lease expiry (TIDINGS_SEED=${SEED})`, () => {
   it('at-most-once: no message is ever delivered twice', () => holds('at-most-once'));
 
@@ -757,6 +821,14 @@ describe(`delivery guarantees under random sends, slow and failing stores, lost 
       expect(String((result.errorInstance as Error).message)).toMatch(/before the broker stored it/);
     },
   );
+
+  it.each(['at-least-once', 'exactly-once/end-to-end'] as const)('the %s check catches a broker whose leases ignore ordering keys (order is not vacuous)', async (kind) => {
+    const result = await fc.check(guarantee(kind, { consumerView: IgnoreKeysView }), { seed: SEED, numRuns: NUM_RUNS });
+    expect(result.failed).toBe(true);
+    const [scenario] = result.counterexample!;
+    expect(scenario.ordered).toBe(true);
+    expect(String((result.errorInstance as Error).message)).toMatch(/started .* while .* stored before it with key .* was unsettled/);
+  });
 });
 
 describe('regression, pinned from a shrunk counterexample', () => {
@@ -765,6 +837,9 @@ describe('regression, pinned from a shrunk counterexample', () => {
   const scenario: Scenario = {
     consumers: 2,
     batchSize: 1,
+    subscriptions: 1,
+    ordered: false,
+    keys: 1,
     ops: [{ kind: 'send', lostAcks: 0, withId: true, failedStores: 0, slow: false }, { kind: 'lease', pick: 0 }, { kind: 'expire' }, { kind: 'lease', pick: 0 }],
   };
 
@@ -774,6 +849,6 @@ describe('regression, pinned from a shrunk counterexample', () => {
     // The scenario does what it pins: the first handler lost its lease, and the redelivery was consumed, once.
     expect(world.errors.map((e) => (e as { code?: string }).code)).toContain('LEASE_LOST');
     expect(world.deliveries.map((d) => d.attempt)).toEqual([1, 2]);
-    expect(world.effects).toEqual([{ id: 'm-1', n: 1 }]);
+    expect(world.effects).toEqual([{ id: 'm-1', n: 1, subscription: 's0' }]);
   });
 });
