@@ -87,10 +87,10 @@ describe('tidings dashboard', () => {
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     expect(stdout()).toContain(`Dashboard of SQLite file ${file} at ${url}`);
     const metrics = await (await fetch(new URL('metrics', url))).text();
-    expect(metrics).toContain('tidings_messages{topic="orders",semantic="at-least-once",state="acked"} 2');
-    expect(metrics).toContain('tidings_messages{topic="orders",semantic="at-least-once",state="dead"} 1');
-    expect(metrics).toContain('tidings_messages{topic="payments",semantic="exactly-once/broker",state="stored"} 1');
-    expect(metrics).toContain('tidings_messages{topic="payments",semantic="exactly-once/broker",state="leased"} 1');
+    expect(metrics).toContain('tidings_messages{topic="orders",subscription="default",semantic="at-least-once",state="acked"} 2');
+    expect(metrics).toContain('tidings_messages{topic="orders",subscription="default",semantic="at-least-once",state="dead"} 1');
+    expect(metrics).toContain('tidings_messages{topic="payments",subscription="default",semantic="exactly-once/broker",state="stored"} 1');
+    expect(metrics).toContain('tidings_messages{topic="payments",subscription="default",semantic="exactly-once/broker",state="leased"} 1');
     const page = await (await fetch(url)).text();
     expect(page).toContain(`<title>Tidings: ${file}</title>`);
     expect(page).toContain('Standalone on a database other processes use');

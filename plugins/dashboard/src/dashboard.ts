@@ -1,6 +1,18 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
-import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, LIFECYCLES, Tokens, TidingsError, lifecyclePlans, recordedLedger, type Lifecycle, type StorageAdapter, type Tidings } from '@tidings/core';
+import {
+  DEFAULT_SUBSCRIPTION,
+  InvalidOptionsError,
+  LIFECYCLES,
+  Tokens,
+  TidingsError,
+  lifecyclePlans,
+  recordedLedger,
+  type Lifecycle,
+  type StorageAdapter,
+  type Tidings,
+  type TopicRecord,
+} from '@tidings/core';
 import { metricsPlugin, type MetricsPlugin } from '@tidings/metrics';
 import { Gate, encrypted, isLoopback, queryTokenAllowed } from './auth.js';
 import { lifecycleSvg } from './diagrams.js';
@@ -78,6 +90,45 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   let closed = false;
   monitor.start();
 
+  /**
+   * The subscription a redrive names, which the topic must have, or its default one; refused when the topic has
+   * subscriptions and none is `default`, since the page cannot guess which one's dead letters were meant.
+   */
+  const subscriptionOf = async (topic: string, named: string | undefined): Promise<{ name: string; maxDeliveries?: number }> => {
+    const [records, copies] = await Promise.all([storage.subscriptions(topic), storage.counts(topic)]);
+    const known = [...new Set([...records.map((s) => s.name), ...Object.keys(copies[topic] ?? {})])].sort();
+    const name = named ?? DEFAULT_SUBSCRIPTION;
+    if (known.includes(name) || (named === undefined && known.length === 0)) return { name, maxDeliveries: records.find((s) => s.name === name)?.maxDeliveries };
+    const list = known.join(', ');
+    if (named === undefined) {
+      throw new DashboardRequestError(400, 'SUBSCRIPTION_REQUIRED', `Topic "${topic}" has no default subscription: name one of ${list}, e.g. {"topic": "${topic}", "subscription": "${known[0]}"}.`);
+    }
+    throw new DashboardRequestError(404, 'UNKNOWN_SUBSCRIPTION', `Topic "${topic}" has no subscription "${name}"${known.length === 0 ? '' : `; its subscriptions are ${list}`}.`);
+  };
+
+  /**
+   * Redrives one subscription's dead letters: through the instance when it declared the topic, so that its consumers
+   * of the subscription wake at once; otherwise through a ledger built from the records, whose transitions still go
+   * on the instance's bus when there is one, for its metrics and live page.
+   */
+  const redriver = (record: TopicRecord, subscription: string, maxDeliveries: number): ((ids?: string[]) => Promise<number>) => {
+    const at = now();
+    const ledger = recordedLedger(storage, record, { name: subscription, maxDeliveries }, { clock: { now: () => at }, events: tidings?.events });
+    const recorded = async (ids?: string[]) => (await ledger.redrive(ids)).length;
+    let instance = tidings;
+    return async (ids) => {
+      if (!instance) return recorded(ids);
+      try {
+        return await instance.redrive(record.name, ids, { subscription });
+      } catch (error) {
+        // Only this refusal, made before anything moves, tells whether the instance declared the topic.
+        if (!(error instanceof InvalidOptionsError)) throw error;
+        instance = undefined;
+        return recorded(ids);
+      }
+    };
+  };
+
   const api = {
     async page(res: ServerResponse): Promise<void> {
       const diagrams = await Promise.all(LIFECYCLES.map(async (l): Promise<[Lifecycle, string]> => [l, await lifecycleSvg(l)]));
@@ -101,27 +152,28 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       const type = String(req.headers['content-type'] ?? '');
       // JSON only: a cross-site form cannot send it without a preflight, so the login cookie cannot be ridden.
       if (!/^application\/json\b/i.test(type)) {
-        throw new DashboardRequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the redrive request as JSON (Content-Type: application/json): {"topic": "orders", "ids": ["order-42"]}.');
+        throw new DashboardRequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the redrive request as JSON (Content-Type: application/json): {"topic": "orders", "subscription": "billing", "ids": ["order-42"]}.');
       }
       const body = await readJson(req);
       if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-        throw new DashboardRequestError(400, 'INVALID_REQUEST', 'The body must be a JSON object: {"topic": "orders"} for all dead letters, or with "ids": ["order-42"].');
+        throw new DashboardRequestError(400, 'INVALID_REQUEST', 'The body must be a JSON object: {"topic": "orders"} for all dead letters of its default subscription, with "subscription": "billing" for another one, and "ids": ["order-42"] for some of them.');
       }
-      const { topic, ids } = body as { topic?: unknown; ids?: unknown };
+      const { topic, subscription: named, ids } = body as { topic?: unknown; subscription?: unknown; ids?: unknown };
       if (typeof topic !== 'string' || topic === '') throw new DashboardRequestError(400, 'INVALID_REQUEST', '"topic" must name a topic, e.g. {"topic": "orders"}.');
+      if (named !== undefined && (typeof named !== 'string' || named === '')) {
+        throw new DashboardRequestError(400, 'INVALID_REQUEST', `"subscription", when given, must name a subscription of the topic, e.g. {"topic": "${topic}", "subscription": "billing"}; leave it out for the default one.`);
+      }
       if (ids !== undefined && (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_IDS || ids.some((id) => typeof id !== 'string' || id === ''))) {
-        throw new DashboardRequestError(400, 'INVALID_REQUEST', `"ids", when given, must be a list of 1 to ${MAX_IDS} message ids (strings); leave it out to redrive every dead letter of the topic.`);
+        throw new DashboardRequestError(400, 'INVALID_REQUEST', `"ids", when given, must be a list of 1 to ${MAX_IDS} message ids (strings); leave it out to redrive every dead letter of the subscription.`);
       }
       const record = (await storage.topics()).find((t) => t.name === topic);
       if (!record) throw new DashboardRequestError(404, 'UNKNOWN_TOPIC', `Topic "${topic}" is not recorded in this storage: check the name.`);
-      const recorded = { plan: lifecyclePlans[record.lifecycle] };
-      if (recorded.plan.steps.redrive.length === 0) {
+      const plan = lifecyclePlans[record.lifecycle];
+      if (plan.steps.redrive.length === 0) {
         throw new DashboardRequestError(409, 'NOT_REDRIVABLE', `Topic "${topic}" is ${record.lifecycle}: its messages are never dead-lettered, so there is nothing to redrive.`);
       }
-      const at = now();
-      // Through the instance's bus when there is one, so its metrics and live page see the REDRIVE transitions.
-      const ledger = recordedLedger(storage, record, { name: DEFAULT_SUBSCRIPTION, maxDeliveries: record.maxDeliveries }, { clock: { now: () => at }, events: tidings?.events });
-      const move = async (only?: string[]) => (await ledger.redrive(only)).length;
+      const subscription = await subscriptionOf(topic, named);
+      const move = redriver(record, subscription.name, subscription.maxDeliveries ?? record.maxDeliveries);
       let redriven = 0;
       const missing: string[] = [];
       if (ids) {
@@ -134,7 +186,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       } else {
         redriven = await move();
       }
-      json(res, 200, { topic, state: recorded.plan.ready, redriven, missing });
+      json(res, 200, { topic, subscription: subscription.name, state: plan.ready, redriven, missing });
       void monitor.refresh();
     },
 

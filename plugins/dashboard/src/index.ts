@@ -1,4 +1,4 @@
 export { createDashboard, type Dashboard, type DashboardHandler, type DashboardOptions, type Listening } from './dashboard.js';
 export { DashboardListenError, DashboardRequestError, DashboardTokenRequiredError, InvalidPortError } from './errors.js';
 export { isLoopback } from './auth.js';
-export type { Snapshot, TopicView, SeriesPoint, DeadLetterRow, LeaseRow, MonitorMode } from './monitor.js';
+export type { Snapshot, TopicView, SubscriptionView, SeriesPoint, DeadLetterRow, LeaseRow, MonitorMode } from './monitor.js';

@@ -1,9 +1,9 @@
-import { DEFAULT_SUBSCRIPTION, lifecyclePlans, topicTotals, type Lifecycle, type MessageState, type StorageAdapter, type Tidings, type TransitionEvent } from '@tidings/core';
+import { lifecyclePlans, topicTotals, type Lifecycle, type MessageState, type StorageAdapter, type StoredMessage, type Tidings, type TransitionEvent } from '@tidings/core';
 import type { MetricsPlugin } from '@tidings/metrics';
 
 /** How many seconds of history the charts keep. */
 export const HISTORY_SECONDS = 300;
-/** Rows of dead letters, leases and transitions shown per topic. */
+/** Rows of dead letters, leases and transitions shown per subscription (and per topic). */
 const LIST_LIMIT = 20;
 /** Latency quantiles are taken over this many seconds of deliveries, so one quiet second does not blank the line. */
 const LATENCY_WINDOW_SECONDS = 10;
@@ -11,17 +11,19 @@ const LATENCY_WINDOW_SECONDS = 10;
 /** Where the figures come from: this process's events and hooks, or counts of a database other processes use. */
 export type MonitorMode = 'in-process' | 'standalone';
 
-/** A dead letter as the page lists it. */
+/** A dead letter as the page lists it: one subscription's copy. */
 export interface DeadLetterRow {
   id: string;
+  subscription: string;
   deliveries: number;
   createdAt: number;
   lastError?: string;
 }
 
-/** A lease in flight: who holds it (its token) and until when. */
+/** A lease in flight: whose copy (its subscription), who holds it (its token) and until when. */
 export interface LeaseRow {
   id: string;
+  subscription: string;
   leaseToken?: string;
   leaseUntil?: number;
   deliveries: number;
@@ -39,19 +41,35 @@ export interface SeriesPoint {
   p95?: number;
 }
 
-/** What the page shows of one topic. */
+/** What the page shows of one subscription of a topic: its copies on the machine, its dead letters and its leases. */
+export interface SubscriptionView {
+  name: string;
+  /** Its delivery limit and dead-letter topic as recorded; absent for copies without a record. */
+  maxDeliveries?: number;
+  deadLetter?: string;
+  /** Its copies per state, from the same aggregate `storage.counts()`. */
+  counts: Partial<Record<MessageState, number>>;
+  deadLetters: DeadLetterRow[];
+  leases: LeaseRow[];
+}
+
+/** What the page shows of one topic; `counts`, `deadLetters` and `leases` take all its subscriptions together. */
 export interface TopicView {
   name: string;
   lifecycle?: Lifecycle;
+  /** How its subscriptions hand out keyed messages (`none`, `key`, `key-strict`); absent when the topic is not recorded. */
+  ordering?: string;
   deadLetter?: string;
-  /** Messages per state, from one aggregate `storage.counts()`. */
+  /** Copies per state over every subscription, from one aggregate `storage.counts()`. */
   counts: Partial<Record<MessageState, number>>;
   ready?: MessageState;
   leased?: MessageState;
   redrivable: boolean;
+  /** Every subscription storage records for it, or that holds copies of its messages, by name. */
+  subscriptions: SubscriptionView[];
   deadLetters: DeadLetterRow[];
   leases: LeaseRow[];
-  transitions: Array<Pick<TransitionEvent, 'id' | 'from' | 'to' | 'event' | 'at'>>;
+  transitions: Array<Pick<TransitionEvent, 'id' | 'subscription' | 'from' | 'to' | 'event' | 'at'>>;
   series: SeriesPoint[];
 }
 
@@ -92,7 +110,7 @@ export class Monitor {
     if (events) {
       const onTransition = (e: TransitionEvent) => {
         const list = this.topic(e.topic).transitions;
-        list.unshift({ id: e.id, from: e.from, to: e.to, event: e.event, at: e.at });
+        list.unshift({ id: e.id, subscription: e.subscription, from: e.from, to: e.to, event: e.event, at: e.at });
         list.length = Math.min(list.length, LIST_LIMIT);
       };
       events.on('transition', onTransition);
@@ -165,9 +183,9 @@ export class Monitor {
   private async sample(): Promise<Snapshot> {
     const { storage, metrics } = this.source;
     const at = this.source.now();
-    const [counts, records] = await Promise.all([storage.counts().then(topicTotals), storage.topics()]);
+    const [copies, records, subscriptions] = await Promise.all([storage.counts(), storage.topics(), storage.subscriptions()]);
+    const counts = topicTotals(copies);
     const inProcess = this.source.tidings !== undefined;
-    const peek = (topic: string, state: MessageState, limit: number) => storage.peek({ topic, subscription: DEFAULT_SUBSCRIPTION, state, limit });
     const totals = inProcess ? await this.transitionTotals(metrics) : undefined;
     const latencies = inProcess ? await this.latencyBuckets(metrics) : undefined;
     const names = [...new Set([...records.map((r) => r.name), ...Object.keys(counts).filter((t) => Object.keys(counts[t]!).length > 0)])].sort();
@@ -178,13 +196,31 @@ export class Monitor {
         const c = counts[name] ?? {};
         const waiting = plan ? (c[plan.ready] ?? 0) : 0;
         const inFlight = plan ? (c[plan.leased] ?? 0) : 0;
-        const dead = plan?.dead;
-        const [deadRows, leaseRows, oldest] = await Promise.all([
-          dead && c[dead] ? peek(name, dead, LIST_LIMIT) : [],
-          plan && inFlight > 0 ? peek(name, plan.leased, LIST_LIMIT) : [],
-          // Standalone, no handler is timed here: the age of the oldest waiting message stands in for latency.
-          !inProcess && plan && waiting > 0 ? peek(name, plan.ready, 1) : [],
-        ]);
+        const recorded = subscriptions.filter((s) => s.topic === name);
+        const subscriptionNames = [...new Set([...recorded.map((s) => s.name), ...Object.keys(copies[name] ?? {})])].sort();
+        const views = await Promise.all(
+          subscriptionNames.map(async (subscription): Promise<SubscriptionView & { oldest?: StoredMessage }> => {
+            const own = copies[name]?.[subscription] ?? {};
+            const peek = (state: MessageState, limit: number) => storage.peek({ topic: name, subscription, state, limit });
+            const dead = plan?.dead;
+            const [deadRows, leaseRows, oldest] = await Promise.all([
+              dead && own[dead] ? peek(dead, LIST_LIMIT) : [],
+              plan && own[plan.leased] ? peek(plan.leased, LIST_LIMIT) : [],
+              // Standalone, no handler is timed here: the age of the oldest waiting message stands in for latency.
+              !inProcess && plan && own[plan.ready] ? peek(plan.ready, 1) : [],
+            ]);
+            const r = recorded.find((s) => s.name === subscription);
+            return {
+              name: subscription,
+              maxDeliveries: r?.maxDeliveries,
+              deadLetter: r?.deadLetter,
+              counts: own,
+              deadLetters: deadRows.map((m) => ({ id: m.id, subscription, deliveries: m.deliveries, createdAt: m.createdAt, lastError: m.lastError })),
+              leases: leaseRows.map((m) => ({ id: m.id, subscription, leaseToken: m.leaseToken, leaseUntil: m.leaseUntil, deliveries: m.deliveries })),
+              oldest: oldest[0],
+            };
+          }),
+        );
         const h = this.topic(name);
         const point: SeriesPoint = { at, waiting, inFlight };
         const sent = totals?.get(name)?.sent ?? 0;
@@ -198,20 +234,25 @@ export class Monitor {
           }
         }
         h.lastTotals = { sent, delivered, waiting, inFlight };
+        const oldest = Math.min(...views.flatMap((v) => (v.oldest ? [v.oldest.createdAt] : [])));
         if (inProcess) Object.assign(point, this.quantiles(h, latencies?.get(name)));
-        else if (oldest[0]) point.p50 = point.p95 = Math.max(0, at - oldest[0].createdAt) / 1000;
+        else if (Number.isFinite(oldest)) point.p50 = point.p95 = Math.max(0, at - oldest) / 1000;
         h.series.push(point);
         if (h.series.length > HISTORY_SECONDS) h.series.splice(0, h.series.length - HISTORY_SECONDS);
+        // The topic's lists take every subscription's rows: the dead letters oldest first, the leases due first.
+        const first = <R>(rows: R[], by: (r: R) => number) => rows.sort((a, b) => by(a) - by(b)).slice(0, LIST_LIMIT);
         return {
           name,
           lifecycle: record?.lifecycle,
+          ordering: record ? (record.ordering ?? 'none') : undefined,
           deadLetter: record?.deadLetter,
           counts: c,
           ready: plan?.ready,
           leased: plan?.leased,
           redrivable: (plan?.steps.redrive.length ?? 0) > 0,
-          deadLetters: deadRows.map((m) => ({ id: m.id, deliveries: m.deliveries, createdAt: m.createdAt, lastError: m.lastError })),
-          leases: leaseRows.map((m) => ({ id: m.id, leaseToken: m.leaseToken, leaseUntil: m.leaseUntil, deliveries: m.deliveries })),
+          subscriptions: views.map(({ oldest: _, ...view }) => view),
+          deadLetters: first(views.flatMap((v) => v.deadLetters), (r) => r.createdAt),
+          leases: first(views.flatMap((v) => v.leases), (r) => r.leaseUntil ?? 0),
           transitions: [...h.transitions],
           series: [...h.series],
         };
@@ -220,7 +261,7 @@ export class Monitor {
     return { mode: this.mode, at, latency: this.source.hooked, topics };
   }
 
-  /** Messages stored and delivered so far per topic, from the metrics plugin's transition counter. */
+  /** Messages stored and copies delivered (in every subscription) so far per topic, from the metrics plugin's transition counter. */
   private async transitionTotals(metrics: MetricsPlugin): Promise<Map<string, { sent: number; delivered: number }>> {
     const totals = new Map<string, { sent: number; delivered: number }>();
     for (const v of (await metrics.metrics.transitions.get()).values) {

@@ -20,6 +20,14 @@ main { padding: 16px 24px; display: grid; gap: 16px; }
 section.topic { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 14px 16px; display: grid; grid-template-columns: minmax(240px, 340px) 1fr; gap: 16px; }
 section.topic > h2 { grid-column: 1 / -1; margin: 0; font-size: 16px; display: flex; gap: 10px; align-items: baseline; }
 section.topic > h2 .lifecycle { font-weight: normal; color: var(--muted); font-size: 13px; }
+.subs { grid-column: 1 / -1; display: flex; gap: 6px; flex-wrap: wrap; align-items: stretch; }
+.subs > span { color: var(--muted); font-size: 12px; align-self: center; }
+.subs button.sub { display: grid; gap: 1px; text-align: left; padding: 4px 10px; border-color: var(--line); color: var(--ink); }
+.subs button.sub b { font-weight: 600; }
+.subs button.sub small { color: var(--muted); font-size: 11.5px; }
+.subs button.sub[aria-selected="true"] { border-color: var(--blue); box-shadow: inset 0 -2px 0 var(--blue); }
+.subs button.sub .dead { color: var(--red); }
+.diagram .caption { font-size: 12px; color: var(--muted); margin: 0 0 4px; }
 .diagram svg { width: 100%; height: auto; max-height: 480px; }
 .diagram .count rect { fill: #f2f4f7; stroke: #98a2b3; }
 .diagram .count text { font: 600 13px system-ui, sans-serif; fill: var(--ink); }
@@ -63,8 +71,11 @@ function card(topic) {
   if (c && c.lifecycle === topic.lifecycle) return c;
   if (c) c.root.remove();
   const root = el('section', { class: 'topic', 'data-topic': topic.name });
-  root.append(el('h2', {}, topic.name, el('span', { class: 'lifecycle' }, topic.lifecycle ? topic.lifecycle + (topic.deadLetter ? ' · dead letters copied to ' + topic.deadLetter : '') : 'lifecycle not recorded')));
+  const about = !topic.lifecycle ? 'lifecycle not recorded' : topic.lifecycle + (topic.ordering && topic.ordering !== 'none' ? ' · ordered by key (' + topic.ordering + ')' : '') + (topic.deadLetter ? ' · dead letters copied to ' + topic.deadLetter : '');
+  root.append(el('h2', {}, topic.name, el('span', { class: 'lifecycle' }, about)));
+  root.append(el('div', { class: 'subs', role: 'tablist', 'aria-label': 'Subscriptions of ' + topic.name }));
   const diagram = el('div', { class: 'diagram' });
+  diagram.append(el('p', { class: 'caption' }));
   const template = topic.lifecycle && document.getElementById('diagram-' + topic.lifecycle);
   if (template) diagram.append(template.content.cloneNode(true));
   else diagram.append(el('p', { class: 'none' }, 'No diagram: no process has recorded this topic\\'s lifecycle yet.'));
@@ -72,8 +83,8 @@ function card(topic) {
   root.append(diagram, panels);
   panels.innerHTML = '<div class="charts"><div class="chart throughput"><h3></h3><svg viewBox="0 0 300 90" preserveAspectRatio="none"></svg><div class="legend"></div></div>' +
     '<div class="chart latency"><h3></h3><svg viewBox="0 0 300 90" preserveAspectRatio="none"></svg><div class="legend"></div></div></div>' +
-    '<div class="dead"><h3>Dead letters</h3><div class="notice"></div><div class="body"></div></div>' +
-    '<div class="leases"><h3>Leases in flight</h3><div class="body"></div></div>' +
+    '<div class="dead"><h3></h3><div class="notice"></div><div class="body"></div></div>' +
+    '<div class="leases"><h3></h3><div class="body"></div></div>' +
     '<div class="recent"><h3>Recent transitions</h3><div class="body"></div></div>';
   $('main').append(root);
   // Badges go on after the SVG is in the document: only then do its shapes have a size.
@@ -83,9 +94,46 @@ function card(topic) {
     badge.append(svgEl('rect', { rx: 9, ry: 9, height: 18 }), svgEl('text', { 'text-anchor': 'middle' }));
     node.append(badge);
   }
-  c = { root, lifecycle: topic.lifecycle };
+  c = { root, lifecycle: topic.lifecycle, selected: undefined };
   cards.set(topic.name, c);
   return c;
+}
+
+// The subscription whose copies the card shows: the one picked, else the default one, else the first.
+function shown(c, topic) {
+  const subs = topic.subscriptions ?? [];
+  const pick = subs.find((x) => x.name === c.selected) ?? subs.find((x) => x.name === 'default') ?? subs[0];
+  return pick ?? { name: undefined, counts: topic.counts, deadLetters: topic.deadLetters, leases: topic.leases };
+}
+
+function summary(topic, sub) {
+  const n = (state) => (state ? sub.counts[state] ?? 0 : 0);
+  const parts = [n(topic.ready) + ' waiting', n(topic.leased) + ' leased'];
+  const dead = sub.counts.dead ?? 0;
+  return el('small', {}, parts.join(' · '), ...(dead ? [' · ', el('span', { class: 'dead' }, dead + ' dead')] : []));
+}
+
+// Tabs are kept and updated in place, not rebuilt each second, so a click or the focus is never lost to a redraw.
+function drawSubscriptions(c, topic, sub) {
+  const bar = $('.subs', c.root);
+  const subs = topic.subscriptions ?? [];
+  const label = subs.length === 0 ? 'No subscriptions: messages stored now are kept by none.' : subs.length === 1 ? 'Subscription' : subs.length + ' subscriptions';
+  let head = $(':scope > span', bar);
+  if (!head) bar.append(head = el('span', {}));
+  if (head.textContent !== label) head.textContent = label;
+  const names = new Set(subs.map((x) => x.name));
+  for (const b of bar.querySelectorAll('button.sub')) if (!names.has(b.dataset.subscription)) b.remove();
+  for (const x of subs) {
+    let b = [...bar.querySelectorAll('button.sub')].find((e) => e.dataset.subscription === x.name);
+    if (!b) {
+      b = el('button', { class: 'sub', role: 'tab', 'data-subscription': x.name }, el('b', {}, x.name), el('small', {}));
+      b.onclick = () => { c.selected = x.name; render(lastSnapshot); };
+      bar.append(b);
+    }
+    b.setAttribute('aria-selected', String(x.name === sub.name));
+    b.title = x.maxDeliveries === undefined ? '' : 'max deliveries ' + x.maxDeliveries + (x.deadLetter ? ', dead letters copied to ' + x.deadLetter : '');
+    $('small', b).replaceWith(summary(topic, x));
+  }
 }
 
 function drawCounts(root, counts) {
@@ -127,16 +175,19 @@ function table(headers, rows) {
   return t;
 }
 
-async function redrive(topic, ids, button) {
+async function redrive(topic, subscription, ids, button) {
   const c = cards.get(topic);
   const notice = $('.dead .notice', c.root);
   button.disabled = true;
   try {
-    const res = await fetch('api/redrive', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ids ? { topic, ids } : { topic }), credentials: 'same-origin' });
-    const body = await res.json();
-    if (!res.ok) throw new Error(body.error ? body.error.message : res.statusText);
+    const body = { topic };
+    if (subscription !== undefined) body.subscription = subscription;
+    if (ids) body.ids = ids;
+    const res = await fetch('api/redrive', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), credentials: 'same-origin' });
+    const answer = await res.json();
+    if (!res.ok) throw new Error(answer.error ? answer.error.message : res.statusText);
     notice.className = 'notice';
-    notice.textContent = 'Redrove ' + body.redriven + ' message' + (body.redriven === 1 ? '' : 's') + (body.missing.length ? '; not dead letters (any more): ' + body.missing.join(', ') : '') + '.';
+    notice.textContent = 'Redrove ' + answer.redriven + ' message' + (answer.redriven === 1 ? '' : 's') + (answer.missing.length ? '; not dead letters (any more): ' + answer.missing.join(', ') : '') + '.';
   } catch (error) {
     notice.className = 'notice failed';
     notice.textContent = 'Redrive failed: ' + error.message;
@@ -153,8 +204,13 @@ function render(s) {
   const seen = new Set();
   for (const t of s.topics) {
     seen.add(t.name);
-    const { root } = card(t);
-    drawCounts(root, t.counts);
+    const c = card(t);
+    const { root } = c;
+    const sub = shown(c, t);
+    drawSubscriptions(c, t, sub);
+    const of = sub.name === undefined ? '' : ' of ' + sub.name;
+    $('.diagram .caption', root).textContent = sub.name === undefined ? 'Messages per state' : 'Copies per state in subscription ' + sub.name;
+    drawCounts(root, sub.counts);
     if (s.mode === 'in-process') {
       chart($('.throughput', root), 'Throughput (messages/s)', [
         { key: 'sent', label: 'stored', cls: 's1', fmt: (v) => v === undefined ? '–' : String(v) },
@@ -171,28 +227,30 @@ function render(s) {
       { key: 'p50', label: s.mode === 'in-process' ? 'p50' : 'age', cls: 's1', fmt: fmtLatency },
       ...(s.mode === 'in-process' ? [{ key: 'p95', label: 'p95', cls: 's3', fmt: fmtLatency }] : []),
     ], t.series);
-    const dead = t.deadLetters;
+    $('.dead h3', root).textContent = 'Dead letters' + of;
+    $('.leases h3', root).textContent = 'Leases in flight' + of;
+    const dead = sub.deadLetters;
     const deadBody = $('.dead .body', root);
-    const total = t.counts.dead ?? 0;
+    const total = sub.counts.dead ?? 0;
     if (!dead.length) deadBody.replaceChildren(el('p', { class: 'none' }, t.redrivable ? 'None.' : 'None: ' + (t.lifecycle ?? 'this topic') + ' never dead-letters.'));
     else {
       const all = el('button', { 'data-redrive-all': t.name }, 'Redrive all ' + total);
-      all.onclick = () => redrive(t.name, undefined, all);
+      all.onclick = () => redrive(t.name, sub.name, undefined, all);
       deadBody.replaceChildren(table(['id', 'deliveries', 'created', 'last error', ''], dead.map((m) => {
         const b = el('button', { 'data-redrive-id': m.id }, 'Redrive');
-        b.onclick = () => redrive(t.name, [m.id], b);
+        b.onclick = () => redrive(t.name, sub.name, [m.id], b);
         const first = (m.lastError ?? '').split('\\n')[0];
         return el('tr', { 'data-id': m.id }, el('td', { class: 'id' }, m.id), el('td', {}, String(m.deliveries)), el('td', {}, fmtTime(m.createdAt)), el('td', { class: 'error', title: m.lastError ?? '' }, first), el('td', {}, b));
       })), el('p', { class: 'none' }, total > dead.length ? 'Showing ' + dead.length + ' of ' + total + '. ' : ''), all);
     }
-    const leases = t.leases;
+    const leases = sub.leases;
     $('.leases .body', root).replaceChildren(!leases.length ? el('p', { class: 'none' }, 'None.') : table(['id', 'holder (lease token)', 'deadline', 'delivery'], leases.map((l) => {
       const left = l.leaseUntil === undefined ? undefined : (l.leaseUntil - s.at) / 1000;
       return el('tr', {}, el('td', { class: 'id' }, l.id), el('td', { class: 'token' }, l.leaseToken ?? '–'), el('td', {}, left === undefined ? '–' : left >= 0 ? 'in ' + left.toFixed(1) + ' s' : 'expired ' + (-left).toFixed(1) + ' s ago'), el('td', {}, String(l.deliveries)));
     })));
     $('.recent .body', root).replaceChildren(s.mode !== 'in-process' ? el('p', { class: 'none' }, 'Seen only by the processes that make them: mount the dashboard in the application to list them.') :
       !t.transitions.length ? el('p', { class: 'none' }, 'None since the dashboard started.') :
-      el('ol', { class: 'transitions' }, ...t.transitions.map((e) => el('li', {}, fmtTime(e.at) + '  ' + e.id + '  ' + e.from + ' -' + e.event + '-> ' + e.to))));
+      el('ol', { class: 'transitions' }, ...t.transitions.map((e) => el('li', {}, fmtTime(e.at) + '  ' + e.id + (e.subscription ? '  [' + e.subscription + ']' : '') + '  ' + e.from + ' -' + e.event + '-> ' + e.to))));
   }
   for (const [name, c] of cards) if (!seen.has(name)) { c.root.remove(); cards.delete(name); }
   document.body.dataset.updated = String(s.at);

@@ -7,7 +7,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { lifecycleTables, type Consumer, type Tidings } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { createDashboard, type Dashboard } from '@tidings/dashboard';
-import { fill, instrumented, until } from './support.js';
+import { fill, fillSubscribed, instrumented, until } from './support.js';
 
 /** Debian's chromium; no browser download works on the machines this runs on (see DESIGN.md). */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -137,6 +137,46 @@ describe.skipIf(!hasBrowser)(hasBrowser ? 'the dashboard in headless Chromium' :
     await page.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true });
     // One topic's card alone, the picture README shows (docs/img/dashboard.png is a copy of one run's).
     await page.locator('section.topic[data-topic="orders"]').screenshot({ path: `${ARTIFACTS}dashboard-orders.png` });
+    await page.close();
+  });
+
+  it('shows each subscription of a topic with its own counts on the machine, and redrives the dead letters of the one picked', async () => {
+    await fillSubscribed(tidings);
+    const page = await open();
+    const card = page.locator('section.topic[data-topic="invoices"]');
+    await card.locator('.subs button[data-subscription="email"]').waitFor();
+    expect(await card.locator('h2 .lifecycle').textContent()).toBe('at-least-once · ordered by key (key)');
+    const tab = (name: string) => card.locator(`.subs button[data-subscription="${name}"]`);
+    expect(await card.locator('.subs button[role="tab"]').evaluateAll((tabs) => tabs.map((t) => t.getAttribute('data-subscription')))).toEqual(['audit', 'billing', 'email']);
+    // Each tab sums up its own subscription's copies, whichever is picked.
+    expect(await tab('billing').locator('small').textContent()).toBe('0 waiting · 0 leased · 1 dead');
+    expect(await tab('email').locator('small').textContent()).toBe('3 waiting · 0 leased');
+    // No default subscription: the first one is shown until another is picked.
+    expect(await tab('audit').getAttribute('aria-selected')).toBe('true');
+    expect([await badge(page, 'invoices', 'acked').textContent(), await badge(page, 'invoices', 'dead').textContent()]).toEqual(['0', '0']);
+
+    await tab('email').click();
+    await expect.poll(() => badge(page, 'invoices', 'acked').textContent()).toBe('3');
+    expect(await badge(page, 'invoices', 'dead').textContent()).toBe('0');
+    expect(await card.locator('.diagram .caption').textContent()).toBe('Copies per state in subscription email');
+    expect(await card.locator('.dead h3').textContent()).toBe('Dead letters of email');
+    expect(await card.locator('.dead button[data-redrive-id]').count()).toBe(0);
+
+    await tab('billing').click();
+    await expect.poll(() => badge(page, 'invoices', 'dead').textContent()).toBe('1');
+    expect(await badge(page, 'invoices', 'acked').textContent()).toBe('0');
+    expect([await tab('billing').getAttribute('aria-selected'), await tab('email').getAttribute('aria-selected')]).toEqual(['true', 'false']);
+    // The pick holds through the next snapshots.
+    await page.waitForTimeout(1_200);
+    expect(await badge(page, 'invoices', 'dead').textContent()).toBe('1');
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await card.screenshot({ path: `${ARTIFACTS}dashboard-subscriptions.png` });
+
+    await card.locator('button[data-redrive-id="invoice-1"]').click();
+    await expect.poll(() => card.locator('.dead .notice').textContent()).toBe('Redrove 1 message.');
+    await expect.poll(() => badge(page, 'invoices', 'acked').textContent()).toBe('1');
+    expect(await badge(page, 'invoices', 'dead').textContent()).toBe('0');
+    expect(await tidings.subscriptionCounts('invoices')).toEqual({ invoices: { billing: { acked: 1 }, email: { acked: 3 } } });
     await page.close();
   });
 

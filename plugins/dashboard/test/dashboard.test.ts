@@ -11,7 +11,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { InvalidOptionsError, Tidings, silentLogger, type Lifecycle } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { createDashboard, DashboardListenError, DashboardTokenRequiredError, InvalidPortError, isLoopback, type Dashboard, type Snapshot } from '@tidings/dashboard';
-import { fill, instrumented, until } from './support.js';
+import { fill, fillSubscribed, instrumented, until } from './support.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -149,15 +149,15 @@ describe('the dashboard on its own server', () => {
     const res = await fetch(new URL('metrics', url));
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = await res.text();
-    expect(text).toContain('tidings_messages{topic="orders",semantic="at-least-once",state="dead"} 2');
-    expect(text).toContain('tidings_dead_letters_total{topic="orders"} 2');
+    expect(text).toContain('tidings_messages{topic="orders",subscription="default",semantic="at-least-once",state="dead"} 2');
+    expect(text).toContain('tidings_dead_letters_total{topic="orders",subscription="default"} 2');
   });
 
   it('redrives a dead letter on POST, after which a consumer gets it', async () => {
     const { tidings, url } = await running();
     const res = await post(url, JSON.stringify({ topic: 'orders', ids: ['order-1', 'no-such-id'] }));
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ topic: 'orders', state: 'acked', redriven: 1, missing: ['no-such-id'] });
+    expect(await res.json()).toEqual({ topic: 'orders', subscription: 'default', state: 'acked', redriven: 1, missing: ['no-such-id'] });
     const got: string[] = [];
     const consumer = tidings.topic('orders', { semantic: 'at-least-once', maxDeliveries: 1 }).consume((m) => void got.push(m.id), { pollMs: 5 });
     await until('the redriven message and the waiting ones to be delivered', () => got.length === 3);
@@ -216,6 +216,116 @@ describe('the dashboard on its own server', () => {
   it('tells loopback addresses apart', () => {
     expect(['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost', '::ffff:127.0.0.1'].map(isLoopback)).toEqual([true, true, true, true, true, true]);
     expect(['0.0.0.0', '::', '10.0.0.1', '192.168.1.2', 'example.com', '::ffff:10.0.0.1'].map(isLoopback)).toEqual([false, false, false, false, false, false]);
+  });
+});
+
+describe('the dashboard and subscriptions', () => {
+  /** An instrumented instance with `invoices` filled, a dashboard listening, and email's first copy held leased. */
+  async function subscribed() {
+    const { tidings, metrics } = await instrumented(memoryStorage());
+    cleanup.push(() => tidings.close({ graceMs: 0 }));
+    const invoices = await fillSubscribed(tidings);
+    const dashboard = createDashboard({ tidings, metrics });
+    cleanup.push(() => dashboard.close());
+    const { url } = await dashboard.listen();
+    const email = invoices.subscription('email');
+    const holding = email.consume((_m, ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve())), { pollMs: 5, batchSize: 1 });
+    cleanup.push(() => holding.stop({ graceMs: 0 }));
+    await until('a lease of email', async () => (await email.counts()).leased === 1);
+    return { tidings, invoices, url };
+  }
+
+  it("reports each subscription of a topic with its own counts, dead letters and leases, and the topic's ordering", async () => {
+    const { url } = await subscribed();
+    // The snapshot taken once the lease was made, not the one from the dashboard's start.
+    await until('a snapshot with the lease', async () => (await snapshot(url)).topics.find((t) => t.name === 'invoices')?.counts.leased === 1);
+    const invoices = (await snapshot(url)).topics.find((t) => t.name === 'invoices')!;
+    expect(invoices).toMatchObject({ lifecycle: 'at-least-once', ordering: 'key', counts: { acked: 2, leased: 1, dead: 1 }, ready: 'acked', leased: 'leased' });
+    const view = (name: string) => invoices.subscriptions.find((s) => s.name === name)!;
+    expect(invoices.subscriptions.map((s) => s.name)).toEqual(['audit', 'billing', 'email']);
+    expect(view('audit')).toEqual({ name: 'audit', maxDeliveries: 5, counts: {}, deadLetters: [], leases: [] });
+    expect(view('billing')).toMatchObject({ maxDeliveries: 1, counts: { dead: 1 }, leases: [] });
+    expect(view('billing').deadLetters).toEqual([{ id: 'invoice-1', subscription: 'billing', deliveries: 1, createdAt: expect.any(Number), lastError: expect.stringMatching(/^Error: no billing address/) }]);
+    expect(view('email')).toMatchObject({ counts: { acked: 2, leased: 1 }, deadLetters: [] });
+    expect(view('email').leases).toEqual([{ id: 'invoice-1', subscription: 'email', leaseToken: expect.any(String), leaseUntil: expect.any(Number), deliveries: 1 }]);
+    // The topic's own lists take every subscription's rows, each saying whose copy it is.
+    expect(invoices.deadLetters.map((d) => `${d.subscription}:${d.id}`)).toEqual(['billing:invoice-1']);
+    expect(invoices.leases.map((d) => `${d.subscription}:${d.id}`)).toEqual(['email:invoice-1']);
+    expect(invoices.transitions.find((e) => e.event === 'LEASE')).toMatchObject({ id: 'invoice-1', subscription: 'email' });
+  });
+
+  it('redrives the subscription a request names, refuses a name the topic lacks, and asks for one when the topic has no default', async () => {
+    const { invoices, url } = await subscribed();
+    const answer = async (body: unknown) => {
+      const res = await post(url, JSON.stringify(body));
+      return { status: res.status, body: (await res.json()) as { error?: { code: string; message: string } } & Record<string, unknown> };
+    };
+    const required = await answer({ topic: 'invoices' });
+    expect([required.status, required.body.error?.code]).toEqual([400, 'SUBSCRIPTION_REQUIRED']);
+    expect(required.body.error?.message).toBe('Topic "invoices" has no default subscription: name one of audit, billing, email, e.g. {"topic": "invoices", "subscription": "audit"}.');
+    const unknown = await answer({ topic: 'invoices', subscription: 'biling', ids: ['invoice-1'] });
+    expect([unknown.status, unknown.body.error?.code, unknown.body.error?.message]).toEqual([404, 'UNKNOWN_SUBSCRIPTION', 'Topic "invoices" has no subscription "biling"; its subscriptions are audit, billing, email.']);
+    for (const subscription of [5, '', ['billing']]) expect((await answer({ topic: 'invoices', subscription })).body.error?.code).toBe('INVALID_REQUEST');
+    expect(await invoices.subscription('billing').counts()).toEqual({ dead: 1 });
+    // email holds no dead letter of that id: its copy is leased, and stays so.
+    expect((await answer({ topic: 'invoices', subscription: 'email', ids: ['invoice-1'] })).body).toEqual({ topic: 'invoices', subscription: 'email', state: 'acked', redriven: 0, missing: ['invoice-1'] });
+    expect((await answer({ topic: 'invoices', subscription: 'billing', ids: ['invoice-1'] })).body).toEqual({ topic: 'invoices', subscription: 'billing', state: 'acked', redriven: 1, missing: [] });
+    expect(await invoices.subscription('billing').counts()).toEqual({ acked: 1 });
+    expect(await invoices.subscription('email').counts()).toEqual({ acked: 2, leased: 1 });
+  });
+
+  it("redrives through the instance that declared the topic, so the subscription's idle consumer wakes at once", async () => {
+    const { tidings, metrics } = await instrumented(memoryStorage());
+    cleanup.push(() => tidings.close({ graceMs: 0 }));
+    const invoices = await fillSubscribed(tidings);
+    const got: string[] = [];
+    // Polls once at start, then not again for a minute: only a wake-up brings it the redriven copy in time.
+    const consumer = invoices.subscription('billing').consume((m) => void got.push(m.id), { pollMs: 60_000 });
+    cleanup.push(() => consumer.stop({ graceMs: 0 }));
+    await new Promise((r) => setTimeout(r, 200));
+    const dashboard = createDashboard({ tidings, metrics });
+    cleanup.push(() => dashboard.close());
+    const { url } = await dashboard.listen();
+    const res = await post(url, JSON.stringify({ topic: 'invoices', subscription: 'billing' }));
+    expect(await res.json()).toMatchObject({ subscription: 'billing', redriven: 1 });
+    await until('the woken consumer to get the redriven copy', () => got.includes('invoice-1'), 3_000);
+  });
+
+  it('redrives a named subscription of a topic another instance declared, through the records', async () => {
+    const { tidings, metrics } = await instrumented(memoryStorage());
+    cleanup.push(() => tidings.close({ graceMs: 0 }));
+    const writer = await Tidings.create({ storage: tidings.storage, purgeIntervalMs: 0, logger: silentLogger });
+    cleanup.push(() => writer.close());
+    await fillSubscribed(writer);
+    const dashboard = createDashboard({ tidings, metrics });
+    cleanup.push(() => dashboard.close());
+    const { url } = await dashboard.listen();
+    const transitions: string[] = [];
+    tidings.events.on('transition', (e) => void transitions.push(`${e.subscription}:${e.id}:${e.event}`));
+    expect(await (await post(url, JSON.stringify({ topic: 'invoices', subscription: 'billing' }))).json()).toMatchObject({ subscription: 'billing', redriven: 1 });
+    expect(transitions).toEqual(['billing:invoice-1:REDRIVE']);
+    expect((await tidings.subscriptionCounts('invoices')).invoices).toEqual({ billing: { acked: 1 }, email: { acked: 3 } });
+  });
+
+  it('shows the subscriptions and redrives one on a storage alone', async () => {
+    const storage = memoryStorage();
+    const writer = await Tidings.create({ storage, purgeIntervalMs: 0, logger: silentLogger });
+    cleanup.push(() => writer.close());
+    await fillSubscribed(writer);
+    const dashboard = createDashboard({ storage });
+    cleanup.push(() => dashboard.close());
+    const { url } = await dashboard.listen({ port: 0 });
+    const invoices = (await snapshot(url)).topics.find((t) => t.name === 'invoices')!;
+    expect(invoices.subscriptions.map((s) => [s.name, s.counts])).toEqual([
+      ['audit', {}],
+      ['billing', { dead: 1 }],
+      ['email', { acked: 3 }],
+    ]);
+    expect(await (await post(url, JSON.stringify({ topic: 'invoices', subscription: 'billing', ids: ['invoice-1'] }))).json()).toMatchObject({ subscription: 'billing', redriven: 1 });
+    expect((await storage.counts('invoices')).invoices).toEqual({ billing: { acked: 1 }, email: { acked: 3 } });
+    const text = await (await fetch(new URL('metrics', url))).text();
+    expect(text).toContain('tidings_messages{topic="invoices",subscription="email",semantic="at-least-once",state="acked"} 3');
+    expect(text).toContain('tidings_messages{topic="invoices",subscription="audit",semantic="at-least-once",state="acked"} 0');
   });
 });
 
@@ -549,7 +659,7 @@ describe('the dashboard on a storage alone', () => {
     // The age of the oldest waiting message stands in for latency.
     expect(s.topics.find((t) => t.name === 'orders')!.series.at(-1)!.p50).toBeGreaterThanOrEqual(0);
     expect(await (await post(url, JSON.stringify({ topic: 'orders' }))).json()).toMatchObject({ redriven: 2 });
-    expect((await storage.counts('orders')).orders).toEqual({ acked: 4 });
-    expect(await (await fetch(new URL('metrics', url))).text()).toContain('tidings_messages{topic="orders",semantic="at-least-once",state="acked"} 4');
+    expect((await storage.counts('orders')).orders).toEqual({ default: { acked: 4 } });
+    expect(await (await fetch(new URL('metrics', url))).text()).toContain('tidings_messages{topic="orders",subscription="default",semantic="at-least-once",state="acked"} 4');
   });
 });

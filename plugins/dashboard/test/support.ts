@@ -1,4 +1,5 @@
-import { Tidings, silentLogger, type StorageAdapter } from '@tidings/core';
+import { isDeepStrictEqual } from 'node:util';
+import { Tidings, silentLogger, type StorageAdapter, type Topic } from '@tidings/core';
 import { metricsPlugin, type MetricsPlugin } from '@tidings/metrics';
 
 /** Polls `check` every 10 ms until it holds, failing with `what` after `ms`. */
@@ -36,4 +37,25 @@ export async function fill(tidings: Tidings<any>, prefix = ''): Promise<void> {
   await orders.sendMany([{ n: 3 }, { n: 4 }], { id: (p) => `order-${p.n}` });
   await clicks.sendMany([{ n: 1 }, { n: 2 }, { n: 3 }]);
   await until('the clicks to be stored', async () => (await tidings.counts(`${prefix}clicks`))[`${prefix}clicks`]?.stored === 3);
+}
+
+/**
+ * Fills an instance with a topic of several subscriptions, none of them `default`: `invoices` (at-least-once, ordered
+ * by key) to billing, which dead-lettered invoice-1 (one delivery) and consumed the others, and to email, which has
+ * consumed none; audit was declared after the messages were stored, so it holds none.
+ */
+export async function fillSubscribed(tidings: Tidings<any>, name = 'invoices'): Promise<Topic<{ n: number }, any>> {
+  const invoices = tidings.topic<{ n: number }>(name, { semantic: 'at-least-once', ordering: 'key', subscriptions: { billing: { maxDeliveries: 1 }, email: {} } });
+  await invoices.sendMany([1, 2, 3].map((n) => ({ n })), { id: (p) => `invoice-${p.n}`, key: (p) => `customer-${p.n}` });
+  const billing = invoices.subscription('billing');
+  const consumer = billing.consume(
+    async (m) => {
+      if (m.payload.n === 1) throw new Error('no billing address');
+    },
+    { pollMs: 5 },
+  );
+  await until('billing to settle', async () => isDeepStrictEqual(await billing.counts(), { dead: 1 }));
+  await consumer.stop();
+  await invoices.subscription('audit').ready();
+  return invoices;
 }
