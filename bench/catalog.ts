@@ -5,6 +5,7 @@ import type { BenchContext } from './context.js';
 import { backlogScenario, secondProcessFixedRate, twoConsumerProcesses } from './processes.js';
 import type { Measured, System } from './rows.js';
 import { batches, concurrentSends, fixedRate, singleSends, type StoreKind } from './scenarios.js';
+import { fannedOutBatches, orderedBatches } from './shapes.js';
 
 /** A scenario: how to run it once, and what its messages/s are divided by. */
 export interface Scenario {
@@ -30,6 +31,8 @@ export const names = {
   twoConsumers: (s: Semantic) => `${semanticLabel(s)}, PostgreSQL, two consumer processes, batches of 100, concurrency 50`,
   backlog: 'at-least-once, SQLite file, backlog (stored in batches of 10,000)',
   plugin: 'at-least-once, memory, batches of 100, concurrency 1, a pass-through plugin',
+  ordered: (s: Semantic, store: StoreKind) => `${semanticLabel(s)}, ${store}, ordered by 1,000 keys, batches of 100, concurrency 50`,
+  fannedOut: (s: Semantic, store: StoreKind) => `${semanticLabel(s)}, ${store}, 3 subscriptions, batches of 100, concurrency 50 each (summed)`,
   schedule: 'the schedule (1,000 sends/s)',
 };
 
@@ -47,6 +50,14 @@ export function catalog(): Scenario[] {
     }
   }
   list.push({ name: names.plugin, system: 'tidings', baseline: names.batches('at-least-once', 'memory', 1), run: (ctx) => batches(ctx, 'memory', 'at-least-once', 1, [passThrough]) });
+  // Each shape is divided by the same semantic's unordered, one-subscription run on the same store.
+  for (const store of ['SQLite file', 'PostgreSQL'] as const) {
+    for (const semantic of ['at-least-once', 'exactly-once'] as const) {
+      const plain = names.batches(semantic, store, 50);
+      list.push({ name: names.ordered(semantic, store), system: 'tidings', baseline: plain, run: (ctx) => orderedBatches(ctx, store, semantic) });
+      list.push({ name: names.fannedOut(semantic, store), system: 'tidings', baseline: plain, run: (ctx) => fannedOutBatches(ctx, store, semantic) });
+    }
+  }
   for (const store of ['SQLite file', 'PostgreSQL'] as const) {
     for (const semantic of SEMANTICS) list.push({ name: names.single(semantic, store), system: 'tidings', baseline: singleBaseline(store), run: (ctx) => singleSends(ctx, store, semantic) });
     for (const semantic of SEMANTICS) list.push({ name: names.concurrent(semantic, store), system: 'tidings', baseline: singleBaseline(store), run: (ctx) => concurrentSends(ctx, store, semantic) });

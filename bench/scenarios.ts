@@ -1,6 +1,6 @@
 // Tidings scenarios in this process: batches end to end, awaited single sends, concurrent senders, a fixed rate.
 import { rmSync } from 'node:fs';
-import { Tidings, type Logger, type Semantic, type StorageAdapter, type TidingsPlugin, type Topic } from '@tidings/core';
+import { Tidings, type Logger, type Semantic, type StorageAdapter, type TidingsPlugin, type Topic, type TopicOptions } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
@@ -65,8 +65,15 @@ export function countingLogger(): Logger & { counts: Record<string, number> } {
   return { counts, debug() {}, warn: add('warn'), error: add('error') };
 }
 
-/** Runs `fn` with a fresh store, instance and topic, and closes and removes them afterwards. */
-export async function withSession(ctx: BenchContext, kind: StoreKind, semantic: Semantic, fn: (s: Session) => Promise<Measured>, plugins: TidingsPlugin[] = []): Promise<Measured> {
+/** Runs `fn` with a fresh store, instance and topic (declared with `shape`: ordering, subscriptions), and closes and removes them afterwards. */
+export async function withSession(
+  ctx: BenchContext,
+  kind: StoreKind,
+  semantic: Semantic,
+  fn: (s: Session) => Promise<Measured>,
+  plugins: TidingsPlugin[] = [],
+  shape: Pick<TopicOptions, 'ordering' | 'subscriptions'> = {},
+): Promise<Measured> {
   const store = await openStore(ctx, kind);
   const logger = countingLogger();
   const logged = () => (Object.keys(logger.counts).length ? logger.counts : undefined);
@@ -76,7 +83,7 @@ export async function withSession(ctx: BenchContext, kind: StoreKind, semantic: 
     tidings.events.on('error', (e) => (failure ??= new BenchFailure(`background error: ${String(e.error)}`)));
     tidings.events.on('handlerError', (e) => (failure ??= new BenchFailure(`handler error: ${String(e.error)}`)));
     try {
-      const topic = tidings.topic<BenchPayload>(topicName(semantic), { semantic });
+      const topic = tidings.topic<BenchPayload>(topicName(semantic), { semantic, ...shape });
       const measured = await fn({ tidings, topic, store, failed: () => failure });
       return logged() ? { ...measured, logged: logged() } : measured;
     } finally {

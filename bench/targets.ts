@@ -43,8 +43,8 @@ function latencyAtMost(target: string, name: string, p: 'p50' | 'p99', ms: numbe
   };
 }
 
-const ALO = 'at-least-once';
-const EO = 'exactly-once';
+const ALO = 'at-least-once' as const;
+const EO = 'exactly-once' as const;
 
 /** Every target, in the order docs/benchmarks.md lists them. */
 export const TARGETS: Target[] = [
@@ -54,6 +54,12 @@ export const TARGETS: Target[] = [
     atLeastTimes(`SQLite exactly-once e2e ≥ 0.6× its own at-least-once (batches of 100, concurrency ${c})`, names.batches(EO, 'SQLite file', c), names.batches(ALO, 'SQLite file', c), 0.6),
   ),
   atLeastTimes('PostgreSQL at-least-once ≥ 2× Graphile Worker (batches of 100, concurrency 50)', names.batches(ALO, 'PostgreSQL', 50), PEERS.graphile(50), 2),
+  ...(['SQLite file', 'PostgreSQL'] as const).flatMap((store) =>
+    ([ALO, EO] as const).flatMap((semantic) => [
+      atLeastTimes(`${store} ${semantic}: ordered by 1,000 keys ≥ 0.7× unordered`, names.ordered(semantic, store), names.batches(semantic, store, 50), 0.7),
+      atLeastTimes(`${store} ${semantic}: 3 subscriptions (summed) ≥ 0.8× one`, names.fannedOut(semantic, store), names.batches(semantic, store, 50), 0.8),
+    ]),
+  ),
   latencyAtMost('1,000 sends/s on SQLite (at-least-once), send to handler start: p50 ≤ 2 ms', names.fixedRate(ALO, 'SQLite file'), 'p50', 2),
   latencyAtMost('1,000 sends/s on SQLite (at-least-once), send to handler start: p99 ≤ 6 ms', names.fixedRate(ALO, 'SQLite file'), 'p99', 6),
   latencyAtMost('1,000 sends/s on SQLite (at-least-once) to a consumer in a second process: p50 ≤ 5 ms', names.secondProcess(ALO), 'p50', 5),
