@@ -31,7 +31,7 @@ export interface LeaseExpiredEvent {
   id: string;
   topic: string;
   /** The subscription it happened in. */
-  subscription?: string;
+  subscription: string;
   deliveries: number;
   at: number;
 }
@@ -41,7 +41,7 @@ export interface DeadLetterEvent {
   id: string;
   topic: string;
   /** The subscription it happened in. */
-  subscription?: string;
+  subscription: string;
   deadLetter?: string;
   deliveries: number;
   at: number;
@@ -53,7 +53,7 @@ export interface HandlerErrorEvent {
   id: string;
   topic: string;
   /** The subscription it happened in. */
-  subscription?: string;
+  subscription: string;
   deliveries: number;
   error: unknown;
   at: number;

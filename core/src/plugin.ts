@@ -3,7 +3,7 @@ import { InvalidOptionsError } from './errors.js';
 import type { TidingsEventBus } from './events.js';
 import type { Lifecycle } from './lifecycle/names.js';
 import type { SendAck } from './delivery/send.js';
-import type { StateCounts, StorageAdapter, StoredMessage, TopicRecord } from './storage/contract.js';
+import type { StateCounts, StorageAdapter, StoredMessage, SubscriptionCounts, SubscriptionRecord, TopicRecord } from './storage/contract.js';
 
 /** One message of a send as plugins see it, before it is stored: a plugin may add headers. */
 export interface OutgoingMessage {
@@ -34,9 +34,12 @@ export interface PluginHost {
   readonly events: TidingsEventBus;
   readonly storage: StorageAdapter<any>;
   counts(topic?: string): Promise<StateCounts>;
+  subscriptionCounts(topic?: string): Promise<SubscriptionCounts>;
   topics(): Promise<TopicRecord[]>;
-  deadLetters(topic: string, limit?: number): Promise<StoredMessage[]>;
-  redrive(topic: string, ids?: string[]): Promise<number>;
+  subscriptions(topic?: string): Promise<SubscriptionRecord[]>;
+  hasTopic(topic: string): boolean;
+  deadLetters(topic: string, limit?: number, options?: { subscription?: string }): Promise<StoredMessage[]>;
+  redrive(topic: string, ids?: string[], options?: { subscription?: string }): Promise<number>;
 }
 
 /**

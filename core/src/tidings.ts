@@ -13,7 +13,7 @@ import { pluginChain, type PluginChain, type TidingsPlugin } from './plugin.js';
 import { Tokens } from './tokens.js';
 import { Topic } from './topic.js';
 import type { StopOptions } from './delivery/consume.js';
-import { topicRuntime, type TopicServices } from './delivery/runtime.js';
+import { ledgerOf, topicRuntime, type TopicServices } from './delivery/runtime.js';
 
 /** What `Tidings.create` takes; any part left out is resolved from `container`, then defaulted. */
 export interface TidingsOptions<Tx = unknown> extends ContainerParts<Tx> {
@@ -144,12 +144,17 @@ export class Tidings<Tx = unknown> {
 
   /** Dead messages of a declared topic's subscription (the default one unless named), oldest first. */
   async deadLetters(topic: string, limit = 100, options: { subscription?: string } = {}): Promise<StoredMessage[]> {
-    return this.declared(topic).subscription(options.subscription ?? DEFAULT_SUBSCRIPTION).deadLetters(limit);
+    return ledgerOf(this.declared(topic).runtime, options.subscription ?? DEFAULT_SUBSCRIPTION).deadLetters(limit);
   }
 
   /** Puts dead messages of a declared topic's subscription back for delivery as new lifecycles (the machine's REDRIVE); returns how many. */
   async redrive(topic: string, ids?: string[], options: { subscription?: string } = {}): Promise<number> {
-    return this.declared(topic).subscription(options.subscription ?? DEFAULT_SUBSCRIPTION).redrive(ids);
+    return (await ledgerOf(this.declared(topic).runtime, options.subscription ?? DEFAULT_SUBSCRIPTION).redrive(ids)).length;
+  }
+
+  /** Whether this instance has declared `topic` (`tidings.topic(name, …)`), so its consumers here can be reached. */
+  hasTopic(topic: string): boolean {
+    return this.declaredTopics.has(topic);
   }
 
   private declared(topic: string): Topic<unknown, Tx> {

@@ -42,7 +42,7 @@ describe('decorateStorage', () => {
     const inner = new PrivateStorage();
     const decorated = decorateStorage(inner, { peek: async () => [] });
     await decorated.store(request('a'));
-    expect(await decorated.counts()).toEqual({ t: { stored: 1 } });
+    expect(await decorated.counts()).toEqual({ t: { default: { stored: 1 } } });
     expect(await inner.counts()).toEqual({ t: { stored: 1 } });
   });
 

@@ -105,7 +105,7 @@ export const MIGRATIONS: readonly Migration[] = [
       `INSERT INTO tidings_subscription (topic, name, dead_letter, max_deliveries, declared_at)
          SELECT name, '${DEFAULT_SUBSCRIPTION}', dead_letter, max_deliveries, declared_at FROM tidings_topic WHERE true ON CONFLICT (topic, name) DO NOTHING`,
       `INSERT INTO tidings_subscription (topic, name, dead_letter, max_deliveries, declared_at)
-         SELECT DISTINCT topic, subscription, NULL, 5, 0 FROM tidings_message WHERE true ON CONFLICT (topic, name) DO NOTHING`,
+         SELECT topic, subscription, NULL, 5, MIN(created_at) FROM tidings_message WHERE true GROUP BY topic, subscription ON CONFLICT (topic, name) DO NOTHING`,
       ...(d.widenColumn ? [d.widenColumn('tidings_idempotency', 'topic', 'VARCHAR(400)')] : []),
     ],
   },

@@ -142,6 +142,15 @@ function subscriptionRuntime(topic: TopicRuntime, name: string, options: Resolve
 }
 
 /**
+ * The ledger of a topic's subscription for reading and redriving it, without declaring it: this process's own when
+ * it has one, else one over the records (a mistyped name must not start receiving copies).
+ */
+export function ledgerOf(topic: TopicRuntime, name: string): SubscriptionLedger {
+  validateSubscriptionName(name, topic.name);
+  return topic.subscriptions.get(name)?.ledger ?? new SubscriptionLedger(topic.ledger, name, { maxDeliveries: topic.options.maxDeliveries, policy: topic.policy }, () => undefined);
+}
+
+/**
  * A subscription of a topic in this process: the one declared with the topic, or a new one, recorded in storage so
  * that every message stored from then on is copied to it. Options only count on first use.
  */
