@@ -43,7 +43,7 @@ describe('decorateStorage', () => {
     const decorated = decorateStorage(inner, { peek: async () => [] });
     await decorated.store(request('a'));
     expect(await decorated.counts()).toEqual({ t: { default: { stored: 1 } } });
-    expect(await inner.counts()).toEqual({ t: { stored: 1 } });
+    expect(await inner.counts()).toEqual({ t: { default: { stored: 1 } } });
   });
 
   it("answers `in` for optional members as the inner adapter does", () => {
