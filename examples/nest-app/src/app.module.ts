@@ -4,7 +4,8 @@ import { Module, type OnModuleInit } from '@nestjs/common';
 import { sqliteConnectionSetup, sqliteStorage, tidingsEntities } from '@tidings/adapter-sqlite';
 import { TidingsModule } from '@tidings/nest';
 import { AppConfig } from './config';
-import { Order, Payment } from './entities';
+import { ConfirmationsConsumer, ConfirmationsController } from './confirmations';
+import { Confirmation, Order, Payment } from './entities';
 import { OrdersController } from './orders';
 import { PaymentGateway } from './payment-gateway';
 import { PaymentsConsumer, PaymentsController } from './payments';
@@ -21,7 +22,7 @@ export class ConfigModule {}
       useFactory: (config: AppConfig) => ({
         driver: SqliteDriver,
         dbName: config.database,
-        entities: [Order, Payment, ...tidingsEntities],
+        entities: [Order, Payment, Confirmation, ...tidingsEntities],
         pool: { afterCreate: sqliteConnectionSetup() },
         // Tidings creates and migrates its own tables; the application's schema tools leave them alone.
         schemaGenerator: { skipTables: [/^tidings_/] },
@@ -32,11 +33,20 @@ export class ConfigModule {}
       inject: [MikroORM, AppConfig],
       useFactory: (orm: MikroORM, config: AppConfig) => ({ storage: sqliteStorage({ orm }), topicDefaults: { leaseMs: config.leaseMs } }),
     }),
-    TidingsModule.forFeature([{ name: 'orders', semantic: 'exactly-once', scope: 'end-to-end', maxDeliveries: 3, deadLetter: 'orders.dead' }]),
+    TidingsModule.forFeature([
+      {
+        name: 'orders',
+        semantic: 'exactly-once',
+        scope: 'end-to-end',
+        maxDeliveries: 3,
+        // Each subscription gets every order: a declined payment neither delays nor prevents its confirmation.
+        subscriptions: { payments: { deadLetter: 'orders.dead' }, confirmations: {} },
+      },
+    ]),
     ConfigModule,
   ],
-  controllers: [OrdersController, PaymentsController],
-  providers: [PaymentsConsumer, PaymentGateway],
+  controllers: [OrdersController, PaymentsController, ConfirmationsController],
+  providers: [PaymentsConsumer, ConfirmationsConsumer, PaymentGateway],
 })
 export class AppModule implements OnModuleInit {
   constructor(private readonly orm: MikroORM) {}

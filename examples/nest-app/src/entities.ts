@@ -17,3 +17,11 @@ export class Payment {
   @Property() amount!: number;
   @Property() charge!: string;
 }
+
+/** An order's confirmation to the customer, written by the confirmations consumer whatever became of the payment. */
+@Entity()
+export class Confirmation {
+  @PrimaryKey() id!: number;
+  @Property({ index: true }) order!: string;
+  @Property() text!: string;
+}

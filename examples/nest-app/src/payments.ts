@@ -6,8 +6,8 @@ import { Payment } from './entities';
 import type { OrderPlaced } from './orders';
 import { PaymentGateway } from './payment-gateway';
 
-/** Charges each order once: its payment row commits in the transaction that consumes the message. */
-@Consumer('orders', { concurrency: 10 })
+/** Charges each order once: its payment row commits in the transaction that consumes the message's `payments` copy. */
+@Consumer('orders', { subscription: 'payments', concurrency: 10 })
 export class PaymentsConsumer implements MessageConsumer<OrderPlaced, EntityManager> {
   private readonly logger = new Logger(PaymentsConsumer.name);
 
@@ -21,6 +21,7 @@ export class PaymentsConsumer implements MessageConsumer<OrderPlaced, EntityMana
 
   @OnTidingsEvent('deadLetter')
   deadLetter(event: DeadLetterEvent) {
+    if (event.topic !== 'orders' || event.subscription !== 'payments') return;
     this.logger.error(`order ${event.id} was not paid after ${event.deliveries} attempts; see GET /payments/failed`);
   }
 }
@@ -40,7 +41,7 @@ export class PaymentsController {
   /** Orders whose payment failed every attempt, with the last error. */
   @Get('failed')
   async failed() {
-    const dead = await this.tidings.deadLetters('orders');
+    const dead = await this.tidings.deadLetters('orders', 100, { subscription: 'payments' });
     return dead.map((m) => ({ order: m.id, attempts: m.deliveries, error: m.lastError?.split('\n', 1)[0] }));
   }
 }

@@ -23,13 +23,14 @@ async function launch(database: string, gatewayDelayMs: number) {
   return { child: child as ChildProcess, exited, order, output: () => output };
 }
 
-/** Every order's payments and unfinished messages, read from the file after the process is gone. */
+/** Every order's payments and confirmations, and the unfinished copies of each subscription, read from the file after the process is gone. */
 function ledger(database: string) {
   const db = new Database(database, { readonly: true });
   try {
-    const paid = (db.prepare('SELECT "order" FROM payment ORDER BY "order"').all() as Array<{ order: string }>).map((r) => r.order);
-    const pending = db.prepare("SELECT id, state FROM tidings_message WHERE topic = 'orders' ORDER BY id").all() as Array<{ id: string; state: string }>;
-    return { paid, pending };
+    const orders = (table: string) => (db.prepare(`SELECT "order" FROM ${table} ORDER BY "order"`).all() as Array<{ order: string }>).map((r) => r.order);
+    const pending = (subscription: string) =>
+      db.prepare("SELECT id, state FROM tidings_message WHERE topic = 'orders' AND subscription = ? ORDER BY id").all(subscription) as Array<{ id: string; state: string }>;
+    return { paid: orders('payment'), pending: pending('payments'), confirmed: orders('confirmation'), unconfirmed: pending('confirmations') };
   } finally {
     db.close();
   }
@@ -51,18 +52,19 @@ describe('examples/nest-app in its own process', () => {
     expect(exit).toEqual({ code: null, signal: 'SIGTERM' });
     expect(Date.now() - killedAt).toBeGreaterThan(500);
     expect(first.output()).not.toMatch(/ERROR|WARN/);
-    // Nothing is left leased, and every order is paid or still waiting: none lost.
+    // Nothing is left leased, and every order is paid (and confirmed) or still waiting: none lost.
     const afterStop = ledger(database);
     expect(afterStop.paid).toContain('o-3');
-    expect(afterStop.pending.every((m) => m.state !== 'leased')).toBe(true);
+    expect([...afterStop.pending, ...afterStop.unconfirmed].every((m) => m.state !== 'leased')).toBe(true);
     expect([...afterStop.paid, ...afterStop.pending.map((m) => m.id)].sort()).toEqual(orders);
+    expect([...afterStop.confirmed, ...afterStop.unconfirmed.map((m) => m.id)].sort()).toEqual(orders);
 
     const second = await launch(database, 0);
-    await waitFor(() => ledger(database).paid.length === orders.length, 30_000);
+    await waitFor(() => ledger(database).paid.length === orders.length && ledger(database).confirmed.length === orders.length, 30_000);
     await new Promise((r) => setTimeout(r, 500)); // time for a wrongly redelivered order to be paid again
     second.child.kill('SIGTERM');
     await second.exited;
-    expect(ledger(database)).toEqual({ paid: orders, pending: [] });
+    expect(ledger(database)).toEqual({ paid: orders, pending: [], confirmed: orders, unconfirmed: [] });
     expect(second.output()).not.toMatch(/ERROR|WARN/);
   });
 });

@@ -84,7 +84,9 @@ export async function startApp(options: StartOptions = {}) {
     charges,
     /** Rows of the payment table, from the API. */
     payments: async () => (await http().get('/payments').expect(200)).body as Array<{ order: string; amount: number; charge: string }>,
-    /** Whether the orders topic holds no message in any state. */
+    /** Rows of the confirmation table, from the API. */
+    confirmations: async () => (await http().get('/confirmations').expect(200)).body as Array<{ id: number; order: string; text: string }>,
+    /** Whether the orders topic holds no message in any state, in either subscription. */
     drained: async () => Object.keys((await tidings.counts('orders')).orders ?? {}).length === 0,
   };
 }

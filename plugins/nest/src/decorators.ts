@@ -1,5 +1,5 @@
 import { Inject, SetMetadata } from '@nestjs/common';
-import { validateTopicName, type ConsumeContext, type ConsumeOptions, type Message, type TidingsEvents } from '@tidings/core';
+import { DEFAULT_SUBSCRIPTION, validateSubscriptionName, validateTopicName, type ConsumeContext, type ConsumeOptions, type Message, type TidingsEvents } from '@tidings/core';
 import { TIDINGS, getTopicToken } from './tokens.js';
 
 /** Metadata key of `@Consumer` on a class. */
@@ -9,9 +9,19 @@ export const ON_MESSAGE_METADATA = 'tidings:on-message';
 /** Metadata key of `@OnTidingsEvent` on a method. */
 export const ON_TIDINGS_EVENT_METADATA = 'tidings:on-event';
 
-/** What `@Consumer` and `@OnMessage` record: the topic and how to consume it. */
+/** What `@Consumer` and `@OnMessage` take: the subscription to read, and how to consume it. */
+export interface ConsumerOptions extends ConsumeOptions {
+  /**
+   * The subscription of the topic to read (default: `default`, the one a topic declared without `subscriptions` has).
+   * Consumers of one subscription compete for its messages; each subscription gets every message.
+   */
+  subscription?: string;
+}
+
+/** What `@Consumer` and `@OnMessage` record: the topic, the subscription, and how to consume it. */
 export interface ConsumerMetadata {
   topic: string;
+  subscription: string;
   options: ConsumeOptions;
 }
 
@@ -25,25 +35,33 @@ export interface MessageConsumer<T = unknown, Tx = unknown> {
   handle(message: Message<T>, ctx: ConsumeContext<Tx>): Promise<void> | void;
 }
 
+/** Checks the names when the class is defined, as a mistyped name is easier to find there than at start-up. */
+function consumerMetadata(topic: string, options: ConsumerOptions): ConsumerMetadata {
+  validateTopicName(topic);
+  const { subscription = DEFAULT_SUBSCRIPTION, ...consume } = options;
+  validateSubscriptionName(subscription, topic);
+  return { topic, subscription, options: consume };
+}
+
 function append<V>(key: string, value: V, target: object): void {
   const list: V[] = Reflect.getMetadata(key, target) ?? [];
   Reflect.defineMetadata(key, [...list, value], target);
 }
 
 /**
- * Makes a provider class the consumer of `topic`: its `handle(message, ctx)` runs for each message from
- * application bootstrap until shutdown, which drains it. The topic must be declared with `TidingsModule.forFeature`.
+ * Makes a provider class a consumer of `topic` (of its `options.subscription`, or the default one): its
+ * `handle(message, ctx)` runs for each message from application bootstrap until shutdown, which drains it. The topic,
+ * and the subscription, must be declared with `TidingsModule.forFeature`.
  */
-export function Consumer(topic: string, options: ConsumeOptions = {}): ClassDecorator {
-  validateTopicName(topic);
-  return SetMetadata<string, ConsumerMetadata>(CONSUMER_METADATA, { topic, options });
+export function Consumer(topic: string, options: ConsumerOptions = {}): ClassDecorator {
+  return SetMetadata<string, ConsumerMetadata>(CONSUMER_METADATA, consumerMetadata(topic, options));
 }
 
-/** Makes a provider method a consumer of `topic`, like a `@Consumer` class's `handle`. */
-export function OnMessage(topic: string, options: ConsumeOptions = {}) {
-  validateTopicName(topic);
+/** Makes a provider method a consumer of `topic` (of `options.subscription`, or the default one), like a `@Consumer` class's `handle`. */
+export function OnMessage(topic: string, options: ConsumerOptions = {}) {
+  const metadata = consumerMetadata(topic, options);
   return <M extends (message: Message<any>, ctx: ConsumeContext<any>) => unknown>(_target: object, _key: string | symbol, descriptor: TypedPropertyDescriptor<M>): void => {
-    append<ConsumerMetadata>(ON_MESSAGE_METADATA, { topic, options }, descriptor.value!);
+    append<ConsumerMetadata>(ON_MESSAGE_METADATA, metadata, descriptor.value!);
   };
 }
 

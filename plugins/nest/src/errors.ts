@@ -6,6 +6,8 @@ export type NestSetupErrorCode =
   | 'STORAGE_MISSING'
   /** A consumer, event pattern or client names a topic no `TidingsModule.forFeature` declared. */
   | 'TOPIC_NOT_DECLARED'
+  /** A consumer or event pattern reads a subscription its topic's declaration does not list. */
+  | 'SUBSCRIPTION_NOT_DECLARED'
   /** A `@Consumer` class has no `handle(message, ctx)` method. */
   | 'HANDLE_MISSING'
   /** A Tidings decorator sits on a class Nest does not know as a provider (a controller, for instance). */

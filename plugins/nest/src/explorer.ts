@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger, type Type, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import { InvalidOptionsError, type Consumer, type Handler, type Tidings, type TidingsEvents, type Topic, type ConsumeOptions } from '@tidings/core';
+import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, type Consumer, type Handler, type Subscription, type Tidings, type TidingsEvents, type ConsumeOptions } from '@tidings/core';
 import { CONSUMER_METADATA, ON_MESSAGE_METADATA, ON_TIDINGS_EVENT_METADATA, type ConsumerMetadata, type OnTidingsEventMetadata } from './decorators.js';
 import { NestSetupError } from './errors.js';
-import { declaredTopic, declaredTopicNames } from './registry.js';
+import { declaredSubscription, declaredTopicNames, topicDeclaration } from './registry.js';
 import type { TidingsModuleOptions } from './options.js';
 import { TIDINGS, TIDINGS_MODULE_OPTIONS } from './tokens.js';
 
@@ -13,7 +13,7 @@ type Wrapper = ReturnType<DiscoveryService['getProviders']>[number];
 interface PlannedConsumer {
   /** `OrdersConsumer` or `OrdersService.onOrder`, for messages. */
   label: string;
-  topic: Topic<any, any>;
+  subscription: Subscription<any, any>;
   handler: Handler<any, any>;
   options: ConsumeOptions;
 }
@@ -33,6 +33,11 @@ function classOf(wrapper: Wrapper): Type | undefined {
 
 function hostName(wrapper: Wrapper): string {
   return wrapper.host?.name ?? 'its module';
+}
+
+/** `@Consumer('orders', { subscription: 'billing' })`, as the decorator was written, for messages. */
+function decorator(name: string, { topic, subscription }: ConsumerMetadata): string {
+  return subscription === DEFAULT_SUBSCRIPTION ? `@${name}('${topic}')` : `@${name}('${topic}', { subscription: '${subscription}' })`;
 }
 
 function logError(logger: Logger, what: string, error: unknown): void {
@@ -91,19 +96,19 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
       }
       const instance = wrapper.instance as Record<string, any>;
       if (found.consumer) {
-        const topic = this.topicFor(found.consumer.topic, `@Consumer('${found.consumer.topic}') on ${type.name}`, wrapper);
+        const subscription = this.subscriptionFor(found.consumer, `${decorator('Consumer', found.consumer)} on ${type.name}`, wrapper);
         if (typeof instance.handle !== 'function') {
           throw new NestSetupError(
             'HANDLE_MISSING',
             `${type.name} is a @Consumer('${found.consumer.topic}') but has no handle(message, ctx) method: add one (return to ack, throw to nack), or put @OnMessage('${found.consumer.topic}') on the method that handles messages.`,
           );
         }
-        planned.push({ label: type.name, topic, handler: (m, ctx) => instance.handle(m, ctx), options: found.consumer.options });
+        planned.push({ label: type.name, subscription, handler: (m, ctx) => instance.handle(m, ctx), options: found.consumer.options });
       }
       for (const [method, meta] of found.onMessage) {
         const label = `${type.name}.${method}`;
-        const topic = this.topicFor(meta.topic, `@OnMessage('${meta.topic}') on ${label}`, wrapper);
-        planned.push({ label, topic, handler: (m, ctx) => instance[method](m, ctx), options: meta.options });
+        const subscription = this.subscriptionFor(meta, `${decorator('OnMessage', meta)} on ${label}`, wrapper);
+        planned.push({ label, subscription, handler: (m, ctx) => instance[method](m, ctx), options: meta.options });
       }
       for (const [method, meta] of found.onEvent) {
         const label = `${type.name}.${method}`;
@@ -130,10 +135,12 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
   async onApplicationBootstrap(): Promise<void> {
     for (const plan of this.planned) {
       try {
-        this.running.push(plan.topic.consume(plan.handler, plan.options));
+        this.running.push(plan.subscription.consume(plan.handler, plan.options));
       } catch (error) {
         await this.abandon();
-        if (error instanceof InvalidOptionsError) throw new InvalidOptionsError(`${plan.label} (topic "${plan.topic.name}"): ${error.message}`);
+        const { topic, name } = plan.subscription;
+        const where = name === DEFAULT_SUBSCRIPTION ? `topic "${topic}"` : `topic "${topic}", subscription "${name}"`;
+        if (error instanceof InvalidOptionsError) throw new InvalidOptionsError(`${plan.label} (${where}): ${error.message}`);
         throw error;
       }
     }
@@ -165,9 +172,13 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
     for (const r of results) if (r.status === 'rejected') logError(this.logger, 'Stopping a consumer', r.reason);
   }
 
-  private topicFor(name: string, what: string, wrapper: Wrapper): Topic<any, any> {
-    const topic = declaredTopic(this.tidings, name);
-    if (topic) return topic;
+  /** The declared subscription a consumer reads; `TOPIC_NOT_DECLARED` or `SUBSCRIPTION_NOT_DECLARED` if it is not. */
+  private subscriptionFor({ topic: name, subscription }: ConsumerMetadata, what: string, wrapper: Wrapper): Subscription<any, any> {
+    const declared = topicDeclaration(this.tidings, name);
+    if (declared) {
+      const where = `in TidingsModule.forFeature([{ name: '${name}', subscriptions: [...] }])`;
+      return declaredSubscription(declared.topic, [...declared.subscriptions.keys()], subscription, what, where);
+    }
     const known = declaredTopicNames(this.tidings);
     throw new NestSetupError(
       'TOPIC_NOT_DECLARED',

@@ -10,6 +10,7 @@ export {
   CONSUMER_METADATA,
   ON_MESSAGE_METADATA,
   ON_TIDINGS_EVENT_METADATA,
+  type ConsumerOptions,
   type ConsumerMetadata,
   type OnTidingsEventMetadata,
   type MessageConsumer,

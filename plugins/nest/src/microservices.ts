@@ -1,20 +1,26 @@
-import { ClientProxy, Server, BaseRpcContext, type CustomTransportStrategy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import { ClientProxy, Server, BaseRpcContext, type CustomTransportStrategy, type MessageHandler, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { isObservable, lastValueFrom, type Observable } from 'rxjs';
 import {
+  DEFAULT_SUBSCRIPTION,
   TidingsError,
+  validateSubscriptionName,
   validateTopicName,
   type ConsumeContext,
   type ConsumeOptions,
   type Consumer,
   type Message,
   type SendAck,
+  type Subscription,
   type Tidings,
   type TidingsEvents,
   type Topic,
   type TopicOptions,
 } from '@tidings/core';
 import { NestSetupError } from './errors.js';
-import { declaredTopic, declaredTopicNames } from './registry.js';
+import { TidingsRecord } from './record.js';
+import { declaredSubscription, declaredTopicNames, subscriptionsOf, topicDeclaration } from './registry.js';
+
+export { TidingsRecord, TidingsRecordBuilder, type TidingsRecordOptions } from './record.js';
 
 /** Transport id of `TidingsServer`: `@EventPattern('orders', TIDINGS_TRANSPORT)` binds a handler to Tidings only. */
 export const TIDINGS_TRANSPORT = Symbol('tidings.transport');
@@ -45,13 +51,31 @@ export interface TidingsTransportOptions {
 export interface TidingsServerOptions extends TidingsTransportOptions {
   /** Consumer options of every pattern; `@EventPattern(topic, { concurrency, batchSize, pollMs })` overrides them per handler. */
   consume?: ConsumeOptions;
+  /**
+   * The subscription every pattern reads (default: `default`); `@EventPattern(topic, { subscription })` overrides it
+   * per handler. It must be one its topic is declared with.
+   */
+  subscription?: string;
+}
+
+/** What `@EventPattern(topic, extras)` may carry on this transport: consumer options and the subscription to read. */
+export interface TidingsPatternExtras extends ConsumeOptions {
+  /** The subscription the handler reads, instead of the server's `subscription` option. */
+  subscription?: string;
 }
 
 function instanceOf(options: TidingsTransportOptions): Tidings<any> {
   return typeof options.tidings === 'function' ? options.tidings() : options.tidings;
 }
 
-function topicOf(options: TidingsTransportOptions, pattern: unknown, role: string): Topic<unknown, unknown> {
+/** A topic a pattern names, with the subscriptions it is declared with and where that declaration is, for errors. */
+interface PatternTopic {
+  topic: Topic<unknown, unknown>;
+  subscriptions: string[];
+  where: string;
+}
+
+function topicOf(options: TidingsTransportOptions, pattern: unknown, role: string): PatternTopic {
   if (typeof pattern !== 'string') {
     throw new NestSetupError('INVALID_DECLARATION', `${role}: the pattern ${JSON.stringify(pattern)} is not a topic name; Tidings patterns are topic names like 'orders'.`);
   }
@@ -61,10 +85,14 @@ function topicOf(options: TidingsTransportOptions, pattern: unknown, role: strin
     throw new NestSetupError('INVALID_DECLARATION', `${role}: ${(error as Error).message}`, { cause: error });
   }
   const tidings = instanceOf(options);
-  const declared = declaredTopic(tidings, pattern);
-  if (declared) return declared;
+  const declared = topicDeclaration(tidings, pattern);
+  if (declared) {
+    return { topic: declared.topic, subscriptions: [...declared.subscriptions.keys()], where: `in TidingsModule.forFeature([{ name: '${pattern}', subscriptions: [...] }])` };
+  }
   const listed = options.topics?.[pattern];
-  if (listed) return tidings.topic(pattern, listed);
+  if (listed) {
+    return { topic: tidings.topic(pattern, listed), subscriptions: Object.keys(subscriptionsOf(listed)), where: `in the transport's topics option ({ '${pattern}': { subscriptions: [...] } })` };
+  }
   const known = [...declaredTopicNames(tidings), ...Object.keys(options.topics ?? {})];
   throw new NestSetupError(
     'TOPIC_NOT_DECLARED',
@@ -94,9 +122,9 @@ export class TidingsContext<T = unknown, Tx = unknown> extends BaseRpcContext<[M
 type ServerEvents = { [K in keyof TidingsEvents]: TidingsEvents[K] };
 
 /**
- * A Nest microservices transport over Tidings: each `@EventPattern(topic)` handler consumes its topic with the
- * topic's delivery semantic. The handler's outcome settles the message: a result acks it, a thrown error (or an
- * observable that errors) nacks it for redelivery.
+ * A Nest microservices transport over Tidings: each `@EventPattern(topic)` handler consumes a subscription of its
+ * topic (the server's `subscription`, or its own) with the topic's delivery semantic. The handler's outcome settles
+ * the message: a result acks it, a thrown error (or an observable that errors) nacks it for redelivery.
  */
 export class TidingsServer extends Server<ServerEvents> implements CustomTransportStrategy {
   private readonly consumers: Consumer<any, any>[] = [];
@@ -106,7 +134,7 @@ export class TidingsServer extends Server<ServerEvents> implements CustomTranspo
     this.transportId = TIDINGS_TRANSPORT;
   }
 
-  /** Starts one consumer per `@EventPattern`; a pattern that is not a declared topic fails the start. */
+  /** Starts one consumer per `@EventPattern` topic and subscription; a pattern that is not a declared topic, or subscription, fails the start. */
   listen(callback: (error?: unknown, ...info: unknown[]) => void): void {
     try {
       const handlers = [...this.messageHandlers];
@@ -114,15 +142,9 @@ export class TidingsServer extends Server<ServerEvents> implements CustomTranspo
         if (handler.isEventHandler) continue;
         this.logger.warn(`@MessagePattern(${pattern}) is not served by TidingsServer: Tidings carries events without replies; use @EventPattern.`);
       }
-      const planned = handlers.flatMap(([pattern, handler]) => {
-        if (!handler.isEventHandler) return [];
-        const topic = topicOf(this.options, pattern, `@EventPattern(${JSON.stringify(pattern)})`);
-        const { concurrency, batchSize, pollMs } = (handler.extras ?? {}) as ConsumeOptions;
-        const perHandler = Object.fromEntries(Object.entries({ concurrency, batchSize, pollMs }).filter(([, v]) => v !== undefined));
-        return [{ pattern, topic, options: { ...this.options.consume, ...perHandler } }];
-      });
-      for (const { pattern, topic, options } of planned) {
-        this.consumers.push(topic.consume((message, ctx) => this.deliver(pattern, message, ctx), options));
+      const planned = handlers.flatMap(([pattern, head]) => (head.isEventHandler ? this.plan(pattern, head) : []));
+      for (const { subscription, handler, options } of planned) {
+        this.consumers.push(subscription.consume((message, ctx) => this.deliver(handler, message, ctx), options));
       }
     } catch (error) {
       void this.close();
@@ -149,10 +171,36 @@ export class TidingsServer extends Server<ServerEvents> implements CustomTranspo
     return instanceOf(this.options) as T;
   }
 
-  private async deliver(pattern: string, message: Message<unknown>, ctx: ConsumeContext<unknown>): Promise<void> {
-    // By its registered key: getHandlerByPattern JSON-parses the name, so a topic such as "1e3" or "true" would miss.
-    const handler = this.messageHandlers.get(pattern);
-    if (!handler) throw new NestSetupError('INVALID_DECLARATION', `No @EventPattern handler for topic "${pattern}" any more.`);
+  /**
+   * One consumer per subscription the handlers of `pattern` read. Nest chains every event handler of a pattern into
+   * one, each calling the next; the chain is split so that handlers of one subscription run together for each of its
+   * messages (acked when all succeed) and never for another subscription's.
+   */
+  private plan(pattern: string, head: MessageHandler): Array<{ subscription: Subscription<unknown, unknown>; handler: MessageHandler; options: ConsumeOptions }> {
+    const role = `@EventPattern(${JSON.stringify(pattern)})`;
+    const { topic, subscriptions, where } = topicOf(this.options, pattern, role);
+    const groups = new Map<string, MessageHandler[]>();
+    for (let handler: MessageHandler | undefined = head; handler; handler = handler.next as MessageHandler | undefined) {
+      const name = ((handler.extras ?? {}) as TidingsPatternExtras).subscription ?? this.options.subscription ?? DEFAULT_SUBSCRIPTION;
+      try {
+        validateSubscriptionName(name, topic.name);
+      } catch (error) {
+        throw new NestSetupError('INVALID_DECLARATION', `${role}: ${(error as Error).message}`, { cause: error });
+      }
+      groups.set(name, [...(groups.get(name) ?? []), handler]);
+    }
+    const planned = [...groups].map(([name, group]) => {
+      const what = name === DEFAULT_SUBSCRIPTION ? role : `${role} on subscription "${name}"`;
+      const subscription = declaredSubscription(topic, subscriptions, name, what, where);
+      const { concurrency, batchSize, pollMs } = (group[0]!.extras ?? {}) as TidingsPatternExtras;
+      const perHandler = Object.fromEntries(Object.entries({ concurrency, batchSize, pollMs }).filter(([, v]) => v !== undefined));
+      return { subscription, group, options: { ...this.options.consume, ...perHandler } };
+    });
+    for (const { group } of planned) group.forEach((handler, i) => (handler.next = group[i + 1]));
+    return planned.map(({ subscription, group, options }) => ({ subscription, handler: group[0]!, options }));
+  }
+
+  private async deliver(handler: MessageHandler, message: Message<unknown>, ctx: ConsumeContext<unknown>): Promise<void> {
     const context = new TidingsContext<unknown, unknown>([message, ctx]);
     const run = async () => {
       const result = await handler(message.payload, context);
@@ -176,7 +224,8 @@ export type TidingsClientOptions = TidingsTransportOptions;
 
 /**
  * A Nest `ClientProxy` that sends through Tidings: `client.emit('orders', payload)` sends to the topic with its
- * semantic, and the observable emits the broker's ack (`{ id, duplicate }`). `send` (request/response) is refused.
+ * semantic, and the observable emits the broker's ack (`{ id, duplicate }`); `client.emit('orders', new
+ * TidingsRecord(payload, { id, key }))` sends with an id and an ordering key. `send` (request/response) is refused.
  */
 export class TidingsClient extends ClientProxy {
   constructor(private readonly options: TidingsClientOptions) {
@@ -206,7 +255,8 @@ export class TidingsClient extends ClientProxy {
   }
 
   protected async dispatchEvent<T = SendAck>(packet: ReadPacket): Promise<T> {
-    const topic = topicOf(this.options, packet.pattern, `TidingsClient.emit(${JSON.stringify(packet.pattern)})`);
-    return (await topic.send(packet.data)) as T;
+    const { topic } = topicOf(this.options, packet.pattern, `TidingsClient.emit(${JSON.stringify(packet.pattern)})`);
+    const { data, options } = packet.data instanceof TidingsRecord ? packet.data : { data: packet.data, options: undefined };
+    return (await topic.send(data, options)) as T;
   }
 }

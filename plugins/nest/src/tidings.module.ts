@@ -1,11 +1,11 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule, ModulesContainer } from '@nestjs/core';
-import { Tidings, TopicConflictError, type TopicOptions } from '@tidings/core';
+import { Tidings, TopicConflictError, type Ordering, type Subscription, type SubscriptionOptions, type Topic, type TopicOptions } from '@tidings/core';
 import { NestSetupError } from './errors.js';
 import { nestLogger } from './logger.js';
 import { TidingsExplorer } from './explorer.js';
 import type { TidingsModuleAsyncOptions, TidingsModuleOptions, TopicDeclaration } from './options.js';
-import { recordTopic } from './registry.js';
+import { recordTopic, subscriptionsOf, topicDeclaration, type DeclaredTopic } from './registry.js';
 import { TIDINGS, TIDINGS_MODULE_OPTIONS, getTopicDeclarationToken, getTopicToken } from './tokens.js';
 
 async function createTidings(options: TidingsModuleOptions | undefined): Promise<Tidings<any>> {
@@ -20,19 +20,59 @@ async function createTidings(options: TidingsModuleOptions | undefined): Promise
   return Tidings.create({ ...tidingsOptions, logger: options.logger ?? nestLogger() });
 }
 
-/** The modules whose imports declare `name` with forFeature, with the lifecycle each asked for. */
-function declarers(modules: ModulesContainer, name: string): string[] {
+/** The modules whose imports declare `name` with forFeature, each with its declaration. */
+function declarers(modules: ModulesContainer, name: string): Array<{ module: string; declaration: TopicDeclaration }> {
   const token = getTopicDeclarationToken(name);
-  const found: string[] = [];
+  const found: Array<{ module: string; declaration: TopicDeclaration }> = [];
   for (const module of modules.values()) {
     for (const imported of module.imports) {
       const declaration = imported?.providers.get(token)?.instance as TopicDeclaration | undefined;
-      if (!declaration) continue;
-      const semantic = declaration.semantic === 'exactly-once' ? `exactly-once (${declaration.scope ?? 'end-to-end'})` : declaration.semantic;
-      found.push(`${semantic} in ${module.name}`);
+      if (declaration) found.push({ module: module.name, declaration });
     }
   }
   return found;
+}
+
+/** `exactly-once (end-to-end) ordered by key`: how a declaration delivers, for a conflict's message. */
+function delivery(declaration: TopicDeclaration, defaults: TidingsModuleOptions['topicDefaults']): string {
+  const semantic = declaration.semantic === 'exactly-once' ? `exactly-once (${declaration.scope ?? 'end-to-end'})` : declaration.semantic;
+  const ordering = declaration.ordering ?? defaults?.ordering ?? 'none';
+  return ordering === 'none' ? semantic : `${semantic} ordered by ${ordering}`;
+}
+
+/** JSON with sorted keys, so two spellings of the same options compare equal. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+  );
+}
+
+/**
+ * Merges a further declaration of a topic into the first one: the same ordering, and each subscription with the same
+ * options wherever it is listed, since core keeps the options a subscription was first declared with. Returns the
+ * subscriptions it adds.
+ */
+function mergeDeclaration(known: DeclaredTopic, ordering: Ordering, subscriptions: Record<string, SubscriptionOptions>, conflict: (message: string, sub?: string) => Error) {
+  const { topic } = known;
+  if (known.ordering !== ordering) {
+    throw conflict(
+      `Topic "${topic.name}" is already declared with ordering '${known.ordering}'; it cannot also be ordered by '${ordering}'. Declare it with the same ordering everywhere, or use another topic name.`,
+    );
+  }
+  const added: Subscription<any, any>[] = [];
+  for (const [name, options] of Object.entries(subscriptions)) {
+    const first = known.subscriptions.get(name);
+    if (first === undefined) {
+      known.subscriptions.set(name, options);
+      added.push(topic.subscription(name, options));
+    } else if (canonical(first) !== canonical(options)) {
+      throw conflict(
+        `Subscription "${name}" of topic "${topic.name}" is declared with options ${canonical(first)} and ${canonical(options)}. Give it the same options in every forFeature that lists it, or list it in one module only.`,
+        name,
+      );
+    }
+  }
+  return added;
 }
 
 function topicProviders(declaration: TopicDeclaration): Provider[] {
@@ -46,19 +86,36 @@ function topicProviders(declaration: TopicDeclaration): Provider[] {
         const topicOptions: TopicOptions = { ...options.topicDefaults, ...declared };
         // A shared dead-letter topic in topicDefaults must not become the dead-letter topic of itself.
         if (declared.deadLetter === undefined && topicOptions.deadLetter === name) delete topicOptions.deadLetter;
+        const subscriptions = subscriptionsOf(declared);
+        const ordering = topicOptions.ordering ?? 'none';
+        const where = (sub?: string) =>
+          declarers(modules, name)
+            .filter(({ declaration: d }) => sub === undefined || sub in subscriptionsOf(d))
+            .map(({ module, declaration: d }) => `${sub === undefined ? delivery(d, options.topicDefaults) : canonical(subscriptionsOf(d)[sub])} in ${module}`);
+        const conflict = (message: string, sub?: string) => {
+          const found = where(sub);
+          const [what, and] = sub === undefined ? [`"${name}" as`, ', and as '] : [`subscription "${sub}" of "${name}" with`, ', and with '];
+          return new TopicConflictError(`${message}${found.length > 1 ? ` TidingsModule.forFeature declares ${what} ${found.join(and)}.` : ''}`);
+        };
+        const traced = (error: unknown) => (error instanceof TopicConflictError ? conflict(error.message) : error);
+        let topic: Topic<any, any>;
         try {
-          const topic = tidings.topic(name, topicOptions);
-          // A topic storage records with another semantic (another process declared it) fails the start-up.
-          await topic.ready();
-          recordTopic(tidings, topic);
-          return topic;
+          topic = tidings.topic(name, topicOptions);
         } catch (error) {
-          if (!(error instanceof TopicConflictError)) throw error;
-          const where = declarers(modules, name);
-          throw new TopicConflictError(
-            `${error.message}${where.length > 1 ? ` TidingsModule.forFeature declares "${name}" as ${where.join(', and as ')}.` : ''}`,
-          );
+          throw traced(error);
         }
+        const known = topicDeclaration(tidings, name);
+        // Recorded before anything is awaited, so a declaration in another module compares against this one.
+        if (!known) recordTopic(tidings, { topic, ordering, subscriptions: new Map(Object.entries(subscriptions)) });
+        const added = known ? mergeDeclaration(known, ordering, subscriptions, conflict) : [];
+        try {
+          // A topic storage records with another semantic or ordering (another process declared it) fails the start-up.
+          await topic.ready();
+          await Promise.all(added.map((s) => s.ready()));
+        } catch (error) {
+          throw traced(error);
+        }
+        return topic;
       },
     },
   ];

@@ -3,11 +3,24 @@ import { NestFactory } from '@nestjs/core';
 import { Ctx, EventPattern, MessagePattern, Payload, type MicroserviceOptions } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { lastValueFrom, throwError } from 'rxjs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Tidings, type TransitionEvent } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
+import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { NestSetupError, TidingsModule } from '@tidings/nest';
-import { RequestResponseNotSupportedError, TIDINGS_TRANSPORT, TidingsClient, TidingsContext, TidingsServer } from '@tidings/nest/microservices';
+import {
+  RequestResponseNotSupportedError,
+  TIDINGS_TRANSPORT,
+  TidingsClient,
+  TidingsContext,
+  TidingsRecord,
+  TidingsRecordBuilder,
+  TidingsServer,
+  type TidingsServerOptions,
+} from '@tidings/nest/microservices';
 import { RecordingLogger, sleep, uniqueTopic, waitFor } from './support.js';
 
 interface Order {
@@ -19,13 +32,17 @@ afterEach(async () => {
   await Promise.all(closing.splice(0).map((app) => app.close()));
 });
 
-/** A hybrid application (HTTP plus the Tidings transport), the way `main.ts` connects one. */
-async function hybrid(metadata: { imports: any[]; controllers?: any[] }, logger = new RecordingLogger()) {
+const dir = mkdtempSync(join(tmpdir(), 'tidings-nest-ms-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A hybrid application (HTTP plus the Tidings transport), the way `main.ts` connects one; `server` adds to the transport's options. */
+async function hybrid(metadata: { imports: any[]; controllers?: any[] }, server: Omit<TidingsServerOptions, 'tidings'> = {}) {
+  const logger = new RecordingLogger();
   const moduleRef = await Test.createTestingModule(metadata).setLogger(logger).compile();
   const app = moduleRef.createNestApplication({ logger });
   closing.push(app);
   const tidings = app.get(Tidings);
-  app.connectMicroservice<MicroserviceOptions>({ strategy: new TidingsServer({ tidings }) });
+  app.connectMicroservice<MicroserviceOptions>({ strategy: new TidingsServer({ ...server, tidings }) });
   await app.startAllMicroservices();
   await app.init();
   return { app, tidings, client: new TidingsClient({ tidings }) };
@@ -221,6 +238,129 @@ describe('TidingsServer and TidingsClient', () => {
     expect(done).toEqual([1]);
     expect(transitions.map((t) => t.to)).toEqual(['stored', 'acked', 'leased', 'consumed', 'deleted']);
     expect(logger.errors).toEqual([]);
+  });
+
+  it('emits with an ordering key and an id through TidingsRecord: one key arrives in the order emitted, and an id emitted twice is one message', { timeout: 30_000 }, async () => {
+    const topic = uniqueTopic('ms');
+    const handled: string[] = [];
+    const running = new Set<string>();
+    const overlaps: string[] = [];
+    let widest = 0;
+
+    @Controller()
+    class Ledger {
+      @EventPattern(topic, { concurrency: 4, batchSize: 8, pollMs: 10 })
+      async post(@Payload() entry: { account: string; seq: number }, @Ctx() ctx: TidingsContext) {
+        const { key, attempt } = ctx.getMessage();
+        if (running.has(entry.account)) overlaps.push(`${entry.account}#${entry.seq}`);
+        running.add(entry.account);
+        widest = Math.max(widest, running.size);
+        try {
+          // A first delivery fails now and then: its retry still comes before the key's next message.
+          if (entry.seq === 1 && attempt === 1) throw new Error('ledger busy');
+          await sleep(5);
+          handled.push(`${key}:${entry.seq}`);
+        } finally {
+          running.delete(entry.account);
+        }
+      }
+    }
+
+    const { tidings, client } = await hybrid({
+      imports: [
+        TidingsModule.forRoot({ storage: sqliteStorage({ file: join(dir, 'keys.db') }), purgeIntervalMs: 0 }),
+        TidingsModule.forFeature([{ name: topic, semantic: 'exactly-once', scope: 'end-to-end', ordering: 'key', backoff: { initialMs: 1, maxMs: 5 } }]),
+      ],
+      controllers: [Ledger],
+    });
+    const stored: string[] = [];
+    tidings.events.on('transition', (t) => t.topic === topic && t.event === 'STORE' && stored.push(t.id));
+    const accounts = ['a', 'b', 'c'];
+    for (let seq = 0; seq < 4; seq++) {
+      for (const account of accounts) {
+        const record =
+          account === 'c'
+            ? new TidingsRecordBuilder({ account, seq }).setOptions({ id: `${account}-${seq}`, key: account }).build()
+            : new TidingsRecord({ account, seq }, { id: `${account}-${seq}`, key: account });
+        expect(await lastValueFrom(client.emit(topic, record))).toEqual({ id: `${account}-${seq}`, duplicate: false });
+      }
+    }
+    // The same id again (a producer retrying after a lost ack) is acked as a duplicate and not delivered.
+    expect(await lastValueFrom(client.emit(topic, new TidingsRecord({ account: 'a', seq: 0 }, { id: 'a-0', key: 'a' })))).toEqual({ id: 'a-0', duplicate: true });
+    await waitFor(async () => new Set(handled).size === accounts.length * 4 && Object.keys((await tidings.counts(topic))[topic] ?? {}).length === 0, 20_000);
+
+    expect(stored.sort()).toEqual(accounts.flatMap((account) => [0, 1, 2, 3].map((seq) => `${account}-${seq}`)).sort());
+    expect(overlaps).toEqual([]);
+    for (const account of accounts) {
+      // A failure rolls back its batch's transaction, so a message may be handled again before its key moves on; never after.
+      const runs = handled.filter((h) => h.startsWith(`${account}:`)).filter((h, i, all) => h !== all[i - 1]);
+      expect(runs, account).toEqual([0, 1, 2, 3].map((seq) => `${account}:${seq}`));
+    }
+    expect(widest).toBeGreaterThan(1);
+  });
+
+  it('reads the subscription the server names, or the one in @EventPattern extras: each gets every message, and settles on its own', async () => {
+    const topic = uniqueTopic('ms');
+    const calls: string[] = [];
+
+    @Controller()
+    class Audit {
+      @EventPattern(topic)
+      record(@Ctx() ctx: TidingsContext) {
+        calls.push(`audit ${ctx.getMessage().subscription} ${ctx.getMessage().attempt}`);
+      }
+
+      @EventPattern(topic, { subscription: 'audit' })
+      count(@Ctx() ctx: TidingsContext) {
+        calls.push(`count ${ctx.getMessage().subscription} ${ctx.getMessage().attempt}`);
+      }
+    }
+
+    @Controller()
+    class Billing {
+      @EventPattern(topic, { subscription: 'billing' })
+      bill(@Ctx() ctx: TidingsContext) {
+        calls.push(`bill ${ctx.getMessage().subscription} ${ctx.getMessage().attempt}`);
+        if (ctx.getMessage().attempt === 1) throw new Error('card processor down');
+      }
+    }
+
+    const { tidings, client } = await hybrid(
+      {
+        imports: [
+          TidingsModule.forRoot({ storage: memoryStorage() }),
+          TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', subscriptions: ['audit', 'billing'], backoff: { initialMs: 1, maxMs: 1 } }]),
+        ],
+        controllers: [Audit, Billing],
+      },
+      { subscription: 'audit' },
+    );
+    await lastValueFrom(client.emit(topic, { id: 1 }));
+    await waitFor(async () => calls.length === 4 && Object.keys((await tidings.counts(topic))[topic] ?? {}).length === 0);
+    // The billing failure redelivers billing's copy alone: audit's handlers ran once.
+    expect(calls.sort()).toEqual(['audit audit 1', 'bill billing 1', 'bill billing 2', 'count audit 1']);
+  });
+
+  it('fails to listen on an @EventPattern of a subscription its topic does not declare, naming the declared ones', async () => {
+    const topic = uniqueTopic('ms');
+
+    @Controller()
+    class Events {
+      @EventPattern(topic, { subscription: 'shiping' })
+      handle() {}
+    }
+
+    const moduleRef = await Test.createTestingModule({
+      imports: [TidingsModule.forRoot({ storage: memoryStorage() }), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', subscriptions: ['shipping'] }])],
+      controllers: [Events],
+    })
+      .setLogger(new RecordingLogger())
+      .compile();
+    const microservice = moduleRef.createNestMicroservice<MicroserviceOptions>({ strategy: new TidingsServer({ tidings: moduleRef.get(Tidings) }) });
+    closing.push(microservice);
+    const error = await microservice.listen().catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'SUBSCRIPTION_NOT_DECLARED' });
+    expect((error as Error).message).toContain(`@EventPattern("${topic}") on subscription "shiping": topic "${topic}" has no subscription "shiping" (declared: shipping).`);
   });
 
   it('refuses client.send (request/response) with a typed error that says to emit', async () => {

@@ -101,6 +101,102 @@ describe('start-up errors name what to fix', () => {
     expect(error.message).toContain(`TidingsModule.forFeature declares "${topic}" as exactly-once (end-to-end) in OrdersModule, and as at-least-once in BillingModule.`);
   });
 
+  it('SUBSCRIPTION_NOT_DECLARED: a @Consumer of a subscription its topic does not list, naming the declared ones', async () => {
+    const topic = uniqueTopic();
+
+    @Consumer(topic, { subscription: 'biling' })
+    class BillingConsumer {
+      handle() {}
+    }
+
+    const error = await startupError({
+      imports: [root(), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', subscriptions: ['billing', 'shipping'] }])],
+      providers: [BillingConsumer],
+    });
+    expect(error).toBeInstanceOf(NestSetupError);
+    expect(error.code).toBe('SUBSCRIPTION_NOT_DECLARED');
+    expect(error.message).toContain(`@Consumer('${topic}', { subscription: 'biling' }) on BillingConsumer: topic "${topic}" has no subscription "biling" (declared: billing, shipping).`);
+    expect(error.message).toContain(`Add 'biling' to the topic's subscriptions in TidingsModule.forFeature([{ name: '${topic}', subscriptions: [...] }])`);
+  });
+
+  it('SUBSCRIPTION_NOT_DECLARED: a @Consumer naming no subscription, of a topic declared with named ones and no default', async () => {
+    const topic = uniqueTopic();
+
+    @Consumer(topic)
+    class Unnamed {
+      handle() {}
+    }
+
+    const error = await startupError({
+      imports: [root(), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', subscriptions: { billing: { maxDeliveries: 3 } } }])],
+      providers: [Unnamed],
+    });
+    expect(error.code).toBe('SUBSCRIPTION_NOT_DECLARED');
+    expect(error.message).toBe(
+      `@Consumer('${topic}') on Unnamed reads the default subscription, and topic "${topic}" is declared with subscriptions billing and no default one. ` +
+        `Name the one to read (e.g. { subscription: 'billing' }), or add 'default' to the topic's subscriptions in TidingsModule.forFeature([{ name: '${topic}', subscriptions: [...] }]).`,
+    );
+  });
+
+  it('SUBSCRIPTION_NOT_DECLARED: an @OnMessage method of a named subscription, on a topic declared without subscriptions', async () => {
+    const topic = uniqueTopic();
+
+    @Injectable()
+    class Audit {
+      @OnMessage(topic, { subscription: 'audit' })
+      record(_message: Message) {}
+    }
+
+    const error = await startupError({ imports: [root(), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once' }])], providers: [Audit] });
+    expect(error.code).toBe('SUBSCRIPTION_NOT_DECLARED');
+    expect(error.message).toContain(`@OnMessage('${topic}', { subscription: 'audit' }) on Audit.record: topic "${topic}" has no subscription "audit" (declared: default).`);
+  });
+
+  it('TOPIC_CONFLICT: one topic declared with two orderings, naming both modules', async () => {
+    const topic = uniqueTopic();
+
+    @Module({ imports: [TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', ordering: 'key', subscriptions: ['billing'] }])] })
+    class BillingModule {}
+
+    @Module({ imports: [TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', subscriptions: ['shipping'] }])] })
+    class ShippingModule {}
+
+    const error = await startupError({ imports: [root(), BillingModule, ShippingModule] });
+    expect(error).toBeInstanceOf(TopicConflictError);
+    expect(error.message).toContain(`Topic "${topic}" is already declared with ordering 'key'; it cannot also be ordered by 'none'.`);
+    expect(error.message).toContain(`TidingsModule.forFeature declares "${topic}" as at-least-once ordered by key in BillingModule, and as at-least-once in ShippingModule.`);
+  });
+
+  it('TOPIC_CONFLICT: one subscription declared with two sets of options, naming both modules', async () => {
+    const topic = uniqueTopic();
+
+    @Module({ imports: [TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', subscriptions: { billing: { maxDeliveries: 3 } } }])] })
+    class BillingModule {}
+
+    @Module({ imports: [TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', subscriptions: ['billing'] }])] })
+    class ReportsModule {}
+
+    const error = await startupError({ imports: [root(), BillingModule, ReportsModule] });
+    expect(error.code).toBe('TOPIC_CONFLICT');
+    expect(error.message).toContain(`Subscription "billing" of topic "${topic}" is declared with options {"maxDeliveries":3} and {}.`);
+    expect(error.message).toContain(`TidingsModule.forFeature declares subscription "billing" of "${topic}" with {"maxDeliveries":3} in BillingModule, and with {} in ReportsModule.`);
+  });
+
+  it('TOPIC_CONFLICT: a topic that storage records with another ordering, declared first by another application', async () => {
+    const topic = uniqueTopic();
+    const storage = memoryStorage();
+    const first = await Test.createTestingModule({
+      imports: [TidingsModule.forRoot({ storage }), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', ordering: 'key' }])],
+    })
+      .setLogger(new RecordingLogger())
+      .compile();
+    await first.init();
+    const error = await startupError({ imports: [TidingsModule.forRoot({ storage }), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once' }])] });
+    expect(error).toBeInstanceOf(TopicConflictError);
+    expect(error.message).toContain(`Topic "${topic}" is recorded in memory storage as ordered by key; this process declares ordering 'none'.`);
+    await first.close();
+  });
+
   it('NOT_A_PROVIDER: a @Consumer registered as a controller', async () => {
     const topic = uniqueTopic();
 
@@ -173,8 +269,47 @@ describe('start-up errors name what to fix', () => {
     expect(() => app!.get(Tidings).topic(good, { semantic: 'at-least-once' })).toThrow(ClosedError);
   });
 
-  it('INVALID_TOPIC: a decorator given a name no topic can have, when the class is defined', () => {
+  it('INVALID_OPTIONS: a forFeature ordering or subscription options core refuses, which TypeScript refuses too', async () => {
+    const topic = uniqueTopic();
+    const unordered = await startupError({
+      imports: [
+        root(),
+        TidingsModule.forFeature([
+          {
+            name: topic,
+            semantic: 'at-least-once',
+            // @ts-expect-error: 'fifo' is no ordering
+            ordering: 'fifo',
+          },
+        ]),
+      ],
+    });
+    expect(unordered).toBeInstanceOf(InvalidOptionsError);
+    expect(unordered.message).toContain(`Unknown ordering "fifo" for topic "${topic}": use 'none', 'key', 'key-strict'.`);
+
+    const other = uniqueTopic();
+    const loop = await startupError({
+      imports: [root(), TidingsModule.forFeature([{ name: other, semantic: 'at-least-once', subscriptions: { billing: { deadLetter: other } } }])],
+    });
+    expect(loop.message).toContain(`Subscription "billing" of topic "${other}" cannot dead-letter into its own topic`);
+  });
+
+  it('INVALID_OPTIONS: bad consumer options of a named subscription, naming the class and the subscription', async () => {
+    const topic = uniqueTopic();
+
+    @Consumer(topic, { subscription: 'billing', batchSize: 0 })
+    class Greedy {
+      handle() {}
+    }
+
+    const error = await startupError({ imports: [root(), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', subscriptions: ['billing'] }])], providers: [Greedy] });
+    expect(error.message).toBe(`Greedy (topic "${topic}", subscription "billing"): Consumer option batchSize must be an integer >= 1, got 0.`);
+  });
+
+  it('INVALID_TOPIC and INVALID_OPTIONS: a decorator given a topic or subscription name none can have, when the class is defined', () => {
     expect(() => Consumer('orders/eu')).toThrow(InvalidTopicError);
     expect(() => OnMessage('')).toThrow(InvalidTopicError);
+    expect(() => Consumer('orders', { subscription: 'billing team' })).toThrow(InvalidOptionsError);
+    expect(() => OnMessage('orders', { subscription: '' })).toThrow(/Subscription name an empty string of topic "orders" is invalid/);
   });
 });
