@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Tidings, type StoreRequest } from '@tidings/core';
 import { sqliteStorage, type MikroOrmStorage } from '@tidings/adapter-sqlite';
+import { subscribe } from './support/subscribed.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tidings-group-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -54,6 +55,7 @@ describe('group commit on SQLite (better-sqlite3)', () => {
   it('rolls back only the write that failed; the others in its group commit', async () => {
     const storage = sqliteStorage({ file: join(dir, 'partial.db') });
     await storage.open();
+    await subscribe(storage, 'p');
     const seen = await spy(storage);
     const results = await Promise.allSettled([storage.store(request('p', 'a')), storage.store(request('p', 'b', null)), storage.store(request('p', 'c'))]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
@@ -66,6 +68,7 @@ describe('group commit on SQLite (better-sqlite3)', () => {
   it('fsyncs a group only when a promise depends on it: a lease alone commits with synchronous=NORMAL, a send with FULL', async () => {
     const storage = sqliteStorage({ file: join(dir, 'durable.db') });
     await storage.open();
+    await subscribe(storage, 'd');
     const seen = await spy(storage);
     await storage.store(request('d', 'y'));
     expect(seen.get('PRAGMA synchronous = NORMAL')).toBeUndefined();
@@ -85,6 +88,7 @@ describe('group commit on SQLite (better-sqlite3)', () => {
     const file = join(dir, 'closing.db');
     const storage = sqliteStorage({ file });
     await storage.open();
+    await subscribe(storage, 'c');
     const accepted = [storage.store(request('c', 'a')), storage.store(request('c', 'b'))];
     await storage.close();
     expect((await Promise.all(accepted)).map((r) => r[0]!.duplicate)).toEqual([false, false]);

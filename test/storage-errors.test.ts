@@ -12,6 +12,7 @@ import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
 import { SCHEMA_VERSION, SchemaError } from '@tidings/adapter-mikro-orm';
 import { freshPostgresDatabase } from './support/databases.js';
+import { subscribe } from './support/subscribed.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'tidings-errors-'));
@@ -90,6 +91,7 @@ describe('database errors become typed Tidings errors', () => {
     const url = await freshPostgresDatabase('dropped');
     const storage = postgresStorage({ url, poolSize: 1 });
     await storage.open();
+    await subscribe(storage, 'drop');
     expect(await storage.store(store('drop', 'before'))).toEqual([{ id: 'before', duplicate: false }]);
     const admin = new pg.Client({ connectionString: url });
     await admin.connect();

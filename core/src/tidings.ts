@@ -13,7 +13,7 @@ import { pluginChain, type PluginChain, type TidingsPlugin } from './plugin.js';
 import { Tokens } from './tokens.js';
 import { Topic } from './topic.js';
 import type { StopOptions } from './delivery/consume.js';
-import { ledgerOf, topicRuntime, type TopicServices } from './delivery/runtime.js';
+import { ledgerOf, subscriptionOf, topicRuntime, type TopicServices } from './delivery/runtime.js';
 
 /** What `Tidings.create` takes; any part left out is resolved from `container`, then defaulted. */
 export interface TidingsOptions<Tx = unknown> extends ContainerParts<Tx> {
@@ -87,6 +87,15 @@ export class Tidings<Tx = unknown> {
           `Topic "${name}" is already declared as ${existing.options.lifecycle}; it cannot also be ${resolved.lifecycle}. ` +
             `Use another topic name, or declare it with the same semantic everywhere.`,
         );
+      }
+      if (existing.options.ordering !== resolved.ordering) {
+        throw new TopicConflictError(
+          `Topic "${name}" is already declared with ordering '${existing.options.ordering}'; it cannot also be '${resolved.ordering}'. Declare it the same way everywhere.`,
+        );
+      }
+      // Subscriptions this declaration names that the first did not are added, as another process's declaration adds them.
+      if (options.subscriptions !== undefined) {
+        for (const [sub, o] of Object.entries(resolved.subscriptions)) if (!existing.topic.runtime.subscriptions.has(sub)) subscriptionOf(existing.topic.runtime, sub, o);
       }
       return existing.topic as Topic<T, Tx>;
     }

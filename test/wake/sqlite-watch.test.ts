@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
+import { subscribe } from '../support/subscribed.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tidings-watch-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -16,6 +17,7 @@ async function storageOn(file: string) {
   const storage = sqliteStorage({ file });
   open.push(storage);
   await storage.open();
+  await subscribe(storage, 'jobs', 'mail');
   return storage;
 }
 

@@ -95,6 +95,8 @@ export class TopicLedger {
 export class SubscriptionLedger {
   /** The subscription as the request builders see it. */
   readonly protocol: ProtocolSubscription;
+  /** Settling a keyed message may let the next of its key go: consumers should look again. */
+  private readonly freesKeys: boolean;
 
   constructor(
     readonly topic: TopicLedger,
@@ -108,8 +110,6 @@ export class SubscriptionLedger {
     this.protocol = { topic: topic.topic, name, maxDeliveries: limits.maxDeliveries, keyHeldIn: limits.policy.keyHeldIn };
     this.freesKeys = limits.policy.freesKeys;
   }
-
-  private readonly freesKeys: boolean;
 
   private get storage(): StorageAdapter<unknown> {
     return this.topic.parts.storage;
