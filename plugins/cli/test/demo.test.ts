@@ -26,7 +26,7 @@ describe('tidings demo', () => {
     const r = await demo('--json', '--seed', '7', '--messages', '400');
     expect(r.code).toBe(0);
     const rows = JSON.parse(r.stdout) as DemoRow[];
-    expect(rows.map((x) => x.semantic)).toEqual(['at-most-once', 'at-least-once', 'exactly-once/broker', 'exactly-once/end-to-end']);
+    expect(rows.map((x) => x.semantic)).toEqual(['at-most-once', 'at-least-once', 'exactly-once/broker', 'exactly-once/end-to-end', 'exactly-once, ordered']);
     for (const row of rows) {
       expect(row).toMatchObject({ sent: 400, held: true });
       expect(Object.keys(row)).toEqual(expect.arrayContaining(['semantic', 'sent', 'delivered', 'lost', 'duplicated', 'deadLettered', 'messagesPerSecond']));
@@ -37,6 +37,8 @@ describe('tidings demo', () => {
     expect(alo!.duplicated).toBeGreaterThan(0);
     expect(broker!.duplicated + e2e!.duplicated + e2e!.lost).toBe(0);
     expect(e2e!.delivered).toBe(400);
+    // Two subscriptions each get every message once, and each key in order, under the same faults.
+    expect(rows[4]).toMatchObject({ lifecycle: 'exactly-once/end-to-end', delivered: 800, lost: 0, duplicated: 0, outOfOrder: 0 });
   });
 
   it('replays the producer faults of a seed: the same acks and stores every time', { timeout: 90_000 }, async () => {
@@ -48,8 +50,9 @@ describe('tidings demo', () => {
   it('prints the table and one verdict line per semantic, with no faults at all', { timeout: 60_000 }, async () => {
     const r = await demo('--faults', 'none', '--seed', '1', '--messages', '200');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/semantic\s+sent\s+acked\s+stored\s+delivered\s+lost\s+duplicated\s+dead-lettered\s+msg\/s/);
-    expect(r.stdout.match(/✓ held/g)).toHaveLength(4);
+    expect(r.stdout).toMatch(/semantic\s+sent\s+acked\s+stored\s+delivered\s+lost\s+duplicated\s+dead-lettered\s+out of order\s+msg\/s/);
+    expect(r.stdout.match(/✓ held/g)).toHaveLength(5);
+    expect(r.stdout).toMatch(/exactly-once, ordered\s+200\s+200\s+200\s+400\s+0\s+0\s+0\s+0/);
     expect(r.stdout).toMatch(/at-least-once\s+200\s+200\s+200\s+200\s+0\s+0\s+0/);
   });
 
