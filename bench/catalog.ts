@@ -5,7 +5,7 @@ import type { BenchContext } from './context.js';
 import { backlogScenario, secondProcessFixedRate, twoConsumerProcesses } from './processes.js';
 import type { Measured, System } from './rows.js';
 import { batches, concurrentSends, fixedRate, singleSends, type StoreKind } from './scenarios.js';
-import { fannedOutBatches, orderedBatches } from './shapes.js';
+import { fannedOutBatches } from './fan-out.js';
 
 /** A scenario: how to run it once, and what its messages/s are divided by. */
 export interface Scenario {
@@ -54,7 +54,7 @@ export function catalog(): Scenario[] {
   for (const store of ['SQLite file', 'PostgreSQL'] as const) {
     for (const semantic of ['at-least-once', 'exactly-once'] as const) {
       const plain = names.batches(semantic, store, 50);
-      list.push({ name: names.ordered(semantic, store), system: 'tidings', baseline: plain, run: (ctx) => orderedBatches(ctx, store, semantic) });
+      list.push({ name: names.ordered(semantic, store), system: 'tidings', baseline: plain, run: (ctx) => batches(ctx, store, semantic, 50, [], true) });
       list.push({ name: names.fannedOut(semantic, store), system: 'tidings', baseline: plain, run: (ctx) => fannedOutBatches(ctx, store, semantic) });
     }
   }

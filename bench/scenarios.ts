@@ -126,11 +126,15 @@ export async function awaitStored(s: Session, expected: number): Promise<void> {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Ordering keys an ordered run spreads its messages over. */
+export const KEYS = 1_000;
+
 /**
  * End to end: one producer awaits sendMany of 100 at a time while a consumer (batchSize 100) handles them; from the
- * first send to the last message handled, every message counted once.
+ * first send to the last message handled, every message counted once. `ordered`: the topic is declared
+ * `ordering: 'key'` and message i has key k(i mod 1,000), so a lease hands out each key's first waiting message only.
  */
-export function batches(ctx: BenchContext, kind: StoreKind, semantic: Semantic, concurrency: number, plugins: TidingsPlugin[] = []): Promise<Measured> {
+export function batches(ctx: BenchContext, kind: StoreKind, semantic: Semantic, concurrency: number, plugins: TidingsPlugin[] = [], ordered = false): Promise<Measured> {
   return withSession(
     ctx,
     kind,
@@ -141,14 +145,16 @@ export function batches(ctx: BenchContext, kind: StoreKind, semantic: Semantic, 
       const consumer = s.topic.consume((m) => tally.mark(m.payload), { batchSize: 100, concurrency });
       try {
         const start = epochMs();
-        for (let i = 0; i < count; i += 100) await s.topic.sendMany(payloads(i, Math.min(100, count - i)), sendManyOptions(semantic));
-        await tally.finished(`${semantic} on ${kind}`, STALL_MS, s.failed);
+        const options = { ...sendManyOptions(semantic), ...(ordered ? { key: (p: BenchPayload) => `k${p.i % KEYS}` } : {}) };
+        for (let i = 0; i < count; i += 100) await s.topic.sendMany(payloads(i, Math.min(100, count - i)), options);
+        await tally.finished(`${semantic} on ${kind}${ordered ? ', ordered' : ''}`, STALL_MS, s.failed);
         return { messagesPerSecond: count / ((tally.lastAt - start) / 1000), messages: tally.handled, duplicates: tally.duplicates };
       } finally {
         await consumer.stop();
       }
     },
     plugins,
+    ordered ? { ordering: 'key' } : {},
   );
 }
 

@@ -1,44 +1,12 @@
-// The shapes of traffic beyond one unordered queue: keys handed out in order, and one topic fanned out to subscriptions.
+// One topic fanned out to subscriptions, each consumed on its own.
 import type { Semantic } from '@tidings/core';
 import type { BenchContext } from './context.js';
 import { STALL_MS, Tally, epochMs, messageId, payloads, type BenchPayload } from './messages.js';
 import type { Measured } from './rows.js';
 import { withSession, type StoreKind } from './scenarios.js';
 
-/** Ordering keys an ordered run spreads its messages over. */
-export const KEYS = 1_000;
 /** Subscriptions a fanned-out run declares, each read by a consumer of its own. */
 export const SUBSCRIPTIONS = ['billing', 'email', 'analytics'];
-
-const keyOf = (p: BenchPayload) => `k${p.i % KEYS}`;
-
-/**
- * As `batches` at concurrency 50, on a topic declared `ordering: 'key'` whose messages carry one of 1,000 keys: the
- * lease hands out only each key's first waiting message, so a batch never holds two of one key.
- */
-export function orderedBatches(ctx: BenchContext, kind: StoreKind, semantic: Semantic): Promise<Measured> {
-  return withSession(
-    ctx,
-    kind,
-    semantic,
-    async (s) => {
-      const count = ctx.counts.batch;
-      const tally = new Tally(count);
-      const consumer = s.topic.consume((m) => tally.mark(m.payload), { batchSize: 100, concurrency: 50 });
-      try {
-        const start = epochMs();
-        const options = { key: keyOf, ...(semantic === 'exactly-once' ? { id: (p: BenchPayload) => messageId(p.i) } : {}) };
-        for (let i = 0; i < count; i += 100) await s.topic.sendMany(payloads(i, Math.min(100, count - i)), options);
-        await tally.finished(`${semantic} on ${kind}, ordered`, STALL_MS, s.failed);
-        return { messagesPerSecond: count / ((tally.lastAt - start) / 1000), messages: tally.handled, duplicates: tally.duplicates };
-      } finally {
-        await consumer.stop();
-      }
-    },
-    [],
-    { ordering: 'key' },
-  );
-}
 
 /**
  * As `batches` at concurrency 50, on a topic with three subscriptions, each consumed on its own (batchSize 100,
