@@ -82,7 +82,7 @@ export const MIGRATIONS: readonly Migration[] = [
     // Subscriptions and ordering keys: each row is one subscription's copy, unique per (topic, id, subscription);
     // leases look for ready copies of one subscription, and keyed ones by key in store order.
     version: 5,
-    statements: (d) => [
+    statements: () => [
       `ALTER TABLE tidings_message ADD COLUMN subscription VARCHAR(100) NOT NULL DEFAULT '${DEFAULT_SUBSCRIPTION}'`,
       `ALTER TABLE tidings_message ADD COLUMN ordering_key VARCHAR(200) NULL`,
       `DROP INDEX IF EXISTS tidings_message_ready`,
