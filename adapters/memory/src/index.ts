@@ -22,10 +22,15 @@ import {
 import { MemoryIdempotencyStore } from '@tidings/idempotency';
 import { SubscriptionRows, TopicRows, type Row } from './rows.js';
 
-/** A row as callers get it: a copy, without its place in store order. */
+/** A row as callers get it: a copy, without its place in store order (field by field: V8's fast path). */
 function copy(row: Row, state: MessageState = row.state): StoredMessage {
-  const { seq: _seq, ...message } = row;
-  return { ...message, state };
+  const m: StoredMessage = { id: row.id, topic: row.topic, subscription: row.subscription, body: row.body, state, deliveries: row.deliveries, availableAt: row.availableAt, createdAt: row.createdAt };
+  if (row.key !== undefined) m.key = row.key;
+  if (row.leaseUntil !== undefined) m.leaseUntil = row.leaseUntil;
+  if (row.leaseToken !== undefined) m.leaseToken = row.leaseToken;
+  if (row.lastError !== undefined) m.lastError = row.lastError;
+  if (row.headers !== undefined) m.headers = row.headers;
+  return m;
 }
 
 function unlease(row: Row): void {

