@@ -90,7 +90,7 @@ export class Tidings<Tx = unknown> {
       }
       if (existing.options.ordering !== resolved.ordering) {
         throw new TopicConflictError(
-          `Topic "${name}" is already declared with ordering '${existing.options.ordering}'; it cannot also be '${resolved.ordering}'. Declare it the same way everywhere.`,
+          `Topic "${name}" is already declared with ordering '${existing.options.ordering}'; it cannot also be ordered by '${resolved.ordering}'. Declare it the same way everywhere.`,
         );
       }
       // Subscriptions this declaration names that the first did not are added, as another process's declaration adds them.

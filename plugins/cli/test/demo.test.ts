@@ -69,6 +69,7 @@ describe('tidings demo', () => {
 describe('npm start', () => {
   it('runs the demo on the embedded SQLite default and prints the guarantees held', { timeout: 90_000 }, async () => {
     const r = await promisify(execFile)('npm', ['start', '--silent', '--', '--messages', '300', '--seed', '3', '--dir', join(dir, 'npm-start')], { cwd: root, encoding: 'utf8', timeout: 90_000 });
-    expect(r.stdout.match(/✓ held/g)).toHaveLength(4);
+    expect(r.stdout.match(/✓ held/g)).toHaveLength(5);
+    expect(r.stdout).toMatch(/exactly-once, ordered\s+300\s+300\s+300\s+600\s+0\s+0\s+0\s+0\s/);
   });
 });
