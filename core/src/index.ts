@@ -27,7 +27,17 @@ export type { TidingsPlugin, PluginHost, SendContext, HandleContext, OutgoingMes
 export { MAX_HEADER_BYTES } from './headers.js';
 export { toInspectionEvent, type InspectionEvent } from './inspect.js';
 export { Consumer } from './delivery/consumer.js';
-export { DEFAULT_GRACE_MS, type Message, type ConsumeContext, type ConsumeOptions, type Handler, type StopOptions } from './delivery/consume.js';
+export {
+  DEFAULT_GRACE_MS,
+  type Message,
+  type ConsumeContext,
+  type ConsumeOptions,
+  type Handler,
+  type BatchHandler,
+  type BatchContext,
+  type BatchConsumeOptions,
+  type StopOptions,
+} from './delivery/consume.js';
 export { consumerMachine, type ConsumerWork, type ConsumerEvent } from './delivery/consumer-machine.js';
 export { requests, type ProtocolTopic, type ProtocolSubscription } from './storage/requests.js';
 export { Tidings, type TidingsOptions, type TxOf } from './tidings.js';

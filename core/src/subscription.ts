@@ -1,5 +1,5 @@
-import type { ConsumeOptions, Handler } from './delivery/consume.js';
-import { Consumer } from './delivery/consumer.js';
+import type { BatchConsumeOptions, BatchHandler, ConsumeOptions, Handler } from './delivery/consume.js';
+import { Consumer, type Handling } from './delivery/consumer.js';
 import type { SubscriptionRuntime } from './delivery/runtime.js';
 import { InvalidOptionsError, SubscriptionInUseError } from './errors.js';
 import type { MessageState } from './lifecycle/names.js';
@@ -30,10 +30,26 @@ export class Subscription<T = unknown, Tx = unknown> {
 
   /** Starts a consumer: the handler's return acks a message, a throw nacks it. Consumers of one subscription compete. */
   consume(handler: Handler<T, Tx>, options: ConsumeOptions = {}): Consumer<T, Tx> {
+    if (typeof handler !== 'function') throw new InvalidOptionsError(`consume() needs a handler function, got ${typeof handler}.`);
+    return this.start({ each: handler }, options);
+  }
+
+  /**
+   * Starts a consumer that hands each leased batch (up to `batchSize`) to one call of `handler`: on exactly-once in
+   * one transaction with the batch's consumption. Return to ack the batch, throw to nack it, `ctx.fail(m)` to nack some.
+   */
+  consumeBatch(handler: BatchHandler<T, Tx>, options: BatchConsumeOptions = {}): Consumer<T, Tx> {
+    if (typeof handler !== 'function') throw new InvalidOptionsError(`consumeBatch() needs a handler function, got ${typeof handler}.`);
+    if ((options as ConsumeOptions)?.concurrency !== undefined) {
+      throw new InvalidOptionsError('consumeBatch() takes no concurrency: its handler gets the whole batch. Start more consumers to handle batches side by side.');
+    }
+    return this.start({ batch: handler }, options);
+  }
+
+  private start(handling: Handling<T, Tx>, options: ConsumeOptions): Consumer<T, Tx> {
     const s = this.runtime;
     s.topic.assertOpen();
-    if (typeof handler !== 'function') throw new InvalidOptionsError(`consume() needs a handler function, got ${typeof handler}.`);
-    const consumer = new Consumer<T, Tx>(s, handler, options);
+    const consumer = new Consumer<T, Tx>(s, handling, options);
     s.consumers.add(consumer);
     return consumer;
   }

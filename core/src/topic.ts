@@ -1,4 +1,4 @@
-import type { ConsumeOptions, Handler } from './delivery/consume.js';
+import type { BatchConsumeOptions, BatchHandler, ConsumeOptions, Handler } from './delivery/consume.js';
 import type { Consumer } from './delivery/consumer.js';
 import { Producer } from './delivery/producer.js';
 import type { SendAck, SendManyOptions, SendOptions } from './delivery/send.js';
@@ -48,6 +48,11 @@ export class Topic<T = unknown, Tx = unknown> {
 
   /** Starts a consumer of the default subscription: the handler's return acks a message, a throw nacks it. */
   consume(handler: Handler<T, Tx>, options: ConsumeOptions = {}): Consumer<T, Tx> {
+    return this.defaultSubscription().consume(handler, options);
+  }
+
+  /** The default subscription, refused on a topic declared with named subscriptions only. */
+  private defaultSubscription(): Subscription<T, Tx> {
     const { runtime } = this;
     if (!runtime.subscriptions.has(DEFAULT_SUBSCRIPTION)) {
       const names = Object.keys(runtime.options.subscriptions).join(', ');
@@ -55,7 +60,12 @@ export class Topic<T = unknown, Tx = unknown> {
         `Topic "${this.name}" was declared with subscriptions ${names} and no default one: consume one of them, e.g. ${this.name}.subscription('${Object.keys(runtime.options.subscriptions)[0]}').consume(handler).`,
       );
     }
-    return this.subscription(DEFAULT_SUBSCRIPTION).consume(handler, options);
+    return this.subscription(DEFAULT_SUBSCRIPTION);
+  }
+
+  /** Starts a batch consumer of the default subscription (see `Subscription.consumeBatch`). */
+  consumeBatch(handler: BatchHandler<T, Tx>, options: BatchConsumeOptions = {}): Consumer<T, Tx> {
+    return this.defaultSubscription().consumeBatch(handler, options);
   }
 
   /** Sends one message; resolves with the broker's ack (at once, unacked, for at-most-once). */

@@ -4,6 +4,7 @@ import type { EntityManager } from '@mikro-orm/knex';
 import { ClosedError, StorageError, TidingsError } from '@tidings/core';
 import type { SqlDialect } from './dialect.js';
 import { classify, toTidingsError } from './errors.js';
+import { serializeQueries } from './serialize.js';
 
 /** One result row of a hand-written statement. */
 export type SqlRow = Record<string, unknown>;
@@ -70,6 +71,8 @@ export class SqlConnection {
   /** Transactions whose callback is still running. */
   private readonly running = new WeakSet<EntityManager>();
   private sync?: SyncStatements;
+  /** Transactions several handlers share, with the function that gives their connection back its own `query`. */
+  private readonly shared = new WeakMap<EntityManager, Promise<(() => void) | undefined>>();
   /** Writes waiting for the next group commit, and the one being committed. */
   private queue: GroupTask[] = [];
   private flushing?: Promise<void>;
@@ -224,6 +227,21 @@ export class SqlConnection {
     }
   }
 
+  /**
+   * Lets several handlers issue statements at once in `tx` until it ends: where the driver would not run them one after
+   * another itself, they take turns on the transaction's connection. Synchronous up to the first statement, so handlers
+   * starting together share one wrapper.
+   */
+  share(tx: EntityManager): void {
+    if (this.dialect.queuesStatements || this.shared.has(tx)) return;
+    const trx = tx.getTransactionContext<{ client: Pool }>();
+    if (!trx) return;
+    this.shared.set(
+      tx,
+      Promise.resolve(trx.client.acquireConnection()).then((conn) => serializeQueries(conn as { query: (...args: unknown[]) => unknown })),
+    );
+  }
+
   /** Runs one statement (in `tx` if given), retrying while the database is busy, and converts driver errors. */
   async exec(sql: string, params: unknown[], tx: SqlTx | undefined, where: string): Promise<SqlRow[]> {
     // A group's writes were accepted before any close, and a close commits them first.
@@ -269,6 +287,8 @@ export class SqlConnection {
             return await this.insideOf.run(em as EntityManager, () => fn(em as EntityManager));
           } finally {
             this.running.delete(em as EntityManager);
+            // Before the commit (or rollback) goes out on it, the connection takes its own `query` back.
+            (await this.shared.get(em as EntityManager))?.();
           }
         });
       } catch (error) {

@@ -25,10 +25,11 @@ export interface SqlDialect extends SchemaDialect {
    */
   seqIn(candidates: string): string;
   /**
-   * Whether several handlers may issue statements at once on one transaction's connection (SQLite's drivers queue
-   * them; node-postgres deprecates it), so a batch's handlers can share one transaction.
+   * Whether the driver itself runs the statements several handlers issue at once on one connection one after another
+   * (SQLite's drivers do); where it does not (node-postgres deprecates it), Tidings serializes them while handlers
+   * share a transaction.
    */
-  readonly sharedTransactions: boolean;
+  readonly queuesStatements: boolean;
   /** A subquery of the strings (column `value`) in one JSON-array parameter, so a batch of ids is one bind. */
   readonly jsonStrings: string;
   /**

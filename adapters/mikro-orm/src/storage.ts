@@ -61,7 +61,6 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   private opening?: Promise<void>;
   private readonly watchers = new Map<string, Set<() => void>>();
   private listening?: Promise<(() => Promise<unknown>) | undefined>;
-  readonly branch?: <T>(tx: EntityManager, fn: (tx: EntityManager) => Promise<T>) => Promise<T>;
 
   constructor(parts: MikroOrmStorageParts) {
     this.connection = parts.connection;
@@ -69,15 +68,19 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     this.migrations = parts.migrations;
     this.options = { dialect: parts.connection.dialect };
     this.name = parts.connection.dialect.name;
-    if (parts.connection.dialect.sharedTransactions) {
-      this.branch = async (tx, fn) => {
-        const fork = tx.fork({ keepTransactionContext: true, clear: true });
-        const result = await fn(fork);
-        // What the handler left persisted but unflushed commits with the transaction, as it would on `tx` itself.
-        await fork.flush();
-        return result;
-      };
-    }
+  }
+
+  /**
+   * Handlers running at once in `tx`, each on a fork of its own (MikroORM's unit of work) that keeps the transaction
+   * and is flushed when the handler returns; their statements take turns on the transaction's connection.
+   */
+  async branch<T>(tx: EntityManager, fn: (tx: EntityManager) => Promise<T>): Promise<T> {
+    this.connection.share(tx);
+    const fork = tx.fork({ keepTransactionContext: true, clear: true });
+    const result = await fn(fork);
+    // What the handler left persisted but unflushed commits with the transaction, as it would on `tx` itself.
+    await fork.flush();
+    return result;
   }
 
   /** The SQL dialect in use. */

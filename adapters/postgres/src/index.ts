@@ -42,7 +42,7 @@ export const postgresDialect: SqlDialect = {
   name: 'postgresql',
   lockClause: ' FOR UPDATE SKIP LOCKED',
   registryLock: ' FOR KEY SHARE OF s',
-  sharedTransactions: false,
+  queuesStatements: false,
   seqIn: (candidates) => `seq = ANY(ARRAY(${candidates}))`,
   serialPrimaryKey: 'BIGSERIAL PRIMARY KEY',
   columnsSql: 'SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?',

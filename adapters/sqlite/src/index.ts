@@ -58,7 +58,7 @@ export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   lockClause: '',
   registryLock: '',
-  sharedTransactions: true,
+  queuesStatements: true,
   modifyingCtes: false,
   seqIn: (candidates) => `seq IN (${candidates})`,
   serialPrimaryKey: 'INTEGER PRIMARY KEY AUTOINCREMENT',

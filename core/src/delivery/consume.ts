@@ -31,6 +31,22 @@ export interface ConsumeContext<Tx = unknown> {
 /** A message handler: return to ack, throw to nack (redelivered after a backoff). */
 export type Handler<T, Tx = unknown> = (message: Message<T>, ctx: ConsumeContext<Tx>) => Promise<void> | void;
 
+/** What a batch handler can do besides returning (every message acked) or throwing (every one nacked). */
+export interface BatchContext<Tx = unknown> extends ConsumeContext<Tx> {
+  /**
+   * Marks one message of the batch failed: it is nacked (redelivered after its backoff, alone or with others, or
+   * dead-lettered) while the rest are acked. On exactly-once the rest commit with `em`, so a message marked failed
+   * must have written nothing there.
+   */
+  fail(message: Message<unknown> | string, error?: unknown): void;
+}
+
+/**
+ * A batch handler: the leased batch as an array (never two messages of one ordering key), in one transaction with
+ * their consumption on exactly-once. Return to ack the batch, throw to nack all of it, or `ctx.fail(m)` some.
+ */
+export type BatchHandler<T, Tx = unknown> = (messages: Message<T>[], ctx: BatchContext<Tx>) => Promise<void> | void;
+
 /** How a consumer pulls and runs messages. */
 export interface ConsumeOptions {
   /** Handlers running at once (default 1). */
@@ -53,6 +69,9 @@ export interface StopOptions {
    */
   graceMs?: number;
 }
+
+/** How a batch consumer pulls: `batchSize` is the most messages one handler call gets. */
+export type BatchConsumeOptions = Omit<ConsumeOptions, 'concurrency'>;
 
 /** The consume options with defaults filled in; throws `InvalidOptionsError` naming a bad one. */
 export function resolveConsumeOptions(o: ConsumeOptions): Required<ConsumeOptions> {

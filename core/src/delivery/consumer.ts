@@ -1,5 +1,6 @@
 import { createActor, type Actor } from 'xstate';
-import { resolveConsumeOptions, resolveGraceMs, type ConsumeContext, type ConsumeOptions, type Handler, type Message, type StopOptions } from './consume.js';
+import { resolveConsumeOptions, resolveGraceMs, type BatchContext, type BatchHandler, type ConsumeContext, type ConsumeOptions, type Handler, type Message, type StopOptions } from './consume.js';
+import { batchDeliveryFor, type Failures } from './batch.js';
 import { consumerMachine, type ConsumerWork } from './consumer-machine.js';
 import type { Delivery } from './context.js';
 import { deliveryFor } from './strategies.js';
@@ -8,6 +9,9 @@ import { parseHeaders } from '../headers.js';
 import { Settler } from './settler.js';
 import type { StoredMessage } from '../storage/contract.js';
 import type { SubscriptionRuntime } from './runtime.js';
+
+/** What a consumer runs: a handler per message, or one per leased batch. */
+export type Handling<T, Tx> = { readonly each: Handler<T, Tx> } | { readonly batch: BatchHandler<T, Tx> };
 
 /**
  * A consumer actor: leases batches, runs the handler, and settles each message as its lifecycle says. Its life
@@ -32,19 +36,16 @@ export class Consumer<T = unknown, Tx = unknown> {
   /** @internal */
   constructor(
     private readonly s: SubscriptionRuntime,
-    private readonly handler: Handler<T, Tx>,
+    handling: Handling<T, Tx>,
     options: ConsumeOptions,
   ) {
     this.options = resolveConsumeOptions(options);
     this.settler = new Settler(s, () => this.abandoned);
-    this.delivery = deliveryFor<Tx>({
-      s,
-      concurrency: this.options.concurrency,
-      settler: this.settler,
-      handle: (m, tx) => this.run(m, tx as Tx),
-      abandoned: () => this.abandoned,
-      abandonSignal: this.abandonController.signal,
-    });
+    const common = { s, settler: this.settler, abandoned: () => this.abandoned, abandonSignal: this.abandonController.signal };
+    this.delivery =
+      'batch' in handling
+        ? batchDeliveryFor<Tx>({ ...common, handle: (batch, tx) => this.runBatch(handling.batch, batch, tx as Tx) })
+        : deliveryFor<Tx>({ ...common, concurrency: this.options.concurrency, handle: (m, tx) => this.run(handling.each, m, tx as Tx) });
     this.actor = createActor(consumerMachine, { input: { work: this.work(), pollMs: this.options.pollMs } });
     this.done = new Promise((resolve) => this.actor.subscribe({ complete: resolve }));
     this.unwatch = s.topic.storage.watch?.(s.topic.name, () => this.wake());
@@ -134,19 +135,37 @@ export class Consumer<T = unknown, Tx = unknown> {
   }
 
   /** Runs the handler on one message, inside the plugins' `handle` wrappers when there are any. */
-  private run(m: StoredMessage, tx: Tx): Promise<void> {
+  private run(handler: Handler<T, Tx>, m: StoredMessage, tx: Tx): Promise<void> {
     const { topic } = this.s;
     // A handler that throws before it returns a promise fails the same way as one whose promise rejects.
     try {
       const message = this.message(m);
-      const context = this.context(m, tx);
+      const context = this.context([m], tx);
       const wrap = topic.plugins.handle;
-      if (!wrap) return Promise.resolve(this.handler(message, context));
+      if (!wrap) return Promise.resolve(handler(message, context));
       const ctx = { topic: topic.name, subscription: this.s.name, lifecycle: topic.plan.lifecycle, message, context: context as ConsumeContext<unknown> };
-      return wrap(ctx, () => Promise.resolve(this.handler(message, context)));
+      return wrap(ctx, () => Promise.resolve(handler(message, context)));
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** Runs a batch handler on a leased batch; resolves to the messages it marked failed (a throw is the caller's to take). */
+  private async runBatch(handler: BatchHandler<T, Tx>, batch: StoredMessage[], tx: Tx): Promise<Failures> {
+    const messages = batch.map((m) => this.message(m));
+    const byId = new Map(batch.map((m) => [m.id, m]));
+    const failed: Failures = new Map();
+    const context: BatchContext<Tx> = {
+      ...this.context(batch, tx),
+      fail: (message, error) => {
+        const id = typeof message === 'string' ? message : message?.id;
+        const m = byId.get(id as string);
+        if (!m) throw new InvalidOptionsError(`ctx.fail() was given ${JSON.stringify(id) ?? String(id)}, which is not a message of this batch: pass one of the messages the handler got, or its id.`);
+        failed.set(m, error ?? new Error(`message ${m.id} marked failed by its batch handler`));
+      },
+    };
+    await handler(messages, context);
+    return failed;
   }
 
   private message(m: StoredMessage): Message<T> {
@@ -155,16 +174,19 @@ export class Consumer<T = unknown, Tx = unknown> {
     return message;
   }
 
-  private context(m: StoredMessage, em: Tx): ConsumeContext<Tx> {
+  /** The context of a handler run over `leased` (one message, or a batch whose leases `extendLease` pushes out together). */
+  private context(leased: StoredMessage[], em: Tx): ConsumeContext<Tx> {
     const { s } = this;
     return {
       em,
       signal: this.abortController.signal,
       extendLease: async (ms: number) => {
         if (!Number.isFinite(ms) || ms <= 0) throw new InvalidOptionsError(`extendLease(ms) needs ms > 0, got ${String(ms)}.`);
-        // Inside the handler's transaction, so a single-connection database does not wait on itself.
-        const ok = await s.ledger.extendLease(m, ms, em ?? undefined);
-        if (!ok) throw new LeaseLostError(s.topic.name, m.id);
+        for (const m of leased) {
+          // Inside the handler's transaction, so a single-connection database does not wait on itself.
+          const ok = await s.ledger.extendLease(m, ms, em ?? undefined);
+          if (!ok) throw new LeaseLostError(s.topic.name, m.id);
+        }
       },
     };
   }
