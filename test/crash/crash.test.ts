@@ -113,6 +113,25 @@ describe.each(BACKENDS)('an ordered topic with two subscriptions, each read by p
   });
 });
 
+describe.each(BACKENDS)('a batch handler on exactly-once end-to-end, its processes SIGKILLed at random moments, on %s', (backend, database) => {
+  it('consumes every acked message once: 0 lost, 0 duplicated effects', { timeout: 240_000 }, async () => {
+    const config = 'exactly-once/end-to-end';
+    const name = 'batch_e2e';
+    const db = await database(name);
+    await prepareDatabase(db);
+    const scenario: CrashScenario = { db, config, messages: 100, seed: seed + 20, kills: 3, lostAckRate: 0.2, crashRate: 0.005, batch: true };
+    const outcome = await runCrashScenario(scenario, name);
+    totalKills += outcome.kills;
+    const result = checkDeliveries({ lifecycle: config, sent: outcome.sent, acked: outcome.acked, stored: outcome.stored, consumed: outcome.effects, crashed: outcome.crashed });
+    report.push({ backend: `${backend}, batch handler`, kills: outcome.kills, ...result });
+    const verdict = guaranteeHeld(config, result);
+    expect(verdict.held, `${verdict.rule} [seed ${scenario.seed}]`).toBe(true);
+    expect({ lost: result.keys.lostStored, duplicated: result.keys.duplicated }, `[seed ${scenario.seed}]`).toEqual({ lost: [], duplicated: [] });
+    expect(outcome.kills).toBeGreaterThanOrEqual(scenario.kills);
+    expect(result.acked).toBeGreaterThan(0);
+  });
+});
+
 describe('the crash runs as a whole', () => {
   it('sent at least 20 SIGKILLs, and at-least-once (no idempotency store) shows the duplicates exactly-once removes', () => {
     expect(totalKills).toBeGreaterThanOrEqual(20);

@@ -26,6 +26,8 @@ export interface CrashScenario {
   subscriptions?: string[];
   /** Messages carry ordering keys and the topic is declared `ordering: 'key'`. */
   ordered?: boolean;
+  /** Consumers hand each leased batch to one batch handler call. */
+  batch?: boolean;
 }
 
 /** What the producers were told, what the broker stored, and what the consumers' effects recorded. */
@@ -162,6 +164,7 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
     ...['--db', s.db, '--topic', topic, '--config', s.config, '--lease-ms', leaseMs],
     ...(s.subscriptions ? ['--subscriptions', s.subscriptions.join(',')] : []),
     ...(s.ordered ? ['--ordered'] : []),
+    ...(s.batch ? ['--batch'] : []),
   ];
   // One consumer process per subscription, each incarnation.
   const readers: Array<string | undefined> = s.subscriptions ?? [undefined];

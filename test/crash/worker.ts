@@ -4,7 +4,7 @@
 // effect in the crash_effects table (exactly-once: inside the message's transaction).
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { LIFECYCLES, decorateStorage, semanticOf, Tidings, type LeaseRequest, type TopicOptions } from '@tidings/core';
+import { LIFECYCLES, decorateStorage, semanticOf, Tidings, type ConsumeContext, type LeaseRequest, type Message, type TopicOptions } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
 import type { MikroOrmStorage } from '@tidings/adapter-mikro-orm';
@@ -30,6 +30,8 @@ const { values: a } = parseArgs({
     subscriptions: { type: 'string' },
     subscription: { type: 'string' },
     ordered: { type: 'boolean', default: false },
+    // Consume with a batch handler: one call per leased batch, its effects in the batch's transaction.
+    batch: { type: 'boolean', default: false },
   },
 });
 
@@ -130,8 +132,7 @@ if (a.role === 'producer') {
   const unsettledBefore = `SELECT COUNT(*) AS n FROM tidings_message e JOIN tidings_message m ON m.topic = e.topic AND m.subscription = e.subscription
     WHERE m.topic = ? AND m.subscription = ? AND m.id = ? AND e.ordering_key = m.ordering_key AND e.seq < m.seq`;
   const subscription = a.subscription ? topic.subscription(a.subscription) : undefined;
-  (subscription ?? topic).consume(
-    async (m, ctx) => {
+  const handle = async (m: Message<{ key: string; group?: string; position?: number }>, ctx: ConsumeContext) => {
       out(`handling ${m.payload.key}`);
       const em = (ctx.em as EntityManager | undefined) ?? (inner.orm.em as EntityManager);
       const trx = ctx.em ? (ctx.em as EntityManager).getTransactionContext() : undefined;
@@ -143,9 +144,19 @@ if (a.role === 'producer') {
       }
       // Exactly-once writes the effect in the message's transaction; the others write it on their own, then ack.
       await connection.execute(insert, [a.topic, m.subscription, m.payload.key, incarnation, m.payload.group ?? null, m.payload.position ?? null, overtook], 'run', trx);
-    },
-    { batchSize: 10, concurrency: 2, pollMs: 20 },
-  );
+  };
+  const reader = subscription ?? topic;
+  if (a.batch) {
+    reader.consumeBatch(
+      async (messages, ctx) => {
+        out(`batch ${messages.length}`);
+        for (const m of messages) await handle(m, ctx);
+      },
+      { batchSize: 10, pollMs: 20 },
+    );
+  } else {
+    reader.consume(handle, { batchSize: 10, concurrency: 2, pollMs: 20 });
+  }
   out('consuming');
   if (a.drain) {
     // Done once nothing is waiting, leased or half-consumed for a few checks in a row.
