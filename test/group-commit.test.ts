@@ -5,6 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Tidings, type StoreRequest } from '@tidings/core';
 import { sqliteStorage, type MikroOrmStorage } from '@tidings/adapter-sqlite';
 import { subscribe } from './support/subscribed.js';
+import { postgresStorage } from '@tidings/adapter-postgres';
+import { freshPostgresDatabase } from './support/databases.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tidings-group-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -108,5 +110,58 @@ describe('group commit on SQLite (better-sqlite3)', () => {
     expect((storage.orm.em.getConnection() as unknown as { getKnex(): { client: { driverName: string } } }).getKnex().client.driverName).toBe('sqlite3');
     expect((await tidings.counts('s3')).s3).toEqual({ acked: 20 });
     await tidings.close();
+  });
+});
+
+describe('group commit on PostgreSQL: the stores of one turn in one statement', () => {
+  /** Counts the store statements the storage runs. */
+  function countStores(storage: MikroOrmStorage): { stores: number } {
+    const counted = { stores: 0 };
+    const connection = (storage as unknown as { connection: { exec(sql: string, params: unknown[], tx: unknown, where: string): Promise<unknown> } }).connection;
+    const exec = connection.exec.bind(connection);
+    connection.exec = (sql, params, tx, where) => {
+      if (where === 'store') counted.stores++;
+      return exec(sql, params, tx, where);
+    };
+    return counted;
+  }
+
+  it('stores 50 concurrent sends of a topic with one statement, each acked with its own answer, an id sent twice stored once', async () => {
+    const storage = postgresStorage({ url: await freshPostgresDatabase('group') });
+    const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
+    try {
+      const topic = tidings.topic<number>('sends', { semantic: 'exactly-once' });
+      const other = tidings.topic<number>('others', { semantic: 'at-least-once' });
+      await topic.send(0, { id: 'warm-up' });
+      await other.send(0);
+      const counted = countStores(storage);
+      const acks = await Promise.all([
+        ...Array.from({ length: 50 }, (_, i) => topic.send(i, { id: `s-${i}` })),
+        topic.send(99, { id: 's-7' }),
+        other.send(1),
+        other.send(2),
+      ]);
+      expect(counted.stores).toBe(2);
+      expect(acks.slice(0, 50).map((a) => a)).toEqual(Array.from({ length: 50 }, (_, i) => ({ id: `s-${i}`, duplicate: false })));
+      expect(acks[50]).toEqual({ id: 's-7', duplicate: true });
+      expect((await tidings.counts()).sends).toEqual({ acked: 51 });
+      expect((await tidings.counts()).others).toEqual({ acked: 3 });
+    } finally {
+      await tidings.close();
+    }
+  });
+
+  it('writes the stores it accepted before a close', async () => {
+    const url = await freshPostgresDatabase('group_close');
+    const storage = postgresStorage({ url });
+    await storage.open();
+    await subscribe(storage, 'c');
+    const accepted = [storage.store(request('c', 'a')), storage.store(request('c', 'b'))];
+    await storage.close();
+    expect((await Promise.all(accepted)).map((r) => r[0]!.duplicate)).toEqual([false, false]);
+    const again = postgresStorage({ url });
+    await again.open();
+    expect((await again.peek({ topic: 'c', subscription: 'default', state: 'acked', limit: 10 })).map((m) => m.id)).toEqual(['a', 'b']);
+    await again.close();
   });
 });

@@ -38,6 +38,7 @@ import {
 } from './sql/registry.js';
 import type { Statement } from './sql/statement.js';
 import { anySubscription, dedupRecord, firstOfEach, insertCopies } from './sql/store.js';
+import { StoreBatcher } from './store-batch.js';
 
 /** What the storage is built from: its connection, the idempotency store sharing it, and its schema steps. */
 export interface MikroOrmStorageParts {
@@ -61,6 +62,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   private opening?: Promise<void>;
   private readonly watchers = new Map<string, Set<() => void>>();
   private listening?: Promise<(() => Promise<unknown>) | undefined>;
+  /** Merges the stores of one turn into one statement (PostgreSQL). */
+  private readonly storeBatch?: StoreBatcher;
 
   constructor(parts: MikroOrmStorageParts) {
     this.connection = parts.connection;
@@ -68,6 +71,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     this.migrations = parts.migrations;
     this.options = { dialect: parts.connection.dialect };
     this.name = parts.connection.dialect.name;
+    // SQLite's group commit is the connection's; PostgreSQL's stores are one statement each, merged per turn here.
+    if (parts.connection.dialect.modifyingCtes) this.storeBatch = new StoreBatcher((req) => this.storeNow(req));
   }
 
   /**
@@ -125,8 +130,14 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     return this.connection.transaction(fn);
   }
 
-  async store(req: StoreRequest, tx?: EntityManager): Promise<StoreResult[]> {
-    if (req.messages.length === 0) return [];
+  store(req: StoreRequest, tx?: EntityManager): Promise<StoreResult[]> {
+    if (req.messages.length === 0) return Promise.resolve([]);
+    // Outside a caller's transaction, where the statement is one of its own (PostgreSQL), a turn's stores share it.
+    if (tx === undefined && this.storeBatch) return this.storeBatch.add(req);
+    return this.storeNow(req, tx);
+  }
+
+  private async storeNow(req: StoreRequest, tx?: EntityManager): Promise<StoreResult[]> {
     const { dialect } = this.options;
     const dedup = req.dedupUntil !== undefined;
     const idsOf = (rows: SqlRow[]) => new Set(rows.map((r) => r.id as string));
@@ -275,6 +286,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   async close(): Promise<void> {
     if (this.closed) return;
     await this.opening?.catch(() => undefined);
+    // Stores accepted before the close are written, as the group commit of SQLite writes its accepted writes.
+    await this.storeBatch?.drain();
     await this.connection.close(async () => (await this.listening)?.());
   }
 }
