@@ -1,5 +1,5 @@
 import { Inject, SetMetadata } from '@nestjs/common';
-import { DEFAULT_SUBSCRIPTION, validateSubscriptionName, validateTopicName, type ConsumeContext, type ConsumeOptions, type Message, type TidingsEvents } from '@tidings/core';
+import { DEFAULT_SUBSCRIPTION, validateSubscriptionName, validateTopicName, type BatchContext, type ConsumeContext, type ConsumeOptions, type Message, type TidingsEvents } from '@tidings/core';
 import { TIDINGS, getTopicToken } from './tokens.js';
 
 /** Metadata key of `@Consumer` on a class. */
@@ -16,12 +16,18 @@ export interface ConsumerOptions extends ConsumeOptions {
    * Consumers of one subscription compete for its messages; each subscription gets every message.
    */
   subscription?: string;
+  /**
+   * Hand each leased batch (up to `batchSize`) to one call: `handle(messages, ctx)` with an array, on exactly-once
+   * in one transaction with the batch's consumption; `ctx.fail(message)` nacks one. Takes no `concurrency`.
+   */
+  batch?: boolean;
 }
 
 /** What `@Consumer` and `@OnMessage` record: the topic, the subscription, and how to consume it. */
 export interface ConsumerMetadata {
   topic: string;
   subscription: string;
+  batch: boolean;
   options: ConsumeOptions;
 }
 
@@ -35,12 +41,17 @@ export interface MessageConsumer<T = unknown, Tx = unknown> {
   handle(message: Message<T>, ctx: ConsumeContext<Tx>): Promise<void> | void;
 }
 
+/** The shape of a `@Consumer(topic, { batch: true })` class: the leased batch at once; return to ack it, throw to nack it. */
+export interface BatchConsumer<T = unknown, Tx = unknown> {
+  handle(messages: Message<T>[], ctx: BatchContext<Tx>): Promise<void> | void;
+}
+
 /** Checks the names when the class is defined, as a mistyped name is easier to find there than at start-up. */
 function consumerMetadata(topic: string, options: ConsumerOptions): ConsumerMetadata {
   validateTopicName(topic);
-  const { subscription = DEFAULT_SUBSCRIPTION, ...consume } = options;
+  const { subscription = DEFAULT_SUBSCRIPTION, batch = false, ...consume } = options;
   validateSubscriptionName(subscription, topic);
-  return { topic, subscription, options: consume };
+  return { topic, subscription, batch, options: consume };
 }
 
 function append<V>(key: string, value: V, target: object): void {
@@ -60,7 +71,7 @@ export function Consumer(topic: string, options: ConsumerOptions = {}): ClassDec
 /** Makes a provider method a consumer of `topic` (of `options.subscription`, or the default one), like a `@Consumer` class's `handle`. */
 export function OnMessage(topic: string, options: ConsumerOptions = {}) {
   const metadata = consumerMetadata(topic, options);
-  return <M extends (message: Message<any>, ctx: ConsumeContext<any>) => unknown>(_target: object, _key: string | symbol, descriptor: TypedPropertyDescriptor<M>): void => {
+  return <M extends ((message: Message<any>, ctx: ConsumeContext<any>) => unknown) | ((messages: Message<any>[], ctx: BatchContext<any>) => unknown)>(_target: object, _key: string | symbol, descriptor: TypedPropertyDescriptor<M>): void => {
     append<ConsumerMetadata>(ON_MESSAGE_METADATA, metadata, descriptor.value!);
   };
 }

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type Type, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, type Consumer, type Handler, type Subscription, type Tidings, type TidingsEvents, type ConsumeOptions } from '@tidings/core';
+import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, type Consumer, type BatchHandler, type Handler, type Subscription, type Tidings, type TidingsEvents, type ConsumeOptions } from '@tidings/core';
 import { CONSUMER_METADATA, ON_MESSAGE_METADATA, ON_TIDINGS_EVENT_METADATA, type ConsumerMetadata, type OnTidingsEventMetadata } from './decorators.js';
 import { NestSetupError } from './errors.js';
 import { declaredSubscription, declaredTopicNames, topicDeclaration } from './registry.js';
@@ -14,7 +14,8 @@ interface PlannedConsumer {
   /** `OrdersConsumer` or `OrdersService.onOrder`, for messages. */
   label: string;
   subscription: Subscription<any, any>;
-  handler: Handler<any, any>;
+  handler: Handler<any, any> | BatchHandler<any, any>;
+  batch: boolean;
   options: ConsumeOptions;
 }
 
@@ -103,12 +104,12 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
             `${type.name} is a @Consumer('${found.consumer.topic}') but has no handle(message, ctx) method: add one (return to ack, throw to nack), or put @OnMessage('${found.consumer.topic}') on the method that handles messages.`,
           );
         }
-        planned.push({ label: type.name, subscription, handler: (m, ctx) => instance.handle(m, ctx), options: found.consumer.options });
+        planned.push({ label: type.name, subscription, handler: (m: any, ctx: any) => instance.handle(m, ctx), batch: found.consumer.batch, options: found.consumer.options });
       }
       for (const [method, meta] of found.onMessage) {
         const label = `${type.name}.${method}`;
         const subscription = this.subscriptionFor(meta, `${decorator('OnMessage', meta)} on ${label}`, wrapper);
-        planned.push({ label, subscription, handler: (m, ctx) => instance[method](m, ctx), options: meta.options });
+        planned.push({ label, subscription, handler: (m: any, ctx: any) => instance[method](m, ctx), batch: meta.batch, options: meta.options });
       }
       for (const [method, meta] of found.onEvent) {
         const label = `${type.name}.${method}`;
@@ -135,7 +136,9 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
   async onApplicationBootstrap(): Promise<void> {
     for (const plan of this.planned) {
       try {
-        this.running.push(plan.subscription.consume(plan.handler, plan.options));
+        this.running.push(
+          plan.batch ? plan.subscription.consumeBatch(plan.handler as BatchHandler<any, any>, plan.options) : plan.subscription.consume(plan.handler as Handler<any, any>, plan.options),
+        );
       } catch (error) {
         await this.abandon();
         const { topic, name } = plan.subscription;

@@ -14,6 +14,7 @@ export {
   type ConsumerMetadata,
   type OnTidingsEventMetadata,
   type MessageConsumer,
+  type BatchConsumer,
 } from './decorators.js';
 /** Injection tokens: the instance, the module options, and each declared topic. */
 export { TIDINGS, TIDINGS_MODULE_OPTIONS, getTopicToken } from './tokens.js';

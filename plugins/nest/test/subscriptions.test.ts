@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Tidings, type DeadLetterEvent, type Message, type Topic } from '@tidings/core';
+import { Tidings, type BatchContext, type DeadLetterEvent, type Message, type Topic } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
-import { Consumer, OnMessage, OnTidingsEvent, TidingsModule, getTopicToken, type MessageConsumer } from '@tidings/nest';
+import { Consumer, OnMessage, OnTidingsEvent, TidingsModule, getTopicToken, type BatchConsumer, type MessageConsumer } from '@tidings/nest';
 import { RecordingLogger, sleep, uniqueTopic, waitFor } from './support.js';
 
 /** One message of an ordered topic: its key, and its place among the key's messages. */
@@ -212,5 +212,42 @@ describe('subscriptions and ordering keys in a Nest application (SQLite file)', 
     await waitFor(() => seen.length === 2);
     expect(seen.sort()).toEqual(['billing order-1', 'default order-1']);
     expect((await app.get(Tidings).subscriptions(topic)).map((s) => s.name)).toEqual(['billing', 'default']);
+  });
+});
+
+describe('batch consumers in a Nest application (SQLite file)', () => {
+  it('hands a @Consumer({ batch: true }) class and an @OnMessage({ batch: true }) method the leased batches, each message once', { timeout: 30_000 }, async () => {
+    const name = uniqueTopic();
+    const batches: Record<string, number[][]> = { billing: [], shipping: [] };
+
+    @Injectable()
+    @Consumer(name, { subscription: 'billing', batch: true, batchSize: 8 })
+    class Billing implements BatchConsumer<number> {
+      handle(messages: Message<number>[]) {
+        batches.billing!.push(messages.map((m) => m.payload));
+      }
+    }
+
+    @Injectable()
+    class Shipping {
+      @OnMessage(name, { subscription: 'shipping', batch: true, batchSize: 5 })
+      ship(messages: Message<number>[], ctx: BatchContext) {
+        // The first batch's first message fails alone; it comes back, the rest are acked.
+        if (batches.shipping!.length === 0) ctx.fail(messages[0]!);
+        batches.shipping!.push(messages.map((m) => m.payload));
+      }
+    }
+
+    @Module({ imports: [TidingsModule.forFeature([{ name, semantic: 'exactly-once', subscriptions: ['billing', 'shipping'], backoff: { initialMs: 1, maxMs: 2 } }])], providers: [Billing, Shipping] })
+    class Feature {}
+
+    const app = await start({ imports: [root(), Feature] });
+    const topic = app.get<Topic<number>>(getTopicToken(name));
+    await topic.sendMany(Array.from({ length: 20 }, (_, i) => i), { id: (p) => `m${p}` });
+    const handled = (sub: string) => new Set(batches[sub]!.flat()).size;
+    await waitFor(() => handled('billing') === 20 && handled('shipping') === 20 && batches.shipping!.flat().length === 21);
+    expect(Math.max(...batches.billing!.map((b) => b.length))).toBeLessThanOrEqual(8);
+    expect(Math.max(...batches.shipping!.map((b) => b.length))).toBeLessThanOrEqual(5);
+    expect(batches.billing!.flat().length).toBe(20);
   });
 });
