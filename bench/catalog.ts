@@ -2,7 +2,7 @@
 import type { Semantic, TidingsPlugin } from '@tidings/core';
 import { RAW, baselines } from './baselines.js';
 import type { BenchContext } from './context.js';
-import { backlogScenario, secondProcessFixedRate, twoConsumerProcesses } from './processes.js';
+import { backlogScenario, consumerProcesses, secondProcessFixedRate } from './processes.js';
 import type { Measured, System } from './rows.js';
 import { batches, concurrentSends, fixedRate, singleSends, type StoreKind } from './scenarios.js';
 import { fannedOutBatches } from './fan-out.js';
@@ -28,7 +28,8 @@ export const names = {
   concurrent: (s: Semantic, store: StoreKind) => `${semanticLabel(s)}, ${store}, 50 concurrent senders`,
   fixedRate: (s: Semantic, store: StoreKind) => `${semanticLabel(s)}, ${store}, 1,000 sends/s, send to handler start`,
   secondProcess: (s: Semantic) => `${semanticLabel(s)}, SQLite file, 1,000 sends/s, consumer in a second process`,
-  twoConsumers: (s: Semantic) => `${semanticLabel(s)}, PostgreSQL, two consumer processes, batches of 100, concurrency 50`,
+  processes: (s: Semantic, store: StoreKind, n: number) => `${semanticLabel(s)}, ${store}, ${n} consumer process${n === 1 ? '' : 'es'}, batches of 100, concurrency 50 each`,
+  batchHandler: (s: Semantic, store: StoreKind) => `${semanticLabel(s)}, ${store}, a batch handler, batches of 100`,
   backlog: 'at-least-once, SQLite file, backlog (stored in batches of 10,000)',
   plugin: 'at-least-once, memory, batches of 100, concurrency 1, a pass-through plugin',
   ordered: (s: Semantic, store: StoreKind) => `${semanticLabel(s)}, ${store}, ordered by 1,000 keys, batches of 100, concurrency 50`,
@@ -49,13 +50,14 @@ export function catalog(): Scenario[] {
       for (const c of [1, 50]) list.push({ name: names.batches(semantic, store, c), system: 'tidings', baseline: batchBaseline[store], run: (ctx) => batches(ctx, store, semantic, c) });
     }
   }
-  list.push({ name: names.plugin, system: 'tidings', baseline: names.batches('at-least-once', 'memory', 1), run: (ctx) => batches(ctx, 'memory', 'at-least-once', 1, [passThrough]) });
+  list.push({ name: names.plugin, system: 'tidings', baseline: names.batches('at-least-once', 'memory', 1), run: (ctx) => batches(ctx, 'memory', 'at-least-once', 1, { plugins: [passThrough] }) });
   // Each shape is divided by the same semantic's unordered, one-subscription run on the same store.
   for (const store of ['SQLite file', 'PostgreSQL'] as const) {
     for (const semantic of ['at-least-once', 'exactly-once'] as const) {
       const plain = names.batches(semantic, store, 50);
-      list.push({ name: names.ordered(semantic, store), system: 'tidings', baseline: plain, run: (ctx) => batches(ctx, store, semantic, 50, [], true) });
+      list.push({ name: names.ordered(semantic, store), system: 'tidings', baseline: plain, run: (ctx) => batches(ctx, store, semantic, 50, { ordered: true }) });
       list.push({ name: names.fannedOut(semantic, store), system: 'tidings', baseline: plain, run: (ctx) => fannedOutBatches(ctx, store, semantic) });
+      list.push({ name: names.batchHandler(semantic, store), system: 'tidings', baseline: plain, run: (ctx) => batches(ctx, store, semantic, 50, { batchHandler: true }) });
     }
   }
   for (const store of ['SQLite file', 'PostgreSQL'] as const) {
@@ -64,7 +66,15 @@ export function catalog(): Scenario[] {
     for (const semantic of SEMANTICS) list.push({ name: names.fixedRate(semantic, store), system: 'tidings', baseline: names.schedule, run: (ctx) => fixedRate(ctx, store, semantic) });
   }
   for (const semantic of SEMANTICS) list.push({ name: names.secondProcess(semantic), system: 'tidings', baseline: names.schedule, run: (ctx) => secondProcessFixedRate(ctx, semantic) });
-  for (const semantic of SEMANTICS) list.push({ name: names.twoConsumers(semantic), system: 'tidings', baseline: RAW.pgBatches, run: (ctx) => twoConsumerProcesses(ctx, semantic) });
+  // Scale-out: each count of processes divided by one process on the same database.
+  for (const [store, counts] of [['PostgreSQL', [1, 2, 4]], ['SQLite file', [1, 2]]] as const) {
+    for (const semantic of ['at-least-once', 'exactly-once'] as const) {
+      for (const n of counts) {
+        const baseline = n === 1 ? batchBaseline[store] : names.processes(semantic, store, 1);
+        list.push({ name: names.processes(semantic, store, n), system: 'tidings', baseline, run: (ctx) => consumerProcesses(ctx, store, semantic, n) });
+      }
+    }
+  }
   list.push({ name: names.backlog, system: 'tidings', baseline: RAW.sqliteBulk, run: backlogScenario });
   return list;
 }

@@ -1,6 +1,6 @@
 // A consumer in a process of its own (started by bench/processes.ts): reports every handler run as
 // [index, ms from send to handler start, epoch ms] over IPC, and stops when asked.
-import { Tidings, type Semantic, type StorageAdapter } from '@tidings/core';
+import { Tidings, decorateStorage, type LeaseRequest, type Semantic, type StorageAdapter } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
 import { epochMs, type BenchPayload } from './messages.js';
@@ -16,9 +16,31 @@ export interface ConsumerChildConfig {
   concurrency: number;
 }
 
+/** What a consumer process's leases came to, reported when it stops. */
+export interface LeaseStats {
+  /** Lease statements run. */
+  leases: number;
+  /** Those that handed out nothing: the messages were taken by another process, or none were waiting. */
+  empty: number;
+  /** Those that handed out fewer than the batch size. */
+  short: number;
+  /** Statements and transactions the database made wait and that were tried again (SQLite's lock). */
+  busyRetries: number;
+}
+
 const config = JSON.parse(process.argv[2]!) as ConsumerChildConfig;
 const send = (m: object) => process.send?.(m);
-const storage: StorageAdapter<any> = config.storage === 'sqlite' ? sqliteStorage({ file: config.target }) : postgresStorage({ url: config.target });
+const inner = config.storage === 'sqlite' ? sqliteStorage({ file: config.target }) : postgresStorage({ url: config.target });
+const stats: LeaseStats = { leases: 0, empty: 0, short: 0, busyRetries: 0 };
+const storage: StorageAdapter<any> = decorateStorage(inner, {
+  async lease(req: LeaseRequest) {
+    const leased = await inner.lease(req);
+    stats.leases++;
+    if (leased.length === 0) stats.empty++;
+    else if (leased.length < req.limit) stats.short++;
+    return leased;
+  },
+});
 const tidings = await Tidings.create({ storage });
 tidings.events.on('error', (e) => send({ type: 'error', message: `background error: ${String(e.error)}` }));
 tidings.events.on('handlerError', (e) => send({ type: 'error', message: `handler error: ${String(e.error)}` }));
@@ -48,6 +70,7 @@ process.on('message', (m: { type?: string }) => {
     await consumer.stop();
     clearInterval(flusher);
     flush();
+    send({ type: 'leases', stats: { ...stats, busyRetries: inner.busyRetries } });
     await tidings.close();
     process.disconnect?.();
   })();

@@ -72,6 +72,10 @@ export const loggedText = (logged: Record<string, number>) =>
     .map(([m, n]) => `"${m}" ×${count(n)}`)
     .join(', ');
 
+/** What a scale-out run's leases came to, in words. */
+export const leasesText = (l: NonNullable<Row['leases']>) =>
+  `${count(l.leases)} leases by ${l.processes} process${l.processes === 1 ? '' : 'es'}: ${count(l.empty)} empty, ${count(l.short)} short, ${count(l.busyRetries)} busy retries`;
+
 /** One row's figures after its name: messages/s, ratio, latency, and the backlog's RSS and lease times. */
 export function figures(r: Row): string {
   const parts = [count(r.messagesPerSecond).padStart(10), (r.ratio === null ? '' : r.ratio.toFixed(3)).padStart(7)];
@@ -83,6 +87,7 @@ export function figures(r: Row): string {
         `consumer peak RSS ${b.consumerRssMb[0]} MB and ${b.consumerRssMb[1]} MB, producer ${b.producerRssMb} MB`,
     );
   } else if (r.rssMb !== undefined) parts.push(`peak RSS ${r.rssMb} MB`);
+  if (r.leases) parts.push(leasesText(r.leases));
   if (r.duplicates) parts.push(`${count(r.duplicates)} redelivered`);
   if (r.rounds && r.rounds.length > 1) parts.push(`median of ${r.rounds.map(count).join(', ')}`);
   if (r.logged) parts.push(`logged ${loggedText(r.logged)}`);

@@ -5,7 +5,7 @@ import type { Semantic } from '@tidings/core';
 import type { BacklogResult, BacklogStep } from './backlog.js';
 import { bundle } from './bundle.js';
 import { BenchChild } from './children.js';
-import type { ConsumerChildConfig } from './consumer-child.js';
+import type { ConsumerChildConfig, LeaseStats } from './consumer-child.js';
 import type { BenchContext } from './context.js';
 import { STALL_MS, Tally, epochMs, payload, payloads } from './messages.js';
 import { BenchFailure, type Measured } from './rows.js';
@@ -14,9 +14,17 @@ import { percentiles, round } from './stats.js';
 
 /**
  * Runs `fn` while `n` consumer processes (batchSize 100, concurrency 50 each) consume the session's topic, reporting
- * into `tally`; `fn` is given the first failure of the session or of a child. Stops the children afterwards.
+ * into `tally`; `fn` is given the first failure of the session or of a child. Stops the children afterwards and
+ * answers `fn`'s result with what their leases came to, summed.
  */
-async function withConsumers<T>(s: Session, kind: StoreKind, semantic: Semantic, n: number, tally: Tally, fn: (failed: () => Error | undefined) => Promise<T>): Promise<T> {
+async function withConsumers<T>(
+  s: Session,
+  kind: StoreKind,
+  semantic: Semantic,
+  n: number,
+  tally: Tally,
+  fn: (failed: () => Error | undefined) => Promise<T>,
+): Promise<{ result: T; leases: LeaseStats }> {
   const config: ConsumerChildConfig = {
     storage: kind === 'PostgreSQL' ? 'postgres' : 'sqlite',
     target: s.store.target,
@@ -26,11 +34,13 @@ async function withConsumers<T>(s: Session, kind: StoreKind, semantic: Semantic,
     concurrency: 50,
   };
   let reported: Error | undefined;
+  const leases: LeaseStats = { leases: 0, empty: 0, short: 0, busyRetries: 0 };
   const children = Array.from(
     { length: n },
     () =>
       new BenchChild('consumer-child.ts', config, (m) => {
         if (m.type === 'handled') tally.markReported(m.triples as number[]);
+        else if (m.type === 'leases') for (const k of Object.keys(leases) as Array<keyof LeaseStats>) leases[k] += (m.stats as LeaseStats)[k];
         else if (m.type === 'error') reported ??= new BenchFailure(`consumer process: ${String(m.message)}`);
       }),
   );
@@ -41,7 +51,7 @@ async function withConsumers<T>(s: Session, kind: StoreKind, semantic: Semantic,
     await Promise.all(children.map((c) => c.stop()));
     const error = failed();
     if (error) throw error;
-    return result;
+    return { result, leases };
   } finally {
     for (const c of children) c.kill();
   }
@@ -53,26 +63,32 @@ export function secondProcessFixedRate(ctx: BenchContext, semantic: Semantic): P
     const { rate, rateSeconds } = ctx.counts;
     const count = Math.round(rate * rateSeconds);
     const tally = new Tally(count, true);
-    return withConsumers(s, 'SQLite file', semantic, 1, tally, async (failed) => {
+    const { result } = await withConsumers(s, 'SQLite file', semantic, 1, tally, async (failed) => {
       const start = epochMs();
       await onSchedule(rate, count, (i, at) => s.topic.send(payload(i, at), sendOptions(semantic, i)), failed);
       await tally.finished(`${semantic} to a second process`, STALL_MS, failed);
       return { messagesPerSecond: count / ((tally.lastAt - start) / 1000), messages: tally.handled, duplicates: tally.duplicates, latencyMs: percentiles(tally.latencies), scheduledPerSecond: rate };
     });
+    return result;
   });
 }
 
-/** Batches of 100 sent from this process, consumed by two other processes (batchSize 100, concurrency 50 each) on PostgreSQL. */
-export function twoConsumerProcesses(ctx: BenchContext, semantic: Semantic): Promise<Measured> {
-  return withSession(ctx, 'PostgreSQL', semantic, async (s) => {
+/**
+ * Scale-out: batches of 100 sent from this process, consumed by `n` other processes (batchSize 100, concurrency 50
+ * each) on one database; the aggregate messages/s, and what the processes' leases came to (empty and short leases,
+ * retries on a busy database).
+ */
+export function consumerProcesses(ctx: BenchContext, kind: StoreKind, semantic: Semantic, n: number): Promise<Measured> {
+  return withSession(ctx, kind, semantic, async (s) => {
     const count = ctx.counts.batch;
     const tally = new Tally(count);
-    return withConsumers(s, 'PostgreSQL', semantic, 2, tally, async (failed) => {
+    const { result, leases } = await withConsumers(s, kind, semantic, n, tally, async (failed) => {
       const start = epochMs();
       for (let i = 0; i < count; i += 100) await s.topic.sendMany(payloads(i, Math.min(100, count - i)), sendManyOptions(semantic));
-      await tally.finished(`${semantic} to two consumer processes`, STALL_MS, failed);
+      await tally.finished(`${semantic} to ${n} consumer processes`, STALL_MS, failed);
       return { messagesPerSecond: count / ((tally.lastAt - start) / 1000), messages: tally.handled, duplicates: tally.duplicates };
     });
+    return { ...result, leases: { processes: n, ...leases } };
   });
 }
 

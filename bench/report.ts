@@ -1,5 +1,5 @@
 // The generated parts of docs/benchmarks.md: the machine, the tables of the latest run and the targets.
-import { count, loggedText } from './output.js';
+import { count, leasesText, loggedText } from './output.js';
 import type { Machine, Results, Row, TargetResult } from './rows.js';
 
 /** The machine as a Markdown list. */
@@ -20,6 +20,7 @@ function notes(r: Row): string {
       `consumer peak RSS ${b.consumerRssMb[0]} MB / ${b.consumerRssMb[1]} MB, producer ${b.producerRssMb} MB`,
     );
   }
+  if (r.leases) parts.push(leasesText(r.leases));
   if (r.duplicates) parts.push(`${count(r.duplicates)} redelivered`);
   if (r.logged) parts.push(`Tidings logged ${loggedText(r.logged)}`);
   return parts.join('; ');

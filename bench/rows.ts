@@ -1,8 +1,8 @@
 // What a scenario measures, and the row it becomes in the output and in `--json`.
 import type { Latency } from './stats.js';
 
-/** Whose code a row measures. */
-export type System = 'tidings' | 'raw' | 'bullmq' | 'graphile-worker';
+/** Whose code a row measures (BullMQ's on Redis or on its PostgreSQL backend). */
+export type System = 'tidings' | 'raw' | 'bullmq' | 'bullmq-postgres' | 'graphile-worker' | 'pg-boss';
 
 /** What one run of a scenario measured. */
 export interface Measured {
@@ -22,6 +22,8 @@ export interface Measured {
   rssMb?: number;
   /** The backlog scenario's other figures: at the small and the large backlog, and the producer's peak RSS. */
   backlog?: BacklogFigures;
+  /** Scale-out: how many consumer processes, and what their leases came to, summed. */
+  leases?: { processes: number; leases: number; empty: number; short: number; busyRetries: number };
 }
 
 /** A consumer process on a small and on a large backlog (each a fresh process), and the process that stored it. */

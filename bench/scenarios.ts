@@ -129,12 +129,21 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Ordering keys an ordered run spreads its messages over. */
 export const KEYS = 1_000;
 
+/** How a batches run differs from the plain one. */
+export interface BatchesShape {
+  plugins?: TidingsPlugin[];
+  /** The topic is declared `ordering: 'key'` and message i has key k(i mod 1,000): a lease hands out each key's first waiting message only. */
+  ordered?: boolean;
+  /** One batch handler call per leased batch (`consumeBatch`) instead of a handler per message. */
+  batchHandler?: boolean;
+}
+
 /**
  * End to end: one producer awaits sendMany of 100 at a time while a consumer (batchSize 100) handles them; from the
- * first send to the last message handled, every message counted once. `ordered`: the topic is declared
- * `ordering: 'key'` and message i has key k(i mod 1,000), so a lease hands out each key's first waiting message only.
+ * first send to the last message handled, every message counted once.
  */
-export function batches(ctx: BenchContext, kind: StoreKind, semantic: Semantic, concurrency: number, plugins: TidingsPlugin[] = [], ordered = false): Promise<Measured> {
+export function batches(ctx: BenchContext, kind: StoreKind, semantic: Semantic, concurrency: number, shape: BatchesShape = {}): Promise<Measured> {
+  const { plugins = [], ordered = false, batchHandler = false } = shape;
   return withSession(
     ctx,
     kind,
@@ -142,7 +151,9 @@ export function batches(ctx: BenchContext, kind: StoreKind, semantic: Semantic, 
     async (s) => {
       const count = ctx.counts.batch;
       const tally = new Tally(count);
-      const consumer = s.topic.consume((m) => tally.mark(m.payload), { batchSize: 100, concurrency });
+      const consumer = batchHandler
+        ? s.topic.consumeBatch((messages) => messages.forEach((m) => tally.mark(m.payload)), { batchSize: 100 })
+        : s.topic.consume((m) => tally.mark(m.payload), { batchSize: 100, concurrency });
       try {
         const start = epochMs();
         const options = { ...sendManyOptions(semantic), ...(ordered ? { key: (p: BenchPayload) => `k${p.i % KEYS}` } : {}) };

@@ -66,6 +66,8 @@ export class SqlConnection {
   private ormInstance?: MikroORM;
   private isClosed = false;
   private readonly busyRetries: number;
+  /** Statements and transactions tried again because the database was busy (another process held its lock). */
+  retried = 0;
   /** Which transaction, if any, the calling code runs inside, to catch calls that forgot its handle. */
   private readonly insideOf = new AsyncLocalStorage<EntityManager>();
   /** Transactions whose callback is still running. */
@@ -267,6 +269,7 @@ export class SqlConnection {
         const kind = classify(error, this.dialect);
         // Inside a transaction the whole transaction must be retried, not one statement of it.
         if (!tx && kind === 'busy' && attempt < this.busyRetries) {
+          this.retried++;
           await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
           continue;
         }
@@ -294,6 +297,7 @@ export class SqlConnection {
       } catch (error) {
         const kind = classify(error, this.dialect);
         if (kind === 'busy' && attempt < this.busyRetries) {
+          this.retried++;
           await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
           continue;
         }

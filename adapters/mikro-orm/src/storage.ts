@@ -88,6 +88,11 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     return result;
   }
 
+  /** How many statements and transactions were tried again because the database was busy: lock contention between processes. */
+  get busyRetries(): number {
+    return this.connection.retried;
+  }
+
   /** The SQL dialect in use. */
   get dialect(): SqlDialect {
     return this.options.dialect;
