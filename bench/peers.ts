@@ -1,12 +1,15 @@
-// npm run bench:peers: Tidings beside BullMQ (Redis) and Graphile Worker (PostgreSQL) on the same machine, the
-// systems alternating round by round, medians compared; then every target of issue 11. See docs/benchmarks.md.
+// npm run bench:peers: Tidings beside BullMQ (Redis), and beside Graphile Worker, pg-boss and BullMQ's PostgreSQL
+// backend (PostgreSQL) on the same machine, the systems alternating round by round, medians compared; then every
+// target of issues 11 and 18. See docs/benchmarks.md.
 import { readFileSync } from 'node:fs';
 import { processArgs } from './args.js';
 import { bullBatches, bullFixedRate, bullSingleAdds } from './bullmq.js';
+import { bullPostgresBatches } from './bullmq-postgres.js';
 import { catalog, names, type Scenario } from './catalog.js';
 import { BenchContext, countsFor } from './context.js';
 import { graphileBatches, graphileSingleAdds } from './graphile.js';
 import { Progress, machine, printTable } from './output.js';
+import { pgBossBatches, pgBossFixedRate, pgBossSingleSends } from './pg-boss.js';
 import { REDIS_INSTALL, redisServerPath, startRedis, type LocalRedis } from './redis.js';
 import type { Failure, Measured, Results, Row } from './rows.js';
 import { runAll, stepsOf } from './runner.js';
@@ -35,10 +38,18 @@ function comparisons(redis: LocalRedis): Scenario[][] {
   return [
     [tidings(names.batches(ALO, 'SQLite file', 50)), tidings(names.batches(EO, 'SQLite file', 50)), peer(PEERS.bullmq(50), 'bullmq', (ctx) => bullBatches(ctx, redis, 50))],
     [tidings(names.batches(ALO, 'SQLite file', 1)), tidings(names.batches(EO, 'SQLite file', 1)), peer(PEERS.bullmq(1), 'bullmq', (ctx) => bullBatches(ctx, redis, 1))],
-    [tidings(names.batches(ALO, 'PostgreSQL', 50)), peer(PEERS.graphile(50), 'graphile-worker', (ctx) => graphileBatches(ctx, 50))],
+    // The PostgreSQL peers in one comparison, so they alternate with each other too; each row is divided by Graphile Worker's.
+    [
+      tidings(names.batches(ALO, 'PostgreSQL', 50)),
+      tidings(names.batches(EO, 'PostgreSQL', 50)),
+      peer(PEERS.pgBoss, 'pg-boss', pgBossBatches),
+      peer(PEERS.bullmqPostgres(50), 'bullmq-postgres', (ctx) => bullPostgresBatches(ctx, 50)),
+      peer(PEERS.graphile(50), 'graphile-worker', (ctx) => graphileBatches(ctx, 50)),
+    ],
     [tidings(names.single(ALO, 'SQLite file')), peer(PEERS.bullmqSingle, 'bullmq', (ctx) => bullSingleAdds(ctx, redis))],
-    [tidings(names.single(ALO, 'PostgreSQL')), peer(PEERS.graphileSingle, 'graphile-worker', graphileSingleAdds)],
+    [tidings(names.single(ALO, 'PostgreSQL')), peer(PEERS.pgBossSingle, 'pg-boss', pgBossSingleSends), peer(PEERS.graphileSingle, 'graphile-worker', graphileSingleAdds)],
     [tidings(names.fixedRate(ALO, 'SQLite file')), peer(PEERS.bullmqFixedRate, 'bullmq', (ctx) => bullFixedRate(ctx, redis))],
+    [tidings(names.fixedRate(ALO, 'PostgreSQL')), peer(PEERS.pgBossFixedRate, 'pg-boss', pgBossFixedRate)],
   ];
 }
 
@@ -50,7 +61,7 @@ function sumLogged(runs: Measured[]): Record<string, number> {
 }
 
 /** Tidings-only scenarios some targets read: run once here, or read from a saved bench run (`--bench FILE`). */
-const targetOnly = [names.secondProcess(ALO), names.fixedRate(ALO, 'PostgreSQL'), names.concurrent(ALO, 'SQLite file'), names.backlog];
+const targetOnly = [names.secondProcess(ALO), names.concurrent(ALO, 'SQLite file'), names.backlog];
 
 const only = args.only;
 const matches = (name: string) => !only || name.toLowerCase().includes(only);

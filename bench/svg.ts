@@ -1,11 +1,14 @@
 // The benchmark chart: horizontal bars of messages/s (log scale), each Tidings row beside what it is compared with.
 import type { Results, Row, System } from './rows.js';
 
-const COLORS: Record<System, string> = { tidings: '#2563eb', raw: '#9ca3af', bullmq: '#dc2626', 'graphile-worker': '#d97706' };
+const COLORS: Record<System, string> = { tidings: '#2563eb', raw: '#9ca3af', bullmq: '#dc2626', 'bullmq-postgres': '#f87171', 'graphile-worker': '#d97706', 'pg-boss': '#059669' };
+/** The legend, in this order, of the systems a chart shows. */
 const LEGEND: Array<[System, string]> = [
   ['tidings', 'Tidings'],
   ['bullmq', 'BullMQ (Redis)'],
+  ['bullmq-postgres', 'BullMQ (PostgreSQL)'],
   ['graphile-worker', 'Graphile Worker (PostgreSQL)'],
+  ['pg-boss', 'pg-boss (PostgreSQL)'],
   ['raw', 'raw driver, same process'],
 ];
 
@@ -25,9 +28,9 @@ interface Section {
   groups: Row[][];
 }
 
-/** Peers: each peer row with the Tidings rows divided by it (Tidings first). */
+/** Peers: each peer row the others are divided by, with those rows first (Tidings', then other peers'). */
 function peerGroups(results: Results): Row[][] {
-  const peers = results.rows.filter((r) => (r.system === 'bullmq' || r.system === 'graphile-worker') && !r.scheduledPerSecond);
+  const peers = results.rows.filter((r) => r.system !== 'tidings' && r.system !== 'raw' && r.baseline === null && !r.scheduledPerSecond);
   return peers.map((p) => [...results.rows.filter((r) => r.baseline === p.name), p]);
 }
 
@@ -63,7 +66,8 @@ export function chartSvg(runs: readonly Results[]): string {
   out.push(`<text x="16" y="${y}" font-size="12" fill="#374151">${escape(`${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, Node ${m.node}, ${m.platform}, disk ${m.disk}; messages/s of ~256-byte messages, log scale`)}</text>`);
   y += 22;
   let lx = 16;
-  for (const [system, label] of LEGEND) {
+  const shown = new Set(runs.flatMap((r) => r.rows.map((row) => row.system)));
+  for (const [system, label] of LEGEND.filter(([system]) => shown.has(system))) {
     out.push(`<rect x="${lx}" y="${y - 10}" width="12" height="12" fill="${COLORS[system]}"/><text x="${lx + 17}" y="${y}" font-size="12">${escape(label)}</text>`);
     lx += 40 + label.length * 7;
   }

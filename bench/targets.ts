@@ -1,14 +1,19 @@
-// The targets of issue 11, each read from result rows: a figure, and whether it is met.
+// The targets of issues 11 and 18, each read from result rows: a figure, and whether it is met.
 import { names } from './catalog.js';
 import { count } from './output.js';
 import type { Row, TargetResult } from './rows.js';
 
+/** Row names of the peers, with the version and settings each runs with. */
 export const PEERS = {
-  bullmq: (concurrency: number) => `BullMQ 6.7.0, Redis AOF everysec, addBulk 100, concurrency ${concurrency}`,
-  bullmqSingle: 'BullMQ 6.7.0, Redis AOF everysec, one awaited add at a time',
-  bullmqFixedRate: 'BullMQ 6.7.0, Redis AOF everysec, 1,000 adds/s, add to processor start',
+  bullmq: (concurrency: number) => `BullMQ 6.7.6, Redis AOF everysec, addBulk 100, concurrency ${concurrency}`,
+  bullmqSingle: 'BullMQ 6.7.6, Redis AOF everysec, one awaited add at a time',
+  bullmqFixedRate: 'BullMQ 6.7.6, Redis AOF everysec, 1,000 adds/s, add to processor start',
+  bullmqPostgres: (concurrency: number) => `BullMQ 6.7.6, PostgreSQL backend, addBulk 100, concurrency ${concurrency}`,
   graphile: (concurrency: number) => `Graphile Worker 0.18.0, PostgreSQL, addJobs 100, local queue 100, concurrency ${concurrency}`,
   graphileSingle: 'Graphile Worker 0.18.0, PostgreSQL, one awaited addJob at a time',
+  pgBoss: 'pg-boss 12.38.1, PostgreSQL, insert 100, 4 workers of batchSize 100, LISTEN/NOTIFY',
+  pgBossSingle: 'pg-boss 12.38.1, PostgreSQL, one awaited send at a time',
+  pgBossFixedRate: 'pg-boss 12.38.1, PostgreSQL, 1,000 sends/s, send to handler start',
 };
 
 interface Target {
@@ -85,6 +90,9 @@ export const TARGETS: Target[] = [
       return b && { figure: `${b.leaseRatio}× (${b.leaseMs[1]} ms at ${count(b.sizes[1])}, ${b.leaseMs[0]} ms at ${count(b.sizes[0])})`, met: b.leaseRatio <= 1.2 };
     },
   },
+
+  // Issue 18: beside the PostgreSQL peers. pg-boss and BullMQ's PostgreSQL backend have rows, not targets.
+  atLeastTimes('PostgreSQL exactly-once e2e ≥ 1× Graphile Worker (batches of 100, concurrency 50)', names.batches(EO, 'PostgreSQL', 50), PEERS.graphile(50), 1),
 ];
 
 /** Each target judged on `rows` (`not measured` where a row is missing). */

@@ -9,7 +9,7 @@ import { machineMarkdown, replaceSection, rowsMarkdown, targetsMarkdown } from '
 import type { Results, Row } from '../bench/rows.js';
 import { percentiles } from '../bench/stats.js';
 import { chartSvg } from '../bench/svg.js';
-import { TARGETS } from '../bench/targets.js';
+import { PEERS, TARGETS } from '../bench/targets.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const redis = redisServerPath();
@@ -79,10 +79,41 @@ describe('npm run bench:peers', () => {
       for (const r of results.rows) expectRowShape(r);
       const peer = results.rows.find((r) => r.system === 'bullmq')!;
       const tidings = results.rows.find((r) => r.system === 'tidings')!;
-      expect(peer).toMatchObject({ name: 'BullMQ 6.7.0, Redis AOF everysec, one awaited add at a time', baseline: null, messages: 100 });
+      expect(peer).toMatchObject({ name: PEERS.bullmqSingle, baseline: null, messages: 100 });
       expect(tidings).toMatchObject({ baseline: peer.name, messages: 100 });
       expect(tidings.ratio!).toBeCloseTo(tidings.messagesPerSecond / peer.messagesPerSecond, 1);
       expect(results.targets!.map((t) => t.target)).toEqual(TARGETS.map((t) => t.target));
+    },
+  );
+
+  it.skipIf(!redis && !requireRedis)(
+    redis || requireRedis
+      ? '--quick runs Tidings beside Graphile Worker, pg-boss and BullMQ on PostgreSQL, every message handled once'
+      : 'skipped: redis-server is not on PATH (apt-get install redis-server; REQUIRE_REDIS=1 makes this a failure)',
+    { timeout: 90_000 },
+    () => {
+      if (!redis) throw new Error(`REQUIRE_REDIS=1 but ${REDIS_INSTALL}`);
+      // Every comparison with a pg-boss row: batches (with Graphile Worker and BullMQ's PostgreSQL backend), single sends, fixed rate.
+      const run = npmRun('bench:peers', ['--quick', '--json', '--only', 'pg-boss']);
+      expect(run.status, run.stderr).toBe(0);
+      const results = JSON.parse(run.stdout) as Results;
+      expect(results).toMatchObject({ kind: 'peers', quick: true, failures: [] });
+      for (const r of results.rows) expectRowShape(r);
+      const row = (name: string) => results.rows.find((r) => r.name === name)!;
+      for (const [name, system] of [
+        [PEERS.pgBoss, 'pg-boss'],
+        [PEERS.bullmqPostgres(50), 'bullmq-postgres'],
+      ] as const) {
+        // All 1,000 sent were handled, each once, and the row is divided by Graphile Worker's, the comparison's last.
+        expect(row(name)).toMatchObject({ system, baseline: PEERS.graphile(50), messages: 1_000 });
+        expect(row(name).duplicates ?? 0).toBe(0);
+      }
+      expect(row(PEERS.graphile(50))).toMatchObject({ system: 'graphile-worker', baseline: null, messages: 1_000 });
+      expect(row(PEERS.pgBossSingle)).toMatchObject({ system: 'pg-boss', baseline: PEERS.graphileSingle, messages: 100 });
+      expect(row(PEERS.pgBossFixedRate)).toMatchObject({ system: 'pg-boss', baseline: null, messages: 500, scheduledPerSecond: 1_000 });
+      expect(row(PEERS.pgBossFixedRate).latencyMs!.p50).toBeGreaterThan(0);
+      const judged = results.targets!.find((t) => t.target.startsWith('PostgreSQL exactly-once e2e ≥ 1× Graphile Worker'))!;
+      expect(judged.met).toBeTypeOf('boolean');
     },
   );
 
