@@ -23,7 +23,7 @@ export { DEFAULT_SUBSCRIPTION, idempotencyScope } from './storage/scopes.js';
 export { topicTotals } from './storage/counts.js';
 export { ORDERINGS, leasePolicy, type Ordering, type LeasePolicy } from './delivery/lease-policy.js';
 export { TopicLedger, SubscriptionLedger, recordedLedger, type LedgerParts, type LedgerTopic, type Failure, type Released } from './delivery/ledger.js';
-export type { TidingsPlugin, PluginHost, SendContext, HandleContext, OutgoingMessage } from './plugin.js';
+export type { TidingsPlugin, PluginHost, SendContext, HandleContext, BatchHandleContext, OutgoingMessage } from './plugin.js';
 export { MAX_HEADER_BYTES } from './headers.js';
 export { toInspectionEvent, type InspectionEvent } from './inspect.js';
 export { Consumer } from './delivery/consumer.js';

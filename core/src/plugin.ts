@@ -1,4 +1,4 @@
-import type { ConsumeContext, Message } from './delivery/consume.js';
+import type { BatchContext, ConsumeContext, Message } from './delivery/consume.js';
 import { InvalidOptionsError } from './errors.js';
 import type { TidingsEventBus } from './events.js';
 import type { Lifecycle } from './lifecycle/names.js';
@@ -29,6 +29,16 @@ export interface HandleContext {
   readonly context: ConsumeContext<unknown>;
 }
 
+/** One batch handler run: the leased batch as the handler gets it, and its context. */
+export interface BatchHandleContext {
+  readonly topic: string;
+  /** The subscription the batch was delivered to. */
+  readonly subscription: string;
+  readonly lifecycle: Lifecycle;
+  readonly messages: readonly Message<unknown>[];
+  readonly context: BatchContext<unknown>;
+}
+
 /** What a plugin may use of the Tidings instance it is registered with (a `Tidings` is one). */
 export interface PluginHost {
   readonly events: TidingsEventBus;
@@ -44,7 +54,8 @@ export interface PluginHost {
 
 /**
  * Something that watches or wraps delivery: metrics, traces, validation, a dashboard's live feed. Every member but
- * `name` is optional; `send` and `handle` wrap the step (call `next()` to go on, throw to refuse), like middleware.
+ * `name` is optional; `send`, `handle` and `handleBatch` wrap the step (call `next()` to go on, throw to refuse), like
+ * middleware.
  */
 export interface TidingsPlugin {
   readonly name: string;
@@ -54,6 +65,8 @@ export interface TidingsPlugin {
   send?(ctx: SendContext, next: () => Promise<SendAck[]>): Promise<SendAck[]>;
   /** Around every handler run: a throw is the handler's failure (nacked as its lifecycle says). */
   handle?(ctx: HandleContext, next: () => Promise<void>): Promise<void>;
+  /** Around every batch handler run: a throw is the batch handler's failure (every message of it, as its lifecycle says). */
+  handleBatch?(ctx: BatchHandleContext, next: () => Promise<void>): Promise<void>;
   /** On `tidings.close()`, after every consumer stopped. */
   close?(): void | Promise<void>;
 }
@@ -61,10 +74,11 @@ export interface TidingsPlugin {
 /** A step with its plugins' wrappers around it, nested in registration order (the first plugin is outermost). */
 export type Wrapped<C, R> = (ctx: C, last: () => Promise<R>) => Promise<R>;
 
-/** The plugins' `send` and `handle` wrappers, composed once; undefined where no plugin wraps, so that path costs nothing. */
+/** The plugins' `send`, `handle` and `handleBatch` wrappers, composed once; undefined where no plugin wraps, so that path costs nothing. */
 export interface PluginChain {
   readonly send?: Wrapped<SendContext, SendAck[]>;
   readonly handle?: Wrapped<HandleContext, void>;
+  readonly handleBatch?: Wrapped<BatchHandleContext, void>;
 }
 
 function compose<C, R>(hooks: Array<(ctx: C, next: () => Promise<R>) => Promise<R>>): Wrapped<C, R> | undefined {
@@ -81,7 +95,7 @@ export function pluginChain(plugins: readonly TidingsPlugin[]): PluginChain {
     if (typeof p !== 'object' || p === null || typeof p.name !== 'string' || p.name === '') {
       throw new InvalidOptionsError(`plugins[${i}] must be an object with a name, e.g. { name: 'audit', handle: async (ctx, next) => next() }, got ${p === null ? 'null' : typeof p}.`);
     }
-    for (const member of ['setup', 'send', 'handle', 'close'] as const) {
+    for (const member of ['setup', 'send', 'handle', 'handleBatch', 'close'] as const) {
       if (p[member] !== undefined && typeof p[member] !== 'function') {
         throw new InvalidOptionsError(`Plugin "${p.name}": ${member} must be a function, got ${typeof p[member]}.`);
       }
@@ -90,5 +104,6 @@ export function pluginChain(plugins: readonly TidingsPlugin[]): PluginChain {
   return {
     send: compose(plugins.flatMap((p) => (p.send ? [p.send.bind(p)] : []))),
     handle: compose(plugins.flatMap((p) => (p.handle ? [p.handle.bind(p)] : []))),
+    handleBatch: compose(plugins.flatMap((p) => (p.handleBatch ? [p.handleBatch.bind(p)] : []))),
   };
 }

@@ -2,7 +2,7 @@ import type { MemoryTransaction } from '@tidings/adapter-memory';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { container } from 'tsyringe';
 import { afterEach, describe, expect, it } from 'vitest';
-import { InvalidMessageError, MAX_HEADER_BYTES, Tidings, TidingsError, Tokens, type InspectionEvent, type Message, type TidingsPlugin } from '../src/index.js';
+import { InvalidMessageError, MAX_HEADER_BYTES, Tidings, TidingsError, Tokens, type BatchContext, type BatchHandleContext, type InspectionEvent, type Message, type TidingsPlugin } from '../src/index.js';
 import { memoryTidings, uniqueTopic, waitFor } from './helpers.js';
 
 let tidings: Tidings<MemoryTransaction> | undefined;
@@ -94,6 +94,71 @@ describe('plugins', () => {
     expect(attempts).toEqual([2]);
   });
 
+  it('wraps each batch handler run in handleBatch, in registration order, with the batch and the context the handler gets, and not in handle', async () => {
+    const calls: string[] = [];
+    const seen: BatchHandleContext[] = [];
+    const outer: TidingsPlugin = {
+      name: 'outer',
+      handle: async (_ctx, next) => (calls.push('outer handle'), next()),
+      async handleBatch(ctx, next) {
+        seen.push(ctx);
+        calls.push(`outer batch ${ctx.topic} ${ctx.subscription} ${ctx.lifecycle} ${ctx.messages.map((m) => m.payload as string).join(',')}`);
+        await next();
+        calls.push('outer batched');
+      },
+    };
+    const inner: TidingsPlugin = { name: 'inner', handleBatch: async (ctx, next) => (calls.push(`inner batch ${ctx.messages.length}`), next()) };
+    tidings = await memoryTidings({ plugins: [outer, inner] });
+    const topic = tidings.topic<string>(uniqueTopic(), { semantic: 'at-least-once', subscriptions: ['audit'] });
+    await topic.sendMany(['a', 'b', 'c']);
+    const handled: Array<{ messages: Message<string>[]; ctx: BatchContext }> = [];
+    topic.subscription('audit').consumeBatch(
+      (messages, ctx) => {
+        calls.push('handler');
+        handled.push({ messages, ctx });
+      },
+      { pollMs: 5 },
+    );
+    await waitFor(() => calls.includes('outer batched'));
+    expect(calls).toEqual([`outer batch ${topic.name} audit at-least-once a,b,c`, 'inner batch 3', 'handler', 'outer batched']);
+    expect(seen[0]!.messages).toBe(handled[0]!.messages);
+    expect(seen[0]!.context).toBe(handled[0]!.ctx);
+    await waitFor(async () => Object.keys((await tidings!.counts(topic.name))[topic.name] ?? {}).length === 0);
+  });
+
+  it.each(['at-least-once', 'exactly-once'] as const)('%s: treats a throw in a handleBatch wrapper as the batch handler failing: every message is nacked and redelivered', async (semantic) => {
+    const refusal = new Error('not yet');
+    const gate: TidingsPlugin = {
+      name: 'gate',
+      handleBatch: async (ctx, next) => {
+        if (ctx.messages.some((m) => m.attempt === 1)) throw refusal;
+        return next();
+      },
+    };
+    tidings = await memoryTidings({ plugins: [gate] });
+    const topic = tidings.topic<string>(uniqueTopic(), { semantic, backoff: { initialMs: 1, maxMs: 1 } });
+    const errors: unknown[] = [];
+    tidings.events.on('handlerError', (e) => void (e.topic === topic.name && errors.push(e.error)));
+    await topic.sendMany(['a', 'b', 'c'], { id: (p) => `m-${p}` });
+    const runs: Array<Array<[string, number]>> = [];
+    topic.consumeBatch((messages) => void runs.push(messages.map((m) => [m.payload, m.attempt])), { pollMs: 5 });
+    await waitFor(() => runs.flat().length === 3);
+    expect(runs.flat().sort()).toEqual([['a', 2], ['b', 2], ['c', 2]]);
+    expect(errors).toEqual([refusal, refusal, refusal]);
+  });
+
+  it('dead-letters every message of a batch whose handleBatch wrapper throws on its last delivery, as a batch handler throw does', async () => {
+    const refuse: TidingsPlugin = { name: 'refuse', handleBatch: () => Promise.reject(new Error('closed')) };
+    tidings = await memoryTidings({ plugins: [refuse] });
+    const topic = tidings.topic<string>(uniqueTopic(), { semantic: 'at-least-once', maxDeliveries: 1 });
+    let handled = 0;
+    topic.consumeBatch(() => void handled++, { pollMs: 5 });
+    await topic.sendMany(['a', 'b', 'c']);
+    await waitFor(async () => (await tidings!.counts(topic.name))[topic.name]?.dead === 3);
+    expect((await tidings.deadLetters(topic.name)).map((m) => JSON.parse(m.body) as string).sort()).toEqual(['a', 'b', 'c']);
+    expect(handled).toBe(0);
+  });
+
   it('takes plugins registered in the container too, after those passed to create, and runs setup and close once each', async () => {
     const order: string[] = [];
     const plugin = (name: string): TidingsPlugin => ({
@@ -113,6 +178,7 @@ describe('plugins', () => {
   it('refuses a malformed plugin at create with INVALID_OPTIONS, and closes storage when a setup fails', async () => {
     await expect(memoryTidings({ plugins: [{ name: '' } as TidingsPlugin] })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('plugins[0] must be an object with a name') });
     await expect(memoryTidings({ plugins: [{ name: 'm', handle: 'x' } as unknown as TidingsPlugin] })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: 'Plugin "m": handle must be a function, got string.' });
+    await expect(memoryTidings({ plugins: [{ name: 'b', handleBatch: 1 } as unknown as TidingsPlugin] })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: 'Plugin "b": handleBatch must be a function, got number.' });
     const storage = memoryStorage();
     await expect(Tidings.create({ storage, plugins: [{ name: 'broken', setup: () => Promise.reject(new Error('no port')) }] })).rejects.toThrow('no port');
     await expect(storage.counts()).rejects.toMatchObject({ code: 'CLOSED' });

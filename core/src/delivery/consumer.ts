@@ -150,8 +150,12 @@ export class Consumer<T = unknown, Tx = unknown> {
     }
   }
 
-  /** Runs a batch handler on a leased batch; resolves to the messages it marked failed (a throw is the caller's to take). */
+  /**
+   * Runs a batch handler on a leased batch, inside the plugins' `handleBatch` wrappers when there are any; resolves to
+   * the messages it marked failed (a throw, the handler's or a wrapper's, is the caller's to take).
+   */
   private async runBatch(handler: BatchHandler<T, Tx>, batch: StoredMessage[], tx: Tx): Promise<Failures> {
+    const { topic } = this.s;
     const messages = batch.map((m) => this.message(m));
     const byId = new Map(batch.map((m) => [m.id, m]));
     const failed: Failures = new Map();
@@ -164,7 +168,15 @@ export class Consumer<T = unknown, Tx = unknown> {
         failed.set(m, error ?? new Error(`message ${m.id} marked failed by its batch handler`));
       },
     };
-    await handler(messages, context);
+    const wrap = topic.plugins.handleBatch;
+    if (!wrap) {
+      await handler(messages, context);
+      return failed;
+    }
+    const ctx = { topic: topic.name, subscription: this.s.name, lifecycle: topic.plan.lifecycle, messages, context: context as BatchContext<unknown> };
+    await wrap(ctx, async () => {
+      await handler(messages, context);
+    });
     return failed;
   }
 

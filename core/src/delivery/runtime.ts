@@ -36,7 +36,7 @@ export interface TopicServices {
   readonly ids: IdGenerator;
   readonly logger: Logger;
   readonly events: TidingsEventBus;
-  /** The registered plugins' `send` and `handle` wrappers (undefined where none wraps). */
+  /** The registered plugins' `send`, `handle` and `handleBatch` wrappers (undefined where none wraps). */
   readonly plugins: PluginChain;
   /** Registers work that `close()` must wait for. */
   track<T>(work: Promise<T>): Promise<T>;

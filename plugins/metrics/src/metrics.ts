@@ -3,6 +3,7 @@ import {
   Tokens,
   lifecycleTables,
   systemClock,
+  type BatchHandleContext,
   type Clock,
   type HandleContext,
   type Lifecycle,
@@ -39,7 +40,7 @@ export interface TidingsMetrics {
   readonly transitions: Counter<'topic' | 'subscription' | 'semantic' | 'from' | 'to' | 'event'>;
   /** Gauge `<prefix>messages{topic,subscription,semantic,state}`: copies per state, read from `storage.counts()` at scrape time. */
   readonly messages: Gauge<'topic' | 'subscription' | 'semantic' | 'state'>;
-  /** Histogram `<prefix>handler_duration_seconds{topic,subscription,semantic,outcome}`: how long handlers ran. */
+  /** Histogram `<prefix>handler_duration_seconds{topic,subscription,semantic,outcome}`: how long handlers ran, a batch handler's run once. */
   readonly handlerDuration: Histogram<'topic' | 'subscription' | 'semantic' | 'outcome'>;
   /** Histogram `<prefix>end_to_end_latency_seconds{topic,subscription,semantic}`: from the message's store to its handler's start. */
   readonly endToEndLatency: Histogram<'topic' | 'subscription' | 'semantic'>;
@@ -66,6 +67,8 @@ export interface MetricsPlugin extends TidingsPlugin {
   setup(tidings: PluginHost): void;
   /** Times the handler and the message's wait since it was stored. */
   handle(ctx: HandleContext, next: () => Promise<void>): Promise<void>;
+  /** Times the batch handler's run once, and each message's wait since it was stored. */
+  handleBatch(ctx: BatchHandleContext, next: () => Promise<void>): Promise<void>;
   /** Unsubscribes; the per-state gauge stops reading the closed storage. */
   close(): void;
 }
@@ -125,14 +128,14 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
     }),
     handlerDuration: new Histogram({
       name: `${prefix}handler_duration_seconds`,
-      help: 'How long message handlers ran, by outcome (ok: acked, error: threw).',
+      help: 'How long message handlers ran, a batch handler once per batch, by outcome (ok: returned, error: threw).',
       labelNames: ['topic', 'subscription', 'semantic', 'outcome'],
       buckets: options.buckets?.handler ?? HANDLER_BUCKETS,
       registers,
     }),
     endToEndLatency: new Histogram({
       name: `${prefix}end_to_end_latency_seconds`,
-      help: 'Time from a message being stored to its handler starting, each delivery counted.',
+      help: 'Time from a message being stored to its handler starting, each delivery counted (each message of a batch).',
       labelNames: ['topic', 'subscription', 'semantic'],
       buckets: options.buckets?.latency ?? LATENCY_BUCKETS,
       registers,
@@ -172,6 +175,18 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
     handlerError: (e) => metrics.handlerErrors.inc({ topic: e.topic, subscription: e.subscription ?? '' }),
   };
 
+  /** Runs a handler, observing its duration by outcome. */
+  async function timed(labels: { topic: string; subscription: string; semantic: string }, next: () => Promise<void>): Promise<void> {
+    const stop = metrics.handlerDuration.startTimer(labels);
+    try {
+      await next();
+      stop({ outcome: 'ok' });
+    } catch (error) {
+      stop({ outcome: 'error' });
+      throw error;
+    }
+  }
+
   return {
     name: 'metrics',
     registry,
@@ -191,17 +206,16 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
         for (const [name, listener] of Object.entries(listeners)) events.off(name as keyof TidingsEvents, listener as never);
       };
     },
-    async handle(ctx, next) {
+    handle(ctx, next) {
       const labels = { topic: ctx.topic, subscription: ctx.subscription, semantic: ctx.lifecycle };
       metrics.endToEndLatency.observe(labels, Math.max(0, clock.now() - ctx.message.createdAt) / 1000);
-      const stop = metrics.handlerDuration.startTimer(labels);
-      try {
-        await next();
-        stop({ outcome: 'ok' });
-      } catch (error) {
-        stop({ outcome: 'error' });
-        throw error;
-      }
+      return timed(labels, next);
+    },
+    handleBatch(ctx, next) {
+      const labels = { topic: ctx.topic, subscription: ctx.subscription, semantic: ctx.lifecycle };
+      const now = clock.now();
+      for (const message of ctx.messages) metrics.endToEndLatency.observe(labels, Math.max(0, now - message.createdAt) / 1000);
+      return timed(labels, next);
     },
     close() {
       unsubscribe?.();

@@ -104,6 +104,35 @@ describe.each(storages)('metricsPlugin on %s', (_, storage) => {
     }
   });
 
+  it("times each batch handler run once, by outcome, and counts each message's latency", async () => {
+    const { tidings, scrape } = await withMetrics(storage());
+    try {
+      const clicks = tidings.topic<{ n: number }>('clicks', { semantic: 'at-least-once', backoff: { initialMs: 1, maxMs: 1 } });
+      await clicks.sendMany(Array.from({ length: 10 }, (_, n) => ({ n })));
+      const runs: number[] = [];
+      const consumer = clicks.consumeBatch(
+        (messages) => {
+          runs.push(messages.length);
+          if (runs.length === 1) throw new Error('refused');
+        },
+        { batchSize: 4, pollMs: 5 },
+      );
+      await until('every click to be acked', async () => Object.keys((await tidings.counts('clicks')).clicks ?? {}).length === 0);
+      await consumer.stop();
+      // 10 messages in batches of up to 4, the first batch twice.
+      expect(runs.reduce((a, b) => a + b, 0)).toBe(10 + runs[0]!);
+
+      const s = await scrape();
+      const labels = { topic: 'clicks', subscription: 'default', semantic: 'at-least-once' };
+      expect(value(s, 'tidings_handler_duration_seconds_count', { ...labels, outcome: 'error' })).toBe(1);
+      expect(value(s, 'tidings_handler_duration_seconds_count', { ...labels, outcome: 'ok' })).toBe(runs.length - 1);
+      expect(value(s, 'tidings_end_to_end_latency_seconds_count', labels)).toBe(10 + runs[0]!);
+      expect(value(s, 'tidings_handler_errors_total', { topic: 'clicks' })).toBe(runs[0]);
+    } finally {
+      await tidings.close();
+    }
+  });
+
   it('counts duplicates by who dropped them, and redeliveries after a lease expires', async () => {
     const { tidings, scrape } = await withMetrics(storage());
     try {

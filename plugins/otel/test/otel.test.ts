@@ -172,6 +172,62 @@ describe.each(storages)('otelPlugin on %s', (_name, storage) => {
     expect(producer!.attributes['messaging.consumer.group.name']).toBeUndefined();
   });
 
+  it('gives a batch handler run one consumer span, linked to each message’s producer span and active while the handler runs', async () => {
+    tidings = await open();
+    const topic = tidings.topic<number>(uniqueTopic(), { semantic: 'exactly-once', subscriptions: ['ledger'] });
+    const acks = await topic.sendMany([1, 2, 3], { id: (p) => `m-${p}` });
+    const runs: number[] = [];
+    topic.subscription('ledger').consumeBatch(
+      async (messages) => {
+        runs.push(messages.length);
+        await new Promise((r) => setTimeout(r, 1));
+        app.startActiveSpan('write rows', (span) => span.end());
+      },
+      { pollMs: 5, batchSize: 10 },
+    );
+    await waitFor(() => spansOf(topic.name, SpanKind.CONSUMER).length === 1 && exporter.getFinishedSpans().some((s) => s.name === 'write rows'));
+
+    expect(runs).toEqual([3]);
+    const producers = spansOf(topic.name, SpanKind.PRODUCER);
+    const [consumer] = spansOf(topic.name, SpanKind.CONSUMER);
+    expect(consumer!.name).toBe(`${topic.name} process`);
+    expect(consumer!.attributes).toEqual({
+      'messaging.system': 'tidings',
+      'messaging.destination.name': topic.name,
+      'messaging.consumer.group.name': 'ledger',
+      'messaging.operation.type': 'process',
+      'messaging.operation.name': 'process',
+      'messaging.batch.message_count': 3,
+      'tidings.subscription': 'ledger',
+      'tidings.lifecycle': 'exactly-once/end-to-end',
+    });
+    const linked = consumer!.links.map((l) => [l.attributes?.['messaging.message.id'], l.context.spanId]);
+    expect(linked.sort()).toEqual(acks.map((a) => [a.id, producers.find((s) => s.attributes['messaging.message.id'] === a.id)!.spanContext().spanId]).sort());
+    expect(consumer!.parentSpanContext).toBeUndefined();
+    const child = exporter.getFinishedSpans().find((s) => s.name === 'write rows')!;
+    expect(child.parentSpanContext?.spanId).toBe(consumer!.spanContext().spanId);
+    expect(child.spanContext().traceId).toBe(consumer!.spanContext().traceId);
+  });
+
+  it('marks a failing batch run’s consumer span ERROR, and links the redelivered batch’s span to the same producer spans', async () => {
+    tidings = await open();
+    const topic = tidings.topic<number>(uniqueTopic(), { semantic: 'at-least-once', backoff: { initialMs: 1, maxMs: 1 } });
+    await topic.sendMany([1, 2]);
+    let runs = 0;
+    topic.consumeBatch(() => {
+      if (++runs === 1) throw new Error('disk full');
+    }, { pollMs: 5 });
+    await waitFor(() => spansOf(topic.name, SpanKind.CONSUMER).length >= 2 && runs >= 2);
+
+    const producers = spansOf(topic.name, SpanKind.PRODUCER).map((s) => s.spanContext().spanId).sort();
+    const [failed, ...redelivered] = spansOf(topic.name, SpanKind.CONSUMER);
+    expect(failed!.status).toEqual({ code: SpanStatusCode.ERROR, message: 'disk full' });
+    expect(failed!.events.map((e) => e.name)).toEqual(['exception']);
+    expect(failed!.links.map((l) => l.context.spanId).sort()).toEqual(producers);
+    expect(redelivered.every((s) => s.status.code === SpanStatusCode.UNSET)).toBe(true);
+    expect(redelivered.flatMap((s) => s.links.map((l) => l.context.spanId)).sort()).toEqual(producers);
+  });
+
   it('gives each message of a sendMany batch its own producer span and traceparent', async () => {
     tidings = await open();
     const topic = tidings.topic<number>(uniqueTopic(), { semantic: 'at-least-once' });
