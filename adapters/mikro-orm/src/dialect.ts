@@ -33,6 +33,11 @@ export interface SqlDialect extends SchemaDialect {
   /** A subquery of the strings (column `value`) in one JSON-array parameter, so a batch of ids is one bind. */
   readonly jsonStrings: string;
   /**
+   * `column` is one of the strings in one JSON-array parameter, written so the planner probes the index for each one:
+   * PostgreSQL plans `IN (subquery)` as a hash join over every row of the topic, which grows with the table.
+   */
+  stringIn(column: string): string;
+  /**
    * A subquery of rows (n, id, ordering_key, body, available_at, last_error, headers) from one JSON-array parameter of
    * new messages (`NewMessage` as JSON), `n` being each one's place in the array.
    */

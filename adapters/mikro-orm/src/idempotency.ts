@@ -13,7 +13,7 @@ export class MikroOrmIdempotencyStore implements IdempotencyStore<EntityManager>
   async seen(topic: string, ids: string[], tx?: EntityManager): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
     const rows = await this.connection.exec(
-      `SELECT id FROM tidings_idempotency WHERE topic = ? AND id IN (${this.connection.dialect.jsonStrings})`,
+      `SELECT id FROM tidings_idempotency WHERE topic = ? AND ${this.connection.dialect.stringIn('id')}`,
       [topic, JSON.stringify(ids)],
       tx,
       'idempotency.seen',

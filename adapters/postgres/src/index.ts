@@ -48,6 +48,7 @@ export const postgresDialect: SqlDialect = {
   columnsSql: 'SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?',
   migrationLock: 'SELECT pg_advisory_xact_lock(7245130001)',
   jsonStrings: 'SELECT json_array_elements_text(?::json) AS value',
+  stringIn: (column) => `${column} = ANY(ARRAY(SELECT json_array_elements_text(?::json)))`,
   jsonMessages: `SELECT n, id, key AS ordering_key, body, "availableAt" AS available_at, "lastError" AS last_error, headers
     FROM ROWS FROM (json_to_recordset(?::json) AS (id text, key text, body text, "availableAt" bigint, "lastError" text, headers text)) WITH ORDINALITY
     AS x (id, key, body, "availableAt", "lastError", headers, n)`,

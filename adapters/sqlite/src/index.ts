@@ -67,6 +67,7 @@ export const sqliteDialect: SqlDialect = {
   // a read first would pin a snapshot that a concurrent writer's commit makes unable to write (SQLITE_BUSY at once).
   migrationLock: `UPDATE tidings_meta SET value = value WHERE key = 'schema_version'`,
   jsonStrings: 'SELECT value FROM json_each(?)',
+  stringIn: (column) => `${column} IN (SELECT value FROM json_each(?))`,
   jsonMessages: `SELECT key AS n, value ->> '$.id' AS id, value ->> '$.key' AS ordering_key, value ->> '$.body' AS body, value ->> '$.availableAt' AS available_at,
     value ->> '$.lastError' AS last_error, value ->> '$.headers' AS headers FROM json_each(?)`,
   dropUnique: (_table, name) => [`DROP INDEX IF EXISTS ${name}`],

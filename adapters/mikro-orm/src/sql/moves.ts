@@ -15,7 +15,7 @@ export function extendLeaseStatement(req: ExtendLeaseRequest): Statement {
 
 /** Settles the items of one lease token (or of none): deleted, or moved to `to` and unleased. */
 export function settleStatement(d: SqlDialect, req: SettleRequest, token: string | undefined, items: SettleItem[]): Statement {
-  const where = `${COPY} AND id IN (${d.jsonStrings})${token === undefined ? '' : ' AND lease_token = ?'}`;
+  const where = `${COPY} AND ${d.stringIn('id')}${token === undefined ? '' : ' AND lease_token = ?'}`;
   const params = [req.topic, req.subscription, req.from, JSON.stringify(items.map((i) => i.id)), ...(token === undefined ? [] : [token])];
   if (req.remove) return { sql: `DELETE FROM tidings_message WHERE ${where} RETURNING id`, params };
   return { sql: `UPDATE tidings_message SET state = ?, lease_until = NULL, lease_token = NULL WHERE ${where} RETURNING id`, params: [req.to, ...params] };
@@ -46,7 +46,7 @@ export function expireStatement(req: ExpireRequest): Statement {
 export function redriveStatement(d: SqlDialect, req: RedriveRequest): Statement {
   return {
     sql: `UPDATE tidings_message SET state = ?, deliveries = 0, available_at = ?, created_at = ?, lease_until = NULL, lease_token = NULL, last_error = NULL
-          WHERE ${COPY}${req.ids ? ` AND id IN (${d.jsonStrings})` : ''} RETURNING id`,
+          WHERE ${COPY}${req.ids ? ` AND ${d.stringIn('id')}` : ''} RETURNING id`,
     params: [req.to, req.now, req.now, req.topic, req.subscription, req.from, ...(req.ids ? [JSON.stringify(req.ids)] : [])],
   };
 }
