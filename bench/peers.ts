@@ -14,7 +14,7 @@ import { REDIS_INSTALL, redisServerPath, startRedis, type LocalRedis } from './r
 import type { Failure, Measured, Results, Row } from './rows.js';
 import { runAll, stepsOf } from './runner.js';
 import { median, medianLatency, round } from './stats.js';
-import { PEERS, judgeTargets } from './targets.js';
+import { PEERS, judgeTargets, rowsNeededBeyond } from './targets.js';
 
 const args = processArgs();
 const redisServer = redisServerPath();
@@ -60,19 +60,21 @@ function sumLogged(runs: Measured[]): Record<string, number> {
   return sum;
 }
 
-/** Tidings-only scenarios some targets read: run once here, or read from a saved bench run (`--bench FILE`). */
-const targetOnly = [names.secondProcess(ALO), names.concurrent(ALO, 'SQLite file'), names.backlog];
-
 const only = args.only;
 const matches = (name: string) => !only || name.toLowerCase().includes(only);
 const rounds = args.rounds ?? (args.quick ? 1 : 3);
 const ctx = new BenchContext(countsFor(args.quick, args.messages), args.quick);
 const rows: Row[] = [];
+/** Tidings' rows of one run, for the targets the comparisons cannot judge. */
+const oneRun: Row[] = [];
 const failures: Failure[] = [];
 let redis: LocalRedis | undefined;
 try {
   redis = await startRedis(redisServer);
   const chosen = comparisons(redis).filter((systems) => systems.some((s) => matches(s.name)));
+  // Targets whose rows are not all compared here are judged on one run of Tidings alone: read (--bench FILE) or run once.
+  const compared = new Set(comparisons(redis).flat().map((s) => s.name));
+  const targetOnly = rowsNeededBeyond(compared);
   const saved = args.bench ? (JSON.parse(readFileSync(args.bench, 'utf8')) as Results).rows : undefined;
   const extras = saved ? [] : all.filter((s) => targetOnly.includes(s.name) && matches(s.name));
   const progress = new Progress(chosen.reduce((n, systems) => n + systems.length * rounds, 0) + stepsOf(extras, all));
@@ -116,12 +118,12 @@ try {
     }
   }
 
-  if (saved) rows.push(...saved.filter((r) => targetOnly.includes(r.name) && matches(r.name)));
-  else {
-    const once = await runAll(ctx, extras, all, progress);
-    rows.push(...once.rows);
-    failures.push(...once.failures);
-  }
+  const once = saved ? { rows: saved.filter((r) => matches(r.name)), failures: [] } : await runAll(ctx, extras, all, progress);
+  oneRun.push(...once.rows);
+  // Shown here: those rows not divided by a row of the comparisons (whose figure here is another run's), with their baselines.
+  const shown = once.rows.filter((r) => targetOnly.includes(r.name) && !compared.has(r.name) && !compared.has(r.baseline ?? ''));
+  rows.push(...once.rows.filter((r) => shown.includes(r) || shown.some((s) => s.baseline === r.name)));
+  failures.push(...once.failures);
   progress.finish();
 } finally {
   try {
@@ -131,7 +133,7 @@ try {
   }
 }
 
-const results: Results = { kind: 'peers', date: new Date().toISOString(), machine: machine(), quick: args.quick, rows, failures, targets: judgeTargets(rows) };
+const results: Results = { kind: 'peers', date: new Date().toISOString(), machine: machine(), quick: args.quick, rows, failures, targets: judgeTargets(rows, oneRun) };
 if (args.json) console.log(JSON.stringify(results, null, 2));
 else {
   const c = ctx.counts;

@@ -18,6 +18,8 @@ export const PEERS = {
 
 interface Target {
   target: string;
+  /** The rows it reads, judged together from one run. */
+  needs: readonly string[];
   /** The figure and verdict, or undefined when a row it needs is missing. */
   judge(row: (name: string) => Row | undefined): { figure: string; met: boolean } | undefined;
 }
@@ -28,6 +30,7 @@ const rate = (r: Row) => `${count(r.messagesPerSecond)}/s`;
 function atLeastTimes(target: string, name: string, than: string, times: number): Target {
   return {
     target,
+    needs: [name, than],
     judge(row) {
       const [a, b] = [row(name), row(than)];
       if (!a || !b) return undefined;
@@ -41,6 +44,7 @@ function atLeastTimes(target: string, name: string, than: string, times: number)
 function latencyAtMost(target: string, name: string, p: 'p50' | 'p99', ms: number): Target {
   return {
     target,
+    needs: [name],
     judge(row) {
       const l = row(name)?.latencyMs;
       return l && { figure: `${p} ${l[p]} ms (p50 ${l.p50}, p99 ${l.p99}, p99.9 ${l.p999})`, met: l[p] <= ms };
@@ -78,6 +82,7 @@ export const TARGETS: Target[] = [
   latencyAtMost('1,000 sends/s on PostgreSQL (at-least-once), send to handler start: p99 ≤ 15 ms', names.fixedRate(ALO, 'PostgreSQL'), 'p99', 15),
   {
     target: '50 concurrent single senders on SQLite (at-least-once) ≥ 10,000 sends/s',
+    needs: [names.concurrent(ALO, 'SQLite file')],
     judge(row) {
       const r = row(names.concurrent(ALO, 'SQLite file'));
       return r && { figure: `${rate(r)} (send p50 ${r.latencyMs?.p50} ms, p99 ${r.latencyMs?.p99} ms)`, met: r.messagesPerSecond >= 10_000 };
@@ -85,6 +90,7 @@ export const TARGETS: Target[] = [
   },
   {
     target: 'backlog of 1,000,000 on SQLite: consumer RSS ≤ 150 MB',
+    needs: [names.backlog],
     judge(row) {
       const b = row(names.backlog)?.backlog;
       return b && { figure: `${b.consumerRssMb[1]} MB at ${count(b.sizes[1])} (${b.consumerRssMb[0]} MB at ${count(b.sizes[0])})`, met: b.consumerRssMb[1] <= 150 };
@@ -92,6 +98,7 @@ export const TARGETS: Target[] = [
   },
   {
     target: 'backlog of 1,000,000 on SQLite: lease of a batch of 100 within 1.2× of that at 10,000',
+    needs: [names.backlog],
     judge(row) {
       const b = row(names.backlog)?.backlog;
       return b && { figure: `${b.leaseRatio}× (${b.leaseMs[1]} ms at ${count(b.sizes[1])}, ${b.leaseMs[0]} ms at ${count(b.sizes[0])})`, met: b.leaseRatio <= 1.2 };
@@ -99,11 +106,20 @@ export const TARGETS: Target[] = [
   },
 ];
 
-/** Each target judged on `rows` (`not measured` where a row is missing). */
-export function judgeTargets(rows: readonly Row[]): TargetResult[] {
-  const row = (name: string) => rows.find((r) => r.name === name);
+/** The rows targets read that `measured` lacks: those of each target not judged on `measured` alone. */
+export function rowsNeededBeyond(measured: ReadonlySet<string>): string[] {
+  return [...new Set(TARGETS.filter((t) => !t.needs.every((n) => measured.has(n))).flatMap((t) => t.needs))];
+}
+
+/**
+ * Each target judged on `rows` when they hold every row it needs (the peers' medians), else on `oneRun` (the bench's
+ * rows, so that a ratio never divides one run's figure by another's); `not measured` where a row is missing.
+ */
+export function judgeTargets(rows: readonly Row[], oneRun: readonly Row[] = []): TargetResult[] {
+  const has = new Set(rows.map((r) => r.name));
   return TARGETS.map((t) => {
-    const verdict = t.judge(row);
+    const from = t.needs.every((n) => has.has(n)) ? rows : oneRun;
+    const verdict = t.judge((name) => from.find((r) => r.name === name));
     return verdict ? { target: t.target, ...verdict } : { target: t.target, figure: 'not measured', met: undefined };
   });
 }
