@@ -53,21 +53,51 @@ export class TransactionalInbox<Tx> implements Delivery {
    * Exactly-once, the transactional inbox: ids consumed before are looked up first; then, in one transaction for the
    * whole batch, the handlers of the new ones run (up to `concurrency` at once), all are consumed and deleted in one
    * compare-and-set, and the new ids are recorded (which refuses an id consumed meanwhile): one commit per batch,
-   * whatever the concurrency. Where the storage cannot share a transaction among handlers (no `branch`: PostgreSQL,
-   * whose connections run one statement at a time), the batch is split into `concurrency` groups, each one transaction. The look-up stays outside the transaction: on SQLite a read there would pin a snapshot
-   * for the handlers' whole run, and a commit by another process meanwhile would fail its write.
+   * whatever the concurrency. Where the storage cannot share a transaction among handlers (an adapter
+   * without `branch`), the batch is split into `concurrency` groups, each one transaction. The look-up stays outside the
+   * transaction: on SQLite a read there would pin a snapshot for the handlers' whole run, and a commit by another
+   * process meanwhile would fail its write.
+   * Once every handler returned, `process` resolves and the batch commits while the next one is leased and handled:
+   * one commit in the background at most, since the next call waits for it. Its messages stay leased until then, so a
+   * key's next message is not handed out before the commit.
    * If a handler throws, the transaction rolls back, that message is nacked, and the rest run again as one group; a
-   * handler may so run twice, but only one run's writes ever commit.
+   * handler may so run twice, but only one run's writes ever commit. Such a rerun, and the one-by-one retry after a
+   * failed commit, may overlap the next batch's handlers.
    */
   async process(batch: StoredMessage[]): Promise<void> {
+    const size = this.c.s.topic.storage.branch ? batch.length : Math.max(1, Math.ceil(batch.length / this.c.concurrency));
+    const groups = Array.from({ length: Math.ceil(batch.length / size) }, (_, i) => batch.slice(i * size, (i + 1) * size));
+    let waiting = groups.length;
+    let allHandled!: () => void;
+    const handled = new Promise<void>((resolve) => (allHandled = resolve));
+    const once = () => {
+      let done = false;
+      return () => {
+        if (!done && (done = true) && --waiting === 0) allHandled();
+      };
+    };
+    const consumed = this.consumeBatch(groups, groups.map(once));
+    // Its handlers returned: the batch commits while the next one is leased and handled, one commit behind at most.
+    await Promise.race([handled, consumed]);
+    this.c.settler.track(consumed);
+    const previous = this.committing;
+    this.committing = consumed.catch(() => undefined);
+    await previous;
+  }
+
+  /** The previous batch's consumption, still committing. */
+  private committing: Promise<void> = Promise.resolve();
+
+  /** Every group of a batch in its transaction; `handled[i]` is called once group i's handlers have all returned. */
+  private async consumeBatch(groups: StoredMessage[][], handled: Array<() => void>): Promise<void> {
     const failed: Failed = [];
     const consumedElsewhere: StoredMessage[] = [];
     const { s } = this.c;
-    const seen = await s.topic.idempotency.seen(s.scope, batch.map((m) => m.id));
-    // Where handlers cannot share a transaction, each unit of concurrency gets one of its own.
-    const size = s.topic.storage.branch ? batch.length : Math.max(1, Math.ceil(batch.length / this.c.concurrency));
-    const groups = Array.from({ length: Math.ceil(batch.length / size) }, (_, i) => batch.slice(i * size, (i + 1) * size));
-    await Promise.all(groups.map((group) => this.consumeGroup(group, seen, failed, consumedElsewhere)));
+    const seen = await s.topic.idempotency.seen(
+      s.scope,
+      groups.flatMap((g) => g.map((m) => m.id)),
+    );
+    await Promise.all(groups.map((group, i) => this.consumeGroup(group, seen, failed, consumedElsewhere, handled[i]!).finally(handled[i]!)));
     // Abandoned at stop: what committed is done; the rest waits for its leases to expire.
     if (this.c.abandoned()) return;
     for (const m of consumedElsewhere) s.ledger.duplicate(m);
@@ -80,33 +110,33 @@ export class TransactionalInbox<Tx> implements Delivery {
    * its neighbours too); a lost lease is reported; an id consumed meanwhile is deleted as a duplicate. When the
    * transaction itself fails (or its commit's answer is lost), each message is tried in a transaction of its own.
    */
-  private async consumeGroup(group: StoredMessage[], seen: Set<string>, failed: Failed, consumedElsewhere: StoredMessage[]): Promise<void> {
+  private async consumeGroup(group: StoredMessage[], seen: Set<string>, failed: Failed, consumedElsewhere: StoredMessage[], handled: () => void): Promise<void> {
     if (group.length === 0) return;
     const { s } = this.c;
     const { topic } = s;
     try {
-      await topic.storage.transaction((tx) => this.consume(group, seen, tx as Tx));
+      await topic.storage.transaction((tx) => this.consume(group, seen, tx as Tx, handled));
     } catch (error) {
       if (this.c.abandoned()) return;
       if (error instanceof HandlersFailed) {
         if (group.length === 1 || error.failures.length === 1) failed.push(...error.failures);
-        else for (const [m] of error.failures) await this.consumeGroup([m], seen, failed, consumedElsewhere);
+        else for (const [m] of error.failures) await this.consumeGroup([m], seen, failed, consumedElsewhere, handled);
         const out = new Set(error.failures.map(([m]) => m));
-        return this.consumeGroup(group.filter((m) => !out.has(m)), seen, failed, consumedElsewhere);
+        return this.consumeGroup(group.filter((m) => !out.has(m)), seen, failed, consumedElsewhere, handled);
       }
       if (error instanceof Rollback) {
         for (const m of error.leaseLost) leaseLost(s, m);
         for (const m of error.consumed) s.ledger.duplicate(m);
         consumedElsewhere.push(...error.elsewhere);
         const out = error.excluded;
-        return this.consumeGroup(group.filter((m) => !out.has(m)), seen, failed, consumedElsewhere);
+        return this.consumeGroup(group.filter((m) => !out.has(m)), seen, failed, consumedElsewhere, handled);
       }
       if (group.length === 1) return void failed.push([group[0]!, error]);
       // The transaction itself failed, or its commit's answer was lost: say so, then ask again which ids were
       // recorded (all may have been) and try each message on its own.
       topic.logger.warn(`a group's transaction failed; its ${group.length} messages are tried one by one`, { topic: topic.name, subscription: s.name, error: firstLine(describeError(error)) });
       const seenNow = await topic.idempotency.seen(s.scope, group.map((m) => m.id));
-      for (const m of group) await this.consumeGroup([m], seenNow, failed, consumedElsewhere);
+      for (const m of group) await this.consumeGroup([m], seenNow, failed, consumedElsewhere, handled);
       return;
     }
     this.emitConsumed(group, seen);
@@ -117,7 +147,7 @@ export class TransactionalInbox<Tx> implements Delivery {
    * then the record of the new ids. The record comes last so that a store without isolation (memory) never shows
    * it before the compare-and-set passed.
    */
-  private async consume(group: StoredMessage[], seen: Set<string>, tx: Tx): Promise<void> {
+  private async consume(group: StoredMessage[], seen: Set<string>, tx: Tx, handled: () => void): Promise<void> {
     const { s } = this.c;
     const fresh = group.filter((m) => !seen.has(m.id));
     const failures: Failed = [];
@@ -140,6 +170,7 @@ export class TransactionalInbox<Tx> implements Delivery {
     });
     if (this.c.abandoned()) throw new Abandoned();
     if (failures.length > 0) throw new HandlersFailed(failures);
+    handled();
     const won = await s.ledger.settle(group, plan.steps.handled, tx);
     if (won.length < group.length) {
       // Gone although its id was consumed before: a commit whose answer was lost finished it. Otherwise its lease

@@ -85,6 +85,16 @@ export class Settler {
     });
   }
 
+  /** Adds work already under way to what `settled()` waits for: an exactly-once batch committing in the background. */
+  track(work: Promise<void>): void {
+    const { s } = this;
+    const reported = work.catch((error: unknown) => {
+      s.topic.events.emit('error', { ...where(s), error, at: s.topic.clock.now() });
+      s.topic.logger.error('consuming a batch failed; its messages will be redelivered when their leases expire', { ...where(s), error: String(error) });
+    });
+    this.tail = Promise.all([this.tail, reported]).then(() => undefined);
+  }
+
   /** Resolves once everything queued so far is settled. */
   settled(): Promise<void> {
     return this.tail;
