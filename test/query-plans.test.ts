@@ -9,15 +9,16 @@ import { freshPostgresDatabase } from './support/databases.js';
  * whole table. A plan that scans grows with the table (7 ms a batch at 20,000 consumed ids, where an index probe takes
  * 0.15 ms), which no timing test on a shared machine would see.
  */
-const issued: Array<{ text: string; values: unknown[] }> = [];
+const issued: Array<{ text: string; values: unknown[]; name?: string; options?: string }> = [];
 let capturing = false;
 const query = pg.Client.prototype.query;
 (pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
-  const [first, second] = args as [string | { text: string; values?: unknown[] }, unknown];
+  const [first, second] = args as [string | { text: string; values?: unknown[]; name?: string }, unknown];
   if (capturing) {
     const text = typeof first === 'string' ? first : first.text;
     const values = typeof first === 'string' ? (Array.isArray(second) ? second : []) : (first.values ?? []);
-    issued.push({ text, values });
+    const options = (this as unknown as { connectionParameters?: { options?: string } }).connectionParameters?.options;
+    issued.push({ text, values, name: typeof first === 'string' ? undefined : first.name, options });
   }
   return (query as (...a: unknown[]) => unknown).apply(this, args);
 };
@@ -64,6 +65,10 @@ it('an exactly-once consumer on PostgreSQL probes indexes: no statement scans th
       for (const relation of seqScans(row!['QUERY PLAN'][0]!.Plan)) if (relation.startsWith('tidings_')) scans.push(`${relation}: ${q.text.replace(/\s+/g, ' ').slice(0, 160)}`);
     }
     expect([...new Set(scans)]).toEqual([]);
+    // Prepared once per connection, and planned afresh on each run: a generic plan made while the tables were empty
+    // would go on scanning them once they fill up.
+    expect(planned.filter((q) => q.name === undefined)).toEqual([]);
+    expect(new Set(planned.map((q) => q.options))).toEqual(new Set(['-c plan_cache_mode=force_custom_plan']));
   } finally {
     capturing = false;
     await admin.end();

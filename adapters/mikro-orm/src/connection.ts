@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/knex';
@@ -263,6 +264,8 @@ export class SqlConnection {
       try {
         const query = knex.raw(`/* tidings */ ${sql}`, params as never[]);
         if (ctx) query.transacting(ctx);
+        // Only on connections Tidings opened, which plan every run afresh (see `namesStatements`).
+        if (this.dialect.namesStatements && this.options.ownsOrm) query.options({ name: statementName(sql) });
         const res = (await query) as SqlRow[] | { rows: SqlRow[] };
         return Array.isArray(res) ? res : res.rows;
       } catch (error) {
@@ -317,4 +320,13 @@ export class SqlConnection {
     await release?.();
     if (this.options.ownsOrm) await this.ormInstance?.close(true);
   }
+}
+
+const names = new Map<string, string>();
+
+/** A name per statement text, the same in every process and on every connection, so it is prepared once on each. */
+function statementName(sql: string): string {
+  let name = names.get(sql);
+  if (name === undefined) names.set(sql, (name = `tidings_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`));
+  return name;
 }

@@ -30,6 +30,13 @@ export interface SqlDialect extends SchemaDialect {
    * share a transaction.
    */
   readonly queuesStatements: boolean;
+  /**
+   * Whether the driver keeps a statement prepared on each connection when it is given a name (node-postgres): the
+   * server then parses Tidings' few statements once per connection, not once per call. Done only on connections the
+   * storage opened itself, set to plan each run afresh (`plan_cache_mode = force_custom_plan`): a plan cached while a
+   * table was empty would scan it whole once it holds a backlog.
+   */
+  readonly namesStatements: boolean;
   /** A subquery of the strings (column `value`) in one JSON-array parameter, so a batch of ids is one bind. */
   readonly jsonStrings: string;
   /**

@@ -47,6 +47,7 @@ export const postgresDialect: SqlDialect = {
   serialPrimaryKey: 'BIGSERIAL PRIMARY KEY',
   columnsSql: 'SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?',
   migrationLock: 'SELECT pg_advisory_xact_lock(7245130001)',
+  namesStatements: true,
   jsonStrings: 'SELECT json_array_elements_text(?::json) AS value',
   stringIn: (column) => `${column} = ANY(ARRAY(SELECT json_array_elements_text(?::json)))`,
   jsonMessages: `SELECT n, id, key AS ordering_key, body, "availableAt" AS available_at, "lastError" AS last_error, headers
@@ -116,7 +117,8 @@ export function postgresStorage(options: PostgresStorageOptions): MikroOrmStorag
           // A mistyped database name must fail fast, not quietly create an empty database on the server.
           ensureDatabase: false,
           pool: { min: 0, max: options.poolSize ?? 10, acquireTimeoutMillis: options.connectTimeoutMs ?? 5_000 },
-          driverOptions: { connection: { connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000 } },
+          // Statements are prepared (named) on these connections; each run is still planned for the values it is given.
+          driverOptions: { connection: { connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000, options: '-c plan_cache_mode=force_custom_plan' } },
         }));
       // Fail fast: MikroORM connects lazily, so ask for one row before any message is accepted.
       try {

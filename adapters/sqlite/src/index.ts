@@ -66,6 +66,7 @@ export const sqliteDialect: SqlDialect = {
   // A write first, so the migration holds the write lock (waiting out busy_timeout) before it reads the version;
   // a read first would pin a snapshot that a concurrent writer's commit makes unable to write (SQLITE_BUSY at once).
   migrationLock: `UPDATE tidings_meta SET value = value WHERE key = 'schema_version'`,
+  namesStatements: false,
   jsonStrings: 'SELECT value FROM json_each(?)',
   stringIn: (column) => `${column} IN (SELECT value FROM json_each(?))`,
   jsonMessages: `SELECT key AS n, value ->> '$.id' AS id, value ->> '$.key' AS ordering_key, value ->> '$.body' AS body, value ->> '$.availableAt' AS available_at,
