@@ -1,9 +1,12 @@
 // What a run prints: the progress bar on stderr, the table or the JSON document on stdout, and the machine it ran on.
-import { cpus, release, tmpdir, totalmem, type as osType } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { readFileSync, realpathSync } from 'node:fs';
 import type { Machine, Results, Row, TargetResult } from './rows.js';
 
-/** The machine a run is on: cores, CPU model (from /proc/cpuinfo where there is one), Node, OS, memory and disk. */
+/** The 1-minute load average when the run began (this module loads first). */
+const loadAtStart = loadavg()[0]!;
+
+/** The machine a run is on: cores, CPU model (from /proc/cpuinfo where there is one), Node, OS, memory, disk and load. */
 export function machine(): Machine {
   let cpuModel = cpus()[0]?.model ?? 'unknown';
   try {
@@ -11,8 +14,10 @@ export function machine(): Machine {
   } catch {
     // Not Linux: os.cpus() has it.
   }
-  return { cpus: cpus().length, cpuModel, node: process.version, platform: `${osType()} ${release()}`, memoryGb: Math.round(totalmem() / 2 ** 30), disk: disk() };
+  return { cpus: cpus().length, cpuModel, node: process.version, platform: `${osType()} ${release()}`, memoryGb: Math.round(totalmem() / 2 ** 30), disk: disk(), load: [round2(loadAtStart), round2(loadavg()[0]!)] };
 }
+
+const round2 = (n: number) => Math.round(n * 100) / 100;
 
 /** The device, file system and rotational flag of the temp folder's disk, where the bench's files are (Linux only). */
 function disk(): string {
@@ -103,7 +108,8 @@ export function printTable(results: Results, heading: string): void {
   const byName = new Map(rows.map((r) => [r.name, r]));
   const depthOf = (r: Row): number => (r.baseline !== null && byName.has(r.baseline) ? depthOf(byName.get(r.baseline)!) + 1 : 0);
   const width = Math.max(40, ...rows.map((r) => r.name.length + 2 * depthOf(r)));
-  const out = [heading, '', `${''.padEnd(width)}  ${'messages/s'.padStart(10)}  ${'ratio'.padStart(7)}`];
+  const load = results.machine.load;
+  const out = [load ? `${heading}\nload average (1 minute): ${load[0]} at the start, ${load[1]} at the end` : heading, '', `${''.padEnd(width)}  ${'messages/s'.padStart(10)}  ${'ratio'.padStart(7)}`];
   const print = (r: Row, depth: number) => {
     out.push(`${'  '.repeat(depth)}${r.name}`.padEnd(width) + `  ${figures(r)}`);
     for (const c of rows) if (c.baseline === r.name) print(c, depth + 1);

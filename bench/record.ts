@@ -36,7 +36,7 @@ writeFileSync(join(root, 'docs', 'img', 'benchmarks.svg'), chartSvg([bench.resul
 
 const docFile = join(root, 'docs', 'benchmarks.md');
 let doc = readFileSync(docFile, 'utf8');
-doc = replaceSection(doc, 'machine', `${machineMarkdown(bench.results.machine)}\n- recorded ${bench.results.date.slice(0, 16).replace('T', ' ')} UTC${bench.results.quick ? ' (QUICK RUN: not a measurement)' : ''}`);
+doc = replaceSection(doc, 'machine', `${machineMarkdown(bench.results.machine, bench.results.machine.load && peers.results.machine.load && [bench.results.machine.load[0], peers.results.machine.load[1]])}\n- recorded ${bench.results.date.slice(0, 16).replace('T', ' ')} UTC${bench.results.quick ? ' (QUICK RUN: not a measurement)' : ''}`);
 doc = replaceSection(doc, 'targets', targetsMarkdown(peers.results.targets ?? []));
 doc = replaceSection(doc, 'peers', rowsMarkdown(peers.results));
 doc = replaceSection(doc, 'bench', rowsMarkdown(bench.results));

@@ -3,8 +3,14 @@ import { count, leasesText, loggedText } from './output.js';
 import type { Machine, Results, Row, TargetResult } from './rows.js';
 
 /** The machine as a Markdown list. */
-export function machineMarkdown(m: Machine): string {
-  return [`- ${m.cpus} cores: ${m.cpuModel}`, `- ${m.memoryGb} GB of memory, ${m.platform}`, `- Node ${m.node}`, `- disk of the temp folder (files, embedded PostgreSQL, Redis AOF): ${m.disk}`].join('\n');
+export function machineMarkdown(m: Machine, load = m.load): string {
+  return [
+    `- ${m.cpus} cores: ${m.cpuModel}`,
+    `- ${m.memoryGb} GB of memory, ${m.platform}`,
+    `- Node ${m.node}`,
+    `- disk of the temp folder (files, embedded PostgreSQL, Redis AOF): ${m.disk}`,
+    ...(load ? [`- load average (1 minute): ${load[0]} at the start, ${load[1]} at the end`] : []),
+  ].join('\n');
 }
 
 const latency = (r: Row) => (r.latencyMs ? `${r.latencyMs.p50} / ${r.latencyMs.p99} / ${r.latencyMs.p999}` : '');

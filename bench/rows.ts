@@ -87,6 +87,8 @@ export interface Machine {
   memoryGb: number;
   /** The device and file system of the temp folder, where the files and the embedded PostgreSQL live. */
   disk: string;
+  /** The 1-minute load average at the start and at the end of the run: peers slow down more than Tidings under load. */
+  load?: [number, number];
 }
 
 /** A target's verdict: its figure and whether it is met (undefined when the rows it needs are missing). */
