@@ -4,6 +4,7 @@ import { describeError, firstLine } from '../services.js';
 import type { StoredMessage } from '../storage/contract.js';
 import type { Delivery } from './context.js';
 import type { SubscriptionRuntime } from './runtime.js';
+import { CommitBehind } from './commit-behind.js';
 import { leaseLost, type Settler, type SettleContext } from './settler.js';
 
 /** The messages a batch handler marked failed, with why. */
@@ -78,58 +79,60 @@ class Excluded extends TidingsError {
  * their consumption (one compare-and-set) and their idempotency record, those it marked failed left out and nacked
  * after the commit. A lease lost or an id consumed elsewhere meanwhile rolls the transaction back, and the handler
  * runs again without them: it may run twice, but only one run's writes ever commit. A throw nacks the whole batch.
+ * The commit goes on one batch behind (`CommitBehind`) once the handler returned.
  */
 function transactionalBatch<Tx>(c: BatchDeliveryContext<Tx>): Delivery {
   const { s } = c;
   const { topic } = s;
+  const behind = new CommitBehind(c.settler);
   // A handler still running when the consumer gives up on it no longer holds the transaction open: it rolls back.
   const abandonment = new Promise<never>((_, reject) => c.abandonSignal.addEventListener('abort', () => reject(new Abandoned()), { once: true }));
   abandonment.catch(() => undefined);
-  return {
-    async process(batch) {
-      const seen = await topic.idempotency.seen(s.scope, batch.map((m) => m.id));
-      const duplicates = batch.filter((m) => seen.has(m.id));
-      for (const m of duplicates) s.ledger.duplicate(m);
-      let group = batch.filter((m) => !seen.has(m.id));
-      let failed: Failures = new Map();
-      while (group.length > 0) {
-        const attempt = group;
-        try {
-          await topic.storage.transaction(async (tx) => {
-            const run = c.handle(attempt, tx as Tx);
-            run.catch(() => undefined);
-            failed = await Promise.race([run, abandonment]);
-            const ok = attempt.filter((m) => !failed.has(m));
-            const won = new Set(await s.ledger.settle(ok, topic.plan.steps.handled, tx));
-            const lost = ok.filter((m) => !won.has(m.id));
-            for (const m of lost) leaseLost(s, m);
-            if (lost.length > 0) throw new Excluded(new Set(lost));
-            const recorded = new Set(await topic.idempotency.record(s.scope, ok.map((m) => m.id), topic.clock.now() + s.options.idempotencyWindowMs, tx));
-            const elsewhere = ok.filter((m) => !recorded.has(m.id));
-            if (elsewhere.length > 0) {
-              duplicates.push(...elsewhere);
-              throw new Excluded(new Set(elsewhere));
-            }
-          });
-        } catch (error) {
-          if (c.abandoned()) return;
-          if (error instanceof Excluded) {
-            group = group.filter((m) => !error.out.has(m));
-            continue;
+  const consume = async (batch: StoredMessage[], handled: () => void): Promise<void> => {
+    const seen = await topic.idempotency.seen(s.scope, batch.map((m) => m.id));
+    const duplicates = batch.filter((m) => seen.has(m.id));
+    for (const m of duplicates) s.ledger.duplicate(m);
+    let group = batch.filter((m) => !seen.has(m.id));
+    let failed: Failures = new Map();
+    while (group.length > 0) {
+      const attempt = group;
+      try {
+        await topic.storage.transaction(async (tx) => {
+          const run = c.handle(attempt, tx as Tx);
+          run.catch(() => undefined);
+          failed = await Promise.race([run, abandonment]);
+          handled();
+          const ok = attempt.filter((m) => !failed.has(m));
+          const won = new Set(await s.ledger.settle(ok, topic.plan.steps.handled, tx));
+          const lost = ok.filter((m) => !won.has(m.id));
+          for (const m of lost) leaseLost(s, m);
+          if (lost.length > 0) throw new Excluded(new Set(lost));
+          const recorded = new Set(await topic.idempotency.record(s.scope, ok.map((m) => m.id), topic.clock.now() + s.options.idempotencyWindowMs, tx));
+          const elsewhere = ok.filter((m) => !recorded.has(m.id));
+          if (elsewhere.length > 0) {
+            duplicates.push(...elsewhere);
+            throw new Excluded(new Set(elsewhere));
           }
-          // The handler threw, or the transaction failed: nothing committed, so every message goes back.
-          failed = new Map(attempt.map((m) => [m, error]));
-          group = [];
-          break;
+        });
+      } catch (error) {
+        if (c.abandoned()) return;
+        if (error instanceof Excluded) {
+          group = group.filter((m) => !error.out.has(m));
+          continue;
         }
-        s.ledger.settled(attempt, attempt.filter((m) => !failed.has(m)).map((m) => m.id), topic.plan.steps.handled);
+        // The handler threw, or the transaction failed: nothing committed, so every message goes back.
+        failed = new Map(attempt.map((m) => [m, error]));
+        group = [];
         break;
       }
-      if (c.abandoned()) return;
-      // Consumed elsewhere: this copy is deleted as the duplicate it is; failures are nacked.
-      c.settler.enqueue(duplicates, topic.plan.steps.handled, [...failed]);
-    },
+      s.ledger.settled(attempt, attempt.filter((m) => !failed.has(m)).map((m) => m.id), topic.plan.steps.handled);
+      break;
+    }
+    if (c.abandoned()) return;
+    // Consumed elsewhere: this copy is deleted as the duplicate it is; failures are nacked.
+    c.settler.enqueue(duplicates, topic.plan.steps.handled, [...failed]);
   };
+  return { process: (batch) => behind.run((handled) => consume(batch, handled)) };
 }
 
 const strategies: Record<DeliveryStrategy, <Tx>(c: BatchDeliveryContext<Tx>) => Delivery> = {

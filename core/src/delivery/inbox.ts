@@ -2,6 +2,7 @@ import { runAll, type Delivery, type DeliveryContext } from './context.js';
 import { TidingsError } from '../errors.js';
 import { describeError, firstLine } from '../services.js';
 import type { StoredMessage } from '../storage/contract.js';
+import { CommitBehind, countdown } from './commit-behind.js';
 import { leaseLost } from './settler.js';
 
 type Failed = Array<[StoredMessage, unknown]>;
@@ -43,8 +44,11 @@ class HandlersFailed extends TidingsError {
 export class TransactionalInbox<Tx> implements Delivery {
   /** Rejects once the consumer abandons its handlers, so their transactions roll back instead of holding a connection. */
   private readonly abandonment: Promise<never>;
+  /** Each batch commits while the next one is leased and handled. */
+  private readonly behind: CommitBehind;
 
   constructor(private readonly c: DeliveryContext<Tx>) {
+    this.behind = new CommitBehind(c.settler);
     this.abandonment = new Promise<never>((_, reject) => c.abandonSignal.addEventListener('abort', () => reject(new Abandoned()), { once: true }));
     this.abandonment.catch(() => undefined);
   }
@@ -57,9 +61,7 @@ export class TransactionalInbox<Tx> implements Delivery {
    * without `branch`), the batch is split into `concurrency` groups, each one transaction. The look-up stays outside the
    * transaction: on SQLite a read there would pin a snapshot for the handlers' whole run, and a commit by another
    * process meanwhile would fail its write.
-   * Once every handler returned, `process` resolves and the batch commits while the next one is leased and handled:
-   * one commit in the background at most, since the next call waits for it. Its messages stay leased until then, so a
-   * key's next message is not handed out before the commit.
+   * Once every handler returned, `process` resolves and the batch commits one batch behind (`CommitBehind`).
    * If a handler throws, the transaction rolls back, that message is nacked, and the rest run again as one group; a
    * handler may so run twice, but only one run's writes ever commit. Such a rerun, and the one-by-one retry after a
    * failed commit, may overlap the next batch's handlers.
@@ -67,26 +69,8 @@ export class TransactionalInbox<Tx> implements Delivery {
   async process(batch: StoredMessage[]): Promise<void> {
     const size = this.c.s.topic.storage.branch ? batch.length : Math.max(1, Math.ceil(batch.length / this.c.concurrency));
     const groups = Array.from({ length: Math.ceil(batch.length / size) }, (_, i) => batch.slice(i * size, (i + 1) * size));
-    let waiting = groups.length;
-    let allHandled!: () => void;
-    const handled = new Promise<void>((resolve) => (allHandled = resolve));
-    const once = () => {
-      let done = false;
-      return () => {
-        if (!done && (done = true) && --waiting === 0) allHandled();
-      };
-    };
-    const consumed = this.consumeBatch(groups, groups.map(once));
-    // Its handlers returned: the batch commits while the next one is leased and handled, one commit behind at most.
-    await Promise.race([handled, consumed]);
-    this.c.settler.track(consumed);
-    const previous = this.committing;
-    this.committing = consumed.catch(() => undefined);
-    await previous;
+    await this.behind.run((handled) => this.consumeBatch(groups, countdown(groups.length, handled)));
   }
-
-  /** The previous batch's consumption, still committing. */
-  private committing: Promise<void> = Promise.resolve();
 
   /** Every group of a batch in its transaction; `handled[i]` is called once group i's handlers have all returned. */
   private async consumeBatch(groups: StoredMessage[][], handled: Array<() => void>): Promise<void> {
