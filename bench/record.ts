@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { machineMarkdown, replaceSection, rowsMarkdown, targetsMarkdown } from './report.js';
+import { recordingMachineMarkdown, replaceSection, rowsMarkdown, targetsMarkdown } from './report.js';
 import type { Results } from './rows.js';
 import { chartSvg } from './svg.js';
 
@@ -36,7 +36,7 @@ writeFileSync(join(root, 'docs', 'img', 'benchmarks.svg'), chartSvg([bench.resul
 
 const docFile = join(root, 'docs', 'benchmarks.md');
 let doc = readFileSync(docFile, 'utf8');
-doc = replaceSection(doc, 'machine', `${machineMarkdown(bench.results.machine, bench.results.machine.load && peers.results.machine.load && [bench.results.machine.load[0], peers.results.machine.load[1]])}\n- recorded ${bench.results.date.slice(0, 16).replace('T', ' ')} UTC${bench.results.quick ? ' (QUICK RUN: not a measurement)' : ''}`);
+doc = replaceSection(doc, 'machine', `${recordingMachineMarkdown(bench.results, peers.results)}\n- recorded ${bench.results.date.slice(0, 16).replace('T', ' ')} UTC${bench.results.quick ? ' (QUICK RUN: not a measurement)' : ''}`);
 doc = replaceSection(doc, 'targets', targetsMarkdown(peers.results.targets ?? []));
 doc = replaceSection(doc, 'peers', rowsMarkdown(peers.results));
 doc = replaceSection(doc, 'bench', rowsMarkdown(bench.results));

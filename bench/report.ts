@@ -3,7 +3,7 @@ import { count, leasesText, loggedText } from './output.js';
 import type { Machine, Results, Row, TargetResult } from './rows.js';
 
 /** The machine as a Markdown list. */
-export function machineMarkdown(m: Machine, load = m.load): string {
+function machineMarkdown(m: Machine, load = m.load): string {
   return [
     `- ${m.cpus} cores: ${m.cpuModel}`,
     `- ${m.memoryGb} GB of memory, ${m.platform}`,
@@ -11,6 +11,12 @@ export function machineMarkdown(m: Machine, load = m.load): string {
     `- disk of the temp folder (files, embedded PostgreSQL, Redis AOF): ${m.disk}`,
     ...(load ? [`- load average (1 minute): ${load[0]} at the start, ${load[1]} at the end`] : []),
   ].join('\n');
+}
+
+/** The machine of a recording (the bench, then the peers): the load at the bench's start and at the peers' end. */
+export function recordingMachineMarkdown(bench: Results, peers: Results): string {
+  const [start, end] = [bench.machine.load, peers.machine.load];
+  return machineMarkdown(bench.machine, start && end && [start[0], end[1]]);
 }
 
 const latency = (r: Row) => (r.latencyMs ? `${r.latencyMs.p50} / ${r.latencyMs.p99} / ${r.latencyMs.p999}` : '');

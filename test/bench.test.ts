@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Tally, payload } from '../bench/messages.js';
 import { REDIS_INSTALL, redisServerPath } from '../bench/redis.js';
-import { machineMarkdown, replaceSection, rowsMarkdown, targetsMarkdown } from '../bench/report.js';
+import { recordingMachineMarkdown, replaceSection, rowsMarkdown, targetsMarkdown } from '../bench/report.js';
 import type { Results, Row } from '../bench/rows.js';
 import { percentiles } from '../bench/stats.js';
 import { chartSvg } from '../bench/svg.js';
@@ -167,7 +167,7 @@ describe('docs/benchmarks.md', () => {
     ] as const) {
       expect(replaceSection(doc, name, body)).toBe(doc);
     }
-    expect(doc).toContain(machineMarkdown(bench.machine));
+    expect(doc).toContain(recordingMachineMarkdown(bench, peers));
     expect(readFileSync(`${root}docs/img/benchmarks.svg`, 'utf8')).toBe(chartSvg([bench, peers]));
     expect(bench.quick || peers.quick).toBe(false);
   });
