@@ -3,7 +3,7 @@ import { InvalidOptionsError } from './errors.js';
 import { TidingsEventBus } from './events.js';
 import type { IdempotencyStore } from './storage/idempotency.js';
 import type { TidingsPlugin } from './plugin.js';
-import { stderrLogger, systemClock, uuidGenerator, type Clock, type IdGenerator, type Logger } from './services.js';
+import { stderrLogger, systemClock, timeOrderedIds, type Clock, type IdGenerator, type Logger } from './services.js';
 import type { StorageAdapter } from './storage/contract.js';
 import { Tokens } from './tokens.js';
 
@@ -33,7 +33,7 @@ export function wireContainer<Tx>(options: ContainerParts<Tx>): { child: Depende
     };
     // The simple parts first, so a storage or idempotency class that injects them gets this instance's.
     provide(Tokens.Clock, options.clock, () => systemClock);
-    provide(Tokens.IdGenerator, options.ids, () => uuidGenerator);
+    provide(Tokens.IdGenerator, options.ids, () => timeOrderedIds());
     provide(Tokens.Logger, options.logger, () => stderrLogger);
     provide(Tokens.Events, undefined, () => new TidingsEventBus());
     provide(Tokens.Storage, options.storage);

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomFillSync, randomUUID } from 'node:crypto';
 
 /** Time as Tidings sees it; inject a manual clock to test leases and backoff without waiting. */
 export interface Clock {
@@ -30,6 +30,43 @@ export interface IdGenerator {
 
 /** Random UUIDs (v4). */
 export const uuidGenerator: IdGenerator = { next: () => randomUUID() };
+
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+/**
+ * Time-ordered UUIDs (version 7, RFC 9562): the millisecond, a counter within it, then 62 random bits; the
+ * default. Ids made close in time sit close in every index that holds them, so a batch's rows touch a few index pages
+ * where random ids touch one page each: on a SQLite file with a backlog, random ids made each commit write about
+ * three times the pages.
+ */
+export function timeOrderedIds(now: () => number = Date.now): IdGenerator {
+  let lastMs = -1;
+  let counter = 0;
+  const pool = Buffer.alloc(8 * 512);
+  let at = pool.length;
+  return {
+    next() {
+      let ms = now();
+      if (ms > lastMs) {
+        lastMs = ms;
+        counter = 0;
+      } else if (++counter > 0xfff) {
+        // 4,096 ids in one millisecond: borrow the next one, so ids stay in the order they were made.
+        ms = ++lastMs;
+        counter = 0;
+      } else ms = lastMs;
+      if (at === pool.length) {
+        randomFillSync(pool);
+        at = 0;
+      }
+      const r = pool;
+      const k = at;
+      at += 8;
+      const t = ms.toString(16).padStart(12, '0');
+      return `${t.slice(0, 8)}-${t.slice(8)}-7${counter.toString(16).padStart(3, '0')}-${HEX[0x80 | (r[k]! & 0x3f)]}${HEX[r[k + 1]!]}-${HEX[r[k + 2]!]}${HEX[r[k + 3]!]}${HEX[r[k + 4]!]}${HEX[r[k + 5]!]}${HEX[r[k + 6]!]}${HEX[r[k + 7]!]}`;
+    },
+  };
+}
 
 /** Where Tidings writes what it does not throw. */
 export interface Logger {
