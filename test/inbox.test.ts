@@ -122,6 +122,51 @@ describe.each(backends)('transactional inbox and outbox on %s (the applicationâ€
     await orm.close(true);
   });
 
+  it('forks an EntityManager only for the handlers that read ctx.em, once each, and commits what they left persisted', async () => {
+    const { orm, storage } = await open();
+    // Counts the forks made on each shared transaction, by patching its fork as the storage's branch receives it.
+    let forks = 0;
+    const patched = new WeakSet<EntityManager>();
+    const counting = Object.assign(Object.create(storage) as StorageAdapter<EntityManager>, {
+      branch: <T>(tx: EntityManager, fn: (own: () => EntityManager) => Promise<T>) => {
+        if (!patched.has(tx)) {
+          const original = tx.fork.bind(tx);
+          tx.fork = ((options) => {
+            forks++;
+            return original(options);
+          }) as typeof tx.fork;
+          patched.add(tx);
+        }
+        return storage.branch!(tx, fn);
+      },
+    });
+    const tidings = await Tidings.create({ storage: counting, purgeIntervalMs: 0 });
+    const topic = tidings.topic<{ order: string; writes: boolean }>('lazy', { semantic: 'exactly-once' });
+    await topic.sendMany(Array.from({ length: 20 }, (_, i) => ({ order: `l-${i}`, writes: i % 2 === 0 })), { id: (p) => p.order });
+    let sameHandle = true;
+    let handled = 0;
+    const consumer = topic.consume(
+      async (m, ctx) => {
+        await new Promise((r) => setTimeout(r, 5));
+        if (m.payload.writes) {
+          const em = ctx.em;
+          em.persist(em.create(ShipmentEntity, { id: m.payload.order, note: 'lazy' }));
+          sameHandle &&= ctx.em === em;
+        }
+        handled++;
+      },
+      { batchSize: 20, concurrency: 10 },
+    );
+    await until(async () => Object.keys((await tidings.counts('lazy')).lazy ?? {}).length === 0);
+    await consumer.stop();
+    expect(handled).toBe(20);
+    expect(forks).toBe(10);
+    expect(sameHandle).toBe(true);
+    expect(await orm.em.fork().count(ShipmentEntity, {})).toBe(10);
+    await tidings.close();
+    await orm.close(true);
+  });
+
   it('nacks only the message whose handler failed a statement; the batchâ€™s other writes commit once', async () => {
     const { orm, storage } = await open();
     await orm.em.fork().insert(ShipmentEntity, { id: 'taken', note: 'already there' });

@@ -324,9 +324,9 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   }
 
   /** Handlers running at once share the transaction's undo log: a rollback undoes them all. */
-  branch<T>(tx: MemoryTransaction, fn: (tx: MemoryTransaction) => Promise<T>): Promise<T> {
+  branch<T>(tx: MemoryTransaction, fn: (own: () => MemoryTransaction) => Promise<T>): Promise<T> {
     this.assertRunning(tx);
-    return fn(tx);
+    return fn(() => tx);
   }
 
   idempotencyStore(): IdempotencyStore<MemoryTransaction> {

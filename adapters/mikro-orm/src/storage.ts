@@ -77,14 +77,21 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
 
   /**
    * Handlers running at once in `tx`, each on a fork of its own (MikroORM's unit of work) that keeps the transaction
-   * and is flushed when the handler returns; their statements take turns on the transaction's connection.
+   * and is flushed when the handler returns; their statements take turns on the transaction's connection. The fork is
+   * made when the handler first asks for it: forking and flushing cost about 40 µs, a handler that never reads
+   * `ctx.em` nothing.
    */
-  async branch<T>(tx: EntityManager, fn: (tx: EntityManager) => Promise<T>): Promise<T> {
-    this.connection.share(tx);
-    const fork = tx.fork({ keepTransactionContext: true, clear: true });
-    const result = await fn(fork);
+  async branch<T>(tx: EntityManager, fn: (own: () => EntityManager) => Promise<T>): Promise<T> {
+    let fork: EntityManager | undefined;
+    const result = await fn(() => {
+      if (!fork) {
+        this.connection.share(tx);
+        fork = tx.fork({ keepTransactionContext: true, clear: true });
+      }
+      return fork;
+    });
     // What the handler left persisted but unflushed commits with the transaction, as it would on `tx` itself.
-    await fork.flush();
+    if (fork) await fork.flush();
     return result;
   }
 

@@ -45,7 +45,7 @@ export class Consumer<T = unknown, Tx = unknown> {
     this.delivery =
       'batch' in handling
         ? batchDeliveryFor<Tx>({ ...common, handle: (batch, tx) => this.runBatch(handling.batch, batch, tx as Tx) })
-        : deliveryFor<Tx>({ ...common, concurrency: this.options.concurrency, handle: (m, tx) => this.run(handling.each, m, tx as Tx) });
+        : deliveryFor<Tx>({ ...common, concurrency: this.options.concurrency, handle: (m, em) => this.run(handling.each, m, em as () => Tx) });
     this.actor = createActor(consumerMachine, { input: { work: this.work(), pollMs: this.options.pollMs } });
     this.done = new Promise((resolve) => this.actor.subscribe({ complete: resolve }));
     this.unwatch = s.topic.storage.watch?.(s.topic.name, () => this.wake());
@@ -135,12 +135,12 @@ export class Consumer<T = unknown, Tx = unknown> {
   }
 
   /** Runs the handler on one message, inside the plugins' `handle` wrappers when there are any. */
-  private run(handler: Handler<T, Tx>, m: StoredMessage, tx: Tx): Promise<void> {
+  private run(handler: Handler<T, Tx>, m: StoredMessage, em: () => Tx): Promise<void> {
     const { topic } = this.s;
     // A handler that throws before it returns a promise fails the same way as one whose promise rejects.
     try {
       const message = this.message(m);
-      const context = this.context([m], tx);
+      const context = this.context([m], em);
       const wrap = topic.plugins.handle;
       if (!wrap) return Promise.resolve(handler(message, context));
       const ctx = { topic: topic.name, subscription: this.s.name, lifecycle: topic.plan.lifecycle, message, context: context as ConsumeContext<unknown> };
@@ -159,15 +159,15 @@ export class Consumer<T = unknown, Tx = unknown> {
     const messages = batch.map((m) => this.message(m));
     const byId = new Map(batch.map((m) => [m.id, m]));
     const failed: Failures = new Map();
-    const context: BatchContext<Tx> = {
-      ...this.context(batch, tx),
-      fail: (message, error) => {
+    // Object.assign, not a spread: the context's `em` is a getter.
+    const context: BatchContext<Tx> = Object.assign(this.context(batch, () => tx), {
+      fail: (message: Message<T> | string, error?: unknown) => {
         const id = typeof message === 'string' ? message : message?.id;
         const m = byId.get(id as string);
         if (!m) throw new InvalidOptionsError(`ctx.fail() was given ${JSON.stringify(id) ?? String(id)}, which is not a message of this batch: pass one of the messages the handler got, or its id.`);
         failed.set(m, error ?? new Error(`message ${m.id} marked failed by its batch handler`));
       },
-    };
+    });
     const wrap = topic.plugins.handleBatch;
     if (!wrap) {
       await handler(messages, context);
@@ -187,16 +187,19 @@ export class Consumer<T = unknown, Tx = unknown> {
   }
 
   /** The context of a handler run over `leased` (one message, or a batch whose leases `extendLease` pushes out together). */
-  private context(leased: StoredMessage[], em: Tx): ConsumeContext<Tx> {
+  private context(leased: StoredMessage[], em: () => Tx): ConsumeContext<Tx> {
     const { s } = this;
     return {
-      em,
+      // A getter: where handlers share a transaction, their handle of their own is made only if one asks for it.
+      get em() {
+        return em();
+      },
       signal: this.abortController.signal,
       extendLease: async (ms: number) => {
         if (!Number.isFinite(ms) || ms <= 0) throw new InvalidOptionsError(`extendLease(ms) needs ms > 0, got ${String(ms)}.`);
         for (const m of leased) {
           // Inside the handler's transaction, so a single-connection database does not wait on itself.
-          const ok = await s.ledger.extendLease(m, ms, em ?? undefined);
+          const ok = await s.ledger.extendLease(m, ms, em() ?? undefined);
           if (!ok) throw new LeaseLostError(s.topic.name, m.id);
         }
       },

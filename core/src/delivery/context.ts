@@ -7,13 +7,19 @@ export interface DeliveryContext<Tx> {
   readonly s: SettleContext & Pick<SubscriptionRuntime, 'scope'>;
   readonly concurrency: number;
   readonly settler: Settler;
-  /** Runs the handler on one message (inside `tx` when its consumption commits in a transaction). */
-  handle(m: StoredMessage, tx: Tx | undefined): Promise<void>;
+  /**
+   * Runs the handler on one message; `em` gives the handle its consumption commits in (undefined outside a
+   * transaction), asked for only when the handler reads `ctx.em`.
+   */
+  handle(m: StoredMessage, em: () => Tx | undefined): Promise<void>;
   /** Whether the consumer stopped waiting for its handlers (see `StopOptions`). */
   abandoned(): boolean;
   /** Aborted when the consumer stops waiting for its handlers: a transaction must not wait for one any longer. */
   readonly abandonSignal: AbortSignal;
 }
+
+/** The handle of a handler that runs outside any transaction. */
+export const noTransaction = (): undefined => undefined;
 
 /** Runs a leased batch's handlers and settles each message as its lifecycle says. */
 export interface Delivery {

@@ -140,8 +140,9 @@ export class TransactionalInbox<Tx> implements Delivery {
     await runAll(fresh, storage.branch ? this.c.concurrency : 1, async (m) => {
       // After a failure the transaction will roll back: no point starting more handlers in it.
       if (failures.length > 0) return;
-      // Handlers running at once each get a handle of their own on the shared transaction (MikroORM: a fork).
-      const run = shared ? storage.branch!(tx, (own) => this.c.handle(m, own as Tx)) : this.c.handle(m, tx);
+      // Handlers running at once each get a handle of their own on the shared transaction (MikroORM: a fork), made
+      // when the handler first reads `ctx.em`.
+      const run = shared ? storage.branch!(tx, (own) => this.c.handle(m, own as () => Tx)) : this.c.handle(m, () => tx);
       run.catch(() => undefined);
       // A handler still running when the consumer gives up on it no longer holds its transaction open: the transaction
       // rolls back now (closing storage would otherwise wait for it), and what the handler does later is discarded.

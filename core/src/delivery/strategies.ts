@@ -1,4 +1,4 @@
-import { runAll, type Delivery, type DeliveryContext } from './context.js';
+import { noTransaction, runAll, type Delivery, type DeliveryContext } from './context.js';
 import { TransactionalInbox } from './inbox.js';
 import type { DeliveryStrategy } from '../lifecycle/plan.js';
 import { describeError, firstLine } from '../services.js';
@@ -12,7 +12,7 @@ function removeOnLease<Tx>(c: DeliveryContext<Tx>): Delivery {
     process: (batch) =>
       runAll(batch, c.concurrency, async (m) => {
         try {
-          await c.handle(m, undefined);
+          await c.handle(m, noTransaction);
         } catch (error) {
           topic.events.emit('handlerError', { id: m.id, topic: topic.name, subscription: s.name, deliveries: m.deliveries, error, at: topic.clock.now() });
           topic.logger.warn('handler failed; at-most-once never redelivers, the message is gone', { topic: topic.name, subscription: s.name, id: m.id, error: firstLine(describeError(error)) });
@@ -31,7 +31,7 @@ function ackAfterHandler<Tx>(c: DeliveryContext<Tx>): Delivery {
       const failed: Array<[StoredMessage, unknown]> = [];
       await runAll(batch, c.concurrency, async (m) => {
         try {
-          await c.handle(m, undefined);
+          await c.handle(m, noTransaction);
           acked.push(m);
         } catch (error) {
           failed.push([m, error]);

@@ -258,11 +258,12 @@ export interface StorageAdapter<Tx = unknown> {
    */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /**
-   * Offered where several handlers can run at once inside one transaction: runs `fn` with a handle of its own on the
-   * transaction `tx` (MikroORM: a fork keeping the transaction, flushed when `fn` resolves), so one handler's flush
-   * never writes another's pending changes. Without it, handlers running at once get transactions of their own.
+   * Offered where several handlers can run at once inside one transaction: runs `fn`, which calls `own()` for a
+   * handle of its own on the transaction `tx` (MikroORM: a fork keeping the transaction, made on the first call and
+   * flushed when `fn` resolves), so one handler's flush never writes another's pending changes, and a handler that
+   * never asks costs nothing. Without it, handlers running at once get transactions of their own.
    */
-  branch?<T>(tx: Tx, fn: (tx: Tx) => Promise<T>): Promise<T>;
+  branch?<T>(tx: Tx, fn: (own: () => Tx) => Promise<T>): Promise<T>;
   /** Best effort: calls `onStored` when another process stores into `topic` (e.g. PostgreSQL NOTIFY); consumers poll anyway. */
   watch?(topic: string, onStored: () => void): () => void;
   /** The idempotency store that shares this storage's transactions, used when none is registered. */
