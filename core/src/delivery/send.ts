@@ -8,7 +8,7 @@ export interface SendAck {
 
 /** Per-send options. */
 export interface SendOptions<Tx = unknown> {
-  /** Your id for the message; end-to-end exactly-once deduplicates by it. */
+  /** Your id for the message; end-to-end exactly-once deduplicates by it. Without it, Tidings makes a time-ordered UUID (v7). */
   id?: string;
   /**
    * Its ordering key (an order number, an account): on a topic declared with `ordering: 'key'`, messages with one
