@@ -1,5 +1,4 @@
-import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -36,37 +35,6 @@ async function spy(storage: MikroOrmStorage): Promise<Map<string, number>> {
   return seen;
 }
 
-/** Counts the fdatasyncs of files opened through `fs/promises` (the storage's log sync), which a test can hold or fail. */
-async function fileHandles() {
-  const probe = await open(join(dir, 'probe'), 'w');
-  const proto = Object.getPrototypeOf(probe) as { datasync(this: FileHandle): Promise<void> };
-  await probe.close();
-  const datasync = proto.datasync;
-  const state = {
-    syncs: 0,
-    files: [] as string[],
-    hold: undefined as Promise<void> | undefined,
-    fail: undefined as Error | undefined,
-    restore: () => void (proto.datasync = datasync),
-  };
-  proto.datasync = async function (this: FileHandle) {
-    state.syncs++;
-    const path = readlinkSync(`/proc/self/fd/${this.fd}`);
-    if (!state.files.includes(path)) state.files.push(path);
-    await state.hold;
-    if (state.fail) throw state.fail;
-    return datasync.call(this);
-  };
-  return state;
-}
-
-async function until(check: () => boolean): Promise<void> {
-  for (let k = 0; !check(); k++) {
-    if (k > 500) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 const request = (topic: string, id: string, body: unknown = '{}'): StoreRequest => ({ topic, state: 'acked', messages: [{ id, body: body as string, availableAt: 0 }], now: 1 });
 
 describe('group commit on SQLite (better-sqlite3)', () => {
@@ -99,41 +67,23 @@ describe('group commit on SQLite (better-sqlite3)', () => {
     await storage.close();
   });
 
-  it('syncs the log of a group a promise depends on off the event loop, and acks it only then; a lease alone syncs nothing', async () => {
+  it('fsyncs a group only when a promise depends on it: a lease alone commits with synchronous=NORMAL, a send with FULL', async () => {
     const storage = sqliteStorage({ file: join(dir, 'durable.db') });
     await storage.open();
     await subscribe(storage, 'd');
     const seen = await spy(storage);
-    const log = await fileHandles();
-    try {
-      let release!: () => void;
-      log.hold = new Promise<void>((r) => (release = r));
-      let acked = false;
-      const stored = storage.store(request('d', 'y')).then((r) => ((acked = true), r));
-      await until(() => log.syncs === 1);
-      // The send committed (lazily) and waits for its sync; meanwhile the event loop and the next group go on.
-      const leased = await storage.lease({ topic: 'd', subscription: 'default', from: 'acked', to: 'leased', limit: 10, now: 1, leaseUntil: 100, leaseToken: 't', remove: false });
-      expect(leased.map((m) => m.id)).toEqual(['y']);
-      expect(acked).toBe(false);
-      release();
-      expect((await stored)[0]!.duplicate).toBe(false);
-      expect(log.syncs).toBe(1);
-      expect(log.files).toEqual([join(dir, 'durable.db-wal')]);
-      expect(seen.get('PRAGMA synchronous = NORMAL')).toBe(2);
-      expect(seen.get('PRAGMA synchronous = FULL')).toBe(2);
-      // At-most-once's lease deletes for good: durable, so synced.
-      await storage.store(request('d', 'z'));
-      await storage.lease({ topic: 'd', subscription: 'default', from: 'acked', to: 'deleted', limit: 10, now: 1, leaseUntil: 100, leaseToken: 'u', remove: true });
-      expect(log.syncs).toBe(3);
-      // A sync that fails fails the writes waiting for it, with a typed error.
-      log.fail = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-      await expect(storage.store(request('d', 'lost'))).rejects.toMatchObject({ code: 'STORAGE_ERROR', message: expect.stringContaining('EIO') });
-      const [{ synchronous }] = (await storage.orm.em.getConnection().execute('PRAGMA synchronous')) as Array<{ synchronous: number }>;
-      expect(synchronous).toBe(2);
-    } finally {
-      log.restore();
-      await storage.close();
-    }
+    await storage.store(request('d', 'y'));
+    expect(seen.get('PRAGMA synchronous = NORMAL')).toBeUndefined();
+    await storage.lease({ topic: 'd', subscription: 'default', from: 'acked', to: 'leased', limit: 10, now: 1, leaseUntil: 100, leaseToken: 't', remove: false });
+    expect(seen.get('PRAGMA synchronous = NORMAL')).toBe(1);
+    expect(seen.get('PRAGMA synchronous = FULL')).toBe(1);
+    // At-most-once's lease deletes for good: durable.
+    await storage.store(request('d', 'z'));
+    await storage.lease({ topic: 'd', subscription: 'default', from: 'acked', to: 'deleted', limit: 10, now: 1, leaseUntil: 100, leaseToken: 'u', remove: true });
+    expect(seen.get('PRAGMA synchronous = NORMAL')).toBe(1);
+    const [{ synchronous }] = (await storage.orm.em.getConnection().execute('PRAGMA synchronous')) as Array<{ synchronous: number }>;
+    expect(synchronous).toBe(2);
+    await storage.close();
   });
 
   it('commits the writes it accepted before a close, and refuses those after', async () => {

@@ -52,12 +52,6 @@ export interface SqlConnectionOptions {
    * writes whose loss on a power cut only means a redelivery (a lease, an at-least-once ack) runs between them.
    */
   lazyCommit?: { begin: string; end: string };
-  /**
-   * With `lazyCommit`: syncs the log, written by lazy commits, off the event loop. A group holding a durable write then
-   * commits lazily too, and none of its writes is acked before `sync()` resolved, so the fsync no longer stops the
-   * event loop (handlers, leases and the next group go on meanwhile).
-   */
-  syncLog?: { sync(): Promise<void>; close(): Promise<void> };
 }
 
 type Pool = { acquireConnection(): Promise<unknown>; releaseConnection(conn: unknown): unknown; pool?: { max?: number } };
@@ -187,10 +181,8 @@ export class SqlConnection {
     if (tasks.length === 0) return;
     let done!: () => void;
     this.flushing = new Promise((r) => (done = r));
-    let committed: Array<[GroupTask, unknown]> = [];
-    let synced: Promise<void> | undefined;
     try {
-      [committed, synced] = await this.withRaw((conn) => this.commitGroup(conn, tasks));
+      await this.withRaw((conn) => this.commitGroup(conn, tasks));
     } catch (error) {
       // Resolved or rejected tasks ignore this; the others learn why their group did not commit.
       for (const task of tasks) task.reject(error);
@@ -199,26 +191,14 @@ export class SqlConnection {
       done();
       if (this.queue.length > 0) setImmediate(() => void this.flush());
     }
-    // The next group may commit while this one's log sync runs; this one is acked only once it is on disk.
-    try {
-      await synced;
-      for (const [task, value] of committed) task.resolve(value);
-    } catch (error) {
-      for (const [task] of committed) task.reject(toTidingsError(error, classify(error, this.dialect), 'commit', this.target));
-    }
   }
 
-  /**
-   * One group's transaction: each task behind a savepoint, then one commit. Returns what each task gave, to be told
-   * once the commit is durable, and the log sync that makes it so when that runs off the event loop.
-   */
-  private async commitGroup(conn: unknown, tasks: GroupTask[]): Promise<[Array<[GroupTask, unknown]>, Promise<void> | undefined]> {
+  /** One group's transaction: each task behind a savepoint, one commit, and only then each told its outcome. */
+  private async commitGroup(conn: unknown, tasks: GroupTask[]): Promise<void> {
     const group = new WriteGroup(conn);
     const run = (sql: string) => this.runSync(conn, sql, [], 'commit');
-    const { lazyCommit, syncLog } = this.options;
-    const durable = tasks.some((t) => t.durable);
     // Set outside the transaction, where SQLite takes it.
-    const lazy = lazyCommit && (!durable || syncLog) ? lazyCommit : undefined;
+    const lazy = this.options.lazyCommit && !tasks.some((t) => t.durable) ? this.options.lazyCommit : undefined;
     if (lazy) run(lazy.begin);
     try {
       run('BEGIN IMMEDIATE');
@@ -244,7 +224,7 @@ export class SqlConnection {
         }
         throw error;
       }
-      return [results, durable && lazy ? syncLog!.sync() : undefined];
+      for (const [task, value] of results) task.resolve(value);
     } finally {
       if (lazy) run(lazy.end);
     }
@@ -339,7 +319,6 @@ export class SqlConnection {
     if (this.queue.length > 0) await this.flush();
     await release?.();
     if (this.options.ownsOrm) await this.ormInstance?.close(true);
-    await this.options.syncLog?.close();
   }
 }
 

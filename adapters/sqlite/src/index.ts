@@ -2,9 +2,7 @@ import { DriverException, type MikroORM } from '@mikro-orm/core';
 import { exceptionKind, initOwnOrm, sqlStorage, tidingsEntities, type MikroOrmStorage, type SqlDialect, type SqlErrorKind } from '@tidings/adapter-mikro-orm';
 import { InvalidOptionsError } from '@tidings/core';
 import { loadSqliteDriver, syncStatementsOf, type SqliteDriverName } from './driver.js';
-import { resolve } from 'node:path';
 import { listenForStores } from './watch-stores.js';
-import { WalSync } from './wal-sync.js';
 
 export { loadSqliteDriver, type SqliteDriverName } from './driver.js';
 
@@ -135,11 +133,6 @@ async function applyPragmas(orm: MikroORM, file: string, p: ReturnType<typeof pr
   }
 }
 
-/** The log sync of a database file; none in memory, where nothing is synced. */
-function logOf(file: string): WalSync | undefined {
-  return file === '' || file === ':memory:' || file.startsWith('file:') ? undefined : new WalSync(resolve(file));
-}
-
 /** The embedded default: messages in a SQLite file, WAL mode, `synchronous=FULL`; or your own MikroORM's database, with the same settings. */
 export function sqliteStorage(options: SqliteStorageOptions = {}): MikroOrmStorage {
   const file = options.file ?? '.tidings/tidings.db';
@@ -153,10 +146,8 @@ export function sqliteStorage(options: SqliteStorageOptions = {}): MikroOrmStora
     target: options.orm ? 'the application database' : `SQLite file ${file}`,
     ownsOrm: !options.orm,
     syncStatements: syncStatementsOf,
-    // WAL with synchronous=NORMAL commits without an fsync; the next FULL commit syncs the log up to itself, and so
-    // does the log sync that a durable group of Tidings' writes waits for off the event loop.
+    // WAL with synchronous=NORMAL commits without an fsync; the next FULL commit syncs the log up to itself.
     lazyCommit: pragmas.synchronous === 'FULL' ? { begin: 'PRAGMA synchronous = NORMAL', end: 'PRAGMA synchronous = FULL' } : undefined,
-    syncLog: pragmas.synchronous === 'FULL' ? logOf(options.orm ? String(options.orm.config.get('dbName') ?? '') : file) : undefined,
     connect: async () => {
       if (options.orm) {
         await applyPragmas(options.orm, String(options.orm.config.get('dbName') ?? ''), pragmas);
