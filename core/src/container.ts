@@ -13,8 +13,11 @@ export interface ContainerParts<Tx> {
   storage?: StorageAdapter<Tx>;
   /** Idempotency store of exactly-once consumers (default: the storage's own, sharing its transactions). */
   idempotency?: IdempotencyStore<Tx>;
+  /** Time as Tidings sees it (default: the system clock; `ManualClock` in tests). */
   clock?: Clock;
+  /** Makes message ids and lease tokens (default: `timeOrderedIds()`; `uuidGenerator` for random v4 UUIDs). */
   ids?: IdGenerator;
+  /** Where Tidings writes what it does not throw (default: stderr). */
   logger?: Logger;
   /** Parent container; Tidings registers only in a child of it (default: tsyringe's root container). */
   container?: DependencyContainer;
