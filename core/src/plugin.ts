@@ -37,6 +37,8 @@ export interface BatchHandleContext {
   readonly lifecycle: Lifecycle;
   readonly messages: readonly Message<unknown>[];
   readonly context: BatchContext<unknown>;
+  /** The ids the handler marked failed (`ctx.fail`), with their errors: complete once `next()` resolved. */
+  readonly failed: ReadonlyMap<string, unknown>;
 }
 
 /** What a plugin may use of the Tidings instance it is registered with (a `Tidings` is one). */

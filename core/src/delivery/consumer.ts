@@ -159,13 +159,16 @@ export class Consumer<T = unknown, Tx = unknown> {
     const messages = batch.map((m) => this.message(m));
     const byId = new Map(batch.map((m) => [m.id, m]));
     const failed: Failures = new Map();
+    const failedIds = new Map<string, unknown>();
     // Object.assign, not a spread: the context's `em` is a getter.
     const context: BatchContext<Tx> = Object.assign(this.context(batch, () => tx), {
       fail: (message: Message<T> | string, error?: unknown) => {
         const id = typeof message === 'string' ? message : message?.id;
         const m = byId.get(id as string);
         if (!m) throw new InvalidOptionsError(`ctx.fail() was given ${JSON.stringify(id) ?? String(id)}, which is not a message of this batch: pass one of the messages the handler got, or its id.`);
-        failed.set(m, error ?? new Error(`message ${m.id} marked failed by its batch handler`));
+        const reason = error ?? new Error(`message ${m.id} marked failed by its batch handler`);
+        failed.set(m, reason);
+        failedIds.set(m.id, reason);
       },
     });
     const wrap = topic.plugins.handleBatch;
@@ -173,7 +176,7 @@ export class Consumer<T = unknown, Tx = unknown> {
       await handler(messages, context);
       return failed;
     }
-    const ctx = { topic: topic.name, subscription: this.s.name, lifecycle: topic.plan.lifecycle, messages, context: context as BatchContext<unknown> };
+    const ctx = { topic: topic.name, subscription: this.s.name, lifecycle: topic.plan.lifecycle, messages, context: context as BatchContext<unknown>, failed: failedIds };
     await wrap(ctx, async () => {
       await handler(messages, context);
     });

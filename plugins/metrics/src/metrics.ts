@@ -128,7 +128,7 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
     }),
     handlerDuration: new Histogram({
       name: `${prefix}handler_duration_seconds`,
-      help: 'How long message handlers ran, a batch handler once per batch, by outcome (ok: returned, error: threw).',
+      help: 'How long message handlers ran, a batch handler once per batch, by outcome (ok: returned, partial: a batch handler returned having marked messages failed, error: threw).',
       labelNames: ['topic', 'subscription', 'semantic', 'outcome'],
       buckets: options.buckets?.handler ?? HANDLER_BUCKETS,
       registers,
@@ -175,12 +175,12 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
     handlerError: (e) => metrics.handlerErrors.inc({ topic: e.topic, subscription: e.subscription ?? '' }),
   };
 
-  /** Runs a handler, observing its duration by outcome. */
-  async function timed(labels: { topic: string; subscription: string; semantic: string }, next: () => Promise<void>): Promise<void> {
+  /** Runs a handler, observing its duration by outcome; `returned` names a run that did not throw. */
+  async function timed(labels: { topic: string; subscription: string; semantic: string }, next: () => Promise<void>, returned = () => 'ok'): Promise<void> {
     const stop = metrics.handlerDuration.startTimer(labels);
     try {
       await next();
-      stop({ outcome: 'ok' });
+      stop({ outcome: returned() });
     } catch (error) {
       stop({ outcome: 'error' });
       throw error;
@@ -215,7 +215,7 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
       const labels = { topic: ctx.topic, subscription: ctx.subscription, semantic: ctx.lifecycle };
       const now = clock.now();
       for (const message of ctx.messages) metrics.endToEndLatency.observe(labels, Math.max(0, now - message.createdAt) / 1000);
-      return timed(labels, next);
+      return timed(labels, next, () => (ctx.failed.size > 0 ? 'partial' : 'ok'));
     },
     close() {
       unsubscribe?.();

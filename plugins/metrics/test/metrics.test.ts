@@ -133,6 +133,30 @@ describe.each(storages)('metricsPlugin on %s', (_, storage) => {
     }
   });
 
+  it('times a batch run that marked messages failed as partial', async () => {
+    const { tidings, scrape } = await withMetrics(storage());
+    try {
+      const views = tidings.topic<{ n: number }>('views', { semantic: 'at-least-once', backoff: { initialMs: 1, maxMs: 1 } });
+      await views.sendMany(Array.from({ length: 4 }, (_, n) => ({ n })));
+      let runs = 0;
+      const consumer = views.consumeBatch(
+        (messages, ctx) => {
+          if (++runs === 1) ctx.fail(messages[0]!, new Error('one refused'));
+        },
+        { batchSize: 4, pollMs: 5 },
+      );
+      await until('every view to be acked', async () => Object.keys((await tidings.counts('views')).views ?? {}).length === 0);
+      await consumer.stop();
+      const s = await scrape();
+      const labels = { topic: 'views', subscription: 'default', semantic: 'at-least-once' };
+      expect(value(s, 'tidings_handler_duration_seconds_count', { ...labels, outcome: 'partial' })).toBe(1);
+      expect(value(s, 'tidings_handler_duration_seconds_count', { ...labels, outcome: 'ok' })).toBe(runs - 1);
+      expect(value(s, 'tidings_handler_errors_total', { topic: 'views' })).toBe(1);
+    } finally {
+      await tidings.close();
+    }
+  });
+
   it('counts duplicates by who dropped them, and redeliveries after a lease expires', async () => {
     const { tidings, scrape } = await withMetrics(storage());
     try {

@@ -111,7 +111,11 @@ export function otelPlugin(options: OtelPluginOptions = {}): TidingsPlugin {
       attributes['messaging.batch.message_count'] = ctx.messages.length;
       const span = tracer.startSpan(`${ctx.topic} process`, { kind: api.SpanKind.CONSUMER, root: true, links, attributes });
       // The messages' baggage is not merged: theirs may disagree, and the run is one context.
-      return processIn(api, span, undefined, next);
+      return processIn(api, span, undefined, async () => {
+        await next();
+        // Marked failed, those messages are nacked while the rest are acked: the run itself did not fail.
+        if (ctx.failed.size > 0) span.setAttribute('tidings.batch.failed_count', ctx.failed.size);
+      });
     },
   };
 }

@@ -228,6 +228,22 @@ describe.each(storages)('otelPlugin on %s', (_name, storage) => {
     expect(redelivered.flatMap((s) => s.links.map((l) => l.context.spanId)).sort()).toEqual(producers);
   });
 
+  it('counts on a batch run’s span the messages its handler marked failed, the run itself not failed', async () => {
+    tidings = await open();
+    const topic = tidings.topic<number>(uniqueTopic(), { semantic: 'at-least-once', backoff: { initialMs: 1, maxMs: 1 } });
+    await topic.sendMany([1, 2, 3]);
+    let runs = 0;
+    topic.consumeBatch((messages, ctx) => {
+      if (++runs === 1) for (const m of messages.slice(0, 2)) ctx.fail(m);
+    }, { pollMs: 5, batchSize: 10 });
+    await waitFor(() => spansOf(topic.name, SpanKind.CONSUMER).length >= 2 && runs >= 2);
+
+    const [partial, ...again] = spansOf(topic.name, SpanKind.CONSUMER);
+    expect(partial!.attributes['tidings.batch.failed_count']).toBe(2);
+    expect(partial!.status.code).toBe(SpanStatusCode.UNSET);
+    expect(again.every((s) => s.attributes['tidings.batch.failed_count'] === undefined)).toBe(true);
+  });
+
   it('gives each message of a sendMany batch its own producer span and traceparent', async () => {
     tidings = await open();
     const topic = tidings.topic<number>(uniqueTopic(), { semantic: 'at-least-once' });
