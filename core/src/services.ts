@@ -59,11 +59,10 @@ export function timeOrderedIds(now: () => number = Date.now): IdGenerator {
         randomFillSync(pool);
         at = 0;
       }
-      const r = pool;
       const k = at;
       at += 8;
       const t = ms.toString(16).padStart(12, '0');
-      return `${t.slice(0, 8)}-${t.slice(8)}-7${counter.toString(16).padStart(3, '0')}-${HEX[0x80 | (r[k]! & 0x3f)]}${HEX[r[k + 1]!]}-${HEX[r[k + 2]!]}${HEX[r[k + 3]!]}${HEX[r[k + 4]!]}${HEX[r[k + 5]!]}${HEX[r[k + 6]!]}${HEX[r[k + 7]!]}`;
+      return `${t.slice(0, 8)}-${t.slice(8)}-7${counter.toString(16).padStart(3, '0')}-${HEX[0x80 | (pool[k]! & 0x3f)]}${HEX[pool[k + 1]!]}-${HEX[pool[k + 2]!]}${HEX[pool[k + 3]!]}${HEX[pool[k + 4]!]}${HEX[pool[k + 5]!]}${HEX[pool[k + 6]!]}${HEX[pool[k + 7]!]}`;
     },
   };
 }

@@ -158,29 +158,28 @@ export class Consumer<T = unknown, Tx = unknown> {
     const { topic } = this.s;
     const messages = batch.map((m) => this.message(m));
     const byId = new Map(batch.map((m) => [m.id, m]));
-    const failed: Failures = new Map();
-    const failedIds = new Map<string, unknown>();
+    // By id, as plugins see it (`ctx.failed`); as stored messages for the delivery once the run is over.
+    const failed = new Map<string, unknown>();
+    const failures = (): Failures => new Map([...failed].map(([id, error]) => [byId.get(id)!, error]));
     // Object.assign, not a spread: the context's `em` is a getter.
     const context: BatchContext<Tx> = Object.assign(this.context(batch, () => tx), {
       fail: (message: Message<T> | string, error?: unknown) => {
         const id = typeof message === 'string' ? message : message?.id;
         const m = byId.get(id as string);
         if (!m) throw new InvalidOptionsError(`ctx.fail() was given ${JSON.stringify(id) ?? String(id)}, which is not a message of this batch: pass one of the messages the handler got, or its id.`);
-        const reason = error ?? new Error(`message ${m.id} marked failed by its batch handler`);
-        failed.set(m, reason);
-        failedIds.set(m.id, reason);
+        failed.set(m.id, error ?? new Error(`message ${m.id} marked failed by its batch handler`));
       },
     });
     const wrap = topic.plugins.handleBatch;
     if (!wrap) {
       await handler(messages, context);
-      return failed;
+      return failures();
     }
-    const ctx = { topic: topic.name, subscription: this.s.name, lifecycle: topic.plan.lifecycle, messages, context: context as BatchContext<unknown>, failed: failedIds };
+    const ctx = { topic: topic.name, subscription: this.s.name, lifecycle: topic.plan.lifecycle, messages, context: context as BatchContext<unknown>, failed };
     await wrap(ctx, async () => {
       await handler(messages, context);
     });
-    return failed;
+    return failures();
   }
 
   private message(m: StoredMessage): Message<T> {
