@@ -117,3 +117,20 @@ export class SubscriptionInUseError extends TidingsError {
     );
   }
 }
+
+/** The storage adapter does not offer an operator's verb (pause, browse, discard, retry now). */
+export class OperationNotSupportedError extends TidingsError {
+  constructor(storage: string, method: string, what: string) {
+    super(
+      'OPERATION_NOT_SUPPORTED',
+      `The ${storage} storage adapter has no ${method}(), so Tidings cannot ${what}. Implement ${method}() in the adapter (docs/writing-an-adapter.md says how, and @tidings/conformance checks it), or use the SQLite, PostgreSQL or memory adapter.`,
+    );
+  }
+}
+
+/** An operator's verb named a subscription storage has no record of. */
+export class UnknownSubscriptionError extends TidingsError {
+  constructor(topic: string, subscription: string) {
+    super('UNKNOWN_SUBSCRIPTION', `Topic "${topic}" has no recorded subscription "${subscription}": check the name (\`tidings stats\` lists them), or declare it first.`);
+  }
+}

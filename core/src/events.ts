@@ -67,6 +67,21 @@ export interface BackgroundErrorEvent {
   at: number;
 }
 
+/** What an operator did to a subscription (`pause`, `resume`, `empty`, `discard`, `retryNow`, `redrive`). */
+export type OperatorAction = 'pause' | 'resume' | 'empty' | 'discard' | 'retryNow' | 'redrive';
+
+/** An operator's act on a subscription, from this process (an application's call, its dashboard, the CLI). */
+export interface OperatorEvent {
+  action: OperatorAction;
+  topic: string;
+  subscription: string;
+  /** The messages it touched (none for pause and resume). */
+  count: number;
+  /** The ids it was given; absent when it acted on all. */
+  ids?: string[];
+  at: number;
+}
+
 /** Every event on `tidings.events`, one member per event. */
 export interface TidingsEvents {
   /** A message made a lifecycle transition. */
@@ -81,6 +96,8 @@ export interface TidingsEvents {
   handlerError: (e: HandlerErrorEvent) => void;
   /** A failure no caller awaits. */
   error: (e: BackgroundErrorEvent) => void;
+  /** An operator paused, resumed, emptied, discarded, retried now or redrove (the moved messages' REDRIVE transitions come too). */
+  operator: (e: OperatorEvent) => void;
 }
 
 /** The typed event bus of one Tidings instance. */

@@ -22,7 +22,18 @@ export type { SendAck, SendOptions, SendManyOptions } from './delivery/send.js';
 export { DEFAULT_SUBSCRIPTION, idempotencyScope } from './storage/scopes.js';
 export { topicTotals } from './storage/counts.js';
 export { ORDERINGS, leasePolicy, type Ordering, type LeasePolicy } from './delivery/lease-policy.js';
-export { TopicLedger, SubscriptionLedger, recordedLedger, type LedgerParts, type LedgerTopic, type Failure, type Released } from './delivery/ledger.js';
+export {
+  TopicLedger,
+  SubscriptionLedger,
+  recordedLedger,
+  MESSAGE_VIEWS,
+  type MessageView,
+  type BrowseOptions,
+  type LedgerParts,
+  type LedgerTopic,
+  type Failure,
+  type Released,
+} from './delivery/ledger.js';
 export type { TidingsPlugin, PluginHost, SendContext, HandleContext, BatchHandleContext, OutgoingMessage } from './plugin.js';
 export { MAX_HEADER_BYTES } from './headers.js';
 export { toInspectionEvent, type InspectionEvent } from './inspect.js';

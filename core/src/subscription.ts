@@ -1,9 +1,10 @@
 import type { BatchConsumeOptions, BatchHandler, ConsumeOptions, Handler } from './delivery/consume.js';
 import { Consumer, type Handling } from './delivery/consumer.js';
+import type { BrowseOptions } from './delivery/ledger.js';
 import type { SubscriptionRuntime } from './delivery/runtime.js';
 import { InvalidOptionsError, SubscriptionInUseError } from './errors.js';
 import type { MessageState } from './lifecycle/names.js';
-import type { StoredMessage } from './storage/contract.js';
+import type { BrowsePage, StoredMessage } from './storage/contract.js';
 
 /**
  * One subscription of a topic, as a consumer group is in Kafka: it gets every message stored in the topic after it
@@ -68,6 +69,62 @@ export class Subscription<T = unknown, Tx = unknown> {
   /** Puts its dead messages (all, or the given ids) back for delivery as new lifecycles; returns how many. */
   async redrive(ids?: string[]): Promise<number> {
     return (await this.runtime.ledger.redrive(ids)).length;
+  }
+
+  /**
+   * Pauses the subscription for every process, durably: its consumers lease nothing more (here at once, in other
+   * processes within half a second) and finish what they hold; a restart keeps it paused. Sends still store.
+   */
+  async pause(): Promise<void> {
+    await this.declared();
+    await this.runtime.ledger.pause();
+  }
+
+  /** Lets its consumers lease again, in every process. */
+  async resume(): Promise<void> {
+    await this.declared();
+    await this.runtime.ledger.resume();
+  }
+
+  /** Since when it is paused (epoch ms), or undefined while it runs. */
+  async pausedAt(): Promise<number | undefined> {
+    await this.declared();
+    return this.runtime.ledger.pausedAt();
+  }
+
+  /** A page of its messages, in delivery order: `{ view: 'waiting' | 'delayed' | 'leased' | 'dead' }`, or `{ id }`, or `{ key }`; pass `next` as `after` for the page after. */
+  async browse(options: BrowseOptions): Promise<BrowsePage> {
+    this.runtime.topic.assertOpen();
+    return this.runtime.ledger.browse(options);
+  }
+
+  /** One message by id, as this subscription holds it (any state), or undefined. */
+  async message(id: string): Promise<StoredMessage | undefined> {
+    this.runtime.topic.assertOpen();
+    return this.runtime.ledger.message(id);
+  }
+
+  /** Drops every waiting and delayed message, for good (leased ones finish); returns how many. Retention clean-up is `tidings.purge()`. */
+  async empty(): Promise<number> {
+    await this.declared();
+    return this.runtime.ledger.empty();
+  }
+
+  /** Drops dead messages (all, or the given ids) for good; returns how many. */
+  async discard(ids?: string[]): Promise<number> {
+    await this.declared();
+    return this.runtime.ledger.discard(ids);
+  }
+
+  /** Makes delayed messages (a retry's backoff, a send's delay), all or the given ids, due now; returns how many. */
+  async retryNow(ids?: string[]): Promise<number> {
+    await this.declared();
+    return (await this.runtime.ledger.retryNow(ids)).length;
+  }
+
+  private async declared(): Promise<void> {
+    this.runtime.topic.assertOpen();
+    await this.runtime.declaration.declared;
   }
 
   /**

@@ -13,6 +13,7 @@ import { pluginChain, type PluginChain, type TidingsPlugin } from './plugin.js';
 import { Tokens } from './tokens.js';
 import { Topic } from './topic.js';
 import type { StopOptions } from './delivery/consume.js';
+import { PauseWatch } from './delivery/pauses.js';
 import { ledgerOf, subscriptionOf, topicRuntime, type TopicServices } from './delivery/runtime.js';
 
 /** What `Tidings.create` takes; any part left out is resolved from `container`, then defaulted. */
@@ -29,11 +30,13 @@ const DEAD_LETTER_DEFAULTS: TopicOptions = { semantic: 'at-least-once' };
 
 /** One Tidings instance: its own container, storage, topics, consumers and event bus. */
 export class Tidings<Tx = unknown> {
-  /** Typed events: `transition`, `duplicate`, `leaseExpired`, `deadLetter`, `handlerError`, `error`. */
+  /** Typed events: `transition`, `duplicate`, `leaseExpired`, `deadLetter`, `handlerError`, `error`, `operator`. */
   readonly events: TidingsEventBus;
   private readonly declaredTopics = new Map<string, { options: ResolvedTopicOptions; topic: Topic<any, Tx> }>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly purgeTimer?: NodeJS.Timeout;
+  /** Tells this process's consumers of their subscriptions' pauses. */
+  private readonly pauses: PauseWatch;
   private closing?: Promise<void>;
 
   private constructor(
@@ -44,6 +47,7 @@ export class Tidings<Tx = unknown> {
     private readonly chain: PluginChain,
   ) {
     this.events = container.resolve(Tokens.Events);
+    this.pauses = new PauseWatch(container.resolve(Tokens.Storage), this.events, container.resolve(Tokens.Logger));
     if (purgeIntervalMs > 0) {
       this.purgeTimer = setInterval(() => void this.purge().catch((error) => this.emitError(error)), purgeIntervalMs);
       this.purgeTimer.unref();
@@ -197,6 +201,7 @@ export class Tidings<Tx = unknown> {
       clearInterval(this.purgeTimer);
       const subscriptions = [...this.declaredTopics.values()].flatMap((t) => [...t.topic.runtime.subscriptions.values()]);
       await Promise.all(subscriptions.flatMap((s) => [...s.consumers].map((c) => c.stop(options))));
+      this.pauses.close();
       await Promise.allSettled([...this.pending]);
       const idempotency = this.container.isRegistered(Tokens.Idempotency, true) ? this.container.resolve(Tokens.Idempotency) : undefined;
       await idempotency?.close?.();
@@ -229,6 +234,7 @@ export class Tidings<Tx = unknown> {
       ids: c.resolve(Tokens.IdGenerator),
       logger: c.resolve(Tokens.Logger),
       events: this.events,
+      pauses: this.pauses,
       plugins: this.chain,
       track: (work) => this.track(work),
       assertOpen: () => this.assertOpen(),

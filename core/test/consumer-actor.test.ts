@@ -36,7 +36,7 @@ describe('the consumer actor', () => {
   });
 
   it('is one machine whose states and events can be drawn beside the message machines', () => {
-    expect(Object.keys(consumerMachine.root.states).sort()).toEqual(['draining', 'handling', 'idle', 'leasing', 'starting', 'stopped']);
+    expect(Object.keys(consumerMachine.root.states).sort()).toEqual(['draining', 'handling', 'idle', 'leasing', 'paused', 'starting', 'stopped']);
     expect(consumerMachine.root.states.draining!.after.map((t) => t.target?.[0]?.key)).toEqual(['stopped']);
   });
 

@@ -129,19 +129,25 @@ describe('DOT styles by role, the same in every lifecycle', () => {
 /** The consumer's life as designed: `from EVENT to [guard]`. */
 const CONSUMER_DESIGN = [
   'starting start done leasing',
+  'starting start done paused [paused]',
   'starting start error stopped',
   'starting STOP draining',
   'leasing lease done handling [gotBatch]',
   'leasing lease done leasing [woken]',
   'leasing lease done idle',
+  'leasing lease done paused [paused]',
   'leasing lease error idle',
   'leasing STOP draining',
   'handling handle done leasing',
+  'handling handle done paused [paused]',
   'handling handle error idle',
   'handling STOP draining',
   'idle WAKE leasing',
   'idle after poll leasing',
   'idle STOP draining',
+  'idle PAUSE paused',
+  'paused RESUME leasing',
+  'paused STOP draining',
   'draining drain done stopped',
   'draining after grace stopped',
 ].sort();
@@ -151,7 +157,7 @@ describe('the consumer diagram', () => {
 
   it('is read from consumerMachine: its states, events, delays and invoked actors', () => {
     expect(graph).toMatchObject({ name: 'consumer', kind: 'consumer', initial: 'starting' });
-    expect(graph.states).toEqual([{ id: 'starting' }, { id: 'leasing' }, { id: 'handling' }, { id: 'idle' }, { id: 'draining' }, { id: 'stopped', final: true }]);
+    expect(graph.states).toEqual([{ id: 'starting' }, { id: 'leasing' }, { id: 'handling' }, { id: 'idle' }, { id: 'paused' }, { id: 'draining' }, { id: 'stopped', final: true }]);
     expect(adjacency(graph)).toEqual(CONSUMER_DESIGN);
     const delays = Object.keys(consumerMachine.implementations.delays);
     const actors = Object.keys(consumerMachine.implementations.actors);
@@ -162,10 +168,10 @@ describe('the consumer diagram', () => {
     }
   });
 
-  it('draws STOP and WAKE where XState takes them, and leaves out what changes no state', () => {
+  it('draws STOP, WAKE, PAUSE and RESUME where XState takes them, and leaves out what changes no state', () => {
     const work = {} as ConsumerWork;
     for (const { id } of graph.states.filter((s) => !s.final)) {
-      for (const event of [{ type: 'WAKE' as const }, { type: 'STOP' as const, graceMs: 0 }]) {
+      for (const event of [{ type: 'WAKE' as const }, { type: 'PAUSE' as const }, { type: 'RESUME' as const }, { type: 'STOP' as const, graceMs: 0 }]) {
         const snapshot = consumerMachine.resolveState({ value: id, context: { work, pollMs: 1, woken: false, batch: [], graceMs: 0 } });
         const [next] = transition(consumerMachine, snapshot, event);
         const drawn = graph.edges.filter((e) => e.from === id && e.event === event.type).map((e) => e.to);

@@ -1,7 +1,11 @@
 import {
   ClosedError,
   StorageError,
+  type BrowsePage,
+  type BrowseRequest,
+  type DiscardRequest,
   type PeekRequest,
+  type RetryNowRequest,
   type SubscriptionCounts,
   type SubscriptionRecord,
   type ExpireRequest,
@@ -246,6 +250,59 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
 
   async peek(req: PeekRequest): Promise<StoredMessage[]> {
     return [...this.rows(req.topic, req.subscription).bucket(req.state).values()].sort((a, b) => a.seq - b.seq).slice(0, req.limit).map((r) => copy(r));
+  }
+
+  async browse(req: BrowseRequest): Promise<BrowsePage> {
+    this.assertOpen();
+    const t = this.rows(req.topic, req.subscription);
+    const one = req.id === undefined ? undefined : t.byId.get(req.id);
+    const source = req.id !== undefined ? (one ? [one] : []) : req.state !== undefined && req.key === undefined ? t.bucket(req.state).values() : t.byId.values();
+    const [afterAt, afterSeq] = req.after === undefined ? [-Infinity, -Infinity] : req.after.split(':').map(Number);
+    const page: Row[] = [];
+    for (const row of source) {
+      if (req.state !== undefined && row.state !== req.state) continue;
+      if (req.key !== undefined && row.key !== req.key) continue;
+      if (req.due && (row.availableAt > req.due.now) !== req.due.later) continue;
+      if (row.availableAt < afterAt! || (row.availableAt === afterAt && row.seq <= afterSeq!)) continue;
+      page.push(row);
+    }
+    page.sort((a, b) => a.availableAt - b.availableAt || a.seq - b.seq);
+    const last = page.length > req.limit ? page[req.limit - 1] : undefined;
+    return { messages: page.slice(0, req.limit).map((r) => copy(r)), ...(last ? { next: `${last.availableAt}:${last.seq}` } : {}) };
+  }
+
+  async discard(req: DiscardRequest): Promise<number> {
+    this.assertOpen();
+    const t = this.rows(req.topic, req.subscription);
+    const wanted = req.ids ? new Set(req.ids) : undefined;
+    let dropped = 0;
+    for (const row of [...t.bucket(req.state).values()]) {
+      if ((wanted && !wanted.has(row.id)) || row.leaseToken !== undefined) continue;
+      t.remove(row);
+      dropped++;
+    }
+    return dropped;
+  }
+
+  async retryNow(req: RetryNowRequest): Promise<string[]> {
+    this.assertOpen();
+    const wanted = req.ids ? new Set(req.ids) : undefined;
+    const moved: string[] = [];
+    for (const row of this.rows(req.topic, req.subscription).bucket(req.state).values()) {
+      if ((wanted && !wanted.has(row.id)) || row.availableAt <= req.now) continue;
+      row.availableAt = req.now;
+      moved.push(row.id);
+    }
+    return moved;
+  }
+
+  async setPaused(topic: string, name: string, pausedAt: number | undefined): Promise<boolean> {
+    this.assertOpen();
+    const record = this.subscriptionRegistry.get(topic)?.get(name);
+    if (!record) return false;
+    if (pausedAt === undefined) delete record.pausedAt;
+    else record.pausedAt = pausedAt;
+    return true;
   }
 
   async declareTopic(topic: TopicRecord): Promise<TopicRecord> {

@@ -42,6 +42,7 @@ export interface SubscriptionRow {
   deadLetter?: string | null;
   maxDeliveries: number;
   declaredAt: number;
+  pausedAt?: number | null;
 }
 
 /** Key/value facts about the database, such as the schema version. */
@@ -133,6 +134,7 @@ export const SubscriptionEntity = new EntitySchema<SubscriptionRow>({
     deadLetter: { type: 'string', length: 200, fieldName: 'dead_letter', nullable: true },
     maxDeliveries: { type: 'integer', fieldName: 'max_deliveries' },
     declaredAt: { type: 'bigint', fieldName: 'declared_at' },
+    pausedAt: { type: 'bigint', fieldName: 'paused_at', nullable: true },
   },
 });
 

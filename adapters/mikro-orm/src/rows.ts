@@ -13,6 +13,7 @@ export function toTopic(r: SqlRow): TopicRecord {
 export function toSubscription(r: SqlRow): SubscriptionRecord {
   const s: SubscriptionRecord = { topic: r.topic as string, name: r.name as string, maxDeliveries: Number(r.max_deliveries), declaredAt: Number(r.declared_at) };
   if (r.dead_letter != null) s.deadLetter = r.dead_letter as string;
+  if (r.paused_at != null) s.pausedAt = Number(r.paused_at);
   return s;
 }
 

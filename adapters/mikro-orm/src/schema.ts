@@ -115,6 +115,12 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: () => [`ALTER TABLE tidings_topic ADD COLUMN ordering VARCHAR(16) NULL`],
     unlessColumn: { table: 'tidings_topic', column: 'ordering' },
   },
+  {
+    // An operator's pause, kept with the subscription so every process's consumers honour it.
+    version: 8,
+    statements: () => [`ALTER TABLE tidings_subscription ADD COLUMN paused_at BIGINT NULL`],
+    unlessColumn: { table: 'tidings_subscription', column: 'paused_at' },
+  },
 ];
 
 /** The schema version this code writes and understands. */

@@ -1,6 +1,9 @@
 import type { MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/knex';
 import type {
+  BrowsePage,
+  BrowseRequest,
+  DiscardRequest,
   ExpireRequest,
   ExtendLeaseRequest,
   IdempotencyStore,
@@ -10,6 +13,7 @@ import type {
   PurgeRequest,
   RedriveRequest,
   ReleaseRequest,
+  RetryNowRequest,
   SettleItem,
   SettleRequest,
   StorageAdapter,
@@ -26,12 +30,13 @@ import { ensureSchema } from './migrator.js';
 import { leasedMessage, toMessage, toSubscription, toTopic } from './rows.js';
 import type { Migration } from './schema.js';
 import { leaseStatement } from './sql/lease.js';
-import { expireStatement, extendLeaseStatement, redriveStatement, releaseStatement, settleStatement } from './sql/moves.js';
-import { countsStatement, peekStatement, purgeStatements } from './sql/reads.js';
+import { discardStatement, expireStatement, extendLeaseStatement, redriveStatement, releaseStatement, retryNowStatement, settleStatement } from './sql/moves.js';
+import { browseStatement, countsStatement, peekStatement, purgeStatements } from './sql/reads.js';
 import {
   declareSubscriptionStatement,
   declareTopicStatement,
   removeSubscriptionStatements,
+  setPausedStatement,
   subscriptionsStatement,
   topicStatement,
   topicsStatement,
@@ -269,6 +274,27 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
       await this.run(registry, t, 'removeSubscription');
       return (await this.run(copies, t, 'removeSubscription')).length;
     });
+  }
+
+  async setPaused(topic: string, name: string, pausedAt: number | undefined): Promise<boolean> {
+    return (await this.run(setPausedStatement(topic, name, pausedAt), undefined, 'setPaused')).length > 0;
+  }
+
+  async browse(req: BrowseRequest): Promise<BrowsePage> {
+    const rows = await this.run(browseStatement(req), undefined, 'browse');
+    const more = rows.length > req.limit ? rows[req.limit - 1] : undefined;
+    return { messages: rows.slice(0, req.limit).map(toMessage), ...(more ? { next: `${Number(more.available_at)}:${Number(more.seq)}` } : {}) };
+  }
+
+  async discard(req: DiscardRequest): Promise<number> {
+    if (req.ids && req.ids.length === 0) return 0;
+    const rows = await this.written(undefined, { atomic: false, durable: true }, (t) => this.run(discardStatement(this.options.dialect, req), t, 'discard'));
+    return this.options.dialect.modifyingCtes ? Number(rows[0]?.n ?? 0) : rows.length;
+  }
+
+  async retryNow(req: RetryNowRequest): Promise<string[]> {
+    if (req.ids && req.ids.length === 0) return [];
+    return (await this.run(retryNowStatement(this.options.dialect, req), undefined, 'retryNow')).map((r) => r.id as string);
   }
 
   async peek(req: PeekRequest): Promise<StoredMessage[]> {

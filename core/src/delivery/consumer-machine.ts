@@ -19,10 +19,12 @@ export interface ConsumerWork {
   failed(error: unknown, starting: boolean): void;
   /** The consumer stopped: release what it holds. */
   stopped(): void;
+  /** Whether an operator paused its subscription (as last seen): it leases nothing until resumed. */
+  paused(): boolean;
 }
 
 /** What a consumer machine is told. */
-export type ConsumerEvent = { type: 'WAKE' } | { type: 'STOP'; graceMs: number };
+export type ConsumerEvent = { type: 'WAKE' } | { type: 'PAUSE' } | { type: 'RESUME' } | { type: 'STOP'; graceMs: number };
 
 interface ConsumerContext {
   readonly work: ConsumerWork;
@@ -36,6 +38,7 @@ interface ConsumerContext {
 /**
  * A consumer's own life as an actor, one transition per batch and never per message: it starts once its topic is
  * recorded, leases, handles, idles until woken or its poll is due, and on STOP drains for at most the grace period.
+ * While its subscription is paused it leases nothing: a batch in hand is finished first, then it waits for RESUME.
  */
 export const consumerMachine = setup({
   types: {
@@ -56,6 +59,7 @@ export const consumerMachine = setup({
   guards: {
     gotBatch: (_, batch: StoredMessage[]) => batch.length > 0,
     woken: ({ context }) => context.woken,
+    paused: ({ context }) => context.work.paused(),
   },
 }).createMachine({
   id: 'consumer',
@@ -70,7 +74,7 @@ export const consumerMachine = setup({
       invoke: {
         src: 'start',
         input: ({ context }) => context.work,
-        onDone: 'leasing',
+        onDone: [{ guard: 'paused', target: 'paused' }, { target: 'leasing' }],
         onError: { target: 'stopped', actions: ({ context, event }) => context.work.failed(event.error, true) },
       },
     },
@@ -81,6 +85,7 @@ export const consumerMachine = setup({
         input: ({ context }) => context.work,
         onDone: [
           { guard: { type: 'gotBatch', params: ({ event }) => event.output }, target: 'handling', actions: assign({ batch: ({ event }) => event.output }) },
+          { guard: 'paused', target: 'paused' },
           { guard: 'woken', target: 'leasing', reenter: true },
           { target: 'idle' },
         ],
@@ -91,13 +96,19 @@ export const consumerMachine = setup({
       invoke: {
         src: 'handle',
         input: ({ context }) => ({ work: context.work, batch: context.batch }),
-        onDone: { target: 'leasing', actions: assign({ batch: [] }) },
+        onDone: [
+          { guard: 'paused', target: 'paused', actions: assign({ batch: [] }) },
+          { target: 'leasing', actions: assign({ batch: [] }) },
+        ],
         onError: { target: 'idle', actions: [assign({ batch: [] }), ({ context, event }) => context.work.failed(event.error, false)] },
       },
     },
     idle: {
       after: { poll: 'leasing' },
-      on: { WAKE: 'leasing' },
+      on: { WAKE: 'leasing', PAUSE: 'paused' },
+    },
+    paused: {
+      on: { RESUME: 'leasing' },
     },
     draining: {
       entry: ({ context }) => context.work.abort(),

@@ -15,7 +15,7 @@ export type Handling<T, Tx> = { readonly each: Handler<T, Tx> } | { readonly bat
 
 /**
  * A consumer actor: leases batches, runs the handler, and settles each message as its lifecycle says. Its life
- * (starting, leasing, handling, idle, draining, stopped) is `consumerMachine`; this class carries out each step.
+ * (starting, leasing, handling, idle, paused, draining, stopped) is `consumerMachine`; this class carries out each step.
  */
 export class Consumer<T = unknown, Tx = unknown> {
   private readonly options: Required<ConsumeOptions>;
@@ -52,7 +52,7 @@ export class Consumer<T = unknown, Tx = unknown> {
     this.actor.start();
   }
 
-  /** The consumer's state: `starting`, `leasing`, `handling`, `idle`, `draining` or `stopped`. */
+  /** The consumer's state: `starting`, `leasing`, `handling`, `idle`, `paused`, `draining` or `stopped`. */
   get state(): string {
     return String(this.actor.getSnapshot().value);
   }
@@ -60,6 +60,16 @@ export class Consumer<T = unknown, Tx = unknown> {
   /** Wakes the consumer to poll now (after a local send). */
   wake(): void {
     this.actor.send({ type: 'WAKE' });
+  }
+
+  /** Its subscription was paused: lease nothing more once the batch in hand is done. */
+  pause(): void {
+    this.actor.send({ type: 'PAUSE' });
+  }
+
+  /** Its subscription was resumed: lease again. */
+  resume(): void {
+    this.actor.send({ type: 'RESUME' });
   }
 
   /**
@@ -81,7 +91,11 @@ export class Consumer<T = unknown, Tx = unknown> {
   private work(): ConsumerWork {
     const { s } = this;
     return {
-      start: () => s.declaration.declared,
+      start: async () => {
+        await s.declaration.declared;
+        await s.topic.pauses.follow(s);
+      },
+      paused: () => s.paused,
       lease: () => this.track(this.lease()),
       handle: (batch) => {
         this.unhandled = undefined;

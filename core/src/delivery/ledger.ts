@@ -1,9 +1,10 @@
-import { TidingsEventBus } from '../events.js';
+import { InvalidOptionsError, OperationNotSupportedError, UnknownSubscriptionError } from '../errors.js';
+import { TidingsEventBus, type OperatorAction } from '../events.js';
 import { semanticOf, type MessageState, type Semantic } from '../lifecycle/names.js';
 import { lifecyclePlans } from '../lifecycle/plan.js';
 import type { TransitionStep } from '../lifecycle/table.js';
 import { systemClock, type Clock } from '../services.js';
-import type { NewMessage, SettleItem, StorageAdapter, StoredMessage, StoreResult, SubscriptionRecord, TopicRecord } from '../storage/contract.js';
+import type { BrowsePage, NewMessage, SettleItem, StorageAdapter, StoredMessage, StoreResult, SubscriptionRecord, TopicRecord } from '../storage/contract.js';
 import { requests, type ProtocolSubscription, type ProtocolTopic } from '../storage/requests.js';
 import { leasePolicy, type LeasePolicy, type Ordering } from './lease-policy.js';
 
@@ -37,6 +38,41 @@ export interface Released {
 }
 
 const noop = () => undefined;
+
+/** Which of a subscription's messages a page shows: waiting (due), delayed (due later: a retry's backoff, `delayMs`), leased, or dead. */
+export const MESSAGE_VIEWS = ['waiting', 'delayed', 'leased', 'dead'] as const;
+/** One of `MESSAGE_VIEWS`. */
+export type MessageView = (typeof MESSAGE_VIEWS)[number];
+
+/** What `browse` shows: a view, or one id or key in any state; a page after a cursor. */
+export interface BrowseOptions {
+  /** Required unless `id` or `key` is given. */
+  view?: MessageView;
+  /** Only the message with this id. */
+  id?: string;
+  /** Only messages with this ordering key. */
+  key?: string;
+  /** The `next` of the page before. */
+  after?: string;
+  /** Messages per page, 1 to 500 (default 50). */
+  limit?: number;
+}
+
+function checkBrowse(o: BrowseOptions): number {
+  if (o === null || typeof o !== 'object') throw new InvalidOptionsError(`browse() takes an object, e.g. { view: 'waiting' }, got ${String(o)}.`);
+  if (o.view !== undefined && !(MESSAGE_VIEWS as readonly string[]).includes(o.view)) {
+    throw new InvalidOptionsError(`browse() view must be one of ${MESSAGE_VIEWS.join(', ')}; got "${String(o.view)}".`);
+  }
+  if (o.view === undefined && o.id === undefined && o.key === undefined) {
+    throw new InvalidOptionsError(`browse() needs a view (${MESSAGE_VIEWS.join(', ')}), an id or a key: a page of every state at once would have no order to page by.`);
+  }
+  for (const k of ['id', 'key', 'after'] as const) {
+    if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k] === '')) throw new InvalidOptionsError(`browse() ${k} must be a non-empty string, got ${JSON.stringify(o[k])}.`);
+  }
+  const limit = o.limit ?? 50;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new InvalidOptionsError(`browse() limit must be a whole number from 1 to 500, got ${String(o.limit)}.`);
+  return limit;
+}
 
 /**
  * The producer side of one topic's ledger: every store goes through it, which builds the request, calls storage,
@@ -239,6 +275,84 @@ export class SubscriptionLedger {
     const { redrive } = this.topic.topic.plan.steps;
     for (const id of moved) this.emit(id, redrive);
     if (moved.length > 0) this.wake();
+    this.acted('redrive', moved.length, ids);
+    return moved;
+  }
+
+  /** Reports an operator's act on the bus. */
+  private acted(action: OperatorAction, count: number, ids?: string[]): void {
+    this.topic.parts.events.emit('operator', { action, topic: this.topic.topic.name, subscription: this.name, count, ...(ids ? { ids } : {}), at: this.now() });
+  }
+
+  /** The adapter's optional verb, or a typed refusal naming it. */
+  private verb<K extends 'setPaused' | 'browse' | 'discard' | 'retryNow'>(method: K, what: string): NonNullable<StorageAdapter<unknown>[K]> {
+    const fn = this.storage[method];
+    if (typeof fn !== 'function') throw new OperationNotSupportedError(this.storage.name, method, what);
+    return fn.bind(this.storage) as NonNullable<StorageAdapter<unknown>[K]>;
+  }
+
+  /**
+   * Pauses the subscription in storage: consumers in every process lease nothing more (those in this process at
+   * once, others within their pause check) and finish what they hold. Refused for a subscription not recorded.
+   */
+  async pause(): Promise<void> {
+    if (!(await this.verb('setPaused', 'pause a subscription')(this.topic.topic.name, this.name, this.now()))) throw new UnknownSubscriptionError(this.topic.topic.name, this.name);
+    this.acted('pause', 0);
+  }
+
+  /** Lets the subscription's consumers lease again, in every process. */
+  async resume(): Promise<void> {
+    if (!(await this.verb('setPaused', 'resume a subscription')(this.topic.topic.name, this.name, undefined))) throw new UnknownSubscriptionError(this.topic.topic.name, this.name);
+    this.acted('resume', 0);
+    this.wake();
+  }
+
+  /** Since when the subscription is paused (epoch ms), or undefined while it runs. */
+  async pausedAt(): Promise<number | undefined> {
+    const records = await this.storage.subscriptions(this.topic.topic.name);
+    return records.find((r) => r.name === this.name)?.pausedAt;
+  }
+
+  /** A page of the subscription's messages in delivery order (see `BrowseOptions`); storage reads only the page. */
+  async browse(options: BrowseOptions = {}): Promise<BrowsePage> {
+    const limit = checkBrowse(options);
+    const browse = this.verb('browse', 'browse messages');
+    const { plan } = this.topic.topic;
+    const state = options.view === undefined ? undefined : { waiting: plan.ready, delayed: plan.ready, leased: plan.removeOnLease ? undefined : plan.leased, dead: plan.dead }[options.view];
+    // A view the lifecycle has no state for (at-most-once has no leases kept, no dead letters) is empty.
+    if (options.view !== undefined && state === undefined) return { messages: [] };
+    const due = options.view === 'waiting' || options.view === 'delayed' ? { now: this.now(), later: options.view === 'delayed' } : undefined;
+    const req = { topic: this.topic.topic.name, subscription: this.name, limit, ...(state ? { state } : {}), ...(due ? { due } : {}) };
+    return browse({ ...req, ...(options.id !== undefined ? { id: options.id } : {}), ...(options.key !== undefined ? { key: options.key } : {}), ...(options.after !== undefined ? { after: options.after } : {}) });
+  }
+
+  /** The message with this id, in whatever state this subscription holds it, or undefined. */
+  async message(id: string): Promise<StoredMessage | undefined> {
+    return (await this.browse({ id, limit: 1 })).messages[0];
+  }
+
+  /** Drops every waiting and delayed message (not those leased: their handlers finish them); returns how many. */
+  async empty(): Promise<number> {
+    const dropped = await this.verb('discard', 'empty a subscription')({ topic: this.topic.topic.name, subscription: this.name, state: this.topic.topic.plan.ready });
+    this.acted('empty', dropped);
+    return dropped;
+  }
+
+  /** Drops dead messages, all or the given ids, for good; returns how many. */
+  async discard(ids?: string[]): Promise<number> {
+    const { dead } = this.topic.topic.plan;
+    const discard = this.verb('discard', 'discard dead letters');
+    const dropped = dead === undefined || ids?.length === 0 ? 0 : await discard({ topic: this.topic.topic.name, subscription: this.name, state: dead, ...(ids ? { ids } : {}) });
+    this.acted('discard', dropped, ids);
+    return dropped;
+  }
+
+  /** Makes delayed messages (a retry's backoff, a send's `delayMs`), all or the given ids, due now; returns the ids moved. */
+  async retryNow(ids?: string[]): Promise<string[]> {
+    const retry = this.verb('retryNow', 'retry messages now');
+    const moved = ids?.length === 0 ? [] : await retry({ topic: this.topic.topic.name, subscription: this.name, state: this.topic.topic.plan.ready, now: this.now(), ...(ids ? { ids } : {}) });
+    if (moved.length > 0) this.wake();
+    this.acted('retryNow', moved.length, ids);
     return moved;
   }
 

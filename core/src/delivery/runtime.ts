@@ -9,11 +9,14 @@ import type { IdempotencyStore } from '../storage/idempotency.js';
 import { idempotencyScope } from '../storage/scopes.js';
 import { leasePolicy, type LeasePolicy } from './lease-policy.js';
 import { SubscriptionLedger, TopicLedger } from './ledger.js';
+import type { PauseWatch } from './pauses.js';
 import { LeaseSweeper } from './sweeper.js';
 
-/** Something a consumer of a subscription can be told: wake up, or stop. */
+/** Something a consumer of a subscription can be told: wake up, pause, resume, or stop. */
 export interface RunningConsumer {
   wake(): void;
+  pause(): void;
+  resume(): void;
   stop(options?: { graceMs?: number }): Promise<void>;
 }
 
@@ -36,6 +39,8 @@ export interface TopicServices {
   readonly ids: IdGenerator;
   readonly logger: Logger;
   readonly events: TidingsEventBus;
+  /** Keeps this process's consumers told of their subscriptions' pauses. */
+  readonly pauses: PauseWatch;
   /** The registered plugins' `send`, `handle` and `handleBatch` wrappers (undefined where none wraps). */
   readonly plugins: PluginChain;
   /** Registers work that `close()` must wait for. */
@@ -76,6 +81,8 @@ export interface SubscriptionRuntime {
   readonly sweeper: LeaseSweeper;
   /** Its record in storage (after the topic's). */
   readonly declaration: Declaration;
+  /** Whether an operator paused it, as this process last read (see `PauseWatch`). */
+  paused: boolean;
 }
 
 /**
@@ -137,7 +144,7 @@ function subscriptionRuntime(topic: TopicRuntime, name: string, options: Resolve
   const consumers = new Set<RunningConsumer>();
   const deadLetter = options.deadLetter === undefined ? undefined : topic.deadLetterTopic(options.deadLetter).ledger;
   const ledger = new SubscriptionLedger(topic.ledger, name, { maxDeliveries: options.maxDeliveries, policy: topic.policy }, () => consumers.forEach((c) => c.wake()), deadLetter);
-  const s = { topic, name, options, ledger, scope: idempotencyScope(topic.name, name), consumers, declaration: declared } as Omit<SubscriptionRuntime, 'sweeper'>;
+  const s = { topic, name, options, ledger, scope: idempotencyScope(topic.name, name), consumers, declaration: declared, paused: false } as Omit<SubscriptionRuntime, 'sweeper'>;
   return Object.assign(s, { sweeper: new LeaseSweeper(s as SubscriptionRuntime) });
 }
 

@@ -171,6 +171,50 @@ export interface PeekRequest {
   limit: number;
 }
 
+/**
+ * One page of a subscription's copies, as an operator browses them: in one `state` (or any, when looking one up by
+ * `id` or `key`), in delivery order (`availableAt`, then store order), from where the previous page's `next` left off.
+ * Storage answers from its indexes, never by reading a topic into memory.
+ */
+export interface BrowseRequest {
+  topic: string;
+  subscription: string;
+  /** Copies in this state; may be absent only with `id` or `key`. */
+  state?: MessageState;
+  /** With `state`: only copies due by `now` (`later` false: waiting), or only those due after it (`later` true: delayed). */
+  due?: { now: number; later: boolean };
+  /** Only the copy with this id. */
+  id?: string;
+  /** Only copies with this ordering key. */
+  key?: string;
+  /** The previous page's `next`: an opaque cursor the same storage made. */
+  after?: string;
+  limit: number;
+}
+
+/** A page of copies, and the cursor of the next page when there may be one. */
+export interface BrowsePage {
+  messages: StoredMessage[];
+  next?: string;
+}
+
+/** Drop a subscription's copies in `state` (not leased ones: their handlers hold them), all or the given ids: emptying a queue, discarding dead letters. */
+export interface DiscardRequest {
+  topic: string;
+  subscription: string;
+  state: MessageState;
+  ids?: string[];
+}
+
+/** Make a subscription's copies in `state` that are due after `now` (delayed, backing off) due at `now`; all or the given ids. */
+export interface RetryNowRequest {
+  topic: string;
+  subscription: string;
+  state: MessageState;
+  ids?: string[];
+  now: number;
+}
+
 /** A declared topic as storage records it, so every process and the CLI read its lifecycle instead of guessing it. */
 export interface TopicRecord {
   name: string;
@@ -193,6 +237,8 @@ export interface SubscriptionRecord {
   maxDeliveries: number;
   /** When it was first declared (epoch ms). */
   declaredAt: number;
+  /** Since when its consumers lease nothing (epoch ms), in every process; absent while it runs. A declaration never changes it. */
+  pausedAt?: number;
 }
 
 /** Message counts per topic and state; states without messages are left out, and so may be topics without any. */
@@ -247,6 +293,16 @@ export interface StorageAdapter<Tx = unknown> {
   subscriptions(topic?: string): Promise<SubscriptionRecord[]>;
   /** Forget a subscription and drop every copy it holds, in every state; returns how many copies went. */
   removeSubscription(topic: string, name: string): Promise<number>;
+  // The operator's verbs (console, CLI): optional, so an adapter written before them still runs; without one, that
+  // verb is refused with `OPERATION_NOT_SUPPORTED`. The conformance suite checks each one an adapter has.
+  /** Pause a recorded subscription (`pausedAt` set) or resume it (undefined); false when no such subscription is recorded. */
+  setPaused?(topic: string, name: string, pausedAt: number | undefined): Promise<boolean>;
+  /** A page of a subscription's copies (see `BrowseRequest`). */
+  browse?(req: BrowseRequest): Promise<BrowsePage>;
+  /** Drops copies that are not leased (see `DiscardRequest`); returns how many went. */
+  discard?(req: DiscardRequest): Promise<number>;
+  /** Makes delayed copies due now (see `RetryNowRequest`); returns the ids moved. */
+  retryNow?(req: RetryNowRequest): Promise<string[]>;
   /** Drop expired dedup records and, when asked, old rows (see `PurgeRequest`); returns how many dedup records and rows it removed. */
   purge(req: PurgeRequest): Promise<number>;
   /**

@@ -1,4 +1,4 @@
-import type { ExpireRequest, ExtendLeaseRequest, RedriveRequest, ReleaseRequest, SettleItem, SettleRequest } from '@tidings/core';
+import type { DiscardRequest, ExpireRequest, ExtendLeaseRequest, RedriveRequest, ReleaseRequest, RetryNowRequest, SettleItem, SettleRequest } from '@tidings/core';
 import type { SqlDialect } from '../dialect.js';
 import { MESSAGE_COLUMNS, type Statement } from './statement.js';
 
@@ -48,5 +48,23 @@ export function redriveStatement(d: SqlDialect, req: RedriveRequest): Statement 
     sql: `UPDATE tidings_message SET state = ?, deliveries = 0, available_at = ?, created_at = ?, lease_until = NULL, lease_token = NULL, last_error = NULL
           WHERE ${COPY}${req.ids ? ` AND ${d.stringIn('id')}` : ''} RETURNING id`,
     params: [req.to, req.now, req.now, req.topic, req.subscription, req.from, ...(req.ids ? [JSON.stringify(req.ids)] : [])],
+  };
+}
+
+/**
+ * Drops unleased copies in a state, all or by id; answers one row holding the count (`n`): where a statement may hold a
+ * modifying CTE the count is made there, else one small row per copy dropped.
+ */
+export function discardStatement(d: SqlDialect, req: DiscardRequest): Statement {
+  const del = `DELETE FROM tidings_message WHERE ${COPY} AND lease_token IS NULL${req.ids ? ` AND ${d.stringIn('id')}` : ''}`;
+  const params = [req.topic, req.subscription, req.state, ...(req.ids ? [JSON.stringify(req.ids)] : [])];
+  return { sql: d.modifyingCtes ? `WITH gone AS (${del} RETURNING 1) SELECT COUNT(*) AS n FROM gone` : `${del} RETURNING 1 AS n`, params };
+}
+
+/** Delayed copies in a state due now, all or by id. */
+export function retryNowStatement(d: SqlDialect, req: RetryNowRequest): Statement {
+  return {
+    sql: `UPDATE tidings_message SET available_at = ? WHERE ${COPY} AND available_at > ?${req.ids ? ` AND ${d.stringIn('id')}` : ''} RETURNING id`,
+    params: [req.now, req.topic, req.subscription, req.state, req.now, ...(req.ids ? [JSON.stringify(req.ids)] : [])],
   };
 }

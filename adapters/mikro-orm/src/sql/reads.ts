@@ -1,4 +1,4 @@
-import type { PeekRequest, PurgeRequest } from '@tidings/core';
+import { InvalidOptionsError, type BrowseRequest, type PeekRequest, type PurgeRequest } from '@tidings/core';
 import { MESSAGE_COLUMNS, marks, type Statement } from './statement.js';
 
 /** Copies by topic, subscription and state. */
@@ -26,4 +26,28 @@ export function purgeStatements(req: PurgeRequest): Statement[] {
     out.push({ sql: `DELETE FROM tidings_message WHERE state IN (${marks(req.states.length)}) AND created_at < ?${byTopic} RETURNING id`, params: [...req.states, req.before, ...topic] });
   }
   return out;
+}
+
+/**
+ * A page of a subscription's copies in delivery order, continuing after the cursor (`availableAt:seq`); one row more
+ * than the page, to tell whether another follows. By state it walks `tidings_message_ready`, by id the unique copy
+ * index, by key `tidings_message_key`: never the whole topic.
+ */
+export function browseStatement(req: BrowseRequest): Statement {
+  const where = ['topic = ?', 'subscription = ?'];
+  const params: unknown[] = [req.topic, req.subscription];
+  const add = (condition: string, ...values: unknown[]) => {
+    where.push(condition);
+    params.push(...values);
+  };
+  if (req.state !== undefined) add('state = ?', req.state);
+  if (req.id !== undefined) add('id = ?', req.id);
+  if (req.key !== undefined) add('ordering_key = ?', req.key);
+  if (req.due) add(req.due.later ? 'available_at > ?' : 'available_at <= ?', req.due.now);
+  if (req.after !== undefined) {
+    const [at, seq] = req.after.split(':').map(Number);
+    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(seq)) throw new InvalidOptionsError(`"${req.after}" is not a cursor this storage made: pass the \`next\` of the page before, or leave it out to start from the first page.`);
+    add('(available_at > ? OR (available_at = ? AND seq > ?))', at, at, seq);
+  }
+  return { sql: `SELECT ${MESSAGE_COLUMNS} FROM tidings_message WHERE ${where.join(' AND ')} ORDER BY available_at, seq LIMIT ?`, params: [...params, req.limit + 1] };
 }

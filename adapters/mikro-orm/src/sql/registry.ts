@@ -2,7 +2,9 @@ import type { SubscriptionRecord, TopicRecord } from '@tidings/core';
 import type { Statement } from './statement.js';
 
 const TOPIC_COLUMNS = 'name, lifecycle, ordering, dead_letter, max_deliveries, declared_at';
-const SUBSCRIPTION_COLUMNS = 'topic, name, dead_letter, max_deliveries, declared_at';
+const SUBSCRIPTION_COLUMNS = 'topic, name, dead_letter, max_deliveries, declared_at, paused_at';
+/** What a declaration writes: never the pause, which is an operator's. */
+const DECLARED_COLUMNS = 'topic, name, dead_letter, max_deliveries, declared_at';
 
 /** Records a topic unless one of its name is: the first declaration wins, in one statement, so two processes agree. */
 export function declareTopicStatement(t: TopicRecord): Statement {
@@ -25,7 +27,7 @@ export function topicsStatement(): Statement {
 /** Records a subscription unless it is: the first declaration wins. */
 export function declareSubscriptionStatement(s: SubscriptionRecord): Statement {
   return {
-    sql: `INSERT INTO tidings_subscription (${SUBSCRIPTION_COLUMNS}) VALUES (?, ?, ?, ?, ?) ON CONFLICT (topic, name) DO NOTHING`,
+    sql: `INSERT INTO tidings_subscription (${DECLARED_COLUMNS}) VALUES (?, ?, ?, ?, ?) ON CONFLICT (topic, name) DO NOTHING`,
     params: [s.topic, s.name, s.deadLetter ?? null, s.maxDeliveries, s.declaredAt],
   };
 }
@@ -42,4 +44,9 @@ export function removeSubscriptionStatements(topic: string, name: string): [Stat
     { sql: `DELETE FROM tidings_subscription WHERE topic = ? AND name = ? RETURNING name`, params: [topic, name] },
     { sql: `DELETE FROM tidings_message WHERE topic = ? AND subscription = ? RETURNING seq`, params: [topic, name] },
   ];
+}
+
+/** Pauses (a time) or resumes (null) a recorded subscription. */
+export function setPausedStatement(topic: string, name: string, pausedAt: number | undefined): Statement {
+  return { sql: `UPDATE tidings_subscription SET paused_at = ? WHERE topic = ? AND name = ? RETURNING name`, params: [pausedAt ?? null, topic, name] };
 }
