@@ -1,5 +1,6 @@
 import {
   ClosedError,
+  InvalidOptionsError,
   StorageError,
   type BrowsePage,
   type BrowseRequest,
@@ -258,6 +259,9 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
     const one = req.id === undefined ? undefined : t.byId.get(req.id);
     const source = req.id !== undefined ? (one ? [one] : []) : req.state !== undefined && req.key === undefined ? t.bucket(req.state).values() : t.byId.values();
     const [afterAt, afterSeq] = req.after === undefined ? [-Infinity, -Infinity] : req.after.split(':').map(Number);
+    if (!Number.isFinite(afterAt) || !Number.isFinite(afterSeq)) {
+      if (req.after !== undefined) throw new InvalidOptionsError(`"${req.after}" is not a cursor this storage made: pass the \`next\` of the page before, or leave it out to start from the first page.`);
+    }
     const page: Row[] = [];
     for (const row of source) {
       if (req.state !== undefined && row.state !== req.state) continue;

@@ -77,5 +77,8 @@ export class PauseWatch {
 function set(s: Pausable, paused: boolean): void {
   if (s.paused === paused) return;
   s.paused = paused;
-  for (const c of s.consumers) (paused ? c.pause() : c.resume());
+  for (const c of s.consumers) {
+    if (paused) c.pause();
+    else c.resume();
+  }
 }

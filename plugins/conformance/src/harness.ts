@@ -174,6 +174,11 @@ export class TopicDriver {
     return new SubscriptionLedger(topic, this.subscription, { maxDeliveries: o.maxDeliveries ?? 5, policy: leasePolicy(this.plan, this.ordering) }, undefined, dl);
   }
 
+  /** The operator's verbs (pause, browse, empty, discard, retry now) as core runs them on this subscription at `now`. */
+  operator(now: number): SubscriptionLedger {
+    return this.ledger(now);
+  }
+
   /** The subscription as core's request builders see it. */
   private protocol(): ProtocolSubscription {
     return this.ledger(0).protocol;

@@ -18,6 +18,7 @@ import {
   copiesOf,
   holding,
 } from './harness.js';
+import { describeOperatorSection } from './operator-suite.js';
 import { describeSubscriptionSections } from './subscription-suite.js';
 
 /** Tuning for adapters that are slower or less capable than the defaults assume. */
@@ -1266,6 +1267,7 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
     });
 
     describeSubscriptionSections(() => ctx);
+    describeOperatorSection(() => ctx);
   });
 }
 
