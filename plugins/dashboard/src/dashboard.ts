@@ -1,25 +1,18 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
-import {
-  DEFAULT_SUBSCRIPTION,
-  InvalidOptionsError,
-  LIFECYCLES,
-  Tokens,
-  TidingsError,
-  lifecyclePlans,
-  recordedLedger,
-  type Lifecycle,
-  type StorageAdapter,
-  type Tidings,
-  type TopicRecord,
-} from '@tidings/core';
+import { InvalidOptionsError, LIFECYCLES, OperationNotSupportedError, Tokens, TidingsError, UnknownSubscriptionError, type Lifecycle, type StorageAdapter, type Tidings } from '@tidings/core';
 import { metricsPlugin, type MetricsPlugin } from '@tidings/metrics';
 import { Gate, encrypted, isLoopback, queryTokenAllowed } from './auth.js';
 import { lifecycleSvg } from './diagrams.js';
+import { ACTIONS, Actions, type ActionName } from './actions.js';
 import { DashboardListenError, DashboardRequestError, DashboardTokenRequiredError, InvalidPortError } from './errors.js';
-import { Monitor, type Snapshot } from './monitor.js';
+import { Feed } from './feed.js';
+import { json, readJsonObject, readText, redirect, send } from './http.js';
+import { Messages } from './messages.js';
+import { Monitor } from './monitor.js';
+import { Targets } from './target.js';
 import { AllowedHosts, checkHost, checkOrigin, parseHost } from './origin.js';
-import { dashboardPage, loginPage } from './page.js';
+import { dashboardPage, loginPage } from './page/document.js';
 
 /** Options of `createDashboard`: a Tidings instance in this process, or a storage other processes write to. */
 export interface DashboardOptions {
@@ -64,11 +57,7 @@ export interface Dashboard {
   close(): Promise<void>;
 }
 
-/** Largest redrive request body read: a few thousand ids. */
-const MAX_BODY = 256 * 1024;
-const MAX_IDS = 1000;
-
-/** A live dashboard of a Tidings instance or storage: lifecycle diagrams with counts, throughput, latency, dead letters, leases. */
+/** A live dashboard of a Tidings instance or storage: an overview of every subscription, a message browser, operator actions, lifecycle diagrams with counts. */
 export function createDashboard(options: DashboardOptions): Dashboard {
   const { tidings } = options;
   const storage = tidings?.storage ?? options.storage;
@@ -85,49 +74,13 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   const monitor = new Monitor({ tidings, storage, metrics, now, hooked: tidings !== undefined && options.metrics !== undefined });
   const gate = new Gate(options.token);
   const hosts = new AllowedHosts(options.allowedHosts);
-  const streams = new Set<ServerResponse>();
+  const feed = new Feed(monitor);
+  const targets = new Targets(storage, now, tidings?.events);
+  const actions = new Actions(targets, tidings);
+  const messages = new Messages(targets);
   const servers = new Set<Server>();
   let closed = false;
   monitor.start();
-
-  /**
-   * The subscription a redrive names, which the topic must have, or its default one; refused when the topic has
-   * subscriptions and none is `default`, since the page cannot guess which one's dead letters were meant.
-   */
-  const subscriptionOf = async (topic: string, named: string | undefined): Promise<{ name: string; maxDeliveries?: number }> => {
-    const [records, copies] = await Promise.all([storage.subscriptions(topic), storage.counts(topic)]);
-    const known = [...new Set([...records.map((s) => s.name), ...Object.keys(copies[topic] ?? {})])].sort();
-    const name = named ?? DEFAULT_SUBSCRIPTION;
-    if (known.includes(name) || (named === undefined && known.length === 0)) return { name, maxDeliveries: records.find((s) => s.name === name)?.maxDeliveries };
-    const list = known.join(', ');
-    if (named === undefined) {
-      throw new DashboardRequestError(400, 'SUBSCRIPTION_REQUIRED', `Topic "${topic}" has no default subscription: name one of ${list}, e.g. {"topic": "${topic}", "subscription": "${known[0]}"}.`);
-    }
-    throw new DashboardRequestError(404, 'UNKNOWN_SUBSCRIPTION', `Topic "${topic}" has no subscription "${name}"${known.length === 0 ? '' : `; its subscriptions are ${list}`}.`);
-  };
-
-  /**
-   * Redrives one subscription's dead letters: through the instance when it declared the topic, so that its consumers
-   * of the subscription wake at once; otherwise through a ledger built from the records, whose transitions still go
-   * on the instance's bus when there is one, for its metrics and live page.
-   */
-  const redriver = (record: TopicRecord, subscription: string, maxDeliveries: number): ((ids?: string[]) => Promise<number>) => {
-    const at = now();
-    const ledger = recordedLedger(storage, record, { name: subscription, maxDeliveries }, { clock: { now: () => at }, events: tidings?.events });
-    const recorded = async (ids?: string[]) => (await ledger.redrive(ids)).length;
-    let instance = tidings;
-    return async (ids) => {
-      if (!instance) return recorded(ids);
-      try {
-        return await instance.redrive(record.name, ids, { subscription });
-      } catch (error) {
-        // Only this refusal, made before anything moves, tells whether the instance declared the topic.
-        if (!(error instanceof InvalidOptionsError)) throw error;
-        instance = undefined;
-        return recorded(ids);
-      }
-    };
-  };
 
   const api = {
     async page(res: ServerResponse): Promise<void> {
@@ -135,58 +88,10 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       send(res, 200, 'text/html; charset=utf-8', dashboardPage({ title, mode: monitor.mode, latency: tidings !== undefined && options.metrics !== undefined, diagrams }));
     },
 
-    events(req: IncomingMessage, res: ServerResponse): void {
-      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-      res.write('retry: 1000\n\n');
-      streams.add(res);
-      const unsubscribe = monitor.subscribe((s: Snapshot) => res.write(`data: ${JSON.stringify(s)}\n\n`));
-      const end = () => {
-        unsubscribe();
-        streams.delete(res);
-      };
-      req.on('close', end);
-      res.on('close', end);
-    },
-
-    async redrive(req: IncomingMessage, res: ServerResponse): Promise<void> {
-      const type = String(req.headers['content-type'] ?? '');
-      // JSON only: a cross-site form cannot send it without a preflight, so the login cookie cannot be ridden.
-      if (!/^application\/json\b/i.test(type)) {
-        throw new DashboardRequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the redrive request as JSON (Content-Type: application/json): {"topic": "orders", "subscription": "billing", "ids": ["order-42"]}.');
-      }
-      const body = await readJson(req);
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-        throw new DashboardRequestError(400, 'INVALID_REQUEST', 'The body must be a JSON object: {"topic": "orders"} for all dead letters of its default subscription, with "subscription": "billing" for another one, and "ids": ["order-42"] for some of them.');
-      }
-      const { topic, subscription: named, ids } = body as { topic?: unknown; subscription?: unknown; ids?: unknown };
-      if (typeof topic !== 'string' || topic === '') throw new DashboardRequestError(400, 'INVALID_REQUEST', '"topic" must name a topic, e.g. {"topic": "orders"}.');
-      if (named !== undefined && (typeof named !== 'string' || named === '')) {
-        throw new DashboardRequestError(400, 'INVALID_REQUEST', `"subscription", when given, must name a subscription of the topic, e.g. {"topic": "${topic}", "subscription": "billing"}; leave it out for the default one.`);
-      }
-      if (ids !== undefined && (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_IDS || ids.some((id) => typeof id !== 'string' || id === ''))) {
-        throw new DashboardRequestError(400, 'INVALID_REQUEST', `"ids", when given, must be a list of 1 to ${MAX_IDS} message ids (strings); leave it out to redrive every dead letter of the subscription.`);
-      }
-      const record = (await storage.topics()).find((t) => t.name === topic);
-      if (!record) throw new DashboardRequestError(404, 'UNKNOWN_TOPIC', `Topic "${topic}" is not recorded in this storage: check the name.`);
-      const plan = lifecyclePlans[record.lifecycle];
-      if (plan.steps.redrive.length === 0) {
-        throw new DashboardRequestError(409, 'NOT_REDRIVABLE', `Topic "${topic}" is ${record.lifecycle}: its messages are never dead-lettered, so there is nothing to redrive.`);
-      }
-      const subscription = await subscriptionOf(topic, named);
-      const move = redriver(record, subscription.name, subscription.maxDeliveries ?? record.maxDeliveries);
-      let redriven = 0;
-      const missing: string[] = [];
-      if (ids) {
-        // One id at a time, so the answer can name each id that was not a dead letter.
-        for (const id of new Set(ids as string[])) {
-          const n = await move([id]);
-          if (n === 0) missing.push(id);
-          redriven += n;
-        }
-      } else {
-        redriven = await move();
-      }
-      json(res, 200, { topic, subscription: subscription.name, state: plan.ready, redriven, missing });
+    async act(verb: ActionName, req: IncomingMessage, res: ServerResponse): Promise<void> {
+      const body = await readJsonObject(req, `{"topic": "orders", "subscription": "billing", "ids": ["order-42"]}`);
+      json(res, 200, await actions.run(verb, body));
+      // The act's result is seen on every open page at once, not at the next second.
       void monitor.refresh();
     },
 
@@ -201,13 +106,23 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     },
   };
 
+  const reads: Record<string, (res: ServerResponse, url: URL, req: IncomingMessage) => Promise<void> | void> = {
+    '/': (res) => api.page(res),
+    '/events': (res, _url, req) => feed.open(req, res),
+    '/api/snapshot': async (res) => json(res, 200, await monitor.snapshot()),
+    '/api/messages': async (res, url) => json(res, 200, await messages.page(url.searchParams)),
+    '/api/message': async (res, url) => json(res, 200, await messages.one(url.searchParams)),
+    '/metrics': async (res) => send(res, 200, metrics.registry.contentType, await metrics.registry.metrics()),
+  };
+  const writes = new Map<string, ActionName>(ACTIONS.map((verb) => [`/api/${verb}`, verb]));
+
   async function route(req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
     const path = url.pathname;
     // Express strips the mount path from req.url and keeps it in req.baseUrl: links and the cookie need it back.
     const base = ((req as { baseUrl?: string }).baseUrl ?? '').replace(/\/$/, '');
     const method = req.method ?? 'GET';
-    const known = ['/', '/events', '/metrics', '/api/snapshot', '/api/redrive', '/login'].includes(path);
+    const known = Object.hasOwn(reads, path) || writes.has(path) || path === '/login';
     if (!known && next) return next();
     // Before anything else, sign-in page included: a request under a name the dashboard does not answer to may come
     // from a page that pointed its own name at this machine, and the browser would show that page every answer.
@@ -237,12 +152,10 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     }
     if (method === 'POST' && path === '/login') return api.login(req, res, base);
     if (!gate.allows(req)) return unauthorized(req, res, false);
-    if (method === 'GET' && path === '/') return api.page(res);
-    if (method === 'GET' && path === '/events') return api.events(req, res);
-    if (method === 'GET' && path === '/api/snapshot') return json(res, 200, await monitor.snapshot());
-    if (method === 'GET' && path === '/metrics') return send(res, 200, metrics.registry.contentType, await metrics.registry.metrics());
-    if (method === 'POST' && path === '/api/redrive') return api.redrive(req, res);
-    res.setHeader('allow', path === '/api/redrive' || path === '/login' ? 'POST' : 'GET');
+    if (method === 'GET' && Object.hasOwn(reads, path)) return reads[path]!(res, url, req);
+    const verb = writes.get(path);
+    if (method === 'POST' && verb) return api.act(verb, req, res);
+    res.setHeader('allow', verb || path === '/login' ? 'POST' : 'GET');
     throw new DashboardRequestError(405, 'METHOD_NOT_ALLOWED', `${method} ${path} is not supported here.`);
   }
 
@@ -261,7 +174,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       if (res.headersSent) return void res.end();
       if (error instanceof DashboardRequestError) return json(res, error.status, { error: { code: error.code, message: error.message } });
       const code = error instanceof TidingsError ? error.code : 'INTERNAL';
-      json(res, error instanceof TidingsError ? 503 : 500, { error: { code, message: (error as Error)?.message ?? String(error) } });
+      json(res, statusOf(error), { error: { code, message: (error as Error)?.message ?? String(error) } });
     });
   };
 
@@ -292,9 +205,8 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     async close() {
       if (closed) return;
       closed = true;
+      feed.close();
       monitor.stop();
-      for (const res of streams) res.end();
-      streams.clear();
       ownMetrics?.close();
       await Promise.all(
         [...servers].map(
@@ -310,46 +222,10 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   };
 }
 
-function send(res: ServerResponse, status: number, type: string, body: string): void {
-  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
-  res.end(body);
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  send(res, status, 'application/json; charset=utf-8', JSON.stringify(body));
-}
-
-function redirect(res: ServerResponse, location: string): void {
-  res.writeHead(303, { location, 'cache-control': 'no-store' });
-  res.end();
-}
-
-/** The request body as text, up to `MAX_BODY`; an app's body parser may have read it already (Express `req.body`). */
-async function readText(req: IncomingMessage): Promise<string> {
-  const parsed = (req as { body?: unknown }).body;
-  if (parsed !== undefined && (req as { readableEnded?: boolean }).readableEnded !== false) {
-    if (typeof parsed === 'string') return parsed;
-    if (parsed instanceof URLSearchParams) return parsed.toString();
-    if (typeof parsed === 'object' && parsed !== null) return new URLSearchParams(parsed as Record<string, string>).toString();
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new DashboardRequestError(413, 'BODY_TOO_LARGE', `The request body is over ${MAX_BODY} bytes: redrive fewer ids at a time.`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const parsed = (req as { body?: unknown }).body;
-  // express.json() has parsed it already: the stream is spent.
-  if (parsed !== undefined && typeof parsed === 'object' && (req as { readableEnded?: boolean }).readableEnded !== false && !(parsed instanceof Buffer)) return parsed;
-  const text = await readText(req);
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new DashboardRequestError(400, 'INVALID_JSON', 'The body is not valid JSON: send {"topic": "orders", "ids": ["order-42"]}.');
-  }
+/** A core error's HTTP status: the caller's mistake, a name storage does not know, a verb the adapter lacks, or storage failing. */
+function statusOf(error: unknown): number {
+  if (error instanceof InvalidOptionsError) return 400;
+  if (error instanceof UnknownSubscriptionError) return 404;
+  if (error instanceof OperationNotSupportedError) return 501;
+  return error instanceof TidingsError ? 503 : 500;
 }

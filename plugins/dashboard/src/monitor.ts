@@ -1,12 +1,14 @@
-import { lifecyclePlans, topicTotals, type Lifecycle, type MessageState, type StorageAdapter, type StoredMessage, type Tidings, type TransitionEvent } from '@tidings/core';
+import { lifecyclePlans, recordedLedger, topicTotals, type Lifecycle, type LifecyclePlan, type MessageState, type StorageAdapter, type StoredMessage, type Tidings, type TopicRecord, type TransitionEvent } from '@tidings/core';
 import type { MetricsPlugin } from '@tidings/metrics';
 
 /** How many seconds of history the charts keep. */
 export const HISTORY_SECONDS = 300;
 /** Rows of dead letters, leases and transitions shown per subscription (and per topic). */
-const LIST_LIMIT = 20;
+export const LIST_LIMIT = 20;
 /** Latency quantiles are taken over this many seconds of deliveries, so one quiet second does not blank the line. */
 const LATENCY_WINDOW_SECONDS = 10;
+/** Rates in and out are averaged over this many seconds, so that a batch does not read as a burst and a silence. */
+const RATE_WINDOW_SECONDS = 10;
 
 /** Where the figures come from: this process's events and hooks, or counts of a database other processes use. */
 export type MonitorMode = 'in-process' | 'standalone';
@@ -51,6 +53,13 @@ export interface SubscriptionView {
   counts: Partial<Record<MessageState, number>>;
   deadLetters: DeadLetterRow[];
   leases: LeaseRow[];
+  /** Since when it is paused (epoch ms); absent while its consumers lease. */
+  pausedAt?: number;
+  /** Since when its oldest waiting message is due (epoch ms): the first of a `waiting` browse. */
+  oldestWaitingAt?: number;
+  /** Messages per second copied to it and leaving it (consumed or dead), over the last seconds; see `Snapshot.rates`. */
+  rateIn?: number;
+  rateOut?: number;
 }
 
 /** What the page shows of one topic; `counts`, `deadLetters` and `leases` take all its subscriptions together. */
@@ -60,6 +69,8 @@ export interface TopicView {
   /** How its subscriptions hand out keyed messages (`none`, `key`, `key-strict`); absent when the topic is not recorded. */
   ordering?: string;
   deadLetter?: string;
+  /** The topics whose dead letters are copied here, when this is a dead-letter topic. */
+  deadLetterOf?: string[];
   /** Copies per state over every subscription, from one aggregate `storage.counts()`. */
   counts: Partial<Record<MessageState, number>>;
   ready?: MessageState;
@@ -79,8 +90,19 @@ export interface Snapshot {
   at: number;
   /** Whether end-to-end latency is measured (the metrics plugin's handle hook runs in this process). */
   latency: boolean;
+  /** Where rates in and out come from: this process's transition events, or the change of counts between samples. */
+  rates: 'events' | 'counts';
+  /** How long the sample took to read from storage, in ms. */
+  tookMs?: number;
   topics: TopicView[];
   error?: string;
+}
+
+/** Cumulative copies in and out of one subscription at one sample, from which its rates are taken. */
+interface FlowSample {
+  at: number;
+  in: number;
+  out: number;
 }
 
 interface TopicHistory {
@@ -102,6 +124,10 @@ export class Monitor {
   private ticking?: Promise<void>;
   private last?: Snapshot;
   private readonly unsubscribe?: () => void;
+  /** Copies stored per topic and settled per subscription, as this process's events told. */
+  private readonly stored = new Map<string, number>();
+  private readonly settled = new Map<string, number>();
+  private readonly flows = new Map<string, FlowSample[]>();
 
   constructor(
     private readonly source: { tidings?: Tidings<any>; storage: StorageAdapter<any>; metrics: MetricsPlugin; now: () => number; hooked: boolean },
@@ -112,6 +138,11 @@ export class Monitor {
         const list = this.topic(e.topic).transitions;
         list.unshift({ id: e.id, subscription: e.subscription, from: e.from, to: e.to, event: e.event, at: e.at });
         list.length = Math.min(list.length, LIST_LIMIT);
+        if (e.event === 'STORE') this.stored.set(e.topic, (this.stored.get(e.topic) ?? 0) + 1);
+        else if ((e.event === 'CONSUME' || e.event === 'DEAD') && e.subscription !== undefined) {
+          const key = flowKey(e.topic, e.subscription);
+          this.settled.set(key, (this.settled.get(key) ?? 0) + 1);
+        }
       };
       events.on('transition', onTransition);
       this.unsubscribe = () => events.off('transition', onTransition);
@@ -172,7 +203,7 @@ export class Monitor {
       })
       .catch((error: unknown) => {
         // Storage may be briefly busy or gone; the page says so and the next second tries again.
-        const snapshot: Snapshot = { ...(this.last ?? { mode: this.mode, latency: false, topics: [] }), at: this.source.now(), error: (error as Error)?.message ?? String(error) };
+        const snapshot: Snapshot = { ...(this.last ?? { mode: this.mode, latency: false, rates: this.rates, topics: [] }), at: this.source.now(), error: (error as Error)?.message ?? String(error) };
         this.last = snapshot;
         for (const listener of this.listeners) listener(snapshot);
       })
@@ -180,9 +211,14 @@ export class Monitor {
     return this.ticking;
   }
 
+  private get rates(): Snapshot['rates'] {
+    return this.source.tidings ? 'events' : 'counts';
+  }
+
   private async sample(): Promise<Snapshot> {
     const { storage, metrics } = this.source;
     const at = this.source.now();
+    const started = performance.now();
     const [copies, records, subscriptions] = await Promise.all([storage.counts(), storage.topics(), storage.subscriptions()]);
     const counts = topicTotals(copies);
     const inProcess = this.source.tidings !== undefined;
@@ -203,13 +239,13 @@ export class Monitor {
             const own = copies[name]?.[subscription] ?? {};
             const peek = (state: MessageState, limit: number) => storage.peek({ topic: name, subscription, state, limit });
             const dead = plan?.dead;
+            const r = recorded.find((s) => s.name === subscription);
             const [deadRows, leaseRows, oldest] = await Promise.all([
               dead && own[dead] ? peek(dead, LIST_LIMIT) : [],
               plan && own[plan.leased] ? peek(plan.leased, LIST_LIMIT) : [],
-              // Standalone, no handler is timed here: the age of the oldest waiting message stands in for latency.
-              !inProcess && plan && own[plan.ready] ? peek(plan.ready, 1) : [],
+              record && plan && own[plan.ready] ? this.oldestWaiting(record, subscription, r?.maxDeliveries) : undefined,
             ]);
-            const r = recorded.find((s) => s.name === subscription);
+            const flow = this.flow(name, subscription, at, own, plan);
             return {
               name: subscription,
               maxDeliveries: r?.maxDeliveries,
@@ -217,7 +253,10 @@ export class Monitor {
               counts: own,
               deadLetters: deadRows.map((m) => ({ id: m.id, subscription, deliveries: m.deliveries, createdAt: m.createdAt, lastError: m.lastError })),
               leases: leaseRows.map((m) => ({ id: m.id, subscription, leaseToken: m.leaseToken, leaseUntil: m.leaseUntil, deliveries: m.deliveries })),
-              oldest: oldest[0],
+              ...(r?.pausedAt !== undefined ? { pausedAt: r.pausedAt } : {}),
+              ...(oldest ? { oldestWaitingAt: oldest.availableAt } : {}),
+              ...flow,
+              oldest,
             };
           }),
         );
@@ -234,7 +273,8 @@ export class Monitor {
           }
         }
         h.lastTotals = { sent, delivered, waiting, inFlight };
-        const oldest = Math.min(...views.flatMap((v) => (v.oldest ? [v.oldest.createdAt] : [])));
+        // Standalone, no handler is timed here: the age of the oldest waiting message stands in for latency.
+        const oldest = Math.min(...views.flatMap((v) => (v.oldest ? [v.oldest.availableAt] : [])));
         if (inProcess) Object.assign(point, this.quantiles(h, latencies?.get(name)));
         else if (Number.isFinite(oldest)) point.p50 = point.p95 = Math.max(0, at - oldest) / 1000;
         h.series.push(point);
@@ -246,6 +286,7 @@ export class Monitor {
           lifecycle: record?.lifecycle,
           ordering: record ? (record.ordering ?? 'none') : undefined,
           deadLetter: record?.deadLetter,
+          ...deadLetterOf(name, records, subscriptions),
           counts: c,
           ready: plan?.ready,
           leased: plan?.leased,
@@ -258,7 +299,42 @@ export class Monitor {
         };
       }),
     );
-    return { mode: this.mode, at, latency: this.source.hooked, topics };
+    return { mode: this.mode, at, latency: this.source.hooked, rates: this.rates, tookMs: Math.round((performance.now() - started) * 10) / 10, topics };
+  }
+
+  /**
+   * The subscription's first waiting message in delivery order, read as a one-row page from storage's index; an
+   * adapter without `browse` is asked for the first message in the ready state, due or not.
+   */
+  private async oldestWaiting(record: TopicRecord, subscription: string, maxDeliveries: number | undefined): Promise<StoredMessage | undefined> {
+    const ledger = recordedLedger(this.source.storage, record, { name: subscription, maxDeliveries: maxDeliveries ?? record.maxDeliveries }, { clock: { now: this.source.now } });
+    if (typeof this.source.storage.browse !== 'function') return (await ledger.peek(lifecyclePlans[record.lifecycle].ready, 1))[0];
+    return (await ledger.browse({ view: 'waiting', limit: 1 })).messages[0];
+  }
+
+  /**
+   * Rates in and out of a subscription over the last seconds. In-process from the transitions this process made;
+   * standalone from the counts: copies in any state for in, copies past the ready and leased states for out, which
+   * misses what retention purged between two samples, hence never below zero.
+   */
+  private flow(topic: string, subscription: string, at: number, own: Partial<Record<MessageState, number>>, plan: LifecyclePlan | undefined): Pick<SubscriptionView, 'rateIn' | 'rateOut'> {
+    const key = flowKey(topic, subscription);
+    let sample: FlowSample;
+    if (this.source.tidings) sample = { at, in: this.stored.get(topic) ?? 0, out: this.settled.get(key) ?? 0 };
+    else {
+      const total = Object.values(own).reduce<number>((a, b) => a + (b ?? 0), 0);
+      const pending = plan ? (own[plan.ready] ?? 0) + (own[plan.leased] ?? 0) : 0;
+      sample = { at, in: total, out: total - pending };
+    }
+    const samples = this.flows.get(key) ?? [];
+    samples.push(sample);
+    if (samples.length > RATE_WINDOW_SECONDS + 1) samples.shift();
+    this.flows.set(key, samples);
+    const first = samples[0]!;
+    const seconds = (sample.at - first.at) / 1000;
+    if (seconds <= 0) return {};
+    const rate = (n: number) => Math.round((Math.max(0, n) / seconds) * 10) / 10;
+    return { rateIn: rate(sample.in - first.in), rateOut: rate(sample.out - first.out) };
   }
 
   /** Messages stored and copies delivered (in every subscription) so far per topic, from the metrics plugin's transition counter. */
@@ -312,4 +388,14 @@ export class Monitor {
     };
     return { p50: q(0.5), p95: q(0.95) };
   }
+}
+
+function flowKey(topic: string, subscription: string): string {
+  return `${topic}\u0000${subscription}`;
+}
+
+/** The topics (or their subscriptions) whose dead letters are copied to `name`, so the page can link back to them. */
+function deadLetterOf(name: string, topics: readonly TopicRecord[], subscriptions: ReadonlyArray<{ topic: string; deadLetter?: string }>): Pick<TopicView, 'deadLetterOf'> {
+  const sources = [...new Set([...topics.filter((t) => t.deadLetter === name).map((t) => t.name), ...subscriptions.filter((s) => s.deadLetter === name).map((s) => s.topic)])].sort();
+  return sources.length > 0 ? { deadLetterOf: sources } : {};
 }

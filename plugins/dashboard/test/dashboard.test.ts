@@ -10,8 +10,8 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { InvalidOptionsError, Tidings, silentLogger, type Lifecycle } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
-import { createDashboard, DashboardListenError, DashboardTokenRequiredError, InvalidPortError, isLoopback, type Dashboard, type Snapshot } from '@tidings/dashboard';
-import { fill, fillSubscribed, instrumented, until } from './support.js';
+import { applyChange, createDashboard, DashboardListenError, DashboardTokenRequiredError, InvalidPortError, isLoopback, type Dashboard, type Snapshot, type SnapshotChange } from '@tidings/dashboard';
+import { events, fill, fillSubscribed, instrumented, until } from './support.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -118,29 +118,20 @@ describe('the dashboard on its own server', () => {
     cleanup.push(async () => controller.abort());
     const res = await fetch(new URL('events', url), { signal: controller.signal });
     expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
-    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let buffered = '';
-    const next = async (): Promise<Snapshot> => {
-      for (;;) {
-        const end = buffered.indexOf('\n\n');
-        if (end >= 0) {
-          const event = buffered.slice(0, end);
-          buffered = buffered.slice(end + 2);
-          const data = /^data: (.*)$/m.exec(event)?.[1];
-          if (data) return JSON.parse(data) as Snapshot;
-          continue;
-        }
-        const { value, done } = await reader.read();
-        if (done) throw new Error('the stream ended');
-        buffered += value;
-      }
-    };
-    const first = await next();
-    expect(first.topics.find((t) => t.name === 'orders')!.counts.acked).toBe(2);
+    const stream = events(res);
+    const first = await stream.next();
+    expect(first.event).toBe('snapshot');
+    let shown = first.data as Snapshot;
+    expect(shown.topics.find((t) => t.name === 'orders')!.counts.acked).toBe(2);
     await tidings.topic('orders', { semantic: 'at-least-once', maxDeliveries: 1 }).send({ n: 5 });
     const started = Date.now();
     let acked = 2;
-    while (acked !== 3) acked = (await next()).topics.find((t) => t.name === 'orders')!.counts.acked ?? 0;
+    while (acked !== 3) {
+      const next = await stream.next();
+      expect(next.event).toBe('change');
+      shown = applyChange(shown, next.data as SnapshotChange, 300, 20);
+      acked = shown.topics.find((t) => t.name === 'orders')!.counts.acked ?? 0;
+    }
     expect(Date.now() - started).toBeLessThan(1_500);
   });
 
@@ -164,7 +155,7 @@ describe('the dashboard on its own server', () => {
     await consumer.stop();
     expect(got.sort()).toEqual(['order-1', 'order-3', 'order-4']);
     expect((await tidings.counts('orders')).orders).toEqual({ dead: 1 });
-    const all = await post(url, JSON.stringify({ topic: 'orders' }));
+    const all = await post(url, JSON.stringify({ topic: 'orders', confirm: true }));
     expect(await all.json()).toMatchObject({ redriven: 1, missing: [] });
   });
 
@@ -243,7 +234,7 @@ describe('the dashboard and subscriptions', () => {
     expect(invoices).toMatchObject({ lifecycle: 'at-least-once', ordering: 'key', counts: { acked: 2, leased: 1, dead: 1 }, ready: 'acked', leased: 'leased' });
     const view = (name: string) => invoices.subscriptions.find((s) => s.name === name)!;
     expect(invoices.subscriptions.map((s) => s.name)).toEqual(['audit', 'billing', 'email']);
-    expect(view('audit')).toEqual({ name: 'audit', maxDeliveries: 5, counts: {}, deadLetters: [], leases: [] });
+    expect(view('audit')).toEqual({ name: 'audit', maxDeliveries: 5, counts: {}, deadLetters: [], leases: [], rateIn: 0, rateOut: 0 });
     expect(view('billing')).toMatchObject({ maxDeliveries: 1, counts: { dead: 1 }, leases: [] });
     expect(view('billing').deadLetters).toEqual([{ id: 'invoice-1', subscription: 'billing', deliveries: 1, createdAt: expect.any(Number), lastError: expect.stringMatching(/^Error: no billing address/) }]);
     expect(view('email')).toMatchObject({ counts: { acked: 2, leased: 1 }, deadLetters: [] });
@@ -286,7 +277,7 @@ describe('the dashboard and subscriptions', () => {
     const dashboard = createDashboard({ tidings, metrics });
     cleanup.push(() => dashboard.close());
     const { url } = await dashboard.listen();
-    const res = await post(url, JSON.stringify({ topic: 'invoices', subscription: 'billing' }));
+    const res = await post(url, JSON.stringify({ topic: 'invoices', subscription: 'billing', confirm: true }));
     expect(await res.json()).toMatchObject({ subscription: 'billing', redriven: 1 });
     await until('the woken consumer to get the redriven copy', () => got.includes('invoice-1'), 3_000);
   });
@@ -302,7 +293,7 @@ describe('the dashboard and subscriptions', () => {
     const { url } = await dashboard.listen();
     const transitions: string[] = [];
     tidings.events.on('transition', (e) => void transitions.push(`${e.subscription}:${e.id}:${e.event}`));
-    expect(await (await post(url, JSON.stringify({ topic: 'invoices', subscription: 'billing' }))).json()).toMatchObject({ subscription: 'billing', redriven: 1 });
+    expect(await (await post(url, JSON.stringify({ topic: 'invoices', subscription: 'billing', confirm: true }))).json()).toMatchObject({ subscription: 'billing', redriven: 1 });
     expect(transitions).toEqual(['billing:invoice-1:REDRIVE']);
     expect((await tidings.subscriptionCounts('invoices')).invoices).toEqual({ billing: { acked: 1 }, email: { acked: 3 } });
   });
@@ -558,11 +549,11 @@ describe('the dashboard and changes sent from other origins (CSRF)', () => {
     expect((await redriveOrder1(url, own)).status).toBe(401);
     const same = await redriveOrder1(url, { ...own, cookie });
     expect([same.status, JSON.parse(same.body).redriven]).toEqual([200, 1]);
-    const noOrigin = await raw(url, '/api/redrive', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{"topic":"orders"}' });
+    const noOrigin = await raw(url, '/api/redrive', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{"topic":"orders","confirm":true}' });
     expect([noOrigin.status, JSON.parse(noOrigin.body).redriven]).toEqual([200, 1]);
     expect(await dead(tidings)).toBe(0);
     // A request the user typed or bookmarked says none.
-    expect((await raw(url, '/api/redrive', { method: 'POST', headers: { cookie, 'sec-fetch-site': 'none', 'content-type': 'application/json' }, body: '{"topic":"orders"}' })).status).toBe(200);
+    expect((await raw(url, '/api/redrive', { method: 'POST', headers: { cookie, 'sec-fetch-site': 'none', 'content-type': 'application/json' }, body: '{"topic":"orders","confirm":true}' })).status).toBe(200);
   });
 
   it('refuses a sign-in posted from another origin, and sets no cookie', async () => {
@@ -658,7 +649,7 @@ describe('the dashboard on a storage alone', () => {
     expect(s.mode).toBe('standalone');
     // The age of the oldest waiting message stands in for latency.
     expect(s.topics.find((t) => t.name === 'orders')!.series.at(-1)!.p50).toBeGreaterThanOrEqual(0);
-    expect(await (await post(url, JSON.stringify({ topic: 'orders' }))).json()).toMatchObject({ redriven: 2 });
+    expect(await (await post(url, JSON.stringify({ topic: 'orders', confirm: true }))).json()).toMatchObject({ redriven: 2 });
     expect((await storage.counts('orders')).orders).toEqual({ default: { acked: 4 } });
     expect(await (await fetch(new URL('metrics', url))).text()).toContain('tidings_messages{topic="orders",subscription="default",semantic="at-least-once",state="acked"} 4');
   });

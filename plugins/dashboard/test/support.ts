@@ -59,3 +59,36 @@ export async function fillSubscribed(tidings: Tidings<any>, name = 'invoices'): 
   await invoices.subscription('audit').ready();
   return invoices;
 }
+
+/** One server-sent event: its name and its data parsed as JSON. */
+export interface StreamEvent {
+  event: string;
+  data: unknown;
+}
+
+/** Reads a server-sent event stream one event at a time, counting the bytes received. */
+export function events(res: Response): { next(): Promise<StreamEvent>; bytes(): number } {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffered = '';
+  let bytes = 0;
+  return {
+    bytes: () => bytes,
+    async next() {
+      for (;;) {
+        const end = buffered.indexOf('\n\n');
+        if (end >= 0) {
+          const frame = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const data = /^data: (.*)$/m.exec(frame)?.[1];
+          if (data !== undefined) return { event: /^event: (.*)$/m.exec(frame)?.[1] ?? 'message', data: JSON.parse(data) as unknown };
+          continue;
+        }
+        const { value, done } = await reader.read();
+        if (done) throw new Error('the stream ended');
+        bytes += value.byteLength;
+        buffered += decoder.decode(value, { stream: true });
+      }
+    },
+  };
+}

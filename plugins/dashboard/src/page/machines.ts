@@ -1,68 +1,8 @@
-import type { Lifecycle } from '@tidings/core';
-import type { MonitorMode } from './monitor.js';
-
-/** Text safe inside HTML. */
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-const STYLE = `
-:root { --ink: #101828; --muted: #667085; --line: #eaecf0; --blue: #175cd3; --green: #067647; --orange: #b54708; --red: #b42318; --bg: #f9fafb; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: var(--ink); background: var(--bg); }
-header { padding: 14px 24px; background: #fff; border-bottom: 1px solid var(--line); display: flex; gap: 16px; align-items: baseline; flex-wrap: wrap; }
-header h1 { font-size: 18px; margin: 0; }
-header .mode { color: var(--muted); flex: 1; min-width: 300px; }
-header a { color: var(--blue); }
-#status { padding: 8px 24px; color: var(--red); display: none; }
-main { padding: 16px 24px; display: grid; gap: 16px; }
-.empty { color: var(--muted); }
-section.topic { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 14px 16px; display: grid; grid-template-columns: minmax(240px, 340px) 1fr; gap: 16px; }
-section.topic > h2 { grid-column: 1 / -1; margin: 0; font-size: 16px; display: flex; gap: 10px; align-items: baseline; }
-section.topic > h2 .lifecycle { font-weight: normal; color: var(--muted); font-size: 13px; }
-.subs { grid-column: 1 / -1; display: flex; gap: 6px; flex-wrap: wrap; align-items: stretch; }
-.subs > span { color: var(--muted); font-size: 12px; align-self: center; }
-.subs button.sub { display: grid; gap: 1px; text-align: left; padding: 4px 10px; border-color: var(--line); color: var(--ink); }
-.subs button.sub b { font-weight: 600; }
-.subs button.sub small { color: var(--muted); font-size: 11.5px; }
-.subs button.sub[aria-selected="true"] { border-color: var(--blue); box-shadow: inset 0 -2px 0 var(--blue); }
-.subs button.sub .dead { color: var(--red); }
-.diagram .caption { font-size: 12px; color: var(--muted); margin: 0 0 4px; }
-.diagram svg { width: 100%; height: auto; max-height: 480px; }
-.diagram .count rect { fill: #f2f4f7; stroke: #98a2b3; }
-.diagram .count text { font: 600 13px system-ui, sans-serif; fill: var(--ink); }
-.diagram .count.some rect { fill: var(--blue); stroke: var(--blue); }
-.diagram .count.some text { fill: #fff; }
-.diagram .count.dead.some rect { fill: var(--red); stroke: var(--red); }
-.panels { display: grid; gap: 12px; align-content: start; min-width: 0; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(240px, 1fr)); gap: 12px; }
-.chart h3, .panels h3 { margin: 0 0 4px; font-size: 13px; color: var(--muted); font-weight: 600; }
-.chart svg { width: 100%; height: 90px; background: var(--bg); border: 1px solid var(--line); border-radius: 6px; }
-.legend { font-size: 12px; color: var(--muted); display: flex; gap: 12px; flex-wrap: wrap; }
-.legend b { font-weight: 600; }
-.s1 { color: var(--blue); stroke: var(--blue); } .s2 { color: var(--green); stroke: var(--green); } .s3 { color: var(--orange); stroke: var(--orange); }
-table { border-collapse: collapse; width: 100%; font-size: 12.5px; }
-th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { color: var(--muted); font-weight: 600; }
-td.id, td.token { font-family: ui-monospace, Menlo, monospace; word-break: break-all; }
-td.error { color: var(--red); max-width: 360px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-button { font: inherit; font-size: 12px; padding: 2px 10px; border-radius: 6px; border: 1px solid var(--blue); background: #fff; color: var(--blue); cursor: pointer; }
-button:disabled { opacity: .5; cursor: default; }
-.notice { font-size: 12px; color: var(--green); min-height: 1em; }
-.notice.failed { color: var(--red); }
-ol.transitions { margin: 0; padding: 0; list-style: none; font: 12px ui-monospace, Menlo, monospace; max-height: 170px; overflow: auto; }
-.none { color: var(--muted); font-size: 12px; }
-@media (max-width: 760px) { section.topic { grid-template-columns: 1fr; } }
-`;
-
-// Plain browser JavaScript, no build step and no network: the page must work where the dashboard runs offline.
-const SCRIPT = `
-const $ = (sel, root = document) => root.querySelector(sel);
-const el = (tag, attrs = {}, ...children) => { const e = document.createElement(tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); for (const c of children) e.append(c); return e; };
-const SVG = 'http://www.w3.org/2000/svg';
-const svgEl = (tag, attrs = {}) => { const e = document.createElementNS(SVG, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); return e; };
-const fmtTime = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false }) + '.' + String(ms % 1000).padStart(3, '0');
-const fmtLatency = (s) => s === undefined ? '–' : s < 1 ? (s * 1000).toFixed(s < 0.01 ? 2 : 0) + ' ms' : s < 120 ? s.toFixed(1) + ' s' : (s / 60).toFixed(1) + ' min';
+/**
+ * The page's topic cards (plain browser JavaScript): each topic's lifecycle diagram with live counts on its states,
+ * its charts from the history the page keeps, its dead letters and leases in flight, its recent transitions.
+ */
+export const MACHINES_SCRIPT = `
 const cards = new Map();
 let lastSnapshot;
 
@@ -86,7 +26,7 @@ function card(topic) {
     '<div class="dead"><h3></h3><div class="notice"></div><div class="body"></div></div>' +
     '<div class="leases"><h3></h3><div class="body"></div></div>' +
     '<div class="recent"><h3>Recent transitions</h3><div class="body"></div></div>';
-  $('main').append(root);
+  $('#cards').append(root);
   // Badges go on after the SVG is in the document: only then do its shapes have a size.
   for (const node of root.querySelectorAll('g.node[data-state]')) {
     const box = node.getBBox();
@@ -127,7 +67,7 @@ function drawSubscriptions(c, topic, sub) {
     let b = [...bar.querySelectorAll('button.sub')].find((e) => e.dataset.subscription === x.name);
     if (!b) {
       b = el('button', { class: 'sub', role: 'tab', 'data-subscription': x.name }, el('b', {}, x.name), el('small', {}));
-      b.onclick = () => { c.selected = x.name; render(lastSnapshot); };
+      b.onclick = () => { if (route.name === 'subscription') location.hash = subscriptionHash(topic.name, x.name); else { c.selected = x.name; renderMachines(lastSnapshot); } };
       bar.append(b);
     }
     b.setAttribute('aria-selected', String(x.name === sub.name));
@@ -175,17 +115,17 @@ function table(headers, rows) {
   return t;
 }
 
-async function redrive(topic, subscription, ids, button) {
+async function redrive(topic, subscription, ids, button, total) {
   const c = cards.get(topic);
   const notice = $('.dead .notice', c.root);
+  const body = { topic };
+  if (subscription !== undefined) body.subscription = subscription;
+  if (ids) body.ids = ids;
+  else if (await confirmAct('Redrive every dead letter of ' + topic + (subscription ? '/' + subscription : '') + '? ' + plural(total, 'message') + ' will be delivered again.', 'Redrive ' + plural(total, 'message'))) body.confirm = true;
+  else return;
   button.disabled = true;
   try {
-    const body = { topic };
-    if (subscription !== undefined) body.subscription = subscription;
-    if (ids) body.ids = ids;
-    const res = await fetch('api/redrive', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), credentials: 'same-origin' });
-    const answer = await res.json();
-    if (!res.ok) throw new Error(answer.error ? answer.error.message : res.statusText);
+    const answer = await act('redrive', body);
     notice.className = 'notice';
     notice.textContent = 'Redrove ' + answer.redriven + ' message' + (answer.redriven === 1 ? '' : 's') + (answer.missing.length ? '; not dead letters (any more): ' + answer.missing.join(', ') : '') + '.';
   } catch (error) {
@@ -195,16 +135,14 @@ async function redrive(topic, subscription, ids, button) {
   }
 }
 
-function render(s) {
+function renderMachines(s) {
   lastSnapshot = s;
-  const status = $('#status');
-  status.style.display = s.error ? 'block' : 'none';
-  status.textContent = s.error ? 'Storage did not answer the last poll: ' + s.error : '';
-  $('#empty').style.display = s.topics.length ? 'none' : 'block';
   const seen = new Set();
   for (const t of s.topics) {
     seen.add(t.name);
     const c = card(t);
+    c.root.hidden = route.name === 'message' || (route.name === 'subscription' && route.topic !== t.name);
+    if (route.name === 'subscription' && route.topic === t.name) c.selected = route.subscription;
     const { root } = c;
     const sub = shown(c, t);
     drawSubscriptions(c, t, sub);
@@ -235,12 +173,12 @@ function render(s) {
     if (!dead.length) deadBody.replaceChildren(el('p', { class: 'none' }, t.redrivable ? 'None.' : 'None: ' + (t.lifecycle ?? 'this topic') + ' never dead-letters.'));
     else {
       const all = el('button', { 'data-redrive-all': t.name }, 'Redrive all ' + total);
-      all.onclick = () => redrive(t.name, sub.name, undefined, all);
+      all.onclick = () => redrive(t.name, sub.name, undefined, all, total);
       deadBody.replaceChildren(table(['id', 'deliveries', 'created', 'last error', ''], dead.map((m) => {
         const b = el('button', { 'data-redrive-id': m.id }, 'Redrive');
         b.onclick = () => redrive(t.name, sub.name, [m.id], b);
         const first = (m.lastError ?? '').split('\\n')[0];
-        return el('tr', { 'data-id': m.id }, el('td', { class: 'id' }, m.id), el('td', {}, String(m.deliveries)), el('td', {}, fmtTime(m.createdAt)), el('td', { class: 'error', title: m.lastError ?? '' }, first), el('td', {}, b));
+        return el('tr', { 'data-id': m.id }, el('td', { class: 'id' }, el('a', { href: messageHash(t.name, sub.name, m.id) }, m.id)), el('td', {}, String(m.deliveries)), el('td', {}, fmtDate(m.createdAt)), el('td', { class: 'error', title: m.lastError ?? '' }, first), el('td', {}, b));
       })), el('p', { class: 'none' }, total > dead.length ? 'Showing ' + dead.length + ' of ' + total + '. ' : ''), all);
     }
     const leases = sub.leases;
@@ -250,63 +188,10 @@ function render(s) {
     })));
     $('.recent .body', root).replaceChildren(s.mode !== 'in-process' ? el('p', { class: 'none' }, 'Seen only by the processes that make them: mount the dashboard in the application to list them.') :
       !t.transitions.length ? el('p', { class: 'none' }, 'None since the dashboard started.') :
-      el('ol', { class: 'transitions' }, ...t.transitions.map((e) => el('li', {}, fmtTime(e.at) + '  ' + e.id + (e.subscription ? '  [' + e.subscription + ']' : '') + '  ' + e.from + ' -' + e.event + '-> ' + e.to))));
+      el('ol', { class: 'transitions' }, ...t.transitions.map((e) => el('li', {}, fmtDate(e.at, true) + '  ' + e.id + (e.subscription ? '  [' + e.subscription + ']' : '') + '  ' + e.from + ' -' + e.event + '-> ' + e.to))));
   }
   for (const [name, c] of cards) if (!seen.has(name)) { c.root.remove(); cards.delete(name); }
   document.body.dataset.updated = String(s.at);
 }
 
-const source = new EventSource('events');
-source.onmessage = (e) => render(JSON.parse(e.data));
-source.onerror = () => { const st = $('#status'); st.style.display = 'block'; st.textContent = 'Connection to the dashboard lost; retrying…'; };
 `;
-
-/** The dashboard page: every byte inline (styles, script, diagrams), so it works with no network at all. */
-export function dashboardPage(o: { title: string; mode: MonitorMode; latency: boolean; diagrams: Array<[Lifecycle, string]> }): string {
-  const note =
-    o.mode === 'in-process'
-      ? `Live from this process: counts from storage each second; throughput and recent transitions from its events${
-          o.latency
-            ? ', latency from its handler hook.'
-            : '. End-to-end latency needs the handler hook: pass metricsPlugin() to Tidings.create({ plugins }) and to createDashboard({ metrics }).'
-        }`
-      : 'Standalone on a database other processes use: every figure comes from counts polled each second. Throughput is the net change of waiting and in-flight messages, latency the age of the oldest waiting message, and transitions are not visible from here.';
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(o.title)}</title>
-<link rel="icon" href="data:,">
-<style>${STYLE}</style>
-</head>
-<body data-mode="${o.mode}">
-<header><h1>${escapeHtml(o.title)}</h1><span class="mode">${escapeHtml(note)}</span><a href="metrics">/metrics</a></header>
-<div id="status"></div>
-<main><p id="empty" class="empty">No topics yet: declare one (tidings.topic) and it appears here.</p></main>
-${o.diagrams.map(([lifecycle, svg]) => `<template id="diagram-${lifecycle}">${svg}</template>`).join('\n')}
-<script>${SCRIPT}</script>
-</body>
-</html>
-`;
-}
-
-/** The page a browser gets without the token: a form that sets the login cookie. */
-export function loginPage(o: { title: string; failed: boolean; reason?: string }): string {
-  return `<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(o.title)}: sign in</title><link rel="icon" href="data:,">
-<style>${STYLE} form { max-width: 380px; margin: 12vh auto; background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 20px; display: grid; gap: 10px; } input { font: inherit; padding: 6px 8px; border: 1px solid #d0d5dd; border-radius: 6px; } .failed { color: var(--red); }</style>
-</head>
-<body>
-<form method="post" action="login">
-<h1 style="font-size:18px;margin:0">${escapeHtml(o.title)}</h1>
-<label for="token">This dashboard needs its token.</label>
-<input id="token" name="token" type="password" autocomplete="current-password" autofocus required>
-${o.failed ? `<p class="failed">${escapeHtml(o.reason ?? 'That is not the token.')}</p>` : ''}
-<button type="submit">Sign in</button>
-</form>
-</body>
-</html>
-`;
-}
