@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Tidings, silentLogger, type StorageAdapter } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
-import { ACTIONS, createDashboard, type MessagesPage } from '@tidings/dashboard';
+import { ACTIONS, createDashboard, type MessagesPage, type Snapshot } from '@tidings/dashboard';
 import { events, fill, instrumented, until } from './support.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -45,9 +45,8 @@ describe('operator actions over HTTP', () => {
     await orders(tidings).send({ n: 9 }, { id: 'order-9' });
     await new Promise((r) => setTimeout(r, 300));
     expect(got).not.toContain('order-9');
-    const snapshot = await (await fetch(new URL('api/snapshot', url))).json();
-    await until('the snapshot to show the pause', async () => (await (await fetch(new URL('api/snapshot', url))).json()).topics.find((t: any) => t.name === 'orders').subscriptions[0].pausedAt !== undefined);
-    expect(snapshot.topics).toBeDefined();
+    const pausedAt = async () => ((await (await fetch(new URL('api/snapshot', url))).json()) as Snapshot).topics.find((t) => t.name === 'orders')!.subscriptions[0]!.pausedAt;
+    await until('the snapshot to show the pause', async () => (await pausedAt()) !== undefined);
     expect(await post(url, 'resume', { topic: 'orders' })).toMatchObject({ status: 200, body: { paused: false } });
     await until('order-9 to be consumed after the resume', () => got.includes('order-9'));
   });
@@ -119,7 +118,7 @@ describe('operator actions over HTTP', () => {
     const { tidings, url } = await running();
     const before = await tidings.subscriptionCounts();
     for (const verb of ACTIONS) {
-      for (const headers of [{ origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }]) {
+      for (const headers of [{ origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }] as Array<Record<string, string>>) {
         const answer = await raw(url, `/api/${verb}`, JSON.stringify({ topic: 'orders', confirm: true }), headers);
         expect({ verb, ...answer }).toEqual({ verb, status: 403, code: 'CROSS_ORIGIN_REFUSED' });
       }
