@@ -19,8 +19,10 @@ export function lifecyclesPage(): string {
     '# Message lifecycles\n',
     'Drawn from the XState machines in `core/src/lifecycle/machines/` (`npm run docs:lifecycles`, which draws the pictures with',
     '`tidings viz`); a guard is written after `if`, or in brackets. Every other (state, event) pair is refused with',
-    '`ILLEGAL_TRANSITION`. In the pictures a double border is a final state, `dead` and the DEAD transition are red, the',
-    "thick blue STORE is refused inside the dedup window, and the dashed REDRIVE is an operator's.\n",
+    '`ILLEGAL_TRANSITION`. Each picture has a legend of the looks it uses: a double border is a final state, `dead` and',
+    'the DEAD transition are red, the thick blue STORE is refused inside the dedup window, and the dashed REDRIVE is an',
+    "operator's; transitions between the same two states share one arrow, a label line each. The Mermaid has the same",
+    'state looks (`classDef`); Mermaid draws its edges plain.\n',
     ...LIFECYCLES.map((l) => section(l, '', l, lifecycleDiagram(lifecycleTables[l]))),
     section(
       'The consumer',

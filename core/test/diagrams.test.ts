@@ -29,24 +29,34 @@ function line(e: GraphEdge): string {
 
 const adjacency = (graph: StateGraph) => graph.edges.map(line).sort();
 
-/** Reads a Mermaid `stateDiagram-v2` back: its start, its final states and its transitions. */
+/** Reads a Mermaid `stateDiagram-v2` back: its title, start, final states, transitions and classes. */
 function parseMermaid(text: string) {
-  const lines = text.split('\n');
-  expect(lines[0]).toBe('stateDiagram-v2');
+  const [open, title, close, head, ...lines] = text.split('\n');
+  expect([open, close, head]).toEqual(['---', '---', 'stateDiagram-v2']);
   const initial = lines.map((l) => /^ {2}\[\*\] --> (\S+)$/.exec(l)?.[1]).filter(Boolean);
   const finals = lines.map((l) => /^ {2}(\S+) --> \[\*\]$/.exec(l)?.[1]).filter(Boolean);
   const edges = lines
     .map((l) => /^ {2}(\S+) --> (\S+): (.+?)(?: if (\S+))?$/.exec(l))
     .filter((m) => m !== null)
     .map((m) => line({ from: m[1]!, to: m[2]!, event: m[3]!, guard: m[4] }));
-  expect(initial.length + finals.length + edges.length).toBe(lines.length - 1);
-  return { initial, finals, edges: edges.sort() };
+  const classDefs = lines.map((l) => /^ {2}classDef (\S+) (\S+)$/.exec(l)).filter((m) => m !== null);
+  const classes = Object.fromEntries(lines.map((l) => /^ {2}class (\S+) (\S+)$/.exec(l)).filter((m) => m !== null).map((m) => [m[2]!, m[1]!.split(',')]));
+  expect(initial.length + finals.length + edges.length + classDefs.length + Object.keys(classes).length).toBe(lines.length);
+  return { title: /^title: (.+)$/.exec(title!)?.[1], initial, finals, edges: edges.sort(), classes };
 }
 
-/** Reads the statements of a DOT digraph back: node ids with their attributes, and labelled edges. */
+/**
+ * Reads the statements of a DOT digraph back: node ids with their attributes, and a labelled edge per transition (an
+ * arrow's HTML-like label holds a table row each), with the arrow's other attributes as its look.
+ */
 function parseDot(text: string) {
   const nodes = new Map([...text.matchAll(/^ +"([^"]+)" \[(.*)\];$/gm)].map((m) => [m[1]!, m[2]!]));
-  const edges = [...text.matchAll(/^ +"([^"]+)" -> "([^"]+)"(?: \[label="([^"]*)"(.*)\])?;$/gm)].map((m) => ({ from: m[1]!, to: m[2]!, label: m[3], look: m[4] ?? '' }));
+  const edges = [...text.matchAll(/^ +"([^"]+)" -> "([^"]+)"(?: \[label=<(<TABLE.*<\/TABLE>)>(?:, )?(.*)\])?;$/gm)].flatMap((m): Array<{ from: string; to: string; label: string | undefined; look: string }> => {
+    const from = m[1]!;
+    const to = m[2]!;
+    if (m[3] === undefined) return [{ from, to, label: undefined, look: '' }];
+    return [...m[3].matchAll(/<TD[^>]*>([^<]*)<\/TD>/g)].map((row) => ({ from, to, label: row[1], look: m[4]! }));
+  });
   return { nodes, edges };
 }
 
@@ -79,6 +89,14 @@ describe.each(LIFECYCLES)('the %s diagrams', (lifecycle) => {
     expect(parsed.edges).toEqual(tableAdjacency(lifecycle));
     expect(parsed.initial).toEqual(['sent']);
     expect(parsed.finals).toEqual(graph.states.filter((s) => s.final).map((s) => s.id));
+    expect(parsed.title).toBe(lifecycle);
+  });
+
+  it('style final states with a heavy border and `dead` in the warning colour, in Mermaid too', () => {
+    const { classes } = parseMermaid(mermaidDiagram(graph));
+    expect(classes.finalState).toEqual(graph.states.filter((s) => s.final).map((s) => s.id));
+    expect(classes.deadLetters).toEqual(table.states.includes('dead') ? ['dead'] : undefined);
+    if (table.states.includes('dead')) expect(mermaidDiagram(graph)).toContain('classDef deadLetters fill:#fee4e2,stroke:#b42318,color:#b42318');
   });
 
   it('draw in DOT every state once and every transition labelled `EVENT` or `EVENT [guard]`', () => {
@@ -123,6 +141,30 @@ describe('DOT styles by role, the same in every lifecycle', () => {
     const { nodes, edges } = parseDot(text);
     expect(nodes.get('exactly-once/broker/dead')).toContain('label="dead"');
     expect(edges).toContainEqual(expect.objectContaining({ from: 'at-least-once/dead', to: 'at-least-once/acked', label: 'REDRIVE' }));
+  });
+
+  it('stacks the transitions between two states in one look on one arrow, a label row each', () => {
+    const text = dotDiagram(lifecycleGraph(lifecycleTables['at-least-once']));
+    expect(text.match(/^ +"leased" -> "acked" .*$/gm)).toHaveLength(1);
+    expect(parseDot(text).edges.filter((e) => e.from === 'leased' && e.to === 'acked').map((e) => e.label)).toEqual(['EXPIRE [deliveriesLeft]', 'NACK [deliveriesLeft]']);
+  });
+
+  it('keeps each label room for a font wider than the Helvetica Graphviz measures by', () => {
+    const text = dotDiagram(lifecycleGraph(lifecycleTables['at-least-once']));
+    // DejaVu Sans draws DEAD [deliveriesExhausted] at 10pt about 141pt wide.
+    const width = Number(/WIDTH="(\d+)">DEAD \[deliveriesExhausted\]</.exec(text)![1]);
+    expect(width).toBeGreaterThanOrEqual(141);
+  });
+
+  it('explains in a legend exactly the looks a picture uses', () => {
+    const legend = (graphs: StateGraph | StateGraph[]) => /label=<(<TABLE BORDER="1".*<\/TABLE>)>;/.exec(dotDiagram(graphs))?.[1] ?? '';
+    const words = (l: string) => [...l.matchAll(/<FONT[^>]*>([^<]+)<\/FONT><\/TD>/g)].map((m) => m[1]).filter((w) => w !== '[g]');
+    expect(words(legend(lifecycleGraph(lifecycleTables['at-most-once'])))).toEqual(['final state']);
+    expect(words(legend(lifecycleGraph(lifecycleTables['at-least-once'])))).toEqual(['final state', 'dead letters', 'only if guard g holds', 'a failure', "an operator's redrive"]);
+    expect(words(legend(lifecycleGraph(lifecycleTables['exactly-once/end-to-end'])))).toContain('refused in the dedup window');
+    expect(words(legend(consumerGraph()))).toEqual(expect.arrayContaining(['final state', 'a failure', 'a timer fires']));
+    expect(words(legend(consumerGraph()))).not.toContain('dead letters');
+    expect(words(legend(LIFECYCLES.map((l) => lifecycleGraph(lifecycleTables[l]))))).toHaveLength(6);
   });
 });
 
@@ -181,9 +223,14 @@ describe('the consumer diagram', () => {
   });
 
   it('draws in Mermaid and DOT what the graph holds', () => {
-    expect(parseMermaid(mermaidDiagram(graph))).toEqual({ initial: ['starting'], finals: ['stopped'], edges: CONSUMER_DESIGN });
+    expect(parseMermaid(mermaidDiagram(graph))).toMatchObject({ title: 'consumer', initial: ['starting'], finals: ['stopped'], edges: CONSUMER_DESIGN });
     const { edges } = parseDot(dotDiagram(graph));
     expect(edges.filter((e) => e.label).map((e) => line({ from: e.from, to: e.to, ...splitLabel(e.label!) })).sort()).toEqual(CONSUMER_DESIGN);
     expect(edges.find((e) => e.label === 'after poll')!.look).toContain('style=dotted');
+  });
+
+  it('draws a self-loop above its state, where no other edge leaves', () => {
+    const { edges } = parseDot(dotDiagram(graph));
+    expect(edges.find((e) => e.label === 'lease done [woken]')).toMatchObject({ from: 'leasing', to: 'leasing', look: 'tailport=n, headport=n' });
   });
 });

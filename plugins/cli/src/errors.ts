@@ -129,3 +129,15 @@ export class OutFolderNotFoundError extends TidingsError {
     super('OUT_FOLDER_NOT_FOUND', `--out ${out}: the folder ${folder} does not exist (or is not a folder). Create it first, or write somewhere else.`);
   }
 }
+
+/** `tidings viz all --format mermaid --out` a file that is not Markdown: a Mermaid file holds one diagram, and `all` is four. */
+export class MermaidFileOfOneDiagramError extends TidingsError {
+  constructor(readonly out: string) {
+    const markdown = out.replace(/\.[^./\\]*$/, '') + '.md';
+    super(
+      'VIZ_MERMAID_ONE_DIAGRAM',
+      `--out ${out}: a Mermaid file holds one diagram, and \`all\` is four lifecycles. ` +
+        `Write Markdown with a diagram each (--out ${markdown}), or draw one lifecycle to this file (tidings viz at-least-once --out ${out}).`,
+    );
+  }
+}

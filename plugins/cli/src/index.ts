@@ -4,6 +4,7 @@ export { subscriptionsList, subscriptionsRemove, type SubscriptionsListOptions, 
 export { openDatabase, topicsOf, assertTopic, subscriptionsOf, pickSubscription, DEFAULT_DB, type Database } from './database.js';
 export {
   DatabaseNotFoundError,
+  MermaidFileOfOneDiagramError,
   NotADatabaseError,
   OutFolderNotFoundError,
   SubscriptionLeasedError,

@@ -2,7 +2,7 @@ import { statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { InvalidOptionsError, LIFECYCLES, consumerGraph, dotDiagram, lifecycleGraph, lifecycleOf, lifecycleTables, mermaidDiagram, type StateGraph } from '@tidings/core';
 import type { Output } from './commands.js';
-import { OutFolderNotFoundError, UnknownVizFormatError, UnknownVizTargetError } from './errors.js';
+import { MermaidFileOfOneDiagramError, OutFolderNotFoundError, UnknownVizFormatError, UnknownVizTargetError } from './errors.js';
 
 /** What `tidings viz` draws: a lifecycle (`exactly-once` is end-to-end, as `tidings.topic` takes it), the consumer, or every lifecycle. */
 export const VIZ_TARGETS = ['at-most-once', 'at-least-once', 'exactly-once', 'exactly-once/broker', 'exactly-once/end-to-end', 'consumer', 'all'] as const;
@@ -34,7 +34,10 @@ export function vizGraphs(target: string): StateGraph[] {
   return [lifecycleGraph(lifecycleTables[t === 'exactly-once' ? lifecycleOf('exactly-once') : t])];
 }
 
-/** A target drawn in a format: `all` is one Markdown section per lifecycle (Mermaid), one digraph of clusters side by side (DOT, SVG), or an array (JSON). */
+/**
+ * A target drawn in a format, as printed: `all` is one Markdown section per lifecycle (Mermaid), one digraph of
+ * clusters side by side (DOT, SVG), or an array (JSON).
+ */
 export async function renderViz(target: string, format = 'mermaid'): Promise<string> {
   if (!(VIZ_FORMATS as readonly string[]).includes(format)) throw new UnknownVizFormatError(format, VIZ_FORMATS);
   const graphs = vizGraphs(target);
@@ -42,7 +45,7 @@ export async function renderViz(target: string, format = 'mermaid'): Promise<str
   switch (format as VizFormat) {
     case 'mermaid':
       // Mermaid draws one diagram per block, so `all` is Markdown that GitHub and most editors render.
-      return one ? mermaidDiagram(one) : graphs.map((g) => `## ${g.name}\n\n\`\`\`mermaid\n${mermaidDiagram(g)}\n\`\`\``).join('\n\n');
+      return one ? mermaidDiagram(one) : markdown(graphs);
     case 'dot':
       return dotDiagram(one ?? graphs);
     case 'svg':
@@ -52,22 +55,39 @@ export async function renderViz(target: string, format = 'mermaid'): Promise<str
   }
 }
 
-/** Draws a target and prints it, or writes it to `out` and says where; returns what it drew. */
+/** Mermaid diagrams as Markdown, a section and a fenced block each, which GitHub and most editors render. */
+function markdown(graphs: readonly StateGraph[]): string {
+  return graphs.map((g) => `## ${g.name}\n\n\`\`\`mermaid\n${mermaidDiagram(g)}\n\`\`\``).join('\n\n');
+}
+
+/**
+ * Draws a target and prints it, or writes it to `out` and says where; returns what it drew. Mermaid goes to a `.md`
+ * file as Markdown, to any other as the plain diagram a Mermaid renderer reads, which is why `all` needs a `.md`.
+ */
 export async function viz(options: VizOptions, output: Output): Promise<string> {
   const format = options.format ?? 'mermaid';
-  const text = await renderViz(options.target, format);
+  const printed = await renderViz(options.target, format);
   if (options.out === undefined) {
-    output.out(text);
-    return text;
+    output.out(printed);
+    return printed;
   }
   const folder = dirname(resolve(options.out));
   if (!statSync(folder, { throwIfNoEntry: false })?.isDirectory()) throw new OutFolderNotFoundError(options.out, folder);
   if (statSync(options.out, { throwIfNoEntry: false })?.isDirectory()) {
     throw new InvalidOptionsError(`--out ${options.out} is a folder: name a file in it, e.g. --out ${options.out.replace(/[\\/]+$/, '')}/${options.target.replace('/', '-')}.${EXTENSIONS[format as VizFormat]}.`);
   }
+  const text = format === 'mermaid' ? mermaidFile(options.target, options.out, printed) : printed;
   writeFileSync(options.out, text.endsWith('\n') ? text : `${text}\n`);
   output.out(`Wrote the ${format} diagram of ${options.target} to ${options.out}.`);
   return text;
+}
+
+/** Mermaid as the file `out` names takes it: Markdown for `.md`, else the one diagram a renderer reads. */
+function mermaidFile(target: string, out: string, printed: string): string {
+  const graphs = vizGraphs(target);
+  if (/\.md$/i.test(out)) return markdown(graphs);
+  if (target === 'all') throw new MermaidFileOfOneDiagramError(out);
+  return printed;
 }
 
 /** SVG from DOT by Graphviz compiled to WebAssembly: offline, no browser, the same bytes for the same input. */

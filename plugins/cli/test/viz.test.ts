@@ -8,6 +8,7 @@ import { instance, type Viz } from '@viz-js/viz';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIFECYCLE_EVENTS, LIFECYCLES, consumerGraph, lifecycleTables, type StateGraph } from '@tidings/core';
 import { VIZ_FORMATS, VIZ_TARGETS, renderViz, run, viz, type Output } from '@tidings/cli';
+import { collisions } from './label-boxes.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const pkg = fileURLToPath(new URL('..', import.meta.url));
@@ -63,12 +64,16 @@ function fromLabel(from: string, to: string, label: string): string {
   return edge(from, m[1]!, to, m[2]);
 }
 
-/** Reads Mermaid back: `[*] --> initial`, `final --> [*]`, and `from --> to: EVENT [if guard]`; any other line fails. */
-function readMermaid(text: string): Omit<Adjacency, 'name' | 'states'> {
-  const [head, ...lines] = text.split('\n');
-  expect(head).toBe('stateDiagram-v2');
-  const out = { initial: '', finals: [] as string[], edges: [] as string[] };
+/**
+ * Reads Mermaid back: the front-matter title, `[*] --> initial`, `final --> [*]`, `from --> to: EVENT [if guard]`, and
+ * `classDef`/`class` lines; any other line fails.
+ */
+function readMermaid(text: string): Omit<Adjacency, 'name' | 'states'> & { title: string } {
+  const [open, title, close, head, ...lines] = text.split('\n');
+  expect([open, close, head]).toEqual(['---', '---', 'stateDiagram-v2']);
+  const out = { title: title!.replace(/^title: /, ''), initial: '', finals: [] as string[], edges: [] as string[] };
   for (const l of lines) {
+    if (/^ {2}classDef \w+ \S+$|^ {2}class [\w,]+ \w+$/.test(l)) continue;
     const m = /^ {2}(\S+) --> (\S+)(?:: (.+?)(?: if (\S+))?)?$/.exec(l);
     expect(m, l).not.toBeNull();
     if (m![1] === '[*]') out.initial = m![2]!;
@@ -77,6 +82,9 @@ function readMermaid(text: string): Omit<Adjacency, 'name' | 'states'> {
   }
   return { ...out, edges: out.edges.sort() };
 }
+
+/** The texts of an HTML-like label's cells (an arrow's label has a row per transition), or a plain label itself. */
+const cells = (label: string) => (label.startsWith('<TABLE') ? [...label.matchAll(/<TD[^>]*>([^<]*)<\/TD>/g)].map((m) => m[1]!) : [label]);
 
 interface GraphvizJson {
   objects: Array<{ _gvid: number; name: string; label?: string; shape?: string; peripheries?: string; nodes?: number[] }>;
@@ -101,7 +109,7 @@ function readDot(dot: string, prefix = ''): Omit<Adjacency, 'name'> {
     finals: states.filter((n) => n.peripheries === '2').map((n) => n.name.slice(prefix.length)),
     edges: edges
       .filter((e) => name(e.tail) !== '[*]')
-      .map((e) => fromLabel(name(e.tail), name(e.head), e.label!))
+      .flatMap((e) => cells(e.label!).map((label) => fromLabel(name(e.tail), name(e.head), label)))
       .sort(),
   };
 }
@@ -126,7 +134,7 @@ describe.each(Object.keys(EXPECTED))('tidings viz %s', (target) => {
     const io = capture();
     expect(await run(argv('viz', target), io)).toBe(0);
     expect(io.stderr).toEqual([]);
-    expect(readMermaid(io.stdout.join('\n'))).toEqual({ initial: expected.initial, finals: expected.finals, edges: expected.edges });
+    expect(readMermaid(io.stdout.join('\n'))).toEqual({ title: expected.name, initial: expected.initial, finals: expected.finals, edges: expected.edges });
   });
 
   it('writes DOT that Graphviz lays out with exactly the states and transitions of the machine', async () => {
@@ -143,7 +151,8 @@ describe.each(Object.keys(EXPECTED))('tidings viz %s', (target) => {
     for (const state of expected.states) expect(text).toContain(`<title>${state}</title>`);
     for (const e of expected.edges) {
       const [, from, event, to, guard] = /^(\S+) (.+?) (\S+)(?: \[(\S+)\])?$/.exec(e)!;
-      expect(text).toContain(`<title>${from}->${to}</title>`);
+      // A self-loop names the ports it is drawn between (`leasing:n->leasing:n`).
+      expect(text).toMatch(new RegExp(`<title>${from}(:\\w+)?->${to}(:\\w+)?</title>`));
       expect(text).toContain(`>${guard ? `${event} [${guard}]` : event}</text>`);
     }
     expect(graphviz.render(await renderViz(target, 'dot'), { format: 'svg' }).errors).toEqual([]);
@@ -171,7 +180,7 @@ describe('tidings viz all', () => {
   it('draws one digraph (DOT, SVG) with a cluster per lifecycle, and JSON as an array', async () => {
     const dot = await renderViz('all', 'dot');
     const json = graphviz.renderJSON(dot) as GraphvizJson;
-    expect(json.objects.filter((o) => o.nodes).map((o) => o.label)).toEqual([...LIFECYCLES]);
+    expect(json.objects.filter((o) => o.nodes).flatMap((o) => cells(o.label!))).toEqual([...LIFECYCLES]);
     for (const l of LIFECYCLES) {
       const { edges, finals, states } = readDot(dot, `${l}/`);
       expect({ edges, finals, states }).toEqual({ edges: EXPECTED[l]!.edges, finals: EXPECTED[l]!.finals, states: EXPECTED[l]!.states });
@@ -180,6 +189,81 @@ describe('tidings viz all', () => {
     expect(balanced(svg)).toBe(true);
     for (const l of LIFECYCLES) for (const state of EXPECTED[l]!.states) expect(svg).toContain(`<title>${l}/${state}</title>`);
     expect((JSON.parse(await renderViz('all', 'json')) as StateGraph[]).map((g) => g.name)).toEqual([...LIFECYCLES]);
+  });
+});
+
+/** at-least-once as the DOT generation drew it before labels were stacked and given room: EXPIRE and NACK side by side. */
+const COLLIDING_DOT = `digraph "at-least-once" {
+    fontname="Helvetica"; labelloc=t; fontsize=16; nodesep=0.6; pad=0.2;
+    node [fontname="Helvetica", fontsize=12];
+    edge [fontname="Helvetica", fontsize=10];
+    label="at-least-once";
+    "[*]" [shape=point, width=0.15, label=""];
+    "sent" [label="sent", shape=box, style=rounded];
+    "stored" [label="stored", shape=box, style=rounded];
+    "acked" [label="acked", shape=box, style=rounded];
+    "leased" [label="leased", shape=box, style=rounded];
+    "consumed" [label="consumed", shape=box, style=rounded];
+    "deleted" [label="deleted", shape=box, style=rounded, peripheries=2];
+    "dead" [label="dead", shape=box, style="rounded,filled", color="#b42318", fillcolor="#fee4e2", fontcolor="#b42318"];
+    "[*]" -> "sent";
+    "sent" -> "stored" [label="STORE"];
+    "stored" -> "acked" [label="ACK"];
+    "acked" -> "leased" [label="LEASE"];
+    "leased" -> "consumed" [label="CONSUME"];
+    "leased" -> "acked" [label="EXPIRE [deliveriesLeft]"];
+    "leased" -> "acked" [label="NACK [deliveriesLeft]"];
+    "leased" -> "dead" [label="DEAD [deliveriesExhausted]", color="#b42318", fontcolor="#b42318"];
+    "consumed" -> "deleted" [label="DELETE"];
+    "dead" -> "acked" [label="REDRIVE", color="#6941c6", fontcolor="#6941c6", style=dashed, penwidth=1.5];
+}`;
+
+describe('every picture tidings viz draws', () => {
+  it.each(VIZ_TARGETS.map((t) => [t]))('%s: no label over another label, a state, the legend, another edge or the edge of the picture', async (target) => {
+    expect(collisions(await renderViz(target, 'svg'))).toEqual([]);
+  });
+
+  it('is checked by a test that finds the collisions of a picture that has them', () => {
+    const found = collisions(graphviz.renderString(COLLIDING_DOT, { format: 'svg' }));
+    expect(found).toContainEqual({ a: expect.stringContaining('"EXPIRE [deliveriesLeft]"'), b: expect.stringContaining('"NACK [deliveriesLeft]"') });
+  });
+
+  it('is checked for a label on a state, and for text off the picture', () => {
+    // Nodes pinned by hand (neato keeps `pos!`): the edge label lands on the state in its way, and the long one runs off.
+    const dot = `digraph { layout=neato; a [pos="0,0!", shape=box]; b [pos="3,0!", shape=box]; c [pos="1.5,0!", shape=box, label="in the way"]; a -> b [label="a label as long as a sentence"]; }`;
+    const found = collisions(graphviz.renderString(dot, { format: 'svg' }));
+    expect(found).toContainEqual({ a: expect.stringContaining('"a label as long as a sentence"'), b: 'node c' });
+  });
+});
+
+describe('tidings viz --format mermaid --out', () => {
+  it('writes a .mmd file as the plain diagram a Mermaid renderer reads, title and styles included', async () => {
+    const out = join(dir, 'at-least-once.mmd');
+    expect(await run(argv('viz', 'at-least-once', '--out', out), capture())).toBe(0);
+    const text = readFileSync(out, 'utf8');
+    expect(text).toBe(`${await renderViz('at-least-once')}\n`);
+    expect(text).toMatch(/^---\ntitle: at-least-once\n---\nstateDiagram-v2\n/);
+    expect(text).toContain('  class dead deadLetters\n');
+    expect(text).not.toContain('```');
+  });
+
+  it('writes a .md file as Markdown, a section and a fenced diagram each, for one target or all', async () => {
+    const one = join(dir, 'consumer.md');
+    await viz({ target: 'consumer', out: one }, capture());
+    expect(readFileSync(one, 'utf8')).toBe(`## consumer\n\n\`\`\`mermaid\n${await renderViz('consumer')}\n\`\`\`\n`);
+    const all = join(dir, 'all.md');
+    await viz({ target: 'all', out: all }, capture());
+    expect(readFileSync(all, 'utf8')).toBe(`${await renderViz('all')}\n`);
+  });
+
+  it('refuses all to a file that is not Markdown, saying what to write instead, and writes nothing', async () => {
+    const out = join(dir, 'all.mmd');
+    await expect(viz({ target: 'all', format: 'mermaid', out }, capture())).rejects.toMatchObject({
+      name: 'MermaidFileOfOneDiagramError',
+      code: 'VIZ_MERMAID_ONE_DIAGRAM',
+      message: `--out ${out}: a Mermaid file holds one diagram, and \`all\` is four lifecycles. Write Markdown with a diagram each (--out ${join(dir, 'all.md')}), or draw one lifecycle to this file (tidings viz at-least-once --out ${out}).`,
+    });
+    expect(existsSync(out)).toBe(false);
   });
 });
 
@@ -255,7 +339,7 @@ describe('tidings viz, spawned', () => {
     expect(stderr).toBe('');
     expect(stdout.endsWith('\n')).toBe(true);
     const expected = EXPECTED['at-least-once']!;
-    expect(readMermaid(stdout.trimEnd())).toEqual({ initial: 'sent', finals: expected.finals, edges: expected.edges });
+    expect(readMermaid(stdout.trimEnd())).toEqual({ title: 'at-least-once', initial: 'sent', finals: expected.finals, edges: expected.edges });
     for (const state of expected.states) expect(stdout).toMatch(new RegExp(`^  (${state} -->|.* --> ${state}:)`, 'm'));
   });
 
