@@ -50,6 +50,7 @@ export {
   type StopOptions,
 } from './delivery/consume.js';
 export { consumerMachine, type ConsumerWork, type ConsumerEvent } from './delivery/consumer-machine.js';
+export { PAUSE_CHECK_MS } from './delivery/pauses.js';
 export { requests, type ProtocolTopic, type ProtocolSubscription } from './storage/requests.js';
 export { Tidings, type TidingsOptions, type TxOf } from './tidings.js';
 export type { ContainerParts } from './container.js';
