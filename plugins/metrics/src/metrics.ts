@@ -52,6 +52,10 @@ export interface TidingsMetrics {
   readonly duplicates: Counter<'topic' | 'subscription' | 'by'>;
   /** Counter `<prefix>handler_errors_total{topic,subscription}`. */
   readonly handlerErrors: Counter<'topic' | 'subscription'>;
+  /** Gauge `<prefix>subscription_paused{topic,subscription}`: 1 while an operator has it paused, read from storage at scrape time. */
+  readonly paused: Gauge<'topic' | 'subscription'>;
+  /** Counter `<prefix>operator_actions_total{topic,subscription,action}`: pauses, resumes, empties, discards, retries now and redrives made from this process. */
+  readonly operatorActions: Counter<'topic' | 'subscription' | 'action'>;
 }
 
 /** A Tidings plugin that counts what happens to messages, plus the Prometheus registry to scrape. */
@@ -159,6 +163,23 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
       registers,
     }),
     handlerErrors: new Counter({ name: `${prefix}handler_errors_total`, help: 'Handlers that threw.', labelNames: ['topic', 'subscription'], registers }),
+    paused: new Gauge({
+      name: `${prefix}subscription_paused`,
+      help: 'Whether an operator has the subscription paused (1) or not (0), in every process; read from storage when scraped.',
+      labelNames: ['topic', 'subscription'],
+      registers,
+      async collect() {
+        this.reset();
+        if (!storage) return;
+        for (const s of await storage.subscriptions()) this.set({ topic: s.topic, subscription: s.name }, s.pausedAt === undefined ? 0 : 1);
+      },
+    }),
+    operatorActions: new Counter({
+      name: `${prefix}operator_actions_total`,
+      help: "An operator's acts on a subscription made from this process, by action (pause, resume, empty, discard, retryNow, redrive).",
+      labelNames: ['topic', 'subscription', 'action'],
+      registers,
+    }),
   };
 
   const listeners: { [K in keyof TidingsEvents]?: TidingsEvents[K] } = {
@@ -173,6 +194,7 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
     duplicate: (e) => metrics.duplicates.inc({ topic: e.topic, subscription: e.subscription ?? '', by: e.by }),
     deadLetter: (e) => metrics.deadLetters.inc({ topic: e.topic, subscription: e.subscription ?? '' }),
     handlerError: (e) => metrics.handlerErrors.inc({ topic: e.topic, subscription: e.subscription ?? '' }),
+    operator: (e) => metrics.operatorActions.inc({ topic: e.topic, subscription: e.subscription, action: e.action }),
   };
 
   /** Runs a handler, observing its duration by outcome; `returned` names a run that did not throw. */

@@ -260,6 +260,30 @@ describe.each(storages)('metricsPlugin and subscriptions on %s', (_, storage) =>
   });
 });
 
+describe.each(storages)('metricsPlugin and operators on %s', (_, storage) => {
+  it("shows a pause as every process sees it, and counts this process's operator acts by action", async () => {
+    const { tidings, scrape } = await withMetrics(storage());
+    try {
+      const orders = tidings.topic<number>('orders', { semantic: 'at-least-once', subscriptions: ['billing', 'email'] });
+      await orders.subscription('billing').pause();
+      await orders.sendMany([1, 2], { delayMs: 60_000 });
+      await orders.subscription('email').retryNow();
+      await orders.subscription('email').empty();
+      let s = await scrape();
+      expect(value(s, 'tidings_subscription_paused', { topic: 'orders', subscription: 'billing' })).toBe(1);
+      expect(value(s, 'tidings_subscription_paused', { topic: 'orders', subscription: 'email' })).toBe(0);
+      const acts = (subscription: string, action: string) => value(s, 'tidings_operator_actions_total', { topic: 'orders', subscription, action });
+      expect([acts('billing', 'pause'), acts('email', 'retryNow'), acts('email', 'empty'), acts('billing', 'resume')]).toEqual([1, 1, 1, undefined]);
+      await orders.subscription('billing').resume();
+      s = await scrape();
+      expect(value(s, 'tidings_subscription_paused', { topic: 'orders', subscription: 'billing' })).toBe(0);
+      expect(acts('billing', 'resume')).toBe(1);
+    } finally {
+      await tidings.close();
+    }
+  });
+});
+
 describe('metricsPlugin', () => {
   it('registers on a registry it is given, under its prefix', async () => {
     const registry = new Registry();
