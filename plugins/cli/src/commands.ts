@@ -9,10 +9,11 @@ import {
   type StateCounts,
   type StoredMessage,
   type SubscriptionCounts,
+  type SubscriptionLedger,
   type SubscriptionRecord,
   type TopicRecord,
 } from '@tidings/core';
-import { assertTopic, pickSubscription, withDatabase, type Database } from './database.js';
+import { DEFAULT_DB, assertTopic, pickSubscription, withDatabase, type Database } from './database.js';
 import { TopicNotRecordedError, UnknownSubscriptionError, UnknownTopicError } from './errors.js';
 import { parseInteger } from './parse.js';
 import { table } from './table.js';
@@ -45,11 +46,14 @@ export interface StatsOptions extends DbOptions {
 /** One row of `tidings stats`: a subscription of a topic and its copies by state. */
 export interface SubscriptionStats {
   topic: string;
-  subscription: string;
+  /** Null for a recorded topic that records no subscription (none declared, or all removed), so it is still listed. */
+  subscription: string | null;
   /** How the topic hands out keyed messages (`none`, `key`, `key-strict`); null when its topic is not recorded. */
   ordering: string | null;
   counts: Partial<Record<MessageState, number>>;
   total: number;
+  /** Since when the subscription is paused (epoch ms); null while it runs, or when it has no record. */
+  pausedAt: number | null;
 }
 
 /** What `tidings stats` found: a row per topic and subscription, and each topic's copies summed over its rows. */
@@ -126,9 +130,9 @@ export async function stats(options: StatsOptions, output: Output): Promise<Stat
     if (topic !== undefined && !registry.some((t) => t.name === topic) && Object.keys(counts[topic] ?? {}).length === 0) {
       throw new UnknownTopicError(topic, knownTopics(registry, topicTotals(await storage.counts())), database.target);
     }
-    let rows = statsRows(counts, registry, records);
+    let rows = statsRows(counts, topic === undefined ? registry : registry.filter((t) => t.name === topic), records);
     if (subscription !== undefined) {
-      const known = [...new Set(rows.map((r) => r.subscription))].sort();
+      const known = [...new Set(rows.flatMap((r) => (r.subscription === null ? [] : [r.subscription])))].sort();
       rows = rows.filter((r) => r.subscription === subscription);
       if (rows.length === 0) throw new UnknownSubscriptionError(subscription, topic, known, database.target);
     }
@@ -139,7 +143,8 @@ export async function stats(options: StatsOptions, output: Output): Promise<Stat
     }
     const result = { topics, subscriptions: rows };
     if (options.json) {
-      output.out(JSON.stringify({ db: database.name, ...result }, null, 2));
+      const shown = rows.map((r) => ({ ...r, pausedAt: r.pausedAt === null ? null : new Date(r.pausedAt).toISOString() }));
+      output.out(JSON.stringify({ db: database.name, topics, subscriptions: shown }, null, 2));
       return result;
     }
     if (rows.length === 0) {
@@ -147,32 +152,47 @@ export async function stats(options: StatsOptions, output: Output): Promise<Stat
       return result;
     }
     const states = MESSAGE_STATES.filter((s) => rows.some((r) => r.counts[s] !== undefined));
-    const cells = rows.map((r) => [r.topic, r.subscription, r.ordering ?? '?', ...states.map((s) => String(r.counts[s] ?? 0)), String(r.total)]);
+    // Only when something is paused: a column of blanks would only widen the table.
+    const paused = rows.some((r) => r.pausedAt !== null);
+    const pausedCell = (r: SubscriptionStats) => (paused ? [r.pausedAt === null ? '' : new Date(r.pausedAt).toISOString()] : []);
+    const cells = rows.map((r) => [r.topic, r.subscription ?? '(none)', r.ordering ?? '?', ...states.map((s) => String(r.counts[s] ?? 0)), String(r.total), ...pausedCell(r)]);
     if (rows.length > 1) {
       const sum = (s: MessageState) => rows.reduce((a, r) => a + (r.counts[s] ?? 0), 0);
-      cells.push(['(all)', '', '', ...states.map((s) => String(sum(s))), String(rows.reduce((a, r) => a + r.total, 0))]);
+      cells.push(['(all)', '', '', ...states.map((s) => String(sum(s))), String(rows.reduce((a, r) => a + r.total, 0)), ...(paused ? [''] : [])]);
     }
-    const right = [false, false, false, ...states.map(() => true), true];
-    const unrecorded = rows.some((r) => r.ordering === null) ? '\n? ordering not known: the topic has messages but no record in the topic registry.' : '';
-    output.out(`${database.target}\n${table(['topic', 'subscription', 'ordering', ...states, 'total'], cells, right)}${unrecorded}`);
+    const right = [false, false, false, ...states.map(() => true), true, false];
+    const notes = [
+      rows.some((r) => r.ordering === null) ? '? ordering not known: the topic has messages but no record in the topic registry.' : '',
+      rows.some((r) => r.subscription === null) ? '(none): the topic is recorded but records no subscription yet (none declared since, or all removed).' : '',
+      paused ? 'A paused subscription keeps its messages; its consumers lease none until `tidings resume <topic> --subscription <name>`.' : '',
+    ].filter((n) => n !== '');
+    const headers = ['topic', 'subscription', 'ordering', ...states, 'total', ...(paused ? ['paused since'] : [])];
+    output.out([database.target, table(headers, cells, right), ...notes].join('\n'));
     return result;
   });
 }
 
-/** A row per subscription that is recorded or holds copies, by topic and name. */
+/**
+ * A row per subscription that is recorded or holds copies, by topic and name, and one (subscription null) per
+ * recorded topic that has neither: a declared topic must show up before anything is sent to it or consumed from it.
+ */
 function statsRows(counts: SubscriptionCounts, registry: TopicRecord[], records: SubscriptionRecord[]): SubscriptionStats[] {
-  const pairs = new Map<string, { topic: string; subscription: string }>();
-  const add = (topic: string, subscription: string) => pairs.set(JSON.stringify([topic, subscription]), { topic, subscription });
+  const pairs = new Map<string, { topic: string; subscription: string | null }>();
+  const add = (topic: string, subscription: string | null) => pairs.set(JSON.stringify([topic, subscription]), { topic, subscription });
   for (const r of records) add(r.topic, r.name);
   for (const [topic, subscriptions] of Object.entries(counts)) {
     for (const [subscription, states] of Object.entries(subscriptions)) if (Object.keys(states).length > 0) add(topic, subscription);
   }
+  const listed = new Set([...pairs.values()].map((p) => p.topic));
+  for (const t of registry) if (!listed.has(t.name)) add(t.name, null);
   const orderings = new Map(registry.map((t) => [t.name, t.ordering ?? 'none']));
+  const pauses = new Map(records.map((r) => [JSON.stringify([r.topic, r.name]), r.pausedAt]));
   return [...pairs.values()]
-    .sort((a, b) => (a.topic === b.topic ? compare(a.subscription, b.subscription) : compare(a.topic, b.topic)))
+    .sort((a, b) => (a.topic === b.topic ? compare(a.subscription ?? '', b.subscription ?? '') : compare(a.topic, b.topic)))
     .map(({ topic, subscription }) => {
-      const c = { ...counts[topic]?.[subscription] };
-      return { topic, subscription, ordering: orderings.get(topic) ?? null, counts: c, total: Object.values(c).reduce((a, n) => a + (n ?? 0), 0) };
+      const c = subscription === null ? {} : { ...counts[topic]?.[subscription] };
+      const total = Object.values(c).reduce((a, n) => a + (n ?? 0), 0);
+      return { topic, subscription, ordering: orderings.get(topic) ?? null, counts: c, total, pausedAt: pauses.get(JSON.stringify([topic, subscription])) ?? null };
     });
 }
 
@@ -215,13 +235,8 @@ export async function dlqRedrive(options: DlqRedriveOptions, output: Output): Pr
   const ids = options.ids === undefined ? undefined : [...new Set(options.ids)];
   if (ids?.some((id) => typeof id !== 'string' || id === '')) throw new InvalidOptionsError('--id needs a message id, e.g. --id order-42.');
   return withDatabase(options.db, async (database) => {
-    const record = await recordedTopic(database, topic);
-    const subscription = await pickSubscription(database, topic, options.subscription);
+    const { record, subscription, ledger } = await subscriptionLedger(database, topic, options.subscription, options.now);
     const plan = lifecyclePlans[record.lifecycle];
-    const now = options.now ?? Date.now();
-    // Redrive reads no delivery limit, but the ledger wants one: the subscription's recorded one, else its topic's.
-    const recorded = (await database.storage.subscriptions(topic)).find((s) => s.name === subscription);
-    const ledger = recordedLedger(database.storage, record, { name: subscription, maxDeliveries: recorded?.maxDeliveries ?? record.maxDeliveries }, { clock: { now: () => now } });
     const redrive = async (ids?: string[]) => (await ledger.redrive(ids)).length;
     let redriven = 0;
     const missing: string[] = [];
@@ -252,8 +267,46 @@ export async function dlqRedrive(options: DlqRedriveOptions, output: Output): Pr
   });
 }
 
+/** A subscription's ledger as the CLI acts through it, with the topic's record and the subscription's (when recorded). */
+export interface OperatedSubscription {
+  record: TopicRecord;
+  subscription: string;
+  /** The subscription's own record; undefined for one that holds copies but was never recorded. */
+  recorded?: SubscriptionRecord;
+  ledger: SubscriptionLedger;
+}
+
+/**
+ * The ledger of a recorded topic's subscription (the one given, or `default`), on a clock stopped at `now` when
+ * given. Throws the CLI's typed errors for an unknown or unrecorded topic and an unknown subscription.
+ */
+export async function subscriptionLedger(database: Database, topic: string, given: string | undefined, now?: number): Promise<OperatedSubscription> {
+  const record = await recordedTopic(database, topic);
+  const subscription = await pickSubscription(database, topic, given);
+  const recorded = (await database.storage.subscriptions(topic)).find((s) => s.name === subscription);
+  // Operator verbs read no delivery limit, but the ledger wants one: the subscription's recorded one, else its topic's.
+  const maxDeliveries = recorded?.maxDeliveries ?? record.maxDeliveries;
+  const clock = { now: now === undefined ? () => Date.now() : () => now };
+  return { record, subscription, recorded, ledger: recordedLedger(database.storage, record, { name: subscription, maxDeliveries }, { clock }) };
+}
+
+/**
+ * A `tidings` command line to run next (the next page, the verb that undoes this one), with the same `--db` unless
+ * it is the default; a URL whose password was hidden is left for the reader to fill in rather than printed.
+ */
+export function tidingsCommand(args: string[], database: Database, db: string | undefined): string {
+  const line = ['tidings', ...args.map(shellWord)].join(' ');
+  if (db === undefined || db === DEFAULT_DB) return line;
+  return database.name === db ? `${line} --db ${shellWord(db)}` : `${line} --db <your --db URL>`;
+}
+
+/** `word` as a shell reads it back: quoted only when it holds more than safe characters. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
 /** `topic "orders"` for its default subscription, which a topic declared without subscriptions has alone; else naming the subscription too. */
-function whereIs(topic: string, subscription: string): string {
+export function whereIs(topic: string, subscription: string): string {
   return subscription === DEFAULT_SUBSCRIPTION ? `topic "${topic}"` : `subscription "${subscription}" of topic "${topic}"`;
 }
 
@@ -287,7 +340,7 @@ export async function purge(options: PurgeOptions, output: Output): Promise<Purg
 }
 
 /** The topic as the registry records it: its lifecycle decides where a redriven message waits. */
-async function recordedTopic(database: Database, topic: string): Promise<TopicRecord> {
+export async function recordedTopic(database: Database, topic: string): Promise<TopicRecord> {
   const [registry, all] = await Promise.all([database.storage.topics(), database.storage.counts().then(topicTotals)]);
   const record = registry.find((t) => t.name === topic);
   if (record) return record;
@@ -301,7 +354,7 @@ function knownTopics(registry: TopicRecord[], all: StateCounts): string[] {
 }
 
 /** A message body as JSON when it is JSON (it always is when Tidings wrote it), else the raw text. */
-function parseBody(body: string): unknown {
+export function parseBody(body: string): unknown {
   try {
     return JSON.parse(body);
   } catch {
@@ -309,7 +362,8 @@ function parseBody(body: string): unknown {
   }
 }
 
-function clip(text: string, max: number): string {
+/** `text` cut to `max` characters, an ellipsis marking the cut. */
+export function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 

@@ -130,6 +130,48 @@ export class OutFolderNotFoundError extends TidingsError {
   }
 }
 
+/** `messages list --state` names a state the command does not show. */
+export class UnknownStateError extends TidingsError {
+  constructor(
+    readonly state: string,
+    readonly valid: readonly string[],
+  ) {
+    super('UNKNOWN_STATE', `--state ${JSON.stringify(state)} is not a state tidings messages list shows: pick one of ${valid.join(', ')}.`);
+  }
+}
+
+/** `messages show` of an id the subscription does not hold (mistyped, or consumed and gone). */
+export class MessageNotFoundError extends TidingsError {
+  constructor(
+    readonly topic: string,
+    readonly subscription: string,
+    readonly id: string,
+    /** The command that lists what the subscription does hold. */
+    listing: string,
+    target: string,
+  ) {
+    super(
+      'MESSAGE_NOT_FOUND',
+      `No message "${id}" in subscription "${subscription}" of topic "${topic}" (${target}): the id is mistyped, or the message was consumed and is gone. ` +
+        `\`${listing}\` lists the messages it holds.`,
+    );
+  }
+}
+
+/** A command that drops messages for good was run without `--yes`; nothing was dropped. */
+export class ConfirmationRequiredError extends TidingsError {
+  constructor(
+    /** What would be dropped, e.g. `the 12 waiting or delayed messages of topic "orders"`. */
+    readonly what: string,
+    /** How many would be dropped, as counted when the command looked. */
+    readonly count: number,
+    /** The command as run, to repeat with --yes. */
+    command: string,
+  ) {
+    super('CONFIRMATION_REQUIRED', `This would drop ${what} for good; nothing was dropped. To drop them, run it again with --yes: ${command} --yes`);
+  }
+}
+
 /** `tidings viz all --format mermaid --out` a file that is not Markdown: a Mermaid file holds one diagram, and `all` is four. */
 export class MermaidFileOfOneDiagramError extends TidingsError {
   constructor(readonly out: string) {

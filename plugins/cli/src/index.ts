@@ -1,15 +1,43 @@
 export { stats, dlqList, dlqRedrive, purge, processOutput, formatDuration } from './commands.js';
 export type { Output, DbOptions, StatsOptions, StatsResult, SubscriptionStats, DlqListOptions, DlqListResult, DlqRedriveOptions, DlqRedriveResult, PurgeOptions, PurgeResult } from './commands.js';
 export { subscriptionsList, subscriptionsRemove, type SubscriptionsListOptions, type SubscriptionListing, type SubscriptionsRemoveOptions, type SubscriptionsRemoveResult } from './subscriptions.js';
+export {
+  messagesList,
+  messagesShow,
+  DEFAULT_PAGE,
+  MAX_PAGE,
+  type MessagesListOptions,
+  type MessagesListResult,
+  type MessagesShowOptions,
+  type ShownMessage,
+} from './messages.js';
+export {
+  pauseSubscription,
+  resumeSubscription,
+  emptySubscription,
+  dlqDiscard,
+  retryNow,
+  type PauseOptions,
+  type PauseResult,
+  type EmptyOptions,
+  type EmptyResult,
+  type DlqDiscardOptions,
+  type DlqDiscardResult,
+  type RetryNowOptions,
+  type RetryNowResult,
+} from './operator.js';
 export { openDatabase, topicsOf, assertTopic, subscriptionsOf, pickSubscription, DEFAULT_DB, type Database } from './database.js';
 export {
+  ConfirmationRequiredError,
   DatabaseNotFoundError,
   MermaidFileOfOneDiagramError,
+  MessageNotFoundError,
   NotADatabaseError,
   OutFolderNotFoundError,
   SubscriptionLeasedError,
   SubscriptionRequiredError,
   TopicNotRecordedError,
+  UnknownStateError,
   UnknownSubscriptionError,
   UnknownTopicError,
   UnknownVizFormatError,

@@ -12,9 +12,12 @@ export function parseDuration(option: string, value: string): number {
   return ms;
 }
 
-/** A whole number from `min` up, e.g. `--limit`; throws `InvalidOptionsError` naming the option. */
-export function parseInteger(option: string, value: string | number, min = 1): number {
+/** A whole number from `min` up (to `max` if given), e.g. `--limit`; throws `InvalidOptionsError` naming the option. */
+export function parseInteger(option: string, value: string | number, min = 1, max?: number): number {
   const n = typeof value === 'number' ? value : /^\s*-?\d+\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new InvalidOptionsError(`${option} must be a whole number >= ${min}, got ${JSON.stringify(value)}.`);
+  if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) {
+    const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new InvalidOptionsError(`${option} must be a whole number ${range}, got ${JSON.stringify(value)}.`);
+  }
   return n;
 }

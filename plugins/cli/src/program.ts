@@ -1,13 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { TidingsError } from '@tidings/core';
+import { MESSAGE_VIEWS, TidingsError } from '@tidings/core';
 import { dlqList, dlqRedrive, processOutput, purge, stats, type Output } from './commands.js';
 import { DEFAULT_DASHBOARD_PORT, serveDashboard } from './dashboard.js';
 import { DEFAULT_DB } from './database.js';
+import { DEFAULT_PAGE, MAX_PAGE, messagesList, messagesShow } from './messages.js';
+import { dlqDiscard, emptySubscription, pauseSubscription, resumeSubscription, retryNow } from './operator.js';
 import { subscriptionsList, subscriptionsRemove } from './subscriptions.js';
 import type { DemoOptions } from './demo.js';
 import { parseDuration, parseInteger } from './parse.js';
 import { VIZ_FORMATS, VIZ_TARGETS, viz } from './viz.js';
+
+/** Gathers a repeated option (`--id a --id b`) into a list. */
+const collect = (value: string, values: string[] = []) => [...values, value];
 
 const FAULTS = ['none', 'default', 'heavy'] as const satisfies ReadonlyArray<DemoOptions['faults']>;
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -21,7 +26,8 @@ export async function run(argv: string[], output: Output = processOutput): Promi
 
   const program = new Command('tidings')
     .description(
-      'Look into and tidy a Tidings database (counts per topic and subscription, dead letters, redrive, subscriptions, purge), watch it live, draw its machines, or run the demo.',
+      'Look into and operate a Tidings database: counts per topic and subscription, messages by state, pause and resume, retry now, empty, ' +
+        'dead letters (list, redrive, discard), subscriptions, purge; watch it live, draw its machines, or run the demo.',
     )
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
@@ -34,7 +40,9 @@ export async function run(argv: string[], output: Output = processOutput): Promi
 
   program
     .command('stats')
-    .description('message counts by state, a row per topic and subscription (declared subscriptions without messages too), with the topic\'s ordering')
+    .description(
+      "message counts by state, a row per topic and subscription (declared topics and subscriptions without messages too), with the topic's ordering and, when any is paused, since when",
+    )
     .addOption(dbOption())
     .option('--topic <topic>', 'only this topic')
     .option('--subscription <name>', 'only the subscriptions of this name')
@@ -44,7 +52,7 @@ export async function run(argv: string[], output: Output = processOutput): Promi
     });
 
   const subscriptionOption = () => new Option('--subscription <name>', 'the subscription (default: default, which a topic declared without subscriptions has)');
-  const dlq = program.command('dlq').description("dead letters of a topic's subscription: list them, or put them back for delivery");
+  const dlq = program.command('dlq').description("dead letters of a topic's subscription: list them, put them back for delivery, or discard them");
   dlq
     .command('list')
     .description("a subscription's dead letters, oldest first")
@@ -62,10 +70,94 @@ export async function run(argv: string[], output: Output = processOutput): Promi
     .argument('<topic>')
     .addOption(dbOption())
     .addOption(subscriptionOption())
-    .option('--id <id>', 'a dead letter to redrive (repeat for several; default: all)', (id: string, ids: string[] = []) => [...ids, id])
+    .option('--id <id>', 'a dead letter to redrive (repeat for several; default: all)', collect)
     .option('--json', 'print JSON')
     .action(async (topic: string, o: { db: string; subscription?: string; id?: string[]; json?: boolean }) => {
       const result = await dlqRedrive({ ...remember(o), topic, ids: o.id }, output);
+      if (result.missing.length > 0) exitCode = 1;
+    });
+
+  dlq
+    .command('discard')
+    .description("drop a subscription's dead letters (or only --id ones) for good; says how many and refuses without --yes")
+    .argument('<topic>')
+    .addOption(dbOption())
+    .addOption(subscriptionOption())
+    .option('--id <id>', 'a dead letter to discard (repeat for several; default: all)', collect)
+    .option('--yes', 'drop them (without it, only says how many it would)')
+    .option('--json', 'print JSON')
+    .action(async (topic: string, o: { db: string; subscription?: string; id?: string[]; yes?: boolean; json?: boolean }) => {
+      const result = await dlqDiscard({ ...remember(o), topic, ids: o.id }, output);
+      if (result.missing.length > 0) exitCode = 1;
+    });
+
+  for (const [verb, description] of [
+    ['pause', "pause a subscription for every process, durably: its consumers stop leasing within a second and finish what they hold; sends still store"],
+    ['resume', "let a paused subscription's consumers lease again, in every process"],
+  ] as const) {
+    program
+      .command(verb)
+      .description(description)
+      .argument('<topic>')
+      .addOption(dbOption())
+      .addOption(subscriptionOption())
+      .option('--json', 'print JSON')
+      .action(async (topic: string, o: { db: string; subscription?: string; json?: boolean }) => {
+        await (verb === 'pause' ? pauseSubscription : resumeSubscription)({ ...remember(o), topic }, output);
+      });
+  }
+
+  const messages = program.command('messages').description("a subscription's messages: a page of them by state, id or key, or one in full");
+  messages
+    .command('list')
+    .description('a page of messages in delivery order (id, key, state, deliveries, dates, last error), and the command for the next page')
+    .argument('<topic>')
+    .addOption(dbOption())
+    .addOption(subscriptionOption())
+    // Checked by messagesList() rather than by commander, so a function caller gets the same typed error.
+    .option('--state <state>', `${MESSAGE_VIEWS.join(' | ')} (default: waiting; with --id or --key, every state)`)
+    .option('--id <id>', 'only the message with this id')
+    .option('--key <key>', 'only messages with this ordering key')
+    .option('--after <cursor>', 'the page after this cursor (printed under the page before)')
+    .option('--limit <n>', `messages per page, 1 to ${MAX_PAGE}`, String(DEFAULT_PAGE))
+    .option('--json', 'print JSON: { messages, next }')
+    .action(async (topic: string, o: { db: string; subscription?: string; state?: string; id?: string; key?: string; after?: string; limit: string; json?: boolean }) => {
+      await messagesList({ ...remember(o), topic, limit: parseInteger('--limit', o.limit, 1, MAX_PAGE) }, output);
+    });
+  messages
+    .command('show')
+    .description('one message in full: payload, headers, deliveries, dates, lease, last error with its stack')
+    .argument('<topic>')
+    .argument('<id>', 'the message id')
+    .addOption(dbOption())
+    .addOption(subscriptionOption())
+    .option('--json', 'print JSON')
+    .action(async (topic: string, id: string, o: { db: string; subscription?: string; json?: boolean }) => {
+      await messagesShow({ ...remember(o), topic, id }, output);
+    });
+
+  program
+    .command('empty')
+    .description("drop a subscription's waiting and delayed messages, not the leased ones; says how many and refuses without --yes (unlike purge, which drops only what has expired)")
+    .argument('<topic>')
+    .addOption(dbOption())
+    .addOption(subscriptionOption())
+    .option('--yes', 'drop them (without it, only says how many it would)')
+    .option('--json', 'print JSON')
+    .action(async (topic: string, o: { db: string; subscription?: string; yes?: boolean; json?: boolean }) => {
+      await emptySubscription({ ...remember(o), topic }, output);
+    });
+
+  program
+    .command('retry-now')
+    .description("make a subscription's delayed messages (a retry's backoff, a send's delayMs), or only --id ones, due now")
+    .argument('<topic>')
+    .addOption(dbOption())
+    .addOption(subscriptionOption())
+    .option('--id <id>', 'a delayed message to retry now (repeat for several; default: all)', collect)
+    .option('--json', 'print JSON')
+    .action(async (topic: string, o: { db: string; subscription?: string; id?: string[]; json?: boolean }) => {
+      const result = await retryNow({ ...remember(o), topic, ids: o.id }, output);
       if (result.missing.length > 0) exitCode = 1;
     });
 
@@ -93,7 +185,7 @@ export async function run(argv: string[], output: Output = processOutput): Promi
 
   program
     .command('purge')
-    .description('drop expired dedup and idempotency records, and dead letters older than an age')
+    .description('retention clean-up: drop expired dedup and idempotency records, and dead letters older than an age (tidings empty drops a queue\'s waiting messages)')
     .addOption(dbOption())
     .option('--topic <topic>', 'only this topic')
     .option('--dead-older-than <age>', 'also drop dead letters this old: ms, or 30m, 12h, 7d')

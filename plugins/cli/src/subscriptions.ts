@@ -44,13 +44,18 @@ export async function subscriptionsList(options: SubscriptionsListOptions, outpu
       return { ...r, counts: c, messages: Object.values(c).reduce((a, n) => a + (n ?? 0), 0) };
     });
     if (options.json) {
-      const shown = listed.map((s) => ({ ...s, deadLetter: s.deadLetter ?? null, declaredAt: new Date(s.declaredAt).toISOString() }));
+      const iso = (at: number | undefined) => (at === undefined ? null : new Date(at).toISOString());
+      const shown = listed.map((s) => ({ ...s, deadLetter: s.deadLetter ?? null, declaredAt: iso(s.declaredAt), pausedAt: iso(s.pausedAt) }));
       output.out(JSON.stringify({ db: database.name, subscriptions: shown }, null, 2));
     } else if (listed.length === 0) {
       output.out(topic === undefined ? `${database.target} records no subscriptions.` : `Topic "${topic}" has no subscriptions (${database.target}).`);
     } else {
-      const rows = listed.map((s) => [s.topic, s.name, String(s.maxDeliveries), s.deadLetter ?? '', new Date(s.declaredAt).toISOString(), String(s.messages)]);
-      output.out(`${database.target}\n${table(['topic', 'subscription', 'max deliveries', 'dead letters to', 'declared', 'messages'], rows, [false, false, true, false, false, true])}`);
+      // A paused column only when something is paused, as in `tidings stats`.
+      const paused = listed.some((s) => s.pausedAt !== undefined);
+      const pausedCell = (s: SubscriptionListing) => (paused ? [s.pausedAt === undefined ? '' : new Date(s.pausedAt).toISOString()] : []);
+      const rows = listed.map((s) => [s.topic, s.name, String(s.maxDeliveries), s.deadLetter ?? '', new Date(s.declaredAt).toISOString(), String(s.messages), ...pausedCell(s)]);
+      const headers = ['topic', 'subscription', 'max deliveries', 'dead letters to', 'declared', 'messages', ...(paused ? ['paused since'] : [])];
+      output.out(`${database.target}\n${table(headers, rows, [false, false, true, false, false, true, false])}`);
     }
     return listed;
   });

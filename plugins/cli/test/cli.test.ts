@@ -24,9 +24,9 @@ const FILLED: StateCounts = { orders: { acked: 3, dead: 2 }, payments: { stored:
 
 /** The same as `stats` rows: every topic of `fill` has its default subscription alone, and no ordering. */
 const FILLED_ROWS: SubscriptionStats[] = [
-  { topic: 'orders', subscription: 'default', ordering: 'none', counts: { acked: 3, dead: 2 }, total: 5 },
-  { topic: 'payments', subscription: 'default', ordering: 'none', counts: { stored: 1, dead: 1 }, total: 2 },
-  { topic: 'receipts', subscription: 'default', ordering: 'none', counts: {}, total: 0 },
+  { topic: 'orders', subscription: 'default', ordering: 'none', counts: { acked: 3, dead: 2 }, total: 5, pausedAt: null },
+  { topic: 'payments', subscription: 'default', ordering: 'none', counts: { stored: 1, dead: 1 }, total: 2, pausedAt: null },
+  { topic: 'receipts', subscription: 'default', ordering: 'none', counts: {}, total: 0, pausedAt: null },
 ];
 
 /** Captures what a command writes, line by line. */
@@ -276,9 +276,9 @@ async function fillSubscribed(storage: StorageAdapter<any>): Promise<void> {
 
 /** What `fillSubscribed` leaves, as `stats` rows. */
 const SUBSCRIBED_ROWS: SubscriptionStats[] = [
-  { topic: 'shipments', subscription: 'audit', ordering: 'key', counts: {}, total: 0 },
-  { topic: 'shipments', subscription: 'billing', ordering: 'key', counts: { dead: 2 }, total: 2 },
-  { topic: 'shipments', subscription: 'email', ordering: 'key', counts: { acked: 4 }, total: 4 },
+  { topic: 'shipments', subscription: 'audit', ordering: 'key', counts: {}, total: 0, pausedAt: null },
+  { topic: 'shipments', subscription: 'billing', ordering: 'key', counts: { dead: 2 }, total: 2, pausedAt: null },
+  { topic: 'shipments', subscription: 'email', ordering: 'key', counts: { acked: 4 }, total: 4, pausedAt: null },
 ];
 
 /** Leases one of a subscription's copies as a consumer in another process would, and keeps it. */
@@ -382,7 +382,7 @@ describe('tidings and subscriptions', () => {
     await subscriptionsList({ db: template, topic: 'orders', json: true }, json);
     expect(JSON.parse(json.text())).toEqual({
       db: template,
-      subscriptions: [{ topic: 'orders', name: 'default', maxDeliveries: 1, deadLetter: null, declaredAt: expect.stringMatching(/Z$/), counts: { acked: 3, dead: 2 }, messages: 5 }],
+      subscriptions: [{ topic: 'orders', name: 'default', maxDeliveries: 1, deadLetter: null, declaredAt: expect.stringMatching(/Z$/), counts: { acked: 3, dead: 2 }, messages: 5, pausedAt: null }],
     });
     await expect(subscriptionsList({ db: template, topic: 'ordres' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC' });
   });
