@@ -27,7 +27,7 @@ section.topic > h2 .lifecycle { font-weight: normal; color: var(--muted); font-s
 .diagram .count.some rect { fill: var(--blue); stroke: var(--blue); }
 .diagram .count.some text { fill: #fff; }
 .diagram .count.dead.some rect { fill: var(--red); stroke: var(--red); }
-.panels { display: grid; gap: 12px; align-content: start; min-width: 0; }
+.panels { display: grid; grid-template-columns: minmax(0, 1fr); gap: 12px; align-content: start; min-width: 0; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(240px, 1fr)); gap: 12px; }
 .chart h3, .panels h3 { margin: 0 0 4px; font-size: 13px; color: var(--muted); font-weight: 600; }
 .chart svg { width: 100%; height: 90px; background: var(--bg); border: 1px solid var(--line); border-radius: 6px; }
@@ -87,5 +87,7 @@ dialog::backdrop { background: rgba(16, 24, 40, .35); }
 dialog p { margin: 0 0 14px; }
 dialog .actions { justify-content: flex-end; }
 [hidden] { display: none !important; }
-@media (max-width: 760px) { header, main { padding-left: 12px; padding-right: 12px; } header .mode { min-width: 0; } dl.fields { grid-template-columns: 1fr; } dl.fields dd { margin-bottom: 6px; } }
+#act-notice:empty { display: none; }
+.panel h3 { margin: 6px 0 0; font-size: 14px; }
+@media (max-width: 760px) { section.topic { grid-template-columns: minmax(0, 1fr); } .panels .body { overflow-x: auto; } td.error { max-width: 180px; } header, main { padding-left: 12px; padding-right: 12px; } header .mode { min-width: 0; flex-basis: 100%; order: 3; font-size: 12.5px; } table.overview [data-key="lifecycle"], table.overview [data-key="ordering"], table.overview [data-key="done"] { display: none; } table.overview td, table.overview th { padding: 4px 5px; } table.overview td[data-key="topic"] { white-space: normal; min-width: 110px; } dl.fields { grid-template-columns: 1fr; } dl.fields dd { margin-bottom: 6px; } }
 `;

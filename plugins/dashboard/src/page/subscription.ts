@@ -39,6 +39,7 @@ async function operate(verb, extra, button, ask) {
     if (!(await confirmAct(ask[0], ask[1]))) return;
     body.confirm = true;
   }
+  const focused = button && document.activeElement === button;
   if (button) button.disabled = true;
   try {
     const a = await act(verb, body);
@@ -58,6 +59,8 @@ async function operate(verb, extra, button, ask) {
     notice(verb + ' failed: ' + error.message, true);
   } finally {
     if (button) button.disabled = false;
+    // A disabled button drops the focus: a keyboard user gets it back where they were.
+    if (focused && button.isConnected) button.focus();
   }
 }
 
