@@ -32,9 +32,10 @@ export class Targets {
     }
     const record = (await this.storage.topics()).find((t) => t.name === topic);
     if (!record) throw new DashboardRequestError(404, 'UNKNOWN_TOPIC', `Topic "${topic}" is not recorded in this storage: check the name.`);
-    const [records, copies] = await Promise.all([this.storage.subscriptions(topic), this.storage.counts(topic)]);
-    const known = [...new Set([...records.map((s) => s.name), ...Object.keys(copies[topic] ?? {})])].sort();
+    const records = await this.storage.subscriptions(topic);
     const name = (named as string | undefined) ?? DEFAULT_SUBSCRIPTION;
+    // Counting copies groups every message of the topic: only for a name the records lack (copies of an old schema).
+    const known = records.some((s) => s.name === name) ? [name] : [...new Set([...records.map((s) => s.name), ...Object.keys((await this.storage.counts(topic))[topic] ?? {})])].sort();
     if (!known.includes(name) && !(named === undefined && known.length === 0)) {
       const list = known.join(', ');
       if (named === undefined) {
