@@ -26,9 +26,6 @@ export {
   TopicLedger,
   SubscriptionLedger,
   recordedLedger,
-  MESSAGE_VIEWS,
-  type MessageView,
-  type BrowseOptions,
   type LedgerParts,
   type LedgerTopic,
   type Failure,
@@ -51,6 +48,6 @@ export {
 } from './delivery/consume.js';
 export { consumerMachine, type ConsumerWork, type ConsumerEvent } from './delivery/consumer-machine.js';
 export { PAUSE_CHECK_MS } from './delivery/pauses.js';
-export { requests, type ProtocolTopic, type ProtocolSubscription } from './storage/requests.js';
+export { requests, MESSAGE_VIEWS, type MessageView, type BrowseOptions, type ProtocolTopic, type ProtocolSubscription } from './storage/requests.js';
 export { Tidings, type TidingsOptions, type TxOf } from './tidings.js';
 export type { ContainerParts } from './container.js';

@@ -1,6 +1,6 @@
 import type { BatchConsumeOptions, BatchHandler, ConsumeOptions, Handler } from './delivery/consume.js';
 import { Consumer, type Handling } from './delivery/consumer.js';
-import type { BrowseOptions } from './delivery/ledger.js';
+import type { BrowseOptions } from './storage/requests.js';
 import type { SubscriptionRuntime } from './delivery/runtime.js';
 import { InvalidOptionsError, SubscriptionInUseError } from './errors.js';
 import type { MessageState } from './lifecycle/names.js';

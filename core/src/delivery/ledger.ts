@@ -5,7 +5,7 @@ import { lifecyclePlans } from '../lifecycle/plan.js';
 import type { TransitionStep } from '../lifecycle/table.js';
 import { systemClock, type Clock } from '../services.js';
 import type { BrowsePage, NewMessage, SettleItem, StorageAdapter, StoredMessage, StoreResult, SubscriptionRecord, TopicRecord } from '../storage/contract.js';
-import { requests, type ProtocolSubscription, type ProtocolTopic } from '../storage/requests.js';
+import { MESSAGE_VIEWS, requests, type BrowseOptions, type ProtocolSubscription, type ProtocolTopic } from '../storage/requests.js';
 import { leasePolicy, type LeasePolicy, type Ordering } from './lease-policy.js';
 
 /** What a ledger needs of its instance: the storage it writes, the clock it runs on, the bus it reports to. */
@@ -38,25 +38,6 @@ export interface Released {
 }
 
 const noop = () => undefined;
-
-/** Which of a subscription's messages a page shows: waiting (due), delayed (due later: a retry's backoff, `delayMs`), leased, or dead. */
-export const MESSAGE_VIEWS = ['waiting', 'delayed', 'leased', 'dead'] as const;
-/** One of `MESSAGE_VIEWS`. */
-export type MessageView = (typeof MESSAGE_VIEWS)[number];
-
-/** What `browse` shows: a view, or one id or key in any state; a page after a cursor. */
-export interface BrowseOptions {
-  /** Required unless `id` or `key` is given. */
-  view?: MessageView;
-  /** Only the message with this id. */
-  id?: string;
-  /** Only messages with this ordering key. */
-  key?: string;
-  /** The `next` of the page before. */
-  after?: string;
-  /** Messages per page, 1 to 500 (default 50). */
-  limit?: number;
-}
 
 function checkBrowse(o: BrowseOptions): number {
   if (o === null || typeof o !== 'object') throw new InvalidOptionsError(`browse() takes an object, e.g. { view: 'waiting' }, got ${String(o)}.`);
@@ -317,13 +298,8 @@ export class SubscriptionLedger {
   async browse(options: BrowseOptions = {}): Promise<BrowsePage> {
     const limit = checkBrowse(options);
     const browse = this.verb('browse', 'browse messages');
-    const { plan } = this.topic.topic;
-    const state = options.view === undefined ? undefined : { waiting: plan.ready, delayed: plan.ready, leased: plan.removeOnLease ? undefined : plan.leased, dead: plan.dead }[options.view];
-    // A view the lifecycle has no state for (at-most-once has no leases kept, no dead letters) is empty.
-    if (options.view !== undefined && state === undefined) return { messages: [] };
-    const due = options.view === 'waiting' || options.view === 'delayed' ? { now: this.now(), later: options.view === 'delayed' } : undefined;
-    const req = { topic: this.topic.topic.name, subscription: this.name, limit, ...(state ? { state } : {}), ...(due ? { due } : {}) };
-    return browse({ ...req, ...(options.id !== undefined ? { id: options.id } : {}), ...(options.key !== undefined ? { key: options.key } : {}), ...(options.after !== undefined ? { after: options.after } : {}) });
+    const req = requests.browse(this.protocol, { ...options, limit }, this.now());
+    return req ? browse(req) : { messages: [] };
   }
 
   /** The message with this id, in whatever state this subscription holds it, or undefined. */
@@ -333,16 +309,16 @@ export class SubscriptionLedger {
 
   /** Drops every waiting and delayed message (not those leased: their handlers finish them); returns how many. */
   async empty(): Promise<number> {
-    const dropped = await this.verb('discard', 'empty a subscription')({ topic: this.topic.topic.name, subscription: this.name, state: this.topic.topic.plan.ready });
+    const dropped = await this.verb('discard', 'empty a subscription')(requests.empty(this.protocol));
     this.acted('empty', dropped);
     return dropped;
   }
 
   /** Drops dead messages, all or the given ids, for good; returns how many. */
   async discard(ids?: string[]): Promise<number> {
-    const { dead } = this.topic.topic.plan;
     const discard = this.verb('discard', 'discard dead letters');
-    const dropped = dead === undefined || ids?.length === 0 ? 0 : await discard({ topic: this.topic.topic.name, subscription: this.name, state: dead, ...(ids ? { ids } : {}) });
+    const req = requests.discardDead(this.protocol, ids);
+    const dropped = req === undefined || ids?.length === 0 ? 0 : await discard(req);
     this.acted('discard', dropped, ids);
     return dropped;
   }
@@ -350,7 +326,7 @@ export class SubscriptionLedger {
   /** Makes delayed messages (a retry's backoff, a send's `delayMs`), all or the given ids, due now; returns the ids moved. */
   async retryNow(ids?: string[]): Promise<string[]> {
     const retry = this.verb('retryNow', 'retry messages now');
-    const moved = ids?.length === 0 ? [] : await retry({ topic: this.topic.topic.name, subscription: this.name, state: this.topic.topic.plan.ready, now: this.now(), ...(ids ? { ids } : {}) });
+    const moved = ids?.length === 0 ? [] : await retry(requests.retryNow(this.protocol, ids, this.now()));
     if (moved.length > 0) this.wake();
     this.acted('retryNow', moved.length, ids);
     return moved;

@@ -2,6 +2,8 @@ import type { MessageState } from '../lifecycle/names.js';
 import type { LifecyclePlan } from '../lifecycle/plan.js';
 import type { TransitionStep } from '../lifecycle/table.js';
 import type {
+  BrowseRequest,
+  DiscardRequest,
   ExpireRequest,
   ExtendLeaseRequest,
   LeaseRequest,
@@ -9,10 +11,30 @@ import type {
   PeekRequest,
   RedriveRequest,
   ReleaseRequest,
+  RetryNowRequest,
   SettleItem,
   SettleRequest,
   StoreRequest,
 } from './contract.js';
+
+/** Which of a subscription's messages a page shows: waiting (due), delayed (due later: a retry's backoff, `delayMs`), leased, or dead. */
+export const MESSAGE_VIEWS = ['waiting', 'delayed', 'leased', 'dead'] as const;
+/** One of `MESSAGE_VIEWS`. */
+export type MessageView = (typeof MESSAGE_VIEWS)[number];
+
+/** What `browse` shows: a view, or one id or key in any state; a page after a cursor. */
+export interface BrowseOptions {
+  /** Required unless `id` or `key` is given. */
+  view?: MessageView;
+  /** Only the message with this id. */
+  id?: string;
+  /** Only messages with this ordering key. */
+  key?: string;
+  /** The `next` of the page before. */
+  after?: string;
+  /** Messages per page, 1 to 500 (default 50). */
+  limit?: number;
+}
 
 /** A topic as the request builders see it: its name, its lifecycle's plan and its dedup window. */
 export interface ProtocolTopic {
@@ -112,6 +134,41 @@ export const requests = {
     const steps = s.topic.plan.steps.redrive;
     if (steps.length === 0) return undefined;
     return { topic: s.topic.name, subscription: s.name, from: steps[0]!.from, to: steps.at(-1)!.to, ids, now };
+  },
+
+  /**
+   * A page of an operator's view: waiting and delayed are the ready state split at `now`; undefined for a view the
+   * lifecycle has no state for (at-most-once keeps no leased or dead copies).
+   */
+  browse(s: ProtocolSubscription, o: BrowseOptions & { limit: number }, now: number): BrowseRequest | undefined {
+    const { plan } = s.topic;
+    const req: BrowseRequest = { topic: s.topic.name, subscription: s.name, limit: o.limit };
+    if (o.view !== undefined) {
+      const state = { waiting: plan.ready, delayed: plan.ready, leased: plan.removeOnLease ? undefined : plan.leased, dead: plan.dead }[o.view];
+      if (state === undefined) return undefined;
+      req.state = state;
+      if (o.view === 'waiting' || o.view === 'delayed') req.due = { now, later: o.view === 'delayed' };
+    }
+    if (o.id !== undefined) req.id = o.id;
+    if (o.key !== undefined) req.key = o.key;
+    if (o.after !== undefined) req.after = o.after;
+    return req;
+  },
+
+  /** Emptying a queue: every ready copy, due or delayed. */
+  empty(s: ProtocolSubscription): DiscardRequest {
+    return { topic: s.topic.name, subscription: s.name, state: s.topic.plan.ready };
+  },
+
+  /** Discarding dead letters, all or some; undefined for a lifecycle whose messages never die. */
+  discardDead(s: ProtocolSubscription, ids: string[] | undefined): DiscardRequest | undefined {
+    const { dead } = s.topic.plan;
+    return dead === undefined ? undefined : { topic: s.topic.name, subscription: s.name, state: dead, ...(ids ? { ids } : {}) };
+  },
+
+  /** Delayed ready copies due now, all or some. */
+  retryNow(s: ProtocolSubscription, ids: string[] | undefined, now: number): RetryNowRequest {
+    return { topic: s.topic.name, subscription: s.name, state: s.topic.plan.ready, now, ...(ids ? { ids } : {}) };
   },
 
   /** A look at a subscription's messages in `state`. */
