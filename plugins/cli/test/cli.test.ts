@@ -6,12 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Tidings, recordedLedger, silentLogger, topicTotals, type StateCounts, type StorageAdapter, type TopicOptions } from '@tidings/core';
+import { Tidings, silentLogger, topicTotals, type StateCounts, type StorageAdapter, type TopicOptions } from '@tidings/core';
 import Database from 'better-sqlite3';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
 import { dlqList, dlqRedrive, purge, run, stats, subscriptionsList, subscriptionsRemove, type Output, type SubscriptionStats } from '@tidings/cli';
 import { freshPostgresDatabase } from '../../../test/support/databases.js';
+import { leaseOne } from './support.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const pkg = fileURLToPath(new URL('..', import.meta.url));
@@ -280,19 +281,6 @@ const SUBSCRIBED_ROWS: SubscriptionStats[] = [
   { topic: 'shipments', subscription: 'billing', ordering: 'key', counts: { dead: 2 }, total: 2, pausedAt: null },
   { topic: 'shipments', subscription: 'email', ordering: 'key', counts: { acked: 4 }, total: 4, pausedAt: null },
 ];
-
-/** Leases one of a subscription's copies as a consumer in another process would, and keeps it. */
-async function leaseOne(file: string, topic: string, subscription: string): Promise<string> {
-  const storage = sqliteStorage({ file });
-  await storage.open?.();
-  try {
-    const record = (await storage.topics()).find((t) => t.name === topic)!;
-    const [leased] = await recordedLedger(storage, record, { name: subscription, maxDeliveries: 5 }).lease({ limit: 1, leaseMs: 600_000, leaseToken: 'another-process' });
-    return leased!.id;
-  } finally {
-    await storage.close();
-  }
-}
 
 describe('tidings and subscriptions', () => {
   const subscribed = join(dir, 'subscribed.db');

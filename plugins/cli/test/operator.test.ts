@@ -2,11 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PAUSE_CHECK_MS, Tidings, recordedLedger, silentLogger, type StorageAdapter } from '@tidings/core';
+import { PAUSE_CHECK_MS, Tidings, silentLogger, type StorageAdapter } from '@tidings/core';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
 import { dlqDiscard, emptySubscription, messagesList, messagesShow, pauseSubscription, retryNow, run, stats, type Output } from '@tidings/cli';
 import { freshPostgresDatabase } from '../../../test/support/databases.js';
+import { leaseOne } from './support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tidings-cli-operator-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,19 +48,6 @@ async function app(storage: StorageAdapter<any>): Promise<Tidings> {
   const t = await Tidings.create({ storage, purgeIntervalMs: 0, logger: silentLogger });
   opened.push(t);
   return t;
-}
-
-/** Leases one of a subscription's messages as a consumer in another process would, and keeps it. */
-async function leaseOne(file: string, topic: string, subscription = 'default'): Promise<string> {
-  const storage = sqliteStorage({ file });
-  await storage.open?.();
-  try {
-    const record = (await storage.topics()).find((t) => t.name === topic)!;
-    const [leased] = await recordedLedger(storage, record, { name: subscription, maxDeliveries: 5 }).lease({ limit: 1, leaseMs: 600_000, leaseToken: 'another-process' });
-    return leased!.id;
-  } finally {
-    await storage.close();
-  }
 }
 
 /** Dead-letters the messages of a topic declared with `maxDeliveries: 1` by a consumer that throws for `dead` ids. */
