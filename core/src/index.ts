@@ -49,5 +49,5 @@ export {
 export { consumerMachine, type ConsumerWork, type ConsumerEvent } from './delivery/consumer-machine.js';
 export { PAUSE_CHECK_MS } from './delivery/pauses.js';
 export { requests, MESSAGE_VIEWS, type MessageView, type BrowseOptions, type ProtocolTopic, type ProtocolSubscription } from './storage/requests.js';
-export { Tidings, type TidingsOptions, type TxOf } from './tidings.js';
+export { Tidings, type TidingsHealth, type TidingsOptions, type TxOf } from './tidings.js';
 export type { ContainerParts } from './container.js';

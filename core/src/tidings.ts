@@ -5,7 +5,7 @@ import { ClosedError, InvalidOptionsError, TopicConflictError } from './errors.j
 import { TidingsEventBus, type TransitionEvent } from './events.js';
 import { toInspectionEvent, type InspectionEvent } from './inspect.js';
 import { resolveTopicOptions, validateTopicName, type ResolvedTopicOptions, type TopicOptions } from './options.js';
-import type { StateCounts, StorageAdapter, StoredMessage, SubscriptionCounts, SubscriptionRecord, TopicRecord } from './storage/contract.js';
+import type { StateCounts, StorageAdapter, StoredMessage, SubscriptionCounts, SubscriptionRecord, TopicRecord, WakeUpHealth } from './storage/contract.js';
 import { DEFAULT_SUBSCRIPTION } from './storage/scopes.js';
 import { topicTotals } from './storage/counts.js';
 import { lifecyclePlans } from './lifecycle/plan.js';
@@ -20,6 +20,16 @@ import { ledgerOf, subscriptionOf, topicRuntime, type TopicServices } from './de
 export interface TidingsOptions<Tx = unknown> extends ContainerParts<Tx> {
   /** How often `purge()` runs on its own, in ms (default 60 000; 0 turns it off). */
   purgeIntervalMs?: number;
+}
+
+/** What `tidings.health()` answers. */
+export interface TidingsHealth {
+  /** The storage adapter's name. */
+  storage: string;
+  /** True once `close()` was called. */
+  closed: boolean;
+  /** Wake-ups across processes, when the storage has them and a consumer asked for them. */
+  wakeUps?: WakeUpHealth;
 }
 
 /** The transaction handle type of a storage adapter. */
@@ -124,6 +134,16 @@ export class Tidings<Tx = unknown> {
   subscriptions(topic?: string): Promise<SubscriptionRecord[]> {
     this.assertOpen();
     return this.storage.subscriptions(topic);
+  }
+
+  /**
+   * How this instance is doing: its storage, and whether its consumers are woken when another process stores (absent
+   * for a storage without wake-ups, or before a consumer started). Consumers poll whatever it says.
+   */
+  health(): TidingsHealth {
+    const storage = this.storage;
+    const wakeUps = storage.health?.().wakeUps;
+    return { storage: storage.name, closed: this.closing !== undefined, ...(wakeUps ? { wakeUps } : {}) };
   }
 
   /** Registers work that `close()` must wait for. */

@@ -59,8 +59,11 @@ export interface SqlDialect extends SchemaDialect {
    * store's statement, whose one parameter is the topic.
    */
   readonly notifyCte?: string;
-  /** Subscribes to those wake-ups on a connection of its own; resolves to its closer. */
-  listen?(orm: MikroORM, onTopic: (topic: string) => void): Promise<() => Promise<unknown>>;
+  /**
+   * Subscribes to those wake-ups on a connection of its own; resolves to its closer. Calls `onLost` (once) when that
+   * connection fails or ends other than by the closer, so the storage can listen again.
+   */
+  listen?(orm: MikroORM, onTopic: (topic: string) => void, onLost: (error?: unknown) => void): Promise<() => Promise<unknown>>;
   /**
    * Sorts an error its driver raised; undefined when the error did not come from the database (a handler's own,
    * thrown inside a transaction), which then passes through unchanged.

@@ -17,6 +17,7 @@ import type {
   SettleItem,
   SettleRequest,
   StorageAdapter,
+  StorageHealth,
   StoredMessage,
   StoreRequest,
   StoreResult,
@@ -44,6 +45,7 @@ import {
 import type { Statement } from './sql/statement.js';
 import { anySubscription, dedupRecord, firstOfEach, insertCopies } from './sql/store.js';
 import { StoreBatcher } from './store-batch.js';
+import { WakeUps } from './wake-ups.js';
 
 /** What the storage is built from: its connection, the idempotency store sharing it, and its schema steps. */
 export interface MikroOrmStorageParts {
@@ -66,7 +68,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   private readonly migrations: readonly Migration[];
   private opening?: Promise<void>;
   private readonly watchers = new Map<string, Set<() => void>>();
-  private listening?: Promise<(() => Promise<unknown>) | undefined>;
+  /** The listening connection, kept alive; made when the first consumer watches. */
+  private wakeUps?: WakeUps;
   /** Merges the stores of one turn into one statement (PostgreSQL). */
   private readonly storeBatch?: StoreBatcher;
 
@@ -311,10 +314,20 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     const { listen } = this.options.dialect;
     if (!listen || this.closed) return () => undefined;
     // One listening connection per storage, fanned out to each topic's consumers; without it they still poll.
-    this.listening ??= listen(this.orm, (t) => this.watchers.get(t)?.forEach((wake) => wake())).catch(() => undefined);
+    this.wakeUps ??= new WakeUps(
+      { listen },
+      () => this.orm,
+      (t) => this.watchers.get(t)?.forEach((wake) => wake()),
+      () => this.watchers.forEach((set) => set.forEach((wake) => wake())),
+    );
+    this.wakeUps.start();
     const set = this.watchers.get(topic) ?? new Set();
     this.watchers.set(topic, set.add(onStored));
     return () => set.delete(onStored);
+  }
+
+  health(): StorageHealth {
+    return this.wakeUps ? { wakeUps: this.wakeUps.health() } : {};
   }
 
   idempotencyStore(): IdempotencyStore<EntityManager> {
@@ -326,7 +339,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     await this.opening?.catch(() => undefined);
     // Stores accepted before the close are written, as the group commit of SQLite writes its accepted writes.
     await this.storeBatch?.drain();
-    await this.connection.close(async () => (await this.listening)?.());
+    await this.connection.close(async () => this.wakeUps?.close());
   }
 }
 

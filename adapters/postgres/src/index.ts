@@ -59,16 +59,35 @@ export const postgresDialect: SqlDialect = {
   // Read by the statement's outer SELECT, so it runs: once, and only if a row went in.
   notifyCte: `SELECT pg_notify('${CHANNEL}', ?) FROM (SELECT 1 FROM stored LIMIT 1) AS one`,
   classifyError: classifyPostgresError,
-  async listen(orm, onTopic) {
+  async listen(orm, onTopic, onLost) {
     const knex = (orm.em.getConnection() as unknown as { getKnex(): { client: { acquireRawConnection(): Promise<RawClient> } } }).getKnex();
     const raw = await knex.client.acquireRawConnection();
+    let closing = false;
+    // A terminated backend or a server going down ends this connection: the storage listens again on a new one.
+    raw.on('error', (error) => closing || onLost(error));
+    raw.on('end', () => closing || onLost());
     raw.on('notification', (m) => onTopic(m.payload ?? ''));
-    await raw.query(`LISTEN ${CHANNEL}`);
-    return () => raw.end().catch(() => undefined);
+    try {
+      await raw.query(`LISTEN ${CHANNEL}`);
+    } catch (error) {
+      closing = true;
+      await raw.end().catch(() => undefined);
+      throw error;
+    }
+    return () => {
+      closing = true;
+      return raw.end().catch(() => undefined);
+    };
   },
 };
 
-type RawClient = { query(sql: string): Promise<unknown>; on(ev: 'notification', cb: (m: { payload?: string }) => void): void; end(): Promise<void> };
+type RawClient = {
+  query(sql: string): Promise<unknown>;
+  on(ev: 'notification', cb: (m: { payload?: string }) => void): void;
+  on(ev: 'error', cb: (error: Error) => void): void;
+  on(ev: 'end', cb: () => void): void;
+  end(): Promise<void>;
+};
 
 /** The URL with its password replaced, for messages and logs. */
 export function redactUrl(url: string): string {

@@ -21,7 +21,7 @@ export type StoredSince = () => Promise<readonly string[]>;
  * Returns the closer, which resolves once no question is in flight; undefined when the folder cannot be watched
  * (consumers then poll).
  */
-export function watchStores(file: string, storedSince: StoredSince, onTopic: (topic: string) => void): (() => Promise<void>) | undefined {
+export function watchStores(file: string, storedSince: StoredSince, onTopic: (topic: string) => void, onLost: (error: unknown) => void = () => undefined): (() => Promise<void>) | undefined {
   const wal = `${basename(file)}-wal`;
   let step = LOOKS_MS.length;
   let next: NodeJS.Timeout | undefined;
@@ -70,8 +70,11 @@ export function watchStores(file: string, storedSince: StoredSince, onTopic: (to
     watcher.close();
     clearTimeout(next);
   };
-  // The folder went away or the watch broke: polling takes over.
-  watcher.on('error', stop);
+  // The folder went away or the watch broke: polling takes over until the storage watches again.
+  watcher.on('error', (error) => {
+    stop();
+    onLost(error);
+  });
   return async () => {
     stop();
     await asking;
@@ -94,7 +97,7 @@ const firstValue = (rows: unknown) => Object.values((rows as Rows | undefined)?.
  * order), asked on a connection of its own, since the ORM's may be held by a transaction for as long as a handler
  * runs. Nothing to watch for a database in memory, which no other process can write. Resolves to the closer.
  */
-export async function listenForStores(orm: MikroORM, onTopic: (topic: string) => void): Promise<() => Promise<unknown>> {
+export async function listenForStores(orm: MikroORM, onTopic: (topic: string) => void, onLost?: (error: unknown) => void): Promise<() => Promise<unknown>> {
   const connection = orm.em.getConnection();
   const file = String(firstValue(await connection.execute(`SELECT file FROM pragma_database_list WHERE name = 'main'`)) ?? '');
   const mode = String(firstValue(await connection.execute('PRAGMA journal_mode'))).toLowerCase();
@@ -110,7 +113,7 @@ export async function listenForStores(orm: MikroORM, onTopic: (topic: string) =>
     for (const r of rows) seen = Math.max(seen, Number(r.seq));
     return rows.map((r) => String(r.topic));
   };
-  const stop = watchStores(file, storedSince, onTopic);
+  const stop = watchStores(file, storedSince, onTopic, onLost);
   if (!stop) await client.destroyRawConnection(raw);
   return async () => {
     if (!stop) return;

@@ -247,6 +247,22 @@ export type StateCounts = Record<string, Partial<Record<MessageState, number>>>;
 /** Message counts per topic, subscription and state; states without messages are left out. */
 export type SubscriptionCounts = Record<string, Record<string, Partial<Record<MessageState, number>>>>;
 
+/** Whether consumers are woken when another process stores (PostgreSQL `LISTEN`, SQLite's WAL watch), since when, and why not. */
+export interface WakeUpHealth {
+  /** `live`: wake-ups arrive; `connecting`: the first attempt runs; `reconnecting`: lost or never up, tried again with backoff (consumers poll meanwhile). */
+  state: 'live' | 'connecting' | 'reconnecting';
+  /** When it entered this state (epoch ms). */
+  since: number;
+  /** Why the last attempt failed or the connection was lost, while not live. */
+  lastError?: string;
+}
+
+/** What a storage adapter can say of its own health. */
+export interface StorageHealth {
+  /** Its wake-ups across processes; absent when it has none, or no consumer has asked for them yet. */
+  wakeUps?: WakeUpHealth;
+}
+
 /**
  * Where messages live. Storage-agnostic: it knows topics, states and compare-and-set, not semantics; Tidings
  * computes every `from`/`to` from the lifecycle machine, and decides retries, dead-lettering and dead-letter copies.
@@ -320,7 +336,12 @@ export interface StorageAdapter<Tx = unknown> {
    * never asks costs nothing. Without it, handlers running at once get transactions of their own.
    */
   branch?<T>(tx: Tx, fn: (own: () => Tx) => Promise<T>): Promise<T>;
-  /** Best effort: calls `onStored` when another process stores into `topic` (e.g. PostgreSQL NOTIFY); consumers poll anyway. */
+  /** What it can say of its health (wake-ups across processes); see `tidings.health()`. */
+  health?(): StorageHealth;
+  /**
+   * Best effort: calls `onStored` when another process stores into `topic` (e.g. PostgreSQL NOTIFY); consumers poll
+   * anyway. After a loss of whatever carries these, it should listen again, and then call every `onStored` once.
+   */
   watch?(topic: string, onStored: () => void): () => void;
   /** The idempotency store that shares this storage's transactions, used when none is registered. */
   idempotencyStore?(): IdempotencyStore<Tx>;

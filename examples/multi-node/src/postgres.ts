@@ -7,6 +7,10 @@ export interface LocalPostgres {
   url: string;
   /** Stops the server, removes its data folder and waits for its process to end. */
   stop(): Promise<void>;
+  /** Shuts the server down (fast: connections are terminated), keeping its data, as an outage would. */
+  down(): Promise<void>;
+  /** Starts it again on the same data and port. */
+  up(): Promise<void>;
 }
 
 const script = fileURLToPath(new URL('./postgres-server.ts', import.meta.url));
@@ -32,8 +36,30 @@ export async function startLocalPostgres(): Promise<LocalPostgres> {
     child.once('error', reject);
     child.once('exit', (code, signal) => reject(new Error(`The embedded PostgreSQL server exited (${signal ?? code}) before it was ready; its error is above.`)));
   });
+  let replies = '';
+  const waiting: Array<{ line: string; resolve: () => void; reject: (e: Error) => void }> = [];
+  child.stdout.on('data', (chunk: Buffer) => {
+    replies += chunk.toString();
+    let nl: number;
+    while ((nl = replies.indexOf('\n')) >= 0) {
+      const reply = replies.slice(0, nl);
+      replies = replies.slice(nl + 1);
+      const w = waiting.find((x) => reply === x.line || reply.startsWith(`failed ${x.line}`));
+      if (!w) continue;
+      waiting.splice(waiting.indexOf(w), 1);
+      if (reply === w.line) w.resolve();
+      else w.reject(new Error(reply));
+    }
+  });
+  const ask = (line: 'down' | 'up') =>
+    new Promise<void>((resolve, reject) => {
+      waiting.push({ line, resolve, reject });
+      child.stdin.write(`${line}\n`);
+    });
   return {
     url,
+    down: () => ask('down'),
+    up: () => ask('up'),
     async stop() {
       child.stdin.end();
       await exited;

@@ -54,6 +54,8 @@ export interface TidingsMetrics {
   readonly handlerErrors: Counter<'topic' | 'subscription'>;
   /** Gauge `<prefix>subscription_paused{topic,subscription}`: 1 while an operator has it paused, read from storage at scrape time. */
   readonly paused: Gauge<'topic' | 'subscription'>;
+  /** Gauge `<prefix>wake_ups_live`: 1 while consumers are woken when another process stores, 0 while that is being re-established (they poll meanwhile); absent without wake-ups. */
+  readonly wakeUpsLive: Gauge;
   /** Counter `<prefix>operator_actions_total{topic,subscription,action}`: pauses, resumes, empties, discards, retries now and redrives made from this process. */
   readonly operatorActions: Counter<'topic' | 'subscription' | 'action'>;
 }
@@ -172,6 +174,16 @@ export function metricsPlugin(options: MetricsOptions = {}): MetricsPlugin {
         this.reset();
         if (!storage) return;
         for (const s of await storage.subscriptions()) this.set({ topic: s.topic, subscription: s.name }, s.pausedAt === undefined ? 0 : 1);
+      },
+    }),
+    wakeUpsLive: new Gauge({
+      name: `${prefix}wake_ups_live`,
+      help: 'Whether consumers are woken when another process stores (PostgreSQL LISTEN, the SQLite WAL watch): 1 live, 0 being re-established (consumers poll meanwhile).',
+      registers,
+      collect() {
+        this.reset();
+        const wakeUps = storage?.health?.().wakeUps;
+        if (wakeUps) this.set(wakeUps.state === 'live' ? 1 : 0);
       },
     }),
     operatorActions: new Counter({
