@@ -1,3 +1,4 @@
+import { knownOptions } from './known-options.js';
 import { InvalidOptionsError, InvalidTopicError } from './errors.js';
 import { DEFAULT_SUBSCRIPTION } from './storage/scopes.js';
 import { ORDERINGS, type Ordering } from './delivery/lease-policy.js';
@@ -123,6 +124,28 @@ export function validateTopicName(name: unknown): asserts name is string {
   }
 }
 
+/** Every option name of `T`, listed in a record so the compiler fails when an option is added and not listed here. */
+const names = <T>(all: Record<keyof T, true>): readonly string[] => Object.keys(all);
+
+const BACKOFF_OPTIONS = names<BackoffOptions>({ initialMs: true, maxMs: true, factor: true, jitter: true });
+const SUBSCRIPTION_OPTIONS = names<SubscriptionOptions>({ leaseMs: true, maxDeliveries: true, deadLetter: true, backoff: true, idempotencyWindowMs: true });
+const TOPIC_OPTIONS = names<TopicOptions>({
+  semantic: true,
+  scope: true,
+  leaseMs: true,
+  maxDeliveries: true,
+  deadLetter: true,
+  dedupWindowMs: true,
+  idempotencyWindowMs: true,
+  retentionMs: true,
+  maxPayloadBytes: true,
+  ackTimeoutMs: true,
+  retry: true,
+  backoff: true,
+  ordering: true,
+  subscriptions: true,
+});
+
 function describe(v: unknown): string {
   return v === '' ? 'an empty string' : typeof v === 'string' ? JSON.stringify(v) : String(v);
 }
@@ -139,7 +162,8 @@ function positive(name: string, v: number | undefined, fallback: number, min = 1
   return v;
 }
 
-function backoff(name: string, o: BackoffOptions | undefined, max = Infinity): Required<BackoffOptions> {
+function backoff(name: string, o: BackoffOptions | undefined, max = Infinity, extra: readonly string[] = []): Required<BackoffOptions> {
+  if (o !== undefined) knownOptions(name, o, [...BACKOFF_OPTIONS, ...extra]);
   const initialMs = positive(`${name}.initialMs`, o?.initialMs, 100, 0);
   const maxMs = positive(`${name}.maxMs`, o?.maxMs, 30_000, 0, max);
   const factor = positive(`${name}.factor`, o?.factor, 2);
@@ -152,6 +176,7 @@ export function resolveTopicOptions(topic: string, o: TopicOptions): ResolvedTop
   if (o === null || typeof o !== 'object') {
     throw new InvalidOptionsError(`Options for topic "${topic}" must be an object like { semantic: 'at-least-once' }.`);
   }
+  knownOptions(`Topic "${topic}"`, o, TOPIC_OPTIONS);
   if (!SEMANTICS.includes(o.semantic)) {
     throw new InvalidOptionsError(
       `Unknown semantic ${describe(o.semantic)} for topic "${topic}": use one of ${SEMANTICS.map((s) => `'${s}'`).join(', ')}.`,
@@ -185,7 +210,7 @@ export function resolveTopicOptions(topic: string, o: TopicOptions): ResolvedTop
     retentionMs: positive('retentionMs', o.retentionMs, 14 * 86_400_000, 0),
     maxPayloadBytes: positive('maxPayloadBytes', o.maxPayloadBytes, 1024 * 1024),
     ackTimeoutMs: positive('ackTimeoutMs', o.ackTimeoutMs, 5_000, 1, MAX_TIMER_MS),
-    retry: { attempts: Math.floor(positive('retry.attempts', o.retry?.attempts, 5)), ...backoff('retry', o.retry, MAX_TIMER_MS) },
+    retry: { attempts: Math.floor(positive('retry.attempts', o.retry?.attempts, 5)), ...backoff('retry', o.retry, MAX_TIMER_MS, ['attempts']) },
     backoff: backoff('backoff', o.backoff),
     ordering: o.ordering ?? 'none',
     subscriptions: declaredSubscriptions(topic, o.subscriptions),
@@ -221,6 +246,7 @@ export function resolveSubscriptionOptions(topic: string, t: ResolvedTopicOption
     validateTopicName(o.deadLetter);
     if (o.deadLetter === topic) throw new InvalidOptionsError(`Subscription "${name}" of topic "${topic}" cannot dead-letter into its own topic: name another one, e.g. "${topic}.${name}.dead".`);
   }
+  knownOptions(`Subscription "${name}" of topic "${topic}"`, o, SUBSCRIPTION_OPTIONS);
   const what = (option: string) => `subscription "${name}": ${option}`;
   return {
     leaseMs: positive(what('leaseMs'), o.leaseMs, t.leaseMs),

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import type { DependencyContainer } from 'tsyringe';
 import { wireContainer, type ContainerParts } from './container.js';
 import { ClosedError, InvalidOptionsError, TopicConflictError } from './errors.js';
+import { knownOptions } from './known-options.js';
 import { TidingsEventBus, type TransitionEvent } from './events.js';
 import { toInspectionEvent, type InspectionEvent } from './inspect.js';
 import { resolveTopicOptions, validateTopicName, type ResolvedTopicOptions, type TopicOptions } from './options.js';
@@ -35,6 +36,9 @@ export interface TidingsHealth {
 /** The transaction handle type of a storage adapter. */
 export type TxOf<S> = S extends StorageAdapter<infer Tx> ? (unknown extends Tx ? unknown : [Tx] extends [undefined] ? undefined : NonNullable<Tx>) : unknown;
 
+/** What `Tidings.create` reads. */
+const CREATE_OPTIONS = ['storage', 'idempotency', 'clock', 'ids', 'logger', 'container', 'plugins', 'purgeIntervalMs'] as const satisfies ReadonlyArray<keyof TidingsOptions>;
+
 /** Default dead-letter topics are at-least-once: a dead letter must not be lost. */
 const DEAD_LETTER_DEFAULTS: TopicOptions = { semantic: 'at-least-once' };
 
@@ -66,6 +70,7 @@ export class Tidings<Tx = unknown> {
 
   /** Creates an instance in a child container and opens its storage. */
   static async create<S extends StorageAdapter<any>>(options: TidingsOptions<TxOf<S>> & { storage?: S } = {}): Promise<Tidings<TxOf<S>>> {
+    knownOptions('Tidings.create()', options ?? {}, CREATE_OPTIONS);
     const purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
     if (!Number.isFinite(purgeIntervalMs) || purgeIntervalMs < 0) {
       throw new InvalidOptionsError(`purgeIntervalMs must be a number >= 0, got ${String(options.purgeIntervalMs)}.`);

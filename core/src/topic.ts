@@ -8,6 +8,10 @@ import type { SubscriptionOptions } from './options.js';
 import type { SubscriptionRecord } from './storage/contract.js';
 import { DEFAULT_SUBSCRIPTION } from './storage/scopes.js';
 import { Subscription } from './subscription.js';
+import { knownOptions } from './known-options.js';
+
+/** What send() and sendMany() read. */
+const SEND_OPTIONS = ['id', 'key', 'delayMs', 'deliverAt', 'em', 'headers'] as const satisfies ReadonlyArray<keyof SendOptions>;
 
 /** A declared topic: send to it, and consume it through its subscriptions (`consume()` reads the default one). */
 export class Topic<T = unknown, Tx = unknown> {
@@ -70,13 +74,15 @@ export class Topic<T = unknown, Tx = unknown> {
 
   /** Sends one message; resolves with the broker's ack (at once, unacked, for at-most-once). */
   async send(payload: T, options: SendOptions<Tx> = {}): Promise<SendAck> {
+    knownOptions('send()', options, SEND_OPTIONS);
     const { id, key, ...rest } = options;
     const [ack] = await this.producer.sendMany([payload], { ...rest, id: id === undefined ? undefined : () => id, key: key === undefined ? undefined : () => key });
     return ack!;
   }
 
   /** Sends a batch in one storage round-trip; acks come back in the batch's order. */
-  sendMany(payloads: T[], options: SendManyOptions<T, Tx> = {}): Promise<SendAck[]> {
+  async sendMany(payloads: T[], options: SendManyOptions<T, Tx> = {}): Promise<SendAck[]> {
+    knownOptions('sendMany()', options, SEND_OPTIONS);
     return this.producer.sendMany(payloads, options);
   }
 }

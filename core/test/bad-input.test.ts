@@ -525,3 +525,38 @@ describe('instance options', () => {
     await stillWorks();
   });
 });
+
+describe('options with a key nothing reads', () => {
+  it('refuses a mistyped option anywhere with INVALID_OPTIONS, naming the option meant and those there are', async () => {
+    tidings = await memoryTidings();
+    const topic = tidings.topic<number>(uniqueTopic(), { semantic: 'at-least-once' });
+    const cases: Array<[string, () => unknown, RegExp]> = [
+      ['a topic', () => tidings.topic(uniqueTopic(), { semantic: 'at-least-once', maxDelivery: 3 } as TopicOptions), /Topic "t\.\d+\.\d+" has no option "maxDelivery": did you mean "maxDeliveries"\? Its options are semantic, scope, leaseMs/],
+      ['a topic, in another case', () => tidings.topic(uniqueTopic(), { semantic: 'at-least-once', leasems: 5 } as TopicOptions), /has no option "leasems": did you mean "leaseMs"\?/],
+      ['a subscription', () => topic.subscription('billing', { maxDeliverie: 2 } as never), /Subscription "billing" of topic .* has no option "maxDeliverie": did you mean "maxDeliveries"\?/],
+      ['a backoff', () => tidings.topic(uniqueTopic(), { semantic: 'at-least-once', backoff: { intialMs: 5 } } as TopicOptions), /backoff has no option "intialMs": did you mean "initialMs"\?/],
+      ['a retry', () => tidings.topic(uniqueTopic(), { semantic: 'at-least-once', retry: { attempt: 2 } } as TopicOptions), /retry has no option "attempt": did you mean "attempts"\?/],
+      ['consume()', () => topic.consume(() => undefined, { concurency: 5 } as ConsumeOptions), /consume\(\) has no option "concurency": did you mean "concurrency"\? Its options are concurrency, batchSize, pollMs\./],
+      ['consumeBatch()', () => topic.consumeBatch(() => undefined, { batchsize: 5 } as never), /consumeBatch\(\) has no option "batchsize": did you mean "batchSize"\?/],
+      ['an option nothing is close to', () => topic.consume(() => undefined, { colour: 'red' } as never), /consume\(\) has no option "colour"\. Its options are/],
+    ];
+    for (const [what, call, message] of cases) {
+      const error = thrown(call);
+      expect(error, what).toBeInstanceOf(InvalidOptionsError);
+      expect((error as Error).message, what).toMatch(message);
+    }
+    const later: Array<[string, () => Promise<unknown>, RegExp]> = [
+      ['send()', () => topic.send(1, { idd: 'x' } as never), /send\(\) has no option "idd": did you mean "id"\?/],
+      ['sendMany()', () => topic.sendMany([1], { delay: 5 } as never), /sendMany\(\) has no option "delay"/],
+      ['Tidings.create()', () => Tidings.create({ storage: memoryStorage(), purgeInterval: 0 } as never), /Tidings\.create\(\) has no option "purgeInterval": did you mean "purgeIntervalMs"\?/],
+      ['browse()', () => topic.subscription('default').browse({ view: 'waiting', limt: 5 } as never), /browse\(\) has no option "limt": did you mean "limit"\?/],
+    ];
+    for (const [what, call, message] of later) {
+      const error = await rejected(call);
+      expect(error, what).toBeInstanceOf(InvalidOptionsError);
+      expect((error as Error).message, what).toMatch(message);
+    }
+    // Nothing was sent by the refused calls.
+    expect(await topic.subscription('default').counts()).toEqual({});
+  });
+});

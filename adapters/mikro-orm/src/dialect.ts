@@ -3,10 +3,11 @@ import type { SchemaDialect } from './schema.js';
 
 /**
  * What a failed statement means to Tidings: `busy` is worth retrying at once (locked, deadlock, serialization),
- * `connection-lost` means the database went away, `missing-table` that Tidings' tables are not there, and `failed`
- * any other database error.
+ * `connection-lost` means the database went away, `missing-table` that Tidings' tables are not there, `full` that
+ * its disk (or quota) has no room left, `read-only` that it refuses writes (a read-only mount, file or server), and
+ * `failed` any other database error.
  */
-export type SqlErrorKind = 'busy' | 'connection-lost' | 'missing-table' | 'failed';
+export type SqlErrorKind = 'busy' | 'connection-lost' | 'missing-table' | 'full' | 'read-only' | 'failed';
 
 /** What differs between the SQL databases the shared layer runs on. */
 export interface SqlDialect extends SchemaDialect {

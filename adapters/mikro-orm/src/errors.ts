@@ -59,6 +59,16 @@ export function toTidingsError(error: unknown, kind: SqlErrorKind | undefined, w
       });
     case 'missing-table':
       return new SchemaError(`${target} has no Tidings tables (${detail}). Let Tidings create them (the default), or add tidingsEntities to your MikroORM config and update the schema.`, { cause: error });
+    case 'full':
+      return new StorageError(`${target} has no disk space left during ${where} (${detail}); nothing was written. Free space on its disk or raise its quota: Tidings goes on once writes succeed.`, {
+        cause: error,
+        code: 'STORAGE_FULL',
+      });
+    case 'read-only':
+      return new StorageError(`${target} refuses writes during ${where} (${detail}); nothing was written. Its file system, file or server is read-only: remount it read-write, or point Tidings at a writable database.`, {
+        cause: error,
+        code: 'STORAGE_READ_ONLY',
+      });
     case 'failed':
       return new StorageError(`${target} failed during ${where}: ${detail}`, { cause: error });
     default:

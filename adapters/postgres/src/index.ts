@@ -26,9 +26,13 @@ const converter = new PostgreSqlExceptionConverter();
  * connection-exception class (08…), or the message pg gives a connection that dropped.
  */
 function classifyPostgresError(error: unknown): SqlErrorKind | undefined {
+  const e = (error ?? {}) as { code?: unknown; severity?: unknown; message?: unknown; stack?: unknown; sqlState?: unknown; previous?: { code?: unknown } };
+  const code = typeof e.code === 'string' ? e.code : typeof e.sqlState === 'string' ? e.sqlState : typeof e.previous?.code === 'string' ? e.previous.code : '';
+  // 53100 disk_full (also "could not extend file … No space left on device"); 25006 a read-only transaction or hot
+  // standby; a data directory on a read-only mount fails the write with the OS's EROFS.
+  if (code === '53100' || /no space left on device/i.test(String(e.message ?? ''))) return 'full';
+  if (code === '25006' || /read-only file system/i.test(String(e.message ?? ''))) return 'read-only';
   if (error instanceof DriverException) return exceptionKind(error);
-  const e = (error ?? {}) as { code?: unknown; severity?: unknown; message?: unknown; stack?: unknown };
-  const code = typeof e.code === 'string' ? e.code : '';
   if (/^E[A-Z]+$/.test(code) || /^(57P0[123]|08\w{3})$/.test(code) || /Connection terminated|connection is closed|connection error|not queryable/i.test(String(e.message ?? ''))) {
     return 'connection-lost';
   }

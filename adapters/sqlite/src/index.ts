@@ -1,5 +1,7 @@
 import { DriverException, type MikroORM } from '@mikro-orm/core';
-import { exceptionKind, initOwnOrm, sqlStorage, tidingsEntities, type MikroOrmStorage, type SqlDialect, type SqlErrorKind } from '@tidings/adapter-mikro-orm';
+import { accessSync, constants } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { exceptionKind, initOwnOrm, sqlStorage, tidingsEntities, toTidingsError, type MikroOrmStorage, type SqlDialect, type SqlErrorKind } from '@tidings/adapter-mikro-orm';
 import { InvalidOptionsError } from '@tidings/core';
 import { loadSqliteDriver, syncStatementsOf, type SqliteDriverName } from './driver.js';
 import { listenForStores } from './watch-stores.js';
@@ -47,6 +49,10 @@ function classifySqliteError(error: unknown): SqlErrorKind | undefined {
   if (code === 'SQLITE_MISUSE' && /closed|not open/i.test(message)) return 'connection-lost';
   if (code.startsWith('SQLITE_CANTOPEN') || /unable to open database file/i.test(message)) return 'connection-lost';
   if (/no such table/i.test(message)) return 'missing-table';
+  // SQLITE_FULL: "database or disk is full"; a write to a read-only mount or file is SQLITE_READONLY, or an I/O error
+  // the OS explains (EROFS) when the file was opened writable before the mount changed.
+  if (code.startsWith('SQLITE_FULL') || /disk is full|no space left/i.test(message)) return 'full';
+  if (code.startsWith('SQLITE_READONLY') || /read-only file system|readonly database/i.test(message)) return 'read-only';
   return 'failed';
 }
 
@@ -75,6 +81,17 @@ export const sqliteDialect: SqlDialect = {
   classifyError: classifySqliteError,
   listen: listenForStores,
 };
+
+/** Whether the file's folder is on a file system mounted read-only (EROFS, which root gets too). */
+function onReadOnlyMount(file: string): boolean {
+  if (file === ':memory:') return false;
+  try {
+    accessSync(dirname(resolve(file)), constants.W_OK);
+    return false;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EROFS';
+  }
+}
 
 /** A connection as either driver hands it to `pool.afterCreate`: sqlite3's takes a callback, better-sqlite3's runs at once. */
 type RawSqlite = { exec(sql: string, cb?: (err: Error | null) => void): unknown; pragma?: unknown };
@@ -154,13 +171,14 @@ export function sqliteStorage(options: SqliteStorageOptions = {}): MikroOrmStora
         return options.orm;
       }
       // Not MikroORM.init: the application's MIKRO_ORM_* variables or .env could move Tidings to another file.
-      return initOwnOrm({
-        driver: await loadSqliteDriver(options.driver),
-        dbName: file,
-        entities: tidingsEntities,
-        allowGlobalContext: true,
-        pool: { min: 1, max: 1, afterCreate: sqliteConnectionSetup(options) },
-      });
+      const driver = await loadSqliteDriver(options.driver);
+      try {
+        return await initOwnOrm({ driver, dbName: file, entities: tidingsEntities, allowGlobalContext: true, pool: { min: 1, max: 1, afterCreate: sqliteConnectionSetup(options) } });
+      } catch (error) {
+        // SQLite says only "unable to open database file"; a folder on a read-only mount is the cause worth naming.
+        if (onReadOnlyMount(file)) throw toTidingsError(error, 'read-only', 'open', `SQLite file ${file}`);
+        throw error;
+      }
     },
   });
 }

@@ -1,5 +1,6 @@
 import { InvalidOptionsError } from '../errors.js';
 import { MAX_TIMER_MS } from '../options.js';
+import { knownOptions } from '../known-options.js';
 
 /** A delivered message as a handler sees it. */
 export interface Message<T = unknown> {
@@ -73,8 +74,12 @@ export interface StopOptions {
 /** How a batch consumer pulls: `batchSize` is the most messages one handler call gets. */
 export type BatchConsumeOptions = Omit<ConsumeOptions, 'concurrency'>;
 
+const CONSUME_OPTIONS = ['concurrency', 'batchSize', 'pollMs'] as const satisfies ReadonlyArray<keyof ConsumeOptions>;
+const BATCH_CONSUME_OPTIONS = ['batchSize', 'pollMs'] as const satisfies ReadonlyArray<keyof BatchConsumeOptions>;
+
 /** The consume options with defaults filled in; throws `InvalidOptionsError` naming a bad one. */
-export function resolveConsumeOptions(o: ConsumeOptions): Required<ConsumeOptions> {
+export function resolveConsumeOptions(o: ConsumeOptions, where = 'consume()'): Required<ConsumeOptions> {
+  knownOptions(where, o, where === 'consumeBatch()' ? BATCH_CONSUME_OPTIONS : CONSUME_OPTIONS);
   const out = { concurrency: o.concurrency ?? 1, batchSize: o.batchSize ?? 10, pollMs: o.pollMs ?? 100 };
   for (const [k, v] of Object.entries(out)) {
     // pollMs becomes a timer, and Node fires a longer timer than MAX_TIMER_MS after 1 ms (a busy poll).
@@ -88,6 +93,7 @@ export function resolveConsumeOptions(o: ConsumeOptions): Required<ConsumeOption
 
 /** The grace period of a stop, defaulted; throws `InvalidOptionsError` for a bad one. */
 export function resolveGraceMs(o: StopOptions): number {
+  knownOptions('stop()', o, ['graceMs']);
   const graceMs = o.graceMs ?? DEFAULT_GRACE_MS;
   if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > MAX_TIMER_MS) {
     throw new InvalidOptionsError(`stop({ graceMs }) must be an integer from 0 to ${MAX_TIMER_MS} ms, got ${String(graceMs)}.`);

@@ -4,7 +4,7 @@ import { batchDeliveryFor, type Failures } from './batch.js';
 import { consumerMachine, type ConsumerWork } from './consumer-machine.js';
 import type { Delivery } from './context.js';
 import { deliveryFor } from './strategies.js';
-import { InvalidOptionsError, LeaseLostError } from '../errors.js';
+import { InvalidOptionsError, LeaseLostError, TidingsError } from '../errors.js';
 import { parseHeaders } from '../headers.js';
 import { Settler } from './settler.js';
 import type { StoredMessage } from '../storage/contract.js';
@@ -29,6 +29,8 @@ export class Consumer<T = unknown, Tx = unknown> {
   private inFlight: Promise<unknown> = Promise.resolve();
   /** A batch leased but not yet handed to its handlers (a stop may come in between). */
   private unhandled?: StoredMessage[];
+  /** The failure the loop keeps hitting, logged once: its code, since when, how often. */
+  private failing?: { code: string; since: number; times: number };
   /** Set when the grace period ran out: whatever a handler still returns is not settled. */
   private abandoned = false;
   private readonly abandonController = new AbortController();
@@ -39,7 +41,7 @@ export class Consumer<T = unknown, Tx = unknown> {
     handling: Handling<T, Tx>,
     options: ConsumeOptions,
   ) {
-    this.options = resolveConsumeOptions(options);
+    this.options = resolveConsumeOptions(options, 'batch' in handling ? 'consumeBatch()' : 'consume()');
     this.settler = new Settler(s, () => this.abandoned);
     const common = { s, settler: this.settler, abandoned: () => this.abandoned, abandonSignal: this.abandonController.signal };
     this.delivery =
@@ -131,8 +133,20 @@ export class Consumer<T = unknown, Tx = unknown> {
   private failed(error: unknown, starting: boolean): void {
     const { topic } = this.s;
     topic.events.emit('error', { ...this.where(), error, at: topic.clock.now() });
-    if (starting) topic.logger.error(`consumer of topic "${topic.name}" (subscription "${this.s.name}") did not start: ${(error as Error).message}`, this.where());
-    else topic.logger.error('consumer loop failed; retrying', { ...this.where(), error: String(error) });
+    if (starting) return topic.logger.error(`consumer of topic "${topic.name}" (subscription "${this.s.name}") did not start: ${(error as Error).message}`, this.where());
+    // Logged once per episode: a full disk or a database down fails every poll, and the log must not drown in it.
+    const code = error instanceof TidingsError ? error.code : String(error);
+    if (this.failing?.code === code) return void this.failing.times++;
+    this.failing = { code, since: topic.clock.now(), times: 1 };
+    topic.logger.error('consumer loop failed; retrying (said once until it recovers or fails otherwise)', { ...this.where(), error: String(error) });
+  }
+
+  /** A step worked again: the episode of failures, if any, is over. */
+  private recovered(): void {
+    if (!this.failing) return;
+    const { code, since, times } = this.failing;
+    this.failing = undefined;
+    this.s.topic.logger.warn('consumer loop recovered', { ...this.where(), error: code, failures: times, forMs: this.s.topic.clock.now() - since });
   }
 
   private track<R>(work: Promise<R>): Promise<R> {
@@ -144,6 +158,7 @@ export class Consumer<T = unknown, Tx = unknown> {
     const { s } = this;
     await s.sweeper.sweep();
     const batch = await s.ledger.lease({ limit: this.options.batchSize, leaseMs: s.options.leaseMs, leaseToken: s.topic.ids.next() });
+    if (this.failing) this.recovered();
     if (batch.length > 0) this.unhandled = batch;
     return batch;
   }

@@ -1,4 +1,5 @@
 import { InvalidOptionsError, OperationNotSupportedError, UnknownSubscriptionError } from '../errors.js';
+import { knownOptions } from '../known-options.js';
 import { TidingsEventBus, type OperatorAction } from '../events.js';
 import { semanticOf, type MessageState, type Semantic } from '../lifecycle/names.js';
 import { lifecyclePlans } from '../lifecycle/plan.js';
@@ -47,6 +48,7 @@ function checkBrowse(o: BrowseOptions): number {
   if (o.view === undefined && o.id === undefined && o.key === undefined) {
     throw new InvalidOptionsError(`browse() needs a view (${MESSAGE_VIEWS.join(', ')}), an id or a key: a page of every state at once would have no order to page by.`);
   }
+  knownOptions('browse()', o, ['view', 'id', 'key', 'after', 'limit']);
   for (const k of ['id', 'key', 'after'] as const) {
     if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k] === '')) throw new InvalidOptionsError(`browse() ${k} must be a non-empty string, got ${JSON.stringify(o[k])}.`);
   }
