@@ -17,6 +17,11 @@ export default defineConfig({
   platform: 'node',
   target: 'node20',
   sourcemap: true,
+  // Maps point into the package's own sources by line, without carrying them: a copy of every source file doubled
+  // what a user downloads.
+  esbuildOptions(options) {
+    options.sourcesContent = false;
+  },
   clean: true,
   // Never bundle a package: dependencies and peers (one MikroORM, one reflect-metadata) stay the application's to resolve.
   skipNodeModulesBundle: true,

@@ -23,6 +23,7 @@ export interface Manifest {
   bin?: Record<string, string>;
   exports?: unknown;
   files?: string[];
+  engines?: { node?: string };
   dependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
   peerDependenciesMeta?: Record<string, { optional?: boolean }>;

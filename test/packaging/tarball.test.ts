@@ -145,6 +145,17 @@ describe('the packed tarballs, installed in an application outside the workspace
     }
   });
 
+  it('ship a README and a LICENSE, declare the Node versions they run on, and carry maps without copies of the sources', () => {
+    for (const p of packed) {
+      expect(p.files, p.manifest.name).toEqual(expect.arrayContaining(['README.md', 'LICENSE', 'package.json']));
+      expect(readFileSync(join(p.dir, 'LICENSE'), 'utf8'), p.manifest.name).toMatch(/^MIT License/);
+      expect(p.manifest.engines?.node, p.manifest.name).toBe('>=20.19');
+      for (const map of p.files.filter((f) => f.endsWith('.map'))) {
+        expect(JSON.parse(readFileSync(join(p.dir, map), 'utf8')).sourcesContent, `${p.manifest.name} ${map}`).toBeUndefined();
+      }
+    }
+  });
+
   it('declare every package their built files import, MikroORM, Nest, rxjs and reflect-metadata only as peers', () => {
     for (const p of packed) {
       const dependencies = Object.keys(p.manifest.dependencies ?? {});
