@@ -274,6 +274,7 @@ class FallbackIdempotency implements IdempotencyStore {
 /** One test's adapters and Tidings instances: unique keys and topics, each adapter opened once, all closed at the end. */
 export class SuiteContext {
   private readonly opened = new Set<StorageAdapter<any>>();
+  private readonly byKey = new Map<string, StorageAdapter<any>[]>();
   private readonly instances: Tidings<any>[] = [];
 
   constructor(private readonly factory: StorageFactory) {}
@@ -293,9 +294,17 @@ export class SuiteContext {
     const adapter = await this.factory({ key });
     if (!this.opened.has(adapter)) {
       this.opened.add(adapter);
+      this.byKey.set(key, [...(this.byKey.get(key) ?? []), adapter]);
       await adapter.open?.();
     }
     return adapter;
+  }
+
+  /** Closes every adapter this test opened over the data of `key`, then opens a new one over it: a restart. */
+  async reopen(key: string): Promise<StorageAdapter<any>> {
+    for (const adapter of this.byKey.get(key) ?? []) await adapter.close();
+    this.byKey.delete(key);
+    return this.storage(key);
   }
 
   /** A driver over fresh data (or the data of `key`), its subscription recorded. */

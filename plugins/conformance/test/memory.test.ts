@@ -9,8 +9,8 @@ const sharedMemory = ({ key }: { key: string }) => {
   return byKey.get(key)!;
 };
 
-// Two handles are one instance: another handle sees a transaction's writes before it commits.
-describeStorageAdapter('memory', sharedMemory, { isolation: false });
+// Two handles are one instance: another handle sees a transaction's writes before it commits; closed, it keeps nothing.
+describeStorageAdapter('memory', sharedMemory, { isolation: false, persistent: false });
 describeIdempotencyStore('memory', memoryIdempotency);
 // The store memory storage brings for exactly-once topics, which shares its transactions.
 describeIdempotencyStore('memory storage', () => memoryStorage().idempotencyStore());
