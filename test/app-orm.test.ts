@@ -39,6 +39,53 @@ describe("Tidings on the application's own MikroORM", () => {
     expect(tables[0]!.sql).toBe(APP_TABLE);
   });
 
+  it("names an em of another database as the mistake, not Tidings' tables as missing, and writes nothing", async () => {
+    const tidings = await Tidings.create({ storage: sqliteStorage({ file: join(dir, 'tidings-own.db') }), purgeIntervalMs: 0, logger: silentLogger });
+    const other = await SqliteORM.init({ dbName: join(dir, 'the-app.db'), entities: [Invoice], allowGlobalContext: true });
+    await other.schema.createSchema();
+    try {
+      const topic = tidings.topic<{ n: number }>('orders', { semantic: 'exactly-once' });
+      const error = await other.em
+        .fork()
+        .transactional(async (em) => {
+          em.persist(em.create(Invoice, { id: 'INV-1', total: 5 }));
+          await topic.send({ n: 1 }, { id: 'o-1', em });
+        })
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'FOREIGN_ENTITY_MANAGER' });
+      expect((error as Error).message).toMatch(/The EntityManager given to Tidings .* is not on SQLite file .*tidings-own\.db: its database has no Tidings tables\. Pass an EntityManager of the MikroORM/);
+      // The caller's transaction rolled back with it, and Tidings stored nothing.
+      expect(await other.em.fork().count(Invoice)).toBe(0);
+      expect(await tidings.counts('orders')).toEqual({ orders: {} });
+    } finally {
+      await tidings.close();
+      await other.close();
+    }
+  });
+
+  it("stores a send in the transaction of an application's MikroORM on the other SQLite driver, on Tidings' own file", async () => {
+    // Tidings opens its file with better-sqlite3; this application's MikroORM (@mikro-orm/sqlite) uses sqlite3. Its
+    // statements were once run as better-sqlite3's: the send answered "duplicate" and nothing was stored.
+    const file = join(dir, 'two-drivers.db');
+    const tidings = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0, logger: silentLogger });
+    const topic = tidings.topic<{ n: number }>('orders', { semantic: 'exactly-once' });
+    await topic.ready();
+    const app = await SqliteORM.init({ dbName: file, entities: [Invoice], allowGlobalContext: true });
+    await app.schema.updateSchema({ dropTables: false, safe: true });
+    try {
+      const ack = await app.em.fork().transactional(async (em) => {
+        em.persist(em.create(Invoice, { id: 'INV-2', total: 7 }));
+        return topic.send({ n: 2 }, { id: 'o-2', em });
+      });
+      expect(ack).toEqual({ id: 'o-2', duplicate: false });
+      expect(await tidings.counts('orders')).toEqual({ orders: { acked: 1 } });
+      expect(await app.em.fork().count(Invoice)).toBe(1);
+    } finally {
+      await tidings.close();
+      await app.close();
+    }
+  });
+
   it('SQLite: gives the application connection WAL, synchronous=FULL and busy_timeout', async () => {
     const file = join(dir, 'pragmas.db');
     const orm = await SqliteORM.init({ dbName: file, entities: tidingsEntities, allowGlobalContext: true });

@@ -152,10 +152,19 @@ export class SqlConnection {
 
   /** The raw connection of a caller's transaction; refused once that transaction has ended. */
   private async connectionOf(tx: EntityManager, where: string): Promise<unknown> {
-    const trx = tx.getTransactionContext<{ isCompleted(): boolean; client: Pool }>();
+    const trx = tx.getTransactionContext<{ isCompleted(): boolean; client: Pool & { driverName?: string } }>();
     if (!trx) return undefined;
     if (trx.isCompleted()) throw new StorageError(`${where} on ${this.target} was given the handle of a transaction that has ended; nothing was written.`);
+    // Only a connection of the driver the synchronous statements are written for: another driver's (an application's
+    // MikroORM on sqlite3) would take them without a word, its failures arriving later as events, and a failed store
+    // would read as "nothing new" (every message a duplicate). Its statements go through knex, which awaits them.
+    if (trx.client.driverName !== this.driverName) return undefined;
     return trx.client.acquireConnection();
+  }
+
+  /** The knex driver name of Tidings' own ORM (`better-sqlite3` where statements run synchronously). */
+  private get driverName(): string | undefined {
+    return (this.orm.em.getConnection() as unknown as { getKnex(): { client: { driverName?: string } } }).getKnex().client.driverName;
   }
 
   /**

@@ -15,6 +15,18 @@ export class SchemaError extends TidingsError {
   }
 }
 
+/** A caller's EntityManager (a send's `em`) is on another database than Tidings' storage, which it cannot write in that transaction. */
+export class ForeignEntityManagerError extends TidingsError {
+  constructor(target: string, where: string, cause: unknown) {
+    super(
+      'FOREIGN_ENTITY_MANAGER',
+      `The EntityManager given to Tidings (a send's em, or a handler's transaction) during ${where} is not on ${target}: its database has no Tidings tables. ` +
+        `Pass an EntityManager of the MikroORM Tidings' storage runs on (give your MikroORM to the storage: sqliteStorage({ orm }) or postgresStorage({ orm })), or send without em.`,
+      { cause },
+    );
+  }
+}
+
 /** A Tidings migration was asked to run down: they only add tables, columns and indexes, and are never undone. */
 export class IrreversibleMigrationError extends TidingsError {
   constructor(message: string) {

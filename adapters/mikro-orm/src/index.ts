@@ -5,7 +5,7 @@ export type { SqlDialect, SqlErrorKind } from './dialect.js';
 export { initOwnOrm } from './own-orm.js';
 export { MIGRATIONS, SCHEMA_VERSION, type Migration, type SchemaDialect } from './schema.js';
 export { MikroOrmIdempotencyStore } from './idempotency.js';
-export { SchemaError, IrreversibleMigrationError, exceptionKind, toTidingsError } from './errors.js';
+export { SchemaError, IrreversibleMigrationError, ForeignEntityManagerError, exceptionKind, toTidingsError } from './errors.js';
 export {
   tidingsEntities,
   MessageEntity,

@@ -27,6 +27,7 @@ import type {
 } from '@tidings/core';
 import type { SqlConnection, SqlRow, SqlTx } from './connection.js';
 import type { SqlDialect } from './dialect.js';
+import { ForeignEntityManagerError, SchemaError } from './errors.js';
 import { ensureSchema } from './migrator.js';
 import { leasedMessage, toMessage, toSubscription, toTopic } from './rows.js';
 import type { Migration } from './schema.js';
@@ -130,12 +131,18 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     return this.opening;
   }
 
-  private exec(sql: string, params: unknown[], tx: SqlTx | undefined, where: string): Promise<SqlRow[]> {
-    return this.connection.exec(sql, params, tx, where);
+  private async exec(sql: string, params: unknown[], tx: SqlTx | undefined, where: string): Promise<SqlRow[]> {
+    try {
+      return await this.connection.exec(sql, params, tx, where);
+    } catch (error) {
+      // Opening made the tables here, so a caller's transaction that cannot find them is on another database.
+      if (tx !== undefined && error instanceof SchemaError && this.opening) throw new ForeignEntityManagerError(this.connection.target, where, error);
+      throw error;
+    }
   }
 
   private run(statement: Statement, tx: SqlTx | undefined, where: string): Promise<SqlRow[]> {
-    return this.connection.exec(statement.sql, statement.params, tx, where);
+    return this.exec(statement.sql, statement.params, tx, where);
   }
 
   /**
