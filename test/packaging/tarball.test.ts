@@ -156,6 +156,15 @@ describe('the packed tarballs, installed in an application outside the workspace
     }
   });
 
+  it("install the version set the README's \"Tested with\" table states", () => {
+    const table = readFileSync(join(root, 'README.md'), 'utf8').split('### Tested with')[1]!.split('\n\n')[2]!;
+    const stated = Object.fromEntries([...table.matchAll(/^\| `([^`]+)` \| ([^ |]+) \|$/gm)].map((m) => [m[1]!, m[2]!]));
+    expect(stated).toEqual(APP_DEPENDENCIES);
+    for (const [name, version] of Object.entries(APP_DEPENDENCIES)) {
+      expect((JSON.parse(readFileSync(join(app, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version, name).toBe(version);
+    }
+  });
+
   it('declare every package their built files import, MikroORM, Nest, rxjs and reflect-metadata only as peers', () => {
     for (const p of packed) {
       const dependencies = Object.keys(p.manifest.dependencies ?? {});
