@@ -20,7 +20,7 @@ export class WakeUps {
   private closer?: () => Promise<unknown>;
   private connecting?: Promise<void>;
   private closed = false;
-  /** Set once listening worked, so that the wake-up after a loss is not sent at the first start. */
+  /** Set once listening worked or an attempt failed: from then on, listening (again) must wake every consumer. */
   private listenedBefore = false;
 
   constructor(

@@ -76,8 +76,10 @@ export class Actions {
       }
       case 'retry-now': {
         const ids = idsOf(body, 'retry now');
-        const { n, missing } = ids ? await eachId(ids, async (one) => (await ledger.retryNow(one)).length) : { n: (await ledger.retryNow()).length, missing: [] };
-        return { ...about, retried: n, missing };
+        // One statement for all of them: it answers the ids it moved, so the others are the ones not delayed.
+        const moved = await ledger.retryNow(ids);
+        const missing = ids ? ids.filter((id) => !moved.includes(id)) : [];
+        return { ...about, retried: moved.length, missing };
       }
       case 'redrive': {
         const ids = idsOf(body, 'redrive');
