@@ -363,7 +363,7 @@ class World {
       if (rec && rec.lostAcks > 0) {
         rec.lostAcks--;
         this.trace.push(`ack of ${results.map((r) => r.id).join(', ')} lost`);
-        throw new StorageError('the ack was lost on the way back', { code: 'ACK_LOST' });
+        throw new StorageError('the ack was lost on the way back', { code: 'ACK_LOST', retryable: true });
       }
       return results;
     } finally {

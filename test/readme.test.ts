@@ -33,7 +33,7 @@ describe.each(['README.md', 'plugins/cli/README.md'])('tidings viz lines in %s',
   });
 });
 
-describe.each(['README.md', 'docs/writing-an-adapter.md', 'adapters/mikro-orm/README.md', 'plugins/otel/README.md', 'core/README.md', 'adapters/memory/README.md', 'plugins/faults/README.md', 'plugins/idempotency/README.md'])('code samples in %s', (file) => {
+describe.each(['README.md', 'docs/writing-an-adapter.md', 'adapters/mikro-orm/README.md', 'plugins/otel/README.md', 'core/README.md', 'adapters/memory/README.md', 'plugins/faults/README.md', 'plugins/idempotency/README.md', 'docs/errors.md'])('code samples in %s', (file) => {
   it.each(samples(file).map((code, i) => [i + 1, code] as const))('sample %i runs and exits 0', async (i, code) => {
     mkdirSync(scratch, { recursive: true });
     const path = join(scratch, `${file.replace(/\W/g, '_')}-${i}.ts`);

@@ -1,12 +1,58 @@
+/** Every code core and the storage adapters raise; docs/errors.md says when, and which are retryable. */
+export const TIDINGS_ERROR_CODES = [
+  'INVALID_MESSAGE',
+  'PAYLOAD_TOO_LARGE',
+  'INVALID_TOPIC',
+  'INVALID_OPTIONS',
+  'TOPIC_CONFLICT',
+  'CLOSED',
+  'ILLEGAL_TRANSITION',
+  'ACK_TIMEOUT',
+  'LEASE_LOST',
+  'SUBSCRIPTION_IN_USE',
+  'UNKNOWN_SUBSCRIPTION',
+  'OPERATION_NOT_SUPPORTED',
+  'ROLLBACK',
+  'ABANDONED',
+  'HANDLER_FAILED',
+  'STORAGE_ERROR',
+  'STORAGE_BUSY',
+  'CONNECTION_LOST',
+  'STORAGE_FULL',
+  'STORAGE_READ_ONLY',
+  'TRANSACTION_HANDLE_REQUIRED',
+  'SCHEMA_MISMATCH',
+  'FOREIGN_ENTITY_MANAGER',
+  'MIGRATION_IRREVERSIBLE',
+  'SQLITE_DRIVER_MISSING',
+] as const;
+
+/** A code core or a storage adapter raises; see `TIDINGS_ERROR_CODES`. */
+export type TidingsErrorCode = (typeof TIDINGS_ERROR_CODES)[number];
+
+/** The codes of `StorageError`. */
+export type StorageErrorCode = 'STORAGE_ERROR' | 'STORAGE_BUSY' | 'CONNECTION_LOST' | 'STORAGE_FULL' | 'STORAGE_READ_ONLY';
+
+/** What a `TidingsError` is given besides its code and message. */
+export interface TidingsErrorOptions {
+  cause?: unknown;
+  /** Whether the same call may succeed if made again; default false. */
+  retryable?: boolean;
+}
+
 /** Base of every error Tidings throws; `code` is stable and safe to switch on. */
 export class TidingsError extends Error {
   /** Stable machine-readable code, e.g. `PAYLOAD_TOO_LARGE`. */
-  readonly code: string;
+  // `| (string & {})`: a caught TidingsError may be a plugin's (CLI, dashboard, Nest, faults) with its own code; editors still offer core's.
+  readonly code: TidingsErrorCode | (string & {});
+  /** Whether the same call may succeed if made again: a producer retries a send that failed with a retryable error. */
+  readonly retryable: boolean;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: TidingsErrorCode | (string & {}), message: string, options?: TidingsErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
+    this.retryable = options?.retryable ?? false;
   }
 }
 
@@ -84,7 +130,7 @@ export class AckTimeoutError extends TidingsError {
       'ACK_TIMEOUT',
       `No ack for message ${id ?? '(broker id)'} on topic "${topic}" after ${attempts} attempt(s). ` +
         `Check that the storage is reachable, or raise ackTimeoutMs / retry.attempts on the topic.`,
-      options,
+      { ...options, retryable: true },
     );
   }
 }
@@ -100,10 +146,15 @@ export class LeaseLostError extends TidingsError {
   }
 }
 
-/** The storage failed in a way the caller may retry (busy, locked, connection lost). */
+/**
+ * The storage failed. Retryable when it was busy, lost its connection or failed for no known reason (`STORAGE_ERROR`);
+ * not when it is full or read-only, which lasts until someone frees space or remounts. A code of a plugin's own is not
+ * retryable unless its error says so.
+ */
 export class StorageError extends TidingsError {
-  constructor(message: string, options?: { cause?: unknown; code?: string }) {
-    super(options?.code ?? 'STORAGE_ERROR', message, options);
+  constructor(message: string, options?: TidingsErrorOptions & { code?: StorageErrorCode | (string & {}) }) {
+    const code = options?.code ?? 'STORAGE_ERROR';
+    super(code, message, { ...options, retryable: options?.retryable ?? (code === 'STORAGE_ERROR' || code === 'STORAGE_BUSY' || code === 'CONNECTION_LOST') });
   }
 }
 

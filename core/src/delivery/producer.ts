@@ -1,4 +1,4 @@
-import { AckTimeoutError, ClosedError, InvalidMessageError, PayloadTooLargeError, TidingsError } from '../errors.js';
+import { AckTimeoutError, InvalidMessageError, PayloadTooLargeError, TidingsError } from '../errors.js';
 import { backoffDelay } from '../options.js';
 import { serializeHeaders } from '../headers.js';
 import { serializePayload } from '../payload.js';
@@ -15,7 +15,7 @@ function sleep(ms: number): Promise<void> {
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TidingsError('ACK_TIMEOUT', `no ack within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new TidingsError('ACK_TIMEOUT', `no ack within ${ms} ms`, { retryable: true })), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
@@ -131,7 +131,7 @@ export class Producer<T = unknown, Tx = unknown> {
       try {
         return await withTimeout(this.store(batch), rt.options.ackTimeoutMs);
       } catch (error) {
-        if (error instanceof ClosedError || (error instanceof TidingsError && !retryable(error))) throw error;
+        if (error instanceof TidingsError && !error.retryable) throw error;
         lastError = error;
         rt.logger.warn('send not acked, retrying', { topic: rt.name, attempt, error: String(error) });
         if (attempt < attempts) await sleep(backoffDelay(rt.options.retry, attempt));
@@ -139,11 +139,4 @@ export class Producer<T = unknown, Tx = unknown> {
     }
     throw new AckTimeoutError(rt.name, messages.length === 1 ? messages[0]!.id : undefined, attempts, { cause: lastError });
   }
-}
-
-const RETRYABLE = new Set(['ACK_TIMEOUT', 'STORAGE_ERROR', 'STORAGE_BUSY', 'CONNECTION_LOST', 'ACK_LOST']);
-
-/** Whether a producer should try a failed store again. */
-function retryable(error: TidingsError): boolean {
-  return RETRYABLE.has(error.code);
 }

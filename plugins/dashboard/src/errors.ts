@@ -25,11 +25,32 @@ export class DashboardListenError extends TidingsError {
   }
 }
 
+/** The codes of `DashboardRequestError`; core's `UNKNOWN_SUBSCRIPTION` and `CLOSED` mean what they mean there. */
+export type DashboardRequestErrorCode =
+  | 'INVALID_REQUEST'
+  | 'INVALID_JSON'
+  | 'CONFIRMATION_REQUIRED'
+  | 'SUBSCRIPTION_REQUIRED'
+  | 'NOT_FOUND'
+  | 'UNKNOWN_TOPIC'
+  | 'UNKNOWN_SUBSCRIPTION'
+  | 'UNKNOWN_MESSAGE'
+  | 'METHOD_NOT_ALLOWED'
+  | 'NOT_REDRIVABLE'
+  | 'BODY_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'HOST_NOT_ALLOWED'
+  | 'CROSS_ORIGIN_REFUSED'
+  | 'TOKEN_IN_URL_REFUSED'
+  | 'CLOSED';
+
 /** A request the dashboard's API refuses: answered with its HTTP status and `{ error: { code, message } }`. */
 export class DashboardRequestError extends TidingsError {
+  declare readonly code: DashboardRequestErrorCode;
+
   constructor(
     readonly status: number,
-    code: string,
+    code: DashboardRequestErrorCode,
     message: string,
   ) {
     super(code, message);

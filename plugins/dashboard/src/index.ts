@@ -1,5 +1,5 @@
 export { createDashboard, type Dashboard, type DashboardHandler, type DashboardOptions, type Listening } from './dashboard.js';
-export { DashboardListenError, DashboardRequestError, DashboardTokenRequiredError, InvalidPortError } from './errors.js';
+export { DashboardListenError, DashboardRequestError, DashboardTokenRequiredError, InvalidPortError, type DashboardRequestErrorCode } from './errors.js';
 export { isLoopback } from './auth.js';
 export { applyChange, changeBetween, type SnapshotChange, type TopicChange } from './changes.js';
 export { ACTIONS, type ActionName } from './actions.js';

@@ -32,6 +32,11 @@ export class CrashError extends TidingsError {
   }
 }
 
+/** An injected lost ack: the storage did the work, and the caller never heard. Retryable, as a real lost answer is. */
+function lostAckError(message: string): StorageError {
+  return new StorageError(message, { code: 'ACK_LOST', retryable: true });
+}
+
 /** What to inject and how often; every rate is a probability per call in [0, 1]. */
 export interface FaultOptions {
   /** Seeds every random choice, so a run replays with the seed it printed. */
@@ -187,10 +192,7 @@ export function withFaults<Tx>(storage: StorageAdapter<Tx>, options: FaultOption
       // Inside the caller's transaction nothing is committed yet, so there is no ack to lose.
       if (loseAck && tx === undefined) {
         faults.lostAcks++;
-        throw new StorageError(
-          `Injected fault (seed ${o.seed}): ${req.messages.length} message(s) were stored on topic "${req.topic}" but the ack was lost.`,
-          { code: 'ACK_LOST' },
-        );
+        throw lostAckError(`Injected fault (seed ${o.seed}): ${req.messages.length} message(s) were stored on topic "${req.topic}" but the ack was lost.`);
       }
       return results;
     },
@@ -247,10 +249,7 @@ export function withFaults<Tx>(storage: StorageAdapter<Tx>, options: FaultOption
       // Rolled only for commits that consumed something, so a run replays whatever else its transactions did.
       if (ids.length > 0 && lostConsumeAck() < o.lostConsumeAckRate) {
         faults.lostConsumeAcks++;
-        throw new StorageError(
-          `Injected fault (seed ${o.seed}): the transaction consuming ${ids.join(', ')} committed but its ack was lost.`,
-          { code: 'ACK_LOST' },
-        );
+        throw lostAckError(`Injected fault (seed ${o.seed}): the transaction consuming ${ids.join(', ')} committed but its ack was lost.`);
       }
       return result;
     },
