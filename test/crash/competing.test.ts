@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshPostgresDatabase } from '../support/databases.js';
-import { prepareDatabase, readEffects, startWorker } from './harness.js';
+import { prepareDatabase, readEffects, startWorker } from '@tidings/cli';
 
 const dir = mkdtempSync(join(tmpdir(), 'tidings-competing-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -16,7 +16,7 @@ const BACKENDS: Array<[string, () => Promise<string>]> = [
 describe.each(BACKENDS)('three consumer processes competing for one topic on %s', (_name, database) => {
   it('hand every message to exactly one of them: no message is leased twice at once', { timeout: 60_000 }, async () => {
     const db = await database();
-    await prepareDatabase(db);
+    await prepareDatabase({ db });
     const common = ['--db', db, '--topic', 'competing', '--config', 'at-least-once', '--lease-ms', '30000'];
     const messages = 3000;
     const producer = startWorker([...common, '--role', 'producer', '--to', String(messages)], () => {});
@@ -24,7 +24,7 @@ describe.each(BACKENDS)('three consumer processes competing for one topic on %s'
     // A long lease: any second delivery could only come from two consumers leasing one message at once.
     const consumers = [1, 2, 3].map((n) => startWorker([...common, '--role', 'consumer', '--incarnation', String(n), '--drain'], () => {}));
     expect(await Promise.all(consumers.map((c) => c.exited))).toEqual([0, 0, 0]);
-    const effects = await readEffects(db, 'competing');
+    const effects = await readEffects({ db }, 'competing');
     expect(effects).toHaveLength(messages);
     expect(new Set(effects.map((e) => e.key)).size).toBe(messages);
     const perConsumer = [1, 2, 3].map((n) => effects.filter((e) => e.incarnation === n).length);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkDeliveries, checkSubscriptions, guaranteeHeld, pickSeed, type DeliveryCheck } from '@tidings/faults';
 import { freshPostgresDatabase } from '../support/databases.js';
-import { atMostOnceBounds, prepareDatabase, runCrashScenario, type CrashScenario } from './harness.js';
+import { atMostOnceBounds, prepareDatabase, runCrashScenario, type CrashScenario } from '@tidings/cli';
 
 const seed = pickSeed();
 const dir = mkdtempSync(join(tmpdir(), 'tidings-crash-'));
@@ -36,7 +36,7 @@ describe.each(BACKENDS)('real processes SIGKILLed at random moments, a fifth of 
   it.each(CONFIGS)('%s keeps its guarantee', { timeout: 240_000 }, async (config) => {
     const name = `crash_${config.replace(/\W/g, '_')}`;
     const db = await database(name);
-    await prepareDatabase(db);
+    await prepareDatabase({ db });
     const scenario: CrashScenario = { db, config, messages: 100, seed: seed + CONFIGS.indexOf(config), kills: 3, lostAckRate: 0.2, crashRate: 0.005 };
     const outcome = await runCrashScenario(scenario, name);
     totalKills += outcome.kills;
@@ -77,7 +77,7 @@ describe.each(BACKENDS)('an ordered topic with two subscriptions, each read by p
   it.each(ORDERED)('%s keeps its guarantee and the order of every key, in every subscription', { timeout: 240_000 }, async (config) => {
     const name = `ordered_${config.replace(/\W/g, '_')}`;
     const db = await database(name);
-    await prepareDatabase(db);
+    await prepareDatabase({ db });
     const scenario: CrashScenario = {
       db,
       config,
@@ -118,7 +118,7 @@ describe.each(BACKENDS)('a batch handler on exactly-once end-to-end, its process
     const config = 'exactly-once/end-to-end';
     const name = 'batch_e2e';
     const db = await database(name);
-    await prepareDatabase(db);
+    await prepareDatabase({ db });
     const scenario: CrashScenario = { db, config, messages: 100, seed: seed + 20, kills: 3, lostAckRate: 0.2, crashRate: 0.005, batch: true };
     const outcome = await runCrashScenario(scenario, name);
     totalKills += outcome.kills;

@@ -14,6 +14,8 @@ export interface PostgresStorageOptions {
   poolSize?: number;
   /** How long to wait for a connection before failing, in ms (default 5 000). */
   connectTimeoutMs?: number;
+  /** A schema to keep Tidings' tables in, apart from the application's (it must exist): first in every connection's search_path. */
+  schema?: string;
 }
 
 const CHANNEL = 'tidings_stored';
@@ -120,9 +122,20 @@ function checkUrl(url: unknown): string {
   return url;
 }
 
+/** A schema name that needs no quoting, since it goes into a connection parameter; never with the application's own ORM. */
+function checkSchema(schema: unknown, ownOrm: boolean): string | undefined {
+  if (schema === undefined) return undefined;
+  if (ownOrm) throw new InvalidOptionsError('postgresStorage: schema applies to the connections Tidings makes from url; with { orm }, set the schema in your MikroORM config.');
+  if (typeof schema !== 'string' || !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new InvalidOptionsError(`postgresStorage: schema must be a lower-case name of letters, digits and _ (e.g. tidings), got ${JSON.stringify(schema)}.`);
+  }
+  return schema;
+}
+
 /** Messages in PostgreSQL, for applications that run on many machines. */
 export function postgresStorage(options: PostgresStorageOptions): MikroOrmStorage {
   const url = options?.orm ? undefined : checkUrl(options?.url);
+  const schema = checkSchema(options?.schema, options?.orm !== undefined);
   const target = url ? `PostgreSQL at ${redactUrl(url)}` : 'the application database';
   return sqlStorage({
     dialect: postgresDialect,
@@ -141,7 +154,7 @@ export function postgresStorage(options: PostgresStorageOptions): MikroOrmStorag
           ensureDatabase: false,
           pool: { min: 0, max: options.poolSize ?? 10, acquireTimeoutMillis: options.connectTimeoutMs ?? 5_000 },
           // Statements are prepared (named) on these connections; each run is still planned for the values it is given.
-          driverOptions: { connection: { connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000, options: '-c plan_cache_mode=force_custom_plan' } },
+          driverOptions: { connection: { connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000, options: `-c plan_cache_mode=force_custom_plan${schema ? ` -c search_path=${schema}` : ''}` } },
         }));
       // Fail fast: MikroORM connects lazily, so ask for one row before any message is accepted.
       try {

@@ -48,3 +48,18 @@ export { parseDuration, parseInteger } from './parse.js';
 export { run } from './program.js';
 export { serveDashboard, DEFAULT_DASHBOARD_PORT, type DashboardCommandOptions } from './dashboard.js';
 export { runDemo, type DemoOptions } from './demo.js';
+export { prove, PROVE_RUNS, type ProveOptions, type ProveRun, type ProveRow, type ProveResult } from './prove.js';
+export {
+  runCrashScenario,
+  prepareDatabase,
+  readEffects,
+  readStored,
+  startWorker,
+  atMostOnceBounds,
+  type ProveTarget,
+  type CrashScenario,
+  type CrashOutcome,
+  type CrashProgress,
+  type AtMostOnceBounds,
+  type Running,
+} from './prove-scenario.js';

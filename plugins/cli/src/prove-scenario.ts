@@ -1,18 +1,26 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import pg from 'pg';
 import { postgresStorage } from '@tidings/adapter-postgres';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { seededRandom, type Effect } from '@tidings/faults';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const worker = fileURLToPath(new URL('./worker.ts', import.meta.url));
+// Run from sources (tests, with the @tidings/source condition and tsx) the worker is a .ts file beside this one;
+// built, it is dist/prove-worker.js beside every chunk.
+const fromSource = import.meta.url.endsWith('.ts');
+const worker = fileURLToPath(new URL(`./prove-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url));
+const nodeArgs = fromSource ? ['--conditions=@tidings/source', '--import', 'tsx'] : [];
 
-/** One crash run: a topic on a database, producers and consumers killed and restarted. */
-export interface CrashScenario {
+/** Where a crash run's processes keep their messages: a SQLite file, or a PostgreSQL database and a schema of the run's own. */
+export interface ProveTarget {
   /** A SQLite file path or a postgres:// URL. */
   db: string;
+  /** PostgreSQL: the schema every connection of the run uses (its search_path); it must exist. */
+  schema?: string;
+}
+
+/** One crash run: a topic on a database, producers and consumers killed and restarted. */
+export interface CrashScenario extends ProveTarget {
   config: 'at-most-once' | 'at-least-once' | 'exactly-once/broker' | 'exactly-once/end-to-end';
   messages: number;
   seed: number;
@@ -58,9 +66,9 @@ export interface Running {
   exited: Promise<NodeJS.Signals | number | null>;
 }
 
-/** Starts a worker process; `onLine` gets each line it prints. */
+/** Starts a crash-run worker process (see prove-worker.ts for its arguments); `onLine` gets each line it prints. */
 export function startWorker(args: string[], onLine: (line: string) => void): Running {
-  const proc = spawn(process.execPath, ['--conditions=@tidings/source', '--import', 'tsx', worker, ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...nodeArgs, worker, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   let buffered = '';
   proc.stdout!.on('data', (chunk: Buffer) => {
     buffered += chunk.toString();
@@ -79,10 +87,21 @@ export function startWorker(args: string[], onLine: (line: string) => void): Run
   return { proc, exited };
 }
 
-/** Runs statements on a SQLite file or a PostgreSQL URL, returning the last one's rows. */
-async function query(db: string, statements: string[], params: unknown[] = []): Promise<Record<string, unknown>[]> {
+/** The `--db` (and `--schema`) arguments a worker gets for a target. */
+export function targetArgs(t: ProveTarget): string[] {
+  return ['--db', t.db, ...(t.schema ? ['--schema', t.schema] : [])];
+}
+
+/** The storage of a target, as its workers open it. */
+export function targetStorage(t: ProveTarget) {
+  return t.db.startsWith('postgres') ? postgresStorage({ url: t.db, schema: t.schema }) : sqliteStorage({ file: t.db });
+}
+
+/** Runs statements on a SQLite file or a PostgreSQL URL (in the target's schema), returning the last one's rows. */
+export async function query(t: ProveTarget, statements: string[], params: unknown[] = []): Promise<Record<string, unknown>[]> {
+  const db = t.db;
   if (db.startsWith('postgres')) {
-    const c = new pg.Client({ connectionString: db });
+    const c = new pg.Client({ connectionString: db, ...(t.schema ? { options: `-c search_path=${t.schema}` } : {}) });
     await c.connect();
     try {
       let rows: Record<string, unknown>[] = [];
@@ -92,16 +111,19 @@ async function query(db: string, statements: string[], params: unknown[] = []): 
       await c.end();
     }
   }
-  const d = new Database(db);
+  // Through Tidings' own SQLite storage, so whichever driver the application installed (better-sqlite3 or sqlite3) runs them.
+  const storage = sqliteStorage({ file: db });
+  await storage.open();
   try {
+    const connection = storage.orm.em.getConnection();
     let rows: Record<string, unknown>[] = [];
     for (const sql of statements) {
-      const stmt = d.prepare(sql.replace(/\$\d/g, '?'));
-      rows = stmt.reader ? (stmt.all(...(sql.includes('$1') ? params : [])) as Record<string, unknown>[]) : (stmt.run(), []);
+      const reads = /^\s*SELECT/i.test(sql);
+      rows = (await connection.execute(sql.replace(/\$\d/g, '?'), sql.includes('$1') ? params : [], reads ? 'all' : 'run')) as Record<string, unknown>[];
     }
-    return rows;
+    return Array.isArray(rows) ? rows : [];
   } finally {
-    d.close();
+    await storage.close();
   }
 }
 
@@ -109,36 +131,37 @@ async function query(db: string, statements: string[], params: unknown[] = []): 
  * Creates Tidings' tables, the table consumers record their effects in, and a trigger that records every row
  * the broker inserts into its message table: what was stored, known from the broker's side.
  */
-export async function prepareDatabase(db: string): Promise<void> {
-  const storage = db.startsWith('postgres') ? postgresStorage({ url: db }) : sqliteStorage({ file: db });
+export async function prepareDatabase(t: ProveTarget): Promise<void> {
+  const db = t.db;
+  const storage = targetStorage(t);
   await storage.open();
   await storage.close();
   const tables = [
     // `n` numbers effects in the order they were recorded (committed, for SQLite's one writer at a time).
-    `CREATE TABLE IF NOT EXISTS crash_effects (n ${db.startsWith('postgres') ? 'BIGSERIAL PRIMARY KEY' : 'INTEGER PRIMARY KEY AUTOINCREMENT'}, topic VARCHAR(200) NOT NULL,
+    `CREATE TABLE IF NOT EXISTS prove_effects (n ${db.startsWith('postgres') ? 'BIGSERIAL PRIMARY KEY' : 'INTEGER PRIMARY KEY AUTOINCREMENT'}, topic VARCHAR(200) NOT NULL,
        subscription VARCHAR(100) NOT NULL, msg_key VARCHAR(200) NOT NULL, incarnation INTEGER NOT NULL, grp VARCHAR(20) NULL, position INTEGER NULL, overtook INTEGER NOT NULL)`,
-    'CREATE TABLE IF NOT EXISTS crash_stored (topic VARCHAR(200) NOT NULL, subscription VARCHAR(100) NOT NULL, id VARCHAR(200) NOT NULL, body TEXT NOT NULL)',
+    'CREATE TABLE IF NOT EXISTS prove_stored (topic VARCHAR(200) NOT NULL, subscription VARCHAR(100) NOT NULL, id VARCHAR(200) NOT NULL, body TEXT NOT NULL)',
   ];
   const trigger = db.startsWith('postgres')
     ? [
-        `CREATE OR REPLACE FUNCTION crash_record_stored() RETURNS trigger AS $fn$ BEGIN INSERT INTO crash_stored VALUES (NEW.topic, NEW.subscription, NEW.id, NEW.body); RETURN NEW; END $fn$ LANGUAGE plpgsql`,
-        'CREATE OR REPLACE TRIGGER crash_stored_t AFTER INSERT ON tidings_message FOR EACH ROW EXECUTE FUNCTION crash_record_stored()',
+        `CREATE OR REPLACE FUNCTION prove_record_stored() RETURNS trigger AS $fn$ BEGIN INSERT INTO prove_stored VALUES (NEW.topic, NEW.subscription, NEW.id, NEW.body); RETURN NEW; END $fn$ LANGUAGE plpgsql`,
+        'CREATE OR REPLACE TRIGGER prove_stored_t AFTER INSERT ON tidings_message FOR EACH ROW EXECUTE FUNCTION prove_record_stored()',
       ]
-    : ['CREATE TRIGGER IF NOT EXISTS crash_stored_t AFTER INSERT ON tidings_message BEGIN INSERT INTO crash_stored VALUES (NEW.topic, NEW.subscription, NEW.id, NEW.body); END'];
-  await query(db, [...tables, ...trigger]);
+    : ['CREATE TRIGGER IF NOT EXISTS prove_stored_t AFTER INSERT ON tidings_message BEGIN INSERT INTO prove_stored VALUES (NEW.topic, NEW.subscription, NEW.id, NEW.body); END'];
+  await query(t, [...tables, ...trigger]);
 }
 
 /** The keys (from the payload) of every message the broker stored in `topic`, by the subscription each copy was stored for. */
-export async function readStored(db: string, topic: string): Promise<Record<string, string[]>> {
-  const rows = await query(db, ['SELECT subscription, body FROM crash_stored WHERE topic = $1'], [topic]);
+export async function readStored(t: ProveTarget, topic: string): Promise<Record<string, string[]>> {
+  const rows = await query(t, ['SELECT subscription, body FROM prove_stored WHERE topic = $1'], [topic]);
   const out: Record<string, string[]> = {};
   for (const r of rows) (out[r.subscription as string] ??= []).push((JSON.parse(r.body as string) as { key: string }).key);
   return out;
 }
 
 /** Every effect consumers recorded for a topic, in the order they were recorded, with what its handler saw of order. */
-export async function readEffects(db: string, topic: string): Promise<Effect[]> {
-  const rows = await query(db, ['SELECT subscription, msg_key AS key, incarnation, grp, position, overtook FROM crash_effects WHERE topic = $1 ORDER BY n'], [topic]);
+export async function readEffects(t: ProveTarget, topic: string): Promise<Effect[]> {
+  const rows = await query(t, ['SELECT subscription, msg_key AS key, incarnation, grp, position, overtook FROM prove_effects WHERE topic = $1 ORDER BY n'], [topic]);
   return rows.map((r) => {
     const e: Effect = { key: r.key as string, incarnation: Number(r.incarnation), subscription: r.subscription as string };
     if (r.grp != null) Object.assign(e, { orderingKey: r.grp as string, position: Number(r.position), overtook: Number(r.overtook) === 1 });
@@ -146,8 +169,20 @@ export async function readEffects(db: string, topic: string): Promise<Effect[]> 
   });
 }
 
-/** Runs producers and consumers in child processes, SIGKILLs them at seeded random moments, restarts them, then drains. */
-export async function runCrashScenario(s: CrashScenario, topic: string): Promise<CrashOutcome> {
+/** How far a crash run has come, for a progress bar. */
+export interface CrashProgress {
+  /** Keys the producers have had acked (fire-and-forget and broker scope: sent), of `messages`. */
+  produced: number;
+  kills: number;
+  /** `draining` once the producers are done and the last consumers empty the topic. */
+  phase: 'producing' | 'draining';
+}
+
+/**
+ * Runs producers and consumers in child processes, SIGKILLs them at seeded random moments, restarts them, then drains.
+ * `onProgress` hears of each step.
+ */
+export async function runCrashScenario(s: CrashScenario, topic: string, onProgress?: (p: CrashProgress) => void): Promise<CrashOutcome> {
   const random = seededRandom(s.seed);
   const leaseMs = String(s.leaseMs ?? 300);
   const sent: string[] = [];
@@ -161,7 +196,8 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
   let next = 0;
   let produced = false;
   const common = [
-    ...['--db', s.db, '--topic', topic, '--config', s.config, '--lease-ms', leaseMs],
+    ...targetArgs(s),
+    ...['--topic', topic, '--config', s.config, '--lease-ms', leaseMs],
     ...(s.subscriptions ? ['--subscriptions', s.subscriptions.join(',')] : []),
     ...(s.ordered ? ['--ordered'] : []),
     ...(s.batch ? ['--batch'] : []),
@@ -171,6 +207,7 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
   const as = (subscription?: string) => (subscription ? ['--subscription', subscription] : []);
   // Acked semantics resend what was never acked; the others move on, as their producers would.
   const resends = s.config === 'at-least-once' || s.config === 'exactly-once/end-to-end';
+  const report = (phase: CrashProgress['phase']) => onProgress?.({ produced: resends ? acked.size : sentSet.size, kills, phase });
   for (let incarnation = 0; !produced || kills < s.kills; incarnation++) {
     let done = false;
     // Kill once this incarnation has made a seeded random amount of progress, so a slow machine still gets somewhere.
@@ -188,10 +225,16 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
             sent.push(key!);
             sentSet.add(key!);
             sentHere.push(key!);
-            if (!resends) step();
+            if (!resends) {
+              step();
+              report('producing');
+            }
           } else if (kind === 'acked') {
             acked.add(key!);
-            if (resends) step();
+            if (resends) {
+              step();
+              report('producing');
+            }
           } else if (kind === 'done') {
             done = true;
             progressed();
@@ -239,6 +282,7 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
       if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
       if ((await p.exited) === 'SIGKILL') kills++;
     }
+    report('producing');
     killedConsumers++;
     for (const key of [...held, ...lastBatch]) touched.push({ key, incarnation });
     if (done) {
@@ -250,6 +294,7 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
       if (next >= s.messages) produced = true;
     }
   }
+  report('draining');
   const drains = readers.map((subscription) =>
     startWorker([...common, ...as(subscription), '--role', 'consumer', '--incarnation', '9999', '--drain'], (line) => {
       const [kind, key] = line.split(' ');
@@ -257,8 +302,8 @@ export async function runCrashScenario(s: CrashScenario, topic: string): Promise
     }),
   );
   for (const end of await Promise.all(drains.map((d) => d.exited))) if (end !== 0) throw new Error(`drain consumer ended with ${String(end)}`);
-  const effects = await readEffects(s.db, topic);
-  const storedBySubscription = await readStored(s.db, topic);
+  const effects = await readEffects(s, topic);
+  const storedBySubscription = await readStored(s, topic);
   const stored = Object.values(storedBySubscription).flat();
   const finished = new Set(effects.map((e) => `${e.key}@${e.incarnation}`));
   const crashed = touched.filter((t) => !finished.has(`${t.key}@${t.incarnation}`));
