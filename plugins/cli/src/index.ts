@@ -48,7 +48,7 @@ export { parseDuration, parseInteger } from './parse.js';
 export { run } from './program.js';
 export { serveDashboard, DEFAULT_DASHBOARD_PORT, type DashboardCommandOptions } from './dashboard.js';
 export { runDemo, type DemoOptions } from './demo.js';
-export { prove, PROVE_RUNS, type ProveOptions, type ProveRun, type ProveRow, type ProveResult } from './prove.js';
+export { prove, judgeCrashRun, PROVE_RUNS, type ProveOptions, type ProveRun, type ProveRow, type ProveResult, type CrashJudgement } from './prove.js';
 export {
   runCrashScenario,
   prepareDatabase,

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { InvalidOptionsError, type Lifecycle } from '@tidings/core';
 import { redactUrl } from '@tidings/adapter-postgres';
-import { checkDeliveries, checkSubscriptions, guaranteeHeld, type DeliveryCheck } from '@tidings/faults';
+import { checkDeliveries, checkSubscriptions, guaranteeHeld, type DeliveryCheck, type GuaranteeVerdict } from '@tidings/faults';
 import type { Output } from './commands.js';
 import { DatabaseNotFoundError } from './errors.js';
 import { atMostOnceBounds, prepareDatabase, query, runCrashScenario, type CrashOutcome, type CrashScenario, type ProveTarget } from './prove-scenario.js';
@@ -174,10 +174,8 @@ async function proveOne(run: ProveRun, o: ProveOptions, target: ProveTarget, onP
   const started = performance.now();
   const outcome = await runCrashScenario(scenario, topic, onProgress);
   const seconds = Math.round((performance.now() - started) / 100) / 10;
-  const { checks, broken } = judge(run, outcome);
-  const verdicts = checks.map((c) => guaranteeHeld(run.lifecycle, c));
+  const { checks, verdicts, broken } = judgeCrashRun(run, outcome);
   const sum = (f: (c: DeliveryCheck) => number) => checks.reduce((n, c) => n + f(c), 0);
-  for (const v of verdicts) if (!v.held) broken.unshift(`broke ${v.rule}`);
   return {
     run: run.name,
     lifecycle: run.lifecycle,
@@ -197,8 +195,16 @@ async function proveOne(run: ProveRun, o: ProveOptions, target: ProveTarget, onP
   };
 }
 
-/** The checker's counts for a run (one per subscription when ordered) and the bounds beyond its semantic's rule that broke. */
-function judge(run: ProveRun, outcome: CrashOutcome): { checks: DeliveryCheck[]; broken: string[] } {
+/** A crash run judged: the checker's counts (one per subscription when ordered), the semantic's verdicts, and what broke. */
+export interface CrashJudgement {
+  checks: DeliveryCheck[];
+  verdicts: GuaranteeVerdict[];
+  /** Each broken rule or bound, with the keys behind it; empty when every guarantee held. */
+  broken: string[];
+}
+
+/** Judges a crash run by its semantic's rule and, beyond it, the bounds a crash puts on what may be lost. */
+export function judgeCrashRun(run: ProveRun, outcome: CrashOutcome): CrashJudgement {
   const history = { lifecycle: run.lifecycle, sent: outcome.sent, acked: outcome.acked, stored: outcome.stored, consumed: outcome.effects, crashed: outcome.crashed };
   const checks = run.ordered ? Object.values(checkSubscriptions({ ...history, storedBySubscription: outcome.storedBySubscription })) : [checkDeliveries(history)];
   const broken: string[] = [];
@@ -216,7 +222,9 @@ function judge(run: ProveRun, outcome: CrashOutcome): { checks: DeliveryCheck[];
     // The durable semantics lose nothing the broker stored, acked or not (the runs never dead-letter).
     for (const c of checks) none('stored, never consumed', c.keys.lostStored);
   }
-  return { checks, broken };
+  const verdicts = checks.map((c) => guaranteeHeld(run.lifecycle, c));
+  for (const v of verdicts) if (!v.held) broken.unshift(`broke ${v.rule}`);
+  return { checks, verdicts, broken };
 }
 
 function render(r: ProveResult, o: ProveOptions): string {
