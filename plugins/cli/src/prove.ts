@@ -6,7 +6,7 @@ import { redactUrl } from '@tidings/adapter-postgres';
 import { checkDeliveries, checkSubscriptions, guaranteeHeld, type DeliveryCheck, type GuaranteeVerdict } from '@tidings/faults';
 import type { Output } from './commands.js';
 import { DatabaseNotFoundError } from './errors.js';
-import { atMostOnceBounds, prepareDatabase, query, runCrashScenario, type CrashOutcome, type CrashScenario, type ProveTarget } from './prove-scenario.js';
+import { DRAIN_LIMIT_MS, atMostOnceBounds, prepareDatabase, query, runCrashScenario, type CrashOutcome, type CrashScenario, type ProveTarget } from './prove-scenario.js';
 import { table } from './table.js';
 
 /** What `tidings prove` takes from its command line. */
@@ -210,6 +210,7 @@ export function judgeCrashRun(run: ProveRun, outcome: CrashOutcome): CrashJudgem
   const broken: string[] = [];
   const none = (what: string, keys: string[]) => keys.length > 0 && broken.push(`${what}: ${keys.length} (${keys.slice(0, 5).join(', ')}${keys.length > 5 ? ', …' : ''})`);
   if (checks.every((c) => c.stored === 0)) broken.push('the broker stored nothing: no guarantee was put to the test');
+  if (!outcome.drainedWithin) broken.push(`the last consumers did not empty the topic within ${DRAIN_LIMIT_MS / 1000} s`);
   if (run.lifecycle === 'at-most-once') {
     // Never twice, and lost only what a killed process held: a consumer's leased batch, or a producer's unsent queue.
     const bounds = atMostOnceBounds(outcome);
@@ -228,7 +229,7 @@ export function judgeCrashRun(run: ProveRun, outcome: CrashOutcome): CrashJudgem
 }
 
 function render(r: ProveResult, o: ProveOptions): string {
-  const columns: Array<[string, (row: ProveRow) => string | number, boolean]> = [
+  const all: Array<[string, (row: ProveRow) => string | number, boolean]> = [
     ['run', (row) => row.run, false],
     ['kills', (row) => row.kills, true],
     ['sent', (row) => row.sent, true],
@@ -240,6 +241,7 @@ function render(r: ProveResult, o: ProveOptions): string {
     ['out of order', (row) => row.outOfOrder ?? '', true],
     ['seconds', (row) => row.seconds, true],
   ];
+  const columns = r.rows.some((row) => row.outOfOrder !== undefined) ? all : all.filter(([h]) => h !== 'out of order');
   const cells = r.rows.map((row) => columns.map(([, f]) => String(f(row))));
   const verdicts = r.rows.flatMap((row) => [
     `${row.held ? '✓ held  ' : '✗ BROKEN'} ${row.run}${row.run === row.lifecycle ? '' : ` (${row.lifecycle})`}: ${row.rule}`,
