@@ -77,7 +77,7 @@ export class Tidings<Tx = unknown> {
     }
     const { child, storage, plugins } = wireContainer(options);
     const chain = pluginChain(plugins);
-    await storage.open?.();
+    await storage.open?.({ logger: child.resolve(Tokens.Logger) });
     const tidings = new Tidings<TxOf<S>>(child, purgeIntervalMs, plugins, chain);
     try {
       for (const plugin of plugins) await plugin.setup?.(tidings);

@@ -86,6 +86,11 @@ export class SqlConnection {
     this.busyRetries = options.busyRetries ?? 5;
   }
 
+  /** Whether Tidings opened the ORM itself, rather than being handed an application's. */
+  get ownsOrm(): boolean {
+    return this.options.ownsOrm;
+  }
+
   /** True once `close()` began: every statement and transaction is refused with `ClosedError` from then on. */
   get closed(): boolean {
     return this.isClosed;

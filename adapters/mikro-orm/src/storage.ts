@@ -8,6 +8,7 @@ import type {
   ExtendLeaseRequest,
   IdempotencyStore,
   LeaseRequest,
+  Logger,
   MessageState,
   PeekRequest,
   PurgeRequest,
@@ -29,6 +30,7 @@ import type { SqlConnection, SqlRow, SqlTx } from './connection.js';
 import type { SqlDialect } from './dialect.js';
 import { ForeignEntityManagerError, SchemaError } from './errors.js';
 import { ensureSchema } from './migrator.js';
+import { checkSchemaTools } from './schema-tools.js';
 import { leasedMessage, toMessage, toSubscription, toTopic } from './rows.js';
 import type { Migration } from './schema.js';
 import { leaseStatement } from './sql/lease.js';
@@ -68,6 +70,8 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   private readonly idempotency: IdempotencyStore<EntityManager>;
   private readonly migrations: readonly Migration[];
   private opening?: Promise<void>;
+  /** The look at an application's schema tools that opening started, which `close()` waits for. */
+  private schemaCheck?: Promise<void>;
   private readonly watchers = new Map<string, Set<() => void>>();
   /** The listening connection, kept alive; made when the first consumer watches. */
   private wakeUps?: WakeUps;
@@ -123,10 +127,13 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
     return this.connection.closed;
   }
 
-  open(): Promise<void> {
+  /** Opens the ORM and migrates Tidings' tables; `logger` hears of an application's ORM whose schema tools would change them. */
+  open(context: { logger?: Logger } = {}): Promise<void> {
     this.opening ??= (async () => {
       await this.connection.open();
       await ensureSchema(this.connection, this.migrations);
+      // Not awaited: reading the schema takes 20 to 150 ms, which start-up need not wait for.
+      if (!this.connection.ownsOrm && context.logger) this.schemaCheck = checkSchemaTools(this.orm, context.logger).catch(() => undefined);
     })();
     return this.opening;
   }
@@ -344,6 +351,7 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   async close(): Promise<void> {
     if (this.closed) return;
     await this.opening?.catch(() => undefined);
+    await this.schemaCheck;
     // Stores accepted before the close are written, as the group commit of SQLite writes its accepted writes.
     await this.storeBatch?.drain();
     await this.connection.close(async () => this.wakeUps?.close());

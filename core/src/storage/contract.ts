@@ -1,5 +1,6 @@
 import type { IdempotencyStore } from './idempotency.js';
 import type { Lifecycle, MessageState } from '../lifecycle/names.js';
+import type { Logger } from '../services.js';
 
 /** A message the broker is asked to store; the body is already serialized JSON. */
 export interface NewMessage {
@@ -272,8 +273,12 @@ export interface StorageHealth {
 export interface StorageAdapter<Tx = unknown> {
   /** Short name for logs and errors, e.g. `memory`, `sqlite`. */
   readonly name: string;
-  /** Connect and prepare (create tables, which another handle on the same database may already have made); called once by `Tidings.create`. */
-  open?(): Promise<void>;
+  /**
+   * Connect and prepare (create tables, which another handle on the same database may already have made); called once by
+   * `Tidings.create`, which passes its logger for what the adapter finds amiss but can work with (such as an
+   * application's schema tools that would change its tables).
+   */
+  open?(context?: { logger: Logger }): Promise<void>;
   /**
    * Insert new messages, a copy per subscription (see `StoreRequest`); answers one result per message, in order. Ids
    * are unique per subscription: an id inside the topic's dedup window, one every subscription holds, or one repeated
