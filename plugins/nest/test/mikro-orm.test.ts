@@ -42,7 +42,7 @@ type Timeline = string[];
 
 /** The application under test: MikroOrmModule and TidingsModule sharing one SQLite file, in either import order. */
 function appModules(file: string, topic: string, tidingsFirst: boolean): ModuleMetadata['imports'] {
-  const orm = MikroOrmModule.forRoot({ driver: SqliteDriver, dbName: file, entities: [ShipmentEntity, ...tidingsEntities] });
+  const orm = MikroOrmModule.forRoot({ driver: SqliteDriver, dbName: file, entities: [ShipmentEntity, ...tidingsEntities], schemaGenerator: { skipTables: [/^tidings_/] } });
   const tidings = TidingsModule.forRootAsync({
     inject: [MikroORM],
     useFactory: (orm: MikroORM) => ({ storage: sqliteStorage({ orm }), purgeIntervalMs: 0 }),
