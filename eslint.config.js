@@ -11,12 +11,12 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      // Packages talk only through each other's index.ts, so a third-party adapter can do what ours do.
+      // Packages talk only through each other's entry points, so a third-party adapter can do what ours do.
       'no-restricted-imports': [
         'error',
         {
           patterns: [
-            { group: ['@tidings/*/*', '!@tidings/nest/microservices', '!@tidings/adapter-mikro-orm/migrations'], message: 'Import a Tidings package by its name only (its index.ts); no deep imports.' },
+            { group: ['@tidings/*/*', '!@tidings/core/adapter', '!@tidings/core/diagrams', '!@tidings/nest/microservices', '!@tidings/adapter-mikro-orm/migrations'], message: 'Import a Tidings package by its name or a subpath its package.json exports; no deep imports.' },
             { group: ['**/core/src/**', '**/adapters/*/src/**', '**/plugins/*/src/**'], message: 'Import another package by its name (@tidings/...), not by path.' },
           ],
         },

@@ -9,6 +9,9 @@ import { defineConfig } from 'tsup';
 export default defineConfig({
   entry: ['src/index.ts'],
   format: ['esm', 'cjs'],
+  // Entries share chunks in CommonJS too (esbuild splits ESM only by default): a package with several entry points
+  // (@tidings/core/adapter, @tidings/nest/microservices) must have one copy of each class, or instanceof fails across them.
+  splitting: true,
   dts: true,
   // Not tsconfig.json: it resolves @tidings/* to sources, and types must come from dist/; and the types build adds
   // every .d.ts a config includes to each package, so this one includes the packages' sources only.

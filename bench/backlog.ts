@@ -1,6 +1,7 @@
 // The backlog scenario's two steps, each run by bench/backlog-child.ts in a fresh process: store messages in big
 // batches, or consume a sample with a batch of 100 per lease, timing each full lease.
-import { Tidings, decorateStorage, type LeaseRequest } from '@tidings/core';
+import { Tidings } from '@tidings/core';
+import { decorateStorage, type LeaseRequest } from '@tidings/core/adapter';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { Tally, payloads, type BenchPayload } from './messages.js';
 import { BenchFailure } from './rows.js';

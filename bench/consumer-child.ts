@@ -1,6 +1,7 @@
 // A consumer in a process of its own (started by bench/processes.ts): reports every handler run as
 // [index, ms from send to handler start, epoch ms] over IPC, and stops when asked.
-import { Tidings, decorateStorage, type LeaseRequest, type Semantic, type StorageAdapter } from '@tidings/core';
+import { Tidings, type Semantic } from '@tidings/core';
+import { decorateStorage, type LeaseRequest, type StorageAdapter } from '@tidings/core/adapter';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
 import { epochMs, type BenchPayload } from './messages.js';

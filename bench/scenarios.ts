@@ -1,6 +1,7 @@
 // Tidings scenarios in this process: batches end to end, awaited single sends, concurrent senders, a fixed rate.
 import { rmSync } from 'node:fs';
-import { Tidings, type Logger, type Semantic, type StorageAdapter, type TidingsPlugin, type Topic, type TopicOptions } from '@tidings/core';
+import { Tidings, type Logger, type Semantic, type TidingsPlugin, type Topic, type TopicOptions } from '@tidings/core';
+import type { StorageAdapter } from '@tidings/core/adapter';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';

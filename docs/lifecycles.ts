@@ -3,7 +3,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LIFECYCLES, consumerGraph, lifecycleDiagram, lifecycleTables, mermaidDiagram } from '@tidings/core';
+import { LIFECYCLES, lifecycleTables } from '@tidings/core';
+import { consumerGraph, lifecycleDiagram, mermaidDiagram } from '@tidings/core/diagrams';
 import { run } from '@tidings/cli';
 
 /** Every picture in docs/img/: what `tidings viz` draws, and the file it goes to (relative to docs/). */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decorateStorage, Tidings, silentLogger, type Lifecycle, type StorageAdapter } from '@tidings/core';
+import { Tidings, silentLogger, type Lifecycle } from '@tidings/core';
+import { decorateStorage, type StorageAdapter } from '@tidings/core/adapter';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { checkDeliveries, checkSubscriptions, guaranteeHeld, seededRandom, withFaults, type DeliveryHistory, type Effect } from '@tidings/faults';
 

@@ -4,7 +4,6 @@ import { ForeignEntityManagerError, IrreversibleMigrationError, SchemaError } fr
 import {
   AckTimeoutError,
   ClosedError,
-  decorateStorage,
   IllegalTransitionError,
   InvalidMessageError,
   InvalidOptionsError,
@@ -23,6 +22,7 @@ import {
   type StorageErrorCode,
   type TidingsErrorCode,
 } from '@tidings/core';
+import { decorateStorage } from '@tidings/core/adapter';
 import { withFaults } from '@tidings/faults';
 import { afterEach, describe, expect, it } from 'vitest';
 

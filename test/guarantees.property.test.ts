@@ -27,22 +27,17 @@
  * and whether each acked message was already stored when its ack reached the producer.
  */
 import { memoryStorage, type MemoryStorage, type MemoryTransaction } from '@tidings/adapter-memory';
+import { ManualClock, StorageError, Tidings, type ConsumeContext, type Message, type SendAck, type Topic, type TopicOptions } from '@tidings/core';
 import {
   topicTotals,
-  ManualClock,
-  StorageError,
-  Tidings,
-  type ConsumeContext,
   type ExpireRequest,
   type IdempotencyStore,
   type LeaseRequest,
-  type Message,
   type PurgeRequest,
   type ExtendLeaseRequest,
   type TopicRecord,
   type RedriveRequest,
   type ReleaseRequest,
-  type SendAck,
   type SettleRequest,
   type PeekRequest,
   type SubscriptionCounts,
@@ -51,9 +46,7 @@ import {
   type StoredMessage,
   type StoreRequest,
   type StoreResult,
-  type Topic,
-  type TopicOptions,
-} from '@tidings/core';
+} from '@tidings/core/adapter';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 

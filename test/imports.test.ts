@@ -1,7 +1,8 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { publishedPackages } from './packaging/support.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCE_DIRS = ['core/src', ...['adapters', 'plugins'].flatMap((dir) => readdirSync(join(root, dir)).map((p) => `${dir}/${p}/src`))];
@@ -73,5 +74,45 @@ describe('source rules', () => {
         .map((s) => `${relative(root, file)}: ${s}`),
     );
     expect(deep).toEqual([]);
+  });
+});
+
+describe('entry points', () => {
+  it('are each exported alike: its source for the workspace, import and require() each with types, built from the command line, typed for moduleResolution node', () => {
+    for (const { dir, manifest } of publishedPackages()) {
+      const exports = manifest.exports as Record<string, unknown>;
+      const build = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { scripts: { build: string } }).scripts.build;
+      const typesVersions = (manifest as { typesVersions?: Record<string, Record<string, string[]>> }).typesVersions?.['*'] ?? {};
+      const subpaths = Object.keys(exports).filter((key) => key !== '.' && key !== './package.json');
+      for (const key of ['.', ...subpaths]) {
+        const name = key === '.' ? 'index' : key.slice(2);
+        const where = `${manifest.name} ${key}`;
+        expect(exports[key], where).toEqual({
+          '@tidings/source': `./src/${name}.ts`,
+          import: { types: `./dist/${name}.d.ts`, default: `./dist/${name}.js` },
+          require: { types: `./dist/${name}.d.cts`, default: `./dist/${name}.cjs` },
+        });
+        expect(existsSync(join(dir, 'src', `${name}.ts`)), where).toBe(true);
+        if (key !== '.') expect(build.split(' '), where).toContain(`src/${name}.ts`);
+      }
+      expect(Object.keys(typesVersions).sort(), manifest.name).toEqual(subpaths.map((key) => key.slice(2)).sort());
+      for (const [name, paths] of Object.entries(typesVersions)) expect(paths, `${manifest.name} ${name}`).toEqual([`./dist/${name}.d.cts`]);
+    }
+  });
+
+  it("core's entry points (@tidings/core, /adapter, /diagrams) give each value one home", async () => {
+    const entries = [
+      ['index', Object.keys(await import('@tidings/core'))],
+      ['adapter', Object.keys(await import('@tidings/core/adapter'))],
+      ['diagrams', Object.keys(await import('@tidings/core/diagrams'))],
+    ] as const;
+    const homes = new Map<string, string[]>();
+    for (const [entry, names] of entries) for (const name of names) homes.set(name, [...(homes.get(name) ?? []), entry]);
+    expect([...homes].filter(([, where]) => where.length > 1)).toEqual([]);
+    expect(entries.map(([entry, names]) => [entry, names.length > 0])).toEqual([
+      ['index', true],
+      ['adapter', true],
+      ['diagrams', true],
+    ]);
   });
 });

@@ -13,12 +13,10 @@ import {
   TopicConflictError,
   Tokens,
   type ConsumeOptions,
-  type IdempotencyStore,
-  type StoreRequest,
-  type StoreResult,
   type Topic,
   type TopicOptions,
 } from '../src/index.js';
+import type { IdempotencyStore, StoreRequest, StoreResult } from '../src/adapter.js';
 import { memoryTidings, uniqueTopic, waitFor } from './helpers.js';
 
 let tidings: Tidings<MemoryTransaction>;

@@ -1,6 +1,8 @@
 import { memoryStorage, type MemoryTransaction } from '@tidings/adapter-memory';
 import { afterEach, describe, expect, it } from 'vitest';
-import { consumerMachine, decorateStorage, Tidings, type ExpireRequest, type ReleaseRequest, type Semantic, type TransitionEvent } from '../src/index.js';
+import { Tidings, type Semantic, type TransitionEvent } from '../src/index.js';
+import { decorateStorage, type ExpireRequest, type ReleaseRequest } from '../src/adapter.js';
+import { consumerMachine } from '../src/delivery/consumer-machine.js';
 import { memoryTidings, uniqueTopic, waitFor } from './helpers.js';
 
 let tidings: Tidings<MemoryTransaction> | undefined;

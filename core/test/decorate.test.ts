@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { decorateStorage, type SubscriptionCounts, type SubscriptionRecord, type StorageAdapter, type StoreRequest, type StoreResult, type TopicRecord } from '../src/index.js';
+import {
+  decorateStorage,
+  type SubscriptionCounts,
+  type SubscriptionRecord,
+  type StorageAdapter,
+  type StoreRequest,
+  type StoreResult,
+  type TopicRecord,
+} from '../src/adapter.js';
 
 /** A minimal adapter that keeps its state in a #private field, as a real class adapter would. */
 class PrivateStorage implements StorageAdapter<undefined> {

@@ -5,12 +5,11 @@ import {
   ManualClock,
   StorageError,
   silentLogger,
-  type StoreRequest,
-  type StoreResult,
   type Tidings,
   type TopicOptions,
   type TransitionEvent,
 } from '../src/index.js';
+import type { StoreRequest, StoreResult } from '../src/adapter.js';
 import { memoryTidings, uniqueTopic, waitFor } from './helpers.js';
 
 let tidings: Tidings<MemoryTransaction>;

@@ -10,15 +10,12 @@ import {
   TidingsEventBus,
   Tokens,
   type Clock,
-  type IdempotencyStore,
   type IdGenerator,
   type Logger,
-  type StorageAdapter,
-  type StoreRequest,
-  type StoreResult,
   type TidingsOptions,
   type TransitionEvent,
 } from '../src/index.js';
+import type { IdempotencyStore, StorageAdapter, StoreRequest, StoreResult } from '../src/adapter.js';
 import { uniqueTopic, waitFor } from './helpers.js';
 
 const open: Tidings<any>[] = [];

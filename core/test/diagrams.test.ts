@@ -1,21 +1,17 @@
 import { transition } from 'xstate';
 import { describe, expect, it } from 'vitest';
+import { LIFECYCLE_EVENTS, LIFECYCLES, lifecycleMachines, lifecycleTables } from '../src/index.js';
 import {
-  LIFECYCLE_EVENTS,
-  LIFECYCLES,
   consumerGraph,
-  consumerMachine,
   dotDiagram,
   lifecycleDiagram,
   lifecycleGraph,
-  lifecycleMachines,
-  lifecycleTables,
   machineGraph,
   mermaidDiagram,
-  type ConsumerWork,
   type GraphEdge,
   type StateGraph,
-} from '../src/index.js';
+} from '../src/diagrams.js';
+import { consumerMachine, type ConsumerWork } from '../src/delivery/consumer-machine.js';
 
 /** A lifecycle's transitions as its table answers them: `from EVENT to [guard]`, in no particular order. */
 function tableAdjacency(lifecycle: (typeof LIFECYCLES)[number]): string[] {

@@ -1,6 +1,7 @@
 import { memoryStorage } from '@tidings/adapter-memory';
 import { describe, expect, it } from 'vitest';
-import { Tidings, silentLogger, timeOrderedIds } from '../src/index.js';
+import { Tidings, silentLogger } from '../src/index.js';
+import { timeOrderedIds } from '../src/services.js';
 
 const V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 

@@ -11,13 +11,13 @@ import {
   MESSAGE_STATES,
   lifecycleMachines,
   lifecycleOf,
-  lifecyclePlans,
   lifecycleTables,
   semanticOf,
   type Lifecycle,
   type LifecycleEvent,
   type LifecycleEventType,
 } from '../src/index.js';
+import { lifecyclePlans } from '../src/adapter.js';
 
 /** The design's lifecycle tables, written out: `from EVENT to [guard]`. */
 const DESIGN: Record<Lifecycle, string[]> = {

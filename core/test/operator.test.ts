@@ -1,7 +1,8 @@
 import type { MemoryTransaction } from '@tidings/adapter-memory';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { afterEach, describe, expect, it } from 'vitest';
-import { InvalidOptionsError, OperationNotSupportedError, Tidings, UnknownSubscriptionError, decorateStorage, type OperatorEvent } from '../src/index.js';
+import { InvalidOptionsError, OperationNotSupportedError, Tidings, UnknownSubscriptionError, type OperatorEvent } from '../src/index.js';
+import { decorateStorage } from '../src/adapter.js';
 import { memoryTidings, uniqueTopic, waitFor } from './helpers.js';
 
 let tidings: Tidings<MemoryTransaction>;

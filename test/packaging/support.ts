@@ -75,6 +75,12 @@ export async function runProgram(file: string, args: string[], cwd: string, time
 export interface ScenarioReport {
   /** The file each package resolved to. */
   resolved: Record<string, string>;
+  /** The file each of core's subpaths (`@tidings/core/adapter`, `@tidings/core/diagrams`) resolved to. */
+  entries: Record<string, string>;
+  /** Whether a ledger from `@tidings/core/adapter` emits on an instance of the main entry's `TidingsEventBus`. */
+  shared: boolean;
+  /** A line of a Mermaid diagram drawn through `@tidings/core/diagrams`. */
+  diagram: string;
   acks: Array<{ id: string; duplicate: boolean }>;
   consumed: unknown[];
   /** Rows the handler wrote through `ctx.em`, with the application's own MikroORM. */

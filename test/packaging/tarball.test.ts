@@ -183,9 +183,11 @@ describe('the packed tarballs, installed in an application outside the workspace
   it.each([
     ['import', 'main.mjs', 'index.js'],
     ['require()', 'main.cjs', 'index.cjs'],
-  ])('send and consume on an exactly-once topic in a SQLite file, through %s', { timeout: 60_000 }, async (_how, main, file) => {
+  ])('send and consume on an exactly-once topic in a SQLite file, through %s, core/adapter and core/diagrams from their own files', { timeout: 60_000 }, async (_how, main, file) => {
     const report = await runScenario(app, main, ['sqlite', join(work, `${main}.db`)]);
     for (const [name, resolved] of Object.entries(report.resolved)) expect(resolved).toBe(join(app, 'node_modules', name, 'dist', file));
+    for (const [name, resolved] of Object.entries(report.entries)) expect(resolved).toBe(join(app, 'node_modules', '@tidings/core', 'dist', file.replace('index', name.split('/')[2]!)));
+    expect([report.shared, report.diagram]).toEqual([true, 'title: at-most-once']);
     expect(report.acks).toEqual([
       { id: 'order-1', duplicate: false },
       { id: 'order-1', duplicate: true },

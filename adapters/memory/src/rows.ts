@@ -1,4 +1,5 @@
-import type { MessageState, SettleItem, StoredMessage } from '@tidings/core';
+import type { MessageState } from '@tidings/core';
+import type { SettleItem, StoredMessage } from '@tidings/core/adapter';
 
 /** A stored copy, with its place in store order. */
 export type Row = StoredMessage & { seq: number };

@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/knex';
-import type { IdempotencyStore } from '@tidings/core';
+import type { IdempotencyStore } from '@tidings/core/adapter';
 import type { SqlConnection } from './connection.js';
 
 /** Consumed ids in the `tidings_idempotency` table, written in the handler's own transaction. */

@@ -1,4 +1,5 @@
-import type { LeaseRequest, Lifecycle, MessageState, StoredMessage, SubscriptionRecord, TopicRecord } from '@tidings/core';
+import type { Lifecycle, MessageState } from '@tidings/core';
+import type { LeaseRequest, StoredMessage, SubscriptionRecord, TopicRecord } from '@tidings/core/adapter';
 import type { SqlRow } from './connection.js';
 
 /** A topic registry row as the contract's record. */

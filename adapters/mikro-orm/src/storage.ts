@@ -1,5 +1,6 @@
 import type { MikroORM } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/knex';
+import type { Logger, MessageState } from '@tidings/core';
 import type {
   BrowsePage,
   BrowseRequest,
@@ -8,8 +9,6 @@ import type {
   ExtendLeaseRequest,
   IdempotencyStore,
   LeaseRequest,
-  Logger,
-  MessageState,
   PeekRequest,
   PurgeRequest,
   RedriveRequest,
@@ -25,7 +24,7 @@ import type {
   SubscriptionCounts,
   SubscriptionRecord,
   TopicRecord,
-} from '@tidings/core';
+} from '@tidings/core/adapter';
 import type { SqlConnection, SqlRow, SqlTx } from './connection.js';
 import type { SqlDialect } from './dialect.js';
 import { ForeignEntityManagerError, SchemaError } from './errors.js';

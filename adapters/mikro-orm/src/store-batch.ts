@@ -1,4 +1,4 @@
-import type { StoreRequest, StoreResult } from '@tidings/core';
+import type { StoreRequest, StoreResult } from '@tidings/core/adapter';
 
 interface Waiting {
   readonly req: StoreRequest;

@@ -1,5 +1,5 @@
 import type { MikroORM } from '@mikro-orm/core';
-import type { WakeUpHealth } from '@tidings/core';
+import type { WakeUpHealth } from '@tidings/core/adapter';
 import type { SqlDialect } from './dialect.js';
 
 /** Backoff between attempts to listen again, in ms: quick at first (a backend terminated), then every 5 s (a server down). */

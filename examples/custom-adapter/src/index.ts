@@ -1,27 +1,24 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import Database from 'better-sqlite3';
-import {
-  ClosedError,
-  StorageError,
-  TidingsError,
-  type ExpireRequest,
-  type ExtendLeaseRequest,
-  type IdempotencyStore,
-  type LeaseRequest,
-  type MessageState,
-  type PeekRequest,
-  type PurgeRequest,
-  type RedriveRequest,
-  type ReleaseRequest,
-  type SettleRequest,
-  type StorageAdapter,
-  type StoredMessage,
-  type StoreRequest,
-  type StoreResult,
-  type SubscriptionCounts,
-  type SubscriptionRecord,
-  type TopicRecord,
-} from '@tidings/core';
+import { ClosedError, StorageError, TidingsError, type MessageState } from '@tidings/core';
+import type {
+  ExpireRequest,
+  ExtendLeaseRequest,
+  IdempotencyStore,
+  LeaseRequest,
+  PeekRequest,
+  PurgeRequest,
+  RedriveRequest,
+  ReleaseRequest,
+  SettleRequest,
+  StorageAdapter,
+  StoredMessage,
+  StoreRequest,
+  StoreResult,
+  SubscriptionCounts,
+  SubscriptionRecord,
+  TopicRecord,
+} from '@tidings/core/adapter';
 import { toMessage, toSubscription, toTopic, type Row, type SubscriptionRow, type TopicRow } from './rows.js';
 import { SCHEMA, SQL } from './sql.js';
 
@@ -53,7 +50,7 @@ function toStorageError(error: unknown, file: string): unknown {
 }
 
 /**
- * A Tidings storage adapter on one better-sqlite3 connection, written only against `@tidings/core`.
+ * A Tidings storage adapter on one better-sqlite3 connection, written only against `@tidings/core` and `@tidings/core/adapter`.
  * Every method is one short SQLite transaction, and every state change a compare-and-set on one subscription's
  * copies, in the state Tidings says they are in; Tidings computes those states from its lifecycle machines.
  */

@@ -1,4 +1,5 @@
-import type { MessageState, StoredMessage, SubscriptionRecord, TopicRecord } from '@tidings/core';
+import type { MessageState } from '@tidings/core';
+import type { StoredMessage, SubscriptionRecord, TopicRecord } from '@tidings/core/adapter';
 
 /** A `topics` row as SQLite returns it. */
 export interface TopicRow {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { StoreRequest } from '@tidings/core';
+import type { StoreRequest } from '@tidings/core/adapter';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { betterSqliteStorage, type BetterSqliteStorage } from '../src/index.js';
 

@@ -1,4 +1,4 @@
-import { recordedLedger } from '@tidings/core';
+import { recordedLedger } from '@tidings/core/adapter';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 
 /** Leases one of a subscription's copies as a consumer in another process would, and keeps it; resolves to its id. */

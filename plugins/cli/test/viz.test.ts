@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { instance, type Viz } from '@viz-js/viz';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LIFECYCLE_EVENTS, LIFECYCLES, consumerGraph, lifecycleTables, type StateGraph } from '@tidings/core';
+import { LIFECYCLE_EVENTS, LIFECYCLES, lifecycleTables } from '@tidings/core';
+import { consumerGraph, type StateGraph } from '@tidings/core/diagrams';
 import { VIZ_FORMATS, VIZ_TARGETS, renderViz, run, viz, type Output } from '@tidings/cli';
 import { collisions } from './label-boxes.js';
 

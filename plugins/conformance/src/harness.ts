@@ -2,19 +2,22 @@ import { randomUUID } from 'node:crypto';
 import {
   DEFAULT_SUBSCRIPTION,
   LIFECYCLES,
-  SubscriptionLedger,
   Tidings,
   TidingsEventBus,
+  type Lifecycle,
+  type LifecycleEventType,
+  type MessageState,
+  type Ordering,
+  type TransitionTable,
+} from '@tidings/core';
+import {
+  SubscriptionLedger,
   TopicLedger,
   leasePolicy,
   lifecyclePlans,
   requests,
   type IdempotencyStore,
-  type Lifecycle,
-  type LifecycleEventType,
   type LifecyclePlan,
-  type MessageState,
-  type Ordering,
   type ProtocolSubscription,
   type SettleItem,
   type StateCounts,
@@ -22,8 +25,7 @@ import {
   type StorageAdapter,
   type StoredMessage,
   type StoreResult,
-  type TransitionTable,
-} from '@tidings/core';
+} from '@tidings/core/adapter';
 
 /**
  * Makes the storage adapter under test. Calls with the same `key` must return adapters over the

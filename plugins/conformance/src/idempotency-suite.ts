@@ -1,4 +1,4 @@
-import type { IdempotencyStore } from '@tidings/core';
+import type { IdempotencyStore } from '@tidings/core/adapter';
 import { afterEach, describe, expect, it } from 'vitest';
 import { T0, sorted, uniqueName, type IdempotencyFactory } from './harness.js';
 

@@ -1,4 +1,5 @@
-import { InvalidOptionsError, type StorageAdapter, type StoredMessage } from '@tidings/core';
+import { InvalidOptionsError } from '@tidings/core';
+import type { StorageAdapter, StoredMessage } from '@tidings/core/adapter';
 import { describe, expect, it, type TestContext } from 'vitest';
 import { T0, declareSubscription, deadLetterOf, idRange, sorted, waitFor, type SuiteContext, type TopicDriver } from './harness.js';
 

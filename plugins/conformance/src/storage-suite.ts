@@ -1,4 +1,5 @@
-import { LIFECYCLES, TidingsError, lifecyclePlans, lifecycleTables, semanticOf, type Lifecycle, type LifecycleEventType, type MessageState, type StoredMessage, type TopicRecord } from '@tidings/core';
+import { LIFECYCLES, TidingsError, lifecycleTables, semanticOf, type Lifecycle, type LifecycleEventType, type MessageState } from '@tidings/core';
+import { lifecyclePlans, type StoredMessage, type TopicRecord } from '@tidings/core/adapter';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   LEASED_LIFECYCLES,

@@ -1,4 +1,5 @@
-import { LIFECYCLES, lifecyclePlans, type Lifecycle } from '@tidings/core';
+import { LIFECYCLES, type Lifecycle } from '@tidings/core';
+import { lifecyclePlans } from '@tidings/core/adapter';
 import { describe, expect, it } from 'vitest';
 import { T0, bodyOf, copiesOf, declareSubscription, deadLetterOf, idRange, sorted, type SuiteContext, type TopicDriver } from './harness.js';
 

@@ -1,4 +1,5 @@
-import { InvalidOptionsError, lifecyclePlans, type Tidings } from '@tidings/core';
+import { InvalidOptionsError, type Tidings } from '@tidings/core';
+import { lifecyclePlans } from '@tidings/core/adapter';
 import { DashboardRequestError } from './errors.js';
 import type { Target, Targets } from './target.js';
 

@@ -1,6 +1,16 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
-import { InvalidOptionsError, LIFECYCLES, OperationNotSupportedError, Tokens, TidingsError, UnknownSubscriptionError, type Lifecycle, type StorageAdapter, type Tidings } from '@tidings/core';
+import {
+  InvalidOptionsError,
+  LIFECYCLES,
+  OperationNotSupportedError,
+  Tokens,
+  TidingsError,
+  UnknownSubscriptionError,
+  type Lifecycle,
+  type Tidings,
+} from '@tidings/core';
+import type { StorageAdapter } from '@tidings/core/adapter';
 import { metricsPlugin, type MetricsPlugin } from '@tidings/metrics';
 import { Gate, encrypted, isLoopback, queryTokenAllowed } from './auth.js';
 import { lifecycleSvg } from './diagrams.js';

@@ -1,4 +1,5 @@
-import { dotDiagram, lifecycleGraph, lifecycleTables, type Lifecycle } from '@tidings/core';
+import { lifecycleTables, type Lifecycle } from '@tidings/core';
+import { dotDiagram, lifecycleGraph } from '@tidings/core/diagrams';
 
 const cache = new Map<Lifecycle, Promise<string>>();
 

@@ -1,4 +1,5 @@
-import { MESSAGE_VIEWS, type BrowsePage, type MessageView, type StoredMessage } from '@tidings/core';
+import { MESSAGE_VIEWS, type MessageView } from '@tidings/core';
+import type { BrowsePage, StoredMessage } from '@tidings/core/adapter';
 import { DashboardRequestError } from './errors.js';
 import type { Targets } from './target.js';
 

@@ -1,4 +1,13 @@
-import { lifecyclePlans, recordedLedger, topicTotals, type Lifecycle, type LifecyclePlan, type MessageState, type StorageAdapter, type StoredMessage, type Tidings, type TopicRecord, type TransitionEvent } from '@tidings/core';
+import type { Lifecycle, MessageState, Tidings, TransitionEvent } from '@tidings/core';
+import {
+  lifecyclePlans,
+  recordedLedger,
+  topicTotals,
+  type LifecyclePlan,
+  type StorageAdapter,
+  type StoredMessage,
+  type TopicRecord,
+} from '@tidings/core/adapter';
 import type { MetricsPlugin } from '@tidings/metrics';
 
 /** How many seconds of history the charts keep. */

@@ -1,4 +1,5 @@
-import { DEFAULT_SUBSCRIPTION, recordedLedger, type StorageAdapter, type SubscriptionLedger, type TidingsEventBus, type TopicRecord } from '@tidings/core';
+import { DEFAULT_SUBSCRIPTION, type TidingsEventBus } from '@tidings/core';
+import { recordedLedger, type StorageAdapter, type SubscriptionLedger, type TopicRecord } from '@tidings/core/adapter';
 import { DashboardRequestError } from './errors.js';
 
 /** One subscription of a recorded topic, as a request names it, with the ledger every operator verb goes through. */

@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Tidings, silentLogger, type StorageAdapter } from '@tidings/core';
+import { Tidings, silentLogger } from '@tidings/core';
+import type { StorageAdapter } from '@tidings/core/adapter';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { ACTIONS, createDashboard, type MessagesPage, type Snapshot } from '@tidings/dashboard';
 import { events, fill, instrumented, until } from './support.js';

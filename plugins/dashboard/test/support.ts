@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
-import { Tidings, silentLogger, type StorageAdapter, type Topic } from '@tidings/core';
+import { Tidings, silentLogger, type Topic } from '@tidings/core';
+import type { StorageAdapter } from '@tidings/core/adapter';
 import { metricsPlugin, type MetricsPlugin } from '@tidings/metrics';
 
 /** Polls `check` every 10 ms until it holds, failing with `what` after `ms`. */

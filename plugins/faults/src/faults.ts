@@ -1,19 +1,15 @@
+import { InvalidOptionsError, MAX_TIMER_MS, StorageError, TidingsError, type Lifecycle } from '@tidings/core';
 import {
   decorateStorage,
-  InvalidOptionsError,
   lifecyclePlans,
-  MAX_TIMER_MS,
-  StorageError,
-  TidingsError,
   type LeaseRequest,
-  type Lifecycle,
   type SettleRequest,
   type StorageAdapter,
   type StoredMessage,
   type StoreRequest,
   type StoreResult,
   type TopicRecord,
-} from '@tidings/core';
+} from '@tidings/core/adapter';
 import { substream } from './random.js';
 
 /** Every crash point, in the order a message meets them. */

@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { InvalidOptionsError, StorageError, Tidings, silentLogger, type IdGenerator, type StorageAdapter, type StoreRequest } from '@tidings/core';
+import { InvalidOptionsError, StorageError, Tidings, silentLogger, type IdGenerator } from '@tidings/core';
+import type { StorageAdapter, StoreRequest } from '@tidings/core/adapter';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { CrashError, checkDeliveries, guaranteeHeld, seededRandom, withFaults, type CrashPoint, type CrashRecord, type Effect, type FaultOptions } from '@tidings/faults';
 

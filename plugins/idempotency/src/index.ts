@@ -1,4 +1,4 @@
-import type { IdempotencyStore } from '@tidings/core';
+import type { IdempotencyStore } from '@tidings/core/adapter';
 
 /** Consumed ids kept in process memory, each until its expiry; lost on restart. */
 export class MemoryIdempotencyStore implements IdempotencyStore<unknown> {

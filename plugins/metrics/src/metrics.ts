@@ -8,11 +8,11 @@ import {
   type HandleContext,
   type Lifecycle,
   type PluginHost,
-  type StorageAdapter,
   type Tidings,
   type TidingsEvents,
   type TidingsPlugin,
 } from '@tidings/core';
+import type { StorageAdapter } from '@tidings/core/adapter';
 import { MetricsPluginReusedError } from './errors.js';
 
 /** Options of `metricsPlugin`. */

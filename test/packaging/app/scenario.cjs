@@ -16,6 +16,9 @@ const PACKAGES = [
   '@tidings/otel',
 ];
 
+/** Core's other entry points: each must resolve to a dist/ file of its own and share the main entry's classes. */
+const SUBPATHS = ['@tidings/core/adapter', '@tidings/core/diagrams'];
+
 /** Opens the storage `kind` names: memory, a SQLite file, or a SQLite file through the application's own MikroORM. */
 async function openStorage(modules, load, kind, file) {
   if (kind === 'memory') return { storage: modules['@tidings/adapter-memory'].memoryStorage() };
@@ -37,10 +40,16 @@ async function openStorage(modules, load, kind, file) {
  */
 async function run(load, resolve, [kind, file]) {
   const resolved = Object.fromEntries(PACKAGES.map((name) => [name, resolve(name)]));
+  const entries = Object.fromEntries(SUBPATHS.map((name) => [name, resolve(name)]));
   const modules = {};
   for (const name of PACKAGES) modules[name] = await load(name);
-  const { Tidings } = modules['@tidings/core'];
+  const { Tidings, TidingsEventBus, lifecycleTables } = modules['@tidings/core'];
+  const [adapter, diagrams] = await Promise.all(SUBPATHS.map(load));
   const { storage, orm, Receipt } = await openStorage(modules, load, kind, file);
+  // A ledger made by the adapter entry emits on the main entry's event bus class: one copy of core, whichever entry loads it.
+  const ledger = adapter.recordedLedger(storage, { name: 'orders', lifecycle: 'exactly-once/end-to-end', declaredAt: 0 }, { name: 'default', maxDeliveries: 5 });
+  const shared = ledger.topic.parts.events instanceof TidingsEventBus;
+  const diagram = diagrams.mermaidDiagram(diagrams.lifecycleGraph(lifecycleTables['at-most-once'])).split('\n')[1];
   const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
   const orders = tidings.topic('orders', { semantic: 'exactly-once' });
   const acks = [await orders.send({ n: 1 }, { id: 'order-1' }), await orders.send({ n: 1 }, { id: 'order-1' })];
@@ -64,7 +73,7 @@ async function run(load, resolve, [kind, file]) {
   await tidings.close();
   const receipts = orm ? (await orm.em.fork().find(Receipt, {})).map((r) => r.id) : undefined;
   await orm?.close(true);
-  process.stdout.write(`${JSON.stringify({ resolved, acks, consumed, receipts })}\n`);
+  process.stdout.write(`${JSON.stringify({ resolved, entries, shared, diagram, acks, consumed, receipts })}\n`);
 }
 
 module.exports = { run };

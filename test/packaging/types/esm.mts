@@ -1,5 +1,7 @@
 // An ES module application under module nodenext: `import` resolves each package's `import` types (.d.ts).
-import { Tidings } from '@tidings/core';
+import { Tidings, lifecycleTables } from '@tidings/core';
+import { decorateStorage, type StorageAdapter } from '@tidings/core/adapter';
+import { lifecycleGraph, type StateGraph } from '@tidings/core/diagrams';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage } from '@tidings/adapter-postgres';
@@ -8,8 +10,10 @@ import { describeStorageAdapter } from '@tidings/conformance';
 import { run } from '@tidings/cli';
 import { otelPlugin } from '@tidings/otel';
 
-const tidings = await Tidings.create({ storage: withFaults(memoryStorage(), { seed: 1 }), plugins: [otelPlugin()] });
+const storage: StorageAdapter = decorateStorage(withFaults(memoryStorage(), { seed: 1 }), {});
+const graph: StateGraph = lifecycleGraph(lifecycleTables['at-least-once']);
+const tidings = await Tidings.create({ storage, plugins: [otelPlugin()] });
 const orders = tidings.topic<{ id: number }>('orders', { semantic: 'at-least-once' });
 // @ts-expect-error the payload type is checked, so these types are real and not `any`
 await orders.send({ id: 'one' });
-export const used = [sqliteStorage, postgresStorage, describeStorageAdapter, run];
+export const used = [graph, sqliteStorage, postgresStorage, describeStorageAdapter, run];

@@ -1,4 +1,4 @@
-import type { LeaseRequest } from '@tidings/core';
+import type { LeaseRequest } from '@tidings/core/adapter';
 import type { SqlDialect } from '../dialect.js';
 import { marks, type Statement } from './statement.js';
 

@@ -1,4 +1,13 @@
-import type { DiscardRequest, ExpireRequest, ExtendLeaseRequest, RedriveRequest, ReleaseRequest, RetryNowRequest, SettleItem, SettleRequest } from '@tidings/core';
+import type {
+  DiscardRequest,
+  ExpireRequest,
+  ExtendLeaseRequest,
+  RedriveRequest,
+  ReleaseRequest,
+  RetryNowRequest,
+  SettleItem,
+  SettleRequest,
+} from '@tidings/core/adapter';
 import type { SqlDialect } from '../dialect.js';
 import { MESSAGE_COLUMNS, type Statement } from './statement.js';
 

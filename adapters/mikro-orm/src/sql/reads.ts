@@ -1,4 +1,5 @@
-import { InvalidOptionsError, type BrowseRequest, type PeekRequest, type PurgeRequest } from '@tidings/core';
+import { InvalidOptionsError } from '@tidings/core';
+import type { BrowseRequest, PeekRequest, PurgeRequest } from '@tidings/core/adapter';
 import { MESSAGE_COLUMNS, marks, type Statement } from './statement.js';
 
 /** Copies by topic, subscription and state. */

@@ -1,4 +1,4 @@
-import type { SubscriptionRecord, TopicRecord } from '@tidings/core';
+import type { SubscriptionRecord, TopicRecord } from '@tidings/core/adapter';
 import type { Statement } from './statement.js';
 
 const TOPIC_COLUMNS = 'name, lifecycle, ordering, dead_letter, max_deliveries, declared_at';

@@ -1,4 +1,4 @@
-import type { NewMessage, StoreRequest } from '@tidings/core';
+import type { NewMessage, StoreRequest } from '@tidings/core/adapter';
 import type { SqlDialect } from '../dialect.js';
 import type { Statement } from './statement.js';
 
