@@ -1,18 +1,15 @@
+import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, MESSAGE_STATES, type MessageState } from '@tidings/core';
 import {
-  DEFAULT_SUBSCRIPTION,
-  InvalidOptionsError,
   lifecyclePlans,
   recordedLedger,
   topicTotals,
-  MESSAGE_STATES,
-  type MessageState,
   type StateCounts,
   type StoredMessage,
   type SubscriptionCounts,
   type SubscriptionLedger,
   type SubscriptionRecord,
   type TopicRecord,
-} from '@tidings/core';
+} from '@tidings/core/adapter';
 import { DEFAULT_DB, assertTopic, pickSubscription, withDatabase, type Database } from './database.js';
 import { TopicNotRecordedError, UnknownSubscriptionError, UnknownTopicError } from './errors.js';
 import { parseInteger } from './parse.js';

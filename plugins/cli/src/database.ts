@@ -1,7 +1,8 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import pg from 'pg';
-import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, StorageError, type StorageAdapter } from '@tidings/core';
+import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, StorageError } from '@tidings/core';
+import type { StorageAdapter } from '@tidings/core/adapter';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { postgresStorage, redactUrl } from '@tidings/adapter-postgres';
 import { DatabaseNotFoundError, NotADatabaseError, SubscriptionRequiredError, UnknownSubscriptionError, UnknownTopicError } from './errors.js';

@@ -2,7 +2,8 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EntityManager } from '@mikro-orm/knex';
 import { MultiBar, Presets } from 'cli-progress';
-import { decorateStorage, topicTotals, InvalidOptionsError, LIFECYCLES, semanticOf, Tidings, type Lifecycle, type TopicOptions } from '@tidings/core';
+import { InvalidOptionsError, LIFECYCLES, semanticOf, Tidings, type Lifecycle, type TopicOptions } from '@tidings/core';
+import { decorateStorage, topicTotals } from '@tidings/core/adapter';
 import { sqliteStorage } from '@tidings/adapter-sqlite';
 import { checkDeliveries, checkSubscriptions, guaranteeHeld, withFaults, type DeliveryCheck, type Effect, type FaultOptions } from '@tidings/faults';
 

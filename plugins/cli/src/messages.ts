@@ -1,4 +1,5 @@
-import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, MESSAGE_VIEWS, lifecyclePlans, type LifecyclePlan, type MessageView, type StoredMessage } from '@tidings/core';
+import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, MESSAGE_VIEWS, type MessageView } from '@tidings/core';
+import { lifecyclePlans, type LifecyclePlan, type StoredMessage } from '@tidings/core/adapter';
 import { clip, parseBody, subscriptionLedger, tidingsCommand, whereIs, type DbOptions, type Output } from './commands.js';
 import { withDatabase } from './database.js';
 import { MessageNotFoundError, UnknownStateError } from './errors.js';

@@ -1,4 +1,5 @@
-import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, lifecyclePlans } from '@tidings/core';
+import { DEFAULT_SUBSCRIPTION, InvalidOptionsError } from '@tidings/core';
+import { lifecyclePlans } from '@tidings/core/adapter';
 import { subscriptionLedger, tidingsCommand, whereIs, type DbOptions, type Output } from './commands.js';
 import { withDatabase } from './database.js';
 import { ConfirmationRequiredError } from './errors.js';

@@ -1,4 +1,5 @@
-import { lifecyclePlans, InvalidOptionsError, type MessageState, type SubscriptionRecord } from '@tidings/core';
+import { InvalidOptionsError, type MessageState } from '@tidings/core';
+import { lifecyclePlans, type SubscriptionRecord } from '@tidings/core/adapter';
 import type { DbOptions, Output } from './commands.js';
 import { assertTopic, subscriptionsOf, withDatabase } from './database.js';
 import { SubscriptionLeasedError, UnknownSubscriptionError } from './errors.js';

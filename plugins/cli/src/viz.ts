@@ -1,6 +1,7 @@
 import { statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { InvalidOptionsError, LIFECYCLES, consumerGraph, dotDiagram, lifecycleGraph, lifecycleOf, lifecycleTables, mermaidDiagram, type StateGraph } from '@tidings/core';
+import { InvalidOptionsError, LIFECYCLES, lifecycleOf, lifecycleTables } from '@tidings/core';
+import { consumerGraph, dotDiagram, lifecycleGraph, mermaidDiagram, type StateGraph } from '@tidings/core/diagrams';
 import type { Output } from './commands.js';
 import { MermaidFileOfOneDiagramError, OutFolderNotFoundError, UnknownVizFormatError, UnknownVizTargetError } from './errors.js';
 
