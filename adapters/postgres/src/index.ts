@@ -14,7 +14,7 @@ export interface PostgresStorageOptions {
   poolSize?: number;
   /** How long to wait for a connection before failing, in ms (default 5 000). */
   connectTimeoutMs?: number;
-  /** A schema to keep Tidings' tables in, apart from the application's (it must exist): first in every connection's search_path. */
+  /** A schema to keep Tidings' tables in, apart from the application's (created if missing): every connection's search_path. */
   schema?: string;
 }
 
@@ -165,6 +165,15 @@ export function postgresStorage(options: PostgresStorageOptions): MikroOrmStorag
           cause: error,
           code: 'CONNECTION_LOST',
         });
+      }
+      // Tidings creates its own tables, so it creates the schema they go in too, when the user may.
+      if (schema) {
+        try {
+          await orm.em.getConnection().execute(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+        } catch (error) {
+          await orm.close(true).catch(() => undefined);
+          throw new StorageError(`Cannot create schema ${schema} on ${target}: ${(error as Error).message}. Create it, or grant CREATE on the database.`, { cause: error });
+        }
       }
       return orm;
     },
