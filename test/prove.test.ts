@@ -51,9 +51,9 @@ describe('tidings prove', () => {
     }
     const byRun = Object.fromEntries(result.rows.map((x) => [x.run, x]));
     // Exactly-once: every acked message consumed once, in key order in both subscriptions.
-    for (const name of ['exactly-once/end-to-end', 'exactly-once, ordered', 'exactly-once, batch']) expect(byRun[name]).toMatchObject({ lost: 0, duplicated: 0 });
-    expect(byRun['exactly-once, ordered']!.outOfOrder).toBe(0);
-    expect(byRun['exactly-once, ordered']!.delivered).toBe(2 * byRun['exactly-once, ordered']!.acked);
+    for (const name of ['exactly-once/end-to-end', 'exactly-once-ordered', 'exactly-once-batch']) expect(byRun[name]).toMatchObject({ lost: 0, duplicated: 0 });
+    expect(byRun['exactly-once-ordered']!.outOfOrder).toBe(0);
+    expect(byRun['exactly-once-ordered']!.delivered).toBe(2 * byRun['exactly-once-ordered']!.acked);
     // The application's file was not touched, and the run's own file is gone.
     expect(createHash('sha256').update(readFileSync(db)).digest('hex')).toBe(before);
     expect(readdirSync(dir).filter((f) => f.startsWith('tidings-prove-'))).toEqual([]);
@@ -69,7 +69,7 @@ describe('tidings prove', () => {
     expect(r.out.split('\n').filter((l) => l.startsWith('✓ held   ')).map((l) => l.slice(9).split(/:| \(/)[0])).toEqual(PROVE_RUNS.map((x) => x.name));
     expect(r.out).not.toContain('BROKEN');
     expect(r.out).toContain('Every guarantee held on this database.');
-    expect(r.err).toMatch(/6\/6 exactly-once, batch: held \(\d+ kills/);
+    expect(r.err).toMatch(/6\/6 exactly-once-batch: held \(\d+ kills/);
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {

@@ -95,7 +95,7 @@ describe.each(BACKENDS)('a batch handler on exactly-once end-to-end, its process
     const scenario: CrashScenario = { db, config, messages: 100, seed: seed + 20, kills: 3, lostAckRate: 0.2, crashRate: 0.005, batch: true };
     const outcome = await runCrashScenario(scenario, name);
     totalKills += outcome.kills;
-    const { checks, broken } = judgeCrashRun({ name: 'exactly-once, batch', lifecycle: config, batch: true }, outcome);
+    const { checks, broken } = judgeCrashRun({ name: 'exactly-once-batch', lifecycle: config, batch: true }, outcome);
     const result = checks[0]!;
     report.push({ backend: `${backend}, batch handler`, kills: outcome.kills, ...result });
     expect(broken, `[seed ${scenario.seed}]`).toEqual([]);

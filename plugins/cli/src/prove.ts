@@ -43,8 +43,8 @@ export const PROVE_RUNS: readonly ProveRun[] = [
   { name: 'at-least-once', lifecycle: 'at-least-once' },
   { name: 'exactly-once/broker', lifecycle: 'exactly-once/broker' },
   { name: 'exactly-once/end-to-end', lifecycle: 'exactly-once/end-to-end' },
-  { name: 'exactly-once, ordered', lifecycle: 'exactly-once/end-to-end', ordered: true },
-  { name: 'exactly-once, batch', lifecycle: 'exactly-once/end-to-end', batch: true },
+  { name: 'exactly-once-ordered', lifecycle: 'exactly-once/end-to-end', ordered: true },
+  { name: 'exactly-once-batch', lifecycle: 'exactly-once/end-to-end', batch: true },
 ];
 
 const SUBSCRIPTIONS = ['billing', 'shipping'];
