@@ -24,6 +24,10 @@ const APP_DEPENDENCIES = {
   rxjs: '7.8.2',
 };
 
+/** The conformance suite's vitest peer: the repository runs it on vitest 4, the test below on vitest 5. */
+const CONFORMANCE_VITEST = '^4.1 || ^5';
+const VITEST_5 = '5.1.2';
+
 const work = mkdtempSync(join(tmpdir(), 'tidings-tarballs-'));
 const tarballs = join(work, 'tarballs');
 const app = join(work, 'app');
@@ -236,5 +240,34 @@ describe('the packed tarballs, installed in an application outside the workspace
     const results = JSON.parse(await runProgram(bin, ['demo', '--messages', '20', '--seed', '7', '--dir', join(work, 'demo'), '--json'], app)) as Array<{ semantic: string; held: boolean }>;
     expect(results.map((r) => [r.semantic, r.held])).toEqual(results.map((r) => [r.semantic, true]));
     expect(results.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it("run tidings prove from the bin on a SQLite file, its workers from the package's own dist, on the application's sqlite3 driver", { timeout: 120_000 }, async () => {
+    const bin = join(app, 'node_modules', '.bin', 'tidings');
+    const args = ['prove', '--db', join(work, 'prove', 'app.db'), '--messages', '20', '--kills', '1', '--seed', '5', '--only', 'exactly-once/end-to-end', '--json'];
+    mkdirSync(join(work, 'prove'));
+    const result = JSON.parse(await runProgram(bin, args, app, 110_000)) as { held: boolean; rows: Array<{ run: string; kills: number; lost: number; duplicated: number }> };
+    expect(result.held).toBe(true);
+    expect(result.rows).toEqual([expect.objectContaining({ run: 'exactly-once/end-to-end', lost: 0, duplicated: 0 })]);
+    expect(result.rows[0]!.kills).toBeGreaterThanOrEqual(1);
+  });
+
+  it('run the conformance suite from its tarball on vitest 5, which its peer range admits beside vitest 4', { timeout: 200_000 }, async () => {
+    const conformance = packed.find((p) => p.manifest.name === '@tidings/conformance')!;
+    expect(conformance.manifest.peerDependencies?.vitest).toBe(CONFORMANCE_VITEST);
+    const suite = join(work, 'vitest-5');
+    mkdirSync(join(suite, 'test'), { recursive: true });
+    const tarballOf = (name: string) => `file:${packed.find((p) => p.manifest.name === name)!.tarball}`;
+    const names = ['@tidings/core', '@tidings/adapter-memory', '@tidings/idempotency', '@tidings/conformance'];
+    const dependencies = { ...Object.fromEntries(names.map((n) => [n, tarballOf(n)])), 'reflect-metadata': APP_DEPENDENCIES['reflect-metadata'], vitest: VITEST_5 };
+    writeFileSync(join(suite, 'package.json'), JSON.stringify({ name: 'tidings-vitest-5', version: '0.0.0', private: true, type: 'module', dependencies }, null, 2));
+    // vitest 5 declares Node 22 and runs on 20: npm only warns, and the suite is what says whether it works.
+    await runProgram('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], suite, 150_000);
+    copyFileSync(join(root, 'plugins', 'conformance', 'test', 'memory.test.ts'), join(suite, 'test', 'memory.test.ts'));
+    await runProgram(join(suite, 'node_modules', '.bin', 'vitest'), ['run', '--reporter=json', '--outputFile=report.json'], suite, 120_000);
+    const report = JSON.parse(readFileSync(join(suite, 'report.json'), 'utf8')) as { numPassedTests: number; numFailedTests: number; success: boolean };
+    expect((JSON.parse(readFileSync(join(suite, 'node_modules', 'vitest', 'package.json'), 'utf8')) as { version: string }).version).toBe(VITEST_5);
+    expect({ success: report.success, failed: report.numFailedTests }).toEqual({ success: true, failed: 0 });
+    expect(report.numPassedTests).toBeGreaterThan(150);
   });
 });
