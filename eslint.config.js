@@ -6,7 +6,21 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', Buffer: 'readonly', URL: 'readonly', performance: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        performance: 'readonly',
+        AbortController: 'readonly',
+        AbortSignal: 'readonly',
+      },
+    },
     rules: {
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-non-null-assertion': 'off',
@@ -16,8 +30,20 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['@tidings/*/*', '!@tidings/core/adapter', '!@tidings/core/diagrams', '!@tidings/nest/microservices', '!@tidings/adapter-mikro-orm/migrations'], message: 'Import a Tidings package by its name or a subpath its package.json exports; no deep imports.' },
-            { group: ['**/core/src/**', '**/adapters/*/src/**', '**/plugins/*/src/**'], message: 'Import another package by its name (@tidings/...), not by path.' },
+            {
+              group: [
+                '@tidings/*/*',
+                '!@tidings/core/adapter',
+                '!@tidings/core/diagrams',
+                '!@tidings/nest/microservices',
+                '!@tidings/adapter-mikro-orm/migrations',
+              ],
+              message: 'Import a Tidings package by its name or a subpath its package.json exports; no deep imports.',
+            },
+            {
+              group: ['**/core/src/**', '**/adapters/*/src/**', '**/plugins/*/src/**'],
+              message: 'Import another package by its name (@tidings/...), not by path.',
+            },
           ],
         },
       ],

@@ -11,7 +11,9 @@ const include = process.env.TIDINGS_TEST_INCLUDE?.split(',') ?? [
 ];
 
 export default defineConfig({
-  plugins: [swc.vite({ jsc: { parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true }, target: 'es2022' } })],
+  plugins: [
+    swc.vite({ jsc: { parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true }, target: 'es2022' } }),
+  ],
   oxc: false,
   resolve: { conditions: ['@tidings/source'] },
   ssr: { resolve: { conditions: ['@tidings/source'] } },

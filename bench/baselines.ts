@@ -26,7 +26,9 @@ export function rawSqliteBatches(file: string, count: number): Measured {
     const insertMany = db.transaction((from: number) => {
       for (let k = 0; k < BATCH; k++) insert.run(`m-${from + k}`, body());
     });
-    const lease = db.prepare(`UPDATE m SET state = 'leased' WHERE seq IN (SELECT seq FROM m WHERE state = 'ready' AND available_at <= ? ORDER BY available_at, seq LIMIT ?) RETURNING id, body`);
+    const lease = db.prepare(
+      `UPDATE m SET state = 'leased' WHERE seq IN (SELECT seq FROM m WHERE state = 'ready' AND available_at <= ? ORDER BY available_at, seq LIMIT ?) RETURNING id, body`,
+    );
     const remove = db.prepare(`DELETE FROM m WHERE state = 'leased' AND id IN (SELECT value FROM json_each(?))`);
     let handled = 0;
     const t = performance.now();
@@ -98,7 +100,11 @@ export async function rawPgBatches(url: string, count: number): Promise<Measured
         values: [Date.now(), BATCH],
       });
       for (const r of leased.rows) JSON.parse(r.body);
-      const removed = await client.query({ name: 'delete', text: `DELETE FROM m WHERE state = 'leased' AND id = ANY($1::text[])`, values: [leased.rows.map((r) => r.id)] });
+      const removed = await client.query({
+        name: 'delete',
+        text: `DELETE FROM m WHERE state = 'leased' AND id = ANY($1::text[])`,
+        values: [leased.rows.map((r) => r.id)],
+      });
       handled += removed.rowCount ?? 0;
     }
     return { messagesPerSecond: handled / ((performance.now() - t) / 1000), messages: handled };

@@ -11,14 +11,20 @@ const { Queue, Worker } = withBackend(createPostgresBackend);
 /** addBulk of 100 at a time while a Worker handles them: from the first add to the last job started. */
 export async function bullPostgresBatches(ctx: BenchContext, concurrency: number): Promise<Measured> {
   const db = await ctx.postgres.database('bullmq');
-  const queue = new Queue<BenchPayload>('bench', { connection: { connectionString: db.url, migrate: true }, defaultJobOptions: { removeOnComplete: true, removeOnFail: true } });
+  const queue = new Queue<BenchPayload>('bench', {
+    connection: { connectionString: db.url, migrate: true },
+    defaultJobOptions: { removeOnComplete: true, removeOnFail: true },
+  });
   let worker: InstanceType<typeof Worker<BenchPayload>> | undefined;
   try {
     await queue.waitUntilReady();
     const count = ctx.counts.batch;
     const tally = new Tally(count);
     let failure: Error | undefined;
-    worker = new Worker<BenchPayload>('bench', async (job) => tally.mark(job.data), { connection: { connectionString: db.url, max: concurrency }, concurrency });
+    worker = new Worker<BenchPayload>('bench', async (job) => tally.mark(job.data), {
+      connection: { connectionString: db.url, max: concurrency },
+      concurrency,
+    });
     worker.on('failed', (_job, error) => (failure ??= new BenchFailure(`job failed: ${error.message}`)));
     worker.on('error', (error) => (failure ??= new BenchFailure(`worker error: ${error.message}`)));
     await worker.waitUntilReady();

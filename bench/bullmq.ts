@@ -11,7 +11,10 @@ import { percentiles } from './stats.js';
 const connection = (redis: LocalRedis): ConnectionOptions => ({ host: redis.host, port: redis.port, maxRetriesPerRequest: null });
 
 /** A queue of its own for one run, with a worker if asked; closed and emptied afterwards. */
-async function withQueue<T>(redis: LocalRedis, fn: (queue: Queue<BenchPayload>, start: (tally: Tally, concurrency: number) => Promise<() => Error | undefined>) => Promise<T>): Promise<T> {
+async function withQueue<T>(
+  redis: LocalRedis,
+  fn: (queue: Queue<BenchPayload>, start: (tally: Tally, concurrency: number) => Promise<() => Error | undefined>) => Promise<T>,
+): Promise<T> {
   const name = `bench-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const queue = new Queue<BenchPayload>(name, { connection: connection(redis), defaultJobOptions: { removeOnComplete: true, removeOnFail: true } });
   let worker: Worker<BenchPayload> | undefined;
@@ -74,6 +77,12 @@ export function bullFixedRate(ctx: BenchContext, redis: LocalRedis): Promise<Mea
     const t = epochMs();
     await onSchedule(rate, count, (i, at) => queue.add('bench', payload(i, at)), failed);
     await tally.finished(`BullMQ at ${rate}/s`, STALL_MS, failed);
-    return { messagesPerSecond: count / ((tally.lastAt - t) / 1000), messages: tally.handled, duplicates: tally.duplicates, latencyMs: percentiles(tally.latencies), scheduledPerSecond: rate };
+    return {
+      messagesPerSecond: count / ((tally.lastAt - t) / 1000),
+      messages: tally.handled,
+      duplicates: tally.duplicates,
+      latencyMs: percentiles(tally.latencies),
+      scheduledPerSecond: rate,
+    };
   });
 }

@@ -28,7 +28,8 @@ export const names = {
   concurrent: (s: Semantic, store: StoreKind) => `${semanticLabel(s)}, ${store}, 50 concurrent senders`,
   fixedRate: (s: Semantic, store: StoreKind) => `${semanticLabel(s)}, ${store}, 1,000 sends/s, send to handler start`,
   secondProcess: (s: Semantic) => `${semanticLabel(s)}, SQLite file, 1,000 sends/s, consumer in a second process`,
-  processes: (s: Semantic, store: StoreKind, n: number) => `${semanticLabel(s)}, ${store}, ${n} consumer process${n === 1 ? '' : 'es'}, batches of 100, concurrency 50 each`,
+  processes: (s: Semantic, store: StoreKind, n: number) =>
+    `${semanticLabel(s)}, ${store}, ${n} consumer process${n === 1 ? '' : 'es'}, batches of 100, concurrency 50 each`,
   batchHandler: (s: Semantic, store: StoreKind) => `${semanticLabel(s)}, ${store}, a batch handler, batches of 100`,
   backlog: 'at-least-once, SQLite file, backlog (stored in batches of 10,000)',
   plugin: 'at-least-once, memory, batches of 100, concurrency 1, a pass-through plugin',
@@ -47,27 +48,60 @@ export function catalog(): Scenario[] {
   const stores: StoreKind[] = ['SQLite file', 'memory', 'PostgreSQL'];
   for (const store of stores) {
     for (const semantic of SEMANTICS) {
-      for (const c of [1, 50]) list.push({ name: names.batches(semantic, store, c), system: 'tidings', baseline: batchBaseline[store], run: (ctx) => batches(ctx, store, semantic, c) });
+      for (const c of [1, 50])
+        list.push({
+          name: names.batches(semantic, store, c),
+          system: 'tidings',
+          baseline: batchBaseline[store],
+          run: (ctx) => batches(ctx, store, semantic, c),
+        });
     }
   }
-  list.push({ name: names.plugin, system: 'tidings', baseline: names.batches('at-least-once', 'memory', 1), run: (ctx) => batches(ctx, 'memory', 'at-least-once', 1, { plugins: [passThrough] }) });
+  list.push({
+    name: names.plugin,
+    system: 'tidings',
+    baseline: names.batches('at-least-once', 'memory', 1),
+    run: (ctx) => batches(ctx, 'memory', 'at-least-once', 1, { plugins: [passThrough] }),
+  });
   // Each shape is divided by the same semantic's unordered, one-subscription run on the same store.
   for (const store of ['SQLite file', 'PostgreSQL'] as const) {
     for (const semantic of ['at-least-once', 'exactly-once'] as const) {
       const plain = names.batches(semantic, store, 50);
-      list.push({ name: names.ordered(semantic, store), system: 'tidings', baseline: plain, run: (ctx) => batches(ctx, store, semantic, 50, { ordered: true }) });
+      list.push({
+        name: names.ordered(semantic, store),
+        system: 'tidings',
+        baseline: plain,
+        run: (ctx) => batches(ctx, store, semantic, 50, { ordered: true }),
+      });
       list.push({ name: names.fannedOut(semantic, store), system: 'tidings', baseline: plain, run: (ctx) => fannedOutBatches(ctx, store, semantic) });
-      list.push({ name: names.batchHandler(semantic, store), system: 'tidings', baseline: plain, run: (ctx) => batches(ctx, store, semantic, 50, { batchHandler: true }) });
+      list.push({
+        name: names.batchHandler(semantic, store),
+        system: 'tidings',
+        baseline: plain,
+        run: (ctx) => batches(ctx, store, semantic, 50, { batchHandler: true }),
+      });
     }
   }
   for (const store of ['SQLite file', 'PostgreSQL'] as const) {
-    for (const semantic of SEMANTICS) list.push({ name: names.single(semantic, store), system: 'tidings', baseline: singleBaseline(store), run: (ctx) => singleSends(ctx, store, semantic) });
-    for (const semantic of SEMANTICS) list.push({ name: names.concurrent(semantic, store), system: 'tidings', baseline: singleBaseline(store), run: (ctx) => concurrentSends(ctx, store, semantic) });
-    for (const semantic of SEMANTICS) list.push({ name: names.fixedRate(semantic, store), system: 'tidings', baseline: names.schedule, run: (ctx) => fixedRate(ctx, store, semantic) });
+    for (const semantic of SEMANTICS)
+      list.push({ name: names.single(semantic, store), system: 'tidings', baseline: singleBaseline(store), run: (ctx) => singleSends(ctx, store, semantic) });
+    for (const semantic of SEMANTICS)
+      list.push({
+        name: names.concurrent(semantic, store),
+        system: 'tidings',
+        baseline: singleBaseline(store),
+        run: (ctx) => concurrentSends(ctx, store, semantic),
+      });
+    for (const semantic of SEMANTICS)
+      list.push({ name: names.fixedRate(semantic, store), system: 'tidings', baseline: names.schedule, run: (ctx) => fixedRate(ctx, store, semantic) });
   }
-  for (const semantic of SEMANTICS) list.push({ name: names.secondProcess(semantic), system: 'tidings', baseline: names.schedule, run: (ctx) => secondProcessFixedRate(ctx, semantic) });
+  for (const semantic of SEMANTICS)
+    list.push({ name: names.secondProcess(semantic), system: 'tidings', baseline: names.schedule, run: (ctx) => secondProcessFixedRate(ctx, semantic) });
   // Scale-out: each count of processes divided by one process on the same database.
-  for (const [store, counts] of [['PostgreSQL', [1, 2, 4]], ['SQLite file', [1, 2]]] as const) {
+  for (const [store, counts] of [
+    ['PostgreSQL', [1, 2, 4]],
+    ['SQLite file', [1, 2]],
+  ] as const) {
     for (const semantic of ['at-least-once', 'exactly-once'] as const) {
       for (const n of counts) {
         const baseline = n === 1 ? batchBaseline[store] : names.processes(semantic, store, 1);

@@ -12,7 +12,9 @@ const at = args.indexOf('--out');
 const out = at >= 0 ? resolve(args[at + 1] ?? '') : resolve(root, 'docs/img/benchmarks.svg');
 const files = args.filter((_, i) => at < 0 || (i !== at && i !== at + 1));
 if (files.length === 0 || (at >= 0 && !args[at + 1])) {
-  console.error('usage: npm run bench:chart -- results.json [more.json …] [--out FILE]  (files written by npm run bench -- --json or npm run bench:peers -- --json)');
+  console.error(
+    'usage: npm run bench:chart -- results.json [more.json …] [--out FILE]  (files written by npm run bench -- --json or npm run bench:peers -- --json)',
+  );
   process.exit(2);
 }
 const runs = files.map((f) => {

@@ -28,7 +28,17 @@ export interface Counts {
 export function countsFor(quick: boolean, messages?: number): Counts {
   const counts: Counts = quick
     ? { batch: 1_000, single: 100, concurrent: 500, callers: 50, rate: 1_000, rateSeconds: 0.5, backlogs: [1_000, 20_000], leaseSample: 500, bulk: 20_000 }
-    : { batch: 20_000, single: 1_000, concurrent: 10_000, callers: 50, rate: 1_000, rateSeconds: 3, backlogs: [10_000, 1_000_000], leaseSample: 3_000, bulk: 200_000 };
+    : {
+        batch: 20_000,
+        single: 1_000,
+        concurrent: 10_000,
+        callers: 50,
+        rate: 1_000,
+        rateSeconds: 3,
+        backlogs: [10_000, 1_000_000],
+        leaseSample: 3_000,
+        bulk: 200_000,
+      };
   return messages ? { ...counts, batch: messages } : counts;
 }
 

@@ -28,7 +28,17 @@ async function storageSteps(file: string): Promise<Record<string, number>> {
       await storage.store({ topic: 'steps', state: 'acked', messages, now: 0 });
       spent.store += performance.now() - t;
       t = performance.now();
-      const leased = await storage.lease({ topic: 'steps', subscription: DEFAULT_SUBSCRIPTION, from: 'acked', to: 'leased', limit: 1000, now: 0, leaseUntil: 1, leaseToken: `t-${r}`, remove: false });
+      const leased = await storage.lease({
+        topic: 'steps',
+        subscription: DEFAULT_SUBSCRIPTION,
+        from: 'acked',
+        to: 'leased',
+        limit: 1000,
+        now: 0,
+        leaseUntil: 1,
+        leaseToken: `t-${r}`,
+        remove: false,
+      });
       spent.lease += performance.now() - t;
       t = performance.now();
       await storage.settle({ topic: 'steps', subscription: DEFAULT_SUBSCRIPTION, from: 'leased', to: 'deleted', items: leased, remove: true, now: 0 });

@@ -20,7 +20,9 @@ export function fannedOutBatches(ctx: BenchContext, kind: StoreKind, semantic: S
     async (s) => {
       const count = ctx.counts.batch;
       const tallies = SUBSCRIPTIONS.map(() => new Tally(count));
-      const consumers = SUBSCRIPTIONS.map((name, k) => s.topic.subscription(name).consume((m) => tallies[k]!.mark(m.payload), { batchSize: 100, concurrency: 50 }));
+      const consumers = SUBSCRIPTIONS.map((name, k) =>
+        s.topic.subscription(name).consume((m) => tallies[k]!.mark(m.payload), { batchSize: 100, concurrency: 50 }),
+      );
       try {
         const start = epochMs();
         const options = semantic === 'exactly-once' ? { id: (p: BenchPayload) => messageId(p.i) } : {};

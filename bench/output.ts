@@ -14,7 +14,15 @@ export function machine(): Machine {
   } catch {
     // Not Linux: os.cpus() has it.
   }
-  return { cpus: cpus().length, cpuModel, node: process.version, platform: `${osType()} ${release()}`, memoryGb: Math.round(totalmem() / 2 ** 30), disk: disk(), load: [round2(loadAtStart), round2(loadavg()[0]!)] };
+  return {
+    cpus: cpus().length,
+    cpuModel,
+    node: process.version,
+    platform: `${osType()} ${release()}`,
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    disk: disk(),
+    load: [round2(loadAtStart), round2(loadavg()[0]!)],
+  };
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
@@ -109,7 +117,11 @@ export function printTable(results: Results, heading: string): void {
   const depthOf = (r: Row): number => (r.baseline !== null && byName.has(r.baseline) ? depthOf(byName.get(r.baseline)!) + 1 : 0);
   const width = Math.max(40, ...rows.map((r) => r.name.length + 2 * depthOf(r)));
   const load = results.machine.load;
-  const out = [load ? `${heading}\nload average (1 minute): ${load[0]} at the start, ${load[1]} at the end` : heading, '', `${''.padEnd(width)}  ${'messages/s'.padStart(10)}  ${'ratio'.padStart(7)}`];
+  const out = [
+    load ? `${heading}\nload average (1 minute): ${load[0]} at the start, ${load[1]} at the end` : heading,
+    '',
+    `${''.padEnd(width)}  ${'messages/s'.padStart(10)}  ${'ratio'.padStart(7)}`,
+  ];
   const print = (r: Row, depth: number) => {
     out.push(`${'  '.repeat(depth)}${r.name}`.padEnd(width) + `  ${figures(r)}`);
     for (const c of rows) if (c.baseline === r.name) print(c, depth + 1);
@@ -126,7 +138,7 @@ export function printTable(results: Results, heading: string): void {
   out.push(
     '',
     'ratio = messages/s ÷ those of the row it is indented under: of its own run of a raw baseline just before it (a baseline row',
-    'shows the median of its runs), of a peer\'s median, of another Tidings row, or of the schedule a fixed-rate run follows',
+    "shows the median of its runs), of a peer's median, of another Tidings row, or of the schedule a fixed-rate run follows",
   );
   if (results.targets?.length) out.push('', 'targets:', ...targetLines(results.targets));
   if (results.costsMicroseconds) {

@@ -36,8 +36,16 @@ const peer = (name: string, system: Scenario['system'], run: (ctx: BenchContext)
 /** Systems measured side by side: the last one is the peer the others are divided by. */
 function comparisons(redis: LocalRedis): Scenario[][] {
   return [
-    [tidings(names.batches(ALO, 'SQLite file', 50)), tidings(names.batches(EO, 'SQLite file', 50)), peer(PEERS.bullmq(50), 'bullmq', (ctx) => bullBatches(ctx, redis, 50))],
-    [tidings(names.batches(ALO, 'SQLite file', 1)), tidings(names.batches(EO, 'SQLite file', 1)), peer(PEERS.bullmq(1), 'bullmq', (ctx) => bullBatches(ctx, redis, 1))],
+    [
+      tidings(names.batches(ALO, 'SQLite file', 50)),
+      tidings(names.batches(EO, 'SQLite file', 50)),
+      peer(PEERS.bullmq(50), 'bullmq', (ctx) => bullBatches(ctx, redis, 50)),
+    ],
+    [
+      tidings(names.batches(ALO, 'SQLite file', 1)),
+      tidings(names.batches(EO, 'SQLite file', 1)),
+      peer(PEERS.bullmq(1), 'bullmq', (ctx) => bullBatches(ctx, redis, 1)),
+    ],
     // The PostgreSQL peers in one comparison, so they alternate with each other too; each row is divided by Graphile Worker's.
     [
       tidings(names.batches(ALO, 'PostgreSQL', 50)),
@@ -47,7 +55,11 @@ function comparisons(redis: LocalRedis): Scenario[][] {
       peer(PEERS.graphile(50), 'graphile-worker', (ctx) => graphileBatches(ctx, 50)),
     ],
     [tidings(names.single(ALO, 'SQLite file')), peer(PEERS.bullmqSingle, 'bullmq', (ctx) => bullSingleAdds(ctx, redis))],
-    [tidings(names.single(ALO, 'PostgreSQL')), peer(PEERS.pgBossSingle, 'pg-boss', pgBossSingleSends), peer(PEERS.graphileSingle, 'graphile-worker', graphileSingleAdds)],
+    [
+      tidings(names.single(ALO, 'PostgreSQL')),
+      peer(PEERS.pgBossSingle, 'pg-boss', pgBossSingleSends),
+      peer(PEERS.graphileSingle, 'graphile-worker', graphileSingleAdds),
+    ],
     [tidings(names.fixedRate(ALO, 'SQLite file')), peer(PEERS.bullmqFixedRate, 'bullmq', (ctx) => bullFixedRate(ctx, redis))],
     [tidings(names.fixedRate(ALO, 'PostgreSQL')), peer(PEERS.pgBossFixedRate, 'pg-boss', pgBossFixedRate)],
   ];
@@ -73,7 +85,11 @@ try {
   redis = await startRedis(redisServer);
   const chosen = comparisons(redis).filter((systems) => systems.some((s) => matches(s.name)));
   // Targets whose rows are not all compared here are judged on one run of Tidings alone: read (--bench FILE) or run once.
-  const compared = new Set(comparisons(redis).flat().map((s) => s.name));
+  const compared = new Set(
+    comparisons(redis)
+      .flat()
+      .map((s) => s.name),
+  );
   const targetOnly = rowsNeededBeyond(compared);
   const saved = args.bench ? (JSON.parse(readFileSync(args.bench, 'utf8')) as Results).rows : undefined;
   const extras = saved ? [] : all.filter((s) => targetOnly.includes(s.name) && matches(s.name));
@@ -133,7 +149,15 @@ try {
   }
 }
 
-const results: Results = { kind: 'peers', date: new Date().toISOString(), machine: machine(), quick: args.quick, rows, failures, targets: judgeTargets(rows, oneRun) };
+const results: Results = {
+  kind: 'peers',
+  date: new Date().toISOString(),
+  machine: machine(),
+  quick: args.quick,
+  rows,
+  failures,
+  targets: judgeTargets(rows, oneRun),
+};
 if (args.json) console.log(JSON.stringify(results, null, 2));
 else {
   const c = ctx.counts;

@@ -62,7 +62,11 @@ export function pgBossBatches(ctx: BenchContext): Promise<Measured> {
     const tally = new Tally(count);
     await work(tally);
     const t = epochMs();
-    for (let i = 0; i < count; i += BATCH) await boss.insert(QUEUE, payloads(i, Math.min(BATCH, count - i)).map((data) => ({ data })));
+    for (let i = 0; i < count; i += BATCH)
+      await boss.insert(
+        QUEUE,
+        payloads(i, Math.min(BATCH, count - i)).map((data) => ({ data })),
+      );
     await tally.finished(`pg-boss, ${WORKERS} workers of batchSize ${BATCH}`, STALL_MS, failed);
     return { messagesPerSecond: count / ((tally.lastAt - t) / 1000), messages: tally.handled, duplicates: tally.duplicates };
   });
@@ -97,6 +101,12 @@ export function pgBossFixedRate(ctx: BenchContext): Promise<Measured> {
     const t = epochMs();
     await onSchedule(rate, count, (i, at) => boss.send(QUEUE, payload(i, at)), failed);
     await tally.finished(`pg-boss at ${rate}/s`, STALL_MS, failed);
-    return { messagesPerSecond: count / ((tally.lastAt - t) / 1000), messages: tally.handled, duplicates: tally.duplicates, latencyMs: percentiles(tally.latencies), scheduledPerSecond: rate };
+    return {
+      messagesPerSecond: count / ((tally.lastAt - t) / 1000),
+      messages: tally.handled,
+      duplicates: tally.duplicates,
+      latencyMs: percentiles(tally.latencies),
+      scheduledPerSecond: rate,
+    };
   });
 }

@@ -67,7 +67,13 @@ export function secondProcessFixedRate(ctx: BenchContext, semantic: Semantic): P
       const start = epochMs();
       await onSchedule(rate, count, (i, at) => s.topic.send(payload(i, at), sendOptions(semantic, i)), failed);
       await tally.finished(`${semantic} to a second process`, STALL_MS, failed);
-      return { messagesPerSecond: count / ((tally.lastAt - start) / 1000), messages: tally.handled, duplicates: tally.duplicates, latencyMs: percentiles(tally.latencies), scheduledPerSecond: rate };
+      return {
+        messagesPerSecond: count / ((tally.lastAt - start) / 1000),
+        messages: tally.handled,
+        duplicates: tally.duplicates,
+        latencyMs: percentiles(tally.latencies),
+        scheduledPerSecond: rate,
+      };
     });
     return result;
   });

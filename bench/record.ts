@@ -36,7 +36,11 @@ writeFileSync(join(root, 'docs', 'img', 'benchmarks.svg'), chartSvg([bench.resul
 
 const docFile = join(root, 'docs', 'benchmarks.md');
 let doc = readFileSync(docFile, 'utf8');
-doc = replaceSection(doc, 'machine', `${recordingMachineMarkdown(bench.results, peers.results)}\n- recorded ${bench.results.date.slice(0, 16).replace('T', ' ')} UTC${bench.results.quick ? ' (QUICK RUN: not a measurement)' : ''}`);
+doc = replaceSection(
+  doc,
+  'machine',
+  `${recordingMachineMarkdown(bench.results, peers.results)}\n- recorded ${bench.results.date.slice(0, 16).replace('T', ' ')} UTC${bench.results.quick ? ' (QUICK RUN: not a measurement)' : ''}`,
+);
 doc = replaceSection(doc, 'targets', targetsMarkdown(peers.results.targets ?? []));
 doc = replaceSection(doc, 'peers', rowsMarkdown(peers.results));
 doc = replaceSection(doc, 'bench', rowsMarkdown(bench.results));

@@ -41,7 +41,10 @@ function notes(r: Row): string {
 /** A run's rows as a Markdown table. */
 export function rowsMarkdown(results: Results): string {
   const out = ['| scenario | messages/s | ratio | compared with | latency p50 / p99 / p99.9 ms | notes |', '|---|--:|--:|---|---|---|'];
-  for (const r of results.rows) out.push(`| ${r.name} | ${count(r.messagesPerSecond)} | ${r.ratio === null ? '' : r.ratio.toFixed(3)} | ${r.baseline ?? ''} | ${latency(r)} | ${notes(r)} |`);
+  for (const r of results.rows)
+    out.push(
+      `| ${r.name} | ${count(r.messagesPerSecond)} | ${r.ratio === null ? '' : r.ratio.toFixed(3)} | ${r.baseline ?? ''} | ${latency(r)} | ${notes(r)} |`,
+    );
   for (const f of results.failures) out.push(`| ${f.name} | FAILED | | | | ${f.error.replace(/\|/g, '\\|')} |`);
   return out.join('\n');
 }

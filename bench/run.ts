@@ -31,9 +31,18 @@ try {
     costsMicroseconds = await stepCosts(join(ctx.dir, 'steps.db'));
   }
   progress.finish();
-    // The targets these rows answer; those that compare with a peer need npm run bench:peers.
+  // The targets these rows answer; those that compare with a peer need npm run bench:peers.
   const targets = judgeTargets(rows).filter((t) => t.met !== undefined);
-  results = { kind: 'bench', date: new Date().toISOString(), machine: machine(), quick: args.quick, rows, failures, targets, ...(costsMicroseconds && { costsMicroseconds }) };
+  results = {
+    kind: 'bench',
+    date: new Date().toISOString(),
+    machine: machine(),
+    quick: args.quick,
+    rows,
+    failures,
+    targets,
+    ...(costsMicroseconds && { costsMicroseconds }),
+  };
 } finally {
   await ctx.close();
 }

@@ -15,7 +15,12 @@ export function stepsOf(scenarios: readonly Scenario[], all: readonly Scenario[]
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** Runs `scenarios` in order (`all` is where their baselines are found), drawing progress; the rows and the failures. */
-export async function runAll(ctx: BenchContext, scenarios: readonly Scenario[], all: readonly Scenario[], progress: Progress): Promise<{ rows: Row[]; failures: Failure[] }> {
+export async function runAll(
+  ctx: BenchContext,
+  scenarios: readonly Scenario[],
+  all: readonly Scenario[],
+  progress: Progress,
+): Promise<{ rows: Row[]; failures: Failure[] }> {
   const rows: Row[] = [];
   const failures: Failure[] = [];
   /** Each raw baseline's runs, and where its row goes (before the first row compared with it). */
@@ -65,7 +70,9 @@ export async function runAll(ctx: BenchContext, scenarios: readonly Scenario[], 
     const { runs } = baselineRuns.get(p)!;
     if (runs.length === 0) return [];
     const perSecond = runs.map((m) => Math.round(m.messagesPerSecond));
-    return [{ name: p, system: 'raw', ...runs[0]!, messagesPerSecond: Math.round(median(perSecond)), baseline: null, ratio: null, rounds: perSecond } satisfies Row];
+    return [
+      { name: p, system: 'raw', ...runs[0]!, messagesPerSecond: Math.round(median(perSecond)), baseline: null, ratio: null, rounds: perSecond } satisfies Row,
+    ];
   });
   return { rows: ordered, failures };
 }

@@ -92,7 +92,10 @@ export async function withSession(
     }
   } catch (error) {
     const counts = logged();
-    if (counts && error instanceof Error) error.message += ` (Tidings logged ${Object.entries(counts).map(([m, n]) => `"${m}" ×${n}`).join(', ')})`;
+    if (counts && error instanceof Error)
+      error.message += ` (Tidings logged ${Object.entries(counts)
+        .map(([m, n]) => `"${m}" ×${n}`)
+        .join(', ')})`;
     throw error;
   } finally {
     await store.dispose();
@@ -118,7 +121,8 @@ export async function awaitStored(s: Session, expected: number): Promise<void> {
     if (held === expected) return;
     if (held > expected) throw new BenchFailure(`${held} messages stored for ${expected} sent`);
     if (held !== last) [last, since] = [held, Date.now()];
-    else if (Date.now() - since > STALL_MS) throw new BenchFailure(`${held} of ${expected} messages sent were stored${lastError ? ` (last count failed: ${String(lastError)})` : ''}`);
+    else if (Date.now() - since > STALL_MS)
+      throw new BenchFailure(`${held} of ${expected} messages sent were stored${lastError ? ` (last count failed: ${String(lastError)})` : ''}`);
     const error = s.failed();
     if (error) throw error;
     await sleep(20);
@@ -212,7 +216,12 @@ export function concurrentSends(ctx: BenchContext, kind: StoreKind, semantic: Se
  * Sends `count` messages on a fixed schedule of `rate` per second: on each timer tick every send that is due goes
  * out, not awaited, stamped with the time of its send() call. Resolves once every send is acked.
  */
-export async function onSchedule(rate: number, count: number, send: (i: number, at: number) => Promise<unknown>, failed: () => Error | undefined = () => undefined): Promise<void> {
+export async function onSchedule(
+  rate: number,
+  count: number,
+  send: (i: number, at: number) => Promise<unknown>,
+  failed: () => Error | undefined = () => undefined,
+): Promise<void> {
   const sends: Promise<unknown>[] = [];
   const start = performance.now();
   let i = 0;
@@ -237,7 +246,13 @@ export function fixedRate(ctx: BenchContext, kind: StoreKind, semantic: Semantic
       const start = epochMs();
       await onSchedule(rate, count, (i, at) => s.topic.send(payload(i, at), sendOptions(semantic, i)), s.failed);
       await tally.finished(`${semantic} on ${kind} at ${rate}/s`, STALL_MS, s.failed);
-      return { messagesPerSecond: count / ((tally.lastAt - start) / 1000), messages: tally.handled, duplicates: tally.duplicates, latencyMs: percentiles(tally.latencies), scheduledPerSecond: rate };
+      return {
+        messagesPerSecond: count / ((tally.lastAt - start) / 1000),
+        messages: tally.handled,
+        duplicates: tally.duplicates,
+        latencyMs: percentiles(tally.latencies),
+        scheduledPerSecond: rate,
+      };
     } finally {
       await consumer.stop();
     }

@@ -1,7 +1,14 @@
 // The benchmark chart: horizontal bars of messages/s (log scale), each Tidings row beside what it is compared with.
 import type { Results, Row, System } from './rows.js';
 
-const COLORS: Record<System, string> = { tidings: '#2563eb', raw: '#9ca3af', bullmq: '#dc2626', 'bullmq-postgres': '#f87171', 'graphile-worker': '#d97706', 'pg-boss': '#059669' };
+const COLORS: Record<System, string> = {
+  tidings: '#2563eb',
+  raw: '#9ca3af',
+  bullmq: '#dc2626',
+  'bullmq-postgres': '#f87171',
+  'graphile-worker': '#d97706',
+  'pg-boss': '#059669',
+};
 /** The legend, in this order, of the systems a chart shows. */
 const LEGEND: Array<[System, string]> = [
   ['tidings', 'Tidings'],
@@ -56,19 +63,28 @@ export function chartSvg(runs: readonly Results[]): string {
   const hi = Math.ceil(Math.log10(Math.max(...values, 10_000)));
   const x = (v: number) => BAR_START + (BAR_SPAN * (Math.log10(Math.max(v, 10 ** lo)) - lo)) / (hi - lo);
 
-  const latest = runs.map((r) => r.date).sort().at(-1)!;
+  const latest = runs
+    .map((r) => r.date)
+    .sort()
+    .at(-1)!;
   const m = runs[0]!.machine;
   const quick = runs.some((r) => r.quick);
   const out: string[] = [];
   let y = 28;
-  out.push(`<text x="16" y="${y}" font-size="17" font-weight="bold">Tidings benchmarks, ${escape(latest.slice(0, 10))}${quick ? ' (QUICK RUN: not a measurement)' : ''}</text>`);
+  out.push(
+    `<text x="16" y="${y}" font-size="17" font-weight="bold">Tidings benchmarks, ${escape(latest.slice(0, 10))}${quick ? ' (QUICK RUN: not a measurement)' : ''}</text>`,
+  );
   y += 20;
-  out.push(`<text x="16" y="${y}" font-size="12" fill="#374151">${escape(`${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, Node ${m.node}, ${m.platform}, disk ${m.disk}; messages/s of ~256-byte messages, log scale`)}</text>`);
+  out.push(
+    `<text x="16" y="${y}" font-size="12" fill="#374151">${escape(`${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, Node ${m.node}, ${m.platform}, disk ${m.disk}; messages/s of ~256-byte messages, log scale`)}</text>`,
+  );
   y += 22;
   let lx = 16;
   const shown = new Set(runs.flatMap((r) => r.rows.map((row) => row.system)));
   for (const [system, label] of LEGEND.filter(([system]) => shown.has(system))) {
-    out.push(`<rect x="${lx}" y="${y - 10}" width="12" height="12" fill="${COLORS[system]}"/><text x="${lx + 17}" y="${y}" font-size="12">${escape(label)}</text>`);
+    out.push(
+      `<rect x="${lx}" y="${y - 10}" width="12" height="12" fill="${COLORS[system]}"/><text x="${lx + 17}" y="${y}" font-size="12">${escape(label)}</text>`,
+    );
     lx += 40 + label.length * 7;
   }
   y += 14;
@@ -94,12 +110,17 @@ export function chartSvg(runs: readonly Results[]): string {
     // Decade grid lines behind the bars, labelled at the top of the section.
     for (let d = lo; d <= hi; d++) {
       const gx = x(10 ** d).toFixed(1);
-      out.push(`<line x1="${gx}" y1="${top + 2}" x2="${gx}" y2="${y}" stroke="#e5e7eb"/>`, `<text x="${gx}" y="${top}" font-size="10" fill="#6b7280" text-anchor="middle">${count(10 ** d)}</text>`);
+      out.push(
+        `<line x1="${gx}" y1="${top + 2}" x2="${gx}" y2="${y}" stroke="#e5e7eb"/>`,
+        `<text x="${gx}" y="${top}" font-size="10" fill="#6b7280" text-anchor="middle">${count(10 ** d)}</text>`,
+      );
     }
     out.push(...lines);
   }
   y += 16;
-  out.push(`<text x="16" y="${y}" font-size="11" fill="#6b7280">(×n) = Tidings ÷ the peer's median, or ÷ the raw driver's run just before it (the grey bar is the median of those runs). Fixed-rate runs are left out.</text>`);
+  out.push(
+    `<text x="16" y="${y}" font-size="11" fill="#6b7280">(×n) = Tidings ÷ the peer's median, or ÷ the raw driver's run just before it (the grey bar is the median of those runs). Fixed-rate runs are left out.</text>`,
+  );
   y += 12;
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,

@@ -40,7 +40,10 @@ export async function writePictures(folder = fileURLToPath(new URL('.', import.m
   mkdirSync(join(folder, 'img'), { recursive: true });
   for (const { target, file } of pictures) {
     const errors: string[] = [];
-    const code = await run(['node', 'tidings', 'viz', target, '--format', 'svg', '--out', join(folder, file)], { out: log, err: (line) => void errors.push(line) });
+    const code = await run(['node', 'tidings', 'viz', target, '--format', 'svg', '--out', join(folder, file)], {
+      out: log,
+      err: (line) => void errors.push(line),
+    });
     if (code !== 0) throw new Error(`tidings viz ${target} exited ${code}: ${errors.join('\n')}`);
   }
 }

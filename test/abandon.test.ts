@@ -19,12 +19,9 @@ describe('a handler abandoned at close, on a database with one connection', () =
     // A handler that ignores ctx.signal and never returns, holding the message's transaction open.
     payments.consume(async (_m, ctx) => {
       started = true;
-      await (ctx.em as { getConnection(): { execute(sql: string, p: unknown[], m: string, tx: unknown): Promise<unknown> } }).getConnection().execute(
-        'CREATE TABLE IF NOT EXISTS effects (n INTEGER)',
-        [],
-        'run',
-        (ctx.em as { getTransactionContext(): unknown }).getTransactionContext(),
-      );
+      await (ctx.em as { getConnection(): { execute(sql: string, p: unknown[], m: string, tx: unknown): Promise<unknown> } })
+        .getConnection()
+        .execute('CREATE TABLE IF NOT EXISTS effects (n INTEGER)', [], 'run', (ctx.em as { getTransactionContext(): unknown }).getTransactionContext());
       await new Promise(() => {});
     });
     while (!started) await new Promise((r) => setTimeout(r, 5));
@@ -37,7 +34,9 @@ describe('a handler abandoned at close, on a database with one connection', () =
 
     const second = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0, logger: silentLogger });
     const got: string[] = [];
-    const consumer = second.topic<string>('payments', { semantic: 'exactly-once', scope: 'broker', leaseMs: 500 }).consume((m) => void got.push(m.payload), { pollMs: 20 });
+    const consumer = second
+      .topic<string>('payments', { semantic: 'exactly-once', scope: 'broker', leaseMs: 500 })
+      .consume((m) => void got.push(m.payload), { pollMs: 20 });
     for (let i = 0; i < 200 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(got).toEqual(['pay-1']);
     await consumer.stop();

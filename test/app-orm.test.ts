@@ -16,7 +16,10 @@ const dir = mkdtempSync(join(tmpdir(), 'tidings-app-orm-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** An application entity whose table the application manages itself (here: an older shape than the entity). */
-const Invoice = new EntitySchema<{ id: string; total: number }>({ name: 'Invoice', properties: { id: { type: 'string', primary: true }, total: { type: 'integer' } } });
+const Invoice = new EntitySchema<{ id: string; total: number }>({
+  name: 'Invoice',
+  properties: { id: { type: 'string', primary: true }, total: { type: 'integer' } },
+});
 /** An application entity whose table the application has not created yet. */
 const Refund = new EntitySchema<{ id: string }>({ name: 'Refund', properties: { id: { type: 'string', primary: true } } });
 
@@ -33,9 +36,20 @@ describe("Tidings on the application's own MikroORM", () => {
     await tidings.close();
     await orm.close();
     const db = new Database(file, { readonly: true });
-    const tables = (db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as Array<{ name: string; sql: string }>);
+    const tables = db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as Array<{
+      name: string;
+      sql: string;
+    }>;
     db.close();
-    expect(tables.map((t) => t.name)).toEqual(['invoice', 'tidings_dedup', 'tidings_idempotency', 'tidings_message', 'tidings_meta', 'tidings_subscription', 'tidings_topic']);
+    expect(tables.map((t) => t.name)).toEqual([
+      'invoice',
+      'tidings_dedup',
+      'tidings_idempotency',
+      'tidings_message',
+      'tidings_meta',
+      'tidings_subscription',
+      'tidings_topic',
+    ]);
     expect(tables[0]!.sql).toBe(APP_TABLE);
   });
 
@@ -53,7 +67,9 @@ describe("Tidings on the application's own MikroORM", () => {
         })
         .catch((e: unknown) => e);
       expect(error).toMatchObject({ code: 'FOREIGN_ENTITY_MANAGER' });
-      expect((error as Error).message).toMatch(/The EntityManager given to Tidings .* is not on SQLite file .*tidings-own\.db: its database has no Tidings tables\. Pass an EntityManager of the MikroORM/);
+      expect((error as Error).message).toMatch(
+        /The EntityManager given to Tidings .* is not on SQLite file .*tidings-own\.db: its database has no Tidings tables\. Pass an EntityManager of the MikroORM/,
+      );
       // The caller's transaction rolled back with it, and Tidings stored nothing.
       expect(await other.em.fork().count(Invoice)).toBe(0);
       expect(await tidings.counts('orders')).toEqual({ orders: {} });
@@ -92,7 +108,11 @@ describe("Tidings on the application's own MikroORM", () => {
     const tidings = await Tidings.create({ storage: sqliteStorage({ orm }), purgeIntervalMs: 0, logger: silentLogger });
     const connection = orm.em.getConnection();
     const read = async (pragma: string) => Object.values(((await connection.execute(`PRAGMA ${pragma}`)) as object[])[0]!)[0];
-    expect({ journal: await read('journal_mode'), synchronous: await read('synchronous'), busyTimeout: await read('busy_timeout') }).toEqual({ journal: 'wal', synchronous: 2, busyTimeout: 5000 });
+    expect({ journal: await read('journal_mode'), synchronous: await read('synchronous'), busyTimeout: await read('busy_timeout') }).toEqual({
+      journal: 'wal',
+      synchronous: 2,
+      busyTimeout: 5000,
+    });
     await tidings.close();
     await orm.close();
   });
@@ -105,7 +125,12 @@ describe("Tidings on the application's own MikroORM", () => {
       message: expect.stringContaining('pool: { afterCreate: sqliteConnectionSetup() }'),
     });
     await bare.close();
-    const setUp = await SqliteORM.init({ dbName: file, entities: tidingsEntities, allowGlobalContext: true, pool: { min: 1, max: 4, afterCreate: sqliteConnectionSetup() } });
+    const setUp = await SqliteORM.init({
+      dbName: file,
+      entities: tidingsEntities,
+      allowGlobalContext: true,
+      pool: { min: 1, max: 4, afterCreate: sqliteConnectionSetup() },
+    });
     const tidings = await Tidings.create({ storage: sqliteStorage({ orm: setUp }), purgeIntervalMs: 0, logger: silentLogger });
     await tidings.close();
     await setUp.close();
@@ -123,7 +148,15 @@ describe("Tidings on the application's own MikroORM", () => {
     const tables = await client.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`);
     const invoice = await client.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'invoice' ORDER BY column_name`);
     await client.end();
-    expect(tables.rows.map((r) => r.table_name)).toEqual(['invoice', 'tidings_dedup', 'tidings_idempotency', 'tidings_message', 'tidings_meta', 'tidings_subscription', 'tidings_topic']);
+    expect(tables.rows.map((r) => r.table_name)).toEqual([
+      'invoice',
+      'tidings_dedup',
+      'tidings_idempotency',
+      'tidings_message',
+      'tidings_meta',
+      'tidings_subscription',
+      'tidings_topic',
+    ]);
     expect(invoice.rows.map((r) => r.column_name)).toEqual(['id', 'legacy_note']);
   });
 });

@@ -17,7 +17,10 @@ const dir = mkdtempSync(join(tmpdir(), 'tidings-schema-tools-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** An application entity of its own, next to Tidings'. */
-const Invoice = new EntitySchema<{ id: string; total: number }>({ name: 'Invoice', properties: { id: { type: 'string', primary: true }, total: { type: 'integer' } } });
+const Invoice = new EntitySchema<{ id: string; total: number }>({
+  name: 'Invoice',
+  properties: { id: { type: 'string', primary: true }, total: { type: 'integer' } },
+});
 
 const SKIP = { skipTables: [/^tidings_/] };
 const SKIP_LINE = 'add schemaGenerator: { skipTables: [/^tidings_/] } to your MikroORM config';
@@ -30,7 +33,10 @@ function recording(): Logger & { warnings: Array<{ msg: string; statements: stri
 
 /** Statements of MikroORM's update SQL that name one of Tidings' tables. */
 async function tidingsUpdateSql(orm: MikroORM): Promise<string[]> {
-  return (await orm.schema.getUpdateSchemaSQL({ wrap: false })).split(/;\s*\n/).map((s) => s.trim()).filter((s) => /tidings_/.test(s));
+  return (await orm.schema.getUpdateSchemaSQL({ wrap: false }))
+    .split(/;\s*\n/)
+    .map((s) => s.trim())
+    .filter((s) => /tidings_/.test(s));
 }
 
 /** `tidings: false` leaves tidingsEntities out of the application's entities; the rest is MikroORM's config. */
@@ -94,7 +100,9 @@ describe.each([
       await second.close();
       expect(logger.warnings).toHaveLength(1);
       expect(logger.warnings[0]!.msg).toContain("Your MikroORM's schema generator manages Tidings' tables (tidings_*): orm.schema.updateSchema() ");
-      expect(logger.warnings[0]!.msg).toContain(name === 'SQLite' ? 'would now rebuild tidings_message' : 'whatever in them differs from tidingsEntities (nothing does today)');
+      expect(logger.warnings[0]!.msg).toContain(
+        name === 'SQLite' ? 'would now rebuild tidings_message' : 'whatever in them differs from tidingsEntities (nothing does today)',
+      );
       expect(logger.warnings[0]!.msg).toContain(SKIP_LINE);
       expect(logger.warnings[0]!.statements).toEqual(expect.arrayContaining(await tidingsUpdateSql(orm)));
     } finally {
@@ -135,12 +143,18 @@ describe.each([
   it("is not Tidings' to see, and updateSchema() drops its tables: an application ORM without tidingsEntities on Tidings' own database", async () => {
     const orm = await db.appOrm({ tidings: false });
     const tidings = await Tidings.create({ storage: db.beside(orm), purgeIntervalMs: 0, logger: silentLogger });
-    const skipping = await db.appOrm({ tidings: false, schemaGenerator: SKIP, ...(name === 'SQLite' ? { dbName: orm.config.get('dbName') } : { clientUrl: orm.config.get('clientUrl') }) });
+    const skipping = await db.appOrm({
+      tidings: false,
+      schemaGenerator: SKIP,
+      ...(name === 'SQLite' ? { dbName: orm.config.get('dbName') } : { clientUrl: orm.config.get('clientUrl') }),
+    });
     try {
       // MikroORM 6's updateSchema() defaults to dropTables: true, and these tables are in no entity of this ORM.
       const drops = await tidingsUpdateSql(orm);
       expect(drops.map((s) => s.replace(/[`"]/g, '').replace(/ cascade$/, ''))).toEqual(
-        ['tidings_dedup', 'tidings_idempotency', 'tidings_message', 'tidings_meta', 'tidings_subscription', 'tidings_topic'].map((t) => `drop table if exists ${t}`),
+        ['tidings_dedup', 'tidings_idempotency', 'tidings_message', 'tidings_meta', 'tidings_subscription', 'tidings_topic'].map(
+          (t) => `drop table if exists ${t}`,
+        ),
       );
       expect(await tidingsUpdateSql(skipping)).toEqual([]);
     } finally {

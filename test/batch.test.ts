@@ -29,17 +29,33 @@ const backends: Array<[string, () => Promise<Opened>]> = [
   [
     'SQLite file',
     async () => {
-      const orm = await SqliteORM.init({ dbName: join(dir, `b-${Math.random().toString(36).slice(2)}.db`), entities: [EffectEntity, ...tidingsEntities], allowGlobalContext: true });
+      const orm = await SqliteORM.init({
+        dbName: join(dir, `b-${Math.random().toString(36).slice(2)}.db`),
+        entities: [EffectEntity, ...tidingsEntities],
+        allowGlobalContext: true,
+      });
       await orm.schema.updateSchema();
-      return { storage: sqliteStorage({ orm }), effects: async () => (await orm.em.fork().find(EffectEntity, {})).map((e) => e.id).sort(), close: () => orm.close(true) };
+      return {
+        storage: sqliteStorage({ orm }),
+        effects: async () => (await orm.em.fork().find(EffectEntity, {})).map((e) => e.id).sort(),
+        close: () => orm.close(true),
+      };
     },
   ],
   [
     'PostgreSQL',
     async () => {
-      const orm = await PostgresORM.init({ clientUrl: await freshPostgresDatabase('batch'), entities: [EffectEntity, ...tidingsEntities], allowGlobalContext: true });
+      const orm = await PostgresORM.init({
+        clientUrl: await freshPostgresDatabase('batch'),
+        entities: [EffectEntity, ...tidingsEntities],
+        allowGlobalContext: true,
+      });
       await orm.schema.updateSchema();
-      return { storage: postgresStorage({ orm }), effects: async () => (await orm.em.fork().find(EffectEntity, {})).map((e) => e.id).sort(), close: () => orm.close(true) };
+      return {
+        storage: postgresStorage({ orm }),
+        effects: async () => (await orm.em.fork().find(EffectEntity, {})).map((e) => e.id).sort(),
+        close: () => orm.close(true),
+      };
     },
   ],
 ];
@@ -62,7 +78,10 @@ describe.each(backends)('batch handlers on %s', (_name, open) => {
     const tidings = await Tidings.create({ storage: o.storage, purgeIntervalMs: 0, logger: silentLogger });
     try {
       const topic = tidings.topic<number>(`b.${semantic}.${++n}`, { semantic });
-      await topic.sendMany(Array.from({ length: 45 }, (_, i) => i), semantic === 'exactly-once' ? { id: (p) => `m${p}` } : {});
+      await topic.sendMany(
+        Array.from({ length: 45 }, (_, i) => i),
+        semantic === 'exactly-once' ? { id: (p) => `m${p}` } : {},
+      );
       const sizes: number[] = [];
       const seen: number[] = [];
       topic.consumeBatch(
@@ -88,7 +107,10 @@ describe.each(backends)('batch handlers on %s', (_name, open) => {
     const tidings = await Tidings.create({ storage: o.storage, purgeIntervalMs: 0, logger: silentLogger });
     try {
       const topic = tidings.topic<number>(`f.${semantic}.${++n}`, { semantic, ...fast });
-      await topic.sendMany(Array.from({ length: 10 }, (_, i) => i), { id: (p) => `m${p}` });
+      await topic.sendMany(
+        Array.from({ length: 10 }, (_, i) => i),
+        { id: (p) => `m${p}` },
+      );
       const attempts = new Map<number, number[]>();
       topic.consumeBatch(
         async (messages, ctx) => {
@@ -101,7 +123,10 @@ describe.each(backends)('batch handlers on %s', (_name, open) => {
         },
         { batchSize: 10, pollMs: 10 },
       );
-      await until('every message to succeed', () => attempts.size === 10 && [...attempts.values()].every((a) => a.length === (a[0] === 1 && a.length === 1 ? 1 : 2)));
+      await until(
+        'every message to succeed',
+        () => attempts.size === 10 && [...attempts.values()].every((a) => a.length === (a[0] === 1 && a.length === 1 ? 1 : 2)),
+      );
       await until('nothing left', async () => Object.keys((await tidings.counts(topic.name))[topic.name] ?? {}).length === 0);
       for (const [p, a] of attempts) expect(a, `message ${p}`).toEqual(p % 2 === 1 ? [1, 2] : [1]);
       if (o.effects && semantic === 'exactly-once') expect(await o.effects()).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`).sort());
@@ -121,12 +146,15 @@ describe.each(backends)('batch handlers on %s', (_name, open) => {
               transactions++;
               return target.transaction(fn);
             }
-          : (Reflect.get(target, prop, target) as { bind?: (t: unknown) => unknown })?.bind?.(target) ?? Reflect.get(target, prop, target),
+          : ((Reflect.get(target, prop, target) as { bind?: (t: unknown) => unknown })?.bind?.(target) ?? Reflect.get(target, prop, target)),
     }) as StorageAdapter<any>;
     const tidings = await Tidings.create({ storage: counting, purgeIntervalMs: 0, logger: silentLogger });
     try {
       const topic = tidings.topic<number>(`t.${++n}`, { semantic: 'exactly-once', ...fast });
-      await topic.sendMany(Array.from({ length: 30 }, (_, i) => i), { id: (p) => `m${p}` });
+      await topic.sendMany(
+        Array.from({ length: 30 }, (_, i) => i),
+        { id: (p) => `m${p}` },
+      );
       const before = transactions;
       let calls = 0;
       topic.consumeBatch(

@@ -68,7 +68,9 @@ describe('npm run bench', () => {
 
 describe('npm run bench:peers', () => {
   it.skipIf(!redis && !requireRedis)(
-    redis || requireRedis ? '--quick runs Tidings and BullMQ side by side and judges every target' : 'skipped: redis-server is not on PATH (apt-get install redis-server; REQUIRE_REDIS=1 makes this a failure)',
+    redis || requireRedis
+      ? '--quick runs Tidings and BullMQ side by side and judges every target'
+      : 'skipped: redis-server is not on PATH (apt-get install redis-server; REQUIRE_REDIS=1 makes this a failure)',
     { timeout: 90_000 },
     () => {
       if (!redis) throw new Error(`REQUIRE_REDIS=1 but ${REDIS_INSTALL}`);

@@ -44,42 +44,52 @@ const walk = (node: PgNode): PgNode[] => [node, ...(node.Plans ?? []).flatMap(wa
 type Planner = (sql: string, params: unknown[]) => Promise<{ scans: boolean; sorts: boolean; text: string }>;
 
 const backends: Array<[string, () => Promise<{ storage: StorageAdapter<any>; planner: Planner; analyze?(): Promise<unknown>; close(): Promise<void> }>]> = [
-  ['a SQLite file', async () => {
-    const file = join(dir, 'plans.db');
-    let db: Database.Database | undefined;
-    return {
-      storage: sqliteStorage({ file }),
-      planner: async (sql, params) => {
-        db ??= new Database(file, { readonly: true });
-        const rows = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>;
-        const text = rows.map((r) => r.detail).join('; ');
-        return { scans: rows.some((r) => /^SCAN tidings_message\b/.test(r.detail)), sorts: /TEMP B-TREE FOR ORDER BY/.test(text), text };
-      },
-      close: async () => void db?.close(),
-    };
-  }],
-  ['PostgreSQL', async () => {
-    const url = await freshPostgresDatabase('browse');
-    const admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-    let n = 0;
-    return {
-      storage: postgresStorage({ url }),
-      // PostgreSQL plans from statistics: analyzed once the rows are in, as autovacuum would.
-      analyze: () => admin.query('ANALYZE'),
-      planner: async (sql, params) => {
-        const text = sql.replace(/\?/g, () => `$${++n}`);
-        n = 0;
-        const [row] = (await admin.query(`EXPLAIN (FORMAT JSON) ${text}`, params)).rows as Array<{ 'QUERY PLAN': Array<{ Plan: PgNode }> }>;
-        const nodes = walk(row!['QUERY PLAN'][0]!.Plan);
-        const plan = JSON.stringify(nodes.map((p) => [p['Node Type'], p['Relation Name'] ?? p['Index Name'], p['Plan Rows']]));
-        // The planner sorts a state it expects to be small (a few leases) rather than walk the index: fine. One it
-        // expects to hold many rows must come in index order.
-        return { scans: nodes.some((p) => p['Node Type'] === 'Seq Scan' && p['Relation Name'] === 'tidings_message'), sorts: nodes.some((p) => p['Node Type'] === 'Sort' && p['Plan Rows'] > 1_000), text: plan };
-      },
-      close: () => admin.end(),
-    };
-  }],
+  [
+    'a SQLite file',
+    async () => {
+      const file = join(dir, 'plans.db');
+      let db: Database.Database | undefined;
+      return {
+        storage: sqliteStorage({ file }),
+        planner: async (sql, params) => {
+          db ??= new Database(file, { readonly: true });
+          const rows = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>;
+          const text = rows.map((r) => r.detail).join('; ');
+          return { scans: rows.some((r) => /^SCAN tidings_message\b/.test(r.detail)), sorts: /TEMP B-TREE FOR ORDER BY/.test(text), text };
+        },
+        close: async () => void db?.close(),
+      };
+    },
+  ],
+  [
+    'PostgreSQL',
+    async () => {
+      const url = await freshPostgresDatabase('browse');
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      let n = 0;
+      return {
+        storage: postgresStorage({ url }),
+        // PostgreSQL plans from statistics: analyzed once the rows are in, as autovacuum would.
+        analyze: () => admin.query('ANALYZE'),
+        planner: async (sql, params) => {
+          const text = sql.replace(/\?/g, () => `$${++n}`);
+          n = 0;
+          const [row] = (await admin.query(`EXPLAIN (FORMAT JSON) ${text}`, params)).rows as Array<{ 'QUERY PLAN': Array<{ Plan: PgNode }> }>;
+          const nodes = walk(row!['QUERY PLAN'][0]!.Plan);
+          const plan = JSON.stringify(nodes.map((p) => [p['Node Type'], p['Relation Name'] ?? p['Index Name'], p['Plan Rows']]));
+          // The planner sorts a state it expects to be small (a few leases) rather than walk the index: fine. One it
+          // expects to hold many rows must come in index order.
+          return {
+            scans: nodes.some((p) => p['Node Type'] === 'Seq Scan' && p['Relation Name'] === 'tidings_message'),
+            sorts: nodes.some((p) => p['Node Type'] === 'Sort' && p['Plan Rows'] > 1_000),
+            text: plan,
+          };
+        },
+        close: () => admin.end(),
+      };
+    },
+  ],
 ];
 
 describe.each(backends)('browsing on %s', (_, open) => {
@@ -89,8 +99,15 @@ describe.each(backends)('browsing on %s', (_, open) => {
     try {
       const topic = tidings.topic<number>('orders', { semantic: 'at-least-once', ordering: 'key', maxDeliveries: 1 });
       // 20,000 waiting over 500 keys, 2,000 delayed, leases and dead letters among them; a second topic beside it.
-      for (let i = 0; i < 20; i++) await topic.sendMany(Array.from({ length: 1000 }, (_, j) => i * 1000 + j), { key: (p) => `k${p % 500}` });
-      await topic.sendMany(Array.from({ length: 2000 }, (_, j) => j), { delayMs: 3_600_000 });
+      for (let i = 0; i < 20; i++)
+        await topic.sendMany(
+          Array.from({ length: 1000 }, (_, j) => i * 1000 + j),
+          { key: (p) => `k${p % 500}` },
+        );
+      await topic.sendMany(
+        Array.from({ length: 2000 }, (_, j) => j),
+        { delayMs: 3_600_000 },
+      );
       await tidings.topic<number>('other', { semantic: 'at-least-once' }).sendMany(Array.from({ length: 5000 }, (_, j) => j));
       const s = topic.subscription('default');
       const until = async (check: (c: Record<string, number | undefined>) => boolean) => {

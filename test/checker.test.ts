@@ -22,7 +22,13 @@ describe('checkDeliveries on recorded histories', () => {
 
   it('fails at-least-once with lost = 1 on a history from a build that acked before storing', () => {
     // The broker acked k2, then died before writing it: the producer stopped retrying, nobody ever consumed it.
-    const history: DeliveryHistory = { lifecycle: 'at-least-once', sent: ['k1', 'k2', 'k3'], acked: ['k1', 'k2', 'k3'], stored: ['k1', 'k3'], consumed: ['k1', 'k3'] };
+    const history: DeliveryHistory = {
+      lifecycle: 'at-least-once',
+      sent: ['k1', 'k2', 'k3'],
+      acked: ['k1', 'k2', 'k3'],
+      stored: ['k1', 'k3'],
+      consumed: ['k1', 'k3'],
+    };
     const check = checkDeliveries(history);
     expect(check).toMatchObject({ lost: 1, lostStored: 0, keys: { lost: ['k2'] } });
     const verdict = guaranteeHeld('at-least-once', check);
@@ -39,7 +45,14 @@ describe('checkDeliveries on recorded histories', () => {
 
   it('fails at-most-once when a message a crash hit is consumed again by a later incarnation', () => {
     // k2 was leased by run 0, which died before handling it; at-most-once deleted it at hand-out, so run 1 must not see it.
-    const history: DeliveryHistory = { lifecycle: 'at-most-once', sent: ['k1', 'k2'], acked: [], stored: ['k1', 'k2'], consumed: ['k1', { key: 'k2', incarnation: 1 }], crashed: [{ key: 'k2', incarnation: 0 }] };
+    const history: DeliveryHistory = {
+      lifecycle: 'at-most-once',
+      sent: ['k1', 'k2'],
+      acked: [],
+      stored: ['k1', 'k2'],
+      consumed: ['k1', { key: 'k2', incarnation: 1 }],
+      crashed: [{ key: 'k2', incarnation: 0 }],
+    };
     const verdict = guaranteeHeld('at-most-once', checkDeliveries(history));
     expect(verdict).toEqual({ held: false, rule: 'at-most-once: duplicated = 0 (got 0), redelivered after a crash = 0 (got 1 (k2)), unexpected = 0 (got 0)' });
     // The same crash followed by no later effect is what at-most-once allows: the message is lost, never redelivered.
@@ -93,7 +106,13 @@ describe('checkDeliveries on recorded histories', () => {
 
   it('judges broker scope from what was stored and end-to-end scope from what was acked', () => {
     // k2 was stored (and lost by the consumer side); k3 was acked but the history's broker never held it.
-    const history: DeliveryHistory = { lifecycle: 'exactly-once/broker', sent: ['k1', 'k2', 'k3'], acked: ['k1', 'k3'], stored: ['k1', 'k2'], consumed: ['k1'] };
+    const history: DeliveryHistory = {
+      lifecycle: 'exactly-once/broker',
+      sent: ['k1', 'k2', 'k3'],
+      acked: ['k1', 'k3'],
+      stored: ['k1', 'k2'],
+      consumed: ['k1'],
+    };
     const check = checkDeliveries(history);
     expect(check).toMatchObject({ lost: 1, lostStored: 1, keys: { lost: ['k3'], lostStored: ['k2'] } });
     expect(guaranteeHeld('exactly-once/broker', check).rule).toMatch(/lost of stored = 0 \(got 1 \(k2\)\)/);
@@ -101,7 +120,9 @@ describe('checkDeliveries on recorded histories', () => {
   });
 
   it('refuses a history that is not one', () => {
-    expect(() => checkDeliveries({ lifecycle: 'at-least-once', sent: 'k1', acked: [], consumed: [] } as never)).toThrow(/DeliveryHistory.sent must be an array/);
+    expect(() => checkDeliveries({ lifecycle: 'at-least-once', sent: 'k1', acked: [], consumed: [] } as never)).toThrow(
+      /DeliveryHistory.sent must be an array/,
+    );
     expect(() => guaranteeHeld('exactly-twice' as never, checkDeliveries({ lifecycle: 'at-least-once', sent: [], acked: [], consumed: [] }))).toThrow(
       /guaranteeHeld needs a lifecycle/,
     );
@@ -194,7 +215,10 @@ describe('the checker on ordered histories with subscriptions', () => {
     const consumed = [effect('a0', 's'), effect('b0', 's'), effect('a1', 's'), effect('a1', 's', { incarnation: 1 }), effect('a2', 's', { incarnation: 1 })];
     const check = checkDeliveries({ lifecycle: 'at-least-once', sent, acked: sent, consumed });
     expect(check).toMatchObject({ ordered: true, outOfOrder: 0, duplicated: 1, lost: 0 });
-    expect(guaranteeHeld('at-least-once', check)).toEqual({ held: true, rule: 'at-least-once: out of order = 0 (got 0), lost of acked = 0 (got 0), unexpected = 0 (got 0)' });
+    expect(guaranteeHeld('at-least-once', check)).toEqual({
+      held: true,
+      rule: 'at-least-once: out of order = 0 (got 0), lost of acked = 0 (got 0), unexpected = 0 (got 0)',
+    });
   });
 
   it('counts an effect recorded after one of a later message of its key, and a handler that overtook an unsettled one', () => {

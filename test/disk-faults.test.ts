@@ -28,7 +28,9 @@ function tmpfs(size: string): string | { reason: string } {
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', at], { stdio: 'pipe' });
   } catch (error) {
-    return { reason: `cannot mount a tmpfs here (${String((error as { stderr?: Buffer }).stderr ?? error).trim()}); run as root to test a full disk and a read-only mount` };
+    return {
+      reason: `cannot mount a tmpfs here (${String((error as { stderr?: Buffer }).stderr ?? error).trim()}); run as root to test a full disk and a read-only mount`,
+    };
   }
   mounts.push(at);
   return at;
@@ -56,7 +58,10 @@ describe.skipIf(!mountable)(`a SQLite file on a disk that fills up or turns read
     let error: unknown;
     const started = Date.now();
     for (let n = 0; n < 1_000 && !error; n++) {
-      await topic.send({ n, pad }).then(() => acked.push(n), (e: unknown) => (error = e));
+      await topic.send({ n, pad }).then(
+        () => acked.push(n),
+        (e: unknown) => (error = e),
+      );
     }
     expect(error).toBeInstanceOf(StorageError);
     expect((error as StorageError).code).toBe('STORAGE_FULL');
@@ -111,7 +116,12 @@ describe('a PostgreSQL database that refuses writes', () => {
     const again = await Tidings.create({ storage: postgresStorage({ url }), purgeIntervalMs: 0 }).catch((e: unknown) => e);
     // Opening checks the schema (a read), then records the declaration (a write) on first use.
     const reopened = again instanceof Tidings ? again : undefined;
-    const error = reopened ? await reopened.topic<number>('orders', { semantic: 'at-least-once' }).send(2).catch((e: unknown) => e) : again;
+    const error = reopened
+      ? await reopened
+          .topic<number>('orders', { semantic: 'at-least-once' })
+          .send(2)
+          .catch((e: unknown) => e)
+      : again;
     expect(error).toBeInstanceOf(StorageError);
     expect((error as StorageError).code).toBe('STORAGE_READ_ONLY');
     await reopened?.close();

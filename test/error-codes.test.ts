@@ -64,7 +64,12 @@ describe('error codes', () => {
   });
 
   it('are retryable exactly when a failed send is retried on them', () => {
-    expect(raised.filter((e) => e.retryable).map((e) => e.code).sort()).toEqual([...RETRIED].sort());
+    expect(
+      raised
+        .filter((e) => e.retryable)
+        .map((e) => e.code)
+        .sort(),
+    ).toEqual([...RETRIED].sort());
   });
 
   it('are each documented in docs/errors.md, with whether they are retryable', () => {
@@ -85,7 +90,8 @@ describe('a send whose store fails', () => {
     const inner = memoryStorage();
     let calls = 0;
     const storage = decorateStorage(inner, {
-      store: (req: Parameters<typeof inner.store>[0], tx?: Parameters<typeof inner.store>[1]) => (++calls <= failures ? Promise.reject(error) : inner.store(req, tx)),
+      store: (req: Parameters<typeof inner.store>[0], tx?: Parameters<typeof inner.store>[1]) =>
+        ++calls <= failures ? Promise.reject(error) : inner.store(req, tx),
     });
     const tidings = await Tidings.create({ storage, purgeIntervalMs: 0, logger: silentLogger });
     open.push(tidings);

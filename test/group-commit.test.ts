@@ -18,7 +18,9 @@ type Raw = { prepare(sql: string): Statement };
 /** Counts the statements run on the storage's one better-sqlite3 connection, by their text. */
 async function spy(storage: MikroOrmStorage): Promise<Map<string, number>> {
   const seen = new Map<string, number>();
-  const pool = (storage.orm.em.getConnection() as unknown as { getKnex(): { client: { acquireConnection(): Promise<Raw>; releaseConnection(c: Raw): unknown } } }).getKnex().client;
+  const pool = (
+    storage.orm.em.getConnection() as unknown as { getKnex(): { client: { acquireConnection(): Promise<Raw>; releaseConnection(c: Raw): unknown } } }
+  ).getKnex().client;
   const db = await pool.acquireConnection();
   const prepare = db.prepare.bind(db);
   db.prepare = (sql: string) => {
@@ -36,7 +38,12 @@ async function spy(storage: MikroOrmStorage): Promise<Map<string, number>> {
   return seen;
 }
 
-const request = (topic: string, id: string, body: unknown = '{}'): StoreRequest => ({ topic, state: 'acked', messages: [{ id, body: body as string, availableAt: 0 }], now: 1 });
+const request = (topic: string, id: string, body: unknown = '{}'): StoreRequest => ({
+  topic,
+  state: 'acked',
+  messages: [{ id, body: body as string, availableAt: 0 }],
+  now: 1,
+});
 
 describe('group commit on SQLite (better-sqlite3)', () => {
   it('writes 50 concurrent sends in one transaction: one commit, every send acked and stored', async () => {
@@ -75,12 +82,32 @@ describe('group commit on SQLite (better-sqlite3)', () => {
     const seen = await spy(storage);
     await storage.store(request('d', 'y'));
     expect(seen.get('PRAGMA synchronous = NORMAL')).toBeUndefined();
-    await storage.lease({ topic: 'd', subscription: 'default', from: 'acked', to: 'leased', limit: 10, now: 1, leaseUntil: 100, leaseToken: 't', remove: false });
+    await storage.lease({
+      topic: 'd',
+      subscription: 'default',
+      from: 'acked',
+      to: 'leased',
+      limit: 10,
+      now: 1,
+      leaseUntil: 100,
+      leaseToken: 't',
+      remove: false,
+    });
     expect(seen.get('PRAGMA synchronous = NORMAL')).toBe(1);
     expect(seen.get('PRAGMA synchronous = FULL')).toBe(1);
     // At-most-once's lease deletes for good: durable.
     await storage.store(request('d', 'z'));
-    await storage.lease({ topic: 'd', subscription: 'default', from: 'acked', to: 'deleted', limit: 10, now: 1, leaseUntil: 100, leaseToken: 'u', remove: true });
+    await storage.lease({
+      topic: 'd',
+      subscription: 'default',
+      from: 'acked',
+      to: 'deleted',
+      limit: 10,
+      now: 1,
+      leaseUntil: 100,
+      leaseToken: 'u',
+      remove: true,
+    });
     expect(seen.get('PRAGMA synchronous = NORMAL')).toBe(1);
     const [{ synchronous }] = (await storage.orm.em.getConnection().execute('PRAGMA synchronous')) as Array<{ synchronous: number }>;
     expect(synchronous).toBe(2);
@@ -118,7 +145,8 @@ describe('group commit on PostgreSQL: the stores of one turn in one statement', 
   /** Counts the store statements the storage runs. */
   function countStores(storage: MikroOrmStorage): { stores: number } {
     const counted = { stores: 0 };
-    const connection = (storage as unknown as { connection: { exec(sql: string, params: unknown[], tx: unknown, where: string): Promise<unknown> } }).connection;
+    const connection = (storage as unknown as { connection: { exec(sql: string, params: unknown[], tx: unknown, where: string): Promise<unknown> } })
+      .connection;
     const exec = connection.exec.bind(connection);
     connection.exec = (sql, params, tx, where) => {
       if (where === 'store') counted.stores++;

@@ -129,7 +129,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       lostAcks: fc.integer({ min: 0, max: 2 }),
       withId: fc.boolean(),
       // Mostly none; sometimes one or two the retries get past; sometimes every attempt, so the send cannot succeed.
-      failedStores: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.integer({ min: 1, max: 2 }) }, { weight: 1, arbitrary: fc.constant(RETRY_ATTEMPTS) }),
+      failedStores: fc.oneof(
+        { weight: 3, arbitrary: fc.constant(0) },
+        { weight: 2, arbitrary: fc.integer({ min: 1, max: 2 }) },
+        { weight: 1, arbitrary: fc.constant(RETRY_ATTEMPTS) },
+      ),
       slow: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
     }),
   },
@@ -312,7 +316,8 @@ class World {
       const done = this.settled.get(m.subscription) ?? new Set<string>();
       for (const [id, key] of this.stored) {
         if (id === m.id) break;
-        if (key === m.key && !done.has(id)) this.outOfOrder.push(`${m.subscription} started ${m.id} while ${id}, stored before it with key ${key}, was unsettled`);
+        if (key === m.key && !done.has(id))
+          this.outOfOrder.push(`${m.subscription} started ${m.id} while ${id}, stored before it with key ${key}, was unsettled`);
       }
     }
     let outcome: Outcome = this.tearingDown ? 'crashed' : 'ack';
@@ -374,7 +379,10 @@ class World {
       if (Date.now() > deadline) {
         throw new Error(
           `stuck: consumers ${this.procs.map((p) => `${p.name}:${p.status}`).join(' ')}, ` +
-            `sends ${this.sends.filter((s) => !s.settled).map((s) => `n=${s.n}`).join(' ')}, stores in flight ${this.activeStores}`,
+            `sends ${this.sends
+              .filter((s) => !s.settled)
+              .map((s) => `n=${s.n}`)
+              .join(' ')}, stores in flight ${this.activeStores}`,
         );
       }
       // Consumers that found nothing idle for pollMs; waking them is what a local send does too.
@@ -717,7 +725,11 @@ function violations(world: World): string[] {
     const where = world.scenario.subscriptions > 1 ? ` in ${subscription}` : '';
     switch (world.kind) {
       case 'at-most-once':
-        for (const [id, k] of count(world.deliveries.filter((d) => d.subscription === subscription), (d) => d.id)) if (k > 1) out.push(`message ${id} was delivered ${k} times${where}`);
+        for (const [id, k] of count(
+          world.deliveries.filter((d) => d.subscription === subscription),
+          (d) => d.id,
+        ))
+          if (k > 1) out.push(`message ${id} was delivered ${k} times${where}`);
         break;
       case 'at-least-once':
         for (const s of world.sends) {
@@ -736,7 +748,8 @@ function violations(world: World): string[] {
         for (const id of made) {
           const k = effectsById.get(id) ?? 0;
           // A message none of whose sends was acked was refused, and the producer was told: it need not be consumed, but never twice.
-          if (acked.has(id) ? k !== 1 : k > 1) out.push(`message ${id} made by the producer${acked.has(id) ? ' and acked' : ''} was consumed ${k} times${where}`);
+          if (acked.has(id) ? k !== 1 : k > 1)
+            out.push(`message ${id} made by the producer${acked.has(id) ? ' and acked' : ''} was consumed ${k} times${where}`);
         }
         for (const id of effectsById.keys()) if (!made.has(String(id))) out.push(`consumed ${id}, which the producer never made${where}`);
         break;
@@ -815,13 +828,16 @@ describe(`delivery guarantees under random sends, slow and failing stores, lost 
     },
   );
 
-  it.each(['at-least-once', 'exactly-once/end-to-end'] as const)('the %s check catches a broker whose leases ignore ordering keys (order is not vacuous)', async (kind) => {
-    const result = await fc.check(guarantee(kind, { consumerView: IgnoreKeysView }), { seed: SEED, numRuns: NUM_RUNS });
-    expect(result.failed).toBe(true);
-    const [scenario] = result.counterexample!;
-    expect(scenario.ordered).toBe(true);
-    expect(String((result.errorInstance as Error).message)).toMatch(/started .* while .* stored before it with key .* was unsettled/);
-  });
+  it.each(['at-least-once', 'exactly-once/end-to-end'] as const)(
+    'the %s check catches a broker whose leases ignore ordering keys (order is not vacuous)',
+    async (kind) => {
+      const result = await fc.check(guarantee(kind, { consumerView: IgnoreKeysView }), { seed: SEED, numRuns: NUM_RUNS });
+      expect(result.failed).toBe(true);
+      const [scenario] = result.counterexample!;
+      expect(scenario.ordered).toBe(true);
+      expect(String((result.errorInstance as Error).message)).toMatch(/started .* while .* stored before it with key .* was unsettled/);
+    },
+  );
 });
 
 describe('regression, pinned from a shrunk counterexample', () => {
@@ -833,7 +849,12 @@ describe('regression, pinned from a shrunk counterexample', () => {
     subscriptions: 1,
     ordered: false,
     keys: 1,
-    ops: [{ kind: 'send', lostAcks: 0, withId: true, failedStores: 0, slow: false }, { kind: 'lease', pick: 0 }, { kind: 'expire' }, { kind: 'lease', pick: 0 }],
+    ops: [
+      { kind: 'send', lostAcks: 0, withId: true, failedStores: 0, slow: false },
+      { kind: 'lease', pick: 0 },
+      { kind: 'expire' },
+      { kind: 'lease', pick: 0 },
+    ],
   };
 
   it("exactly-once over the memory adapter's own idempotency store consumes a message whose first handler outlived its lease", async () => {

@@ -70,7 +70,9 @@ describe('source rules', () => {
   it("imports other packages only through their public entry points, never a deep path into one's files", () => {
     const deep = sourceFiles().flatMap((file) =>
       specifiers(file)
-        .filter((s) => /^@tidings\/[^/]+\/(src|dist)\//.test(s) || (s.startsWith('.') && resolve(dirname(file), s).split('/src/')[0] !== file.split('/src/')[0]))
+        .filter(
+          (s) => /^@tidings\/[^/]+\/(src|dist)\//.test(s) || (s.startsWith('.') && resolve(dirname(file), s).split('/src/')[0] !== file.split('/src/')[0]),
+        )
         .map((s) => `${relative(root, file)}: ${s}`),
     );
     expect(deep).toEqual([]);

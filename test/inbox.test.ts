@@ -29,7 +29,11 @@ const backends: Array<[string, () => Promise<{ orm: SqliteORM | PostgresORM; sto
   [
     'SQLite file',
     async () => {
-      const orm = await SqliteORM.init({ dbName: join(dir, `app-${Math.random()}.db`), entities: [ShipmentEntity, ...tidingsEntities], allowGlobalContext: true });
+      const orm = await SqliteORM.init({
+        dbName: join(dir, `app-${Math.random()}.db`),
+        entities: [ShipmentEntity, ...tidingsEntities],
+        allowGlobalContext: true,
+      });
       await orm.schema.updateSchema();
       return { orm, storage: sqliteStorage({ orm }) };
     },
@@ -37,7 +41,11 @@ const backends: Array<[string, () => Promise<{ orm: SqliteORM | PostgresORM; sto
   [
     'PostgreSQL',
     async () => {
-      const orm = await PostgresORM.init({ clientUrl: await freshPostgresDatabase('inbox'), entities: [ShipmentEntity, ...tidingsEntities], allowGlobalContext: true });
+      const orm = await PostgresORM.init({
+        clientUrl: await freshPostgresDatabase('inbox'),
+        entities: [ShipmentEntity, ...tidingsEntities],
+        allowGlobalContext: true,
+      });
       await orm.schema.updateSchema();
       return { orm, storage: postgresStorage({ orm }) };
     },
@@ -91,11 +99,14 @@ describe.each(backends)('transactional inbox and outbox on %s (the applicationâ€
               transactions++;
               return target.transaction(fn);
             }
-          : (Reflect.get(target, prop, target) as unknown as { bind?: (t: unknown) => unknown })?.bind?.(target) ?? Reflect.get(target, prop, target),
+          : ((Reflect.get(target, prop, target) as unknown as { bind?: (t: unknown) => unknown })?.bind?.(target) ?? Reflect.get(target, prop, target)),
     }) as StorageAdapter<EntityManager>;
     const tidings = await Tidings.create({ storage: counting, purgeIntervalMs: 0 });
     const topic = tidings.topic<{ order: string }>('batch', { semantic: 'exactly-once' });
-    await topic.sendMany(Array.from({ length: 40 }, (_, i) => ({ order: `b-${i}` })), { id: (p) => p.order });
+    await topic.sendMany(
+      Array.from({ length: 40 }, (_, i) => ({ order: `b-${i}` })),
+      { id: (p) => p.order },
+    );
     const before = transactions;
     let running = 0;
     let most = 0;
@@ -143,7 +154,10 @@ describe.each(backends)('transactional inbox and outbox on %s (the applicationâ€
     });
     const tidings = await Tidings.create({ storage: counting, purgeIntervalMs: 0 });
     const topic = tidings.topic<{ order: string; writes: boolean }>('lazy', { semantic: 'exactly-once' });
-    await topic.sendMany(Array.from({ length: 20 }, (_, i) => ({ order: `l-${i}`, writes: i % 2 === 0 })), { id: (p) => p.order });
+    await topic.sendMany(
+      Array.from({ length: 20 }, (_, i) => ({ order: `l-${i}`, writes: i % 2 === 0 })),
+      { id: (p) => p.order },
+    );
     let sameHandle = true;
     let handled = 0;
     const consumer = topic.consume(
@@ -172,9 +186,17 @@ describe.each(backends)('transactional inbox and outbox on %s (the applicationâ€
     const { orm, storage } = await open();
     await orm.em.fork().insert(ShipmentEntity, { id: 'taken', note: 'already there' });
     const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });
-    const topic = tidings.topic<{ order: string }>('mixed', { semantic: 'exactly-once', maxDeliveries: 2, deadLetter: 'mixed.dead', backoff: { initialMs: 1, maxMs: 1 } });
+    const topic = tidings.topic<{ order: string }>('mixed', {
+      semantic: 'exactly-once',
+      maxDeliveries: 2,
+      deadLetter: 'mixed.dead',
+      backoff: { initialMs: 1, maxMs: 1 },
+    });
     const orders = Array.from({ length: 20 }, (_, i) => (i === 7 ? 'taken' : `m-${i}`));
-    await topic.sendMany(orders.map((order) => ({ order })), { id: (p) => p.order });
+    await topic.sendMany(
+      orders.map((order) => ({ order })),
+      { id: (p) => p.order },
+    );
     const consumer = topic.consume(
       async (m, ctx) => {
         // `taken` breaks the primary key: on PostgreSQL that fails the whole transaction, its neighbours' statements too.

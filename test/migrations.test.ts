@@ -30,7 +30,10 @@ const V4: Migration = {
 };
 
 /** An application table that its own migration creates, next to Tidings' in the same migrator run. */
-const Invoice = new EntitySchema<{ id: string; total: number }>({ name: 'Invoice', properties: { id: { type: 'string', primary: true }, total: { type: 'integer' } } });
+const Invoice = new EntitySchema<{ id: string; total: number }>({
+  name: 'Invoice',
+  properties: { id: { type: 'string', primary: true }, total: { type: 'integer' } },
+});
 class CreateInvoice extends MikroOrmMigration {
   override async up(): Promise<void> {
     this.addSql('CREATE TABLE invoice (id VARCHAR(255) NOT NULL PRIMARY KEY, total INTEGER NOT NULL)');
@@ -59,7 +62,8 @@ describe('Tidings migrations', () => {
   ])('only add tables, columns, indexes and rows, and drop only indexes, on %s, so no upgrade ever rebuilds a table under a writer', (_name, dialect) => {
     // An index replaced by a wider one goes (dropping an index rewrites no table); PostgreSQL widens a VARCHAR in
     // place (a longer limit is binary-compatible); every INSERT only records what the rows already say.
-    const allowed = /^(CREATE TABLE IF NOT EXISTS |CREATE (UNIQUE )?INDEX IF NOT EXISTS |ALTER TABLE \w+ ADD COLUMN |DROP INDEX IF EXISTS |ALTER TABLE \w+ DROP CONSTRAINT IF EXISTS |ALTER TABLE \w+ ALTER COLUMN \w+ TYPE VARCHAR\(\d+\)$|INSERT INTO tidings_subscription )/;
+    const allowed =
+      /^(CREATE TABLE IF NOT EXISTS |CREATE (UNIQUE )?INDEX IF NOT EXISTS |ALTER TABLE \w+ ADD COLUMN |DROP INDEX IF EXISTS |ALTER TABLE \w+ DROP CONSTRAINT IF EXISTS |ALTER TABLE \w+ ALTER COLUMN \w+ TYPE VARCHAR\(\d+\)$|INSERT INTO tidings_subscription )/;
     for (const migration of [...MIGRATIONS, V4]) {
       for (const sql of migration.statements(dialect)) {
         expect(sql).toMatch(allowed);
@@ -93,7 +97,7 @@ describe("Tidings' migrations in the application's MikroORM migrator", () => {
     }
   };
 
-  it('SQLite: create the tables next to the application\'s, record the version, and leave Tidings no DDL to run', async () => {
+  it("SQLite: create the tables next to the application's, record the version, and leave Tidings no DDL to run", async () => {
     const file = join(dir, 'app-migrator.db');
     const orm = await SqliteORM.init({
       dbName: file,
@@ -207,7 +211,9 @@ function preexisting(file: string): Record<string, unknown[]> {
   try {
     const rows = (sql: string) => db.prepare(sql).all();
     return {
-      message: rows(`SELECT seq, topic, id, body, state, deliveries, available_at, created_at, lease_until, lease_token, last_error FROM tidings_message WHERE topic LIKE 'old.%' ORDER BY seq`),
+      message: rows(
+        `SELECT seq, topic, id, body, state, deliveries, available_at, created_at, lease_until, lease_token, last_error FROM tidings_message WHERE topic LIKE 'old.%' ORDER BY seq`,
+      ),
       dedup: rows(`SELECT topic, id, expires_at FROM tidings_dedup WHERE topic LIKE 'old.%' ORDER BY topic, id`),
       idempotency: rows(`SELECT topic, id, expires_at FROM tidings_idempotency WHERE topic LIKE 'old.%' ORDER BY topic, id`),
       topic: rows(`SELECT * FROM tidings_topic WHERE name LIKE 'old.%' ORDER BY name`),
@@ -218,75 +224,99 @@ function preexisting(file: string): Record<string, unknown[]> {
 }
 
 describe('upgrading a SQLite file while another process keeps using it', () => {
-  it('adds a version under load: every row stays, every message the other process sent is consumed as promised, no DDL rebuilds a table', { timeout: 30_000 }, async () => {
-    const file = join(dir, 'under-load.db');
-    const current = sqliteStorage({ file });
-    await current.open();
-    await current.close();
-    // Rows in every state, written as version 3 lays them out; the load child never touches topics named old.*.
-    const db = new Database(file);
-    const later = Date.now() + 86_400_000;
-    const message = db.prepare(
-      `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at, lease_until, lease_token, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    for (const [state, deliveries, leaseUntil, token, error] of [
-      ['stored', 0, null, null, null],
-      ['acked', 0, null, null, null],
-      ['leased', 1, later, 'lease-1', null],
-      ['consumed', 1, null, null, null],
-      ['dead', 3, null, null, 'Error: refused\n    at handler'],
-    ] as const) {
-      for (let i = 0; i < 3; i++) message.run(`old.${state}`, `${state}-${i}`, JSON.stringify({ state, i }), state, deliveries, 1_000 + i, 1_000 + i, leaseUntil, token, error);
-    }
-    for (const table of ['tidings_dedup', 'tidings_idempotency']) {
-      for (let i = 0; i < 3; i++) db.prepare(`INSERT INTO ${table} (topic, id, expires_at) VALUES (?, ?, ?)`).run('old.records', `record-${i}`, later);
-    }
-    db.prepare(`INSERT INTO tidings_topic (name, lifecycle, dead_letter, max_deliveries, declared_at) VALUES (?, ?, ?, ?, ?)`).run('old.dead', 'at-least-once', null, 3, 1_000);
-    // The load child's exactly-once effects, written in its handler's transaction.
-    db.exec('CREATE TABLE load_effects (id TEXT NOT NULL)');
-    db.close();
-    const rowsBefore = preexisting(file);
-    const pagesBefore = new Database(file, { readonly: true }).prepare(`SELECT name, rootpage FROM sqlite_master WHERE name LIKE 'tidings_%' ORDER BY name`).all();
-
-    const load = await startLoad(file);
-    const acks = () => [...load.log.acked.values()].reduce((n, ids) => n + ids.length, 0);
-    const until = async (what: string, check: () => boolean) => {
-      for (const end = Date.now() + 10_000; !check(); await new Promise((r) => setTimeout(r, 10))) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}; errors: ${load.log.errors.join('\n')}`);
+  it(
+    'adds a version under load: every row stays, every message the other process sent is consumed as promised, no DDL rebuilds a table',
+    { timeout: 30_000 },
+    async () => {
+      const file = join(dir, 'under-load.db');
+      const current = sqliteStorage({ file });
+      await current.open();
+      await current.close();
+      // Rows in every state, written as version 3 lays them out; the load child never touches topics named old.*.
+      const db = new Database(file);
+      const later = Date.now() + 86_400_000;
+      const message = db.prepare(
+        `INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at, lease_until, lease_token, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const [state, deliveries, leaseUntil, token, error] of [
+        ['stored', 0, null, null, null],
+        ['acked', 0, null, null, null],
+        ['leased', 1, later, 'lease-1', null],
+        ['consumed', 1, null, null, null],
+        ['dead', 3, null, null, 'Error: refused\n    at handler'],
+      ] as const) {
+        for (let i = 0; i < 3; i++)
+          message.run(`old.${state}`, `${state}-${i}`, JSON.stringify({ state, i }), state, deliveries, 1_000 + i, 1_000 + i, leaseUntil, token, error);
       }
-    };
-    await until('the load child to send', () => acks() >= 100);
+      for (const table of ['tidings_dedup', 'tidings_idempotency']) {
+        for (let i = 0; i < 3; i++) db.prepare(`INSERT INTO ${table} (topic, id, expires_at) VALUES (?, ?, ?)`).run('old.records', `record-${i}`, later);
+      }
+      db.prepare(`INSERT INTO tidings_topic (name, lifecycle, dead_letter, max_deliveries, declared_at) VALUES (?, ?, ?, ?, ?)`).run(
+        'old.dead',
+        'at-least-once',
+        null,
+        3,
+        1_000,
+      );
+      // The load child's exactly-once effects, written in its handler's transaction.
+      db.exec('CREATE TABLE load_effects (id TEXT NOT NULL)');
+      db.close();
+      const rowsBefore = preexisting(file);
+      const pagesBefore = new Database(file, { readonly: true })
+        .prepare(`SELECT name, rootpage FROM sqlite_master WHERE name LIKE 'tidings_%' ORDER BY name`)
+        .all();
 
-    // This process's code knows one more migration than the child's; opening the file upgrades it.
-    const upgraded = sqlStorage({
-      dialect: sqliteDialect,
-      target: `SQLite file ${file}`,
-      ownsOrm: true,
-      connect: () => initOwnOrm({ driver: SqliteDriver, dbName: file, entities: tidingsEntities, allowGlobalContext: true, pool: { min: 1, max: 1, afterCreate: sqliteConnectionSetup() } }),
-      migrations: [...MIGRATIONS, V4],
-    });
-    await upgraded.open();
-    const ackedAtUpgrade = acks();
-    await roundTrip(upgraded, 'new.after-upgrade');
-    await until('the load child to go on sending after the upgrade', () => acks() >= ackedAtUpgrade + 100);
-    expect(await load.stop()).toBe(0);
+      const load = await startLoad(file);
+      const acks = () => [...load.log.acked.values()].reduce((n, ids) => n + ids.length, 0);
+      const until = async (what: string, check: () => boolean) => {
+        for (const end = Date.now() + 10_000; !check(); await new Promise((r) => setTimeout(r, 10))) {
+          if (Date.now() > end) throw new Error(`timed out waiting for ${what}; errors: ${load.log.errors.join('\n')}`);
+        }
+      };
+      await until('the load child to send', () => acks() >= 100);
 
-    expect(load.log.errors).toEqual([]);
-    expect(load.log.lines).toContain('done');
-    // At-least-once: every acknowledged send was handled (at least once).
-    const handledAlo = new Set(load.log.handled.get('load.alo'));
-    expect(load.log.acked.get('load.alo')!.filter((id) => !handledAlo.has(id))).toEqual([]);
-    // Exactly-once: every acknowledged send has exactly one effect, and there is no other.
-    const check = new Database(file, { readonly: true });
-    const effects = (check.prepare('SELECT id FROM load_effects').all() as Array<{ id: string }>).map((r) => r.id);
-    expect(effects.sort()).toEqual([...load.log.acked.get('load.eo')!].sort());
-    expect(check.prepare(`SELECT value FROM tidings_meta WHERE key = 'schema_version'`).get()).toEqual({ value: String(V4.version) });
-    expect(check.prepare(`SELECT name FROM pragma_table_info('tidings_message') WHERE name = 'note'`).all()).toEqual([{ name: 'note' }]);
-    expect(check.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'tidings_message_note'`).all()).toEqual([{ name: 'tidings_message_note' }]);
-    // The same root pages: no table was copied and swapped in.
-    expect(check.prepare(`SELECT name, rootpage FROM sqlite_master WHERE name LIKE 'tidings_%' AND name <> 'tidings_message_note' ORDER BY name`).all()).toEqual(pagesBefore);
-    check.close();
-    expect(preexisting(file)).toEqual(rowsBefore);
-    await upgraded.close();
-  });
+      // This process's code knows one more migration than the child's; opening the file upgrades it.
+      const upgraded = sqlStorage({
+        dialect: sqliteDialect,
+        target: `SQLite file ${file}`,
+        ownsOrm: true,
+        connect: () =>
+          initOwnOrm({
+            driver: SqliteDriver,
+            dbName: file,
+            entities: tidingsEntities,
+            allowGlobalContext: true,
+            pool: { min: 1, max: 1, afterCreate: sqliteConnectionSetup() },
+          }),
+        migrations: [...MIGRATIONS, V4],
+      });
+      await upgraded.open();
+      const ackedAtUpgrade = acks();
+      await roundTrip(upgraded, 'new.after-upgrade');
+      await until('the load child to go on sending after the upgrade', () => acks() >= ackedAtUpgrade + 100);
+      expect(await load.stop()).toBe(0);
+
+      expect(load.log.errors).toEqual([]);
+      expect(load.log.lines).toContain('done');
+      // At-least-once: every acknowledged send was handled (at least once).
+      const handledAlo = new Set(load.log.handled.get('load.alo'));
+      expect(load.log.acked.get('load.alo')!.filter((id) => !handledAlo.has(id))).toEqual([]);
+      // Exactly-once: every acknowledged send has exactly one effect, and there is no other.
+      const check = new Database(file, { readonly: true });
+      const effects = (check.prepare('SELECT id FROM load_effects').all() as Array<{ id: string }>).map((r) => r.id);
+      expect(effects.sort()).toEqual([...load.log.acked.get('load.eo')!].sort());
+      expect(check.prepare(`SELECT value FROM tidings_meta WHERE key = 'schema_version'`).get()).toEqual({ value: String(V4.version) });
+      expect(check.prepare(`SELECT name FROM pragma_table_info('tidings_message') WHERE name = 'note'`).all()).toEqual([{ name: 'note' }]);
+      expect(check.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'tidings_message_note'`).all()).toEqual([
+        { name: 'tidings_message_note' },
+      ]);
+      // The same root pages: no table was copied and swapped in.
+      expect(
+        check.prepare(`SELECT name, rootpage FROM sqlite_master WHERE name LIKE 'tidings_%' AND name <> 'tidings_message_note' ORDER BY name`).all(),
+      ).toEqual(pagesBefore);
+      check.close();
+      expect(preexisting(file)).toEqual(rowsBefore);
+      await upgraded.close();
+    },
+  );
 });

@@ -9,7 +9,9 @@ async function tidingsTables(url: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query("SELECT table_schema || '.' || table_name AS t FROM information_schema.tables WHERE table_name LIKE 'tidings_%' ORDER BY 1");
+    const { rows } = await client.query(
+      "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables WHERE table_name LIKE 'tidings_%' ORDER BY 1",
+    );
     return rows.map((r: { t: string }) => r.t);
   } finally {
     await client.end();
@@ -43,7 +45,9 @@ describe("postgresStorage's schema option", () => {
         expect.objectContaining({ code: 'INVALID_OPTIONS', message: expect.stringMatching(/schema must be a lower-case name of letters, digits and _/) }),
       );
     }
-    expect(() => postgresStorage({ orm: {} as never, schema: 'queues' })).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS', message: expect.stringMatching(/set the schema in your MikroORM config/) }));
+    expect(() => postgresStorage({ orm: {} as never, schema: 'queues' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTIONS', message: expect.stringMatching(/set the schema in your MikroORM config/) }),
+    );
   });
 
   it('says which schema it could not create and what to do, for a user without CREATE on the database', { timeout: 30_000 }, async () => {

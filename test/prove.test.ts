@@ -66,7 +66,12 @@ describe('tidings prove', () => {
     expect(r.code, `${r.out}\n${r.err}`).toBe(0);
     // The checker's table and a verdict per run, as a person reads it.
     expect(r.out).toMatch(/^run\s+kills\s+sent\s+acked\s+stored\s+delivered\s+lost\s+duplicated\s+out of order\s+seconds$/m);
-    expect(r.out.split('\n').filter((l) => l.startsWith('✓ held   ')).map((l) => l.slice(9).split(/:| \(/)[0])).toEqual(PROVE_RUNS.map((x) => x.name));
+    expect(
+      r.out
+        .split('\n')
+        .filter((l) => l.startsWith('✓ held   '))
+        .map((l) => l.slice(9).split(/:| \(/)[0]),
+    ).toEqual(PROVE_RUNS.map((x) => x.name));
     expect(r.out).not.toContain('BROKEN');
     expect(r.out).toContain('Every guarantee held on this database.');
     expect(r.err).toMatch(/6\/6 exactly-once-batch: held \(\d+ kills/);
@@ -83,7 +88,9 @@ describe('tidings prove', () => {
   });
 
   it('exits 1 and names the lost messages on a storage that loses one message in ten', { timeout: 300_000 }, async () => {
-    const r = await prove(['--db', join(dir, 'broken.db'), ...SMALL, '--seed', '13', '--only', 'at-least-once,exactly-once/end-to-end'], { TIDINGS_PROVE_BROKEN: 'lose-stored' });
+    const r = await prove(['--db', join(dir, 'broken.db'), ...SMALL, '--seed', '13', '--only', 'at-least-once,exactly-once/end-to-end'], {
+      TIDINGS_PROVE_BROKEN: 'lose-stored',
+    });
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/✗ BROKEN at-least-once: lost of acked = 0 \(got [1-9]/);
     expect(r.out).toMatch(/✗ BROKEN exactly-once\/end-to-end: .*lost of acked = 0 \(got [1-9]/);

@@ -40,10 +40,17 @@ it('an exactly-once consumer on PostgreSQL probes indexes: no statement scans th
   try {
     const orders = tidings.topic<number>('orders', { semantic: 'exactly-once' });
     const backlog = tidings.topic<number>('backlog', { semantic: 'exactly-once' });
-    for (let i = 0; i < 20; i++) await backlog.sendMany(Array.from({ length: 1000 }, (_, j) => i * 1000 + j), { id: (p) => `b${p}` });
+    for (let i = 0; i < 20; i++)
+      await backlog.sendMany(
+        Array.from({ length: 1000 }, (_, j) => i * 1000 + j),
+        { id: (p) => `b${p}` },
+      );
     // Ids consumed long ago, under the scope the consumer records into (the default subscription's is the topic's name).
     await admin.query(`INSERT INTO tidings_idempotency (topic, id, expires_at) SELECT 'orders', 'old-' || g, 9e15 FROM generate_series(1, 20000) g`);
-    await orders.sendMany(Array.from({ length: 300 }, (_, i) => i), { id: (p) => `o${p}` });
+    await orders.sendMany(
+      Array.from({ length: 300 }, (_, i) => i),
+      { id: (p) => `o${p}` },
+    );
     await admin.query('ANALYZE');
 
     capturing = true;
@@ -57,12 +64,17 @@ it('an exactly-once consumer on PostgreSQL probes indexes: no statement scans th
     capturing = false;
     expect(handled.size).toBe(300);
 
-    const planned = issued.filter((q) => /tidings_(message|idempotency)/.test(q.text) && /^\s*(\/\*.*?\*\/\s*)?(WITH|SELECT|UPDATE|DELETE|INSERT)/i.test(q.text));
+    const planned = issued.filter(
+      (q) => /tidings_(message|idempotency)/.test(q.text) && /^\s*(\/\*.*?\*\/\s*)?(WITH|SELECT|UPDATE|DELETE|INSERT)/i.test(q.text),
+    );
     expect(planned.map((q) => q.text).join('\n')).toMatch(/tidings_idempotency/);
     const scans: string[] = [];
     for (const q of planned) {
-      const [row] = (await admin.query(`EXPLAIN (FORMAT JSON) ${q.text}`, q.values)).rows as Array<{ 'QUERY PLAN': Array<{ Plan: Parameters<typeof seqScans>[0] }> }>;
-      for (const relation of seqScans(row!['QUERY PLAN'][0]!.Plan)) if (relation.startsWith('tidings_')) scans.push(`${relation}: ${q.text.replace(/\s+/g, ' ').slice(0, 160)}`);
+      const [row] = (await admin.query(`EXPLAIN (FORMAT JSON) ${q.text}`, q.values)).rows as Array<{
+        'QUERY PLAN': Array<{ Plan: Parameters<typeof seqScans>[0] }>;
+      }>;
+      for (const relation of seqScans(row!['QUERY PLAN'][0]!.Plan))
+        if (relation.startsWith('tidings_')) scans.push(`${relation}: ${q.text.replace(/\s+/g, ' ').slice(0, 160)}`);
     }
     expect([...new Set(scans)]).toEqual([]);
     // Prepared once per connection, and planned afresh on each run: a generic plan made while the tables were empty

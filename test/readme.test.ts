@@ -19,21 +19,38 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 /** Every `npx tidings viz …` line of a Markdown file's sh blocks, its comment cut off, as arguments. */
 function vizLines(file: string): string[][] {
   const blocks = [...readFileSync(join(root, file), 'utf8').matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
-  return blocks.flatMap((b) => b.split('\n')).filter((l) => l.startsWith('npx tidings viz ')).map((l) => l.replace(/#.*$/, '').trim().split(/\s+/).slice(2));
+  return blocks
+    .flatMap((b) => b.split('\n'))
+    .filter((l) => l.startsWith('npx tidings viz '))
+    .map((l) => l.replace(/#.*$/, '').trim().split(/\s+/).slice(2));
 }
 
 describe.each(['README.md', 'plugins/cli/README.md'])('tidings viz lines in %s', (file) => {
   it.each(vizLines(file).map((args) => [args.join(' '), args] as const))('`tidings %s` runs and exits 0', (_, args) => {
     // No database is involved, so the bin runs in a scratch folder, where --out files land.
     mkdirSync(scratch, { recursive: true });
-    const out = execFileSync(process.execPath, [join(root, 'plugins', 'cli', 'bin', 'tidings.js'), ...args], { cwd: scratch, encoding: 'utf8', timeout: 30_000 });
+    const out = execFileSync(process.execPath, [join(root, 'plugins', 'cli', 'bin', 'tidings.js'), ...args], {
+      cwd: scratch,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     const written = args.includes('--out') ? args[args.indexOf('--out') + 1]! : undefined;
     if (written === undefined) expect(out.length).toBeGreaterThan(0);
     else expect(readFileSync(join(scratch, written), 'utf8')).toMatch(written.endsWith('.svg') ? /^<\?xml[\s\S]*<\/svg>\n$/ : /./);
   });
 });
 
-describe.each(['README.md', 'docs/writing-an-adapter.md', 'adapters/mikro-orm/README.md', 'plugins/otel/README.md', 'core/README.md', 'adapters/memory/README.md', 'plugins/faults/README.md', 'plugins/idempotency/README.md', 'docs/errors.md'])('code samples in %s', (file) => {
+describe.each([
+  'README.md',
+  'docs/writing-an-adapter.md',
+  'adapters/mikro-orm/README.md',
+  'plugins/otel/README.md',
+  'core/README.md',
+  'adapters/memory/README.md',
+  'plugins/faults/README.md',
+  'plugins/idempotency/README.md',
+  'docs/errors.md',
+])('code samples in %s', (file) => {
   it.each(samples(file).map((code, i) => [i + 1, code] as const))('sample %i runs and exits 0', async (i, code) => {
     mkdirSync(scratch, { recursive: true });
     const path = join(scratch, `${file.replace(/\W/g, '_')}-${i}.ts`);

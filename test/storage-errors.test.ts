@@ -18,12 +18,20 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'tidings-errors-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string) => join(dir, `${name}-${Math.random().toString(36).slice(2)}.db`);
-const store = (topic: string, id: string) => ({ topic, lifecycle: 'at-least-once' as const, state: 'acked' as const, messages: [{ id, body: '{}', availableAt: 0 }], now: 0 });
+const store = (topic: string, id: string) => ({
+  topic,
+  lifecycle: 'at-least-once' as const,
+  state: 'acked' as const,
+  messages: [{ id, body: '{}', availableAt: 0 }],
+  now: 0,
+});
 
 describe('database errors become typed Tidings errors', () => {
   it('fails fast on an unreachable PostgreSQL URL, showing the URL without its password', async () => {
     const started = Date.now();
-    const error = await Tidings.create({ storage: postgresStorage({ url: 'postgres://app:s3cret@127.0.0.1:9/orders', connectTimeoutMs: 1_000 }) }).catch((e) => e);
+    const error = await Tidings.create({ storage: postgresStorage({ url: 'postgres://app:s3cret@127.0.0.1:9/orders', connectTimeoutMs: 1_000 }) }).catch(
+      (e) => e,
+    );
     expect(error).toBeInstanceOf(StorageError);
     expect(error.code).toBe('CONNECTION_LOST');
     expect(error.message).toContain('postgres://app:***@127.0.0.1:9/orders');
@@ -74,7 +82,14 @@ describe('database errors become typed Tidings errors', () => {
     const storage = sqliteStorage({ file: path, busyTimeoutMs: 20 });
     await storage.open();
     // POSIX locks are per process, so the lock holder must be another process.
-    const holder = spawn(process.execPath, ['-e', `const D = require('better-sqlite3'); const db = new D(${JSON.stringify(path)}); db.exec('BEGIN IMMEDIATE'); console.log('locked'); process.stdin.on('end', () => { db.exec('ROLLBACK'); db.close(); process.exit(0); }); process.stdin.resume();`], { cwd: root });
+    const holder = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const D = require('better-sqlite3'); const db = new D(${JSON.stringify(path)}); db.exec('BEGIN IMMEDIATE'); console.log('locked'); process.stdin.on('end', () => { db.exec('ROLLBACK'); db.close(); process.exit(0); }); process.stdin.resume();`,
+      ],
+      { cwd: root },
+    );
     await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
     const error = await storage.store(store('busy', 'a')).catch((e) => e);
     expect(error).toBeInstanceOf(TidingsError);

@@ -79,17 +79,26 @@ describe.each(backends)('subscriptions and ordering keys through Tidings on %s',
     let analyticsDone!: () => void;
     const analyticsFinished = new Promise<void>((r) => (analyticsDone = r));
     // Billing cannot finish until analytics has everything: analytics waiting on billing would never end.
-    orders.subscription('billing').consume(async (m) => {
-      await analyticsFinished;
-      got.billing!.push(m.payload.n);
-    }, { concurrency: 5, pollMs: 10 });
-    orders.subscription('email').consume(() => {
-      throw new Error('mail server down');
-    }, { pollMs: 10 });
-    orders.subscription('analytics').consume((m) => {
-      got.analytics!.push(m.payload.n);
-      if (got.analytics!.length === total) analyticsDone();
-    }, { concurrency: 5, pollMs: 10 });
+    orders.subscription('billing').consume(
+      async (m) => {
+        await analyticsFinished;
+        got.billing!.push(m.payload.n);
+      },
+      { concurrency: 5, pollMs: 10 },
+    );
+    orders.subscription('email').consume(
+      () => {
+        throw new Error('mail server down');
+      },
+      { pollMs: 10 },
+    );
+    orders.subscription('analytics').consume(
+      (m) => {
+        got.analytics!.push(m.payload.n);
+        if (got.analytics!.length === total) analyticsDone();
+      },
+      { concurrency: 5, pollMs: 10 },
+    );
     await orders.sendMany(Array.from({ length: total }, (_, i) => ({ n: i })));
     await until('analytics and billing to get every message', () => got.billing!.length === total && got.analytics!.length === total);
     await until('email to dead-letter every message', async () => (await orders.subscription('email').counts()).dead === total);
@@ -116,7 +125,10 @@ describe.each(backends)('subscriptions and ordering keys through Tidings on %s',
     await new Promise((r) => setTimeout(r, 50));
     expect(seen.sort()).toEqual(['audit:after', 'default:after', 'default:before']);
     expect((await topic.subscriptions()).map((s) => s.name)).toEqual(['audit', 'default']);
-    const leases = transitions.filter((e) => e.event === 'LEASE').map((e) => e.subscription).sort();
+    const leases = transitions
+      .filter((e) => e.event === 'LEASE')
+      .map((e) => e.subscription)
+      .sort();
     expect(leases).toEqual(['audit', 'default', 'default']);
     expect(transitions.filter((e) => e.event === 'STORE').every((e) => e.subscription === undefined)).toBe(true);
   });
@@ -141,7 +153,10 @@ describe.each(backends)('subscriptions and ordering keys through Tidings on %s',
     await topic.sendMany([1, 2, 3]);
     const consumer = topic.subscription('drop').consume(() => new Promise(() => undefined), { pollMs: 10, batchSize: 1 });
     await until('a lease', async () => ((await topic.subscription('drop').counts()).leased ?? 0) > 0);
-    await expect(topic.subscription('drop').remove()).rejects.toMatchObject({ code: 'SUBSCRIPTION_IN_USE', message: expect.stringMatching(/stop its consumers/) });
+    await expect(topic.subscription('drop').remove()).rejects.toMatchObject({
+      code: 'SUBSCRIPTION_IN_USE',
+      message: expect.stringMatching(/stop its consumers/),
+    });
     await consumer.stop({ graceMs: 0 });
     await expect(topic.subscription('drop').remove()).rejects.toMatchObject({ code: 'SUBSCRIPTION_IN_USE' });
     // The abandoned lease runs out; a sweep takes it back, and then nothing holds the subscription.
@@ -154,7 +169,12 @@ describe.each(backends)('subscriptions and ordering keys through Tidings on %s',
 
   it('hands the messages of one key to handlers one at a time in the order they were stored, while other keys run alongside', { timeout: 40_000 }, async () => {
     const tidings = await instance();
-    const topic = tidings.topic<{ key: string; seq: number }>(unique('ordered'), { semantic: 'exactly-once', ordering: 'key', subscriptions: ['a', 'b'], ...fast });
+    const topic = tidings.topic<{ key: string; seq: number }>(unique('ordered'), {
+      semantic: 'exactly-once',
+      ordering: 'key',
+      subscriptions: ['a', 'b'],
+      ...fast,
+    });
     const keys = 8;
     const perKey = 6;
     const log: Record<string, string[]> = { a: [], b: [] };
@@ -205,6 +225,9 @@ describe.each(backends)('subscriptions and ordering keys through Tidings on %s',
     const two = await instance();
     const name = unique('conflict');
     await one.topic(name, { semantic: 'at-least-once', ordering: 'key' }).ready();
-    await expect(two.topic(name, { semantic: 'at-least-once' }).ready()).rejects.toMatchObject({ code: 'TOPIC_CONFLICT', message: expect.stringMatching(/ordered by key.*ordering 'none'/) });
+    await expect(two.topic(name, { semantic: 'at-least-once' }).ready()).rejects.toMatchObject({
+      code: 'TOPIC_CONFLICT',
+      message: expect.stringMatching(/ordered by key.*ordering 'none'/),
+    });
   });
 });

@@ -51,7 +51,12 @@ const backends: Array<[string, SchemaDialect, () => Promise<OldDatabase>]> = [
       return {
         run: async (sql, params = []) => {
           let i = 0;
-          return (await client.query(sql.replace(/\?/g, () => `$${++i}`), params)).rows;
+          return (
+            await client.query(
+              sql.replace(/\?/g, () => `$${++i}`),
+              params,
+            )
+          ).rows;
         },
         close: () => client.end(),
         storage: () => postgresStorage({ url }),
@@ -92,7 +97,13 @@ const TOPICS: Record<string, TopicOptions> = {
   'up.legacy': { semantic: 'at-least-once' },
 };
 
-const LIFECYCLE: Record<string, string> = { 'up.amo': 'at-most-once', 'up.alo': 'at-least-once', 'up.alo.dead': 'at-least-once', 'up.eob': 'exactly-once/broker', 'up.eoe': 'exactly-once/end-to-end' };
+const LIFECYCLE: Record<string, string> = {
+  'up.amo': 'at-most-once',
+  'up.alo': 'at-least-once',
+  'up.alo.dead': 'at-least-once',
+  'up.eob': 'exactly-once/broker',
+  'up.eoe': 'exactly-once/end-to-end',
+};
 
 async function writeOldDatabase(db: OldDatabase, dialect: SchemaDialect): Promise<void> {
   await db.run(`CREATE TABLE IF NOT EXISTS tidings_meta (key VARCHAR(64) NOT NULL PRIMARY KEY, value VARCHAR(200) NOT NULL)`);
@@ -105,7 +116,13 @@ async function writeOldDatabase(db: OldDatabase, dialect: SchemaDialect): Promis
     );
   }
   for (const [name, lifecycle] of Object.entries(LIFECYCLE)) {
-    await db.run(`INSERT INTO tidings_topic (name, lifecycle, dead_letter, max_deliveries, declared_at) VALUES (?, ?, ?, ?, ?)`, [name, lifecycle, name === 'up.alo' ? 'up.alo.dead' : null, 5, NOW - 2 * HOUR]);
+    await db.run(`INSERT INTO tidings_topic (name, lifecycle, dead_letter, max_deliveries, declared_at) VALUES (?, ?, ?, ?, ?)`, [
+      name,
+      lifecycle,
+      name === 'up.alo' ? 'up.alo.dead' : null,
+      5,
+      NOW - 2 * HOUR,
+    ]);
   }
   // End-to-end's dedup window holds an id consumed before the upgrade; broker scope's idempotency store holds one
   // whose consumption committed but whose row stayed leased (a lost commit answer).
@@ -142,7 +159,9 @@ describe.each(backends)('an existing database with messages in every state, upgr
       const duplicates: string[] = [];
       tidings.events.on('duplicate', (e) => duplicates.push(`${e.by}:${e.id}`));
       for (const [name, options] of Object.entries(TOPICS)) {
-        tidings.topic<{ id: string }>(name, options).consume((m) => void handled.push(`${name}:${m.payload.id}:${m.subscription}`), { pollMs: 20, batchSize: 10 });
+        tidings
+          .topic<{ id: string }>(name, options)
+          .consume((m) => void handled.push(`${name}:${m.payload.id}:${m.subscription}`), { pollMs: 20, batchSize: 10 });
       }
       expect(await tidings.redrive('up.alo', ['alo-dead'])).toBe(1);
       expect(await tidings.redrive('up.eob')).toBe(1);
@@ -166,7 +185,10 @@ describe.each(backends)('an existing database with messages in every state, upgr
         'up.eoe:eoe-new',
         'up.legacy:legacy-1',
       ].map((k) => `${k}:${DEFAULT_SUBSCRIPTION}`);
-      await until('every message to be handled', async () => handled.length >= expected.length && Object.values(await tidings.counts()).every((c) => Object.keys(c).length === 0));
+      await until(
+        'every message to be handled',
+        async () => handled.length >= expected.length && Object.values(await tidings.counts()).every((c) => Object.keys(c).length === 0),
+      );
       expect([...handled].sort()).toEqual([...expected].sort());
       // The consumption that had committed is not run again; the half-consumed row is finished.
       expect(duplicates).toEqual(expect.arrayContaining(['broker:eoe-gone', 'consumer:eob-done']));

@@ -27,26 +27,26 @@ export interface ContainerParts<Tx> {
 
 /** Makes the instance's child container with every part pinned in it; throws `InvalidOptionsError` without a storage. */
 export function wireContainer<Tx>(options: ContainerParts<Tx>): { child: DependencyContainer; storage: StorageAdapter<Tx>; plugins: TidingsPlugin[] } {
-    const child = (options.container ?? rootContainer).createChildContainer();
-    // Each part is resolved once and pinned in the child: a transient `useClass` registration in the parent
-    // must not give producers, consumers and close() each their own storage or idempotency store.
-    const provide = <T>(token: InjectionToken<T>, value: T | undefined, fallback?: () => T | undefined) => {
-      const chosen = value ?? (child.isRegistered(token, true) ? child.resolve(token) : fallback?.());
-      if (chosen !== undefined) child.register(token, { useValue: chosen });
-    };
-    // The simple parts first, so a storage or idempotency class that injects them gets this instance's.
-    provide(Tokens.Clock, options.clock, () => systemClock);
-    provide(Tokens.IdGenerator, options.ids, () => timeOrderedIds());
-    provide(Tokens.Logger, options.logger, () => stderrLogger);
-    provide(Tokens.Events, undefined, () => new TidingsEventBus());
-    provide(Tokens.Storage, options.storage);
-    if (!child.isRegistered(Tokens.Storage, true)) {
-      throw new InvalidOptionsError(
-        'Tidings.create needs a storage adapter: pass { storage: memoryStorage() } from @tidings/adapter-memory, or register one under Tokens.Storage.',
-      );
-    }
-    const storage = child.resolve(Tokens.Storage);
-    provide(Tokens.Idempotency, options.idempotency, () => storage.idempotencyStore?.() as IdempotencyStore);
-    const plugins = [...(options.plugins ?? []), ...(child.isRegistered(Tokens.Plugin, true) ? child.resolveAll(Tokens.Plugin) : [])];
-    return { child, storage: storage as StorageAdapter<Tx>, plugins };
+  const child = (options.container ?? rootContainer).createChildContainer();
+  // Each part is resolved once and pinned in the child: a transient `useClass` registration in the parent
+  // must not give producers, consumers and close() each their own storage or idempotency store.
+  const provide = <T>(token: InjectionToken<T>, value: T | undefined, fallback?: () => T | undefined) => {
+    const chosen = value ?? (child.isRegistered(token, true) ? child.resolve(token) : fallback?.());
+    if (chosen !== undefined) child.register(token, { useValue: chosen });
+  };
+  // The simple parts first, so a storage or idempotency class that injects them gets this instance's.
+  provide(Tokens.Clock, options.clock, () => systemClock);
+  provide(Tokens.IdGenerator, options.ids, () => timeOrderedIds());
+  provide(Tokens.Logger, options.logger, () => stderrLogger);
+  provide(Tokens.Events, undefined, () => new TidingsEventBus());
+  provide(Tokens.Storage, options.storage);
+  if (!child.isRegistered(Tokens.Storage, true)) {
+    throw new InvalidOptionsError(
+      'Tidings.create needs a storage adapter: pass { storage: memoryStorage() } from @tidings/adapter-memory, or register one under Tokens.Storage.',
+    );
+  }
+  const storage = child.resolve(Tokens.Storage);
+  provide(Tokens.Idempotency, options.idempotency, () => storage.idempotencyStore?.() as IdempotencyStore);
+  const plugins = [...(options.plugins ?? []), ...(child.isRegistered(Tokens.Plugin, true) ? child.resolveAll(Tokens.Plugin) : [])];
+  return { child, storage: storage as StorageAdapter<Tx>, plugins };
 }

@@ -182,6 +182,9 @@ export class OperationNotSupportedError extends TidingsError {
 /** An operator's verb named a subscription storage has no record of. */
 export class UnknownSubscriptionError extends TidingsError {
   constructor(topic: string, subscription: string) {
-    super('UNKNOWN_SUBSCRIPTION', `Topic "${topic}" has no recorded subscription "${subscription}": check the name (\`tidings stats\` lists them), or declare it first.`);
+    super(
+      'UNKNOWN_SUBSCRIPTION',
+      `Topic "${topic}" has no recorded subscription "${subscription}": check the name (\`tidings stats\` lists them), or declare it first.`,
+    );
   }
 }

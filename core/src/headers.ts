@@ -17,17 +17,26 @@ export function serializeHeaders(headers: unknown, where: () => string): string 
   if (headers === undefined) return undefined;
   const proto: unknown = typeof headers === 'object' && headers !== null ? Object.getPrototypeOf(headers) : undefined;
   if (proto !== Object.prototype && proto !== null) {
-    throw new InvalidMessageError(`headers${where()} must be a plain object of string values, e.g. { 'x-tenant': 'acme' }, got ${Array.isArray(headers) ? 'an array' : typeof headers}.`);
+    throw new InvalidMessageError(
+      `headers${where()} must be a plain object of string values, e.g. { 'x-tenant': 'acme' }, got ${Array.isArray(headers) ? 'an array' : typeof headers}.`,
+    );
   }
   const entries = Object.entries(headers as Record<string, unknown>);
   if (entries.length === 0) return undefined;
   for (const [name, value] of entries) {
-    if (!NAME.test(name)) throw new InvalidMessageError(`Header name ${JSON.stringify(name)}${where()} is not allowed: use 1-128 letters, digits or !#$%&'*+.^_\`|~- (an HTTP token).`);
-    if (typeof value !== 'string') throw new InvalidMessageError(`Header "${name}"${where()} must be a string, got ${value === null ? 'null' : typeof value}. Convert it, e.g. String(value).`);
+    if (!NAME.test(name))
+      throw new InvalidMessageError(
+        `Header name ${JSON.stringify(name)}${where()} is not allowed: use 1-128 letters, digits or !#$%&'*+.^_\`|~- (an HTTP token).`,
+      );
+    if (typeof value !== 'string')
+      throw new InvalidMessageError(
+        `Header "${name}"${where()} must be a string, got ${value === null ? 'null' : typeof value}. Convert it, e.g. String(value).`,
+      );
   }
   const text = JSON.stringify(headers);
   const bytes = Buffer.byteLength(text);
-  if (bytes > MAX_HEADER_BYTES) throw new InvalidMessageError(`Headers${where()} take ${bytes} bytes, more than the ${MAX_HEADER_BYTES} allowed. Keep large data in the payload.`);
+  if (bytes > MAX_HEADER_BYTES)
+    throw new InvalidMessageError(`Headers${where()} take ${bytes} bytes, more than the ${MAX_HEADER_BYTES} allowed. Keep large data in the payload.`);
   return text;
 }
 

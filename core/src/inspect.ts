@@ -11,13 +11,20 @@ export interface InspectionEvent {
   readonly rootId: string;
   readonly actorRef: { readonly id: string; readonly sessionId: string };
   readonly event: { readonly type: LifecycleEventType };
-  readonly snapshot: { readonly status: 'active' | 'done'; readonly value: MessageState; readonly context: { readonly topic: string; readonly lifecycle: string } };
+  readonly snapshot: {
+    readonly status: 'active' | 'done';
+    readonly value: MessageState;
+    readonly context: { readonly topic: string; readonly lifecycle: string };
+  };
   readonly transition: TransitionEvent;
 }
 
 /** The states each lifecycle's messages end in: no event leaves them. */
 const finals = new Map(
-  Object.entries(lifecycleTables).map(([lifecycle, table]) => [lifecycle, new Set(table.states.filter((s) => LIFECYCLE_EVENTS.every((e) => !table.allows(s, e))))]),
+  Object.entries(lifecycleTables).map(([lifecycle, table]) => [
+    lifecycle,
+    new Set(table.states.filter((s) => LIFECYCLE_EVENTS.every((e) => !table.allows(s, e)))),
+  ]),
 );
 
 /** A transition as an inspection event. */

@@ -178,9 +178,7 @@ export function resolveTopicOptions(topic: string, o: TopicOptions): ResolvedTop
   }
   knownOptions(`Topic "${topic}"`, o, TOPIC_OPTIONS);
   if (!SEMANTICS.includes(o.semantic)) {
-    throw new InvalidOptionsError(
-      `Unknown semantic ${describe(o.semantic)} for topic "${topic}": use one of ${SEMANTICS.map((s) => `'${s}'`).join(', ')}.`,
-    );
+    throw new InvalidOptionsError(`Unknown semantic ${describe(o.semantic)} for topic "${topic}": use one of ${SEMANTICS.map((s) => `'${s}'`).join(', ')}.`);
   }
   if (o.scope !== undefined) {
     if (o.semantic !== 'exactly-once') {
@@ -235,7 +233,8 @@ function declaredSubscriptions(topic: string, given: TopicOptions['subscriptions
     validateSubscriptionName(name, topic);
     if (names.has(name)) throw new InvalidOptionsError(`Topic "${topic}" names subscription "${name}" twice.`);
     names.add(name);
-    if (options === null || typeof options !== 'object') throw new InvalidOptionsError(`Options of subscription "${name}" of topic "${topic}" must be an object, e.g. { maxDeliveries: 3 }.`);
+    if (options === null || typeof options !== 'object')
+      throw new InvalidOptionsError(`Options of subscription "${name}" of topic "${topic}" must be an object, e.g. { maxDeliveries: 3 }.`);
   }
   return Object.fromEntries(entries);
 }
@@ -244,7 +243,10 @@ function declaredSubscriptions(topic: string, given: TopicOptions['subscriptions
 export function resolveSubscriptionOptions(topic: string, t: ResolvedTopicOptions, name: string, o: SubscriptionOptions = {}): ResolvedSubscriptionOptions {
   if (o.deadLetter !== undefined) {
     validateTopicName(o.deadLetter);
-    if (o.deadLetter === topic) throw new InvalidOptionsError(`Subscription "${name}" of topic "${topic}" cannot dead-letter into its own topic: name another one, e.g. "${topic}.${name}.dead".`);
+    if (o.deadLetter === topic)
+      throw new InvalidOptionsError(
+        `Subscription "${name}" of topic "${topic}" cannot dead-letter into its own topic: name another one, e.g. "${topic}.${name}.dead".`,
+      );
   }
   knownOptions(`Subscription "${name}" of topic "${topic}"`, o, SUBSCRIPTION_OPTIONS);
   const what = (option: string) => `subscription "${name}": ${option}`;

@@ -95,7 +95,9 @@ function compose<C, R>(hooks: Array<(ctx: C, next: () => Promise<R>) => Promise<
 export function pluginChain(plugins: readonly TidingsPlugin[]): PluginChain {
   for (const [i, p] of plugins.entries()) {
     if (typeof p !== 'object' || p === null || typeof p.name !== 'string' || p.name === '') {
-      throw new InvalidOptionsError(`plugins[${i}] must be an object with a name, e.g. { name: 'audit', handle: async (ctx, next) => next() }, got ${p === null ? 'null' : typeof p}.`);
+      throw new InvalidOptionsError(
+        `plugins[${i}] must be an object with a name, e.g. { name: 'audit', handle: async (ctx, next) => next() }, got ${p === null ? 'null' : typeof p}.`,
+      );
     }
     for (const member of ['setup', 'send', 'handle', 'handleBatch', 'close'] as const) {
       if (p[member] !== undefined && typeof p[member] !== 'function') {

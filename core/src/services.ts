@@ -91,7 +91,8 @@ const MAX_ERROR_CHARS = 4_000;
 
 /** An error as it is kept with a failed message: its stack (which starts with name and message), or its text. */
 export function describeError(error: unknown): string {
-  const text = error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error));
+  const text =
+    error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : typeof error === 'string' ? error : (JSON.stringify(error) ?? String(error));
   return text.length > MAX_ERROR_CHARS ? `${text.slice(0, MAX_ERROR_CHARS)}…` : text;
 }
 

@@ -42,7 +42,9 @@ export class Subscription<T = unknown, Tx = unknown> {
   consumeBatch(handler: BatchHandler<T, Tx>, options: BatchConsumeOptions = {}): Consumer<T, Tx> {
     if (typeof handler !== 'function') throw new InvalidOptionsError(`consumeBatch() needs a handler function, got ${typeof handler}.`);
     if ((options as ConsumeOptions)?.concurrency !== undefined) {
-      throw new InvalidOptionsError('consumeBatch() takes no concurrency: its handler gets the whole batch. Start more consumers to handle batches side by side.');
+      throw new InvalidOptionsError(
+        'consumeBatch() takes no concurrency: its handler gets the whole batch. Start more consumers to handle batches side by side.',
+      );
     }
     return this.start({ batch: handler }, options);
   }

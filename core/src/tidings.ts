@@ -37,7 +37,9 @@ export interface TidingsHealth {
 export type TxOf<S> = S extends StorageAdapter<infer Tx> ? (unknown extends Tx ? unknown : [Tx] extends [undefined] ? undefined : NonNullable<Tx>) : unknown;
 
 /** What `Tidings.create` reads. */
-const CREATE_OPTIONS = ['storage', 'idempotency', 'clock', 'ids', 'logger', 'container', 'plugins', 'purgeIntervalMs'] as const satisfies ReadonlyArray<keyof TidingsOptions>;
+const CREATE_OPTIONS = ['storage', 'idempotency', 'clock', 'ids', 'logger', 'container', 'plugins', 'purgeIntervalMs'] as const satisfies ReadonlyArray<
+  keyof TidingsOptions
+>;
 
 /** Default dead-letter topics are at-least-once: a dead letter must not be lost. */
 const DEAD_LETTER_DEFAULTS: TopicOptions = { semantic: 'at-least-once' };
@@ -114,7 +116,8 @@ export class Tidings<Tx = unknown> {
       }
       // Subscriptions this declaration names that the first did not are added, as another process's declaration adds them.
       if (options.subscriptions !== undefined) {
-        for (const [sub, o] of Object.entries(resolved.subscriptions)) if (!existing.topic.runtime.subscriptions.has(sub)) subscriptionOf(existing.topic.runtime, sub, o);
+        for (const [sub, o] of Object.entries(resolved.subscriptions))
+          if (!existing.topic.runtime.subscriptions.has(sub)) subscriptionOf(existing.topic.runtime, sub, o);
       }
       return existing.topic as Topic<T, Tx>;
     }

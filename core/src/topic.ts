@@ -76,7 +76,11 @@ export class Topic<T = unknown, Tx = unknown> {
   async send(payload: T, options: SendOptions<Tx> = {}): Promise<SendAck> {
     knownOptions('send()', options, SEND_OPTIONS);
     const { id, key, ...rest } = options;
-    const [ack] = await this.producer.sendMany([payload], { ...rest, id: id === undefined ? undefined : () => id, key: key === undefined ? undefined : () => key });
+    const [ack] = await this.producer.sendMany([payload], {
+      ...rest,
+      id: id === undefined ? undefined : () => id,
+      key: key === undefined ? undefined : () => key,
+    });
     return ack!;
   }
 

@@ -251,8 +251,16 @@ describe('topic options', () => {
     ['a negative dedupWindowMs', { semantic: 'exactly-once', dedupWindowMs: -1 }, [/dedupWindowMs must be a finite number >= 0, got -1/]],
     ['a negative idempotencyWindowMs', { semantic: 'exactly-once', idempotencyWindowMs: -1 }, [/idempotencyWindowMs must be/]],
     ['maxPayloadBytes 0', { semantic: 'at-least-once', maxPayloadBytes: 0 }, [/maxPayloadBytes must be a finite number >= 1/]],
-    ['retry.maxMs below retry.initialMs', { semantic: 'at-least-once', retry: { initialMs: 500, maxMs: 100 } }, [/retry\.maxMs \(100\) must be >= retry\.initialMs \(500\)/]],
-    ['backoff.maxMs below backoff.initialMs', { semantic: 'at-least-once', backoff: { initialMs: 500, maxMs: 100 } }, [/backoff\.maxMs \(100\) must be >= backoff\.initialMs \(500\)/]],
+    [
+      'retry.maxMs below retry.initialMs',
+      { semantic: 'at-least-once', retry: { initialMs: 500, maxMs: 100 } },
+      [/retry\.maxMs \(100\) must be >= retry\.initialMs \(500\)/],
+    ],
+    [
+      'backoff.maxMs below backoff.initialMs',
+      { semantic: 'at-least-once', backoff: { initialMs: 500, maxMs: 100 } },
+      [/backoff\.maxMs \(100\) must be >= backoff\.initialMs \(500\)/],
+    ],
     ['retry.attempts 0', { semantic: 'at-least-once', retry: { attempts: 0 } }, [/retry\.attempts must be/]],
     ['a backoff factor below 1', { semantic: 'at-least-once', backoff: { factor: 0.5 } }, [/backoff\.factor must be/]],
     // Node fires a timer longer than 2^31-1 ms after 1 ms: every send would time out at once.
@@ -261,7 +269,12 @@ describe('topic options', () => {
   ])('%s is refused with INVALID_OPTIONS, and the name can then be declared properly', async (_, options, fix) => {
     const { stillWorks } = await withStoredMessages();
     const name = uniqueTopic();
-    expectTyped(thrown(() => tidings.topic(name, options as TopicOptions)), InvalidOptionsError, 'INVALID_OPTIONS', ...fix);
+    expectTyped(
+      thrown(() => tidings.topic(name, options as TopicOptions)),
+      InvalidOptionsError,
+      'INVALID_OPTIONS',
+      ...fix,
+    );
     await roundTrip(tidings.topic(name, { semantic: 'at-most-once' }), []);
     await stillWorks();
   });
@@ -321,7 +334,12 @@ describe('consumer options', () => {
 
   it('refuses a handler that is not a function', async () => {
     const { keep, stillWorks } = await withStoredMessages();
-    expectTyped(thrown(() => keep.consume('handler' as never)), InvalidOptionsError, 'INVALID_OPTIONS', /needs a handler function, got string/);
+    expectTyped(
+      thrown(() => keep.consume('handler' as never)),
+      InvalidOptionsError,
+      'INVALID_OPTIONS',
+      /needs a handler function, got string/,
+    );
     await stillWorks();
   });
 });
@@ -339,7 +357,11 @@ describe('declaring a topic twice', () => {
       new RegExp(`"${name}" is already declared as at-least-once; it cannot also be at-most-once`),
       /Use another topic name, or declare it with the same semantic everywhere/,
     );
-    expectTyped(thrown(() => tidings.topic(name, { semantic: 'exactly-once' })), TopicConflictError, 'TOPIC_CONFLICT');
+    expectTyped(
+      thrown(() => tidings.topic(name, { semantic: 'exactly-once' })),
+      TopicConflictError,
+      'TOPIC_CONFLICT',
+    );
     await roundTrip(first, ['earlier']);
     await stillWorks();
   });
@@ -369,7 +391,11 @@ describe('declaring a topic twice', () => {
     await withStoredMessages();
     const name = uniqueTopic();
     tidings.topic(name, { semantic: 'at-least-once', deadLetter: `${name}.dead` });
-    expectTyped(thrown(() => tidings.topic(`${name}.dead`, { semantic: 'at-most-once' })), TopicConflictError, 'TOPIC_CONFLICT');
+    expectTyped(
+      thrown(() => tidings.topic(`${name}.dead`, { semantic: 'at-most-once' })),
+      TopicConflictError,
+      'TOPIC_CONFLICT',
+    );
   });
 });
 
@@ -475,8 +501,18 @@ describe('a closed instance', () => {
     const fix = /is closed\. Create a new Tidings instance \(Tidings\.create\)/;
     expectTyped(await rejected(() => topic.send('late')), ClosedError, 'CLOSED', fix);
     expectTyped(await rejected(() => topic.sendMany(['late'])), ClosedError, 'CLOSED', fix);
-    expectTyped(thrown(() => topic.consume(() => {})), ClosedError, 'CLOSED', fix);
-    expectTyped(thrown(() => tidings.topic(uniqueTopic(), { semantic: 'at-least-once' })), ClosedError, 'CLOSED', fix);
+    expectTyped(
+      thrown(() => topic.consume(() => {})),
+      ClosedError,
+      'CLOSED',
+      fix,
+    );
+    expectTyped(
+      thrown(() => tidings.topic(uniqueTopic(), { semantic: 'at-least-once' })),
+      ClosedError,
+      'CLOSED',
+      fix,
+    );
     expect(got).toEqual(['before close']);
 
     // As the message says: a new instance works.
@@ -497,12 +533,7 @@ describe('instance options', () => {
     const fix = [/needs a storage adapter/, /pass \{ storage: memoryStorage\(\) \} from @tidings\/adapter-memory/, /Tokens\.Storage/];
     expectTyped(await rejected(() => Tidings.create()), InvalidOptionsError, 'INVALID_OPTIONS', ...fix);
     expectTyped(await rejected(() => Tidings.create({ storage: undefined })), InvalidOptionsError, 'INVALID_OPTIONS', ...fix);
-    expectTyped(
-      await rejected(() => Tidings.create({ container: rootContainer.createChildContainer() })),
-      InvalidOptionsError,
-      'INVALID_OPTIONS',
-      ...fix,
-    );
+    expectTyped(await rejected(() => Tidings.create({ container: rootContainer.createChildContainer() })), InvalidOptionsError, 'INVALID_OPTIONS', ...fix);
     for (const token of Object.values(Tokens) as InjectionToken<unknown>[]) expect(rootContainer.isRegistered(token, true)).toBe(false);
     tidings = await Tidings.create({ storage: memoryStorage(), purgeIntervalMs: 0 });
     await roundTrip(tidings.topic(uniqueTopic(), { semantic: 'at-least-once' }), []);
@@ -519,7 +550,12 @@ describe('instance options', () => {
 
   it('redrive of an undeclared topic rejects with INVALID_OPTIONS saying to declare it', async () => {
     const { stillWorks } = await withStoredMessages();
-    expectTyped(await rejected(() => tidings.redrive('nowhere')), InvalidOptionsError, 'INVALID_OPTIONS', /call tidings\.topic\("nowhere", \{ semantic \}\) first/);
+    expectTyped(
+      await rejected(() => tidings.redrive('nowhere')),
+      InvalidOptionsError,
+      'INVALID_OPTIONS',
+      /call tidings\.topic\("nowhere", \{ semantic \}\) first/,
+    );
     await stillWorks();
   });
 });
@@ -529,14 +565,46 @@ describe('options with a key nothing reads', () => {
     tidings = await memoryTidings();
     const topic = tidings.topic<number>(uniqueTopic(), { semantic: 'at-least-once' });
     const cases: Array<[string, () => unknown, RegExp]> = [
-      ['a topic', () => tidings.topic(uniqueTopic(), { semantic: 'at-least-once', maxDelivery: 3 } as TopicOptions), /Topic "t\.\d+\.\d+" has no option "maxDelivery": did you mean "maxDeliveries"\? Its options are semantic, scope, leaseMs/],
-      ['a topic, in another case', () => tidings.topic(uniqueTopic(), { semantic: 'at-least-once', leasems: 5 } as TopicOptions), /has no option "leasems": did you mean "leaseMs"\?/],
-      ['a subscription', () => topic.subscription('billing', { maxDeliverie: 2 } as never), /Subscription "billing" of topic .* has no option "maxDeliverie": did you mean "maxDeliveries"\?/],
-      ['a backoff', () => tidings.topic(uniqueTopic(), { semantic: 'at-least-once', backoff: { intialMs: 5 } } as TopicOptions), /backoff has no option "intialMs": did you mean "initialMs"\?/],
-      ['a retry', () => tidings.topic(uniqueTopic(), { semantic: 'at-least-once', retry: { attempt: 2 } } as TopicOptions), /retry has no option "attempt": did you mean "attempts"\?/],
-      ['consume()', () => topic.consume(() => undefined, { concurency: 5 } as ConsumeOptions), /consume\(\) has no option "concurency": did you mean "concurrency"\? Its options are concurrency, batchSize, pollMs\./],
-      ['consumeBatch()', () => topic.consumeBatch(() => undefined, { batchsize: 5 } as never), /consumeBatch\(\) has no option "batchsize": did you mean "batchSize"\?/],
-      ['an option nothing is close to', () => topic.consume(() => undefined, { colour: 'red' } as never), /consume\(\) has no option "colour"\. Its options are/],
+      [
+        'a topic',
+        () => tidings.topic(uniqueTopic(), { semantic: 'at-least-once', maxDelivery: 3 } as TopicOptions),
+        /Topic "t\.\d+\.\d+" has no option "maxDelivery": did you mean "maxDeliveries"\? Its options are semantic, scope, leaseMs/,
+      ],
+      [
+        'a topic, in another case',
+        () => tidings.topic(uniqueTopic(), { semantic: 'at-least-once', leasems: 5 } as TopicOptions),
+        /has no option "leasems": did you mean "leaseMs"\?/,
+      ],
+      [
+        'a subscription',
+        () => topic.subscription('billing', { maxDeliverie: 2 } as never),
+        /Subscription "billing" of topic .* has no option "maxDeliverie": did you mean "maxDeliveries"\?/,
+      ],
+      [
+        'a backoff',
+        () => tidings.topic(uniqueTopic(), { semantic: 'at-least-once', backoff: { intialMs: 5 } } as TopicOptions),
+        /backoff has no option "intialMs": did you mean "initialMs"\?/,
+      ],
+      [
+        'a retry',
+        () => tidings.topic(uniqueTopic(), { semantic: 'at-least-once', retry: { attempt: 2 } } as TopicOptions),
+        /retry has no option "attempt": did you mean "attempts"\?/,
+      ],
+      [
+        'consume()',
+        () => topic.consume(() => undefined, { concurency: 5 } as ConsumeOptions),
+        /consume\(\) has no option "concurency": did you mean "concurrency"\? Its options are concurrency, batchSize, pollMs\./,
+      ],
+      [
+        'consumeBatch()',
+        () => topic.consumeBatch(() => undefined, { batchsize: 5 } as never),
+        /consumeBatch\(\) has no option "batchsize": did you mean "batchSize"\?/,
+      ],
+      [
+        'an option nothing is close to',
+        () => topic.consume(() => undefined, { colour: 'red' } as never),
+        /consume\(\) has no option "colour"\. Its options are/,
+      ],
     ];
     for (const [what, call, message] of cases) {
       const error = thrown(call);
@@ -546,8 +614,16 @@ describe('options with a key nothing reads', () => {
     const later: Array<[string, () => Promise<unknown>, RegExp]> = [
       ['send()', () => topic.send(1, { idd: 'x' } as never), /send\(\) has no option "idd": did you mean "id"\?/],
       ['sendMany()', () => topic.sendMany([1], { delay: 5 } as never), /sendMany\(\) has no option "delay"/],
-      ['Tidings.create()', () => Tidings.create({ storage: memoryStorage(), purgeInterval: 0 } as never), /Tidings\.create\(\) has no option "purgeInterval": did you mean "purgeIntervalMs"\?/],
-      ['browse()', () => topic.subscription('default').browse({ view: 'waiting', limt: 5 } as never), /browse\(\) has no option "limt": did you mean "limit"\?/],
+      [
+        'Tidings.create()',
+        () => Tidings.create({ storage: memoryStorage(), purgeInterval: 0 } as never),
+        /Tidings\.create\(\) has no option "purgeInterval": did you mean "purgeIntervalMs"\?/,
+      ],
+      [
+        'browse()',
+        () => topic.subscription('default').browse({ view: 'waiting', limt: 5 } as never),
+        /browse\(\) has no option "limt": did you mean "limit"\?/,
+      ],
     ];
     for (const [what, call, message] of later) {
       const error = await rejected(call);

@@ -72,7 +72,10 @@ describe('settling', () => {
     // Exactly-once runs a batch's handlers in one transaction; when several fail, each is tried once more on its own
     // (on PostgreSQL one failed statement fails its neighbours' too), so its handlers run twice.
     const runs = semantic === 'exactly-once' ? 20 : 10;
-    await waitFor(async () => ((await tidings!.counts(topic.name))[topic.name]?.acked ?? (await tidings!.counts(topic.name))[topic.name]?.stored ?? 0) === 10 && failed === runs);
+    await waitFor(
+      async () =>
+        ((await tidings!.counts(topic.name))[topic.name]?.acked ?? (await tidings!.counts(topic.name))[topic.name]?.stored ?? 0) === 10 && failed === runs,
+    );
     expect(failed).toBe(runs);
     expect(calls.release).toHaveLength(1);
     expect(calls.release[0]!.items).toHaveLength(10);

@@ -54,7 +54,7 @@ describe('decorateStorage', () => {
     expect(await inner.counts()).toEqual({ t: { default: { stored: 1 } } });
   });
 
-  it("answers `in` for optional members as the inner adapter does", () => {
+  it('answers `in` for optional members as the inner adapter does', () => {
     const without = decorateStorage(new PrivateStorage(), {});
     expect('watch' in without).toBe(false);
     const withWatch = decorateStorage(Object.assign(new PrivateStorage(), { watch: () => () => {} }), {});

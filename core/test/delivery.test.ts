@@ -1,14 +1,6 @@
 import { MemoryStorage, type MemoryTransaction } from '@tidings/adapter-memory';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  AckTimeoutError,
-  ManualClock,
-  StorageError,
-  silentLogger,
-  type Tidings,
-  type TopicOptions,
-  type TransitionEvent,
-} from '../src/index.js';
+import { AckTimeoutError, ManualClock, StorageError, silentLogger, type Tidings, type TopicOptions, type TransitionEvent } from '../src/index.js';
 import type { StoreRequest, StoreResult } from '../src/adapter.js';
 import { memoryTidings, uniqueTopic, waitFor } from './helpers.js';
 

@@ -1,22 +1,15 @@
 import { transition } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { LIFECYCLE_EVENTS, LIFECYCLES, lifecycleMachines, lifecycleTables } from '../src/index.js';
-import {
-  consumerGraph,
-  dotDiagram,
-  lifecycleDiagram,
-  lifecycleGraph,
-  machineGraph,
-  mermaidDiagram,
-  type GraphEdge,
-  type StateGraph,
-} from '../src/diagrams.js';
+import { consumerGraph, dotDiagram, lifecycleDiagram, lifecycleGraph, machineGraph, mermaidDiagram, type GraphEdge, type StateGraph } from '../src/diagrams.js';
 import { consumerMachine, type ConsumerWork } from '../src/delivery/consumer-machine.js';
 
 /** A lifecycle's transitions as its table answers them: `from EVENT to [guard]`, in no particular order. */
 function tableAdjacency(lifecycle: (typeof LIFECYCLES)[number]): string[] {
   const table = lifecycleTables[lifecycle];
-  return table.states.flatMap((from) => LIFECYCLE_EVENTS.flatMap((event) => table.rulesFor(from, event).map((r) => line({ from, to: r.target, event, guard: r.guard })))).sort();
+  return table.states
+    .flatMap((from) => LIFECYCLE_EVENTS.flatMap((event) => table.rulesFor(from, event).map((r) => line({ from, to: r.target, event, guard: r.guard }))))
+    .sort();
 }
 
 function line(e: GraphEdge): string {
@@ -36,7 +29,12 @@ function parseMermaid(text: string) {
     .filter((m) => m !== null)
     .map((m) => line({ from: m[1]!, to: m[2]!, event: m[3]!, guard: m[4] }));
   const classDefs = lines.map((l) => /^ {2}classDef (\S+) (\S+)$/.exec(l)).filter((m) => m !== null);
-  const classes = Object.fromEntries(lines.map((l) => /^ {2}class (\S+) (\S+)$/.exec(l)).filter((m) => m !== null).map((m) => [m[2]!, m[1]!.split(',')]));
+  const classes = Object.fromEntries(
+    lines
+      .map((l) => /^ {2}class (\S+) (\S+)$/.exec(l))
+      .filter((m) => m !== null)
+      .map((m) => [m[2]!, m[1]!.split(',')]),
+  );
   expect(initial.length + finals.length + edges.length + classDefs.length + Object.keys(classes).length).toBe(lines.length);
   return { title: /^title: (.+)$/.exec(title!)?.[1], initial, finals, edges: edges.sort(), classes };
 }
@@ -47,12 +45,14 @@ function parseMermaid(text: string) {
  */
 function parseDot(text: string) {
   const nodes = new Map([...text.matchAll(/^ +"([^"]+)" \[(.*)\];$/gm)].map((m) => [m[1]!, m[2]!]));
-  const edges = [...text.matchAll(/^ +"([^"]+)" -> "([^"]+)"(?: \[label=<(<TABLE.*<\/TABLE>)>(?:, )?(.*)\])?;$/gm)].flatMap((m): Array<{ from: string; to: string; label: string | undefined; look: string }> => {
-    const from = m[1]!;
-    const to = m[2]!;
-    if (m[3] === undefined) return [{ from, to, label: undefined, look: '' }];
-    return [...m[3].matchAll(/<TD[^>]*>([^<]*)<\/TD>/g)].map((row) => ({ from, to, label: row[1], look: m[4]! }));
-  });
+  const edges = [...text.matchAll(/^ +"([^"]+)" -> "([^"]+)"(?: \[label=<(<TABLE.*<\/TABLE>)>(?:, )?(.*)\])?;$/gm)].flatMap(
+    (m): Array<{ from: string; to: string; label: string | undefined; look: string }> => {
+      const from = m[1]!;
+      const to = m[2]!;
+      if (m[3] === undefined) return [{ from, to, label: undefined, look: '' }];
+      return [...m[3].matchAll(/<TD[^>]*>([^<]*)<\/TD>/g)].map((row) => ({ from, to, label: row[1], look: m[4]! }));
+    },
+  );
   return { nodes, edges };
 }
 
@@ -68,7 +68,9 @@ describe.each(LIFECYCLES)('the %s diagrams', (lifecycle) => {
   });
 
   it('end where the machine has its final states', () => {
-    const finals = Object.entries(lifecycleMachines[lifecycle].root.states).filter(([, node]) => node.type === 'final').map(([id]) => id);
+    const finals = Object.entries(lifecycleMachines[lifecycle].root.states)
+      .filter(([, node]) => node.type === 'final')
+      .map(([id]) => id);
     expect(graph.states.filter((s) => s.final).map((s) => s.id)).toEqual(finals);
   });
 
@@ -142,7 +144,11 @@ describe('DOT styles by role, the same in every lifecycle', () => {
   it('stacks the transitions between two states in one look on one arrow, a label row each', () => {
     const text = dotDiagram(lifecycleGraph(lifecycleTables['at-least-once']));
     expect(text.match(/^ +"leased" -> "acked" .*$/gm)).toHaveLength(1);
-    expect(parseDot(text).edges.filter((e) => e.from === 'leased' && e.to === 'acked').map((e) => e.label)).toEqual(['EXPIRE [deliveriesLeft]', 'NACK [deliveriesLeft]']);
+    expect(
+      parseDot(text)
+        .edges.filter((e) => e.from === 'leased' && e.to === 'acked')
+        .map((e) => e.label),
+    ).toEqual(['EXPIRE [deliveriesLeft]', 'NACK [deliveriesLeft]']);
   });
 
   it('keeps each label room for a font wider than the Helvetica Graphviz measures by', () => {
@@ -156,7 +162,13 @@ describe('DOT styles by role, the same in every lifecycle', () => {
     const legend = (graphs: StateGraph | StateGraph[]) => /label=<(<TABLE BORDER="1".*<\/TABLE>)>;/.exec(dotDiagram(graphs))?.[1] ?? '';
     const words = (l: string) => [...l.matchAll(/<FONT[^>]*>([^<]+)<\/FONT><\/TD>/g)].map((m) => m[1]).filter((w) => w !== '[g]');
     expect(words(legend(lifecycleGraph(lifecycleTables['at-most-once'])))).toEqual(['final state']);
-    expect(words(legend(lifecycleGraph(lifecycleTables['at-least-once'])))).toEqual(['final state', 'dead letters', 'only if guard g holds', 'a failure', "an operator's redrive"]);
+    expect(words(legend(lifecycleGraph(lifecycleTables['at-least-once'])))).toEqual([
+      'final state',
+      'dead letters',
+      'only if guard g holds',
+      'a failure',
+      "an operator's redrive",
+    ]);
     expect(words(legend(lifecycleGraph(lifecycleTables['exactly-once/end-to-end'])))).toContain('refused in the dedup window');
     expect(words(legend(consumerGraph()))).toEqual(expect.arrayContaining(['final state', 'a failure', 'a timer fires']));
     expect(words(legend(consumerGraph()))).not.toContain('dead letters');
@@ -195,7 +207,15 @@ describe('the consumer diagram', () => {
 
   it('is read from consumerMachine: its states, events, delays and invoked actors', () => {
     expect(graph).toMatchObject({ name: 'consumer', kind: 'consumer', initial: 'starting' });
-    expect(graph.states).toEqual([{ id: 'starting' }, { id: 'leasing' }, { id: 'handling' }, { id: 'idle' }, { id: 'paused' }, { id: 'draining' }, { id: 'stopped', final: true }]);
+    expect(graph.states).toEqual([
+      { id: 'starting' },
+      { id: 'leasing' },
+      { id: 'handling' },
+      { id: 'idle' },
+      { id: 'paused' },
+      { id: 'draining' },
+      { id: 'stopped', final: true },
+    ]);
     expect(adjacency(graph)).toEqual(CONSUMER_DESIGN);
     const delays = Object.keys(consumerMachine.implementations.delays);
     const actors = Object.keys(consumerMachine.implementations.actors);
@@ -221,7 +241,12 @@ describe('the consumer diagram', () => {
   it('draws in Mermaid and DOT what the graph holds', () => {
     expect(parseMermaid(mermaidDiagram(graph))).toMatchObject({ title: 'consumer', initial: ['starting'], finals: ['stopped'], edges: CONSUMER_DESIGN });
     const { edges } = parseDot(dotDiagram(graph));
-    expect(edges.filter((e) => e.label).map((e) => line({ from: e.from, to: e.to, ...splitLabel(e.label!) })).sort()).toEqual(CONSUMER_DESIGN);
+    expect(
+      edges
+        .filter((e) => e.label)
+        .map((e) => line({ from: e.from, to: e.to, ...splitLabel(e.label!) }))
+        .sort(),
+    ).toEqual(CONSUMER_DESIGN);
     expect(edges.find((e) => e.label === 'after poll')!.look).toContain('style=dotted');
   });
 

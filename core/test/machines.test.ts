@@ -92,9 +92,7 @@ describe.each(LIFECYCLES)('%s lifecycle', (lifecycle) => {
 
   it('has exactly the transitions of the design table', () => {
     const edges = table.states.flatMap((from) =>
-      LIFECYCLE_EVENTS.flatMap((event) =>
-        table.rulesFor(from, event).map((r) => `${from} ${event} ${r.target}${r.guard ? ` [${r.guard}]` : ''}`),
-      ),
+      LIFECYCLE_EVENTS.flatMap((event) => table.rulesFor(from, event).map((r) => `${from} ${event} ${r.target}${r.guard ? ` [${r.guard}]` : ''}`)),
     );
     expect(edges.sort()).toEqual([...DESIGN[lifecycle]].sort());
   });
@@ -221,7 +219,10 @@ const FULL_TABLES: Record<Lifecycle, { states: string[]; rows: string }> = {
 
 /** The written-out table as `state -> column -> target` (undefined for a refusal). */
 function writtenTable(lifecycle: Lifecycle): Map<string, Map<string, string | undefined>> {
-  const rows = FULL_TABLES[lifecycle].rows.trim().split('\n').map((line) => line.trim().split(/\s+/));
+  const rows = FULL_TABLES[lifecycle].rows
+    .trim()
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/));
   return new Map(rows.map(([state, ...cells]) => [state!, new Map(COLUMNS.map(([name], i) => [name, cells[i] === '.' ? undefined : cells[i]]))]));
 }
 
@@ -326,16 +327,92 @@ describe('transition table agrees with transition() for every (state, event, gua
 describe('each lifecycle plan, written out by hand', () => {
   /** What delivery does per lifecycle, as the design describes it; the plans are read from the machines. */
   const PLANS: Record<Lifecycle, object> = {
-    'at-most-once': { producer: 'fire-and-forget', delivery: 'remove-on-lease', dedup: false, stored: 'stored', ready: 'stored', leased: 'leased', retry: undefined, dead: undefined, consumed: undefined, removeOnLease: true, idempotent: false },
-    'at-least-once': { producer: 'retry-until-acked', delivery: 'ack-after-handler', dedup: false, stored: 'acked', ready: 'acked', leased: 'leased', retry: 'acked', dead: 'dead', consumed: 'consumed', removeOnLease: false, idempotent: false },
-    'exactly-once/broker': { producer: 'await-store', delivery: 'transactional-inbox', dedup: false, stored: 'stored', ready: 'stored', leased: 'leased', retry: 'stored', dead: 'dead', consumed: 'consumed', removeOnLease: false, idempotent: true },
-    'exactly-once/end-to-end': { producer: 'retry-until-acked', delivery: 'transactional-inbox', dedup: true, stored: 'acked', ready: 'acked', leased: 'leased', retry: 'acked', dead: 'dead', consumed: 'consumed', removeOnLease: false, idempotent: true },
+    'at-most-once': {
+      producer: 'fire-and-forget',
+      delivery: 'remove-on-lease',
+      dedup: false,
+      stored: 'stored',
+      ready: 'stored',
+      leased: 'leased',
+      retry: undefined,
+      dead: undefined,
+      consumed: undefined,
+      removeOnLease: true,
+      idempotent: false,
+    },
+    'at-least-once': {
+      producer: 'retry-until-acked',
+      delivery: 'ack-after-handler',
+      dedup: false,
+      stored: 'acked',
+      ready: 'acked',
+      leased: 'leased',
+      retry: 'acked',
+      dead: 'dead',
+      consumed: 'consumed',
+      removeOnLease: false,
+      idempotent: false,
+    },
+    'exactly-once/broker': {
+      producer: 'await-store',
+      delivery: 'transactional-inbox',
+      dedup: false,
+      stored: 'stored',
+      ready: 'stored',
+      leased: 'leased',
+      retry: 'stored',
+      dead: 'dead',
+      consumed: 'consumed',
+      removeOnLease: false,
+      idempotent: true,
+    },
+    'exactly-once/end-to-end': {
+      producer: 'retry-until-acked',
+      delivery: 'transactional-inbox',
+      dedup: true,
+      stored: 'acked',
+      ready: 'acked',
+      leased: 'leased',
+      retry: 'acked',
+      dead: 'dead',
+      consumed: 'consumed',
+      removeOnLease: false,
+      idempotent: true,
+    },
   };
   const STEPS: Record<Lifecycle, Record<string, string>> = {
-    'at-most-once': { store: 'sent STORE stored', lease: 'stored LEASE leased, leased DELETE deleted', handled: 'deleted CONSUME consumed', consume: '', delete: '', redrive: '' },
-    'at-least-once': { store: 'sent STORE stored, stored ACK acked', lease: 'acked LEASE leased', handled: 'leased CONSUME consumed, consumed DELETE deleted', consume: 'leased CONSUME consumed', delete: 'consumed DELETE deleted', redrive: 'dead REDRIVE acked' },
-    'exactly-once/broker': { store: 'sent STORE stored', lease: 'stored LEASE leased', handled: 'leased CONSUME consumed, consumed DELETE deleted', consume: 'leased CONSUME consumed', delete: 'consumed DELETE deleted', redrive: 'dead REDRIVE stored' },
-    'exactly-once/end-to-end': { store: 'sent STORE stored, stored ACK acked', lease: 'acked LEASE leased', handled: 'leased CONSUME consumed, consumed DELETE deleted', consume: 'leased CONSUME consumed', delete: 'consumed DELETE deleted', redrive: 'dead REDRIVE acked' },
+    'at-most-once': {
+      store: 'sent STORE stored',
+      lease: 'stored LEASE leased, leased DELETE deleted',
+      handled: 'deleted CONSUME consumed',
+      consume: '',
+      delete: '',
+      redrive: '',
+    },
+    'at-least-once': {
+      store: 'sent STORE stored, stored ACK acked',
+      lease: 'acked LEASE leased',
+      handled: 'leased CONSUME consumed, consumed DELETE deleted',
+      consume: 'leased CONSUME consumed',
+      delete: 'consumed DELETE deleted',
+      redrive: 'dead REDRIVE acked',
+    },
+    'exactly-once/broker': {
+      store: 'sent STORE stored',
+      lease: 'stored LEASE leased',
+      handled: 'leased CONSUME consumed, consumed DELETE deleted',
+      consume: 'leased CONSUME consumed',
+      delete: 'consumed DELETE deleted',
+      redrive: 'dead REDRIVE stored',
+    },
+    'exactly-once/end-to-end': {
+      store: 'sent STORE stored, stored ACK acked',
+      lease: 'acked LEASE leased',
+      handled: 'leased CONSUME consumed, consumed DELETE deleted',
+      consume: 'leased CONSUME consumed',
+      delete: 'consumed DELETE deleted',
+      redrive: 'dead REDRIVE acked',
+    },
   };
 
   it.each(LIFECYCLES)('%s: its plan says what the design says', (lifecycle) => {
@@ -343,7 +420,9 @@ describe('each lifecycle plan, written out by hand', () => {
     expect(name).toBe(lifecycle);
     expect(table).toBe(lifecycleTables[lifecycle]);
     expect(plan).toEqual(PLANS[lifecycle]);
-    expect(Object.fromEntries(Object.entries(steps).map(([k, path]) => [k, path.map((s) => `${s.from} ${s.event} ${s.to}`).join(', ')]))).toEqual(STEPS[lifecycle]);
+    expect(Object.fromEntries(Object.entries(steps).map(([k, path]) => [k, path.map((s) => `${s.from} ${s.event} ${s.to}`).join(', ')]))).toEqual(
+      STEPS[lifecycle],
+    );
   });
 
   it.each(LIFECYCLES)('%s: semanticOf gives back what lifecycleOf takes', (lifecycle) => {

@@ -9,17 +9,20 @@ let tidings: Tidings<MemoryTransaction>;
 afterEach(() => tidings?.close());
 
 describe("an operator's verbs on a subscription", () => {
-  it('pauses this process\'s consumers at once: the batch in hand finishes, nothing more is leased until resume', async () => {
+  it("pauses this process's consumers at once: the batch in hand finishes, nothing more is leased until resume", async () => {
     tidings = await memoryTidings();
     const topic = tidings.topic<number>(uniqueTopic(), { semantic: 'at-least-once' });
     const orders = topic.subscription('default');
     const got: number[] = [];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const consumer = topic.consume(async (m) => {
-      if (m.payload === 1) await gate;
-      got.push(m.payload);
-    }, { batchSize: 1, pollMs: 10_000 });
+    const consumer = topic.consume(
+      async (m) => {
+        if (m.payload === 1) await gate;
+        got.push(m.payload);
+      },
+      { batchSize: 1, pollMs: 10_000 },
+    );
     await topic.send(1);
     await waitFor(() => consumer.state === 'handling');
     await orders.pause();

@@ -2,7 +2,18 @@ import type { MemoryTransaction } from '@tidings/adapter-memory';
 import { memoryStorage } from '@tidings/adapter-memory';
 import { container } from 'tsyringe';
 import { afterEach, describe, expect, it } from 'vitest';
-import { InvalidMessageError, MAX_HEADER_BYTES, Tidings, TidingsError, Tokens, type BatchContext, type BatchHandleContext, type InspectionEvent, type Message, type TidingsPlugin } from '../src/index.js';
+import {
+  InvalidMessageError,
+  MAX_HEADER_BYTES,
+  Tidings,
+  TidingsError,
+  Tokens,
+  type BatchContext,
+  type BatchHandleContext,
+  type InspectionEvent,
+  type Message,
+  type TidingsPlugin,
+} from '../src/index.js';
 import { memoryTidings, uniqueTopic, waitFor } from './helpers.js';
 
 let tidings: Tidings<MemoryTransaction> | undefined;
@@ -50,7 +61,15 @@ describe('plugins', () => {
     });
     const ack = await topic.send('hello', { headers: { 'x-tenant': 'acme' } });
     await waitFor(() => calls.includes('tracer handled'));
-    expect(calls).toEqual([`tracer send ${topic.name} at-least-once 1`, `inner send 00-${ack.id}`, 'tracer sent', `tracer handle 00-${ack.id}`, 'inner handle hello', 'handler', 'tracer handled']);
+    expect(calls).toEqual([
+      `tracer send ${topic.name} at-least-once 1`,
+      `inner send 00-${ack.id}`,
+      'tracer sent',
+      `tracer handle 00-${ack.id}`,
+      'inner handle hello',
+      'handler',
+      'tracer handled',
+    ]);
     expect(seen[0]!.headers).toEqual({ 'x-tenant': 'acme', traceparent: `00-${ack.id}` });
     expect(Object.isFrozen(seen[0]!.headers)).toBe(true);
   });
@@ -61,14 +80,18 @@ describe('plugins', () => {
       async send(ctx, next) {
         for (const m of ctx.messages) {
           const total = (m.payload as { total?: unknown }).total;
-          if (typeof total !== 'number' || total <= 0) throw new OrderRejectedError(`order ${m.id}: total must be a positive number, got ${JSON.stringify(total)}`);
+          if (typeof total !== 'number' || total <= 0)
+            throw new OrderRejectedError(`order ${m.id}: total must be a positive number, got ${JSON.stringify(total)}`);
         }
         return next();
       },
     };
     tidings = await memoryTidings({ plugins: [validate] });
     const topic = tidings.topic<{ total: unknown }>(uniqueTopic(), { semantic: 'exactly-once' });
-    await expect(topic.sendMany([{ total: 5 }, { total: -1 }], { id: (_, i) => `o-${i}` })).rejects.toMatchObject({ code: 'ORDER_REJECTED', message: 'order o-1: total must be a positive number, got -1' });
+    await expect(topic.sendMany([{ total: 5 }, { total: -1 }], { id: (_, i) => `o-${i}` })).rejects.toMatchObject({
+      code: 'ORDER_REJECTED',
+      message: 'order o-1: total must be a positive number, got -1',
+    });
     expect((await tidings.counts(topic.name))[topic.name] ?? {}).toEqual({});
     expect(await topic.send({ total: 5 }, { id: 'o-2' })).toEqual({ id: 'o-2', duplicate: false });
   });
@@ -126,26 +149,33 @@ describe('plugins', () => {
     await waitFor(async () => Object.keys((await tidings!.counts(topic.name))[topic.name] ?? {}).length === 0);
   });
 
-  it.each(['at-least-once', 'exactly-once'] as const)('%s: treats a throw in a handleBatch wrapper as the batch handler failing: every message is nacked and redelivered', async (semantic) => {
-    const refusal = new Error('not yet');
-    const gate: TidingsPlugin = {
-      name: 'gate',
-      handleBatch: async (ctx, next) => {
-        if (ctx.messages.some((m) => m.attempt === 1)) throw refusal;
-        return next();
-      },
-    };
-    tidings = await memoryTidings({ plugins: [gate] });
-    const topic = tidings.topic<string>(uniqueTopic(), { semantic, backoff: { initialMs: 1, maxMs: 1 } });
-    const errors: unknown[] = [];
-    tidings.events.on('handlerError', (e) => void (e.topic === topic.name && errors.push(e.error)));
-    await topic.sendMany(['a', 'b', 'c'], { id: (p) => `m-${p}` });
-    const runs: Array<Array<[string, number]>> = [];
-    topic.consumeBatch((messages) => void runs.push(messages.map((m) => [m.payload, m.attempt])), { pollMs: 5 });
-    await waitFor(() => runs.flat().length === 3);
-    expect(runs.flat().sort()).toEqual([['a', 2], ['b', 2], ['c', 2]]);
-    expect(errors).toEqual([refusal, refusal, refusal]);
-  });
+  it.each(['at-least-once', 'exactly-once'] as const)(
+    '%s: treats a throw in a handleBatch wrapper as the batch handler failing: every message is nacked and redelivered',
+    async (semantic) => {
+      const refusal = new Error('not yet');
+      const gate: TidingsPlugin = {
+        name: 'gate',
+        handleBatch: async (ctx, next) => {
+          if (ctx.messages.some((m) => m.attempt === 1)) throw refusal;
+          return next();
+        },
+      };
+      tidings = await memoryTidings({ plugins: [gate] });
+      const topic = tidings.topic<string>(uniqueTopic(), { semantic, backoff: { initialMs: 1, maxMs: 1 } });
+      const errors: unknown[] = [];
+      tidings.events.on('handlerError', (e) => void (e.topic === topic.name && errors.push(e.error)));
+      await topic.sendMany(['a', 'b', 'c'], { id: (p) => `m-${p}` });
+      const runs: Array<Array<[string, number]>> = [];
+      topic.consumeBatch((messages) => void runs.push(messages.map((m) => [m.payload, m.attempt])), { pollMs: 5 });
+      await waitFor(() => runs.flat().length === 3);
+      expect(runs.flat().sort()).toEqual([
+        ['a', 2],
+        ['b', 2],
+        ['c', 2],
+      ]);
+      expect(errors).toEqual([refusal, refusal, refusal]);
+    },
+  );
 
   it('dead-letters every message of a batch whose handleBatch wrapper throws on its last delivery, as a batch handler throw does', async () => {
     const refuse: TidingsPlugin = { name: 'refuse', handleBatch: () => Promise.reject(new Error('closed')) };
@@ -176,9 +206,18 @@ describe('plugins', () => {
   });
 
   it('refuses a malformed plugin at create with INVALID_OPTIONS, and closes storage when a setup fails', async () => {
-    await expect(memoryTidings({ plugins: [{ name: '' } as TidingsPlugin] })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('plugins[0] must be an object with a name') });
-    await expect(memoryTidings({ plugins: [{ name: 'm', handle: 'x' } as unknown as TidingsPlugin] })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: 'Plugin "m": handle must be a function, got string.' });
-    await expect(memoryTidings({ plugins: [{ name: 'b', handleBatch: 1 } as unknown as TidingsPlugin] })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: 'Plugin "b": handleBatch must be a function, got number.' });
+    await expect(memoryTidings({ plugins: [{ name: '' } as TidingsPlugin] })).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+      message: expect.stringContaining('plugins[0] must be an object with a name'),
+    });
+    await expect(memoryTidings({ plugins: [{ name: 'm', handle: 'x' } as unknown as TidingsPlugin] })).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+      message: 'Plugin "m": handle must be a function, got string.',
+    });
+    await expect(memoryTidings({ plugins: [{ name: 'b', handleBatch: 1 } as unknown as TidingsPlugin] })).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+      message: 'Plugin "b": handleBatch must be a function, got number.',
+    });
     const storage = memoryStorage();
     await expect(Tidings.create({ storage, plugins: [{ name: 'broken', setup: () => Promise.reject(new Error('no port')) }] })).rejects.toThrow('no port');
     await expect(storage.counts()).rejects.toMatchObject({ code: 'CLOSED' });
@@ -191,10 +230,13 @@ describe('headers', () => {
     const name = uniqueTopic();
     const topic = tidings.topic<string>(name, { semantic: 'at-least-once', maxDeliveries: 2, deadLetter: `${name}.dead`, backoff: { initialMs: 1, maxMs: 1 } });
     const seen: Array<Readonly<Record<string, string>>> = [];
-    topic.consume((m) => {
-      seen.push(m.headers);
-      throw new Error('declined');
-    }, { pollMs: 5 });
+    topic.consume(
+      (m) => {
+        seen.push(m.headers);
+        throw new Error('declined');
+      },
+      { pollMs: 5 },
+    );
     const copies: Message<string>[] = [];
     tidings.topic<string>(`${name}.dead`, { semantic: 'at-least-once' }).consume((m) => void copies.push(m), { pollMs: 5 });
     await topic.send('a', { headers: { traceparent: '00-abc-def-01' } });
@@ -231,7 +273,10 @@ describe('headers', () => {
   it('checks headers a plugin adds like a caller’s, naming the plugin as their source', async () => {
     tidings = await memoryTidings({ plugins: [{ name: 'bad', send: (ctx, next) => ((ctx.messages[0]!.headers['no spaces'] = 'x'), next()) }] });
     const topic = tidings.topic<string>(uniqueTopic(), { semantic: 'at-least-once' });
-    await expect(topic.send('a', { id: 'm1' })).rejects.toMatchObject({ code: 'INVALID_MESSAGE', message: expect.stringContaining('of message m1 (set by a plugin)') });
+    await expect(topic.send('a', { id: 'm1' })).rejects.toMatchObject({
+      code: 'INVALID_MESSAGE',
+      message: expect.stringContaining('of message m1 (set by a plugin)'),
+    });
   });
 });
 
@@ -253,7 +298,12 @@ describe('inspect', () => {
       'CONSUME consumed active',
       'DELETE deleted done',
     ]);
-    expect(events[0]).toMatchObject({ type: '@xstate.snapshot', rootId: topic.name, actorRef: { id, sessionId: `${topic.name}/${id}` }, snapshot: { context: { topic: topic.name, lifecycle: 'at-least-once' } } });
+    expect(events[0]).toMatchObject({
+      type: '@xstate.snapshot',
+      rootId: topic.name,
+      actorRef: { id, sessionId: `${topic.name}/${id}` },
+      snapshot: { context: { topic: topic.name, lifecycle: 'at-least-once' } },
+    });
     stop();
     expect(tidings.events.listenerCount('transition')).toBe(0);
   });

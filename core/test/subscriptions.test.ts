@@ -51,9 +51,12 @@ describe('declaring subscriptions and ordering', () => {
     const dead: string[] = [];
     tidings.events.on('deadLetter', (e) => dead.push(`${e.subscription} ${e.deliveries} ${e.deadLetter ?? '-'}`));
     for (const sub of ['default', 'fussy', 'quiet']) {
-      topic.subscription(sub).consume(() => {
-        throw new Error('no');
-      }, { pollMs: 5 });
+      topic.subscription(sub).consume(
+        () => {
+          throw new Error('no');
+        },
+        { pollMs: 5 },
+      );
     }
     await topic.send(1);
     await waitFor(() => dead.length === 3);

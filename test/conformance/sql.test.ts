@@ -14,10 +14,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 for (const driver of ['better-sqlite3', 'sqlite3'] as const) {
   // SQLite in memory: one database per key, so two handles on a key share one instance; closed, it keeps nothing.
   const inMemory = new Map<string, MikroOrmStorage>();
-  describeStorageAdapter(`sqlite :memory: (${driver})`, ({ key }) => {
-    if (!inMemory.has(key)) inMemory.set(key, sqliteStorage({ file: ':memory:', driver }));
-    return inMemory.get(key)!;
-  }, { persistent: false });
+  describeStorageAdapter(
+    `sqlite :memory: (${driver})`,
+    ({ key }) => {
+      if (!inMemory.has(key)) inMemory.set(key, sqliteStorage({ file: ':memory:', driver }));
+      return inMemory.get(key)!;
+    },
+    { persistent: false },
+  );
 
   // A SQLite file: every handle is its own connection, so two handles are two brokers racing on one file.
   describeStorageAdapter(`sqlite file (${driver})`, ({ key }) => sqliteStorage({ file: join(dir, `${driver}-${key.replace(/\W/g, '_')}.db`), driver }));

@@ -23,7 +23,23 @@ afterAll(() => {
   hog?.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
   console.log(`crash tests, seed ${seed} (replay with TIDINGS_SEED=${seed}), ${totalKills} SIGKILLs`);
-  console.table(report.map((r) => ({ backend: r.backend, lifecycle: r.lifecycle, kills: r.kills, sent: r.sent, acked: r.acked, stored: r.stored, delivered: r.delivered, lost: r.lost, lostStored: r.lostStored, duplicated: r.duplicated, unexpected: r.unexpected, recovered: r.recovered, outOfOrder: r.ordered ? r.outOfOrder : '' })));
+  console.table(
+    report.map((r) => ({
+      backend: r.backend,
+      lifecycle: r.lifecycle,
+      kills: r.kills,
+      sent: r.sent,
+      acked: r.acked,
+      stored: r.stored,
+      delivered: r.delivered,
+      lost: r.lost,
+      lostStored: r.lostStored,
+      duplicated: r.duplicated,
+      unexpected: r.unexpected,
+      recovered: r.recovered,
+      outOfOrder: r.ordered ? r.outOfOrder : '',
+    })),
+  );
 });
 
 const CONFIGS: CrashScenario['config'][] = ['at-most-once', 'at-least-once', 'exactly-once/broker', 'exactly-once/end-to-end'];

@@ -45,7 +45,11 @@ describe('a SIGKILLed producer and consumer on a SQLite file', () => {
     const file = join(dir, 'kill.db');
     const acked = new Set<string>();
     const consumed = new Set<string>();
-    for (const [round, target] of [[1, 300], [2, 517], [3, 211]] as const) {
+    for (const [round, target] of [
+      [1, 300],
+      [2, 517],
+      [3, 211],
+    ] as const) {
       const seen = await runAndKill(file, `r${round}`, target);
       seen.acked.forEach((id) => acked.add(id));
       seen.consumed.forEach((id) => consumed.add(id));

@@ -18,7 +18,8 @@ describe('the built packages in the workspace, loaded as an application loads th
   ])('deliver a message on memory storage through %s, every package from its dist/, core/adapter and core/diagrams too', async (_how, main, file) => {
     const report = await runScenario(appDir, main, ['memory']);
     for (const [name, resolved] of Object.entries(report.resolved)) expect(resolved).toBe(join(dirOf.get(name)!, 'dist', file));
-    for (const [name, resolved] of Object.entries(report.entries)) expect(resolved).toBe(join(dirOf.get('@tidings/core')!, 'dist', file.replace('index', name.split('/')[2]!)));
+    for (const [name, resolved] of Object.entries(report.entries))
+      expect(resolved).toBe(join(dirOf.get('@tidings/core')!, 'dist', file.replace('index', name.split('/')[2]!)));
     expect([report.shared, report.diagram]).toEqual([true, 'title: at-most-once']);
     expect(report.acks).toEqual([
       { id: 'order-1', duplicate: false },
@@ -39,7 +40,10 @@ describe('the built packages in the workspace, loaded as an application loads th
 
   it('type-check under module nodenext: an .mts through the import types, a .cts through the require types', { timeout: 130_000 }, async () => {
     const files = await typeCheck('tsconfig.nodenext.json');
-    for (const [fixture, extension] of [['esm.mts', 'd.ts'], ['cjs.cts', 'd.cts']]) {
+    for (const [fixture, extension] of [
+      ['esm.mts', 'd.ts'],
+      ['cjs.cts', 'd.cts'],
+    ]) {
       for (const specifier of tidingsImportsOf(join(typesDir, fixture!))) {
         const [scope, name, subpath] = specifier.split('/');
         expect(files).toContain(join(dirOf.get(`${scope}/${name}`)!, 'dist', `${subpath ?? 'index'}.${extension}`));

@@ -109,7 +109,11 @@ async function offerSqlitePrebuild(): Promise<void> {
 beforeAll(async () => {
   const published = publishedPackages();
   mkdirSync(tarballs);
-  const stdout = await runProgram('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs, ...published.flatMap((p) => ['-w', p.manifest.name])], root);
+  const stdout = await runProgram(
+    'npm',
+    ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs, ...published.flatMap((p) => ['-w', p.manifest.name])],
+    root,
+  );
   const report = JSON.parse(stdout) as Array<{ name: string; filename: string; files: Array<{ path: string }> }>;
   packed = published.map((p) => {
     const r = report.find((x) => x.name === p.manifest.name)!;
@@ -144,7 +148,10 @@ describe('the packed tarballs, installed in an application outside the workspace
   it('hold every file their exports, main, types and bin name, and no sources', () => {
     for (const p of packed) {
       for (const file of entryFiles(p.manifest)) expect(p.files, `${p.manifest.name} ships ${file}`).toContain(file);
-      expect(p.files.filter((f) => f.startsWith('src/')), p.manifest.name).toEqual([]);
+      expect(
+        p.files.filter((f) => f.startsWith('src/')),
+        p.manifest.name,
+      ).toEqual([]);
       for (const file of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts']) expect(p.files, p.manifest.name).toContain(file);
     }
   });
@@ -160,7 +167,7 @@ describe('the packed tarballs, installed in an application outside the workspace
     }
   });
 
-  it("install the version set the README's \"Tested with\" table states", () => {
+  it('install the version set the README\'s "Tested with" table states', () => {
     const table = readFileSync(join(root, 'README.md'), 'utf8').split('### Tested with')[1]!.split('\n\n')[2]!;
     const stated = Object.fromEntries([...table.matchAll(/^\| `([^`]+)` \| ([^ |]+) \|$/gm)].map((m) => [m[1]!, m[2]!]));
     expect(stated).toEqual(APP_DEPENDENCIES);
@@ -175,38 +182,53 @@ describe('the packed tarballs, installed in an application outside the workspace
       const peers = Object.keys(p.manifest.peerDependencies ?? {});
       const imported = new Set(p.files.filter((f) => /^dist\/.*\.(c?js|d\.c?ts)$/.test(f)).flatMap((f) => [...importsOf(join(p.dir, f))]));
       for (const name of imported) expect([...dependencies, ...peers], `${p.manifest.name} imports ${name}`).toContain(name);
-      expect(dependencies.filter((d) => SHARED.some((re) => re.test(d))), `${p.manifest.name} dependencies`).toEqual([]);
+      expect(
+        dependencies.filter((d) => SHARED.some((re) => re.test(d))),
+        `${p.manifest.name} dependencies`,
+      ).toEqual([]);
     }
   });
 
   it('install one copy of @mikro-orm/core and of reflect-metadata: the application’s', () => {
-    expect(installed.map((p) => p.manifest.name)).toEqual(expect.arrayContaining(['@tidings/core', '@tidings/adapter-sqlite', '@tidings/cli', '@tidings/nest']));
-    for (const name of ['@mikro-orm/core', 'reflect-metadata', '@nestjs/core', 'rxjs']) expect(copiesOf(name, join(app, 'node_modules'))).toEqual([join(app, 'node_modules', name)]);
+    expect(installed.map((p) => p.manifest.name)).toEqual(
+      expect.arrayContaining(['@tidings/core', '@tidings/adapter-sqlite', '@tidings/cli', '@tidings/nest']),
+    );
+    for (const name of ['@mikro-orm/core', 'reflect-metadata', '@nestjs/core', 'rxjs'])
+      expect(copiesOf(name, join(app, 'node_modules'))).toEqual([join(app, 'node_modules', name)]);
   });
 
   it.each([
     ['import', 'main.mjs', 'index.js'],
     ['require()', 'main.cjs', 'index.cjs'],
-  ])('send and consume on an exactly-once topic in a SQLite file, through %s, core/adapter and core/diagrams from their own files', { timeout: 60_000 }, async (_how, main, file) => {
-    const report = await runScenario(app, main, ['sqlite', join(work, `${main}.db`)]);
-    for (const [name, resolved] of Object.entries(report.resolved)) expect(resolved).toBe(join(app, 'node_modules', name, 'dist', file));
-    for (const [name, resolved] of Object.entries(report.entries)) expect(resolved).toBe(join(app, 'node_modules', '@tidings/core', 'dist', file.replace('index', name.split('/')[2]!)));
-    expect([report.shared, report.diagram]).toEqual([true, 'title: at-most-once']);
-    expect(report.acks).toEqual([
-      { id: 'order-1', duplicate: false },
-      { id: 'order-1', duplicate: true },
-    ]);
-    expect(report.consumed).toEqual([{ n: 1 }]);
-  });
+  ])(
+    'send and consume on an exactly-once topic in a SQLite file, through %s, core/adapter and core/diagrams from their own files',
+    { timeout: 60_000 },
+    async (_how, main, file) => {
+      const report = await runScenario(app, main, ['sqlite', join(work, `${main}.db`)]);
+      for (const [name, resolved] of Object.entries(report.resolved)) expect(resolved).toBe(join(app, 'node_modules', name, 'dist', file));
+      for (const [name, resolved] of Object.entries(report.entries))
+        expect(resolved).toBe(join(app, 'node_modules', '@tidings/core', 'dist', file.replace('index', name.split('/')[2]!)));
+      expect([report.shared, report.diagram]).toEqual([true, 'title: at-most-once']);
+      expect(report.acks).toEqual([
+        { id: 'order-1', duplicate: false },
+        { id: 'order-1', duplicate: true },
+      ]);
+      expect(report.consumed).toEqual([{ n: 1 }]);
+    },
+  );
 
   it.each([
     ['import', 'main.mjs'],
     ['require()', 'main.cjs'],
-  ])('run on the application’s own MikroORM, sqliteStorage({ orm }), the handler’s write committed with the consumption, through %s', { timeout: 60_000 }, async (_how, main) => {
-    const report = await runScenario(app, main, ['sqlite-orm', join(work, `${main}-orm.db`)]);
-    expect(report.consumed).toEqual([{ n: 1 }]);
-    expect(report.receipts).toEqual(['order-1']);
-  });
+  ])(
+    'run on the application’s own MikroORM, sqliteStorage({ orm }), the handler’s write committed with the consumption, through %s',
+    { timeout: 60_000 },
+    async (_how, main) => {
+      const report = await runScenario(app, main, ['sqlite-orm', join(work, `${main}-orm.db`)]);
+      expect(report.consumed).toEqual([{ n: 1 }]);
+      expect(report.receipts).toEqual(['order-1']);
+    },
+  );
 
   it('boot a CommonJS NestJS application with @mikro-orm/nestjs: outbox send, duplicate refused, inbox write committed', { timeout: 60_000 }, async () => {
     const report = await runScenario(app, 'nest.cjs', [join(work, 'nest.db')]);
@@ -218,39 +240,74 @@ describe('the packed tarballs, installed in an application outside the workspace
     expect(report.receipts).toEqual(['order-1']);
   });
 
-  it('load @tidings/otel without its optional peer @opentelemetry/api: otelPlugin() throws OTEL_API_MISSING, through import and require()', { timeout: 120_000 }, async () => {
-    // An application of its own with only core and otel: another package's dependency (prom-client's) would bring the API.
-    const alone = join(work, 'otel-alone');
-    mkdirSync(alone);
-    const tarballOf = (name: string) => `file:${packed.find((p) => p.manifest.name === name)!.tarball}`;
-    const dependencies = { '@tidings/core': tarballOf('@tidings/core'), '@tidings/otel': tarballOf('@tidings/otel'), 'reflect-metadata': APP_DEPENDENCIES['reflect-metadata'] };
-    writeFileSync(join(alone, 'package.json'), JSON.stringify({ name: 'tidings-otel-alone', version: '0.0.0', private: true, dependencies }, null, 2));
-    await runProgram('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], alone, 100_000);
-    expect(copiesOf('@opentelemetry/api', join(alone, 'node_modules'))).toEqual([]);
-    const check = 'try { otelPlugin(); console.log("created"); } catch (e) { console.log(e instanceof OtelApiMissingError, e.code); }';
-    const esm = await runProgram(process.execPath, ['--input-type=module', '-e', `const { otelPlugin, OtelApiMissingError } = await import('@tidings/otel'); ${check}`], alone);
-    const cjs = await runProgram(process.execPath, ['-e', `const { otelPlugin, OtelApiMissingError } = require('@tidings/otel'); ${check}`], alone);
-    expect([esm.trim(), cjs.trim()]).toEqual(['true OTEL_API_MISSING', 'true OTEL_API_MISSING']);
-  });
+  it(
+    'load @tidings/otel without its optional peer @opentelemetry/api: otelPlugin() throws OTEL_API_MISSING, through import and require()',
+    { timeout: 120_000 },
+    async () => {
+      // An application of its own with only core and otel: another package's dependency (prom-client's) would bring the API.
+      const alone = join(work, 'otel-alone');
+      mkdirSync(alone);
+      const tarballOf = (name: string) => `file:${packed.find((p) => p.manifest.name === name)!.tarball}`;
+      const dependencies = {
+        '@tidings/core': tarballOf('@tidings/core'),
+        '@tidings/otel': tarballOf('@tidings/otel'),
+        'reflect-metadata': APP_DEPENDENCIES['reflect-metadata'],
+      };
+      writeFileSync(join(alone, 'package.json'), JSON.stringify({ name: 'tidings-otel-alone', version: '0.0.0', private: true, dependencies }, null, 2));
+      await runProgram('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], alone, 100_000);
+      expect(copiesOf('@opentelemetry/api', join(alone, 'node_modules'))).toEqual([]);
+      const check = 'try { otelPlugin(); console.log("created"); } catch (e) { console.log(e instanceof OtelApiMissingError, e.code); }';
+      const esm = await runProgram(
+        process.execPath,
+        ['--input-type=module', '-e', `const { otelPlugin, OtelApiMissingError } = await import('@tidings/otel'); ${check}`],
+        alone,
+      );
+      const cjs = await runProgram(process.execPath, ['-e', `const { otelPlugin, OtelApiMissingError } = require('@tidings/otel'); ${check}`], alone);
+      expect([esm.trim(), cjs.trim()]).toEqual(['true OTEL_API_MISSING', 'true OTEL_API_MISSING']);
+    },
+  );
 
   it('run the tidings bin: its version, and the demo with every guarantee held', { timeout: 60_000 }, async () => {
     const bin = join(app, 'node_modules', '.bin', 'tidings');
     const cli = packed.find((p) => p.manifest.name === '@tidings/cli')!;
     expect((await runProgram(bin, ['--version'], app)).trim()).toBe(cli.manifest.version);
-    const results = JSON.parse(await runProgram(bin, ['demo', '--messages', '20', '--seed', '7', '--dir', join(work, 'demo'), '--json'], app)) as Array<{ semantic: string; held: boolean }>;
+    const results = JSON.parse(await runProgram(bin, ['demo', '--messages', '20', '--seed', '7', '--dir', join(work, 'demo'), '--json'], app)) as Array<{
+      semantic: string;
+      held: boolean;
+    }>;
     expect(results.map((r) => [r.semantic, r.held])).toEqual(results.map((r) => [r.semantic, true]));
     expect(results.length).toBeGreaterThanOrEqual(4);
   });
 
-  it("run tidings prove from the bin on a SQLite file, its workers from the package's own dist, on the application's sqlite3 driver", { timeout: 120_000 }, async () => {
-    const bin = join(app, 'node_modules', '.bin', 'tidings');
-    const args = ['prove', '--db', join(work, 'prove', 'app.db'), '--messages', '20', '--kills', '1', '--seed', '5', '--only', 'exactly-once/end-to-end', '--json'];
-    mkdirSync(join(work, 'prove'));
-    const result = JSON.parse(await runProgram(bin, args, app, 110_000)) as { held: boolean; rows: Array<{ run: string; kills: number; lost: number; duplicated: number }> };
-    expect(result.held).toBe(true);
-    expect(result.rows).toEqual([expect.objectContaining({ run: 'exactly-once/end-to-end', lost: 0, duplicated: 0 })]);
-    expect(result.rows[0]!.kills).toBeGreaterThanOrEqual(1);
-  });
+  it(
+    "run tidings prove from the bin on a SQLite file, its workers from the package's own dist, on the application's sqlite3 driver",
+    { timeout: 120_000 },
+    async () => {
+      const bin = join(app, 'node_modules', '.bin', 'tidings');
+      const args = [
+        'prove',
+        '--db',
+        join(work, 'prove', 'app.db'),
+        '--messages',
+        '20',
+        '--kills',
+        '1',
+        '--seed',
+        '5',
+        '--only',
+        'exactly-once/end-to-end',
+        '--json',
+      ];
+      mkdirSync(join(work, 'prove'));
+      const result = JSON.parse(await runProgram(bin, args, app, 110_000)) as {
+        held: boolean;
+        rows: Array<{ run: string; kills: number; lost: number; duplicated: number }>;
+      };
+      expect(result.held).toBe(true);
+      expect(result.rows).toEqual([expect.objectContaining({ run: 'exactly-once/end-to-end', lost: 0, duplicated: 0 })]);
+      expect(result.rows[0]!.kills).toBeGreaterThanOrEqual(1);
+    },
+  );
 
   it('run the conformance suite from its tarball on vitest 5, which its peer range admits beside vitest 4', { timeout: 200_000 }, async () => {
     const conformance = packed.find((p) => p.manifest.name === '@tidings/conformance')!;
@@ -259,8 +316,15 @@ describe('the packed tarballs, installed in an application outside the workspace
     mkdirSync(join(suite, 'test'), { recursive: true });
     const tarballOf = (name: string) => `file:${packed.find((p) => p.manifest.name === name)!.tarball}`;
     const names = ['@tidings/core', '@tidings/adapter-memory', '@tidings/idempotency', '@tidings/conformance'];
-    const dependencies = { ...Object.fromEntries(names.map((n) => [n, tarballOf(n)])), 'reflect-metadata': APP_DEPENDENCIES['reflect-metadata'], vitest: VITEST_5 };
-    writeFileSync(join(suite, 'package.json'), JSON.stringify({ name: 'tidings-vitest-5', version: '0.0.0', private: true, type: 'module', dependencies }, null, 2));
+    const dependencies = {
+      ...Object.fromEntries(names.map((n) => [n, tarballOf(n)])),
+      'reflect-metadata': APP_DEPENDENCIES['reflect-metadata'],
+      vitest: VITEST_5,
+    };
+    writeFileSync(
+      join(suite, 'package.json'),
+      JSON.stringify({ name: 'tidings-vitest-5', version: '0.0.0', private: true, type: 'module', dependencies }, null, 2),
+    );
     // vitest 5 declares Node 22 and runs on 20: npm only warns, and the suite is what says whether it works.
     await runProgram('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], suite, 150_000);
     copyFileSync(join(root, 'plugins', 'conformance', 'test', 'memory.test.ts'), join(suite, 'test', 'memory.test.ts'));

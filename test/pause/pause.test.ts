@@ -19,7 +19,10 @@ const now = () => performance.timeOrigin + performance.now();
 
 /** The consumer process, with what it reported: messages handled and its state changes, each with its time. */
 async function consumerProcess(target: string, topic: string) {
-  const proc = spawn(process.execPath, ['--conditions=@tidings/source', '--import', 'tsx', child, target, topic], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--conditions=@tidings/source', '--import', 'tsx', child, target, topic], {
+    cwd: root,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stderr = '';
   proc.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)));
   const handled = new Map<number, number>();
@@ -52,14 +55,20 @@ async function consumerProcess(target: string, topic: string) {
 }
 
 const backends: Array<[string, () => Promise<{ target: string; storage: () => StorageAdapter<any> }>]> = [
-  ['a SQLite file', async () => {
-    const file = join(dir, `pause-${Date.now()}.db`);
-    return { target: file, storage: () => sqliteStorage({ file }) };
-  }],
-  ['PostgreSQL', async () => {
-    const url = await freshPostgresDatabase('pause');
-    return { target: url, storage: () => postgresStorage({ url }) };
-  }],
+  [
+    'a SQLite file',
+    async () => {
+      const file = join(dir, `pause-${Date.now()}.db`);
+      return { target: file, storage: () => sqliteStorage({ file }) };
+    },
+  ],
+  [
+    'PostgreSQL',
+    async () => {
+      const url = await freshPostgresDatabase('pause');
+      return { target: url, storage: () => postgresStorage({ url }) };
+    },
+  ],
 ];
 
 describe.each(backends)('a pause made in one process, on %s', (_, open) => {

@@ -22,7 +22,10 @@ export default async function setup(project: TestProject) {
   // an unchanged build take a second or two. A nested run (the exit-code test) inherits the variable and skips it,
   // so it never rewrites dist/ under the tests reading it.
   if (!process.env.TIDINGS_DIST_BUILT) {
-    execFileSync(join(root, 'node_modules', '.bin', 'turbo'), ['run', 'build', '--output-logs=errors-only'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(join(root, 'node_modules', '.bin', 'turbo'), ['run', 'build', '--output-logs=errors-only'], {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     process.env.TIDINGS_DIST_BUILT = '1';
   }
   const server = await startLocalPostgres();

@@ -27,7 +27,10 @@ async function pair(name: string) {
   const topic = producer.topic<{ at: number; n: number }>(name, { semantic: 'at-least-once' });
   await topic.ready();
   const handled = new Map<number, number>();
-  const start = () => consumerSide.topic<{ at: number; n: number }>(name, { semantic: 'at-least-once' }).consume((m) => void handled.set(m.payload.n, now() - m.payload.at), { pollMs: POLL_MS });
+  const start = () =>
+    consumerSide
+      .topic<{ at: number; n: number }>(name, { semantic: 'at-least-once' })
+      .consume((m) => void handled.set(m.payload.n, now() - m.payload.at), { pollMs: POLL_MS });
   return { producer, consumerSide, topic, handled, start };
 }
 
@@ -70,7 +73,9 @@ describe('PostgreSQL wake-ups', () => {
       await until('the message sent while nobody listened', () => p.handled.has(100), 5_000);
       await until('wake-ups live again', () => p.consumerSide.health().wakeUps?.state === 'live' && p.consumerSide.health().wakeUps!.since >= lostAt, 5_000);
       const after = await latencies(p.topic, p.handled, 200);
-      console.log(`wake-ups after a terminated backend: back in ${p.consumerSide.health().wakeUps!.since - lostAt} ms; send → handler start median ${median(before).toFixed(1)} ms before, ${median(after).toFixed(1)} ms after`);
+      console.log(
+        `wake-ups after a terminated backend: back in ${p.consumerSide.health().wakeUps!.since - lostAt} ms; send → handler start median ${median(before).toFixed(1)} ms before, ${median(after).toFixed(1)} ms after`,
+      );
       expect(median(after)).toBeLessThan(50);
     } finally {
       await consumer.stop();
@@ -93,10 +98,20 @@ describe('PostgreSQL wake-ups', () => {
       await server.up();
       await until('wake-ups live again', () => p.consumerSide.health().wakeUps?.state === 'live', 10_000);
       // The producer's pool lost its connections too: its first send may take a retry.
-      await until('a send after the restart', async () => (await p.topic.send({ at: now(), n: 99 }).then(() => true, () => false)), 10_000);
+      await until(
+        'a send after the restart',
+        async () =>
+          await p.topic.send({ at: now(), n: 99 }).then(
+            () => true,
+            () => false,
+          ),
+        10_000,
+      );
       await until('the first message after the restart', () => p.handled.has(99), 5_000);
       const after = await latencies(p.topic, p.handled, 200);
-      console.log(`wake-ups after a server restart: live ${p.consumerSide.health().wakeUps!.since - upAt} ms after the server was; send → handler start median ${median(after).toFixed(1)} ms`);
+      console.log(
+        `wake-ups after a server restart: live ${p.consumerSide.health().wakeUps!.since - upAt} ms after the server was; send → handler start median ${median(after).toFixed(1)} ms`,
+      );
       expect(median(after)).toBeLessThan(50);
     } finally {
       await consumer.stop();
@@ -119,7 +134,15 @@ describe('PostgreSQL wake-ups', () => {
       await server.up();
       down = false;
       await until('wake-ups live', () => p.consumerSide.health().wakeUps?.state === 'live', 15_000);
-      await until('a send after the outage', async () => (await p.topic.send({ at: now(), n: 0 }).then(() => true, () => false)), 10_000);
+      await until(
+        'a send after the outage',
+        async () =>
+          await p.topic.send({ at: now(), n: 0 }).then(
+            () => true,
+            () => false,
+          ),
+        10_000,
+      );
       await until('the first message', () => p.handled.has(0), 5_000);
       const after = await latencies(p.topic, p.handled, 200);
       console.log(`wake-ups for a consumer started during an outage: send → handler start median ${median(after).toFixed(1)} ms`);

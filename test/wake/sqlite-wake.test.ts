@@ -19,7 +19,10 @@ const now = () => performance.timeOrigin + performance.now();
 
 /** The consumer process (test/wake/consumer.ts), once it is idle, with what it handled so far. */
 async function startConsumer(file: string, topic: string, how: 'file' | 'app') {
-  const proc = spawn(process.execPath, ['--conditions=@tidings/source', '--import', 'tsx', child, file, topic, how], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--conditions=@tidings/source', '--import', 'tsx', child, file, topic, how], {
+    cwd: root,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stderr = '';
   proc.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));

@@ -74,7 +74,17 @@ describe("the SQLite storage's watch", () => {
     watching.watch('jobs', () => woken++);
     await sleep(50);
 
-    const leased = await storing.lease({ topic: 'jobs', subscription: 'default', from: 'acked', to: 'leased', limit: 10, now: 0, leaseUntil: 60_000, leaseToken: 't1', remove: false });
+    const leased = await storing.lease({
+      topic: 'jobs',
+      subscription: 'default',
+      from: 'acked',
+      to: 'leased',
+      limit: 10,
+      now: 0,
+      leaseUntil: 60_000,
+      leaseToken: 't1',
+      remove: false,
+    });
     await storing.settle({ topic: 'jobs', subscription: 'default', from: 'leased', to: 'deleted', items: leased, remove: true, now: 0 });
     expect(leased).toHaveLength(1);
     // Longer than the watch keeps looking after a write.

@@ -26,7 +26,16 @@ import { SubscriptionRows, TopicRows, type Row } from './rows.js';
 
 /** A row as callers get it: a copy, without its place in store order (field by field: V8's fast path). */
 function copy(row: Row, state: MessageState = row.state): StoredMessage {
-  const m: StoredMessage = { id: row.id, topic: row.topic, subscription: row.subscription, body: row.body, state, deliveries: row.deliveries, availableAt: row.availableAt, createdAt: row.createdAt };
+  const m: StoredMessage = {
+    id: row.id,
+    topic: row.topic,
+    subscription: row.subscription,
+    body: row.body,
+    state,
+    deliveries: row.deliveries,
+    availableAt: row.availableAt,
+    createdAt: row.createdAt,
+  };
   if (row.key !== undefined) m.key = row.key;
   if (row.leaseUntil !== undefined) m.leaseUntil = row.leaseUntil;
   if (row.leaseToken !== undefined) m.leaseToken = row.leaseToken;
@@ -108,7 +117,17 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
       const seq = ++this.seq;
       for (const rows of subscriptions) {
         if (rows.byId.has(m.id)) continue;
-        const row: Row = { id: m.id, topic: req.topic, subscription: rows.name, body: m.body, state: req.state, deliveries: 0, availableAt: m.availableAt, createdAt: req.now, seq };
+        const row: Row = {
+          id: m.id,
+          topic: req.topic,
+          subscription: rows.name,
+          body: m.body,
+          state: req.state,
+          deliveries: 0,
+          availableAt: m.availableAt,
+          createdAt: req.now,
+          seq,
+        };
         if (m.key !== undefined) row.key = m.key;
         if (m.lastError !== undefined) row.lastError = m.lastError;
         if (m.headers !== undefined) row.headers = m.headers;
@@ -223,7 +242,17 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
       if (wanted && !wanted.has(row.id)) continue;
       t.remove(row);
       // A new lifecycle, in its old place in store order: a key it held stays held by it.
-      const again: Row = { id: row.id, topic: row.topic, subscription: row.subscription, body: row.body, state: req.to, deliveries: 0, availableAt: req.now, createdAt: req.now, seq: row.seq };
+      const again: Row = {
+        id: row.id,
+        topic: row.topic,
+        subscription: row.subscription,
+        body: row.body,
+        state: req.to,
+        deliveries: 0,
+        availableAt: req.now,
+        createdAt: req.now,
+        seq: row.seq,
+      };
       if (row.key !== undefined) again.key = row.key;
       if (row.headers !== undefined) again.headers = row.headers;
       t.insert(again);
@@ -247,23 +276,30 @@ export class MemoryStorage implements StorageAdapter<MemoryTransaction> {
   }
 
   async peek(req: PeekRequest): Promise<StoredMessage[]> {
-    return [...this.rows(req.topic, req.subscription).bucket(req.state).values()].sort((a, b) => a.seq - b.seq).slice(0, req.limit).map((r) => copy(r));
+    return [...this.rows(req.topic, req.subscription).bucket(req.state).values()]
+      .sort((a, b) => a.seq - b.seq)
+      .slice(0, req.limit)
+      .map((r) => copy(r));
   }
 
   async browse(req: BrowseRequest): Promise<BrowsePage> {
     this.assertOpen();
     const t = this.rows(req.topic, req.subscription);
     const one = req.id === undefined ? undefined : t.byId.get(req.id);
-    const source = req.id !== undefined ? (one ? [one] : []) : req.state !== undefined && req.key === undefined ? t.bucket(req.state).values() : t.byId.values();
+    const source =
+      req.id !== undefined ? (one ? [one] : []) : req.state !== undefined && req.key === undefined ? t.bucket(req.state).values() : t.byId.values();
     const [afterAt, afterSeq] = req.after === undefined ? [-Infinity, -Infinity] : req.after.split(':').map(Number);
     if (!Number.isFinite(afterAt) || !Number.isFinite(afterSeq)) {
-      if (req.after !== undefined) throw new InvalidOptionsError(`"${req.after}" is not a cursor this storage made: pass the \`next\` of the page before, or leave it out to start from the first page.`);
+      if (req.after !== undefined)
+        throw new InvalidOptionsError(
+          `"${req.after}" is not a cursor this storage made: pass the \`next\` of the page before, or leave it out to start from the first page.`,
+        );
     }
     const page: Row[] = [];
     for (const row of source) {
       if (req.state !== undefined && row.state !== req.state) continue;
       if (req.key !== undefined && row.key !== req.key) continue;
-      if (req.due && (row.availableAt > req.due.now) !== req.due.later) continue;
+      if (req.due && row.availableAt > req.due.now !== req.due.later) continue;
       if (row.availableAt < afterAt! || (row.availableAt === afterAt && row.seq <= afterSeq!)) continue;
       page.push(row);
     }

@@ -74,7 +74,10 @@ export const MessageEntity = new EntitySchema<MessageRow>({
   uniques: [{ name: 'tidings_message_copy', properties: ['topic', 'id', 'subscription'] }],
   indexes: [
     { name: 'tidings_message_ready', properties: ['topic', 'subscription', 'state', 'availableAt', 'seq'] },
-    { name: 'tidings_message_key', expression: 'CREATE INDEX tidings_message_key ON tidings_message (topic, subscription, ordering_key, seq) WHERE ordering_key IS NOT NULL' },
+    {
+      name: 'tidings_message_key',
+      expression: 'CREATE INDEX tidings_message_key ON tidings_message (topic, subscription, ordering_key, seq) WHERE ordering_key IS NOT NULL',
+    },
   ],
 });
 

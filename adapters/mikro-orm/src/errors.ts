@@ -1,10 +1,4 @@
-import {
-  ConnectionException,
-  DeadlockException,
-  DriverException,
-  LockWaitTimeoutException,
-  TableNotFoundException,
-} from '@mikro-orm/core';
+import { ConnectionException, DeadlockException, DriverException, LockWaitTimeoutException, TableNotFoundException } from '@mikro-orm/core';
 import { StorageError, TidingsError } from '@tidings/core';
 import type { SqlDialect, SqlErrorKind } from './dialect.js';
 
@@ -70,17 +64,26 @@ export function toTidingsError(error: unknown, kind: SqlErrorKind | undefined, w
         code: 'CONNECTION_LOST',
       });
     case 'missing-table':
-      return new SchemaError(`${target} has no Tidings tables (${detail}). Let Tidings create them (the default), or add tidingsEntities to your MikroORM config and update the schema.`, { cause: error });
+      return new SchemaError(
+        `${target} has no Tidings tables (${detail}). Let Tidings create them (the default), or add tidingsEntities to your MikroORM config and update the schema.`,
+        { cause: error },
+      );
     case 'full':
-      return new StorageError(`${target} has no disk space left during ${where} (${detail}); nothing was written. Free space on its disk or raise its quota: Tidings goes on once writes succeed.`, {
-        cause: error,
-        code: 'STORAGE_FULL',
-      });
+      return new StorageError(
+        `${target} has no disk space left during ${where} (${detail}); nothing was written. Free space on its disk or raise its quota: Tidings goes on once writes succeed.`,
+        {
+          cause: error,
+          code: 'STORAGE_FULL',
+        },
+      );
     case 'read-only':
-      return new StorageError(`${target} refuses writes during ${where} (${detail}); nothing was written. Its file system, file or server is read-only: remount it read-write, or point Tidings at a writable database.`, {
-        cause: error,
-        code: 'STORAGE_READ_ONLY',
-      });
+      return new StorageError(
+        `${target} refuses writes during ${where} (${detail}); nothing was written. Its file system, file or server is read-only: remount it read-write, or point Tidings at a writable database.`,
+        {
+          cause: error,
+          code: 'STORAGE_READ_ONLY',
+        },
+      );
     case 'failed':
       return new StorageError(`${target} failed during ${where}: ${detail}`, { cause: error });
     default:

@@ -23,7 +23,9 @@ export function tidingsMigrations(dialect: SchemaDialect, migrations: readonly M
 
         override down(): Promise<void> {
           // Tidings' tables only ever gain tables, columns and indexes; dropping them would lose messages.
-          throw new IrreversibleMigrationError(`Tidings' migration ${name} cannot be reverted: it only adds to tables that hold messages, and undoing it would lose them.`);
+          throw new IrreversibleMigrationError(
+            `Tidings' migration ${name} cannot be reverted: it only adds to tables that hold messages, and undoing it would lose them.`,
+          );
         }
       },
     };

@@ -26,10 +26,9 @@ export async function applyMigration(dialect: SchemaDialect, migration: Migratio
   const { unlessColumn } = migration;
   const skip = unlessColumn && (await run(dialect.columnsSql, [unlessColumn.table])).some((c) => c.name === unlessColumn.column);
   if (!skip) for (const sql of migration.statements(dialect)) await run(sql);
-  await run(
-    `INSERT INTO tidings_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING key`,
-    [String(migration.version)],
-  );
+  await run(`INSERT INTO tidings_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING key`, [
+    String(migration.version),
+  ]);
   return !skip;
 }
 

@@ -4,7 +4,12 @@ import type { SqlRow } from './connection.js';
 
 /** A topic registry row as the contract's record. */
 export function toTopic(r: SqlRow): TopicRecord {
-  const topic: TopicRecord = { name: r.name as string, lifecycle: r.lifecycle as Lifecycle, maxDeliveries: Number(r.max_deliveries), declaredAt: Number(r.declared_at) };
+  const topic: TopicRecord = {
+    name: r.name as string,
+    lifecycle: r.lifecycle as Lifecycle,
+    maxDeliveries: Number(r.max_deliveries),
+    declaredAt: Number(r.declared_at),
+  };
   if (r.dead_letter != null) topic.deadLetter = r.dead_letter as string;
   if (r.ordering != null) topic.ordering = r.ordering as string;
   return topic;
@@ -12,7 +17,12 @@ export function toTopic(r: SqlRow): TopicRecord {
 
 /** A subscription registry row as the contract's record. */
 export function toSubscription(r: SqlRow): SubscriptionRecord {
-  const s: SubscriptionRecord = { topic: r.topic as string, name: r.name as string, maxDeliveries: Number(r.max_deliveries), declaredAt: Number(r.declared_at) };
+  const s: SubscriptionRecord = {
+    topic: r.topic as string,
+    name: r.name as string,
+    maxDeliveries: Number(r.max_deliveries),
+    declaredAt: Number(r.declared_at),
+  };
   if (r.dead_letter != null) s.deadLetter = r.dead_letter as string;
   if (r.paused_at != null) s.pausedAt = Number(r.paused_at);
   return s;

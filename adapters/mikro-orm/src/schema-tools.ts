@@ -22,7 +22,9 @@ export async function checkSchemaTools(orm: MikroORM, logger: Logger): Promise<v
   if (looked.has(orm)) return;
   looked.add(orm);
   const skip = orm.config.get('schemaGenerator').skipTables ?? [];
-  const managed = tidingsEntities.map((e) => e.meta.tableName).filter((table) => !skip.some((p) => (typeof p === 'string' ? p.toLowerCase() === table : p.test(table))));
+  const managed = tidingsEntities
+    .map((e) => e.meta.tableName)
+    .filter((table) => !skip.some((p) => (typeof p === 'string' ? p.toLowerCase() === table : p.test(table))));
   if (managed.length === 0) return;
   let statements: string[] | undefined;
   try {
@@ -48,11 +50,29 @@ async function updateStatements(orm: MikroORM, skip: Array<string | RegExp>): Pr
   const generator = orm.schema as unknown as SqlSchemaGenerator;
   const platform = orm.em.getPlatform() as AbstractSqlPlatform;
   const target = generator.getTargetSchema();
-  const found = await DatabaseSchema.create(orm.em.getConnection() as AbstractSqlConnection, platform, orm.config, undefined, target.getNamespaces(), [TIDINGS_TABLE], skip);
+  const found = await DatabaseSchema.create(
+    orm.em.getConnection() as AbstractSqlConnection,
+    platform,
+    orm.config,
+    undefined,
+    target.getNamespaces(),
+    [TIDINGS_TABLE],
+    skip,
+  );
   const diff = new SchemaComparator(platform).compare(found, target);
   const ours = <T>(tables: Dictionary<T>) => Object.fromEntries(Object.entries(tables).filter(([name]) => TIDINGS_TABLE.test(name.split('.').at(-1)!)));
   const sql = await generator.diffToSQL(
-    { ...diff, newTables: ours(diff.newTables), changedTables: ours(diff.changedTables), removedTables: ours(diff.removedTables), newNamespaces: new Set(), removedNamespaces: new Set(), newNativeEnums: [], removedNativeEnums: [], orphanedForeignKeys: [] },
+    {
+      ...diff,
+      newTables: ours(diff.newTables),
+      changedTables: ours(diff.changedTables),
+      removedTables: ours(diff.removedTables),
+      newNamespaces: new Set(),
+      removedNamespaces: new Set(),
+      newNativeEnums: [],
+      removedNativeEnums: [],
+      orphanedForeignKeys: [],
+    },
     // updateSchema()'s defaults, which diffToSQL does not fill in itself.
     { wrap: false, safe: false, dropTables: true },
   );

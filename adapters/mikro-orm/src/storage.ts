@@ -33,7 +33,15 @@ import { checkSchemaTools } from './schema-tools.js';
 import { leasedMessage, toMessage, toSubscription, toTopic } from './rows.js';
 import type { Migration } from './schema.js';
 import { leaseStatement } from './sql/lease.js';
-import { discardStatement, expireStatement, extendLeaseStatement, redriveStatement, releaseStatement, retryNowStatement, settleStatement } from './sql/moves.js';
+import {
+  discardStatement,
+  expireStatement,
+  extendLeaseStatement,
+  redriveStatement,
+  releaseStatement,
+  retryNowStatement,
+  settleStatement,
+} from './sql/moves.js';
 import { browseStatement, countsStatement, peekStatement, purgeStatements } from './sql/reads.js';
 import {
   declareSubscriptionStatement,
@@ -218,7 +226,9 @@ export class MikroOrmStorage implements StorageAdapter<EntityManager> {
   async lease(req: LeaseRequest): Promise<StoredMessage[]> {
     // A lease a power cut undoes hands the message out again, which a lifecycle with leases allows; one that deletes
     // (at-most-once) must not come undone, or the message would be delivered twice.
-    const rows = await this.written(undefined, { atomic: false, durable: req.remove }, (tx) => this.run(leaseStatement(this.options.dialect, req), tx, 'lease'));
+    const rows = await this.written(undefined, { atomic: false, durable: req.remove }, (tx) =>
+      this.run(leaseStatement(this.options.dialect, req), tx, 'lease'),
+    );
     // Only what the lease did not set itself came back.
     return rows.sort((a, b) => Number(a.seq) - Number(b.seq)).map((r) => leasedMessage(r, req));
   }

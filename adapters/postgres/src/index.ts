@@ -35,7 +35,11 @@ function classifyPostgresError(error: unknown): SqlErrorKind | undefined {
   if (code === '53100' || /no space left on device/i.test(String(e.message ?? ''))) return 'full';
   if (code === '25006' || /read-only file system/i.test(String(e.message ?? ''))) return 'read-only';
   if (error instanceof DriverException) return exceptionKind(error);
-  if (/^E[A-Z]+$/.test(code) || /^(57P0[123]|08\w{3})$/.test(code) || /Connection terminated|connection is closed|connection error|not queryable/i.test(String(e.message ?? ''))) {
+  if (
+    /^E[A-Z]+$/.test(code) ||
+    /^(57P0[123]|08\w{3})$/.test(code) ||
+    /Connection terminated|connection is closed|connection error|not queryable/i.test(String(e.message ?? ''))
+  ) {
     return 'connection-lost';
   }
   if (typeof e.severity !== 'string') return undefined;
@@ -125,7 +129,10 @@ function checkUrl(url: unknown): string {
 /** A schema name that needs no quoting, since it goes into a connection parameter; never with the application's own ORM. */
 function checkSchema(schema: unknown, ownOrm: boolean): string | undefined {
   if (schema === undefined) return undefined;
-  if (ownOrm) throw new InvalidOptionsError('postgresStorage: schema applies to the connections Tidings makes from url; with { orm }, set the schema in your MikroORM config.');
+  if (ownOrm)
+    throw new InvalidOptionsError(
+      'postgresStorage: schema applies to the connections Tidings makes from url; with { orm }, set the schema in your MikroORM config.',
+    );
   if (typeof schema !== 'string' || !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new InvalidOptionsError(`postgresStorage: schema must be a lower-case name of letters, digits and _ (e.g. tidings), got ${JSON.stringify(schema)}.`);
   }
@@ -154,7 +161,12 @@ export function postgresStorage(options: PostgresStorageOptions): MikroOrmStorag
           ensureDatabase: false,
           pool: { min: 0, max: options.poolSize ?? 10, acquireTimeoutMillis: options.connectTimeoutMs ?? 5_000 },
           // Statements are prepared (named) on these connections; each run is still planned for the values it is given.
-          driverOptions: { connection: { connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000, options: `-c plan_cache_mode=force_custom_plan${schema ? ` -c search_path=${schema}` : ''}` } },
+          driverOptions: {
+            connection: {
+              connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+              options: `-c plan_cache_mode=force_custom_plan${schema ? ` -c search_path=${schema}` : ''}`,
+            },
+          },
         }));
       // Fail fast: MikroORM connects lazily, so ask for one row before any message is accepted.
       try {
@@ -172,7 +184,9 @@ export function postgresStorage(options: PostgresStorageOptions): MikroOrmStorag
           await orm.em.getConnection().execute(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
         } catch (error) {
           await orm.close(true).catch(() => undefined);
-          throw new StorageError(`Cannot create schema ${schema} on ${target}: ${(error as Error).message}. Create it, or grant CREATE on the database.`, { cause: error });
+          throw new StorageError(`Cannot create schema ${schema} on ${target}: ${(error as Error).message}. Create it, or grant CREATE on the database.`, {
+            cause: error,
+          });
         }
       }
       return orm;

@@ -1,7 +1,16 @@
 import { DriverException, type MikroORM } from '@mikro-orm/core';
 import { accessSync, constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { exceptionKind, initOwnOrm, sqlStorage, tidingsEntities, toTidingsError, type MikroOrmStorage, type SqlDialect, type SqlErrorKind } from '@tidings/adapter-mikro-orm';
+import {
+  exceptionKind,
+  initOwnOrm,
+  sqlStorage,
+  tidingsEntities,
+  toTidingsError,
+  type MikroOrmStorage,
+  type SqlDialect,
+  type SqlErrorKind,
+} from '@tidings/adapter-mikro-orm';
 import { InvalidOptionsError } from '@tidings/core';
 import { loadSqliteDriver, syncStatementsOf, type SqliteDriverName } from './driver.js';
 import { listenForStores } from './watch-stores.js';
@@ -96,11 +105,17 @@ function onReadOnlyMount(file: string): boolean {
 /** A connection as either driver hands it to `pool.afterCreate`: sqlite3's takes a callback, better-sqlite3's runs at once. */
 type RawSqlite = { exec(sql: string, cb?: (err: Error | null) => void): unknown; pragma?: unknown };
 
-function pragmasOf(options: Pick<SqliteStorageOptions, 'synchronous' | 'busyTimeoutMs'>): { synchronous: 'FULL' | 'NORMAL' | 'OFF'; busyTimeoutMs: number; sql: string } {
+function pragmasOf(options: Pick<SqliteStorageOptions, 'synchronous' | 'busyTimeoutMs'>): {
+  synchronous: 'FULL' | 'NORMAL' | 'OFF';
+  busyTimeoutMs: number;
+  sql: string;
+} {
   const synchronous = options.synchronous ?? 'FULL';
   const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
-  if (!['FULL', 'NORMAL', 'OFF'].includes(synchronous)) throw new InvalidOptionsError(`synchronous must be 'FULL', 'NORMAL' or 'OFF', got ${String(synchronous)}.`);
-  if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new InvalidOptionsError(`busyTimeoutMs must be an integer >= 0, got ${String(busyTimeoutMs)}.`);
+  if (!['FULL', 'NORMAL', 'OFF'].includes(synchronous))
+    throw new InvalidOptionsError(`synchronous must be 'FULL', 'NORMAL' or 'OFF', got ${String(synchronous)}.`);
+  if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0)
+    throw new InvalidOptionsError(`busyTimeoutMs must be an integer >= 0, got ${String(busyTimeoutMs)}.`);
   return { synchronous, busyTimeoutMs, sql: `PRAGMA journal_mode = WAL; PRAGMA synchronous = ${synchronous}; PRAGMA busy_timeout = ${busyTimeoutMs};` };
 }
 
@@ -141,7 +156,11 @@ async function applyPragmas(orm: MikroORM, file: string, p: ReturnType<typeof pr
   if (!inMemory) await connection.execute('PRAGMA journal_mode = WAL');
   await connection.execute(`PRAGMA synchronous = ${p.synchronous}`);
   await connection.execute(`PRAGMA busy_timeout = ${p.busyTimeoutMs}`);
-  const found = { journal: String(await read('journal_mode')), synchronous: Number(await read('synchronous')), busyTimeout: Number(await read('busy_timeout')) };
+  const found = {
+    journal: String(await read('journal_mode')),
+    synchronous: Number(await read('synchronous')),
+    busyTimeout: Number(await read('busy_timeout')),
+  };
   if ((!inMemory && found.journal !== 'wal') || found.synchronous !== SYNCHRONOUS_LEVELS[p.synchronous] || found.busyTimeout !== p.busyTimeoutMs) {
     throw new InvalidOptionsError(
       `sqliteStorage({ orm }) could not set WAL, synchronous=${p.synchronous} and busy_timeout=${p.busyTimeoutMs} on your SQLite connection (found ${JSON.stringify(found)}). ` +
@@ -153,7 +172,8 @@ async function applyPragmas(orm: MikroORM, file: string, p: ReturnType<typeof pr
 /** The embedded default: messages in a SQLite file, WAL mode, `synchronous=FULL`; or your own MikroORM's database, with the same settings. */
 export function sqliteStorage(options: SqliteStorageOptions = {}): MikroOrmStorage {
   const file = options.file ?? '.tidings/tidings.db';
-  if (typeof file !== 'string' || file.length === 0) throw new InvalidOptionsError(`sqliteStorage({ file }) needs a file path or ':memory:', got ${String(file)}.`);
+  if (typeof file !== 'string' || file.length === 0)
+    throw new InvalidOptionsError(`sqliteStorage({ file }) needs a file path or ':memory:', got ${String(file)}.`);
   const pragmas = pragmasOf(options);
   if (options.driver !== undefined && options.driver !== 'better-sqlite3' && options.driver !== 'sqlite3') {
     throw new InvalidOptionsError(`sqliteStorage({ driver }) must be 'better-sqlite3' or 'sqlite3', got ${String(options.driver)}.`);
@@ -173,7 +193,13 @@ export function sqliteStorage(options: SqliteStorageOptions = {}): MikroOrmStora
       // Not MikroORM.init: the application's MIKRO_ORM_* variables or .env could move Tidings to another file.
       const driver = await loadSqliteDriver(options.driver);
       try {
-        return await initOwnOrm({ driver, dbName: file, entities: tidingsEntities, allowGlobalContext: true, pool: { min: 1, max: 1, afterCreate: sqliteConnectionSetup(options) } });
+        return await initOwnOrm({
+          driver,
+          dbName: file,
+          entities: tidingsEntities,
+          allowGlobalContext: true,
+          pool: { min: 1, max: 1, afterCreate: sqliteConnectionSetup(options) },
+        });
       } catch (error) {
         // SQLite says only "unable to open database file"; a folder on a read-only mount is the cause worth naming.
         if (onReadOnlyMount(file)) throw toTidingsError(error, 'read-only', 'open', `SQLite file ${file}`);

@@ -21,7 +21,12 @@ export type StoredSince = () => Promise<readonly string[]>;
  * Returns the closer, which resolves once no question is in flight; undefined when the folder cannot be watched
  * (consumers then poll).
  */
-export function watchStores(file: string, storedSince: StoredSince, onTopic: (topic: string) => void, onLost: (error: unknown) => void = () => undefined): (() => Promise<void>) | undefined {
+export function watchStores(
+  file: string,
+  storedSince: StoredSince,
+  onTopic: (topic: string) => void,
+  onLost: (error: unknown) => void = () => undefined,
+): (() => Promise<void>) | undefined {
   const wal = `${basename(file)}-wal`;
   let step = LOOKS_MS.length;
   let next: NodeJS.Timeout | undefined;

@@ -46,7 +46,12 @@ function removeOnLease<Tx>(c: BatchDeliveryContext<Tx>): Delivery {
       const failed = await outcome(c, batch);
       for (const [m, error] of failed) {
         s.topic.events.emit('handlerError', { id: m.id, topic: s.topic.name, subscription: s.name, deliveries: m.deliveries, error, at: s.topic.clock.now() });
-        s.topic.logger.warn('batch handler failed a message; at-most-once never redelivers, it is gone', { topic: s.topic.name, subscription: s.name, id: m.id, error: firstLine(describeError(error)) });
+        s.topic.logger.warn('batch handler failed a message; at-most-once never redelivers, it is gone', {
+          topic: s.topic.name,
+          subscription: s.name,
+          id: m.id,
+          error: firstLine(describeError(error)),
+        });
       }
       for (const m of batch) if (!failed.has(m)) s.ledger.emit(m.id, s.topic.plan.steps.handled);
     },
@@ -89,7 +94,10 @@ function transactionalBatch<Tx>(c: BatchDeliveryContext<Tx>): Delivery {
   const abandonment = new Promise<never>((_, reject) => c.abandonSignal.addEventListener('abort', () => reject(new Abandoned()), { once: true }));
   abandonment.catch(() => undefined);
   const consume = async (batch: StoredMessage[], handled: () => void): Promise<void> => {
-    const seen = await topic.idempotency.seen(s.scope, batch.map((m) => m.id));
+    const seen = await topic.idempotency.seen(
+      s.scope,
+      batch.map((m) => m.id),
+    );
     const duplicates = batch.filter((m) => seen.has(m.id));
     for (const m of duplicates) s.ledger.duplicate(m);
     let group = batch.filter((m) => !seen.has(m.id));
@@ -107,7 +115,14 @@ function transactionalBatch<Tx>(c: BatchDeliveryContext<Tx>): Delivery {
           const lost = ok.filter((m) => !won.has(m.id));
           for (const m of lost) leaseLost(s, m);
           if (lost.length > 0) throw new Excluded(new Set(lost));
-          const recorded = new Set(await topic.idempotency.record(s.scope, ok.map((m) => m.id), topic.clock.now() + s.options.idempotencyWindowMs, tx));
+          const recorded = new Set(
+            await topic.idempotency.record(
+              s.scope,
+              ok.map((m) => m.id),
+              topic.clock.now() + s.options.idempotencyWindowMs,
+              tx,
+            ),
+          );
           const elsewhere = ok.filter((m) => !recorded.has(m.id));
           if (elsewhere.length > 0) {
             duplicates.push(...elsewhere);
@@ -125,7 +140,11 @@ function transactionalBatch<Tx>(c: BatchDeliveryContext<Tx>): Delivery {
         group = [];
         break;
       }
-      s.ledger.settled(attempt, attempt.filter((m) => !failed.has(m)).map((m) => m.id), topic.plan.steps.handled);
+      s.ledger.settled(
+        attempt,
+        attempt.filter((m) => !failed.has(m)).map((m) => m.id),
+        topic.plan.steps.handled,
+      );
       break;
     }
     if (c.abandoned()) return;

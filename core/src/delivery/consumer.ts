@@ -1,5 +1,15 @@
 import { createActor, type Actor } from 'xstate';
-import { resolveConsumeOptions, resolveGraceMs, type BatchContext, type BatchHandler, type ConsumeContext, type ConsumeOptions, type Handler, type Message, type StopOptions } from './consume.js';
+import {
+  resolveConsumeOptions,
+  resolveGraceMs,
+  type BatchContext,
+  type BatchHandler,
+  type ConsumeContext,
+  type ConsumeOptions,
+  type Handler,
+  type Message,
+  type StopOptions,
+} from './consume.js';
 import { batchDeliveryFor, type Failures } from './batch.js';
 import { consumerMachine, type ConsumerWork } from './consumer-machine.js';
 import type { Delivery } from './context.js';
@@ -115,7 +125,10 @@ export class Consumer<T = unknown, Tx = unknown> {
       abandon: (graceMs) => {
         this.abandoned = true;
         this.abandonController.abort();
-        s.topic.logger.warn(`consumer stopped with handlers still running after ${graceMs} ms; their messages stay leased until the lease expires, then are redelivered`, this.where());
+        s.topic.logger.warn(
+          `consumer stopped with handlers still running after ${graceMs} ms; their messages stay leased until the lease expires, then are redelivered`,
+          this.where(),
+        );
       },
       failed: (error, starting) => this.failed(error, starting),
       stopped: () => {
@@ -133,7 +146,8 @@ export class Consumer<T = unknown, Tx = unknown> {
   private failed(error: unknown, starting: boolean): void {
     const { topic } = this.s;
     topic.events.emit('error', { ...this.where(), error, at: topic.clock.now() });
-    if (starting) return topic.logger.error(`consumer of topic "${topic.name}" (subscription "${this.s.name}") did not start: ${(error as Error).message}`, this.where());
+    if (starting)
+      return topic.logger.error(`consumer of topic "${topic.name}" (subscription "${this.s.name}") did not start: ${(error as Error).message}`, this.where());
     // Logged once per episode: a full disk or a database down fails every poll, and the log must not drown in it.
     const code = error instanceof TidingsError ? error.code : String(error);
     if (this.failing?.code === code) return void this.failing.times++;
@@ -191,14 +205,20 @@ export class Consumer<T = unknown, Tx = unknown> {
     const failed = new Map<string, unknown>();
     const failures = (): Failures => new Map([...failed].map(([id, error]) => [byId.get(id)!, error]));
     // Object.assign, not a spread: the context's `em` is a getter.
-    const context: BatchContext<Tx> = Object.assign(this.context(batch, () => tx), {
-      fail: (message: Message<T> | string, error?: unknown) => {
-        const id = typeof message === 'string' ? message : message?.id;
-        const m = byId.get(id as string);
-        if (!m) throw new InvalidOptionsError(`ctx.fail() was given ${JSON.stringify(id) ?? String(id)}, which is not a message of this batch: pass one of the messages the handler got, or its id.`);
-        failed.set(m.id, error ?? new Error(`message ${m.id} marked failed by its batch handler`));
+    const context: BatchContext<Tx> = Object.assign(
+      this.context(batch, () => tx),
+      {
+        fail: (message: Message<T> | string, error?: unknown) => {
+          const id = typeof message === 'string' ? message : message?.id;
+          const m = byId.get(id as string);
+          if (!m)
+            throw new InvalidOptionsError(
+              `ctx.fail() was given ${JSON.stringify(id) ?? String(id)}, which is not a message of this batch: pass one of the messages the handler got, or its id.`,
+            );
+          failed.set(m.id, error ?? new Error(`message ${m.id} marked failed by its batch handler`));
+        },
       },
-    });
+    );
     const wrap = topic.plugins.handleBatch;
     if (!wrap) {
       await handler(messages, context);
@@ -212,7 +232,15 @@ export class Consumer<T = unknown, Tx = unknown> {
   }
 
   private message(m: StoredMessage): Message<T> {
-    const message: Message<T> = { id: m.id, topic: m.topic, subscription: this.s.name, payload: JSON.parse(m.body) as T, attempt: m.deliveries, createdAt: m.createdAt, headers: parseHeaders(m.headers) };
+    const message: Message<T> = {
+      id: m.id,
+      topic: m.topic,
+      subscription: this.s.name,
+      payload: JSON.parse(m.body) as T,
+      attempt: m.deliveries,
+      createdAt: m.createdAt,
+      headers: parseHeaders(m.headers),
+    };
     if (m.key !== undefined) message.key = m.key;
     return message;
   }

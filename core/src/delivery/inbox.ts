@@ -94,7 +94,13 @@ export class TransactionalInbox<Tx> implements Delivery {
    * its neighbours too); a lost lease is reported; an id consumed meanwhile is deleted as a duplicate. When the
    * transaction itself fails (or its commit's answer is lost), each message is tried in a transaction of its own.
    */
-  private async consumeGroup(group: StoredMessage[], seen: Set<string>, failed: Failed, consumedElsewhere: StoredMessage[], handled: () => void): Promise<void> {
+  private async consumeGroup(
+    group: StoredMessage[],
+    seen: Set<string>,
+    failed: Failed,
+    consumedElsewhere: StoredMessage[],
+    handled: () => void,
+  ): Promise<void> {
     if (group.length === 0) return;
     const { s } = this.c;
     const { topic } = s;
@@ -106,20 +112,39 @@ export class TransactionalInbox<Tx> implements Delivery {
         if (group.length === 1 || error.failures.length === 1) failed.push(...error.failures);
         else for (const [m] of error.failures) await this.consumeGroup([m], seen, failed, consumedElsewhere, handled);
         const out = new Set(error.failures.map(([m]) => m));
-        return this.consumeGroup(group.filter((m) => !out.has(m)), seen, failed, consumedElsewhere, handled);
+        return this.consumeGroup(
+          group.filter((m) => !out.has(m)),
+          seen,
+          failed,
+          consumedElsewhere,
+          handled,
+        );
       }
       if (error instanceof Rollback) {
         for (const m of error.leaseLost) leaseLost(s, m);
         for (const m of error.consumed) s.ledger.duplicate(m);
         consumedElsewhere.push(...error.elsewhere);
         const out = error.excluded;
-        return this.consumeGroup(group.filter((m) => !out.has(m)), seen, failed, consumedElsewhere, handled);
+        return this.consumeGroup(
+          group.filter((m) => !out.has(m)),
+          seen,
+          failed,
+          consumedElsewhere,
+          handled,
+        );
       }
       if (group.length === 1) return void failed.push([group[0]!, error]);
       // The transaction itself failed, or its commit's answer was lost: say so, then ask again which ids were
       // recorded (all may have been) and try each message on its own.
-      topic.logger.warn(`a group's transaction failed; its ${group.length} messages are tried one by one`, { topic: topic.name, subscription: s.name, error: firstLine(describeError(error)) });
-      const seenNow = await topic.idempotency.seen(s.scope, group.map((m) => m.id));
+      topic.logger.warn(`a group's transaction failed; its ${group.length} messages are tried one by one`, {
+        topic: topic.name,
+        subscription: s.name,
+        error: firstLine(describeError(error)),
+      });
+      const seenNow = await topic.idempotency.seen(
+        s.scope,
+        group.map((m) => m.id),
+      );
       for (const m of group) await this.consumeGroup([m], seenNow, failed, consumedElsewhere, handled);
       return;
     }
@@ -162,11 +187,28 @@ export class TransactionalInbox<Tx> implements Delivery {
       // expired and another delivery has it. Either way: roll back, handler writes included.
       const settled = new Set(won);
       const lost = group.filter((m) => !settled.has(m.id));
-      throw new Rollback('a lease in the group was lost', lost.filter((m) => !seen.has(m.id)), lost.filter((m) => seen.has(m.id)));
+      throw new Rollback(
+        'a lease in the group was lost',
+        lost.filter((m) => !seen.has(m.id)),
+        lost.filter((m) => seen.has(m.id)),
+      );
     }
     if (fresh.length > 0) {
-      const recorded = new Set(await idempotency.record(s.scope, fresh.map((m) => m.id), clock.now() + s.options.idempotencyWindowMs, tx));
-      if (recorded.size < fresh.length) throw new Rollback('an id in the group was consumed elsewhere meanwhile', [], [], fresh.filter((m) => !recorded.has(m.id)));
+      const recorded = new Set(
+        await idempotency.record(
+          s.scope,
+          fresh.map((m) => m.id),
+          clock.now() + s.options.idempotencyWindowMs,
+          tx,
+        ),
+      );
+      if (recorded.size < fresh.length)
+        throw new Rollback(
+          'an id in the group was consumed elsewhere meanwhile',
+          [],
+          [],
+          fresh.filter((m) => !recorded.has(m.id)),
+        );
     }
   }
 
@@ -174,6 +216,10 @@ export class TransactionalInbox<Tx> implements Delivery {
   private emitConsumed(group: StoredMessage[], duplicates: ReadonlySet<string>): void {
     const { ledger, topic } = this.c.s;
     for (const m of group) if (duplicates.has(m.id)) ledger.duplicate(m);
-    ledger.settled(group, group.map((m) => m.id), topic.plan.steps.handled);
+    ledger.settled(
+      group,
+      group.map((m) => m.id),
+      topic.plan.steps.handled,
+    );
   }
 }

@@ -46,14 +46,18 @@ function checkBrowse(o: BrowseOptions): number {
     throw new InvalidOptionsError(`browse() view must be one of ${MESSAGE_VIEWS.join(', ')}; got "${String(o.view)}".`);
   }
   if (o.view === undefined && o.id === undefined && o.key === undefined) {
-    throw new InvalidOptionsError(`browse() needs a view (${MESSAGE_VIEWS.join(', ')}), an id or a key: a page of every state at once would have no order to page by.`);
+    throw new InvalidOptionsError(
+      `browse() needs a view (${MESSAGE_VIEWS.join(', ')}), an id or a key: a page of every state at once would have no order to page by.`,
+    );
   }
   knownOptions('browse()', o, ['view', 'id', 'key', 'after', 'limit']);
   for (const k of ['id', 'key', 'after'] as const) {
-    if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k] === '')) throw new InvalidOptionsError(`browse() ${k} must be a non-empty string, got ${JSON.stringify(o[k])}.`);
+    if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k] === ''))
+      throw new InvalidOptionsError(`browse() ${k} must be a non-empty string, got ${JSON.stringify(o[k])}.`);
   }
   const limit = o.limit ?? 50;
-  if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new InvalidOptionsError(`browse() limit must be a whole number from 1 to 500, got ${String(o.limit)}.`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 500)
+    throw new InvalidOptionsError(`browse() limit must be a whole number from 1 to 500, got ${String(o.limit)}.`);
   return limit;
 }
 
@@ -75,7 +79,8 @@ export class TopicLedger {
     if (events.listenerCount('transition') === 0) return;
     const at = clock.now();
     const { name: topic, semantic, plan } = this.topic;
-    for (const s of steps) events.emit('transition', { id, topic, subscription, semantic, lifecycle: plan.lifecycle, from: s.from, to: s.to, event: s.event, at });
+    for (const s of steps)
+      events.emit('transition', { id, topic, subscription, semantic, lifecycle: plan.lifecycle, from: s.from, to: s.to, event: s.event, at });
   }
 
   /** Stores a batch (inside `tx` when given), emits STORE for each new message and a `duplicate` for each refused one, and wakes consumers. */
@@ -226,7 +231,11 @@ export class SubscriptionLedger {
    * body, key, headers and last error) in the same transaction, so a dead letter is never without its copy; then
    * emits their DEAD transitions, `deadLetter` events and the copies' STORE.
    */
-  private async deadLetterIn(move: (tx?: unknown) => Promise<StoredMessage[]>, now: number, causes?: ReadonlyMap<string, unknown>): Promise<Omit<Released, 'retried'>> {
+  private async deadLetterIn(
+    move: (tx?: unknown) => Promise<StoredMessage[]>,
+    now: number,
+    causes?: ReadonlyMap<string, unknown>,
+  ): Promise<Omit<Released, 'retried'>> {
     const dl = this.deadLetter;
     let copies: StoreResult[] = [];
     const dead = dl
@@ -243,7 +252,15 @@ export class SubscriptionLedger {
     for (const m of dead) {
       this.emit(m.id, [{ from: leased, event: 'DEAD', to: m.state }]);
       const error = causes?.get(m.id);
-      this.topic.parts.events.emit('deadLetter', { id: m.id, topic: this.topic.topic.name, subscription: this.name, deadLetter: dl?.topic.name, deliveries: m.deliveries, at: now, error });
+      this.topic.parts.events.emit('deadLetter', {
+        id: m.id,
+        topic: this.topic.topic.name,
+        subscription: this.name,
+        deadLetter: dl?.topic.name,
+        deliveries: m.deliveries,
+        at: now,
+        error,
+      });
     }
     if (dl && copies.length > 0) dl.announce(copies);
     if (this.freesKeys && dead.some((m) => m.key !== undefined)) this.wake();
@@ -279,13 +296,15 @@ export class SubscriptionLedger {
    * once, others within their pause check) and finish what they hold. Refused for a subscription not recorded.
    */
   async pause(): Promise<void> {
-    if (!(await this.verb('setPaused', 'pause a subscription')(this.topic.topic.name, this.name, this.now()))) throw new UnknownSubscriptionError(this.topic.topic.name, this.name);
+    if (!(await this.verb('setPaused', 'pause a subscription')(this.topic.topic.name, this.name, this.now())))
+      throw new UnknownSubscriptionError(this.topic.topic.name, this.name);
     this.acted('pause', 0);
   }
 
   /** Lets the subscription's consumers lease again, in every process. */
   async resume(): Promise<void> {
-    if (!(await this.verb('setPaused', 'resume a subscription')(this.topic.topic.name, this.name, undefined))) throw new UnknownSubscriptionError(this.topic.topic.name, this.name);
+    if (!(await this.verb('setPaused', 'resume a subscription')(this.topic.topic.name, this.name, undefined)))
+      throw new UnknownSubscriptionError(this.topic.topic.name, this.name);
     this.acted('resume', 0);
     this.wake();
   }

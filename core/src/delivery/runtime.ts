@@ -1,7 +1,13 @@
 import { InvalidOptionsError, TopicConflictError } from '../errors.js';
 import type { TidingsEventBus } from '../events.js';
 import type { LifecyclePlan } from '../lifecycle/plan.js';
-import { resolveSubscriptionOptions, validateSubscriptionName, type ResolvedSubscriptionOptions, type ResolvedTopicOptions, type SubscriptionOptions } from '../options.js';
+import {
+  resolveSubscriptionOptions,
+  validateSubscriptionName,
+  type ResolvedSubscriptionOptions,
+  type ResolvedTopicOptions,
+  type SubscriptionOptions,
+} from '../options.js';
 import type { PluginChain } from '../plugin.js';
 import type { Clock, IdGenerator, Logger } from '../services.js';
 import type { StorageAdapter, SubscriptionRecord, TopicRecord } from '../storage/contract.js';
@@ -102,7 +108,13 @@ function declaration(write: (tx?: unknown) => Promise<void>, track: <T>(work: Pr
 function declareTopic(rt: Pick<TopicRuntime, 'name' | 'options' | 'storage'>, subscriptions: () => SubscriptionRecord[]) {
   const { name, options, storage } = rt;
   const ordering = options.ordering === 'none' ? undefined : options.ordering;
-  const record: TopicRecord = { name, lifecycle: options.lifecycle, deadLetter: options.deadLetter, maxDeliveries: options.maxDeliveries, declaredAt: Date.now() };
+  const record: TopicRecord = {
+    name,
+    lifecycle: options.lifecycle,
+    deadLetter: options.deadLetter,
+    maxDeliveries: options.maxDeliveries,
+    declaredAt: Date.now(),
+  };
   if (ordering) record.ordering = ordering;
   return async (tx?: unknown) => {
     const kept = await storage.declareTopic(record, tx);
@@ -143,8 +155,17 @@ function subscriptionRecord(topic: string, name: string, o: ResolvedSubscription
 function subscriptionRuntime(topic: TopicRuntime, name: string, options: ResolvedSubscriptionOptions, declared: Declaration): SubscriptionRuntime {
   const consumers = new Set<RunningConsumer>();
   const deadLetter = options.deadLetter === undefined ? undefined : topic.deadLetterTopic(options.deadLetter).ledger;
-  const ledger = new SubscriptionLedger(topic.ledger, name, { maxDeliveries: options.maxDeliveries, policy: topic.policy }, () => consumers.forEach((c) => c.wake()), deadLetter);
-  const s = { topic, name, options, ledger, scope: idempotencyScope(topic.name, name), consumers, declaration: declared, paused: false } as Omit<SubscriptionRuntime, 'sweeper'>;
+  const ledger = new SubscriptionLedger(
+    topic.ledger,
+    name,
+    { maxDeliveries: options.maxDeliveries, policy: topic.policy },
+    () => consumers.forEach((c) => c.wake()),
+    deadLetter,
+  );
+  const s = { topic, name, options, ledger, scope: idempotencyScope(topic.name, name), consumers, declaration: declared, paused: false } as Omit<
+    SubscriptionRuntime,
+    'sweeper'
+  >;
   return Object.assign(s, { sweeper: new LeaseSweeper(s as SubscriptionRuntime) });
 }
 
@@ -154,7 +175,10 @@ function subscriptionRuntime(topic: TopicRuntime, name: string, options: Resolve
  */
 export function ledgerOf(topic: TopicRuntime, name: string): SubscriptionLedger {
   validateSubscriptionName(name, topic.name);
-  return topic.subscriptions.get(name)?.ledger ?? new SubscriptionLedger(topic.ledger, name, { maxDeliveries: topic.options.maxDeliveries, policy: topic.policy }, () => undefined);
+  return (
+    topic.subscriptions.get(name)?.ledger ??
+    new SubscriptionLedger(topic.ledger, name, { maxDeliveries: topic.options.maxDeliveries, policy: topic.policy }, () => undefined)
+  );
 }
 
 /**

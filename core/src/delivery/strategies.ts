@@ -15,7 +15,12 @@ function removeOnLease<Tx>(c: DeliveryContext<Tx>): Delivery {
           await c.handle(m, noTransaction);
         } catch (error) {
           topic.events.emit('handlerError', { id: m.id, topic: topic.name, subscription: s.name, deliveries: m.deliveries, error, at: topic.clock.now() });
-          topic.logger.warn('handler failed; at-most-once never redelivers, the message is gone', { topic: topic.name, subscription: s.name, id: m.id, error: firstLine(describeError(error)) });
+          topic.logger.warn('handler failed; at-most-once never redelivers, the message is gone', {
+            topic: topic.name,
+            subscription: s.name,
+            id: m.id,
+            error: firstLine(describeError(error)),
+          });
           return;
         }
         s.ledger.emit(m.id, topic.plan.steps.handled);

@@ -60,7 +60,12 @@ export function dotDiagram(graphs: StateGraph | readonly StateGraph[]): string {
     // No frame: dot leaves a back edge's label out of its cluster's box, so a frame can run through the label.
     const title = `<TABLE BORDER="0" CELLPADDING="2"><TR><TD WIDTH="${room(graph.name, TITLE_FONT)}">${html(graph.name)}</TD></TR></TABLE>`;
     // Node ids are prefixed per cluster in `all`, since the lifecycles share state names; one graph alone keeps its own.
-    lines.push(`  subgraph "cluster_${i}" {`, `    label=<${title}>; labelloc=t; labeljust=c; peripheries=0;`, ...body(graph, many ? `${graph.name}/` : '', '    '), '  }');
+    lines.push(
+      `  subgraph "cluster_${i}" {`,
+      `    label=<${title}>; labelloc=t; labeljust=c; peripheries=0;`,
+      ...body(graph, many ? `${graph.name}/` : '', '    '),
+      '  }',
+    );
   }
   lines.push('}');
   return lines.join('\n');
@@ -119,7 +124,9 @@ function room(text: string, size: number): number {
 
 /** A table of the looks the graphs use and what each means, two entries a row; undefined when they use none. */
 function legend(graphs: readonly StateGraph[]): string | undefined {
-  const used = new Set<string>(graphs.flatMap((g) => [...g.states.map(stateRole), ...g.edges.map(edgeRole), ...(g.edges.some((e) => e.guard) ? ['guard'] : [])]));
+  const used = new Set<string>(
+    graphs.flatMap((g) => [...g.states.map(stateRole), ...g.edges.map(edgeRole), ...(g.edges.some((e) => e.guard) ? ['guard'] : [])]),
+  );
   const cells = LEGEND.filter((entry) => used.has(entry.role)).map(
     ({ sample, text, color }) => `${sample}<TD ALIGN="LEFT" WIDTH="${room(text, LEGEND_FONT)}">${small(text, color)}</TD>`,
   );

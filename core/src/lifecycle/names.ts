@@ -9,12 +9,7 @@ export const SCOPES = ['broker', 'end-to-end'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 /** The four lifecycles: one machine each. */
-export const LIFECYCLES = [
-  'at-most-once',
-  'at-least-once',
-  'exactly-once/broker',
-  'exactly-once/end-to-end',
-] as const;
+export const LIFECYCLES = ['at-most-once', 'at-least-once', 'exactly-once/broker', 'exactly-once/end-to-end'] as const;
 /** A semantic with its scope, naming one lifecycle machine. */
 export type Lifecycle = (typeof LIFECYCLES)[number];
 

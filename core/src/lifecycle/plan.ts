@@ -99,5 +99,8 @@ export function derivePlan(table: TransitionTable, meta: LifecycleMeta = {}): Li
 
 /** The plan of every lifecycle, built once when the module loads. */
 export const lifecyclePlans: Readonly<Record<Lifecycle, LifecyclePlan>> = Object.fromEntries(
-  Object.entries(lifecycleTables).map(([lifecycle, table]) => [lifecycle, derivePlan(table, lifecycleMachines[lifecycle as Lifecycle].root.meta as LifecycleMeta)]),
+  Object.entries(lifecycleTables).map(([lifecycle, table]) => [
+    lifecycle,
+    derivePlan(table, lifecycleMachines[lifecycle as Lifecycle].root.meta as LifecycleMeta),
+  ]),
 ) as Record<Lifecycle, LifecyclePlan>;

@@ -1,11 +1,5 @@
 import { IllegalTransitionError } from '../errors.js';
-import {
-  LIFECYCLES,
-  type Lifecycle,
-  type LifecycleEvent,
-  type LifecycleEventType,
-  type MessageState,
-} from './names.js';
+import { LIFECYCLES, type Lifecycle, type LifecycleEvent, type LifecycleEventType, type MessageState } from './names.js';
 import { lifecycleMachines, type LifecycleMachine } from './machines/index.js';
 
 type Guard = (args: { event: LifecycleEvent }) => boolean;

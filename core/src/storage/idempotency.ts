@@ -18,4 +18,3 @@ export interface IdempotencyStore<Tx = unknown> {
   /** Release resources; calling twice is fine. */
   close?(): Promise<void>;
 }
-

@@ -140,7 +140,9 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
     rows.sort((a, b) => a.seq - b.seq);
     const leased = rows.map(toMessage);
     // Rows deleted at hand-out are gone; answer with what the lease would have written.
-    return req.remove ? leased.map((m) => ({ ...m, state: req.to, deliveries: m.deliveries + 1, leaseUntil: req.leaseUntil, leaseToken: req.leaseToken })) : leased;
+    return req.remove
+      ? leased.map((m) => ({ ...m, state: req.to, deliveries: m.deliveries + 1, leaseUntil: req.leaseUntil, leaseToken: req.leaseToken }))
+      : leased;
   }
 
   async extendLease(req: ExtendLeaseRequest, tx?: BetterSqliteTx): Promise<boolean> {
@@ -161,7 +163,17 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
     const sql = req.remove ? SQL.settleRemove : SQL.settleMove;
     return this.step(tx, () =>
       req.items
-        .filter((item) => this.changes(sql, { topic: req.topic, subscription: req.subscription, id: item.id, from: req.from, to: req.to, leaseToken: item.leaseToken ?? null }) === 1)
+        .filter(
+          (item) =>
+            this.changes(sql, {
+              topic: req.topic,
+              subscription: req.subscription,
+              id: item.id,
+              from: req.from,
+              to: req.to,
+              leaseToken: item.leaseToken ?? null,
+            }) === 1,
+        )
         .map((item) => item.id),
     );
   }
@@ -188,25 +200,38 @@ export class BetterSqliteStorage implements StorageAdapter<BetterSqliteTx> {
 
   async expire(req: ExpireRequest, tx?: BetterSqliteTx): Promise<StoredMessage[]> {
     const { atLeast = null, below = null } = req.deliveries ?? {};
-    const rows = await this.step(tx, () => this.rows(SQL.expire, { topic: req.topic, subscription: req.subscription, from: req.from, to: req.to, now: req.now, atLeast, below }));
+    const rows = await this.step(tx, () =>
+      this.rows(SQL.expire, { topic: req.topic, subscription: req.subscription, from: req.from, to: req.to, now: req.now, atLeast, below }),
+    );
     return rows.map(toMessage);
   }
 
   async redrive(req: RedriveRequest): Promise<string[]> {
-    const params = { topic: req.topic, subscription: req.subscription, from: req.from, to: req.to, now: req.now, ids: req.ids ? JSON.stringify(req.ids) : null };
+    const params = {
+      topic: req.topic,
+      subscription: req.subscription,
+      from: req.from,
+      to: req.to,
+      now: req.now,
+      ids: req.ids ? JSON.stringify(req.ids) : null,
+    };
     const rows = await this.step(undefined, () => this.rows<{ seq: number; id: string }>(SQL.redrive, params));
     return rows.sort((a, b) => a.seq - b.seq).map((r) => r.id);
   }
 
   async counts(topic?: string): Promise<SubscriptionCounts> {
-    const rows = await this.step(undefined, () => this.rows<{ topic: string; subscription: string; state: MessageState; n: number }>(SQL.counts, { topic: topic ?? null }));
+    const rows = await this.step(undefined, () =>
+      this.rows<{ topic: string; subscription: string; state: MessageState; n: number }>(SQL.counts, { topic: topic ?? null }),
+    );
     const out: SubscriptionCounts = topic === undefined ? {} : { [topic]: {} };
     for (const r of rows) ((out[r.topic] ??= {})[r.subscription] ??= {})[r.state] = r.n;
     return out;
   }
 
   async peek(req: PeekRequest): Promise<StoredMessage[]> {
-    const rows = await this.step(undefined, () => this.rows(SQL.peek, { topic: req.topic, subscription: req.subscription, state: req.state, limit: req.limit }));
+    const rows = await this.step(undefined, () =>
+      this.rows(SQL.peek, { topic: req.topic, subscription: req.subscription, state: req.state, limit: req.limit }),
+    );
     return rows.map(toMessage);
   }
 

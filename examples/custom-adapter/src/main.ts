@@ -46,7 +46,11 @@ await emails.sendMany(['welcome', 'receipt', 'newsletter']);
 const accounts = ['acct-1', 'acct-2', 'acct-1', 'acct-1', 'acct-2'];
 await payments.sendMany([10, 20, 30, 40, 50], { key: (_, i) => accounts[i] });
 // The producer makes the ids, so a resend (a retry after a lost ack, say) is answered as a duplicate and not stored twice.
-for (const [id, total] of [['order-1', 10], ['order-2', 25], ['order-1', 10]] as const) {
+for (const [id, total] of [
+  ['order-1', 10],
+  ['order-2', 25],
+  ['order-1', 10],
+] as const) {
   const ack = await orders.send({ total }, { id });
   console.log(`sent orders: ${id} ${ack.duplicate ? 'duplicate, not stored again' : 'stored'}`);
 }

@@ -9,7 +9,11 @@ describe('examples/custom-adapter main program', () => {
     for (const email of ['welcome', 'receipt', 'newsletter']) expect(lines).toContain(`delivered emails: ${email} (attempt 1)`);
     expect(lines.filter((l) => l.startsWith('delivered orders: order-1,'))).toEqual(['delivered orders: order-1, total 10 (attempt 1)']);
     expect(lines).toContain('delivered orders: order-2, total 25 (attempt 1)');
-    expect(lines.filter((l) => l.startsWith('sent orders:'))).toEqual(['sent orders: order-1 stored', 'sent orders: order-2 stored', 'sent orders: order-1 duplicate, not stored again']);
+    expect(lines.filter((l) => l.startsWith('sent orders:'))).toEqual([
+      'sent orders: order-1 stored',
+      'sent orders: order-2 stored',
+      'sent orders: order-1 duplicate, not stored again',
+    ]);
     expect(lines.filter((l) => l.startsWith('payments '))).toEqual([
       'payments audit acct-1: 10, 30, 40',
       'payments audit acct-2: 20, 50',

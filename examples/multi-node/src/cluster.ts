@@ -55,7 +55,11 @@ function runNode(url: string, args: string[]): Promise<NodeRun> {
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.once('error', reject);
     child.once('close', (code) => {
-      const line = stdout.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+      const line = stdout
+        .trim()
+        .split('\n')
+        .reverse()
+        .find((l) => l.startsWith('{'));
       resolve({ summary: line ? (JSON.parse(line) as NodeSummary) : undefined, code, stderr });
     });
   });

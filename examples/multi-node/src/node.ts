@@ -104,9 +104,7 @@ const consumer = topic.consume(
     handlerRuns++;
     if (workMs > 0) await sleep(workMs);
     // Through the handler's own transaction: this row, the idempotency record and `consumed` commit together.
-    await ctx.em
-      .getConnection()
-      .execute(`INSERT INTO multi_node_jobs (job_id, node) VALUES (?, ?)`, [message.id, name], 'run', ctx.em.getTransactionContext());
+    await ctx.em.getConnection().execute(`INSERT INTO multi_node_jobs (job_id, node) VALUES (?, ?)`, [message.id, name], 'run', ctx.em.getTransactionContext());
   },
   { concurrency: 4 },
 );

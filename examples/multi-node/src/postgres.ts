@@ -34,7 +34,9 @@ export async function startLocalPostgres(): Promise<LocalPostgres> {
       if (match) resolve(match[1]!);
     });
     child.once('error', reject);
-    child.once('exit', (code, signal) => reject(new Error(`The embedded PostgreSQL server exited (${signal ?? code}) before it was ready; its error is above.`)));
+    child.once('exit', (code, signal) =>
+      reject(new Error(`The embedded PostgreSQL server exited (${signal ?? code}) before it was ready; its error is above.`)),
+    );
   });
   let replies = '';
   const waiting: Array<{ line: string; resolve: () => void; reject: (e: Error) => void }> = [];

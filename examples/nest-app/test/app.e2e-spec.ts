@@ -10,7 +10,8 @@ describe('examples/nest-app under Jest (CommonJS)', () => {
   afterAll(() => app.app.close());
 
   it('loads every Tidings package from its CommonJS build', () => {
-    for (const name of ['@tidings/core', '@tidings/nest', '@tidings/adapter-sqlite', '@tidings/faults']) expect(require.resolve(name)).toMatch(/[/\\]dist[/\\]index\.cjs$/);
+    for (const name of ['@tidings/core', '@tidings/nest', '@tidings/adapter-sqlite', '@tidings/faults'])
+      expect(require.resolve(name)).toMatch(/[/\\]dist[/\\]index\.cjs$/);
   });
 
   it('turns one order into one payment, and the same order again into none', async () => {

@@ -15,11 +15,14 @@ async function launch(database: string, gatewayDelayMs: number) {
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   await waitFor(() => /listening on (\S+)/.test(output) || child.exitCode !== null, 30_000);
   const url = /listening on (\S+)/.exec(output)?.[1];
   if (!url) throw new Error(`the app did not start:\n${output}`);
-  const order = (id: string) => fetch(`${url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id, amount: 100 }) });
+  const order = (id: string) =>
+    fetch(`${url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id, amount: 100 }) });
   return { child: child as ChildProcess, exited, order, output: () => output };
 }
 
@@ -29,7 +32,10 @@ function ledger(database: string) {
   try {
     const orders = (table: string) => (db.prepare(`SELECT "order" FROM ${table} ORDER BY "order"`).all() as Array<{ order: string }>).map((r) => r.order);
     const pending = (subscription: string) =>
-      db.prepare("SELECT id, state FROM tidings_message WHERE topic = 'orders' AND subscription = ? ORDER BY id").all(subscription) as Array<{ id: string; state: string }>;
+      db.prepare("SELECT id, state FROM tidings_message WHERE topic = 'orders' AND subscription = ? ORDER BY id").all(subscription) as Array<{
+        id: string;
+        state: string;
+      }>;
     return { paid: orders('payment'), pending: pending('payments'), confirmed: orders('confirmation'), unconfirmed: pending('confirmations') };
   } finally {
     db.close();

@@ -54,7 +54,9 @@ export interface StartOptions {
 export async function startApp(options: StartOptions = {}) {
   const config: AppConfig = { database: freshDatabase(), port: 0, leaseMs: 30_000, gatewayDelayMs: 0, ...options.config };
   const logger = new RecordingLogger();
-  let builder = Test.createTestingModule({ imports: [AppModule] }).overrideProvider(AppConfig).useValue(config);
+  let builder = Test.createTestingModule({ imports: [AppModule] })
+    .overrideProvider(AppConfig)
+    .useValue(config);
   if (options.faults) {
     const faults = options.faults;
     builder = builder.overrideProvider(TIDINGS_MODULE_OPTIONS).useFactory({

@@ -145,14 +145,23 @@ export async function stats(options: StatsOptions, output: Output): Promise<Stat
       return result;
     }
     if (rows.length === 0) {
-      output.out(topic === undefined ? `${database.target} holds no messages.` : `Topic "${topic}" has no subscriptions and holds no messages (${database.target}).`);
+      output.out(
+        topic === undefined ? `${database.target} holds no messages.` : `Topic "${topic}" has no subscriptions and holds no messages (${database.target}).`,
+      );
       return result;
     }
     const states = MESSAGE_STATES.filter((s) => rows.some((r) => r.counts[s] !== undefined));
     // Only when something is paused: a column of blanks would only widen the table.
     const paused = rows.some((r) => r.pausedAt !== null);
     const pausedCell = (r: SubscriptionStats) => (paused ? [r.pausedAt === null ? '' : new Date(r.pausedAt).toISOString()] : []);
-    const cells = rows.map((r) => [r.topic, r.subscription ?? '(none)', r.ordering ?? '?', ...states.map((s) => String(r.counts[s] ?? 0)), String(r.total), ...pausedCell(r)]);
+    const cells = rows.map((r) => [
+      r.topic,
+      r.subscription ?? '(none)',
+      r.ordering ?? '?',
+      ...states.map((s) => String(r.counts[s] ?? 0)),
+      String(r.total),
+      ...pausedCell(r),
+    ]);
     if (rows.length > 1) {
       const sum = (s: MessageState) => rows.reduce((a, r) => a + (r.counts[s] ?? 0), 0);
       cells.push(['(all)', '', '', ...states.map((s) => String(sum(s))), String(rows.reduce((a, r) => a + r.total, 0)), ...(paused ? [''] : [])]);
@@ -189,7 +198,14 @@ function statsRows(counts: SubscriptionCounts, registry: TopicRecord[], records:
     .map(({ topic, subscription }) => {
       const c = subscription === null ? {} : { ...counts[topic]?.[subscription] };
       const total = Object.values(c).reduce((a, n) => a + (n ?? 0), 0);
-      return { topic, subscription, ordering: orderings.get(topic) ?? null, counts: c, total, pausedAt: pauses.get(JSON.stringify([topic, subscription])) ?? null };
+      return {
+        topic,
+        subscription,
+        ordering: orderings.get(topic) ?? null,
+        counts: c,
+        total,
+        pausedAt: pauses.get(JSON.stringify([topic, subscription])) ?? null,
+      };
     });
 }
 
@@ -209,13 +225,25 @@ export async function dlqList(options: DlqListOptions, output: Output): Promise<
     const messages = total === 0 ? [] : await database.storage.peek({ topic, subscription, state: 'dead', limit });
     const where = whereIs(topic, subscription);
     if (options.json) {
-      const shown = messages.map((m) => ({ id: m.id, deliveries: m.deliveries, createdAt: new Date(m.createdAt).toISOString(), payload: parseBody(m.body), lastError: m.lastError ?? null }));
+      const shown = messages.map((m) => ({
+        id: m.id,
+        deliveries: m.deliveries,
+        createdAt: new Date(m.createdAt).toISOString(),
+        payload: parseBody(m.body),
+        lastError: m.lastError ?? null,
+      }));
       output.out(JSON.stringify({ db: database.name, topic, subscription, total, messages: shown }, null, 2));
     } else if (total === 0) {
       output.out(`No dead letters in ${where} (${database.target}).`);
     } else {
       // The error's first line says why the message died; --json has the whole stack.
-      const rows = messages.map((m) => [m.id, String(m.deliveries), new Date(m.createdAt).toISOString(), clip(m.body.replace(/\s+/g, ' '), 60), clip(m.lastError?.split('\n', 1)[0] ?? '', 60)]);
+      const rows = messages.map((m) => [
+        m.id,
+        String(m.deliveries),
+        new Date(m.createdAt).toISOString(),
+        clip(m.body.replace(/\s+/g, ' '), 60),
+        clip(m.lastError?.split('\n', 1)[0] ?? '', 60),
+      ]);
       const more = total > messages.length ? `\nShowing ${messages.length} of ${total}; pass --limit ${total} to see them all.` : '';
       output.out(
         `${total} dead letter${total === 1 ? '' : 's'} in ${where} (${database.target})\n` +
@@ -326,12 +354,16 @@ export async function purge(options: PurgeOptions, output: Output): Promise<Purg
     }
     const parts = [
       `${dedup} expired dedup record${dedup === 1 ? '' : 's'}`,
-      topic === undefined ? `${idempotency} expired idempotency record${idempotency === 1 ? '' : 's'}` : 'no idempotency records (they are purged for all topics at once: run without --topic)',
+      topic === undefined
+        ? `${idempotency} expired idempotency record${idempotency === 1 ? '' : 's'}`
+        : 'no idempotency records (they are purged for all topics at once: run without --topic)',
       deadOlderThanMs === undefined
         ? 'no dead letters (pass --dead-older-than 7d to drop old ones)'
         : `${dead} dead letter${dead === 1 ? '' : 's'} older than ${formatDuration(deadOlderThanMs)}`,
     ];
-    output.out(`Purged ${result.total} row${result.total === 1 ? '' : 's'}${topic === undefined ? '' : ` of topic "${topic}"`} from ${database.target}: ${parts.join(', ')}.`);
+    output.out(
+      `Purged ${result.total} row${result.total === 1 ? '' : 's'}${topic === undefined ? '' : ` of topic "${topic}"`} from ${database.target}: ${parts.join(', ')}.`,
+    );
     return result;
   });
 }
@@ -366,7 +398,12 @@ export function clip(text: string, max: number): string {
 
 /** `604800000` as `7d`: the largest unit that divides it evenly. */
 export function formatDuration(ms: number): string {
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1_000],
+  ] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;

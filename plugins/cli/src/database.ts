@@ -29,7 +29,8 @@ function isUrl(db: string): boolean {
 
 /** Opens a SQLite file that must already exist, or a PostgreSQL URL; throws a typed error saying what to fix. */
 export async function openDatabase(db: string = DEFAULT_DB): Promise<Database> {
-  if (typeof db !== 'string' || db.trim() === '') throw new InvalidOptionsError(`--db needs a SQLite file path or a postgres:// URL, got ${JSON.stringify(db)}.`);
+  if (typeof db !== 'string' || db.trim() === '')
+    throw new InvalidOptionsError(`--db needs a SQLite file path or a postgres:// URL, got ${JSON.stringify(db)}.`);
   let storage: StorageAdapter;
   let name: string;
   let target: string;
@@ -72,7 +73,8 @@ function checkSqliteFile(given: string, path: string): void {
   let size: number;
   try {
     const stat = statSync(path);
-    if (stat.isDirectory()) throw new NotADatabaseError(`--db ${given} is a folder; pass the SQLite file inside it, e.g. ${given.replace(/\/$/, '')}/tidings.db.`);
+    if (stat.isDirectory())
+      throw new NotADatabaseError(`--db ${given} is a folder; pass the SQLite file inside it, e.g. ${given.replace(/\/$/, '')}/tidings.db.`);
     size = stat.size;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
@@ -109,7 +111,10 @@ async function checkPostgres(url: string, target: string): Promise<void> {
     if (code === '3D000') {
       throw new DatabaseNotFoundError(`${target} has no such database (${message}). tidings does not create one: check the name in --db.`);
     }
-    throw new StorageError(`Cannot reach ${target}: ${message}. Check the host, port, credentials and database name.`, { cause: error, code: 'CONNECTION_LOST' });
+    throw new StorageError(`Cannot reach ${target}: ${message}. Check the host, port, credentials and database name.`, {
+      cause: error,
+      code: 'CONNECTION_LOST',
+    });
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -142,7 +147,8 @@ export async function subscriptionsOf(database: Database, topic: string): Promis
  * or `default`, unless the topic has subscriptions and none of them is `default` (`SubscriptionRequiredError`).
  */
 export async function pickSubscription(database: Database, topic: string, given?: string): Promise<string> {
-  if (given !== undefined && (typeof given !== 'string' || given === '')) throw new InvalidOptionsError('--subscription needs a subscription name, e.g. --subscription billing.');
+  if (given !== undefined && (typeof given !== 'string' || given === ''))
+    throw new InvalidOptionsError('--subscription needs a subscription name, e.g. --subscription billing.');
   const known = await subscriptionsOf(database, topic);
   if (given !== undefined) {
     if (!known.includes(given)) throw new UnknownSubscriptionError(given, topic, known, database.target);

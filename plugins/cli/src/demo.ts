@@ -53,7 +53,12 @@ const GROUPS = 10;
 /** The four semantics side by side, then an ordered exactly-once topic with two subscriptions under the same faults. */
 const RUNS: Run[] = [
   ...LIFECYCLES.map((l): Run => ({ label: l, lifecycle: l, topicOptions: semanticOf(l) })),
-  { label: 'exactly-once, ordered', lifecycle: 'exactly-once/end-to-end', topicOptions: { semantic: 'exactly-once', ordering: 'key' }, subscriptions: ['billing', 'shipping'] },
+  {
+    label: 'exactly-once, ordered',
+    lifecycle: 'exactly-once/end-to-end',
+    topicOptions: { semantic: 'exactly-once', ordering: 'key' },
+    subscriptions: ['billing', 'shipping'],
+  },
 ];
 
 const CRASH_POINTS = ['after-lease-before-handler', 'after-handler-before-ack'] as const;
@@ -83,7 +88,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const bars =
     options.json || !process.stderr.isTTY
       ? undefined
-      : new MultiBar({ format: ' {label} [{bar}] {value}/{total} delivered', hideCursor: true, clearOnComplete: false, stream: process.stderr }, Presets.shades_classic);
+      : new MultiBar(
+          { format: ' {label} [{bar}] {value}/{total} delivered', hideCursor: true, clearOnComplete: false, stream: process.stderr },
+          Presets.shades_classic,
+        );
   const rows = await Promise.all(
     RUNS.map((run, i) => {
       const total = options.messages * (run.subscriptions?.length ?? 1);
@@ -94,7 +102,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   bars?.stop();
 
   if (options.json) {
-    process.stdout.write(`${JSON.stringify(rows.map((r) => ({ ...r, seed: options.seed, faults: options.faults })), null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(
+        rows.map((r) => ({ ...r, seed: options.seed, faults: options.faults })),
+        null,
+        2,
+      )}\n`,
+    );
   } else {
     printTable(rows, options);
   }
@@ -186,7 +200,7 @@ async function runOne(run: Run, o: DemoOptions, dir: string, progress: (delivere
   }
 
   // Done when nothing waits, is leased or half-consumed for a few looks in a row (or the deadline passes).
-  for (let quiet = 0; quiet < 3 && performance.now() - started < DEADLINE_MS; ) {
+  for (let quiet = 0; quiet < 3 && performance.now() - started < DEADLINE_MS;) {
     await new Promise((r) => setTimeout(r, 100));
     const c = topicTotals(await inner.counts(slug))[slug] ?? {};
     quiet = (c.acked ?? 0) + (c.stored ?? 0) + (c.leased ?? 0) + (c.consumed ?? 0) === 0 ? quiet + 1 : 0;
@@ -255,7 +269,8 @@ function printTable(rows: DemoRow[], o: DemoOptions): void {
   out(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const c of cells.slice(1)) out(line(c));
   out();
-  for (const r of rows) out(`${r.held ? '✓ held  ' : '✗ BROKEN'} ${r.semantic === r.lifecycle ? r.rule : `${r.semantic} (${r.lifecycle}, 2 subscriptions) ${r.rule}`}`);
+  for (const r of rows)
+    out(`${r.held ? '✓ held  ' : '✗ BROKEN'} ${r.semantic === r.lifecycle ? r.rule : `${r.semantic} (${r.lifecycle}, 2 subscriptions) ${r.rule}`}`);
   out();
   out('at-most-once may lose and at-least-once may duplicate; exactly-once does neither, and keeps each key in order in every subscription.');
 }

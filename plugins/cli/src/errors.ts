@@ -60,7 +60,8 @@ export class UnknownSubscriptionError extends TidingsError {
 }
 
 function unknownSubscription(subscription: string, topic: string | undefined, known: string[], target: string): string {
-  if (known.length === 0) return `Subscription "${subscription}" is unknown: ${topic === undefined ? `${target} records no subscriptions yet` : `topic "${topic}" has no subscriptions in ${target}`}.`;
+  if (known.length === 0)
+    return `Subscription "${subscription}" is unknown: ${topic === undefined ? `${target} records no subscriptions yet` : `topic "${topic}" has no subscriptions in ${target}`}.`;
   const scope = topic === undefined ? `any topic of ${target}` : `topic "${topic}" in ${target}`;
   return `Subscription "${subscription}" is unknown to ${scope}: no process declared it and it holds no messages. Known subscriptions: ${listed(known)}.`;
 }

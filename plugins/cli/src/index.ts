@@ -1,6 +1,25 @@
 export { stats, dlqList, dlqRedrive, purge, processOutput, formatDuration } from './commands.js';
-export type { Output, DbOptions, StatsOptions, StatsResult, SubscriptionStats, DlqListOptions, DlqListResult, DlqRedriveOptions, DlqRedriveResult, PurgeOptions, PurgeResult } from './commands.js';
-export { subscriptionsList, subscriptionsRemove, type SubscriptionsListOptions, type SubscriptionListing, type SubscriptionsRemoveOptions, type SubscriptionsRemoveResult } from './subscriptions.js';
+export type {
+  Output,
+  DbOptions,
+  StatsOptions,
+  StatsResult,
+  SubscriptionStats,
+  DlqListOptions,
+  DlqListResult,
+  DlqRedriveOptions,
+  DlqRedriveResult,
+  PurgeOptions,
+  PurgeResult,
+} from './commands.js';
+export {
+  subscriptionsList,
+  subscriptionsRemove,
+  type SubscriptionsListOptions,
+  type SubscriptionListing,
+  type SubscriptionsRemoveOptions,
+  type SubscriptionsRemoveResult,
+} from './subscriptions.js';
 export {
   messagesList,
   messagesShow,

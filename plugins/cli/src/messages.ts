@@ -68,7 +68,11 @@ export interface ShownMessage {
 export async function messagesList(options: MessagesListOptions, output: Output): Promise<MessagesListResult> {
   const { topic, id, key, after } = options;
   const view = checkState(options.state, id !== undefined || key !== undefined);
-  for (const [option, value] of [['--id', id], ['--key', key], ['--after', after]] as const) {
+  for (const [option, value] of [
+    ['--id', id],
+    ['--key', key],
+    ['--after', after],
+  ] as const) {
     if (value !== undefined && (typeof value !== 'string' || value === '')) throw new InvalidOptionsError(`${option} needs a value, e.g. ${option} order-42.`);
   }
   const limit = parseInteger('--limit', options.limit ?? DEFAULT_PAGE, 1, MAX_PAGE);
@@ -85,7 +89,8 @@ export async function messagesList(options: MessagesListOptions, output: Output)
       return { subscription, messages: page.messages, ...(next ? { next } : {}) };
     }
     const filters = [id === undefined ? '' : `with id "${id}"`, key === undefined ? '' : `with key "${key}"`];
-    const described = (n: number) => [view ?? '', `message${n === 1 ? '' : 's'}`, view === undefined ? 'in any state' : '', ...filters].filter((w) => w !== '').join(' ');
+    const described = (n: number) =>
+      [view ?? '', `message${n === 1 ? '' : 's'}`, view === undefined ? 'in any state' : '', ...filters].filter((w) => w !== '').join(' ');
     if (page.messages.length === 0) {
       output.out(`No ${described(0)} in ${where} (${database.target})${after === undefined ? '' : ' after that cursor'}.`);
       return { subscription, messages: [] };
@@ -102,7 +107,10 @@ export async function messagesList(options: MessagesListOptions, output: Output)
     ]);
     const n = page.messages.length;
     const heading = `${n} ${described(n)} of ${where} (${database.target}), in delivery order`;
-    const lines = [heading, table(['id', 'key', 'state', 'deliveries', 'available at', 'created at', 'last error'], rows, [false, false, false, true, false, false, false])];
+    const lines = [
+      heading,
+      table(['id', 'key', 'state', 'deliveries', 'available at', 'created at', 'last error'], rows, [false, false, false, true, false, false, false]),
+    ];
     if (next !== undefined) {
       const args = ['messages', 'list', topic, ...(subscription === DEFAULT_SUBSCRIPTION ? [] : ['--subscription', subscription])];
       if (view !== undefined) args.push('--state', view);
@@ -125,7 +133,11 @@ export async function messagesShow(options: MessagesShowOptions, output: Output)
     const { record, subscription, ledger } = await subscriptionLedger(database, topic, options.subscription, now);
     const m = await ledger.message(id);
     if (m === undefined) {
-      const listing = tidingsCommand(['messages', 'list', topic, ...(subscription === DEFAULT_SUBSCRIPTION ? [] : ['--subscription', subscription])], database, options.db);
+      const listing = tidingsCommand(
+        ['messages', 'list', topic, ...(subscription === DEFAULT_SUBSCRIPTION ? [] : ['--subscription', subscription])],
+        database,
+        options.db,
+      );
       throw new MessageNotFoundError(topic, subscription, id, listing, database.target);
     }
     const shown = shownMessage(m, lifecyclePlans[record.lifecycle], now);

@@ -97,10 +97,20 @@ async function setPaused(options: PauseOptions, output: Output, pause: boolean):
     if (changed) await (pause ? ledger.pause() : ledger.resume());
     const pausedAt = pause ? await ledger.pausedAt() : undefined;
     const name = `${topic}/${subscription}`;
-    const other = tidingsCommand([pause ? 'resume' : 'pause', topic, ...(subscription === DEFAULT_SUBSCRIPTION ? [] : ['--subscription', subscription])], database, options.db);
+    const other = tidingsCommand(
+      [pause ? 'resume' : 'pause', topic, ...(subscription === DEFAULT_SUBSCRIPTION ? [] : ['--subscription', subscription])],
+      database,
+      options.db,
+    );
     const since = (at: number | undefined) => (at === undefined ? '' : ` since ${new Date(at).toISOString()}`);
     if (options.json) {
-      output.out(JSON.stringify({ db: database.name, topic, subscription, paused: pause, pausedAt: pausedAt === undefined ? null : new Date(pausedAt).toISOString(), changed }, null, 2));
+      output.out(
+        JSON.stringify(
+          { db: database.name, topic, subscription, paused: pause, pausedAt: pausedAt === undefined ? null : new Date(pausedAt).toISOString(), changed },
+          null,
+          2,
+        ),
+      );
     } else if (pause) {
       output.out(
         changed
@@ -108,7 +118,11 @@ async function setPaused(options: PauseOptions, output: Output, pause: boolean):
           : `${name} was already paused${since(was)}; left as it was. \`${other}\` lets its consumers go on.`,
       );
     } else {
-      output.out(changed ? `Resumed ${name} (paused${since(was)}): consumers in every process lease again within a second.` : `${name} is not paused; nothing to resume.`);
+      output.out(
+        changed
+          ? `Resumed ${name} (paused${since(was)}): consumers in every process lease again within a second.`
+          : `${name} is not paused; nothing to resume.`,
+      );
     }
     return { subscription, paused: pause, ...(pausedAt === undefined ? {} : { pausedAt }), changed };
   });
@@ -167,7 +181,11 @@ export async function dlqDiscard(options: DlqDiscardOptions, output: Output): Pr
     const count = targets?.length ?? (plan.dead === undefined ? 0 : ((await database.storage.counts(topic))[topic]?.[subscription]?.[plan.dead] ?? 0));
     const letters = (n: number) => `${n} dead letter${n === 1 ? '' : 's'}`;
     if (count > 0 && !options.yes) {
-      const command = tidingsCommand(['dlq', 'discard', topic, ...subscriptionArgs(subscription), ...(ids ?? []).flatMap((id) => ['--id', id])], database, options.db);
+      const command = tidingsCommand(
+        ['dlq', 'discard', topic, ...subscriptionArgs(subscription), ...(ids ?? []).flatMap((id) => ['--id', id])],
+        database,
+        options.db,
+      );
       throw new ConfirmationRequiredError(`${ids || count === 1 ? 'the' : 'all'} ${letters(count)} of ${where} in ${database.target}`, count, command);
     }
     const discarded = count === 0 ? 0 : await ledger.discard(targets);
@@ -176,7 +194,11 @@ export async function dlqDiscard(options: DlqDiscardOptions, output: Output): Pr
     } else if (plan.dead === undefined) {
       output.out(`Topic "${topic}" is ${record.lifecycle}: its messages are never dead-lettered, so there is nothing to discard.`);
     } else {
-      output.out(discarded === 0 && !ids ? `No dead letters in ${where} to discard (${database.target}).` : `Discarded ${letters(discarded)} of ${where} (${database.target}).`);
+      output.out(
+        discarded === 0 && !ids
+          ? `No dead letters in ${where} to discard (${database.target}).`
+          : `Discarded ${letters(discarded)} of ${where} (${database.target}).`,
+      );
     }
     if (missing.length > 0 && !options.json) output.err(`tidings: not dead letters of ${where}, left as they are: ${missing.join(', ')}.`);
     return { subscription, discarded, missing };
@@ -211,7 +233,9 @@ function subscriptionArgs(subscription: string): string[] {
 }
 
 function leftLeased(leased: number): string {
-  return leased === 0 ? '' : `; ${leased} leased message${leased === 1 ? '' : 's'} stay${leased === 1 ? 's' : ''} with ${leased === 1 ? 'its consumer' : 'their consumers'}`;
+  return leased === 0
+    ? ''
+    : `; ${leased} leased message${leased === 1 ? '' : 's'} stay${leased === 1 ? 's' : ''} with ${leased === 1 ? 'its consumer' : 'their consumers'}`;
 }
 
 /** `--id` values without repeats; each must be a message id. */

@@ -93,7 +93,7 @@ export async function run(argv: string[], output: Output = processOutput): Promi
     });
 
   for (const [verb, description] of [
-    ['pause', "pause a subscription for every process, durably: its consumers stop leasing within a second and finish what they hold; sends still store"],
+    ['pause', 'pause a subscription for every process, durably: its consumers stop leasing within a second and finish what they hold; sends still store'],
     ['resume', "let a paused subscription's consumers lease again, in every process"],
   ] as const) {
     program
@@ -122,9 +122,14 @@ export async function run(argv: string[], output: Output = processOutput): Promi
     .option('--after <cursor>', 'the page after this cursor (printed under the page before)')
     .option('--limit <n>', `messages per page, 1 to ${MAX_PAGE}`, String(DEFAULT_PAGE))
     .option('--json', 'print JSON: { messages, next }')
-    .action(async (topic: string, o: { db: string; subscription?: string; state?: string; id?: string; key?: string; after?: string; limit: string; json?: boolean }) => {
-      await messagesList({ ...remember(o), topic, limit: parseInteger('--limit', o.limit, 1, MAX_PAGE) }, output);
-    });
+    .action(
+      async (
+        topic: string,
+        o: { db: string; subscription?: string; state?: string; id?: string; key?: string; after?: string; limit: string; json?: boolean },
+      ) => {
+        await messagesList({ ...remember(o), topic, limit: parseInteger('--limit', o.limit, 1, MAX_PAGE) }, output);
+      },
+    );
   messages
     .command('show')
     .description('one message in full: payload, headers, deliveries, dates, lease, last error with its stack')
@@ -139,7 +144,9 @@ export async function run(argv: string[], output: Output = processOutput): Promi
 
   program
     .command('empty')
-    .description("drop a subscription's waiting and delayed messages, not the leased ones; says how many and refuses without --yes (unlike purge, which drops only what has expired)")
+    .description(
+      "drop a subscription's waiting and delayed messages, not the leased ones; says how many and refuses without --yes (unlike purge, which drops only what has expired)",
+    )
     .argument('<topic>')
     .addOption(dbOption())
     .addOption(subscriptionOption())
@@ -186,7 +193,9 @@ export async function run(argv: string[], output: Output = processOutput): Promi
 
   program
     .command('purge')
-    .description('retention clean-up: drop expired dedup and idempotency records, and dead letters older than an age (tidings empty drops a queue\'s waiting messages)')
+    .description(
+      "retention clean-up: drop expired dedup and idempotency records, and dead letters older than an age (tidings empty drops a queue's waiting messages)",
+    )
     .addOption(dbOption())
     .option('--topic <topic>', 'only this topic')
     .option('--dead-older-than <age>', 'also drop dead letters this old: ms, or 30m, 12h, 7d')

@@ -152,7 +152,9 @@ export async function prepareDatabase(t: ProveTarget): Promise<void> {
         `CREATE OR REPLACE FUNCTION prove_record_stored() RETURNS trigger AS $fn$ BEGIN INSERT INTO prove_stored VALUES (NEW.topic, NEW.subscription, NEW.id, NEW.body); RETURN NEW; END $fn$ LANGUAGE plpgsql`,
         'CREATE OR REPLACE TRIGGER prove_stored_t AFTER INSERT ON tidings_message FOR EACH ROW EXECUTE FUNCTION prove_record_stored()',
       ]
-    : ['CREATE TRIGGER IF NOT EXISTS prove_stored_t AFTER INSERT ON tidings_message BEGIN INSERT INTO prove_stored VALUES (NEW.topic, NEW.subscription, NEW.id, NEW.body); END'];
+    : [
+        'CREATE TRIGGER IF NOT EXISTS prove_stored_t AFTER INSERT ON tidings_message BEGIN INSERT INTO prove_stored VALUES (NEW.topic, NEW.subscription, NEW.id, NEW.body); END',
+      ];
   await query(t, [...tables, ...trigger]);
 }
 
@@ -166,7 +168,11 @@ export async function readStored(t: ProveTarget, topic: string): Promise<Record<
 
 /** Every effect consumers recorded for a topic, in the order they were recorded, with what its handler saw of order. */
 export async function readEffects(t: ProveTarget, topic: string): Promise<Effect[]> {
-  const rows = await query(t, ['SELECT subscription, msg_key AS key, incarnation, grp, position, overtook FROM prove_effects WHERE topic = $1 ORDER BY n'], [topic]);
+  const rows = await query(
+    t,
+    ['SELECT subscription, msg_key AS key, incarnation, grp, position, overtook FROM prove_effects WHERE topic = $1 ORDER BY n'],
+    [topic],
+  );
   return rows.map((r) => {
     const e: Effect = { key: r.key as string, incarnation: Number(r.incarnation), subscription: r.subscription as string };
     if (r.grp != null) Object.assign(e, { orderingKey: r.grp as string, position: Number(r.position), overtook: Number(r.overtook) === 1 });
@@ -224,27 +230,44 @@ export async function runCrashScenario(s: CrashScenario, topic: string, onProgre
     const sentHere: string[] = [];
     const producer = produced
       ? undefined
-      : startWorker([...common, '--role', 'producer', '--from', String(next), '--to', String(s.messages), '--seed', String(s.seed * 1000 + incarnation), '--lost-acks', String(s.lostAckRate), '--crash-rate', String(s.crashRate)], (line) => {
-          const [kind, key] = line.split(' ');
-          if (kind === 'sent') {
-            sent.push(key!);
-            sentSet.add(key!);
-            sentHere.push(key!);
-            if (!resends) {
-              step();
-              report('producing');
+      : startWorker(
+          [
+            ...common,
+            '--role',
+            'producer',
+            '--from',
+            String(next),
+            '--to',
+            String(s.messages),
+            '--seed',
+            String(s.seed * 1000 + incarnation),
+            '--lost-acks',
+            String(s.lostAckRate),
+            '--crash-rate',
+            String(s.crashRate),
+          ],
+          (line) => {
+            const [kind, key] = line.split(' ');
+            if (kind === 'sent') {
+              sent.push(key!);
+              sentSet.add(key!);
+              sentHere.push(key!);
+              if (!resends) {
+                step();
+                report('producing');
+              }
+            } else if (kind === 'acked') {
+              acked.add(key!);
+              if (resends) {
+                step();
+                report('producing');
+              }
+            } else if (kind === 'done') {
+              done = true;
+              progressed();
             }
-          } else if (kind === 'acked') {
-            acked.add(key!);
-            if (resends) {
-              step();
-              report('producing');
-            }
-          } else if (kind === 'done') {
-            done = true;
-            progressed();
-          }
-        });
+          },
+        );
     // What this consumer incarnation held when it was killed: keys it was handling, and (at-most-once) its last
     // leased batch; an at-most-once consumer leases its next batch only once the previous one is handled.
     const held = new Set<string>();
@@ -259,7 +282,19 @@ export async function runCrashScenario(s: CrashScenario, topic: string, onProgre
     const killHolding = holdingRun ? ['--kill-holding', '1'] : [];
     const consumers = readers.map((subscription, i) =>
       startWorker(
-        [...common, ...as(subscription), '--role', 'consumer', '--incarnation', String(incarnation), '--seed', String(s.seed * 1000 + 500 + incarnation + 100 * i), '--crash-rate', String(s.crashRate), ...killHolding],
+        [
+          ...common,
+          ...as(subscription),
+          '--role',
+          'consumer',
+          '--incarnation',
+          String(incarnation),
+          '--seed',
+          String(s.seed * 1000 + 500 + incarnation + 100 * i),
+          '--crash-rate',
+          String(s.crashRate),
+          ...killHolding,
+        ],
         (line) => {
           const [kind, key, ids] = line.split(' ');
           if (kind === 'handling') {
@@ -279,7 +314,9 @@ export async function runCrashScenario(s: CrashScenario, topic: string, onProgre
     // The 5 s without enough progress count from the first line the worker prints: on a loaded machine start-up
     // alone can take seconds, and a kill before any work only burns an incarnation.
     const started = new Promise<void>((resolve) => (producer ?? consumer).proc.stdout!.once('data', () => resolve()));
-    await Promise.race(holdingRun ? [consumer.exited, new Promise((r) => setTimeout(r, 60_000))] : [enough, died, started.then(() => new Promise((r) => setTimeout(r, 5_000)))]);
+    await Promise.race(
+      holdingRun ? [consumer.exited, new Promise((r) => setTimeout(r, 60_000))] : [enough, died, started.then(() => new Promise((r) => setTimeout(r, 5_000)))],
+    );
     // Let the consumers run a little past the producer's moment, at a seeded offset.
     await new Promise((r) => setTimeout(r, random() * 200));
     for (const p of [producer, ...consumers]) {

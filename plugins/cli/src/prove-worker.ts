@@ -84,7 +84,8 @@ function broken(inner: MikroOrmStorage, kind: string | undefined): StorageAdapte
       async store(req: StoreRequest, tx?: Parameters<MikroOrmStorage['store']>[1]) {
         const results = await inner.store(req, tx);
         for (const r of results) {
-          if (!r.duplicate && ++stored % 10 === 0) await inner.orm.em.getConnection().execute('DELETE FROM tidings_message WHERE topic = ? AND id = ?', [req.topic, r.id]);
+          if (!r.duplicate && ++stored % 10 === 0)
+            await inner.orm.em.getConnection().execute('DELETE FROM tidings_message WHERE topic = ? AND id = ?', [req.topic, r.id]);
         }
         return results;
       },
@@ -138,12 +139,13 @@ async function main(): Promise<void> {
       let leasedBatches = 0;
       tidings.events.on('transition', (e) => {
         if (e.to !== 'leased') return;
-        if (batch.length === 0) queueMicrotask(() => {
-          out(`leased ${batch.splice(0).join(',')}`);
-          // --kill-holding N: die right after the N-th leased batch, before its handlers run, so every run has
-          // a consumer killed while it holds messages at-most-once must never hand out again.
-          if (++leasedBatches === Number(a['kill-holding'])) process.kill(process.pid, 'SIGKILL');
-        });
+        if (batch.length === 0)
+          queueMicrotask(() => {
+            out(`leased ${batch.splice(0).join(',')}`);
+            // --kill-holding N: die right after the N-th leased batch, before its handlers run, so every run has
+            // a consumer killed while it holds messages at-most-once must never hand out again.
+            if (++leasedBatches === Number(a['kill-holding'])) process.kill(process.pid, 'SIGKILL');
+          });
         batch.push(e.id);
       });
     }
@@ -154,17 +156,22 @@ async function main(): Promise<void> {
       WHERE m.topic = ? AND m.subscription = ? AND m.id = ? AND e.ordering_key = m.ordering_key AND e.seq < m.seq`;
     const subscription = a.subscription ? topic.subscription(a.subscription) : undefined;
     const handle = async (m: Message<{ key: string; group?: string; position?: number }>, ctx: ConsumeContext) => {
-        out(`handling ${m.payload.key}`);
-        const em = (ctx.em as EntityManager | undefined) ?? (inner.orm.em as EntityManager);
-        const trx = ctx.em ? (ctx.em as EntityManager).getTransactionContext() : undefined;
-        const connection = em.getConnection();
-        let overtook = 0;
-        if (m.key !== undefined) {
-          const [row] = (await connection.execute(unsettledBefore, [a.topic, m.subscription, m.id], 'all', trx)) as Array<{ n: number | string }>;
-          overtook = Number(row?.n ?? 0) > 0 ? 1 : 0;
-        }
-        // Exactly-once writes the effect in the message's transaction; the others write it on their own, then ack.
-        await connection.execute(insert, [a.topic, m.subscription, m.payload.key, incarnation, m.payload.group ?? null, m.payload.position ?? null, overtook], 'run', trx);
+      out(`handling ${m.payload.key}`);
+      const em = (ctx.em as EntityManager | undefined) ?? (inner.orm.em as EntityManager);
+      const trx = ctx.em ? (ctx.em as EntityManager).getTransactionContext() : undefined;
+      const connection = em.getConnection();
+      let overtook = 0;
+      if (m.key !== undefined) {
+        const [row] = (await connection.execute(unsettledBefore, [a.topic, m.subscription, m.id], 'all', trx)) as Array<{ n: number | string }>;
+        overtook = Number(row?.n ?? 0) > 0 ? 1 : 0;
+      }
+      // Exactly-once writes the effect in the message's transaction; the others write it on their own, then ack.
+      await connection.execute(
+        insert,
+        [a.topic, m.subscription, m.payload.key, incarnation, m.payload.group ?? null, m.payload.position ?? null, overtook],
+        'run',
+        trx,
+      );
     };
     const reader = subscription ?? topic;
     if (a.batch) {
@@ -181,7 +188,7 @@ async function main(): Promise<void> {
     out('consuming');
     if (a.drain) {
       // Done once nothing is waiting, leased or half-consumed for a few checks in a row.
-      for (let quiet = 0; quiet < 3; ) {
+      for (let quiet = 0; quiet < 3;) {
         await new Promise((r) => setTimeout(r, Math.min(Number(a['lease-ms']), 200)));
         const c = subscription ? await subscription.counts() : ((await tidings.counts(a.topic!))[a.topic!] ?? {});
         quiet = (c.acked ?? 0) + (c.stored ?? 0) + (c.leased ?? 0) + (c.consumed ?? 0) === 0 ? quiet + 1 : 0;

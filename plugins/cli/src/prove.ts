@@ -6,7 +6,16 @@ import { redactUrl } from '@tidings/adapter-postgres';
 import { checkDeliveries, checkSubscriptions, guaranteeHeld, type DeliveryCheck, type GuaranteeVerdict } from '@tidings/faults';
 import type { Output } from './commands.js';
 import { DatabaseNotFoundError } from './errors.js';
-import { DRAIN_LIMIT_MS, atMostOnceBounds, prepareDatabase, query, runCrashScenario, type CrashOutcome, type CrashScenario, type ProveTarget } from './prove-scenario.js';
+import {
+  DRAIN_LIMIT_MS,
+  atMostOnceBounds,
+  prepareDatabase,
+  query,
+  runCrashScenario,
+  type CrashOutcome,
+  type CrashScenario,
+  type ProveTarget,
+} from './prove-scenario.js';
 import { table } from './table.js';
 
 /** What `tidings prove` takes from its command line. */
@@ -95,7 +104,13 @@ export async function prove(options: ProveOptions, output: Output): Promise<Prov
     const rows: ProveRow[] = [];
     for (const [i, run] of runs.entries()) {
       const label = `${i + 1}/${runs.length} ${run.name}`;
-      const bar = options.json || !process.stderr.isTTY ? undefined : new SingleBar({ format: ` ${label.padEnd(28)} [{bar}] {value}/{total} {phase}, {kills} kills`, hideCursor: true, stream: process.stderr }, Presets.shades_classic);
+      const bar =
+        options.json || !process.stderr.isTTY
+          ? undefined
+          : new SingleBar(
+              { format: ` ${label.padEnd(28)} [{bar}] {value}/{total} {phase}, {kills} kills`, hideCursor: true, stream: process.stderr },
+              Presets.shades_classic,
+            );
       bar?.start(options.messages, 0, { phase: 'producing', kills: 0 });
       const row = await proveOne(run, { ...options, seed: options.seed + i }, place.target, (p) => bar?.update(p.produced, { phase: p.phase, kills: p.kills }));
       bar?.stop();
@@ -119,7 +134,8 @@ function checkOptions(o: ProveOptions): ProveRun[] {
   count('--messages', o.messages, 10, 100_000);
   count('--kills', o.kills, 1, 1_000);
   count('--seed', o.seed, 0, 2 ** 31);
-  if (!(o.lostAcks >= 0 && o.lostAcks < 1)) throw new InvalidOptionsError(`--lost-acks must be a share from 0 up to (not including) 1, e.g. 0.2, got ${o.lostAcks}.`);
+  if (!(o.lostAcks >= 0 && o.lostAcks < 1))
+    throw new InvalidOptionsError(`--lost-acks must be a share from 0 up to (not including) 1, e.g. 0.2, got ${o.lostAcks}.`);
   if (!o.only) return [...PROVE_RUNS];
   const names = PROVE_RUNS.map((r) => r.name);
   const unknown = o.only.filter((n) => !names.includes(n));
@@ -141,12 +157,19 @@ async function makePlace(o: ProveOptions): Promise<Place> {
     const server: ProveTarget = { db: o.db };
     // A schema left by a run killed before it could clean up, with the same seed, is that run's: start afresh.
     await query(server, [`DROP SCHEMA IF EXISTS ${schema} CASCADE`, `CREATE SCHEMA ${schema}`]);
-    return { target: { db: o.db, schema }, name: `schema ${schema} of PostgreSQL at ${redactUrl(o.db)}`, remove: () => query(server, [`DROP SCHEMA IF EXISTS ${schema} CASCADE`]).then(() => undefined) };
+    return {
+      target: { db: o.db, schema },
+      name: `schema ${schema} of PostgreSQL at ${redactUrl(o.db)}`,
+      remove: () => query(server, [`DROP SCHEMA IF EXISTS ${schema} CASCADE`]).then(() => undefined),
+    };
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(o.db)) throw new InvalidOptionsError(`--db ${redactUrl(o.db)} is not a database tidings can prove on: pass a SQLite file path or a postgres:// URL.`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(o.db))
+    throw new InvalidOptionsError(`--db ${redactUrl(o.db)} is not a database tidings can prove on: pass a SQLite file path or a postgres:// URL.`);
   const folder = dirname(resolve(o.db));
   if (!existsSync(folder) || !statSync(folder).isDirectory()) {
-    throw new DatabaseNotFoundError(`--db ${o.db}: no folder ${folder}. tidings prove works in a file beside your database, on the same disk; create the folder or pass another path.`);
+    throw new DatabaseNotFoundError(
+      `--db ${o.db}: no folder ${folder}. tidings prove works in a file beside your database, on the same disk; create the folder or pass another path.`,
+    );
   }
   const file = join(folder, `tidings-prove-${o.seed}.db`);
   const remove = async () => {
@@ -205,10 +228,20 @@ export interface CrashJudgement {
 
 /** Judges a crash run by its semantic's rule and, beyond it, the bounds a crash puts on what may be lost. */
 export function judgeCrashRun(run: ProveRun, outcome: CrashOutcome): CrashJudgement {
-  const history = { lifecycle: run.lifecycle, sent: outcome.sent, acked: outcome.acked, stored: outcome.stored, consumed: outcome.effects, crashed: outcome.crashed };
-  const checks = run.ordered ? Object.values(checkSubscriptions({ ...history, storedBySubscription: outcome.storedBySubscription })) : [checkDeliveries(history)];
+  const history = {
+    lifecycle: run.lifecycle,
+    sent: outcome.sent,
+    acked: outcome.acked,
+    stored: outcome.stored,
+    consumed: outcome.effects,
+    crashed: outcome.crashed,
+  };
+  const checks = run.ordered
+    ? Object.values(checkSubscriptions({ ...history, storedBySubscription: outcome.storedBySubscription }))
+    : [checkDeliveries(history)];
   const broken: string[] = [];
-  const none = (what: string, keys: string[]) => keys.length > 0 && broken.push(`${what}: ${keys.length} (${keys.slice(0, 5).join(', ')}${keys.length > 5 ? ', …' : ''})`);
+  const none = (what: string, keys: string[]) =>
+    keys.length > 0 && broken.push(`${what}: ${keys.length} (${keys.slice(0, 5).join(', ')}${keys.length > 5 ? ', …' : ''})`);
   if (checks.every((c) => c.stored === 0)) broken.push('the broker stored nothing: no guarantee was put to the test');
   if (!outcome.drainedWithin) broken.push(`the last consumers did not empty the topic within ${DRAIN_LIMIT_MS / 1000} s`);
   if (run.lifecycle === 'at-most-once') {
@@ -259,6 +292,8 @@ function render(r: ProveResult, o: ProveOptions): string {
     '',
     ...verdicts,
     '',
-    r.held ? 'Every guarantee held on this database.' : 'A guarantee broke on this database: the lines marked BROKEN say which messages. Replay with the same --seed.',
+    r.held
+      ? 'Every guarantee held on this database.'
+      : 'A guarantee broke on this database: the lines marked BROKEN say which messages. Replay with the same --seed.',
   ].join('\n');
 }

@@ -54,7 +54,15 @@ export async function subscriptionsList(options: SubscriptionsListOptions, outpu
       // A paused column only when something is paused, as in `tidings stats`.
       const paused = listed.some((s) => s.pausedAt !== undefined);
       const pausedCell = (s: SubscriptionListing) => (paused ? [s.pausedAt === undefined ? '' : new Date(s.pausedAt).toISOString()] : []);
-      const rows = listed.map((s) => [s.topic, s.name, String(s.maxDeliveries), s.deadLetter ?? '', new Date(s.declaredAt).toISOString(), String(s.messages), ...pausedCell(s)]);
+      const rows = listed.map((s) => [
+        s.topic,
+        s.name,
+        String(s.maxDeliveries),
+        s.deadLetter ?? '',
+        new Date(s.declaredAt).toISOString(),
+        String(s.messages),
+        ...pausedCell(s),
+      ]);
       const headers = ['topic', 'subscription', 'max deliveries', 'dead letters to', 'declared', 'messages', ...(paused ? ['paused since'] : [])];
       output.out(`${database.target}\n${table(headers, rows, [false, false, true, false, false, true, false])}`);
     }
@@ -68,7 +76,8 @@ export async function subscriptionsList(options: SubscriptionsListOptions, outpu
  */
 export async function subscriptionsRemove(options: SubscriptionsRemoveOptions, output: Output): Promise<SubscriptionsRemoveResult> {
   const { topic, subscription } = options;
-  if (typeof subscription !== 'string' || subscription === '') throw new InvalidOptionsError('subscriptions remove needs a subscription name, e.g. tidings subscriptions remove orders billing.');
+  if (typeof subscription !== 'string' || subscription === '')
+    throw new InvalidOptionsError('subscriptions remove needs a subscription name, e.g. tidings subscriptions remove orders billing.');
   return withDatabase(options.db, async (database) => {
     const { storage } = database;
     await assertTopic(database, topic, true);
@@ -84,7 +93,9 @@ export async function subscriptionsRemove(options: SubscriptionsRemoveOptions, o
       output.out(JSON.stringify({ db: database.name, topic, subscription, dropped, leased, forced: options.force === true }, null, 2));
     } else {
       const of = leased > 0 ? ` (${leased} of them leased: their consumers lose the leases)` : '';
-      output.out(`Removed subscription "${subscription}" of topic "${topic}" from ${database.target}, with the ${dropped} cop${dropped === 1 ? 'y' : 'ies'} of messages it held${of}.`);
+      output.out(
+        `Removed subscription "${subscription}" of topic "${topic}" from ${database.target}, with the ${dropped} cop${dropped === 1 ? 'y' : 'ies'} of messages it held${of}.`,
+      );
     }
     return { dropped, leased };
   });

@@ -75,7 +75,9 @@ export async function viz(options: VizOptions, output: Output): Promise<string> 
   const folder = dirname(resolve(options.out));
   if (!statSync(folder, { throwIfNoEntry: false })?.isDirectory()) throw new OutFolderNotFoundError(options.out, folder);
   if (statSync(options.out, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new InvalidOptionsError(`--out ${options.out} is a folder: name a file in it, e.g. --out ${options.out.replace(/[\\/]+$/, '')}/${options.target.replace('/', '-')}.${EXTENSIONS[format as VizFormat]}.`);
+    throw new InvalidOptionsError(
+      `--out ${options.out} is a folder: name a file in it, e.g. --out ${options.out.replace(/[\\/]+$/, '')}/${options.target.replace('/', '-')}.${EXTENSIONS[format as VizFormat]}.`,
+    );
   }
   const text = format === 'mermaid' ? mermaidFile(options.target, options.out, printed) : printed;
   writeFileSync(options.out, text.endsWith('\n') ? text : `${text}\n`);

@@ -66,7 +66,9 @@ async function fill(storage: StorageAdapter<any>): Promise<void> {
     };
     const consumers = [orders.consume(fail(2), { pollMs: 10 }), payments.consume(fail(1), { pollMs: 10 }), receipts.consume(fail(0), { pollMs: 10 })];
     // Whatever order storage lists the topics in.
-    await until('the first messages to settle', async () => isDeepStrictEqual(topicTotals(await storage.counts()), { orders: { dead: 2 }, payments: { dead: 1 } }));
+    await until('the first messages to settle', async () =>
+      isDeepStrictEqual(topicTotals(await storage.counts()), { orders: { dead: 2 }, payments: { dead: 1 } }),
+    );
     await Promise.all(consumers.map((c) => c.stop()));
     await orders.sendMany(items(6, 8), { id: (p) => `order-${p.n}` });
     await payments.send({ n: 3 }, { id: 'pay-3' });
@@ -155,7 +157,11 @@ describe('tidings dlq', () => {
     expect(io.text()).toContain('Showing 1 of 2; pass --limit 2 to see them all.');
     const json = capture();
     await dlqList({ db: template, topic: 'orders', limit: 1, json: true }, json);
-    expect(JSON.parse(json.text())).toMatchObject({ topic: 'orders', total: 2, messages: [{ id: 'order-1', deliveries: 1, payload: { n: 1 }, lastError: expect.stringMatching(/^Error: refused\n\s+at /) }] });
+    expect(JSON.parse(json.text())).toMatchObject({
+      topic: 'orders',
+      total: 2,
+      messages: [{ id: 'order-1', deliveries: 1, payload: { n: 1 }, lastError: expect.stringMatching(/^Error: refused\n\s+at /) }],
+    });
   });
 
   it('redrives one dead letter into the state its at-least-once topic waits in, read from the topic registry, and a consumer then gets it', async () => {
@@ -183,7 +189,12 @@ describe('tidings dlq', () => {
   it('names the requested ids that were not dead letters', async () => {
     const db = filledCopy();
     const io = capture();
-    expect(await dlqRedrive({ db, topic: 'orders', ids: ['order-1', 'order-7', 'nope'] }, io)).toEqual({ subscription: 'default', state: 'acked', redriven: 1, missing: ['order-7', 'nope'] });
+    expect(await dlqRedrive({ db, topic: 'orders', ids: ['order-1', 'order-7', 'nope'] }, io)).toEqual({
+      subscription: 'default',
+      state: 'acked',
+      redriven: 1,
+      missing: ['order-7', 'nope'],
+    });
     expect(io.stderr).toEqual(['tidings: not dead letters of topic "orders", left as they are: order-7, nope.']);
   });
 
@@ -191,29 +202,32 @@ describe('tidings dlq', () => {
     ['at-least-once', {}, 'acked'],
     ['exactly-once', { scope: 'broker' }, 'stored'],
     ['exactly-once', { scope: 'end-to-end' }, 'acked'],
-  ] as const)('redrives a %s %j topic whose only messages are dead letters to its ready state (%s), and its consumer gets them', async (semantic, extra, ready) => {
-    const file = join(dir, `only-dead-${semantic}-${Object.values(extra).join('')}.db`);
-    const options = { semantic, ...extra, maxDeliveries: 1 } as TopicOptions;
-    const tidings = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0, logger: silentLogger });
-    const jobs = tidings.topic('jobs', options);
-    await jobs.send({}, { id: 'job-1' });
-    // Its one delivery fails, so the machine dead-letters it.
-    const failing = jobs.consume(() => Promise.reject(new Error('declined')), { pollMs: 10 });
-    await until('the dead letter', async () => (await tidings.deadLetters('jobs')).length === 1);
-    await failing.stop();
-    await tidings.close();
-    const io = capture();
-    expect(await dlqRedrive({ db: file, topic: 'jobs' }, io)).toEqual({ subscription: 'default', state: ready, redriven: 1, missing: [] });
-    expect(io.stderr).toEqual([]);
-    expect((await stats({ db: file }, capture())).topics.jobs).toEqual({ [ready]: 1 });
+  ] as const)(
+    'redrives a %s %j topic whose only messages are dead letters to its ready state (%s), and its consumer gets them',
+    async (semantic, extra, ready) => {
+      const file = join(dir, `only-dead-${semantic}-${Object.values(extra).join('')}.db`);
+      const options = { semantic, ...extra, maxDeliveries: 1 } as TopicOptions;
+      const tidings = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0, logger: silentLogger });
+      const jobs = tidings.topic('jobs', options);
+      await jobs.send({}, { id: 'job-1' });
+      // Its one delivery fails, so the machine dead-letters it.
+      const failing = jobs.consume(() => Promise.reject(new Error('declined')), { pollMs: 10 });
+      await until('the dead letter', async () => (await tidings.deadLetters('jobs')).length === 1);
+      await failing.stop();
+      await tidings.close();
+      const io = capture();
+      expect(await dlqRedrive({ db: file, topic: 'jobs' }, io)).toEqual({ subscription: 'default', state: ready, redriven: 1, missing: [] });
+      expect(io.stderr).toEqual([]);
+      expect((await stats({ db: file }, capture())).topics.jobs).toEqual({ [ready]: 1 });
 
-    const again = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0, logger: silentLogger });
-    const seen: string[] = [];
-    const consumer = again.topic('jobs', options).consume(async (m) => void seen.push(m.id), { pollMs: 10 });
-    await until('the redriven message', async () => seen.includes('job-1'));
-    await consumer.stop();
-    await again.close();
-  });
+      const again = await Tidings.create({ storage: sqliteStorage({ file }), purgeIntervalMs: 0, logger: silentLogger });
+      const seen: string[] = [];
+      const consumer = again.topic('jobs', options).consume(async (m) => void seen.push(m.id), { pollMs: 10 });
+      await until('the redriven message', async () => seen.includes('job-1'));
+      await consumer.stop();
+      await again.close();
+    },
+  );
 
   it('says an at-most-once topic has nothing to redrive, since its machine never dead-letters, and touches nothing', async () => {
     const file = join(dir, 'only-dead-at-most-once.db');
@@ -222,7 +236,9 @@ describe('tidings dlq', () => {
     await tidings.close();
     // A row no at-most-once lifecycle can leave, as an operator's import might.
     const raw = new Database(file);
-    raw.prepare(`INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at) VALUES ('jobs', 'job-1', '{}', 'dead', 1, 0, 0)`).run();
+    raw
+      .prepare(`INSERT INTO tidings_message (topic, id, body, state, deliveries, available_at, created_at) VALUES ('jobs', 'job-1', '{}', 'dead', 1, 0, 0)`)
+      .run();
     raw.close();
     const io = capture();
     expect(await dlqRedrive({ db: file, topic: 'jobs' }, io)).toEqual({ subscription: 'default', state: 'stored', redriven: 0, missing: [] });
@@ -235,7 +251,10 @@ describe('tidings dlq', () => {
     const raw = new Database(db);
     raw.prepare(`DELETE FROM tidings_topic WHERE name = 'orders'`).run();
     raw.close();
-    await expect(dlqRedrive({ db, topic: 'orders' }, capture())).rejects.toMatchObject({ code: 'TOPIC_NOT_RECORDED', message: expect.stringContaining('Start the application that declares it once') });
+    await expect(dlqRedrive({ db, topic: 'orders' }, capture())).rejects.toMatchObject({
+      code: 'TOPIC_NOT_RECORDED',
+      message: expect.stringContaining('Start the application that declares it once'),
+    });
     expect((await stats({ db }, capture())).topics.orders).toEqual(FILLED.orders);
   });
 
@@ -259,8 +278,15 @@ describe('tidings dlq', () => {
 async function fillSubscribed(storage: StorageAdapter<any>): Promise<void> {
   const tidings = await Tidings.create({ storage, purgeIntervalMs: 0, logger: silentLogger });
   try {
-    const shipments = tidings.topic<{ n: number }>('shipments', { semantic: 'at-least-once', ordering: 'key', subscriptions: { billing: { maxDeliveries: 1 }, email: {} } });
-    await shipments.sendMany([1, 2, 3, 4].map((n) => ({ n })), { id: (p) => `ship-${p.n}`, key: (p) => `customer-${p.n}` });
+    const shipments = tidings.topic<{ n: number }>('shipments', {
+      semantic: 'at-least-once',
+      ordering: 'key',
+      subscriptions: { billing: { maxDeliveries: 1 }, email: {} },
+    });
+    await shipments.sendMany(
+      [1, 2, 3, 4].map((n) => ({ n })),
+      { id: (p) => `ship-${p.n}`, key: (p) => `customer-${p.n}` },
+    );
     const billing = shipments.subscription('billing');
     const consumer = billing.consume(
       async (m) => {
@@ -324,7 +350,12 @@ describe('tidings and subscriptions', () => {
     expect(io.text().split('\n')[0]).toBe(`2 dead letters in subscription "billing" of topic "shipments" (SQLite file ${db})`);
     expect(await dlqList({ db, topic: 'shipments', subscription: 'email' }, capture())).toEqual({ subscription: 'email', total: 0, messages: [] });
     const redriven = capture();
-    expect(await dlqRedrive({ db, topic: 'shipments', subscription: 'billing', ids: ['ship-2'] }, redriven)).toEqual({ subscription: 'billing', state: 'acked', redriven: 1, missing: [] });
+    expect(await dlqRedrive({ db, topic: 'shipments', subscription: 'billing', ids: ['ship-2'] }, redriven)).toEqual({
+      subscription: 'billing',
+      state: 'acked',
+      redriven: 1,
+      missing: [],
+    });
     expect(redriven.text()).toBe('Redrove 1 dead letter of subscription "billing" of topic "shipments" to state acked (at-least-once).');
     expect((await stats({ db }, capture())).subscriptions.map((r) => [r.subscription, r.counts])).toEqual([
       ['audit', {}],
@@ -351,7 +382,10 @@ describe('tidings and subscriptions', () => {
         message: 'Topic "shipments" has no default subscription, so name one with --subscription: audit, billing, email (e.g. --subscription audit).',
       });
     }
-    await expect(dlqRedrive({ db, topic: 'shipments', subscription: 'biling' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_SUBSCRIPTION', message: expect.stringContaining('Known subscriptions: audit, billing, email.') });
+    await expect(dlqRedrive({ db, topic: 'shipments', subscription: 'biling' }, capture())).rejects.toMatchObject({
+      code: 'UNKNOWN_SUBSCRIPTION',
+      message: expect.stringContaining('Known subscriptions: audit, billing, email.'),
+    });
     await expect(dlqList({ db, topic: 'orders', subscription: 'billing' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC' });
     expect((await stats({ db }, capture())).subscriptions).toEqual(SUBSCRIBED_ROWS);
   });
@@ -371,7 +405,18 @@ describe('tidings and subscriptions', () => {
     await subscriptionsList({ db: template, topic: 'orders', json: true }, json);
     expect(JSON.parse(json.text())).toEqual({
       db: template,
-      subscriptions: [{ topic: 'orders', name: 'default', maxDeliveries: 1, deadLetter: null, declaredAt: expect.stringMatching(/Z$/), counts: { acked: 3, dead: 2 }, messages: 5, pausedAt: null }],
+      subscriptions: [
+        {
+          topic: 'orders',
+          name: 'default',
+          maxDeliveries: 1,
+          deadLetter: null,
+          declaredAt: expect.stringMatching(/Z$/),
+          counts: { acked: 3, dead: 2 },
+          messages: 5,
+          pausedAt: null,
+        },
+      ],
     });
     await expect(subscriptionsList({ db: template, topic: 'ordres' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC' });
   });
@@ -408,11 +453,26 @@ describe('tidings and subscriptions', () => {
     await leaseOne(db, 'shipments', 'email');
     const argv = (...args: string[]) => ['node', 'tidings', ...args, '--db', db];
     const cases: Array<[string[], string]> = [
-      [['dlq', 'list', 'shipments'], 'tidings: Topic "shipments" has no default subscription, so name one with --subscription: audit, billing, email (e.g. --subscription audit).'],
-      [['dlq', 'redrive', 'shipments', '--subscription', 'nope'], `tidings: Subscription "nope" is unknown to topic "shipments" in SQLite file ${db}: no process declared it and it holds no messages. Known subscriptions: audit, billing, email.`],
-      [['stats', '--subscription', 'nope'], `tidings: Subscription "nope" is unknown to any topic of SQLite file ${db}: no process declared it and it holds no messages. Known subscriptions: audit, billing, email.`],
-      [['subscriptions', 'remove', 'shipments', 'email'], expect.stringMatching(/^tidings: Subscription "email" of topic "shipments" has 1 leased message/) as unknown as string],
-      [['subscriptions', 'remove', 'shipment', 'email'], expect.stringMatching(/^tidings: Topic "shipment" is unknown to SQLite file .* Known topics: shipments\.$/) as unknown as string],
+      [
+        ['dlq', 'list', 'shipments'],
+        'tidings: Topic "shipments" has no default subscription, so name one with --subscription: audit, billing, email (e.g. --subscription audit).',
+      ],
+      [
+        ['dlq', 'redrive', 'shipments', '--subscription', 'nope'],
+        `tidings: Subscription "nope" is unknown to topic "shipments" in SQLite file ${db}: no process declared it and it holds no messages. Known subscriptions: audit, billing, email.`,
+      ],
+      [
+        ['stats', '--subscription', 'nope'],
+        `tidings: Subscription "nope" is unknown to any topic of SQLite file ${db}: no process declared it and it holds no messages. Known subscriptions: audit, billing, email.`,
+      ],
+      [
+        ['subscriptions', 'remove', 'shipments', 'email'],
+        expect.stringMatching(/^tidings: Subscription "email" of topic "shipments" has 1 leased message/) as unknown as string,
+      ],
+      [
+        ['subscriptions', 'remove', 'shipment', 'email'],
+        expect.stringMatching(/^tidings: Topic "shipment" is unknown to SQLite file .* Known topics: shipments\.$/) as unknown as string,
+      ],
     ];
     for (const [args, line] of cases) {
       const io = capture();
@@ -448,7 +508,10 @@ describe('tidings purge', () => {
 
   it('knows a topic that holds only dedup records, and refuses one that holds nothing', async () => {
     const db = filledCopy();
-    await expect(purge({ db, topic: 'reciepts' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC', message: expect.stringContaining('orders, payments, receipts') });
+    await expect(purge({ db, topic: 'reciepts' }, capture())).rejects.toMatchObject({
+      code: 'UNKNOWN_TOPIC',
+      message: expect.stringContaining('orders, payments, receipts'),
+    });
     expect(await purge({ db, topic: 'receipts', now: Date.now() + 2 * DAY }, capture())).toMatchObject({ dedup: 2 });
   });
 });
@@ -458,12 +521,18 @@ describe('the tidings command line, in process', () => {
 
   it.each([
     [['dlq', 'list', 'orders', '--limit', 'ten', '--db', template], 'tidings: --limit must be a whole number >= 1, got "ten".'],
-    [['purge', '--dead-older-than', '7 days', '--db', template], 'tidings: --dead-older-than takes milliseconds or a whole number with a unit (30m, 12h, 7d, 2w), got "7 days".'],
+    [
+      ['purge', '--dead-older-than', '7 days', '--db', template],
+      'tidings: --dead-older-than takes milliseconds or a whole number with a unit (30m, 12h, 7d, 2w), got "7 days".',
+    ],
     [['dlq', 'redrive', 'orders', '--semantic', 'at-least-once', '--db', template], "tidings: unknown option '--semantic'"],
     [['demo', '--messages', '-5'], 'tidings: --messages must be a whole number >= 1, got "-5".'],
     [['demo', '--seed', 'lucky'], 'tidings: --seed must be a whole number >= 0, got "lucky".'],
     [['stats', '--colour'], "tidings: unknown option '--colour'"],
-    [['stats', '--db', 'mysql://app:s3cret@db/orders'], 'tidings: --db mysql://app:***@db/orders is not a database tidings can open: pass a SQLite file path or a postgres:// URL.'],
+    [
+      ['stats', '--db', 'mysql://app:s3cret@db/orders'],
+      'tidings: --db mysql://app:***@db/orders is not a database tidings can open: pass a SQLite file path or a postgres:// URL.',
+    ],
   ])('refuses %j with one line on stderr and exit code 1', async (args, line) => {
     const io = capture();
     expect(await run(argv(...args), io)).toBe(1);
@@ -511,7 +580,12 @@ describe('tidings on PostgreSQL', () => {
   it('counts, lists and redrives like on SQLite', async () => {
     expect(await stats({ db: url }, capture())).toEqual({ topics: FILLED, subscriptions: FILLED_ROWS });
     expect((await dlqList({ db: url, topic: 'orders' }, capture())).messages.map((m) => m.id)).toEqual(['order-1', 'order-2']);
-    expect(await dlqRedrive({ db: url, topic: 'payments', ids: ['pay-1'] }, capture())).toEqual({ subscription: 'default', state: 'stored', redriven: 1, missing: [] });
+    expect(await dlqRedrive({ db: url, topic: 'payments', ids: ['pay-1'] }, capture())).toEqual({
+      subscription: 'default',
+      state: 'stored',
+      redriven: 1,
+      missing: [],
+    });
     expect(await purge({ db: url, now: Date.now() + 2 * DAY }, capture())).toEqual({ dedup: 2, idempotency: 2, dead: 0, total: 4 });
     expect((await stats({ db: url }, capture())).topics).toEqual({ ...FILLED, payments: { stored: 2 } });
   });
@@ -522,7 +596,10 @@ describe('tidings on PostgreSQL', () => {
     expect((await stats({ db: subscribed }, capture())).subscriptions).toEqual(SUBSCRIBED_ROWS);
     expect((await dlqList({ db: subscribed, topic: 'shipments', subscription: 'billing' }, capture())).messages.map((m) => m.id)).toEqual(['ship-1', 'ship-2']);
     await expect(dlqList({ db: subscribed, topic: 'shipments' }, capture())).rejects.toMatchObject({ code: 'SUBSCRIPTION_REQUIRED' });
-    expect(await dlqRedrive({ db: subscribed, topic: 'shipments', subscription: 'billing' }, capture())).toMatchObject({ subscription: 'billing', redriven: 2 });
+    expect(await dlqRedrive({ db: subscribed, topic: 'shipments', subscription: 'billing' }, capture())).toMatchObject({
+      subscription: 'billing',
+      redriven: 2,
+    });
     expect(await subscriptionsRemove({ db: subscribed, topic: 'shipments', subscription: 'email' }, capture())).toEqual({ dropped: 4, leased: 0 });
     expect((await subscriptionsList({ db: subscribed }, capture())).map((r) => [r.name, r.counts])).toEqual([
       ['audit', {}],
@@ -531,12 +608,18 @@ describe('tidings on PostgreSQL', () => {
   });
 
   it('refuses an unknown topic there too, naming the topics it has', async () => {
-    await expect(dlqList({ db: url, topic: 'nope' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC', message: expect.stringContaining('Known topics: orders, payments, receipts.') });
+    await expect(dlqList({ db: url, topic: 'nope' }, capture())).rejects.toMatchObject({
+      code: 'UNKNOWN_TOPIC',
+      message: expect.stringContaining('Known topics: orders, payments, receipts.'),
+    });
   });
 
   it('refuses a database the server does not have, and does not create it', async () => {
     const missing = url.replace(/\/[^/]*$/, '/no_such_db');
-    await expect(stats({ db: missing }, capture())).rejects.toMatchObject({ code: 'DB_NOT_FOUND', message: expect.stringContaining('"no_such_db" does not exist') });
+    await expect(stats({ db: missing }, capture())).rejects.toMatchObject({
+      code: 'DB_NOT_FOUND',
+      message: expect.stringContaining('"no_such_db" does not exist'),
+    });
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     const { rows } = await client.query(`SELECT 1 FROM pg_database WHERE datname = 'no_such_db'`);
@@ -582,8 +665,14 @@ describe('the tidings bin, spawned', () => {
     [['stats', '--db', 'postgres://app:s3cret@127.0.0.1:9/orders'], /^tidings: .*postgres:\/\/app:\*\*\*@127\.0\.0\.1:9\/orders.*\n$/],
     [['stats', '--db', 'postgres://app:s3cret@no host/orders'], /^tidings: .*"postgres:\/\/app:\*\*\*@no host\/orders" is not a URL.*\n$/],
     [['purge', '--dead-older-than', 'soon', '--db', template], /^tidings: --dead-older-than takes milliseconds or a whole number with a unit .*\n$/],
-    [['dlq', 'redrive', 'orders', '--subscription', 'billing', '--db', template], /^tidings: Subscription "billing" is unknown to topic "orders" in SQLite file .*Known subscriptions: default\.\n$/],
-    [['subscriptions', 'list', '--topic', 'ordres', '--db', template], /^tidings: Topic "ordres" is unknown to SQLite file .*Known topics: orders, payments, receipts\.\n$/],
+    [
+      ['dlq', 'redrive', 'orders', '--subscription', 'billing', '--db', template],
+      /^tidings: Subscription "billing" is unknown to topic "orders" in SQLite file .*Known subscriptions: default\.\n$/,
+    ],
+    [
+      ['subscriptions', 'list', '--topic', 'ordres', '--db', template],
+      /^tidings: Topic "ordres" is unknown to SQLite file .*Known topics: orders, payments, receipts\.\n$/,
+    ],
   ])('exits 1 with one line on stderr for %j', async (args, stderr) => {
     const r = await tidings(...args);
     expect(r).toMatchObject({ code: 1, stdout: '' });

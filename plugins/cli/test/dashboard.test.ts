@@ -51,7 +51,10 @@ beforeAll(async () => {
   await payments.sendMany([{ n: 1 }, { n: 2 }], { id: (p) => `pay-${p.n}` });
   // A handler abandoned at stop leaves pay-1 leased after the process is gone, as a crashed worker would (its
   // transaction rolls back when it returns, on the abort).
-  const stuck = payments.consume((_m, ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => setTimeout(resolve, 10))), { pollMs: 5, batchSize: 1 });
+  const stuck = payments.consume((_m, ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => setTimeout(resolve, 10))), {
+    pollMs: 5,
+    batchSize: 1,
+  });
   // Watched through events: SQLite's one connection serves nothing else while the handler's transaction is open.
   let leased = false;
   tidings.events.on('transition', (e) => void (e.topic === 'payments' && e.event === 'LEASE' && (leased = true)));
@@ -95,7 +98,11 @@ describe('tidings dashboard', () => {
     expect(page).toContain(`<title>Tidings: ${file}</title>`);
     expect(page).toContain('Standalone on a database other processes use');
     const snapshot = (await (await fetch(new URL('api/snapshot', url))).json()) as {
-      topics: Array<{ name: string; deadLetters: Array<{ id: string; lastError: string }>; leases: Array<{ id: string; leaseToken: string; leaseUntil: number }> }>;
+      topics: Array<{
+        name: string;
+        deadLetters: Array<{ id: string; lastError: string }>;
+        leases: Array<{ id: string; leaseToken: string; leaseUntil: number }>;
+      }>;
     };
     const orders = snapshot.topics.find((t) => t.name === 'orders')!;
     expect(orders.deadLetters.map((d) => [d.id, d.lastError.split('\n')[0]])).toEqual([['order-1', 'Error: out of stock']]);
@@ -143,7 +150,10 @@ describe('tidings dashboard', () => {
     }
     const refused = await get(`other.example:${port}`);
     expect(refused.status).toBe(421);
-    expect(JSON.parse(refused.body).error).toMatchObject({ code: 'HOST_NOT_ALLOWED', message: expect.stringContaining('tidings dashboard --allowed-host other.example.') });
+    expect(JSON.parse(refused.body).error).toMatchObject({
+      code: 'HOST_NOT_ALLOWED',
+      message: expect.stringContaining('tidings dashboard --allowed-host other.example.'),
+    });
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     const bad = await run('dashboard', '--db', file, '--port', '0', '--allowed-host', 'https://dash.example.com');

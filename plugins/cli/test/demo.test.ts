@@ -15,7 +15,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let runs = 0;
 /** Runs `tidings demo` from source in its own folder; resolves with the exit code and output. */
 function demo(...args: string[]) {
-  return promisify(execFile)(process.execPath, ['--conditions=@tidings/source', '--import', 'tsx', cli, 'demo', '--dir', join(dir, `run-${++runs}`), ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 }).then(
+  return promisify(execFile)(process.execPath, ['--conditions=@tidings/source', '--import', 'tsx', cli, 'demo', '--dir', join(dir, `run-${++runs}`), ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 60_000,
+  }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
   );
@@ -68,7 +72,11 @@ describe('tidings demo', () => {
 
 describe('npm start', () => {
   it('runs the demo on the embedded SQLite default and prints the guarantees held', { timeout: 90_000 }, async () => {
-    const r = await promisify(execFile)('npm', ['start', '--silent', '--', '--messages', '300', '--seed', '3', '--dir', join(dir, 'npm-start')], { cwd: root, encoding: 'utf8', timeout: 90_000 });
+    const r = await promisify(execFile)('npm', ['start', '--silent', '--', '--messages', '300', '--seed', '3', '--dir', join(dir, 'npm-start')], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 90_000,
+    });
     expect(r.stdout.match(/✓ held/g)).toHaveLength(5);
     expect(r.stdout).toMatch(/exactly-once, ordered\s+300\s+300\s+300\s+600\s+0\s+0\s+0\s+0\s/);
   });

@@ -95,7 +95,14 @@ export function textBoxes(svg: string): TextBox[] {
       const width = textWidth(text, size);
       const anchor = attr(m[1]!, 'text-anchor') ?? 'start';
       const left = anchor === 'middle' ? x - width / 2 : anchor === 'end' ? x - width : x;
-      return { text, owner: g.kind === 'edge' ? `edge ${g.title}#${g.id}` : `${g.kind} ${g.title}`, left, right: left + width, top: y - ASCENT * size, bottom: y + DESCENT * size };
+      return {
+        text,
+        owner: g.kind === 'edge' ? `edge ${g.title}#${g.id}` : `${g.kind} ${g.title}`,
+        left,
+        right: left + width,
+        top: y - ASCENT * size,
+        bottom: y + DESCENT * size,
+      };
     }),
   );
 }

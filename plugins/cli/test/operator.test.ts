@@ -101,7 +101,10 @@ describe('tidings pause and resume', () => {
     expect((await t.subscriptions('orders'))[0]!.pausedAt).toBe(record!.pausedAt);
 
     const resumed = await tidings('resume', 'orders', '--subscription', 'billing', '--db', db);
-    expect(resumed).toMatchObject({ code: 0, stdout: [`Resumed orders/billing (paused since ${new Date(record!.pausedAt!).toISOString()}): consumers in every process lease again within a second.`] });
+    expect(resumed).toMatchObject({
+      code: 0,
+      stdout: [`Resumed orders/billing (paused since ${new Date(record!.pausedAt!).toISOString()}): consumers in every process lease again within a second.`],
+    });
     expect((await t.subscriptions('orders'))[0]!.pausedAt).toBeUndefined();
     await until('o-2 to be handled after resume', () => handled.length === 2, 5_000);
     expect(handled).toEqual(['o-1', 'o-2']);
@@ -116,7 +119,14 @@ describe('tidings pause and resume', () => {
     const io = capture();
     const result = await pauseSubscription({ db, topic: 'orders', json: true, now: Date.UTC(2026, 0, 2) }, io);
     expect(result).toEqual({ subscription: 'default', paused: true, pausedAt: expect.any(Number), changed: true });
-    expect(JSON.parse(io.text())).toEqual({ db, topic: 'orders', subscription: 'default', paused: true, pausedAt: new Date(result.pausedAt!).toISOString(), changed: true });
+    expect(JSON.parse(io.text())).toEqual({
+      db,
+      topic: 'orders',
+      subscription: 'default',
+      paused: true,
+      pausedAt: new Date(result.pausedAt!).toISOString(),
+      changed: true,
+    });
     expect((await tidings('resume', 'orders', '--db', db)).stdout[0]).toMatch(/^Resumed orders\/default \(paused since /);
   });
 });
@@ -126,7 +136,10 @@ describe('tidings messages list', () => {
     const db = freshFile();
     const t = await app(sqliteStorage({ file: db }));
     const orders = t.topic<{ n: number }>('orders', { semantic: 'at-least-once', ordering: 'key' });
-    await orders.sendMany([1, 2, 3, 4, 5, 6, 7].map((n) => ({ n })), { id: (p) => `m-${p.n}`, key: (p) => `customer-${p.n % 2}` });
+    await orders.sendMany(
+      [1, 2, 3, 4, 5, 6, 7].map((n) => ({ n })),
+      { id: (p) => `m-${p.n}`, key: (p) => `customer-${p.n % 2}` },
+    );
 
     const first = await tidings('messages', 'list', 'orders', '--limit', '3', '--db', db);
     expect(first.code).toBe(0);
@@ -137,14 +150,21 @@ describe('tidings messages list', () => {
     expect(cells.slice(0, 4)).toEqual(['m-1', 'customer-1', 'waiting', '0']);
     expect(cells[4]).toMatch(ISO);
     expect(cells[5]).toMatch(ISO);
-    expect(lines[5]).toMatch(new RegExp(`^Next page: tidings messages list orders --state waiting --limit 3 --after \\S+ --db ${db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+    expect(lines[5]).toMatch(
+      new RegExp(`^Next page: tidings messages list orders --state waiting --limit 3 --after \\S+ --db ${db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
+    );
 
     // Follow the printed command, as an operator would, page after page.
     const seen: string[] = [];
     let page = first;
     for (let pages = 1; ; pages++) {
       const text = page.stdout[0]!.split('\n');
-      seen.push(...text.slice(2).filter((l) => l.startsWith('m-')).map((l) => l.split(' ')[0]!));
+      seen.push(
+        ...text
+          .slice(2)
+          .filter((l) => l.startsWith('m-'))
+          .map((l) => l.split(' ')[0]!),
+      );
       const next = text.find((l) => l.startsWith('Next page: tidings '));
       if (!next) {
         expect(pages).toBe(3);
@@ -160,13 +180,24 @@ describe('tidings messages list', () => {
     const db = freshFile();
     const t = await app(sqliteStorage({ file: db }));
     const orders = t.topic<{ n: number }>('orders', { semantic: 'at-least-once', ordering: 'key' });
-    await orders.sendMany([1, 2, 3, 4, 5].map((n) => ({ n })), { id: (p) => `m-${p.n}`, key: (p) => `customer-${p.n % 2}` });
+    await orders.sendMany(
+      [1, 2, 3, 4, 5].map((n) => ({ n })),
+      { id: (p) => `m-${p.n}`, key: (p) => `customer-${p.n % 2}` },
+    );
     const io = capture();
     const result = await messagesList({ db, topic: 'orders', limit: 2, json: true }, io);
     const json = JSON.parse(io.text());
     expect(Object.keys(json)).toEqual(['db', 'topic', 'subscription', 'state', 'messages', 'next']);
     expect(json.messages.map((m: { id: string }) => m.id)).toEqual(['m-1', 'm-2']);
-    expect(json.messages[0]).toMatchObject({ id: 'm-1', key: 'customer-1', state: 'waiting', deliveries: 0, payload: { n: 1 }, lastError: null, createdAt: expect.stringMatching(ISO) });
+    expect(json.messages[0]).toMatchObject({
+      id: 'm-1',
+      key: 'customer-1',
+      state: 'waiting',
+      deliveries: 0,
+      payload: { n: 1 },
+      lastError: null,
+      createdAt: expect.stringMatching(ISO),
+    });
     expect(json.next).toBe(result.next);
     const rest = await messagesList({ db, topic: 'orders', after: result.next!, limit: 10 }, capture());
     expect(rest.messages.map((m) => m.id)).toEqual(['m-3', 'm-4', 'm-5']);
@@ -178,7 +209,9 @@ describe('tidings messages list', () => {
     expect(one.stdout[0]!.split('\n')[0]).toBe(`1 message in any state with id "m-1" of topic "orders" (SQLite file ${db}), in delivery order`);
     expect(one.stdout[0]!.split('\n')[2]).toMatch(/^m-1\s+customer-1\s+leased\s+1\s/);
     expect((await tidings('messages', 'list', 'orders', '--state', 'leased', '--db', db)).stdout[0]).toContain('1 leased message of topic "orders"');
-    expect((await tidings('messages', 'list', 'orders', '--state', 'dead', '--db', db)).stdout).toEqual([`No dead messages in topic "orders" (SQLite file ${db}).`]);
+    expect((await tidings('messages', 'list', 'orders', '--state', 'dead', '--db', db)).stdout).toEqual([
+      `No dead messages in topic "orders" (SQLite file ${db}).`,
+    ]);
   });
 
   it('tells delayed messages from waiting ones, and retry-now makes them due', async () => {
@@ -244,7 +277,14 @@ describe('tidings messages show', () => {
     const io = capture();
     await messagesShow({ db, topic: 'payments', id: 'pay-1', json: true }, io);
     const { message } = JSON.parse(io.text());
-    expect(message).toMatchObject({ id: 'pay-1', state: 'dead', deliveries: 1, payload: { amount: 42, card: { last4: '4242' } }, headers: { tenant: 'acme' }, leaseUntil: null });
+    expect(message).toMatchObject({
+      id: 'pay-1',
+      state: 'dead',
+      deliveries: 1,
+      payload: { amount: 42, card: { last4: '4242' } },
+      headers: { tenant: 'acme' },
+      leaseUntil: null,
+    });
     expect(message.lastError).toMatch(/^Error: card declined\n\s+at /);
   });
 
@@ -276,7 +316,10 @@ describe('tidings empty', () => {
     const db = freshFile();
     const t = await app(sqliteStorage({ file: db }));
     const orders = t.topic<{ n: number }>('orders', { semantic: 'at-least-once' });
-    await orders.sendMany([1, 2, 3].map((n) => ({ n })), { id: (p) => `o-${p.n}` });
+    await orders.sendMany(
+      [1, 2, 3].map((n) => ({ n })),
+      { id: (p) => `o-${p.n}` },
+    );
     await orders.send({ n: 4 }, { id: 'o-4', delayMs: 3_600_000 });
     expect(await leaseOne(db, 'orders')).toBe('o-1');
 
@@ -295,7 +338,10 @@ describe('tidings empty', () => {
     expect((await messagesList({ db, topic: 'orders', state: 'leased' }, capture())).messages.map((m) => m.id)).toEqual(['o-1']);
 
     // Nothing left to drop needs no confirmation.
-    expect(await tidings('empty', 'orders', '--db', db)).toMatchObject({ code: 0, stdout: [`No waiting or delayed messages in topic "orders" to drop (SQLite file ${db}); 1 leased message stays with its consumer.`] });
+    expect(await tidings('empty', 'orders', '--db', db)).toMatchObject({
+      code: 0,
+      stdout: [`No waiting or delayed messages in topic "orders" to drop (SQLite file ${db}); 1 leased message stays with its consumer.`],
+    });
   });
 });
 
@@ -304,7 +350,10 @@ describe('tidings dlq discard', () => {
     const db = freshFile();
     const t = await app(sqliteStorage({ file: db }));
     const orders = t.topic<{ n: number }>('orders', { semantic: 'at-least-once', maxDeliveries: 1 });
-    await orders.sendMany([1, 2, 3].map((n) => ({ n })), { id: (p) => `d-${p.n}` });
+    await orders.sendMany(
+      [1, 2, 3].map((n) => ({ n })),
+      { id: (p) => `d-${p.n}` },
+    );
     await consumeFailing(orders, ['d-1', 'd-2', 'd-3']);
     await orders.send({ n: 4 }, { id: 'w-1' });
 
@@ -370,10 +419,16 @@ describe('bad input', () => {
   });
 
   it.each([
-    [['messages', 'list', 'orders', '--state', 'pending'], 'tidings: --state "pending" is not a state tidings messages list shows: pick one of waiting, delayed, leased, dead.'],
+    [
+      ['messages', 'list', 'orders', '--state', 'pending'],
+      'tidings: --state "pending" is not a state tidings messages list shows: pick one of waiting, delayed, leased, dead.',
+    ],
     [['messages', 'list', 'orders', '--limit', '0'], 'tidings: --limit must be a whole number from 1 to 500, got "0".'],
     [['messages', 'list', 'orders', '--limit', '501'], 'tidings: --limit must be a whole number from 1 to 500, got "501".'],
-    [['messages', 'list', 'orders', '--after', 'page-two'], 'tidings: "page-two" is not a cursor this storage made: pass the `next` of the page before, or leave it out to start from the first page.'],
+    [
+      ['messages', 'list', 'orders', '--after', 'page-two'],
+      'tidings: "page-two" is not a cursor this storage made: pass the `next` of the page before, or leave it out to start from the first page.',
+    ],
     [['messages', 'list', 'ordres'], 'UNKNOWN_TOPIC'],
     [['messages', 'show', 'ordres', 'o-1'], 'UNKNOWN_TOPIC'],
     [['pause', 'ordres'], 'UNKNOWN_TOPIC'],
@@ -399,8 +454,14 @@ describe('bad input', () => {
   it('throws typed errors with stable codes from the functions', async () => {
     await expect(messagesList({ db, topic: 'orders', state: 'pending' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_STATE' });
     await expect(messagesList({ db, topic: 'orders', limit: 0 }, capture())).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
-    await expect(messagesList({ db, topic: 'ordres' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC', message: expect.stringContaining('Known topics: orders.') });
-    await expect(pauseSubscription({ db, topic: 'orders', subscription: 'biling' }, capture())).rejects.toMatchObject({ code: 'UNKNOWN_SUBSCRIPTION', message: expect.stringContaining('Known subscriptions: default.') });
+    await expect(messagesList({ db, topic: 'ordres' }, capture())).rejects.toMatchObject({
+      code: 'UNKNOWN_TOPIC',
+      message: expect.stringContaining('Known topics: orders.'),
+    });
+    await expect(pauseSubscription({ db, topic: 'orders', subscription: 'biling' }, capture())).rejects.toMatchObject({
+      code: 'UNKNOWN_SUBSCRIPTION',
+      message: expect.stringContaining('Known subscriptions: default.'),
+    });
     await expect(emptySubscription({ db, topic: 'orders' }, capture())).rejects.toMatchObject({ code: 'CONFIRMATION_REQUIRED' });
     await expect(retryNow({ db, topic: 'orders', ids: [''] }, capture())).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
     // Nothing above changed the database.
@@ -426,7 +487,10 @@ describe('operator verbs on PostgreSQL', () => {
     const url = await freshPostgresDatabase('cli_operator');
     const t = await app(postgresStorage({ url }));
     const orders = t.topic<{ n: number }>('orders', { semantic: 'at-least-once' });
-    await orders.sendMany([1, 2, 3, 4, 5].map((n) => ({ n })), { id: (p) => `m-${p.n}` });
+    await orders.sendMany(
+      [1, 2, 3, 4, 5].map((n) => ({ n })),
+      { id: (p) => `m-${p.n}` },
+    );
     await orders.send({ n: 6 }, { id: 'later', delayMs: 3_600_000 });
 
     expect(await pauseSubscription({ db: url, topic: 'orders' }, capture())).toMatchObject({ paused: true, changed: true });

@@ -7,7 +7,11 @@ export async function leaseOne(file: string, topic: string, subscription = 'defa
   await storage.open?.();
   try {
     const record = (await storage.topics()).find((t) => t.name === topic)!;
-    const [leased] = await recordedLedger(storage, record, { name: subscription, maxDeliveries: 5 }).lease({ limit: 1, leaseMs: 600_000, leaseToken: 'another-process' });
+    const [leased] = await recordedLedger(storage, record, { name: subscription, maxDeliveries: 5 }).lease({
+      limit: 1,
+      leaseMs: 600_000,
+      leaseToken: 'another-process',
+    });
     return leased!.id;
   } finally {
     await storage.close();

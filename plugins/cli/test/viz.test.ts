@@ -43,7 +43,9 @@ const edge = (from: string, event: string, to: string, guard?: string) => `${fro
 /** A lifecycle's adjacency as its transition table answers `rulesFor`; a state no event leaves is final. */
 function lifecycleAdjacency(lifecycle: (typeof LIFECYCLES)[number]): Adjacency {
   const table = lifecycleTables[lifecycle];
-  const edges = table.states.flatMap((from) => LIFECYCLE_EVENTS.flatMap((event) => table.rulesFor(from, event).map((r) => edge(from, event, r.target, r.guard))));
+  const edges = table.states.flatMap((from) =>
+    LIFECYCLE_EVENTS.flatMap((event) => table.rulesFor(from, event).map((r) => edge(from, event, r.target, r.guard))),
+  );
   const finals = table.states.filter((s) => !LIFECYCLE_EVENTS.some((e) => table.allows(s, e)));
   return { name: lifecycle, initial: 'sent', states: table.states, finals, edges: edges.sort() };
 }
@@ -51,7 +53,13 @@ function lifecycleAdjacency(lifecycle: (typeof LIFECYCLES)[number]): Adjacency {
 /** The consumer's adjacency, from the graph core reads off consumerMachine (core/test/diagrams.test.ts checks that against XState). */
 function consumerAdjacency(): Adjacency {
   const g = consumerGraph();
-  return { name: g.name, initial: g.initial, states: g.states.map((s) => s.id), finals: g.states.filter((s) => s.final).map((s) => s.id), edges: g.edges.map((e) => edge(e.from, e.event, e.to, e.guard)).sort() };
+  return {
+    name: g.name,
+    initial: g.initial,
+    states: g.states.map((s) => s.id),
+    finals: g.states.filter((s) => s.final).map((s) => s.id),
+    edges: g.edges.map((e) => edge(e.from, e.event, e.to, e.guard)).sort(),
+  };
 }
 
 const EXPECTED: Record<string, Adjacency> = {
@@ -126,7 +134,13 @@ function balanced(svg: string): boolean {
   return stack.length === 0;
 }
 
-const unescape = (text: string) => text.replace(/&#45;/g, '-').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&');
+const unescape = (text: string) =>
+  text
+    .replace(/&#45;/g, '-')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&amp;/g, '&');
 
 describe.each(Object.keys(EXPECTED))('tidings viz %s', (target) => {
   const expected = EXPECTED[target]!;
@@ -316,7 +330,10 @@ describe('tidings viz refuses', () => {
   });
 
   it.each([
-    [['viz', 'exactly-twice'], 'tidings: tidings viz cannot draw "exactly-twice": pick one of at-most-once, at-least-once, exactly-once, exactly-once/broker, exactly-once/end-to-end, consumer, all.'],
+    [
+      ['viz', 'exactly-twice'],
+      'tidings: tidings viz cannot draw "exactly-twice": pick one of at-most-once, at-least-once, exactly-once, exactly-once/broker, exactly-once/end-to-end, consumer, all.',
+    ],
     [['viz', 'consumer', '--format', 'png'], 'tidings: --format "png" is not one tidings viz writes: pick one of mermaid, dot, svg, json.'],
   ])('%j with one line on stderr and exit code 1, as every other error of the command', async (args, line) => {
     const io = capture();

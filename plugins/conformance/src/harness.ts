@@ -90,7 +90,11 @@ export function copiesOf(all: SubscriptionCounts, topic: string, subscription = 
 
 /** The topics (and their subscriptions) that hold any message in `all`. */
 export function holding(all: SubscriptionCounts): string[] {
-  return Object.entries(all).flatMap(([topic, subs]) => Object.entries(subs).filter(([, c]) => Object.values(c).some((n) => (n ?? 0) > 0)).map(([sub]) => (sub === DEFAULT_SUBSCRIPTION ? topic : `${topic}/${sub}`)));
+  return Object.entries(all).flatMap(([topic, subs]) =>
+    Object.entries(subs)
+      .filter(([, c]) => Object.values(c).some((n) => (n ?? 0) > 0))
+      .map(([sub]) => (sub === DEFAULT_SUBSCRIPTION ? topic : `${topic}/${sub}`)),
+  );
 }
 
 /** The body the suite stores for an id, so a body read back can be checked against its id. */
@@ -172,8 +176,16 @@ export class TopicDriver {
   private ledger(now: number, o: { maxDeliveries?: number; dedupMs?: number; deadLetter?: DeadLetterTopic } = {}): SubscriptionLedger {
     const parts = { storage: this.storage, clock: { now: () => now }, events: new TidingsEventBus() };
     const topic = new TopicLedger({ name: this.topic, plan: this.plan, semantic: 'at-least-once', dedupWindowMs: o.dedupMs ?? 300_000 }, parts);
-    const dl = o.deadLetter ? new TopicLedger({ name: o.deadLetter.name, plan: lifecyclePlans['at-least-once'], semantic: 'at-least-once', dedupWindowMs: 0 }, parts) : undefined;
-    return new SubscriptionLedger(topic, this.subscription, { maxDeliveries: o.maxDeliveries ?? 5, policy: leasePolicy(this.plan, this.ordering) }, undefined, dl);
+    const dl = o.deadLetter
+      ? new TopicLedger({ name: o.deadLetter.name, plan: lifecyclePlans['at-least-once'], semantic: 'at-least-once', dedupWindowMs: 0 }, parts)
+      : undefined;
+    return new SubscriptionLedger(
+      topic,
+      this.subscription,
+      { maxDeliveries: o.maxDeliveries ?? 5, policy: leasePolicy(this.plan, this.ordering) },
+      undefined,
+      dl,
+    );
   }
 
   /** The operator's verbs (pause, browse, empty, discard, retry now) as core runs them on this subscription at `now`. */
@@ -192,7 +204,11 @@ export class TopicDriver {
   }
 
   /** The producer's store (after recording the subscription); end-to-end exactly-once remembers ids for `dedupMs`. */
-  async store(ids: string[], now: number, o: { availableAt?: number; dedupMs?: number; tx?: unknown; key?: (id: string) => string | undefined } = {}): Promise<StoreResult[]> {
+  async store(
+    ids: string[],
+    now: number,
+    o: { availableAt?: number; dedupMs?: number; tx?: unknown; key?: (id: string) => string | undefined } = {},
+  ): Promise<StoreResult[]> {
     await this.declare();
     const messages = ids.map((id) => {
       const key = o.key?.(id);
@@ -203,7 +219,9 @@ export class TopicDriver {
 
   /** The consumer's lease: ready -LEASE-> leased, deleting at hand-out for at-most-once, holding keys as the ordering says. */
   lease(now: number, o: { limit?: number; leaseMs?: number; token?: string } = {}): Promise<StoredMessage[]> {
-    return this.storage.lease(requests.lease(this.protocol(), { limit: o.limit ?? 100, now, leaseMs: o.leaseMs ?? 30_000, leaseToken: o.token ?? randomUUID() }));
+    return this.storage.lease(
+      requests.lease(this.protocol(), { limit: o.limit ?? 100, now, leaseMs: o.leaseMs ?? 30_000, leaseToken: o.token ?? randomUUID() }),
+    );
   }
 
   /** A compare-and-set along `events` from `from`, as the consumer settles; tokens are dropped once past the leased state. */
@@ -217,7 +235,11 @@ export class TopicDriver {
   }
 
   /** A handler threw: back to ready after `delayMs`, or dead (and copied to `deadLetter`) once the machine says so. */
-  async nack(m: StoredMessage, now: number, o: { delayMs?: number; maxDeliveries?: number; deadLetter?: DeadLetterTopic; error?: string } = {}): Promise<string[]> {
+  async nack(
+    m: StoredMessage,
+    now: number,
+    o: { delayMs?: number; maxDeliveries?: number; deadLetter?: DeadLetterTopic; error?: string } = {},
+  ): Promise<string[]> {
     if (o.deadLetter) await declareSubscription(this.storage, o.deadLetter.name);
     const failure = { message: m, availableAt: now + (o.delayMs ?? 0), error: o.error };
     const { retried, dead } = await this.ledger(now, o).release([failure]);

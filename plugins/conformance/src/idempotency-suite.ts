@@ -104,9 +104,7 @@ export function describeIdempotencyStore(name: string, factory: IdempotencyFacto
         const store = await open();
         const t = topic();
         const ids = Array.from({ length: 100 }, (_, i) => `m-${i}`);
-        const rounds = await Promise.all(
-          Array.from({ length: 8 }, (_, n) => store.record(t, n % 2 === 0 ? ids : [...ids].reverse(), T0 + 60_000)),
-        );
+        const rounds = await Promise.all(Array.from({ length: 8 }, (_, n) => store.record(t, n % 2 === 0 ? ids : [...ids].reverse(), T0 + 60_000)));
         expect(sorted(rounds.flat())).toEqual(sorted(ids));
       });
     });

@@ -58,7 +58,9 @@ export function describeOperatorSection(context: () => SuiteContext): void {
       await d.store(['x1', 'x2'], T0 + 1);
       const leased = await d.lease(T0 + 1, { limit: 2, token: 'tok', leaseMs: 500 });
       expect(sorted(ids(leased))).toEqual(['w1', 'w2']);
-      await d.lease(T0 + 1, { limit: 1 }).then(([m]) => d.nack(m!, T0 + 1, { maxDeliveries: 1, deadLetter: deadLetterOf(`${d.topic}.dead`), error: 'Error: no' }));
+      await d
+        .lease(T0 + 1, { limit: 1 })
+        .then(([m]) => d.nack(m!, T0 + 1, { maxDeliveries: 1, deadLetter: deadLetterOf(`${d.topic}.dead`), error: 'Error: no' }));
       const view = async (v: 'waiting' | 'delayed' | 'leased' | 'dead') => (await d.operator(T0 + 10).browse({ view: v })).messages;
       expect(ids(await view('waiting'))).toEqual(['x1', 'x2']);
       expect(ids(await view('delayed'))).toEqual(['later1', 'later2']);
@@ -82,7 +84,14 @@ export function describeOperatorSection(context: () => SuiteContext): void {
       // Two of the first page and one of the next are consumed meanwhile: the next page starts where the first ended.
       const gone = [all[0]!, all[5]!, all[10]!];
       const leased = await d.lease(T0, { limit: 12 });
-      expect(sorted(await d.ack(leased.filter((m) => gone.includes(m.id)), T0))).toEqual(sorted(gone));
+      expect(
+        sorted(
+          await d.ack(
+            leased.filter((m) => gone.includes(m.id)),
+            T0,
+          ),
+        ),
+      ).toEqual(sorted(gone));
       for (const m of leased.filter((m) => !gone.includes(m.id))) await d.nack(m, T0);
       const second = await d.operator(T0).browse({ view: 'waiting', limit: 10, after: first.next! });
       expect(ids(second.messages)).toEqual(all.slice(11, 21));
@@ -112,11 +121,13 @@ export function describeOperatorSection(context: () => SuiteContext): void {
       const d = await context().driver('at-least-once');
       needs(t, d.storage, 'browse');
       await d.store(['a'], T0);
-      const error = await d.storage.browse!({ topic: d.topic, subscription: d.subscription, state: 'acked', after: 'not-a-cursor', limit: 10 }).catch((e: unknown) => e);
+      const error = await d.storage.browse!({ topic: d.topic, subscription: d.subscription, state: 'acked', after: 'not-a-cursor', limit: 10 }).catch(
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(InvalidOptionsError);
     });
 
-    it('empties waiting and delayed messages, never leased ones nor another subscription\'s', async (t) => {
+    it("empties waiting and delayed messages, never leased ones nor another subscription's", async (t) => {
       const ctx = context();
       const key = ctx.key();
       const topic = ctx.topic();

@@ -88,7 +88,10 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
     it(`${BASICS}: opens, records a subscription, stores, leases, acks and closes, each within 5 s`, async () => {
       try {
         const step = <T>(what: string, work: Promise<T>) =>
-          Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not settle within 5 s`)), 5_000).unref())]).catch((error: unknown) => {
+          Promise.race([
+            work,
+            new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not settle within 5 s`)), 5_000).unref()),
+          ]).catch((error: unknown) => {
             throw new Error(`${what} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
           });
         const d = await step('open and declareSubscription', ctx.driver('at-least-once'));
@@ -245,15 +248,18 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         ]);
       });
 
-      it.each(['at-least-once', 'exactly-once/end-to-end'] as const)('answers an id repeated inside one batch as a duplicate of its first occurrence (%s)', async (lifecycle) => {
-        const d = await ctx.driver(lifecycle);
-        expect(await d.store(['a', 'b', 'a'], T0)).toEqual([
-          { id: 'a', duplicate: false },
-          { id: 'b', duplicate: false },
-          { id: 'a', duplicate: true },
-        ]);
-        expect(await d.counts()).toEqual({ [d.table.storedState]: 2 });
-      });
+      it.each(['at-least-once', 'exactly-once/end-to-end'] as const)(
+        'answers an id repeated inside one batch as a duplicate of its first occurrence (%s)',
+        async (lifecycle) => {
+          const d = await ctx.driver(lifecycle);
+          expect(await d.store(['a', 'b', 'a'], T0)).toEqual([
+            { id: 'a', duplicate: false },
+            { id: 'b', duplicate: false },
+            { id: 'a', duplicate: true },
+          ]);
+          expect(await d.counts()).toEqual({ [d.table.storedState]: 2 });
+        },
+      );
 
       it('answers an id it still holds as a duplicate even without a dedup window', async () => {
         const d = await ctx.driver('at-least-once');
@@ -606,7 +612,12 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
       it('dead-letters through Tidings after maxDeliveries, and redrives the message back to a consumer', async () => {
         const tidings = await ctx.tidings();
         const name = ctx.topic();
-        const topic = tidings.topic<string>(name, { semantic: 'at-least-once', maxDeliveries: 2, deadLetter: `${name}.dead`, backoff: { initialMs: 1, maxMs: 2 } });
+        const topic = tidings.topic<string>(name, {
+          semantic: 'at-least-once',
+          maxDeliveries: 2,
+          deadLetter: `${name}.dead`,
+          backoff: { initialMs: 1, maxMs: 2 },
+        });
         let failing = true;
         const attempts: number[] = [];
         const consumed: string[] = [];
@@ -834,7 +845,8 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         const subscription = 'default';
         const operations: Record<string, () => unknown> = {
           store: () => storage.store({ topic, state: 'acked', messages: [{ id: 'a', body: '1', availableAt: T0 }], now: T0 }),
-          lease: () => storage.lease({ topic, subscription, from: 'acked', to: 'leased', limit: 1, now: T0, leaseUntil: T0 + 1, leaseToken: 'tok', remove: false }),
+          lease: () =>
+            storage.lease({ topic, subscription, from: 'acked', to: 'leased', limit: 1, now: T0, leaseUntil: T0 + 1, leaseToken: 'tok', remove: false }),
           extendLease: () => storage.extendLease({ topic, subscription, state: 'leased', item, leaseUntil: T0 + 1, now: T0 }),
           settle: () => storage.settle({ topic, subscription, from: 'leased', to: 'deleted', items: [item], remove: true, now: T0 }),
           release: () => storage.release({ topic, subscription, from: 'leased', to: 'acked', items: [{ ...item, availableAt: T0 }], now: T0 }),
@@ -871,7 +883,22 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await d.store(['a'], T0);
         expect(await d.ack([{ id: 'nope', leaseToken: 'tok' }], T0)).toEqual([]);
         expect(await d.settle([], 'leased', ['CONSUME', 'DELETE'], T0)).toEqual([]);
-        expect(await d.nack({ id: 'nope', topic: d.topic, subscription: d.subscription, body: '1', state: 'leased', deliveries: 1, availableAt: T0, createdAt: T0, leaseToken: 'tok' }, T0)).toEqual([]);
+        expect(
+          await d.nack(
+            {
+              id: 'nope',
+              topic: d.topic,
+              subscription: d.subscription,
+              body: '1',
+              state: 'leased',
+              deliveries: 1,
+              availableAt: T0,
+              createdAt: T0,
+              leaseToken: 'tok',
+            },
+            T0,
+          ),
+        ).toEqual([]);
         expect(await d.extendLease({ id: 'nope', leaseToken: 'tok' }, T0 + 1)).toBe(false);
         expect(await d.redrive(T0, ['nope'])).toBe(0);
         expect(await d.counts()).toEqual({ acked: 1 });
@@ -888,8 +915,10 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
 
       it('keeps bodies byte for byte and ids of up to 200 characters of any kind, case-sensitive', async () => {
         const d = await ctx.driver('at-least-once');
-        const ids = ['x'.repeat(200), 'ünïcødé ✓ 🚀', 'with space', 'a:b.c-d_e/f', "quote'\"", 'ID-a', 'id-a'];
-        const bodies = new Map(ids.map((id, i) => [id, i === 0 ? JSON.stringify('é✓'.repeat(50_000)) : JSON.stringify({ id, nested: [null, true, 1.5, '\u0000\n\t'] })]));
+        const ids = ['x'.repeat(200), 'ünïcødé ✓ 🚀', 'with space', 'a:b.c-d_e/f', 'quote\'"', 'ID-a', 'id-a'];
+        const bodies = new Map(
+          ids.map((id, i) => [id, i === 0 ? JSON.stringify('é✓'.repeat(50_000)) : JSON.stringify({ id, nested: [null, true, 1.5, '\u0000\n\t'] })]),
+        );
         const results = await d.storage.store({
           topic: d.topic,
           state: 'acked',
@@ -1063,7 +1092,10 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await expect(open.ended).rejects.toThrow('rolled back on purpose');
         const [counts, peeked] = await reads;
         expect(busyOr(counts, { leased: 1 }), 'counts on the second handle').toEqual({ leased: 1 });
-        expect(busyOr(peeked, [leased[0]!]).map((m) => m.id), 'peek on the second handle').toEqual(['a']);
+        expect(
+          busyOr(peeked, [leased[0]!]).map((m) => m.id),
+          'peek on the second handle',
+        ).toEqual(['a']);
         // Once the first let go of its rows, the second's calls find them as they were before: 'a' still leased
         // under its token, 'b' never stored. So each either wins, or gave up with STORAGE_BUSY and changed nothing.
         const [settle, store] = await rivals;
@@ -1129,13 +1161,21 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
     });
 
     describe('13. topic registry', () => {
-      const record = (name: string, lifecycle: Lifecycle, extra: Partial<TopicRecord> = {}): TopicRecord => ({ name, lifecycle, maxDeliveries: 5, declaredAt: T0, ...extra });
+      const record = (name: string, lifecycle: Lifecycle, extra: Partial<TopicRecord> = {}): TopicRecord => ({
+        name,
+        lifecycle,
+        maxDeliveries: 5,
+        declaredAt: T0,
+        ...extra,
+      });
 
       it('records a declared topic and lists every topic by name, with its dead-letter topic when it has one', async () => {
         const storage = await ctx.storage();
         const [b, a] = [ctx.topic(), ctx.topic()].sort().reverse();
         expect(await storage.declareTopic(record(b!, 'exactly-once/broker'))).toEqual(record(b!, 'exactly-once/broker'));
-        expect(await storage.declareTopic(record(a!, 'at-least-once', { deadLetter: `${a}.dead`, maxDeliveries: 3 }))).toEqual(record(a!, 'at-least-once', { deadLetter: `${a}.dead`, maxDeliveries: 3 }));
+        expect(await storage.declareTopic(record(a!, 'at-least-once', { deadLetter: `${a}.dead`, maxDeliveries: 3 }))).toEqual(
+          record(a!, 'at-least-once', { deadLetter: `${a}.dead`, maxDeliveries: 3 }),
+        );
         expect(await storage.topics()).toEqual([record(a!, 'at-least-once', { deadLetter: `${a}.dead`, maxDeliveries: 3 }), record(b!, 'exactly-once/broker')]);
       });
 
@@ -1176,8 +1216,12 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await d.store(['a'], T0);
         const [m] = await d.lease(T0, { leaseMs: 1_000 });
         expect(await d.settle([m!], 'consumed', ['DELETE'], T0)).toEqual([]);
-        expect(await d.storage.extendLease({ topic: d.topic, subscription: d.subscription, state: 'stored', item: m!, leaseUntil: T0 + HOUR, now: T0 })).toBe(false);
-        expect(await d.storage.release({ topic: d.topic, subscription: d.subscription, from: 'stored', to: 'dead', items: [{ ...m!, availableAt: T0 }], now: T0 })).toEqual([]);
+        expect(await d.storage.extendLease({ topic: d.topic, subscription: d.subscription, state: 'stored', item: m!, leaseUntil: T0 + HOUR, now: T0 })).toBe(
+          false,
+        );
+        expect(
+          await d.storage.release({ topic: d.topic, subscription: d.subscription, from: 'stored', to: 'dead', items: [{ ...m!, availableAt: T0 }], now: T0 }),
+        ).toEqual([]);
         expect(await d.peek('leased', 10)).toMatchObject([{ id: 'a', leaseToken: m!.leaseToken, leaseUntil: T0 + 1_000 }]);
         expect(await d.ack([m!], T0)).toEqual(['a']);
       });
@@ -1200,7 +1244,8 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         expect((await d.expire(T0 + 1_000)).requeued).toEqual([{ id: 'expired', deliveries: 1 }]);
         const rows = [...(await d.peek('consumed', 10)), ...(await d.peek('stored', 10)), ...(await d.peek('dead', 10))];
         expect(sorted(rows.map((m) => m.id))).toEqual(['consumed', 'dead', 'expired', 'nacked']);
-        for (const m of rows) expect({ id: m.id, leaseToken: m.leaseToken, leaseUntil: m.leaseUntil }).toEqual({ id: m.id, leaseToken: undefined, leaseUntil: undefined });
+        for (const m of rows)
+          expect({ id: m.id, leaseToken: m.leaseToken, leaseUntil: m.leaseUntil }).toEqual({ id: m.id, leaseToken: undefined, leaseUntil: undefined });
       });
 
       it('keeps the dead-letter copy it already holds as it is when the message dies again', async () => {
@@ -1249,7 +1294,8 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         for (let i = 1; i <= n; i++) {
           const [m] = await d.lease(T0, { leaseMs: i === n ? HOUR : 0 });
           expect(m).toMatchObject({ id, deliveries: i });
-          if (i < n) expect(await d.storage.expire({ topic: d.topic, subscription: d.subscription, from: 'leased', to: d.ready, now: T0 })).toMatchObject([{ id }]);
+          if (i < n)
+            expect(await d.storage.expire({ topic: d.topic, subscription: d.subscription, from: 'leased', to: d.ready, now: T0 })).toMatchObject([{ id }]);
         }
       }
 
@@ -1259,7 +1305,8 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await leasedWith(d, 'three', 3);
         await leasedWith(d, 'four', 4);
         const now = T0 + 2 * HOUR;
-        const expire = (deliveries: { atLeast?: number; below?: number }) => d.storage.expire({ topic: d.topic, subscription: d.subscription, from: 'leased', to: 'dead', now, deliveries });
+        const expire = (deliveries: { atLeast?: number; below?: number }) =>
+          d.storage.expire({ topic: d.topic, subscription: d.subscription, from: 'leased', to: 'dead', now, deliveries });
         const moved = await expire({ atLeast: 3, below: 4 });
         expect(moved).toEqual([expect.objectContaining({ id: 'three', topic: d.topic, state: 'dead', deliveries: 3, body: bodyOf('three') })]);
         expect(moved[0]!.leaseToken ?? undefined).toBeUndefined();
@@ -1273,7 +1320,9 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         await leasedWith(d, 'a', 1);
         const expire = (now: number) => d.storage.expire({ topic: d.topic, subscription: d.subscription, from: 'leased', to: d.ready, now });
         expect(await expire(T0 + HOUR - 1)).toEqual([]);
-        expect((await expire(T0 + HOUR)).map((m) => ({ id: m.id, state: m.state, availableAt: m.availableAt }))).toEqual([{ id: 'a', state: d.ready, availableAt: T0 + HOUR }]);
+        expect((await expire(T0 + HOUR)).map((m) => ({ id: m.id, state: m.state, availableAt: m.availableAt }))).toEqual([
+          { id: 'a', state: d.ready, availableAt: T0 + HOUR },
+        ]);
       });
 
       it.skipIf(!rollback)('undoes a release and an expire made with a transaction handle when the transaction rolls back', async () => {
@@ -1282,8 +1331,22 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         const [a, b] = await d.lease(T0, { leaseMs: 1_000 });
         await expect(
           d.storage.transaction(async (tx) => {
-            expect(await d.storage.release({ topic: d.topic, subscription: d.subscription, from: 'leased', to: 'dead', items: [{ id: a!.id, leaseToken: a!.leaseToken, availableAt: T0, error: 'Error: x' }], now: T0 }, tx)).toEqual([a!.id]);
-            expect((await d.storage.expire({ topic: d.topic, subscription: d.subscription, from: 'leased', to: 'dead', now: T0 + 1_000 }, tx)).map((m) => m.id)).toEqual([b!.id]);
+            expect(
+              await d.storage.release(
+                {
+                  topic: d.topic,
+                  subscription: d.subscription,
+                  from: 'leased',
+                  to: 'dead',
+                  items: [{ id: a!.id, leaseToken: a!.leaseToken, availableAt: T0, error: 'Error: x' }],
+                  now: T0,
+                },
+                tx,
+              ),
+            ).toEqual([a!.id]);
+            expect(
+              (await d.storage.expire({ topic: d.topic, subscription: d.subscription, from: 'leased', to: 'dead', now: T0 + 1_000 }, tx)).map((m) => m.id),
+            ).toEqual([b!.id]);
             throw new Error('rolled back');
           }),
         ).rejects.toThrow('rolled back');
@@ -1294,7 +1357,15 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
       it('keeps headers byte for byte through store, lease, peek, nack, expiry and dead-lettering, and none where none were given', async () => {
         const d = await ctx.driver('at-least-once');
         const headers = JSON.stringify({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'x-tenant': 'ünï ✓' });
-        await d.storage.store({ topic: d.topic, state: 'acked', messages: [{ id: 'h', body: bodyOf('h'), availableAt: T0, headers }, { id: 'n', body: bodyOf('n'), availableAt: T0 }], now: T0 });
+        await d.storage.store({
+          topic: d.topic,
+          state: 'acked',
+          messages: [
+            { id: 'h', body: bodyOf('h'), availableAt: T0, headers },
+            { id: 'n', body: bodyOf('n'), availableAt: T0 },
+          ],
+          now: T0,
+        });
         const leased = await d.lease(T0, { leaseMs: 1_000 });
         const byId = new Map(leased.map((m) => [m.id, m]));
         expect(byId.get('h')!.headers).toBe(headers);
@@ -1310,7 +1381,15 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
       it("stores a message's lastError when the request carries one (a dead-letter copy keeps its source's)", async () => {
         const d = await ctx.driver('at-least-once');
         const { storage, topic } = d;
-        await storage.store({ topic, state: 'acked', messages: [{ id: 'a', body: bodyOf('a'), availableAt: T0, lastError: 'Error: declined\n    at pay (payments.ts:3:9)' }, { id: 'b', body: bodyOf('b'), availableAt: T0 }], now: T0 });
+        await storage.store({
+          topic,
+          state: 'acked',
+          messages: [
+            { id: 'a', body: bodyOf('a'), availableAt: T0, lastError: 'Error: declined\n    at pay (payments.ts:3:9)' },
+            { id: 'b', body: bodyOf('b'), availableAt: T0 },
+          ],
+          now: T0,
+        });
         const rows = await d.peek('acked', 10);
         expect(rows.map((m) => [m.id, m.lastError ?? null])).toEqual([
           ['a', 'Error: declined\n    at pay (payments.ts:3:9)'],
@@ -1341,7 +1420,10 @@ export function describeStorageAdapter(name: string, factory: StorageFactory, op
         expect(counts).toEqual({ [d.ready]: 2, leased: 1, dead: 1 });
         expect((await again.peek('leased', 10)).map((m) => [m.id, m.leaseToken, m.leaseUntil, m.deliveries])).toEqual([['leased', 'tok', T0 + HOUR, 1]]);
         expect((await again.peek('dead', 10)).map((m) => [m.id, m.lastError])).toEqual([['dead', 'Error: refused']]);
-        expect(sorted((await again.peek(d.ready, 10)).map((m) => `${m.id}:${m.availableAt}:${m.key ?? '-'}`))).toEqual([`delayed:${T0 + HOUR}:-`, `waiting:${T0}:k1`]);
+        expect(sorted((await again.peek(d.ready, 10)).map((m) => `${m.id}:${m.availableAt}:${m.key ?? '-'}`))).toEqual([
+          `delayed:${T0 + HOUR}:-`,
+          `waiting:${T0}:k1`,
+        ]);
         expect(await again.storage.topics()).toEqual(topics);
         expect(await again.storage.subscriptions(d.topic)).toEqual(subscriptions);
         // The dedup window outlives the process: every id is still refused, the consumed one too.
@@ -1396,7 +1478,10 @@ async function twoBrokersLeasingA(ctx: SuiteContext): Promise<{ one: TopicDriver
   return { one, two, leased: await one.lease(T0) };
 }
 
-function holdTransaction<T>(d: TopicDriver, write: (tx: unknown) => Promise<T>): { written: Promise<T>; ended: Promise<void>; commit(): void; rollBack(): void } {
+function holdTransaction<T>(
+  d: TopicDriver,
+  write: (tx: unknown) => Promise<T>,
+): { written: Promise<T>; ended: Promise<void>; commit(): void; rollBack(): void } {
   let end!: (commit: boolean) => void;
   const decided = new Promise<boolean>((r) => (end = r));
   let wrote!: (value: T) => void;

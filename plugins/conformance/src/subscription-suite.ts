@@ -4,7 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { T0, bodyOf, copiesOf, declareSubscription, deadLetterOf, idRange, sorted, type SuiteContext, type TopicDriver } from './harness.js';
 
 /** A topic's drivers, one per subscription, all recorded before anything is stored. */
-async function subscribed(ctx: SuiteContext, lifecycle: Lifecycle, names: string[], o: { key?: string; ordering?: 'key' | 'key-strict' } = {}): Promise<TopicDriver[]> {
+async function subscribed(
+  ctx: SuiteContext,
+  lifecycle: Lifecycle,
+  names: string[],
+  o: { key?: string; ordering?: 'key' | 'key-strict' } = {},
+): Promise<TopicDriver[]> {
   const key = o.key ?? ctx.key();
   const topic = ctx.topic();
   const drivers: TopicDriver[] = [];
@@ -45,32 +50,35 @@ export function describeSubscriptionSections(context: () => SuiteContext): void 
       expect(ids(copies)).toEqual(['after']);
     });
 
-    it.each(LEASED)("%s: keeps each subscription's copy in its own state: a lease, nack, ack or death in one leaves the others as they are", async (lifecycle) => {
-      const [one, two] = await subscribed(context(), lifecycle, ['one', 'two']);
-      const { ready } = one!;
-      await one!.store(['a', 'b', 'c'], T0);
-      const leased = await one!.lease(T0, { leaseMs: 1_000 });
-      expect(sorted(ids(leased))).toEqual(['a', 'b', 'c']);
-      expect(await two!.counts()).toEqual({ [ready]: 3 });
-      const byId = new Map(leased.map((m) => [m.id, m]));
-      expect(await one!.ack([byId.get('a')!], T0)).toEqual(['a']);
-      expect(await one!.nack(byId.get('b')!, T0, { delayMs: 100 })).toEqual(['b']);
-      expect(await one!.nack(byId.get('c')!, T0, { maxDeliveries: 1, deadLetter: deadLetterOf(`${one!.topic}.dead`) })).toEqual(['c']);
-      expect(await one!.counts()).toEqual({ [ready]: 1, dead: 1 });
-      expect(await two!.counts()).toEqual({ [ready]: 3 });
-      const theirs = await two!.lease(T0, { leaseMs: 1_000 });
-      expect(theirs.map((m) => [m.id, m.deliveries, m.subscription])).toEqual([
-        ['a', 1, 'two'],
-        ['b', 1, 'two'],
-        ['c', 1, 'two'],
-      ]);
-      const swept = await two!.expire(T0 + 1_000);
-      expect(sorted(swept.requeued.map((m) => `${m.id}:${m.deliveries}`))).toEqual(['a:1', 'b:1', 'c:1']);
-      expect(swept.dead).toEqual([]);
-      expect(await one!.counts()).toEqual({ [ready]: 1, dead: 1 });
-      expect(await one!.redrive(T0 + 10)).toBe(1);
-      expect(await two!.counts()).toEqual({ [ready]: 3 });
-    });
+    it.each(LEASED)(
+      "%s: keeps each subscription's copy in its own state: a lease, nack, ack or death in one leaves the others as they are",
+      async (lifecycle) => {
+        const [one, two] = await subscribed(context(), lifecycle, ['one', 'two']);
+        const { ready } = one!;
+        await one!.store(['a', 'b', 'c'], T0);
+        const leased = await one!.lease(T0, { leaseMs: 1_000 });
+        expect(sorted(ids(leased))).toEqual(['a', 'b', 'c']);
+        expect(await two!.counts()).toEqual({ [ready]: 3 });
+        const byId = new Map(leased.map((m) => [m.id, m]));
+        expect(await one!.ack([byId.get('a')!], T0)).toEqual(['a']);
+        expect(await one!.nack(byId.get('b')!, T0, { delayMs: 100 })).toEqual(['b']);
+        expect(await one!.nack(byId.get('c')!, T0, { maxDeliveries: 1, deadLetter: deadLetterOf(`${one!.topic}.dead`) })).toEqual(['c']);
+        expect(await one!.counts()).toEqual({ [ready]: 1, dead: 1 });
+        expect(await two!.counts()).toEqual({ [ready]: 3 });
+        const theirs = await two!.lease(T0, { leaseMs: 1_000 });
+        expect(theirs.map((m) => [m.id, m.deliveries, m.subscription])).toEqual([
+          ['a', 1, 'two'],
+          ['b', 1, 'two'],
+          ['c', 1, 'two'],
+        ]);
+        const swept = await two!.expire(T0 + 1_000);
+        expect(sorted(swept.requeued.map((m) => `${m.id}:${m.deliveries}`))).toEqual(['a:1', 'b:1', 'c:1']);
+        expect(swept.dead).toEqual([]);
+        expect(await one!.counts()).toEqual({ [ready]: 1, dead: 1 });
+        expect(await one!.redrive(T0 + 10)).toBe(1);
+        expect(await two!.counts()).toEqual({ [ready]: 3 });
+      },
+    );
 
     it('counts and peeks each subscription on its own', async () => {
       const [one, two] = await subscribed(context(), 'at-least-once', ['one', 'two']);
@@ -187,21 +195,27 @@ export function describeSubscriptionSections(context: () => SuiteContext): void 
       ]);
     });
 
-    it.each(LIFECYCLES)("%s: hands out only the first waiting message of each key, never two of one key in a batch; messages without a key as they come", async (lifecycle) => {
-      const [d] = await subscribed(context(), lifecycle, ['default'], { ordering: 'key' });
-      await d!.store(['a-1', 'b-1', 'a-2', 'x', 'b-2', 'a-3', 'y'], T0, { key: (id) => (id.includes('-') ? keyOf(id) : undefined) });
-      expect(ids(await d!.lease(T0))).toEqual(['a-1', 'b-1', 'x', 'y']);
-    });
+    it.each(LIFECYCLES)(
+      '%s: hands out only the first waiting message of each key, never two of one key in a batch; messages without a key as they come',
+      async (lifecycle) => {
+        const [d] = await subscribed(context(), lifecycle, ['default'], { ordering: 'key' });
+        await d!.store(['a-1', 'b-1', 'a-2', 'x', 'b-2', 'a-3', 'y'], T0, { key: (id) => (id.includes('-') ? keyOf(id) : undefined) });
+        expect(ids(await d!.lease(T0))).toEqual(['a-1', 'b-1', 'x', 'y']);
+      },
+    );
 
-    it.each(LEASED)("%s: does not hand out a key's next message while the one before is leased, and hands it out once that one is settled", async (lifecycle) => {
-      const [d] = await subscribed(context(), lifecycle, ['default'], { ordering: 'key' });
-      await d!.store(['k-1', 'k-2', 'k-3'], T0, { key: keyOf });
-      const [first] = await d!.lease(T0, { leaseMs: 1_000 });
-      expect(first!.id).toBe('k-1');
-      expect(await d!.lease(T0)).toEqual([]);
-      expect(await d!.ack([first!], T0)).toEqual(['k-1']);
-      expect(ids(await d!.lease(T0))).toEqual(['k-2']);
-    });
+    it.each(LEASED)(
+      "%s: does not hand out a key's next message while the one before is leased, and hands it out once that one is settled",
+      async (lifecycle) => {
+        const [d] = await subscribed(context(), lifecycle, ['default'], { ordering: 'key' });
+        await d!.store(['k-1', 'k-2', 'k-3'], T0, { key: keyOf });
+        const [first] = await d!.lease(T0, { leaseMs: 1_000 });
+        expect(first!.id).toBe('k-1');
+        expect(await d!.lease(T0)).toEqual([]);
+        expect(await d!.ack([first!], T0)).toEqual(['k-1']);
+        expect(ids(await d!.lease(T0))).toEqual(['k-2']);
+      },
+    );
 
     it.each(LEASED)('%s: never leases a later message of a key before an earlier one, even when the later one is due first', async (lifecycle) => {
       const [d] = await subscribed(context(), lifecycle, ['default'], { ordering: 'key' });
@@ -268,7 +282,9 @@ export function describeSubscriptionSections(context: () => SuiteContext): void 
         T0,
         { key: keyOf },
       );
-      const leased = (await Promise.all([one.lease(T0, { limit: 40 }), two.lease(T0, { limit: 40 }), one.lease(T0, { limit: 40 }), two.lease(T0, { limit: 40 })])).flat();
+      const leased = (
+        await Promise.all([one.lease(T0, { limit: 40 }), two.lease(T0, { limit: 40 }), one.lease(T0, { limit: 40 }), two.lease(T0, { limit: 40 })])
+      ).flat();
       const perKey = new Map<string, string[]>();
       for (const m of leased) perKey.set(m.key!, [...(perKey.get(m.key!) ?? []), m.id]);
       for (const [k, held] of perKey) expect(held, `key ${k}`).toEqual([`${k}-0`]);

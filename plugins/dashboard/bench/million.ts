@@ -42,8 +42,19 @@ function fill(): number {
       const topic = r < 30 ? 'clicks' : 'orders';
       const state = topic === 'clicks' ? 'stored' : r < 95 ? 'acked' : r < 97 ? 'dead' : r < 98 ? 'leased' : 'acked';
       const available = r >= 98 ? now + 3_600_000 : created;
-      insert.run(topic, `m-${i}`, JSON.stringify({ n: i, customer: `c-${i % 5000}` }), state, state === 'dead' ? 5 : state === 'leased' ? 1 : 0, available, created,
-        state === 'leased' ? now + 60_000 : null, state === 'leased' ? 'lease-1' : null, state === 'dead' ? 'Error: refused\n    at x (y.ts:1:1)' : null, `c-${i % 5000}`);
+      insert.run(
+        topic,
+        `m-${i}`,
+        JSON.stringify({ n: i, customer: `c-${i % 5000}` }),
+        state,
+        state === 'dead' ? 5 : state === 'leased' ? 1 : 0,
+        available,
+        created,
+        state === 'leased' ? now + 60_000 : null,
+        state === 'leased' ? 'lease-1' : null,
+        state === 'dead' ? 'Error: refused\n    at x (y.ts:1:1)' : null,
+        `c-${i % 5000}`,
+      );
     }
   })();
   db.pragma('wal_checkpoint(TRUNCATE)');
@@ -64,7 +75,11 @@ async function timed<T>(what: string, run: () => Promise<T>): Promise<T> {
     last = await run();
     times.push(performance.now() - t);
   }
-  console.log(`${what.padEnd(58)} median ${median(times).toFixed(1).padStart(7)} ms   max ${Math.max(...times).toFixed(1).padStart(7)} ms`);
+  console.log(
+    `${what.padEnd(58)} median ${median(times).toFixed(1).padStart(7)} ms   max ${Math.max(...times)
+      .toFixed(1)
+      .padStart(7)} ms`,
+  );
   return last;
 }
 
@@ -88,12 +103,19 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 1_050));
       samples.push((await get<Snapshot>('api/snapshot')).tookMs ?? NaN);
     }
-    console.log(`${'overview sample (counts, oldest waiting, dead, leases)'.padEnd(58)} median ${median(samples).toFixed(1).padStart(7)} ms   max ${Math.max(...samples).toFixed(1).padStart(7)} ms`);
+    console.log(
+      `${'overview sample (counts, oldest waiting, dead, leases)'.padEnd(58)} median ${median(samples).toFixed(1).padStart(7)} ms   max ${Math.max(...samples)
+        .toFixed(1)
+        .padStart(7)} ms`,
+    );
     await timed('GET /api/snapshot (the overview)', () => get<Snapshot>('api/snapshot'));
     const first = await timed('GET /api/messages waiting, first page of 50', () => get<MessagesPage>('api/messages?topic=orders&view=waiting&limit=50'));
     let page = first;
-    for (let i = 0; i < 100 && page.next; i++) page = await get<MessagesPage>(`api/messages?topic=orders&view=waiting&limit=50&after=${encodeURIComponent(page.next)}`);
-    await timed('GET /api/messages waiting, page 102 (by cursor)', () => get<MessagesPage>(`api/messages?topic=orders&view=waiting&limit=50&after=${encodeURIComponent(page.next!)}`));
+    for (let i = 0; i < 100 && page.next; i++)
+      page = await get<MessagesPage>(`api/messages?topic=orders&view=waiting&limit=50&after=${encodeURIComponent(page.next)}`);
+    await timed('GET /api/messages waiting, page 102 (by cursor)', () =>
+      get<MessagesPage>(`api/messages?topic=orders&view=waiting&limit=50&after=${encodeURIComponent(page.next!)}`),
+    );
     await timed('GET /api/messages delayed, first page of 50', () => get<MessagesPage>('api/messages?topic=orders&view=delayed&limit=50'));
     await timed('GET /api/messages dead, first page of 50', () => get<MessagesPage>('api/messages?topic=orders&view=dead&limit=50'));
     await timed('GET /api/messages leased, first page of 50', () => get<MessagesPage>('api/messages?topic=orders&view=leased&limit=50'));

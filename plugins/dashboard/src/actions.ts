@@ -16,7 +16,11 @@ type Body = Record<string, unknown>;
 function idsOf(body: Body, verb: string): string[] | undefined {
   const { ids } = body;
   if (ids !== undefined && (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_IDS || ids.some((id) => typeof id !== 'string' || id === ''))) {
-    throw new DashboardRequestError(400, 'INVALID_REQUEST', `"ids", when given, must be a list of 1 to ${MAX_IDS} message ids (strings); leave it out to ${verb} every one of the subscription.`);
+    throw new DashboardRequestError(
+      400,
+      'INVALID_REQUEST',
+      `"ids", when given, must be a list of 1 to ${MAX_IDS} message ids (strings); leave it out to ${verb} every one of the subscription.`,
+    );
   }
   return ids === undefined ? undefined : [...new Set(ids as string[])];
 }
@@ -94,7 +98,11 @@ export class Actions {
 
   private deadLettering({ record }: Target): void {
     if (lifecyclePlans[record.lifecycle].steps.redrive.length > 0) return;
-    throw new DashboardRequestError(409, 'NOT_REDRIVABLE', `Topic "${record.name}" is ${record.lifecycle}: its messages are never dead-lettered, so it has no dead letters.`);
+    throw new DashboardRequestError(
+      409,
+      'NOT_REDRIVABLE',
+      `Topic "${record.name}" is ${record.lifecycle}: its messages are never dead-lettered, so it has no dead letters.`,
+    );
   }
 
   /** Through the instance when it declared the topic, so that its idle consumers of the subscription wake at once. */

@@ -95,7 +95,12 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   const api = {
     async page(res: ServerResponse): Promise<void> {
       const diagrams = await Promise.all(LIFECYCLES.map(async (l): Promise<[Lifecycle, string]> => [l, await lifecycleSvg(l)]));
-      send(res, 200, 'text/html; charset=utf-8', dashboardPage({ title, mode: monitor.mode, latency: tidings !== undefined && options.metrics !== undefined, diagrams }));
+      send(
+        res,
+        200,
+        'text/html; charset=utf-8',
+        dashboardPage({ title, mode: monitor.mode, latency: tidings !== undefined && options.metrics !== undefined, diagrams }),
+      );
     },
 
     async act(verb: ActionName, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -174,7 +179,9 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     if (req.method === 'GET' && /text\/html/.test(String(req.headers.accept ?? ''))) {
       send(res, 401, 'text/html; charset=utf-8', loginPage({ title, failed }));
     } else {
-      json(res, 401, { error: { code: 'UNAUTHORIZED', message: 'This dashboard needs its token: send "Authorization: Bearer <token>", or sign in on its page.' } });
+      json(res, 401, {
+        error: { code: 'UNAUTHORIZED', message: 'This dashboard needs its token: send "Authorization: Bearer <token>", or sign in on its page.' },
+      });
     }
   }
 
@@ -199,9 +206,22 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       await new Promise<void>((resolve, reject) => {
         server.once('error', (error: NodeJS.ErrnoException) => {
           const where = `${host}:${port}`;
-          if (error.code === 'EADDRINUSE') reject(new DashboardListenError('PORT_IN_USE', `Port ${port} on ${host} is in use: pick another (--port), or 0 for any free port.`, { cause: error }));
-          else if (error.code === 'EACCES') reject(new DashboardListenError('PORT_NOT_ALLOWED', `Not allowed to listen on ${where}: ports below 1024 need privileges; pick a higher one.`, { cause: error }));
-          else reject(new DashboardListenError('LISTEN_FAILED', `Cannot listen on ${where}: ${error.message}. Check that the host is an address of this machine.`, { cause: error }));
+          if (error.code === 'EADDRINUSE')
+            reject(
+              new DashboardListenError('PORT_IN_USE', `Port ${port} on ${host} is in use: pick another (--port), or 0 for any free port.`, { cause: error }),
+            );
+          else if (error.code === 'EACCES')
+            reject(
+              new DashboardListenError('PORT_NOT_ALLOWED', `Not allowed to listen on ${where}: ports below 1024 need privileges; pick a higher one.`, {
+                cause: error,
+              }),
+            );
+          else
+            reject(
+              new DashboardListenError('LISTEN_FAILED', `Cannot listen on ${where}: ${error.message}. Check that the host is an address of this machine.`, {
+                cause: error,
+              }),
+            );
         });
         server.listen(port, host, () => resolve());
       });

@@ -17,7 +17,12 @@ export class Feed {
 
   /** Answers `req` with the stream until the page goes away or the feed closes. */
   open(req: IncomingMessage, res: ServerResponse): void {
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     res.write('retry: 1000\n\n');
     if (this.last) res.write(frame('snapshot', this.last));
     this.pages.add(res);

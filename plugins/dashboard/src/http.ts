@@ -49,14 +49,16 @@ export async function readJsonObject(req: IncomingMessage, example: string): Pro
     throw new DashboardRequestError(415, 'UNSUPPORTED_MEDIA_TYPE', `Send the request as JSON (Content-Type: application/json): ${example}.`);
   }
   const body = await readJson(req, example);
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new DashboardRequestError(400, 'INVALID_REQUEST', `The body must be a JSON object: ${example}.`);
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new DashboardRequestError(400, 'INVALID_REQUEST', `The body must be a JSON object: ${example}.`);
   return body as Record<string, unknown>;
 }
 
 async function readJson(req: IncomingMessage, example: string): Promise<unknown> {
   const parsed = (req as { body?: unknown }).body;
   // express.json() has parsed it already: the stream is spent.
-  if (parsed !== undefined && typeof parsed === 'object' && (req as { readableEnded?: boolean }).readableEnded !== false && !(parsed instanceof Buffer)) return parsed;
+  if (parsed !== undefined && typeof parsed === 'object' && (req as { readableEnded?: boolean }).readableEnded !== false && !(parsed instanceof Buffer))
+    return parsed;
   const text = await readText(req);
   try {
     return JSON.parse(text);

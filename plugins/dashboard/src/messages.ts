@@ -45,7 +45,12 @@ export class Messages {
     const id = query.get('id');
     if (!id) throw new DashboardRequestError(400, 'INVALID_REQUEST', '"id" must name a message, e.g. ?topic=orders&id=order-42.');
     const message = await ledger.message(id);
-    if (!message) throw new DashboardRequestError(404, 'UNKNOWN_MESSAGE', `Subscription ${record.name}/${subscription} holds no message "${id}" (any more): it may have been consumed, discarded or purged.`);
+    if (!message)
+      throw new DashboardRequestError(
+        404,
+        'UNKNOWN_MESSAGE',
+        `Subscription ${record.name}/${subscription} holds no message "${id}" (any more): it may have been consumed, discarded or purged.`,
+      );
     return { topic: record.name, subscription, message };
   }
 }

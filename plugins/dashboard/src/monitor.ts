@@ -142,9 +142,7 @@ export class Monitor {
   private readonly settled = new Map<string, number>();
   private readonly flows = new Map<string, FlowSample[]>();
 
-  constructor(
-    private readonly source: { tidings?: Tidings<any>; storage: StorageAdapter<any>; metrics: MetricsPlugin; now: () => number; hooked: boolean },
-  ) {
+  constructor(private readonly source: { tidings?: Tidings<any>; storage: StorageAdapter<any>; metrics: MetricsPlugin; now: () => number; hooked: boolean }) {
     const events = source.tidings?.events;
     if (events) {
       const onTransition = (e: TransitionEvent) => {
@@ -226,7 +224,11 @@ export class Monitor {
       })
       .catch((error: unknown) => {
         // Storage may be briefly busy or gone; the page says so and the next second tries again.
-        const snapshot: Snapshot = { ...(this.last ?? { mode: this.mode, latency: false, rates: this.rates, topics: [] }), at: this.source.now(), error: (error as Error)?.message ?? String(error) };
+        const snapshot: Snapshot = {
+          ...(this.last ?? { mode: this.mode, latency: false, rates: this.rates, topics: [] }),
+          at: this.source.now(),
+          error: (error as Error)?.message ?? String(error),
+        };
         this.last = snapshot;
         for (const listener of this.listeners) listener(snapshot);
       })
@@ -315,8 +317,14 @@ export class Monitor {
           leased: plan?.leased,
           redrivable: (plan?.steps.redrive.length ?? 0) > 0,
           subscriptions: views.map(({ oldest: _, ...view }) => view),
-          deadLetters: first(views.flatMap((v) => v.deadLetters), (r) => r.createdAt),
-          leases: first(views.flatMap((v) => v.leases), (r) => r.leaseUntil ?? 0),
+          deadLetters: first(
+            views.flatMap((v) => v.deadLetters),
+            (r) => r.createdAt,
+          ),
+          leases: first(
+            views.flatMap((v) => v.leases),
+            (r) => r.leaseUntil ?? 0,
+          ),
           transitions: [...h.transitions],
           series: [...h.series],
         };
@@ -330,7 +338,12 @@ export class Monitor {
    * adapter without `browse` is asked for the first message in the ready state, due or not.
    */
   private async oldestWaiting(record: TopicRecord, subscription: string, maxDeliveries: number | undefined): Promise<StoredMessage | undefined> {
-    const ledger = recordedLedger(this.source.storage, record, { name: subscription, maxDeliveries: maxDeliveries ?? record.maxDeliveries }, { clock: { now: this.source.now } });
+    const ledger = recordedLedger(
+      this.source.storage,
+      record,
+      { name: subscription, maxDeliveries: maxDeliveries ?? record.maxDeliveries },
+      { clock: { now: this.source.now } },
+    );
     if (typeof this.source.storage.browse !== 'function') return (await ledger.peek(lifecyclePlans[record.lifecycle].ready, 1))[0];
     return (await ledger.browse({ view: 'waiting', limit: 1 })).messages[0];
   }
@@ -340,7 +353,13 @@ export class Monitor {
    * standalone from the counts: copies in any state for in, copies past the ready and leased states for out, which
    * misses what retention purged between two samples, hence never below zero.
    */
-  private flow(topic: string, subscription: string, at: number, own: Partial<Record<MessageState, number>>, plan: LifecyclePlan | undefined): Pick<SubscriptionView, 'rateIn' | 'rateOut'> {
+  private flow(
+    topic: string,
+    subscription: string,
+    at: number,
+    own: Partial<Record<MessageState, number>>,
+    plan: LifecyclePlan | undefined,
+  ): Pick<SubscriptionView, 'rateIn' | 'rateOut'> {
     const key = flowKey(topic, subscription);
     let sample: FlowSample;
     if (this.source.tidings) sample = { at, in: this.stored.get(topic) ?? 0, out: this.settled.get(key) ?? 0 };
@@ -418,7 +437,13 @@ function flowKey(topic: string, subscription: string): string {
 }
 
 /** The topics (or their subscriptions) whose dead letters are copied to `name`, so the page can link back to them. */
-function deadLetterOf(name: string, topics: readonly TopicRecord[], subscriptions: ReadonlyArray<{ topic: string; deadLetter?: string }>): Pick<TopicView, 'deadLetterOf'> {
-  const sources = [...new Set([...topics.filter((t) => t.deadLetter === name).map((t) => t.name), ...subscriptions.filter((s) => s.deadLetter === name).map((s) => s.topic)])].sort();
+function deadLetterOf(
+  name: string,
+  topics: readonly TopicRecord[],
+  subscriptions: ReadonlyArray<{ topic: string; deadLetter?: string }>,
+): Pick<TopicView, 'deadLetterOf'> {
+  const sources = [
+    ...new Set([...topics.filter((t) => t.deadLetter === name).map((t) => t.name), ...subscriptions.filter((s) => s.deadLetter === name).map((s) => s.topic)]),
+  ].sort();
   return sources.length > 0 ? { deadLetterOf: sources } : {};
 }

@@ -42,7 +42,13 @@ export class AllowedHosts {
   /** Allows `entry`: a name exactly (`dash.example.com`), or a domain and every name under it (`.example.com`). */
   add(entry: string): void {
     const domain = typeof entry === 'string' && entry.startsWith('.');
-    const name = typeof entry === 'string' ? entry.slice(domain ? 1 : 0).toLowerCase().replace(/\.$/, '') : '';
+    const name =
+      typeof entry === 'string'
+        ? entry
+            .slice(domain ? 1 : 0)
+            .toLowerCase()
+            .replace(/\.$/, '')
+        : '';
     if (!NAME.test(name) && isIP(name) === 0) {
       throw new InvalidOptionsError(
         `allowedHosts (tidings dashboard --allowed-host) takes host names without scheme or port, such as 'dash.example.com', or '.example.com' for that domain and its subdomains; got ${JSON.stringify(entry)}.`,
@@ -67,7 +73,11 @@ export class AllowedHosts {
 export function checkHost(req: IncomingMessage, hosts: AllowedHosts): void {
   const header = hostHeader(req);
   if (header === undefined) {
-    throw new DashboardRequestError(421, 'HOST_NOT_ALLOWED', 'The request has no Host header, so the dashboard cannot tell which name it was sent to: send one (HTTP/1.1 requires it).');
+    throw new DashboardRequestError(
+      421,
+      'HOST_NOT_ALLOWED',
+      'The request has no Host header, so the dashboard cannot tell which name it was sent to: send one (HTTP/1.1 requires it).',
+    );
   }
   const host = parseHost(header);
   if (!host) throw new DashboardRequestError(421, 'HOST_NOT_ALLOWED', `The Host header ${JSON.stringify(header)} is not a host name or address.`);
@@ -122,7 +132,10 @@ function originHost(origin: string): (HostPort & { port: string; defaultPort: st
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
   const defaultPort = url.protocol === 'https:' ? '443' : '80';
-  const name = url.hostname.replace(/^\[|\]$/g, '').toLowerCase().replace(/\.$/, '');
+  const name = url.hostname
+    .replace(/^\[|\]$/g, '')
+    .toLowerCase()
+    .replace(/\.$/, '');
   return { name, port: url.port || defaultPort, defaultPort };
 }
 

@@ -27,22 +27,37 @@ export class Targets {
    * subscriptions and none is `default`, since the page cannot guess which one was meant.
    */
   async resolve(topic: unknown, named: unknown): Promise<Target> {
-    if (typeof topic !== 'string' || topic === '') throw new DashboardRequestError(400, 'INVALID_REQUEST', '"topic" must name a topic, e.g. {"topic": "orders"}.');
+    if (typeof topic !== 'string' || topic === '')
+      throw new DashboardRequestError(400, 'INVALID_REQUEST', '"topic" must name a topic, e.g. {"topic": "orders"}.');
     if (named !== undefined && (typeof named !== 'string' || named === '')) {
-      throw new DashboardRequestError(400, 'INVALID_REQUEST', `"subscription", when given, must name a subscription of the topic, e.g. {"topic": "${topic}", "subscription": "billing"}; leave it out for the default one.`);
+      throw new DashboardRequestError(
+        400,
+        'INVALID_REQUEST',
+        `"subscription", when given, must name a subscription of the topic, e.g. {"topic": "${topic}", "subscription": "billing"}; leave it out for the default one.`,
+      );
     }
     const record = (await this.storage.topics()).find((t) => t.name === topic);
     if (!record) throw new DashboardRequestError(404, 'UNKNOWN_TOPIC', `Topic "${topic}" is not recorded in this storage: check the name.`);
     const records = await this.storage.subscriptions(topic);
     const name = (named as string | undefined) ?? DEFAULT_SUBSCRIPTION;
     // Counting copies groups every message of the topic: only for a name the records lack (copies of an old schema).
-    const known = records.some((s) => s.name === name) ? [name] : [...new Set([...records.map((s) => s.name), ...Object.keys((await this.storage.counts(topic))[topic] ?? {})])].sort();
+    const known = records.some((s) => s.name === name)
+      ? [name]
+      : [...new Set([...records.map((s) => s.name), ...Object.keys((await this.storage.counts(topic))[topic] ?? {})])].sort();
     if (!known.includes(name) && !(named === undefined && known.length === 0)) {
       const list = known.join(', ');
       if (named === undefined) {
-        throw new DashboardRequestError(400, 'SUBSCRIPTION_REQUIRED', `Topic "${topic}" has no default subscription: name one of ${list}, e.g. {"topic": "${topic}", "subscription": "${known[0]}"}.`);
+        throw new DashboardRequestError(
+          400,
+          'SUBSCRIPTION_REQUIRED',
+          `Topic "${topic}" has no default subscription: name one of ${list}, e.g. {"topic": "${topic}", "subscription": "${known[0]}"}.`,
+        );
       }
-      throw new DashboardRequestError(404, 'UNKNOWN_SUBSCRIPTION', `Topic "${topic}" has no subscription "${name}"${known.length === 0 ? '' : `; its subscriptions are ${list}`}.`);
+      throw new DashboardRequestError(
+        404,
+        'UNKNOWN_SUBSCRIPTION',
+        `Topic "${topic}" has no subscription "${name}"${known.length === 0 ? '' : `; its subscriptions are ${list}`}.`,
+      );
     }
     const maxDeliveries = records.find((s) => s.name === name)?.maxDeliveries ?? record.maxDeliveries;
     const ledger = recordedLedger(this.storage, record, { name, maxDeliveries }, { clock: { now: this.now }, events: this.events });

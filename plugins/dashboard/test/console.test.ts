@@ -17,7 +17,15 @@ import { instrumented, until } from './support.js';
 
 /** Debian's chromium, launched as browser.test.ts does. */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const hasBrowser = existsSync(CHROMIUM);
 /** Pictures of the SQLite run, shown in README.md; other runs' go to test-results/. */
 const DOCS = fileURLToPath(new URL('../../../docs/img/', import.meta.url));
@@ -238,7 +246,7 @@ describe.skipIf(!hasBrowser).each([
     await page.close();
   });
 
-  it("pauses a subscription from its page, so that a consumer stops leasing and says so, and resumes it", async () => {
+  it('pauses a subscription from its page, so that a consumer stops leasing and says so, and resumes it', async () => {
     const shipments = tidings.topic<{ n: number }>('shipments', { semantic: 'at-least-once' });
     const got: string[] = [];
     const consumer = shipments.consume((m) => void got.push(m.id), { pollMs: 5 });

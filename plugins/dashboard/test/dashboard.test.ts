@@ -10,7 +10,17 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { InvalidOptionsError, Tidings, silentLogger, type Lifecycle } from '@tidings/core';
 import { memoryStorage } from '@tidings/adapter-memory';
-import { applyChange, createDashboard, DashboardListenError, DashboardTokenRequiredError, InvalidPortError, isLoopback, type Dashboard, type Snapshot, type SnapshotChange } from '@tidings/dashboard';
+import {
+  applyChange,
+  createDashboard,
+  DashboardListenError,
+  DashboardTokenRequiredError,
+  InvalidPortError,
+  isLoopback,
+  type Dashboard,
+  type Snapshot,
+  type SnapshotChange,
+} from '@tidings/dashboard';
 import { events, fill, fillSubscribed, instrumented, until } from './support.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -54,30 +64,45 @@ function raw(url: string, path: string, options: { method?: string; host?: strin
   const headers: Record<string, string> = { ...options.headers };
   if (options.host) headers.host = options.host;
   return new Promise((resolve, reject) => {
-    const req = request({ hostname: target.hostname.replace(/^\[|\]$/g, ''), port: target.port, path, method: options.method ?? 'GET', headers, setHost: options.host === undefined }, (res) => {
-      let body = '';
-      const done = () => {
-        let error: { code?: string; message?: string } | undefined;
-        try {
-          error = (JSON.parse(body) as { error?: { code?: string; message?: string } }).error;
-        } catch {
-          error = undefined;
-        }
-        resolve({ status: res.statusCode!, headers: res.headers, body, code: error?.code, message: error?.message });
-      };
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', done);
-      // An event stream that was let in never ends: its first bytes are answer enough.
-      if (String(res.headers['content-type']).startsWith('text/event-stream')) res.once('data', () => (done(), req.destroy()));
-    });
+    const req = request(
+      {
+        hostname: target.hostname.replace(/^\[|\]$/g, ''),
+        port: target.port,
+        path,
+        method: options.method ?? 'GET',
+        headers,
+        setHost: options.host === undefined,
+      },
+      (res) => {
+        let body = '';
+        const done = () => {
+          let error: { code?: string; message?: string } | undefined;
+          try {
+            error = (JSON.parse(body) as { error?: { code?: string; message?: string } }).error;
+          } catch {
+            error = undefined;
+          }
+          resolve({ status: res.statusCode!, headers: res.headers, body, code: error?.code, message: error?.message });
+        };
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', done);
+        // An event stream that was let in never ends: its first bytes are answer enough.
+        if (String(res.headers['content-type']).startsWith('text/event-stream')) res.once('data', () => (done(), req.destroy()));
+      },
+    );
     req.on('error', reject);
     req.end(options.body);
   });
 }
 
 const redriveOrder1 = (url: string, headers: Record<string, string> = {}, host?: string) =>
-  raw(url, '/api/redrive', { method: 'POST', host, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ topic: 'orders', ids: ['order-1'] }) });
+  raw(url, '/api/redrive', {
+    method: 'POST',
+    host,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ topic: 'orders', ids: ['order-1'] }),
+  });
 
 async function dead(tidings: Tidings<any>): Promise<number> {
   return (await tidings.counts('orders')).orders?.dead ?? 0;
@@ -175,7 +200,11 @@ describe('the dashboard on its own server', () => {
     ];
     for (const [what, body, headers, status, code] of cases) {
       const res = await post(url, body, headers);
-      expect({ what, status: res.status, code: ((await res.json()) as { error: { code: string; message: string } }).error.code }).toEqual({ what, status, code });
+      expect({ what, status: res.status, code: ((await res.json()) as { error: { code: string; message: string } }).error.code }).toEqual({
+        what,
+        status,
+        code,
+      });
     }
     const get = await fetch(new URL('api/redrive', url));
     expect([get.status, get.headers.get('allow')]).toEqual([405, 'POST']);
@@ -220,7 +249,10 @@ describe('the dashboard and subscriptions', () => {
     cleanup.push(() => dashboard.close());
     const { url } = await dashboard.listen();
     const email = invoices.subscription('email');
-    const holding = email.consume((_m, ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve())), { pollMs: 5, batchSize: 1 });
+    const holding = email.consume((_m, ctx) => new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve())), {
+      pollMs: 5,
+      batchSize: 1,
+    });
     cleanup.push(() => holding.stop({ graceMs: 0 }));
     await until('a lease of email', async () => (await email.counts()).leased === 1);
     return { tidings, invoices, url };
@@ -236,9 +268,19 @@ describe('the dashboard and subscriptions', () => {
     expect(invoices.subscriptions.map((s) => s.name)).toEqual(['audit', 'billing', 'email']);
     expect(view('audit')).toEqual({ name: 'audit', maxDeliveries: 5, counts: {}, deadLetters: [], leases: [], rateIn: 0, rateOut: 0 });
     expect(view('billing')).toMatchObject({ maxDeliveries: 1, counts: { dead: 1 }, leases: [] });
-    expect(view('billing').deadLetters).toEqual([{ id: 'invoice-1', subscription: 'billing', deliveries: 1, createdAt: expect.any(Number), lastError: expect.stringMatching(/^Error: no billing address/) }]);
+    expect(view('billing').deadLetters).toEqual([
+      {
+        id: 'invoice-1',
+        subscription: 'billing',
+        deliveries: 1,
+        createdAt: expect.any(Number),
+        lastError: expect.stringMatching(/^Error: no billing address/),
+      },
+    ]);
     expect(view('email')).toMatchObject({ counts: { acked: 2, leased: 1 }, deadLetters: [] });
-    expect(view('email').leases).toEqual([{ id: 'invoice-1', subscription: 'email', leaseToken: expect.any(String), leaseUntil: expect.any(Number), deliveries: 1 }]);
+    expect(view('email').leases).toEqual([
+      { id: 'invoice-1', subscription: 'email', leaseToken: expect.any(String), leaseUntil: expect.any(Number), deliveries: 1 },
+    ]);
     // The topic's own lists take every subscription's rows, each saying whose copy it is.
     expect(invoices.deadLetters.map((d) => `${d.subscription}:${d.id}`)).toEqual(['billing:invoice-1']);
     expect(invoices.leases.map((d) => `${d.subscription}:${d.id}`)).toEqual(['email:invoice-1']);
@@ -253,14 +295,32 @@ describe('the dashboard and subscriptions', () => {
     };
     const required = await answer({ topic: 'invoices' });
     expect([required.status, required.body.error?.code]).toEqual([400, 'SUBSCRIPTION_REQUIRED']);
-    expect(required.body.error?.message).toBe('Topic "invoices" has no default subscription: name one of audit, billing, email, e.g. {"topic": "invoices", "subscription": "audit"}.');
+    expect(required.body.error?.message).toBe(
+      'Topic "invoices" has no default subscription: name one of audit, billing, email, e.g. {"topic": "invoices", "subscription": "audit"}.',
+    );
     const unknown = await answer({ topic: 'invoices', subscription: 'biling', ids: ['invoice-1'] });
-    expect([unknown.status, unknown.body.error?.code, unknown.body.error?.message]).toEqual([404, 'UNKNOWN_SUBSCRIPTION', 'Topic "invoices" has no subscription "biling"; its subscriptions are audit, billing, email.']);
+    expect([unknown.status, unknown.body.error?.code, unknown.body.error?.message]).toEqual([
+      404,
+      'UNKNOWN_SUBSCRIPTION',
+      'Topic "invoices" has no subscription "biling"; its subscriptions are audit, billing, email.',
+    ]);
     for (const subscription of [5, '', ['billing']]) expect((await answer({ topic: 'invoices', subscription })).body.error?.code).toBe('INVALID_REQUEST');
     expect(await invoices.subscription('billing').counts()).toEqual({ dead: 1 });
     // email holds no dead letter of that id: its copy is leased, and stays so.
-    expect((await answer({ topic: 'invoices', subscription: 'email', ids: ['invoice-1'] })).body).toEqual({ topic: 'invoices', subscription: 'email', state: 'acked', redriven: 0, missing: ['invoice-1'] });
-    expect((await answer({ topic: 'invoices', subscription: 'billing', ids: ['invoice-1'] })).body).toEqual({ topic: 'invoices', subscription: 'billing', state: 'acked', redriven: 1, missing: [] });
+    expect((await answer({ topic: 'invoices', subscription: 'email', ids: ['invoice-1'] })).body).toEqual({
+      topic: 'invoices',
+      subscription: 'email',
+      state: 'acked',
+      redriven: 0,
+      missing: ['invoice-1'],
+    });
+    expect((await answer({ topic: 'invoices', subscription: 'billing', ids: ['invoice-1'] })).body).toEqual({
+      topic: 'invoices',
+      subscription: 'billing',
+      state: 'acked',
+      redriven: 1,
+      missing: [],
+    });
     expect(await invoices.subscription('billing').counts()).toEqual({ acked: 1 });
     expect(await invoices.subscription('email').counts()).toEqual({ acked: 2, leased: 1 });
   });
@@ -293,7 +353,10 @@ describe('the dashboard and subscriptions', () => {
     const { url } = await dashboard.listen();
     const transitions: string[] = [];
     tidings.events.on('transition', (e) => void transitions.push(`${e.subscription}:${e.id}:${e.event}`));
-    expect(await (await post(url, JSON.stringify({ topic: 'invoices', subscription: 'billing', confirm: true }))).json()).toMatchObject({ subscription: 'billing', redriven: 1 });
+    expect(await (await post(url, JSON.stringify({ topic: 'invoices', subscription: 'billing', confirm: true }))).json()).toMatchObject({
+      subscription: 'billing',
+      redriven: 1,
+    });
     expect(transitions).toEqual(['billing:invoice-1:REDRIVE']);
     expect((await tidings.subscriptionCounts('invoices')).invoices).toEqual({ billing: { acked: 1 }, email: { acked: 3 } });
   });
@@ -312,7 +375,10 @@ describe('the dashboard and subscriptions', () => {
       ['billing', { dead: 1 }],
       ['email', { acked: 3 }],
     ]);
-    expect(await (await post(url, JSON.stringify({ topic: 'invoices', subscription: 'billing', ids: ['invoice-1'] }))).json()).toMatchObject({ subscription: 'billing', redriven: 1 });
+    expect(await (await post(url, JSON.stringify({ topic: 'invoices', subscription: 'billing', ids: ['invoice-1'] }))).json()).toMatchObject({
+      subscription: 'billing',
+      redriven: 1,
+    });
     expect((await storage.counts('invoices')).invoices).toEqual({ billing: { acked: 1 }, email: { acked: 3 } });
     const text = await (await fetch(new URL('metrics', url))).text();
     expect(text).toContain('tidings_messages{topic="invoices",subscription="email",semantic="at-least-once",state="acked"} 3');
@@ -397,10 +463,14 @@ describe('the dashboard and the Host a request is addressed to (DNS rebinding)',
     const port = new URL(url).port;
     const host = `attacker.example:${port}`;
     const answers: Array<[string, Answer]> = [];
-    for (const path of ['/', '/api/snapshot', '/events', '/metrics', '/login', '/?token=whatever', '/nowhere']) answers.push([`GET ${path}`, await raw(url, path, { host })]);
+    for (const path of ['/', '/api/snapshot', '/events', '/metrics', '/login', '/?token=whatever', '/nowhere'])
+      answers.push([`GET ${path}`, await raw(url, path, { host })]);
     answers.push(['POST /api/redrive', await redriveOrder1(url, {}, host)]);
     answers.push(['POST /api/redrive, same Origin', await redriveOrder1(url, { origin: `http://${host}`, 'sec-fetch-site': 'same-origin' }, host)]);
-    answers.push(['POST /login', await raw(url, '/login', { method: 'POST', host, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=x' })]);
+    answers.push([
+      'POST /login',
+      await raw(url, '/login', { method: 'POST', host, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=x' }),
+    ]);
     for (const [what, answer] of answers) {
       expect({ what, status: answer.status, code: answer.code }).toEqual({ what, status: 421, code: 'HOST_NOT_ALLOWED' });
       expect(answer.body).not.toContain('order-');
@@ -435,9 +505,36 @@ describe('the dashboard and the Host a request is addressed to (DNS rebinding)',
     const { url } = await running();
     const port = new URL(url).port;
     const status = async (host: string) => [host, (await raw(url, '/api/snapshot', { host })).status];
-    const allowed = ['localhost', `localhost:${port}`, `LocalHost:${port}`, 'localhost.', `dash.localhost:${port}`, `127.0.0.1:${port}`, '127.0.0.1', '127.3.2.1', `[::1]:${port}`, '[::1]', `192.168.1.20:${port}`, '10.0.0.1', `[2001:db8::1]:${port}`, '[::ffff:127.0.0.1]'];
+    const allowed = [
+      'localhost',
+      `localhost:${port}`,
+      `LocalHost:${port}`,
+      'localhost.',
+      `dash.localhost:${port}`,
+      `127.0.0.1:${port}`,
+      '127.0.0.1',
+      '127.3.2.1',
+      `[::1]:${port}`,
+      '[::1]',
+      `192.168.1.20:${port}`,
+      '10.0.0.1',
+      `[2001:db8::1]:${port}`,
+      '[::ffff:127.0.0.1]',
+    ];
     for (const host of allowed) expect(await status(host)).toEqual([host, 200]);
-    const refused = ['attacker.example', `localhost.attacker.example:${port}`, `127.0.0.1.nip.io:${port}`, 'localhostx', '::1', '[::1', `[localhost]:${port}`, `127.0.0.1:${port}:${port}`, 'user@127.0.0.1', '127.0.0.1/x', '2130706433.example'];
+    const refused = [
+      'attacker.example',
+      `localhost.attacker.example:${port}`,
+      `127.0.0.1.nip.io:${port}`,
+      'localhostx',
+      '::1',
+      '[::1',
+      `[localhost]:${port}`,
+      `127.0.0.1:${port}:${port}`,
+      'user@127.0.0.1',
+      '127.0.0.1/x',
+      '2130706433.example',
+    ];
     for (const host of refused) expect(await status(host)).toEqual([host, 421]);
   });
 
@@ -452,7 +549,14 @@ describe('the dashboard and the Host a request is addressed to (DNS rebinding)',
   it('answers the host names it is given, exactly or with their subdomains, and any with allowedHosts: true', async () => {
     const { url } = await running({ allowedHosts: ['Dash.Example.com', '.internal.example'] });
     const status = async (host: string) => [host, (await raw(url, '/api/snapshot', { host })).status];
-    for (const host of ['dash.example.com', 'DASH.EXAMPLE.COM:7780', 'dash.example.com.', 'internal.example', 'a.internal.example:443', 'b.a.internal.example']) {
+    for (const host of [
+      'dash.example.com',
+      'DASH.EXAMPLE.COM:7780',
+      'dash.example.com.',
+      'internal.example',
+      'a.internal.example:443',
+      'b.a.internal.example',
+    ]) {
       expect(await status(host)).toEqual([host, 200]);
     }
     for (const host of ['example.com', 'x.dash.example.com', 'dash.example.com.evil.example', 'notinternal.example', 'internal.example.evil.example']) {
@@ -549,11 +653,23 @@ describe('the dashboard and changes sent from other origins (CSRF)', () => {
     expect((await redriveOrder1(url, own)).status).toBe(401);
     const same = await redriveOrder1(url, { ...own, cookie });
     expect([same.status, JSON.parse(same.body).redriven]).toEqual([200, 1]);
-    const noOrigin = await raw(url, '/api/redrive', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{"topic":"orders","confirm":true}' });
+    const noOrigin = await raw(url, '/api/redrive', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: '{"topic":"orders","confirm":true}',
+    });
     expect([noOrigin.status, JSON.parse(noOrigin.body).redriven]).toEqual([200, 1]);
     expect(await dead(tidings)).toBe(0);
     // A request the user typed or bookmarked says none.
-    expect((await raw(url, '/api/redrive', { method: 'POST', headers: { cookie, 'sec-fetch-site': 'none', 'content-type': 'application/json' }, body: '{"topic":"orders","confirm":true}' })).status).toBe(200);
+    expect(
+      (
+        await raw(url, '/api/redrive', {
+          method: 'POST',
+          headers: { cookie, 'sec-fetch-site': 'none', 'content-type': 'application/json' },
+          body: '{"topic":"orders","confirm":true}',
+        })
+      ).status,
+    ).toBe(200);
   });
 
   it('refuses a sign-in posted from another origin, and sets no cookie', async () => {
@@ -602,7 +718,11 @@ describe('the dashboard mounted in an application', () => {
     expect(await (await fetch(`${base}/tidings/metrics`)).text()).toContain('tidings_messages{topic="orders"');
     expect(await (await fetch(`${base}/tidings/health`)).text()).toBe('app route');
     // express.json() read the body first: the dashboard takes it from req.body.
-    const res = await fetch(`${base}/tidings/api/redrive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: 'orders', ids: ['order-1'] }) });
+    const res = await fetch(`${base}/tidings/api/redrive`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ topic: 'orders', ids: ['order-1'] }),
+    });
     expect(await res.json()).toMatchObject({ redriven: 1 });
     const broken = await fetch(`${base}/tidings/api/snapshot`);
     expect(((await broken.json()) as Snapshot).topics.find((t) => t.name === 'orders')!.counts).toEqual({ acked: 3, dead: 1 });
@@ -651,6 +771,8 @@ describe('the dashboard on a storage alone', () => {
     expect(s.topics.find((t) => t.name === 'orders')!.series.at(-1)!.p50).toBeGreaterThanOrEqual(0);
     expect(await (await post(url, JSON.stringify({ topic: 'orders', confirm: true }))).json()).toMatchObject({ redriven: 2 });
     expect((await storage.counts('orders')).orders).toEqual({ default: { acked: 4 } });
-    expect(await (await fetch(new URL('metrics', url))).text()).toContain('tidings_messages{topic="orders",subscription="default",semantic="at-least-once",state="acked"} 4');
+    expect(await (await fetch(new URL('metrics', url))).text()).toContain(
+      'tidings_messages{topic="orders",subscription="default",semantic="at-least-once",state="acked"} 4',
+    );
   });
 });

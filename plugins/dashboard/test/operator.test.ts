@@ -22,7 +22,11 @@ async function running(storage: StorageAdapter<any> = memoryStorage()) {
 }
 
 async function post(url: string, verb: string, body: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(new URL(`api/${verb}`, url), { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  const res = await fetch(new URL(`api/${verb}`, url), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
 
@@ -46,7 +50,8 @@ describe('operator actions over HTTP', () => {
     await orders(tidings).send({ n: 9 }, { id: 'order-9' });
     await new Promise((r) => setTimeout(r, 300));
     expect(got).not.toContain('order-9');
-    const pausedAt = async () => ((await (await fetch(new URL('api/snapshot', url))).json()) as Snapshot).topics.find((t) => t.name === 'orders')!.subscriptions[0]!.pausedAt;
+    const pausedAt = async () =>
+      ((await (await fetch(new URL('api/snapshot', url))).json()) as Snapshot).topics.find((t) => t.name === 'orders')!.subscriptions[0]!.pausedAt;
     await until('the snapshot to show the pause', async () => (await pausedAt()) !== undefined);
     expect(await post(url, 'resume', { topic: 'orders' })).toMatchObject({ status: 200, body: { paused: false } });
     await until('order-9 to be consumed after the resume', () => got.includes('order-9'));
@@ -65,7 +70,10 @@ describe('operator actions over HTTP', () => {
 
   it('discards one dead letter, names an id that is not one, and discards all only when confirmed', async () => {
     const { tidings, url } = await running();
-    expect(await post(url, 'discard', { topic: 'orders', ids: ['order-1', 'order-3'] })).toMatchObject({ status: 200, body: { discarded: 1, missing: ['order-3'] } });
+    expect(await post(url, 'discard', { topic: 'orders', ids: ['order-1', 'order-3'] })).toMatchObject({
+      status: 200,
+      body: { discarded: 1, missing: ['order-3'] },
+    });
     expect((await post(url, 'discard', { topic: 'orders' })).body.error.code).toBe('CONFIRMATION_REQUIRED');
     expect(await post(url, 'discard', { topic: 'orders', confirm: true })).toMatchObject({ status: 200, body: { discarded: 1 } });
     expect((await tidings.counts('orders')).orders).toEqual({ acked: 2 });
@@ -77,7 +85,10 @@ describe('operator actions over HTTP', () => {
     await orders(tidings).send({ n: 7 }, { id: 'later', delayMs: 3_600_000 });
     const delayed = await get<MessagesPage>(url, 'api/messages', { topic: 'orders', view: 'delayed' });
     expect(delayed.body.messages.map((m) => m.id)).toEqual(['later']);
-    expect(await post(url, 'retry-now', { topic: 'orders', ids: ['later', 'order-3'] })).toMatchObject({ status: 200, body: { retried: 1, missing: ['order-3'] } });
+    expect(await post(url, 'retry-now', { topic: 'orders', ids: ['later', 'order-3'] })).toMatchObject({
+      status: 200,
+      body: { retried: 1, missing: ['order-3'] },
+    });
     expect((await get<MessagesPage>(url, 'api/messages', { topic: 'orders', view: 'delayed' })).body.messages).toEqual([]);
     const got: string[] = [];
     const consumer = orders(tidings).consume((m) => void got.push(m.id), { pollMs: 5 });
@@ -89,17 +100,29 @@ describe('operator actions over HTTP', () => {
     const { tidings, url } = await running();
     expect(await post(url, 'redrive', { topic: 'orders', ids: ['order-1', 'order-2'] })).toMatchObject({ status: 200, body: { redriven: 2, missing: [] } });
     expect((await tidings.counts('orders')).orders).toEqual({ acked: 4 });
-    expect((await post(url, 'redrive', { topic: 'orders' })).body.error).toMatchObject({ code: 'CONFIRMATION_REQUIRED', message: expect.stringContaining('(0 now)') });
+    expect((await post(url, 'redrive', { topic: 'orders' })).body.error).toMatchObject({
+      code: 'CONFIRMATION_REQUIRED',
+      message: expect.stringContaining('(0 now)'),
+    });
   });
 
   it('answers mistakes with typed JSON errors: 400, 404, 405, and 501 for a verb the adapter lacks', async () => {
     const { url } = await running();
-    expect(await post(url, 'pause', { topic: 'orders', subscription: 'nope' })).toMatchObject({ status: 404, body: { error: { code: 'UNKNOWN_SUBSCRIPTION' } } });
+    expect(await post(url, 'pause', { topic: 'orders', subscription: 'nope' })).toMatchObject({
+      status: 404,
+      body: { error: { code: 'UNKNOWN_SUBSCRIPTION' } },
+    });
     expect(await post(url, 'pause', { topic: 'nope' })).toMatchObject({ status: 404, body: { error: { code: 'UNKNOWN_TOPIC' } } });
     expect(await post(url, 'pause', {})).toMatchObject({ status: 400, body: { error: { code: 'INVALID_REQUEST' } } });
     expect(await post(url, 'discard', { topic: 'orders', ids: 'order-1' })).toMatchObject({ status: 400, body: { error: { code: 'INVALID_REQUEST' } } });
-    expect(await get(url, 'api/messages', { topic: 'orders', view: 'everything' })).toMatchObject({ status: 400, body: { error: { code: 'INVALID_REQUEST' } } });
-    expect(await get(url, 'api/messages', { topic: 'orders', view: 'waiting', limit: '501' })).toMatchObject({ status: 400, body: { error: { code: 'INVALID_OPTIONS' } } });
+    expect(await get(url, 'api/messages', { topic: 'orders', view: 'everything' })).toMatchObject({
+      status: 400,
+      body: { error: { code: 'INVALID_REQUEST' } },
+    });
+    expect(await get(url, 'api/messages', { topic: 'orders', view: 'waiting', limit: '501' })).toMatchObject({
+      status: 400,
+      body: { error: { code: 'INVALID_OPTIONS' } },
+    });
     expect(await get(url, 'api/message', { topic: 'orders', id: 'nope' })).toMatchObject({ status: 404, body: { error: { code: 'UNKNOWN_MESSAGE' } } });
     const get405 = await fetch(new URL('api/pause', url));
     expect([get405.status, get405.headers.get('allow')]).toEqual([405, 'POST']);
@@ -146,10 +169,23 @@ describe('the message browser over HTTP', () => {
       if (!after) break;
     }
     expect(seen).toEqual(['order-3', 'order-4', ...Array.from({ length: 12 }, (_, i) => `bulk-${100 + i}`)]);
-    expect((await get<MessagesPage>(url, 'api/messages', { topic: 'orders', id: 'order-1' })).body.messages.map((m) => [m.id, m.state])).toEqual([['order-1', 'dead']]);
-    expect((await get<MessagesPage>(url, 'api/messages', { topic: 'orders', key: 'customer-1' })).body.messages.map((m) => m.id)).toEqual(['bulk-100', 'bulk-103', 'bulk-106', 'bulk-109']);
+    expect((await get<MessagesPage>(url, 'api/messages', { topic: 'orders', id: 'order-1' })).body.messages.map((m) => [m.id, m.state])).toEqual([
+      ['order-1', 'dead'],
+    ]);
+    expect((await get<MessagesPage>(url, 'api/messages', { topic: 'orders', key: 'customer-1' })).body.messages.map((m) => m.id)).toEqual([
+      'bulk-100',
+      'bulk-103',
+      'bulk-106',
+      'bulk-109',
+    ]);
     const one = await get<{ message: { id: string; lastError?: string; body: string } }>(url, 'api/message', { topic: 'orders', id: 'order-1' });
-    expect(one.body.message).toMatchObject({ id: 'order-1', state: 'dead', deliveries: 1, body: JSON.stringify({ n: 1 }), lastError: expect.stringContaining('at charge (payments.ts:12)') });
+    expect(one.body.message).toMatchObject({
+      id: 'order-1',
+      state: 'dead',
+      deliveries: 1,
+      body: JSON.stringify({ n: 1 }),
+      lastError: expect.stringContaining('at charge (payments.ts:12)'),
+    });
     const bulk = await get<{ message: { headers?: string } }>(url, 'api/message', { topic: 'orders', id: 'bulk-101' });
     expect(JSON.parse(bulk.body.message.headers!)).toEqual({ source: 'test' });
   });
@@ -189,12 +225,15 @@ describe('the live stream', () => {
 function raw(url: string, path: string, body: string, headers: Record<string, string>): Promise<{ status: number; code?: string }> {
   const target = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = request({ hostname: target.hostname, port: target.port, path, method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode!, code: (JSON.parse(text) as { error?: { code: string } }).error?.code }));
-    });
+    const req = request(
+      { hostname: target.hostname, port: target.port, path, method: 'POST', headers: { 'content-type': 'application/json', ...headers } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, code: (JSON.parse(text) as { error?: { code: string } }).error?.code }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });

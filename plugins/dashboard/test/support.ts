@@ -46,8 +46,15 @@ export async function fill(tidings: Tidings<any>, prefix = ''): Promise<void> {
  * consumed none; audit was declared after the messages were stored, so it holds none.
  */
 export async function fillSubscribed(tidings: Tidings<any>, name = 'invoices'): Promise<Topic<{ n: number }, any>> {
-  const invoices = tidings.topic<{ n: number }>(name, { semantic: 'at-least-once', ordering: 'key', subscriptions: { billing: { maxDeliveries: 1 }, email: {} } });
-  await invoices.sendMany([1, 2, 3].map((n) => ({ n })), { id: (p) => `invoice-${p.n}`, key: (p) => `customer-${p.n}` });
+  const invoices = tidings.topic<{ n: number }>(name, {
+    semantic: 'at-least-once',
+    ordering: 'key',
+    subscriptions: { billing: { maxDeliveries: 1 }, email: {} },
+  });
+  await invoices.sendMany(
+    [1, 2, 3].map((n) => ({ n })),
+    { id: (p) => `invoice-${p.n}`, key: (p) => `customer-${p.n}` },
+  );
   const billing = invoices.subscription('billing');
   const consumer = billing.consume(
     async (m) => {

@@ -154,7 +154,11 @@ export function checkSubscriptions(history: DeliveryHistory & { storedBySubscrip
   return Object.fromEntries(
     names.map((name) => [
       name,
-      checkDeliveries({ ...history, stored: history.storedBySubscription?.[name] ?? history.stored, consumed: effects.filter((e) => (e.subscription ?? '') === name) }),
+      checkDeliveries({
+        ...history,
+        stored: history.storedBySubscription?.[name] ?? history.stored,
+        consumed: effects.filter((e) => (e.subscription ?? '') === name),
+      }),
     ]),
   );
 }

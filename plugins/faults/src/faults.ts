@@ -77,7 +77,8 @@ function checkRate(name: string, v: unknown): number {
 }
 
 function validate(o: FaultOptions): Required<Omit<FaultOptions, 'crash'>> & { crash: Record<CrashPoint, number> } {
-  if (typeof o !== 'object' || o === null) throw new InvalidOptionsError(`withFaults needs an options object with at least a seed, e.g. { seed: 42, lostAckRate: 0.1 }.`);
+  if (typeof o !== 'object' || o === null)
+    throw new InvalidOptionsError(`withFaults needs an options object with at least a seed, e.g. { seed: 42, lostAckRate: 0.1 }.`);
   for (const key of Object.keys(o)) {
     if (!OPTION_KEYS.has(key)) throw new InvalidOptionsError(`Unknown fault option "${key}". Known options: ${[...OPTION_KEYS].join(', ')}.`);
   }
@@ -85,12 +86,7 @@ function validate(o: FaultOptions): Required<Omit<FaultOptions, 'crash'>> & { cr
     throw new InvalidOptionsError(`Fault option seed must be an integer (print it with the run so a failure replays), got ${String(o.seed)}.`);
   }
   const delayMs = o.delayMs ?? [1, 20];
-  if (
-    !Array.isArray(delayMs) ||
-    delayMs.length !== 2 ||
-    !delayMs.every((d) => Number.isInteger(d) && d >= 0 && d <= MAX_TIMER_MS) ||
-    delayMs[0] > delayMs[1]
-  ) {
+  if (!Array.isArray(delayMs) || delayMs.length !== 2 || !delayMs.every((d) => Number.isInteger(d) && d >= 0 && d <= MAX_TIMER_MS) || delayMs[0] > delayMs[1]) {
     throw new InvalidOptionsError(`Fault option delayMs must be [min, max]: integers with 0 <= min <= max (e.g. [1, 20]), got ${JSON.stringify(o.delayMs)}.`);
   }
   if (o.crash !== undefined && (typeof o.crash !== 'object' || o.crash === null)) {
@@ -133,13 +129,22 @@ export function withFaults<Tx>(storage: StorageAdapter<Tx>, options: FaultOption
   }
   const o = validate(options);
   const inner = storage;
-  const faults: FaultCounts = { lostAcks: 0, lostConsumeAcks: 0, duplicateSends: 0, delays: 0, crashes: Object.fromEntries(CRASH_POINTS.map((p) => [p, 0])) as Record<CrashPoint, number> };
+  const faults: FaultCounts = {
+    lostAcks: 0,
+    lostConsumeAcks: 0,
+    duplicateSends: 0,
+    delays: 0,
+    crashes: Object.fromEntries(CRASH_POINTS.map((p) => [p, 0])) as Record<CrashPoint, number>,
+  };
   // One stream per decision, so e.g. the number of empty lease polls (timing) cannot shift which sends lose their ack.
   const lostAck = substream(o.seed, 0);
   const duplicate = substream(o.seed, 1);
   const crashRoll = Object.fromEntries(CRASH_POINTS.map((p, i) => [p, substream(o.seed, 2 + i)])) as Record<CrashPoint, () => number>;
   const lostConsumeAck = substream(o.seed, 20);
-  const delayRoll = Object.fromEntries(DELAYED_OPERATIONS.map((op, i) => [op, substream(o.seed, 10 + i)])) as Record<(typeof DELAYED_OPERATIONS)[number], () => number>;
+  const delayRoll = Object.fromEntries(DELAYED_OPERATIONS.map((op, i) => [op, substream(o.seed, 10 + i)])) as Record<
+    (typeof DELAYED_OPERATIONS)[number],
+    () => number
+  >;
   // Ids settled out of `leased` inside each open transaction, so a crash before its commit can name them.
   const settledIn = new Map<unknown, string[]>();
 
@@ -184,7 +189,10 @@ export function withFaults<Tx>(storage: StorageAdapter<Tx>, options: FaultOption
         faults.duplicateSends++;
         results = await inner.store(copyOf(req), tx);
       }
-      crash('after-store-before-ack', results.map((r) => r.id));
+      crash(
+        'after-store-before-ack',
+        results.map((r) => r.id),
+      );
       // Inside the caller's transaction nothing is committed yet, so there is no ack to lose.
       if (loseAck && tx === undefined) {
         faults.lostAcks++;
@@ -197,7 +205,11 @@ export function withFaults<Tx>(storage: StorageAdapter<Tx>, options: FaultOption
       await delay('lease');
       const batch = await inner.lease(req);
       // Only non-empty batches roll: empty polls depend on timing and would make the run unreplayable.
-      if (batch.length > 0) crash('after-lease-before-handler', batch.map((m) => m.id));
+      if (batch.length > 0)
+        crash(
+          'after-lease-before-handler',
+          batch.map((m) => m.id),
+        );
       return batch;
     },
 

@@ -4,7 +4,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidOptionsError, StorageError, Tidings, silentLogger, type IdGenerator } from '@tidings/core';
 import type { StorageAdapter, StoreRequest } from '@tidings/core/adapter';
 import { memoryStorage } from '@tidings/adapter-memory';
-import { CrashError, checkDeliveries, guaranteeHeld, seededRandom, withFaults, type CrashPoint, type CrashRecord, type Effect, type FaultOptions } from '@tidings/faults';
+import {
+  CrashError,
+  checkDeliveries,
+  guaranteeHeld,
+  seededRandom,
+  withFaults,
+  type CrashPoint,
+  type CrashRecord,
+  type Effect,
+  type FaultOptions,
+} from '@tidings/faults';
 
 let n = 0;
 /** A topic name no other test uses. */
@@ -355,7 +365,17 @@ describe('withFaults: crash points', () => {
   it('does not roll a crash for an empty lease, so idle polling cannot change which messages crash', async () => {
     const storage = withFaults(memoryStorage(), { seed: 1, crash: { 'after-lease-before-handler': 1 }, onCrash: () => {} });
     const topic = await subscribedTopic(storage);
-    const lease = { topic, subscription: 'default', from: 'acked' as const, to: 'leased' as const, limit: 10, now: 0, leaseUntil: 100, leaseToken: 'x', remove: false };
+    const lease = {
+      topic,
+      subscription: 'default',
+      from: 'acked' as const,
+      to: 'leased' as const,
+      limit: 10,
+      now: 0,
+      leaseUntil: 100,
+      leaseToken: 'x',
+      remove: false,
+    };
     await expect(storage.lease(lease)).resolves.toEqual([]);
     await storage.store(storeRequest(topic, ['a']));
     // An onCrash that returns still stops the operation: a crash never returns.

@@ -64,7 +64,10 @@ describe.each(storages)('metricsPlugin on %s', (_, storage) => {
     try {
       const orders = tidings.topic<{ n: number }>('orders', { semantic: 'at-least-once', maxDeliveries: 2, backoff: { initialMs: 1, maxMs: 1 } });
       const waiting = tidings.topic<{ n: number }>('waiting', { semantic: 'exactly-once', scope: 'broker' });
-      await orders.sendMany([1, 2, 3, 4, 5].map((n) => ({ n })), { id: (p) => `o-${p.n}` });
+      await orders.sendMany(
+        [1, 2, 3, 4, 5].map((n) => ({ n })),
+        { id: (p) => `o-${p.n}` },
+      );
       await waiting.sendMany([{ n: 1 }, { n: 2 }]);
       let handled = 0;
       const consumer = orders.consume(
@@ -81,15 +84,20 @@ describe.each(storages)('metricsPlugin on %s', (_, storage) => {
       const s = await scrape();
       const t = (from: string, to: string, event: string) => value(s, 'tidings_messages_total', { topic: 'orders', from, to, event });
       expect([t('sent', 'stored', 'STORE'), t('stored', 'acked', 'ACK'), t('acked', 'leased', 'LEASE')]).toEqual([5, 5, 6]);
-      expect([t('leased', 'consumed', 'CONSUME'), t('consumed', 'deleted', 'DELETE'), t('leased', 'acked', 'NACK'), t('leased', 'dead', 'DEAD')]).toEqual([4, 4, 1, 1]);
+      expect([t('leased', 'consumed', 'CONSUME'), t('consumed', 'deleted', 'DELETE'), t('leased', 'acked', 'NACK'), t('leased', 'dead', 'DEAD')]).toEqual([
+        4, 4, 1, 1,
+      ]);
       expect(value(s, 'tidings_messages_total', { topic: 'orders', event: 'STORE' })).toBe(5);
-      expect(s.filter((x) => x.name === 'tidings_messages_total' && x.labels.topic === 'orders').every((x) => x.labels.semantic === 'at-least-once')).toBe(true);
+      expect(s.filter((x) => x.name === 'tidings_messages_total' && x.labels.topic === 'orders').every((x) => x.labels.semantic === 'at-least-once')).toBe(
+        true,
+      );
       expect(value(s, 'tidings_dead_letters_total', { topic: 'orders' })).toBe(1);
       expect(value(s, 'tidings_redeliveries_total', { topic: 'orders', reason: 'nack' })).toBe(1);
       expect(value(s, 'tidings_redeliveries_total', { topic: 'orders', reason: 'lease_expired' })).toBeUndefined();
       expect(value(s, 'tidings_handler_errors_total', { topic: 'orders' })).toBe(2);
       // Every state of the topic's lifecycle, zero where storage holds none.
-      const gauge = (topic: string) => Object.fromEntries(s.filter((x) => x.name === 'tidings_messages' && x.labels.topic === topic).map((x) => [x.labels.state, x.value]));
+      const gauge = (topic: string) =>
+        Object.fromEntries(s.filter((x) => x.name === 'tidings_messages' && x.labels.topic === topic).map((x) => [x.labels.state, x.value]));
       expect(gauge('orders')).toEqual({ sent: 0, stored: 0, acked: 0, leased: 0, consumed: 0, deleted: 0, dead: 1 });
       expect(gauge('waiting')).toEqual({ sent: 0, stored: 2, leased: 0, consumed: 0, deleted: 0, dead: 0 });
       expect(value(s, 'tidings_messages', { topic: 'waiting', state: 'stored' })).toBe(2);
@@ -194,7 +202,10 @@ describe.each(storages)('metricsPlugin and subscriptions on %s', (_, storage) =>
         ordering: 'key',
         subscriptions: { billing: { maxDeliveries: 1 }, email: {} },
       });
-      await invoices.sendMany([1, 2, 3].map((n) => ({ n })), { id: (p) => `i-${p.n}`, key: (p) => `k-${p.n}` });
+      await invoices.sendMany(
+        [1, 2, 3].map((n) => ({ n })),
+        { id: (p) => `i-${p.n}`, key: (p) => `k-${p.n}` },
+      );
       const billing = invoices.subscription('billing').consume(
         async (m) => {
           if (m.payload.n === 1) throw new Error('refused');
@@ -208,12 +219,18 @@ describe.each(storages)('metricsPlugin and subscriptions on %s', (_, storage) =>
 
       const s = await scrape();
       const gauge = (subscription: string) =>
-        Object.fromEntries(s.filter((x) => x.name === 'tidings_messages' && x.labels.topic === 'invoices' && x.labels.subscription === subscription).map((x) => [x.labels.state, x.value]));
+        Object.fromEntries(
+          s
+            .filter((x) => x.name === 'tidings_messages' && x.labels.topic === 'invoices' && x.labels.subscription === subscription)
+            .map((x) => [x.labels.state, x.value]),
+        );
       const none = { sent: 0, stored: 0, acked: 0, leased: 0, consumed: 0, deleted: 0, dead: 0 };
       expect(gauge('billing')).toEqual({ ...none, dead: 1 });
       expect(gauge('email')).toEqual({ ...none, acked: 3 });
       expect(gauge('audit')).toEqual(none);
-      expect(new Set(s.filter((x) => x.name === 'tidings_messages' && x.labels.topic === 'invoices').map((x) => x.labels.subscription))).toEqual(new Set(['audit', 'billing', 'email']));
+      expect(new Set(s.filter((x) => x.name === 'tidings_messages' && x.labels.topic === 'invoices').map((x) => x.labels.subscription))).toEqual(
+        new Set(['audit', 'billing', 'email']),
+      );
 
       const t = (subscription: string, event: string) => value(s, 'tidings_messages_total', { topic: 'invoices', subscription, event });
       // The producer stores each message once for the topic; each subscription's copy then has its own life.
@@ -232,13 +249,18 @@ describe.each(storages)('metricsPlugin and subscriptions on %s', (_, storage) =>
     }
   });
 
-  it('labels a nack, an expired lease and a duplicate with the subscription they happened in, and the broker\'s dedup with none', async () => {
+  it("labels a nack, an expired lease and a duplicate with the subscription they happened in, and the broker's dedup with none", async () => {
     const { tidings, scrape } = await withMetrics(storage());
     try {
       const receipts = tidings.topic<{ n: number }>('receipts', { semantic: 'exactly-once', subscriptions: ['ledger'] });
       await receipts.send({ n: 1 }, { id: 'r-1' });
       await receipts.send({ n: 1 }, { id: 'r-1' });
-      const jobs = tidings.topic<{ n: number }>('jobs', { semantic: 'at-least-once', leaseMs: 50, backoff: { initialMs: 1, maxMs: 1 }, subscriptions: ['worker'] });
+      const jobs = tidings.topic<{ n: number }>('jobs', {
+        semantic: 'at-least-once',
+        leaseMs: 50,
+        backoff: { initialMs: 1, maxMs: 1 },
+        subscriptions: ['worker'],
+      });
       await jobs.send({ n: 1 });
       let deliveries = 0;
       // The first delivery outlives its lease, the second throws, the third is acked.

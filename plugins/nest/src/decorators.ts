@@ -1,5 +1,14 @@
 import { Inject, SetMetadata } from '@nestjs/common';
-import { DEFAULT_SUBSCRIPTION, validateSubscriptionName, validateTopicName, type BatchContext, type ConsumeContext, type ConsumeOptions, type Message, type TidingsEvents } from '@tidings/core';
+import {
+  DEFAULT_SUBSCRIPTION,
+  validateSubscriptionName,
+  validateTopicName,
+  type BatchContext,
+  type ConsumeContext,
+  type ConsumeOptions,
+  type Message,
+  type TidingsEvents,
+} from '@tidings/core';
 import { TIDINGS, getTopicToken } from './tokens.js';
 
 /** Metadata key of `@Consumer` on a class. */
@@ -71,7 +80,11 @@ export function Consumer(topic: string, options: ConsumerOptions = {}): ClassDec
 /** Makes a provider method a consumer of `topic` (of `options.subscription`, or the default one), like a `@Consumer` class's `handle`. */
 export function OnMessage(topic: string, options: ConsumerOptions = {}) {
   const metadata = consumerMetadata(topic, options);
-  return <M extends ((message: Message<any>, ctx: ConsumeContext<any>) => unknown) | ((messages: Message<any>[], ctx: BatchContext<any>) => unknown)>(_target: object, _key: string | symbol, descriptor: TypedPropertyDescriptor<M>): void => {
+  return <M extends ((message: Message<any>, ctx: ConsumeContext<any>) => unknown) | ((messages: Message<any>[], ctx: BatchContext<any>) => unknown)>(
+    _target: object,
+    _key: string | symbol,
+    descriptor: TypedPropertyDescriptor<M>,
+  ): void => {
     append<ConsumerMetadata>(ON_MESSAGE_METADATA, metadata, descriptor.value!);
   };
 }

@@ -1,6 +1,25 @@
-import { Inject, Injectable, Logger, type Type, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type Type,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import { DEFAULT_SUBSCRIPTION, InvalidOptionsError, type Consumer, type BatchHandler, type Handler, type Subscription, type Tidings, type TidingsEvents, type ConsumeOptions } from '@tidings/core';
+import {
+  DEFAULT_SUBSCRIPTION,
+  InvalidOptionsError,
+  type Consumer,
+  type BatchHandler,
+  type Handler,
+  type Subscription,
+  type Tidings,
+  type TidingsEvents,
+  type ConsumeOptions,
+} from '@tidings/core';
 import { CONSUMER_METADATA, ON_MESSAGE_METADATA, ON_TIDINGS_EVENT_METADATA, type ConsumerMetadata, type OnTidingsEventMetadata } from './decorators.js';
 import { NestSetupError } from './errors.js';
 import { declaredSubscription, declaredTopicNames, topicDeclaration } from './registry.js';
@@ -104,7 +123,13 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
             `${type.name} is a @Consumer('${found.consumer.topic}') but has no handle(message, ctx) method: add one (return to ack, throw to nack), or put @OnMessage('${found.consumer.topic}') on the method that handles messages.`,
           );
         }
-        planned.push({ label: type.name, subscription, handler: (m: any, ctx: any) => instance.handle(m, ctx), batch: found.consumer.batch, options: found.consumer.options });
+        planned.push({
+          label: type.name,
+          subscription,
+          handler: (m: any, ctx: any) => instance.handle(m, ctx),
+          batch: found.consumer.batch,
+          options: found.consumer.options,
+        });
       }
       for (const [method, meta] of found.onMessage) {
         const label = `${type.name}.${method}`;
@@ -137,7 +162,9 @@ export class TidingsExplorer implements OnModuleInit, OnApplicationBootstrap, Be
     for (const plan of this.planned) {
       try {
         this.running.push(
-          plan.batch ? plan.subscription.consumeBatch(plan.handler as BatchHandler<any, any>, plan.options) : plan.subscription.consume(plan.handler as Handler<any, any>, plan.options),
+          plan.batch
+            ? plan.subscription.consumeBatch(plan.handler as BatchHandler<any, any>, plan.options)
+            : plan.subscription.consume(plan.handler as Handler<any, any>, plan.options),
         );
       } catch (error) {
         await this.abandon();

@@ -1,4 +1,12 @@
-import { ClientProxy, Server, BaseRpcContext, type CustomTransportStrategy, type MessageHandler, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import {
+  ClientProxy,
+  Server,
+  BaseRpcContext,
+  type CustomTransportStrategy,
+  type MessageHandler,
+  type ReadPacket,
+  type WritePacket,
+} from '@nestjs/microservices';
 import { isObservable, lastValueFrom, type Observable } from 'rxjs';
 import {
   DEFAULT_SUBSCRIPTION,
@@ -77,7 +85,10 @@ interface PatternTopic {
 
 function topicOf(options: TidingsTransportOptions, pattern: unknown, role: string): PatternTopic {
   if (typeof pattern !== 'string') {
-    throw new NestSetupError('INVALID_DECLARATION', `${role}: the pattern ${JSON.stringify(pattern)} is not a topic name; Tidings patterns are topic names like 'orders'.`);
+    throw new NestSetupError(
+      'INVALID_DECLARATION',
+      `${role}: the pattern ${JSON.stringify(pattern)} is not a topic name; Tidings patterns are topic names like 'orders'.`,
+    );
   }
   try {
     validateTopicName(pattern);
@@ -87,11 +98,19 @@ function topicOf(options: TidingsTransportOptions, pattern: unknown, role: strin
   const tidings = instanceOf(options);
   const declared = topicDeclaration(tidings, pattern);
   if (declared) {
-    return { topic: declared.topic, subscriptions: [...declared.subscriptions.keys()], where: `in TidingsModule.forFeature([{ name: '${pattern}', subscriptions: [...] }])` };
+    return {
+      topic: declared.topic,
+      subscriptions: [...declared.subscriptions.keys()],
+      where: `in TidingsModule.forFeature([{ name: '${pattern}', subscriptions: [...] }])`,
+    };
   }
   const listed = options.topics?.[pattern];
   if (listed) {
-    return { topic: tidings.topic(pattern, listed), subscriptions: Object.keys(subscriptionsOf(listed)), where: `in the transport's topics option ({ '${pattern}': { subscriptions: [...] } })` };
+    return {
+      topic: tidings.topic(pattern, listed),
+      subscriptions: Object.keys(subscriptionsOf(listed)),
+      where: `in the transport's topics option ({ '${pattern}': { subscriptions: [...] } })`,
+    };
   }
   const known = [...declaredTopicNames(tidings), ...Object.keys(options.topics ?? {})];
   throw new NestSetupError(
@@ -176,7 +195,10 @@ export class TidingsServer extends Server<ServerEvents> implements CustomTranspo
    * one, each calling the next; the chain is split so that handlers of one subscription run together for each of its
    * messages (acked when all succeed) and never for another subscription's.
    */
-  private plan(pattern: string, head: MessageHandler): Array<{ subscription: Subscription<unknown, unknown>; handler: MessageHandler; options: ConsumeOptions }> {
+  private plan(
+    pattern: string,
+    head: MessageHandler,
+  ): Array<{ subscription: Subscription<unknown, unknown>; handler: MessageHandler; options: ConsumeOptions }> {
     const role = `@EventPattern(${JSON.stringify(pattern)})`;
     const { topic, subscriptions, where } = topicOf(this.options, pattern, role);
     const groups = new Map<string, MessageHandler[]>();

@@ -52,7 +52,12 @@ function canonical(value: unknown): string {
  * options wherever it is listed, since core keeps the options a subscription was first declared with. Returns the
  * subscriptions it adds.
  */
-function mergeDeclaration(known: DeclaredTopic, ordering: Ordering, subscriptions: Record<string, SubscriptionOptions>, conflict: (message: string, sub?: string) => Error) {
+function mergeDeclaration(
+  known: DeclaredTopic,
+  ordering: Ordering,
+  subscriptions: Record<string, SubscriptionOptions>,
+  conflict: (message: string, sub?: string) => Error,
+) {
   const { topic } = known;
   if (known.ordering !== ordering) {
     throw conflict(
@@ -140,10 +145,7 @@ export class TidingsModule {
 
   /** Like `forRoot`, with options made by a factory, e.g. from the application's `MikroORM`. */
   static forRootAsync(options: TidingsModuleAsyncOptions): DynamicModule {
-    return TidingsModule.root(
-      [{ provide: TIDINGS_MODULE_OPTIONS, inject: options.inject ?? [], useFactory: options.useFactory }],
-      options.imports ?? [],
-    );
+    return TidingsModule.root([{ provide: TIDINGS_MODULE_OPTIONS, inject: options.inject ?? [], useFactory: options.useFactory }], options.imports ?? []);
   }
 
   /** Declares topics for the importing module; each is injectable with `@InjectTopic(name)`. */

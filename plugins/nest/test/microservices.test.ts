@@ -96,7 +96,13 @@ describe('TidingsServer and TidingsClient', () => {
 
     const options = { semantic: 'at-least-once', backoff: { initialMs: 1, maxMs: 1 } } as const;
     const { tidings, client } = await hybrid({
-      imports: [TidingsModule.forRoot({ storage: memoryStorage() }), TidingsModule.forFeature([{ name: thrown, ...options }, { name: errored, ...options }])],
+      imports: [
+        TidingsModule.forRoot({ storage: memoryStorage() }),
+        TidingsModule.forFeature([
+          { name: thrown, ...options },
+          { name: errored, ...options },
+        ]),
+      ],
       controllers: [Flaky],
     });
     await lastValueFrom(client.emit(thrown, { id: 1 }));
@@ -240,64 +246,71 @@ describe('TidingsServer and TidingsClient', () => {
     expect(logger.errors).toEqual([]);
   });
 
-  it('emits with an ordering key and an id through TidingsRecord: one key arrives in the order emitted, and an id emitted twice is one message', { timeout: 30_000 }, async () => {
-    const topic = uniqueTopic('ms');
-    const handled: string[] = [];
-    const running = new Set<string>();
-    const overlaps: string[] = [];
-    let widest = 0;
+  it(
+    'emits with an ordering key and an id through TidingsRecord: one key arrives in the order emitted, and an id emitted twice is one message',
+    { timeout: 30_000 },
+    async () => {
+      const topic = uniqueTopic('ms');
+      const handled: string[] = [];
+      const running = new Set<string>();
+      const overlaps: string[] = [];
+      let widest = 0;
 
-    @Controller()
-    class Ledger {
-      @EventPattern(topic, { concurrency: 4, batchSize: 8, pollMs: 10 })
-      async post(@Payload() entry: { account: string; seq: number }, @Ctx() ctx: TidingsContext) {
-        const { key, attempt } = ctx.getMessage();
-        if (running.has(entry.account)) overlaps.push(`${entry.account}#${entry.seq}`);
-        running.add(entry.account);
-        widest = Math.max(widest, running.size);
-        try {
-          // A first delivery fails now and then: its retry still comes before the key's next message.
-          if (entry.seq === 1 && attempt === 1) throw new Error('ledger busy');
-          await sleep(5);
-          handled.push(`${key}:${entry.seq}`);
-        } finally {
-          running.delete(entry.account);
+      @Controller()
+      class Ledger {
+        @EventPattern(topic, { concurrency: 4, batchSize: 8, pollMs: 10 })
+        async post(@Payload() entry: { account: string; seq: number }, @Ctx() ctx: TidingsContext) {
+          const { key, attempt } = ctx.getMessage();
+          if (running.has(entry.account)) overlaps.push(`${entry.account}#${entry.seq}`);
+          running.add(entry.account);
+          widest = Math.max(widest, running.size);
+          try {
+            // A first delivery fails now and then: its retry still comes before the key's next message.
+            if (entry.seq === 1 && attempt === 1) throw new Error('ledger busy');
+            await sleep(5);
+            handled.push(`${key}:${entry.seq}`);
+          } finally {
+            running.delete(entry.account);
+          }
         }
       }
-    }
 
-    const { tidings, client } = await hybrid({
-      imports: [
-        TidingsModule.forRoot({ storage: sqliteStorage({ file: join(dir, 'keys.db') }), purgeIntervalMs: 0 }),
-        TidingsModule.forFeature([{ name: topic, semantic: 'exactly-once', scope: 'end-to-end', ordering: 'key', backoff: { initialMs: 1, maxMs: 5 } }]),
-      ],
-      controllers: [Ledger],
-    });
-    const stored: string[] = [];
-    tidings.events.on('transition', (t) => t.topic === topic && t.event === 'STORE' && stored.push(t.id));
-    const accounts = ['a', 'b', 'c'];
-    for (let seq = 0; seq < 4; seq++) {
-      for (const account of accounts) {
-        const record =
-          account === 'c'
-            ? new TidingsRecordBuilder({ account, seq }).setOptions({ id: `${account}-${seq}`, key: account }).build()
-            : new TidingsRecord({ account, seq }, { id: `${account}-${seq}`, key: account });
-        expect(await lastValueFrom(client.emit(topic, record))).toEqual({ id: `${account}-${seq}`, duplicate: false });
+      const { tidings, client } = await hybrid({
+        imports: [
+          TidingsModule.forRoot({ storage: sqliteStorage({ file: join(dir, 'keys.db') }), purgeIntervalMs: 0 }),
+          TidingsModule.forFeature([{ name: topic, semantic: 'exactly-once', scope: 'end-to-end', ordering: 'key', backoff: { initialMs: 1, maxMs: 5 } }]),
+        ],
+        controllers: [Ledger],
+      });
+      const stored: string[] = [];
+      tidings.events.on('transition', (t) => t.topic === topic && t.event === 'STORE' && stored.push(t.id));
+      const accounts = ['a', 'b', 'c'];
+      for (let seq = 0; seq < 4; seq++) {
+        for (const account of accounts) {
+          const record =
+            account === 'c'
+              ? new TidingsRecordBuilder({ account, seq }).setOptions({ id: `${account}-${seq}`, key: account }).build()
+              : new TidingsRecord({ account, seq }, { id: `${account}-${seq}`, key: account });
+          expect(await lastValueFrom(client.emit(topic, record))).toEqual({ id: `${account}-${seq}`, duplicate: false });
+        }
       }
-    }
-    // The same id again (a producer retrying after a lost ack) is acked as a duplicate and not delivered.
-    expect(await lastValueFrom(client.emit(topic, new TidingsRecord({ account: 'a', seq: 0 }, { id: 'a-0', key: 'a' })))).toEqual({ id: 'a-0', duplicate: true });
-    await waitFor(async () => new Set(handled).size === accounts.length * 4 && Object.keys((await tidings.counts(topic))[topic] ?? {}).length === 0, 20_000);
+      // The same id again (a producer retrying after a lost ack) is acked as a duplicate and not delivered.
+      expect(await lastValueFrom(client.emit(topic, new TidingsRecord({ account: 'a', seq: 0 }, { id: 'a-0', key: 'a' })))).toEqual({
+        id: 'a-0',
+        duplicate: true,
+      });
+      await waitFor(async () => new Set(handled).size === accounts.length * 4 && Object.keys((await tidings.counts(topic))[topic] ?? {}).length === 0, 20_000);
 
-    expect(stored.sort()).toEqual(accounts.flatMap((account) => [0, 1, 2, 3].map((seq) => `${account}-${seq}`)).sort());
-    expect(overlaps).toEqual([]);
-    for (const account of accounts) {
-      // A failure rolls back its batch's transaction, so a message may be handled again before its key moves on; never after.
-      const runs = handled.filter((h) => h.startsWith(`${account}:`)).filter((h, i, all) => h !== all[i - 1]);
-      expect(runs, account).toEqual([0, 1, 2, 3].map((seq) => `${account}:${seq}`));
-    }
-    expect(widest).toBeGreaterThan(1);
-  });
+      expect(stored.sort()).toEqual(accounts.flatMap((account) => [0, 1, 2, 3].map((seq) => `${account}-${seq}`)).sort());
+      expect(overlaps).toEqual([]);
+      for (const account of accounts) {
+        // A failure rolls back its batch's transaction, so a message may be handled again before its key moves on; never after.
+        const runs = handled.filter((h) => h.startsWith(`${account}:`)).filter((h, i, all) => h !== all[i - 1]);
+        expect(runs, account).toEqual([0, 1, 2, 3].map((seq) => `${account}:${seq}`));
+      }
+      expect(widest).toBeGreaterThan(1);
+    },
+  );
 
   it('reads the subscription the server names, or the one in @EventPattern extras: each gets every message, and settles on its own', async () => {
     const topic = uniqueTopic('ms');
@@ -351,7 +364,10 @@ describe('TidingsServer and TidingsClient', () => {
     }
 
     const moduleRef = await Test.createTestingModule({
-      imports: [TidingsModule.forRoot({ storage: memoryStorage() }), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', subscriptions: ['shipping'] }])],
+      imports: [
+        TidingsModule.forRoot({ storage: memoryStorage() }),
+        TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', subscriptions: ['shipping'] }]),
+      ],
       controllers: [Events],
     })
       .setLogger(new RecordingLogger())
@@ -360,7 +376,9 @@ describe('TidingsServer and TidingsClient', () => {
     closing.push(microservice);
     const error = await microservice.listen().catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'SUBSCRIPTION_NOT_DECLARED' });
-    expect((error as Error).message).toContain(`@EventPattern("${topic}") on subscription "shiping": topic "${topic}" has no subscription "shiping" (declared: shipping).`);
+    expect((error as Error).message).toContain(
+      `@EventPattern("${topic}") on subscription "shiping": topic "${topic}" has no subscription "shiping" (declared: shipping).`,
+    );
   });
 
   it('refuses client.send (request/response) with a typed error that says to emit', async () => {
@@ -400,6 +418,8 @@ describe('TidingsServer and TidingsClient', () => {
     expect(error).toBeInstanceOf(NestSetupError);
     expect(error).toMatchObject({ code: 'TOPIC_NOT_DECLARED' });
     expect((error as Error).message).toContain(`@EventPattern("${missing}"): topic "${missing}" is not declared`);
-    expect(logger.warnings.map((w) => String(w[0]))).toContain('@MessagePattern(sum) is not served by TidingsServer: Tidings carries events without replies; use @EventPattern.');
+    expect(logger.warnings.map((w) => String(w[0]))).toContain(
+      '@MessagePattern(sum) is not served by TidingsServer: Tidings carries events without replies; use @EventPattern.',
+    );
   });
 });

@@ -42,7 +42,12 @@ type Timeline = string[];
 
 /** The application under test: MikroOrmModule and TidingsModule sharing one SQLite file, in either import order. */
 function appModules(file: string, topic: string, tidingsFirst: boolean): ModuleMetadata['imports'] {
-  const orm = MikroOrmModule.forRoot({ driver: SqliteDriver, dbName: file, entities: [ShipmentEntity, ...tidingsEntities], schemaGenerator: { skipTables: [/^tidings_/] } });
+  const orm = MikroOrmModule.forRoot({
+    driver: SqliteDriver,
+    dbName: file,
+    entities: [ShipmentEntity, ...tidingsEntities],
+    schemaGenerator: { skipTables: [/^tidings_/] },
+  });
   const tidings = TidingsModule.forRootAsync({
     inject: [MikroORM],
     useFactory: (orm: MikroORM) => ({ storage: sqliteStorage({ orm }), purgeIntervalMs: 0 }),
@@ -96,9 +101,13 @@ describe.each([
     await checkout.place(2);
     await expect(checkout.place(3, true)).rejects.toThrow('checkout failed');
     const tidings = app.get(Tidings);
-    const settled = async () => attempts.some(([id, attempt]) => id === 2 && attempt === 2) && Object.keys((await tidings.counts(topic))[topic] ?? {}).length === 0;
+    const settled = async () =>
+      attempts.some(([id, attempt]) => id === 2 && attempt === 2) && Object.keys((await tidings.counts(topic))[topic] ?? {}).length === 0;
     await waitFor(settled);
-    const shipments = await app.get(MikroORM).em.fork().find(ShipmentEntity, {}, { orderBy: { order: 'asc' } });
+    const shipments = await app
+      .get(MikroORM)
+      .em.fork()
+      .find(ShipmentEntity, {}, { orderBy: { order: 'asc' } });
     await app.close();
 
     // A failure rolls back its whole batch's transaction, so order 1 may be handled again; only its committed effect counts.

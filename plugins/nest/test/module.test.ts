@@ -209,7 +209,9 @@ describe('TidingsModule', () => {
     const app = await start({
       imports: [
         TidingsModule.forRoot({ storage: memoryStorage() }),
-        TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', maxDeliveries: 3, deadLetter: `${topic}.dead`, backoff: { initialMs: 1, maxMs: 1 } }]),
+        TidingsModule.forFeature([
+          { name: topic, semantic: 'at-least-once', maxDeliveries: 3, deadLetter: `${topic}.dead`, backoff: { initialMs: 1, maxMs: 1 } },
+        ]),
       ],
       providers: [Refuser, Alerts],
     });
@@ -242,7 +244,10 @@ describe('TidingsModule', () => {
 
     const logger = new RecordingLogger();
     const app = await start(
-      { imports: [TidingsModule.forRoot({ storage: memoryStorage() }), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once' }])], providers: [Noisy] },
+      {
+        imports: [TidingsModule.forRoot({ storage: memoryStorage() }), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once' }])],
+        providers: [Noisy],
+      },
       logger,
     );
     await app.get<Topic<Order>>(getTopicToken(topic)).send({ id: 1 });
@@ -303,7 +308,10 @@ describe('shutdown', () => {
 
     const logger = new RecordingLogger();
     const moduleRef = await Test.createTestingModule({
-      imports: [TidingsModule.forRoot({ storage: memoryStorage(), shutdownGraceMs: 100 }), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once' }])],
+      imports: [
+        TidingsModule.forRoot({ storage: memoryStorage(), shutdownGraceMs: 100 }),
+        TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once' }]),
+      ],
       providers: [Stuck],
     })
       .setLogger(logger)

@@ -13,7 +13,11 @@ afterEach(async () => {
 });
 
 /** Compiles and initialises `metadata`; resolves to the error start-up failed with (and the app, if it compiled). */
-async function failedStart(metadata: { imports?: any[]; providers?: any[]; controllers?: any[] }): Promise<{ error: TidingsError; app?: INestApplicationContext }> {
+async function failedStart(metadata: {
+  imports?: any[];
+  providers?: any[];
+  controllers?: any[];
+}): Promise<{ error: TidingsError; app?: INestApplicationContext }> {
   let app: INestApplicationContext | undefined;
   try {
     app = await Test.createTestingModule(metadata).setLogger(new RecordingLogger()).compile();
@@ -98,7 +102,9 @@ describe('start-up errors name what to fix', () => {
     expect(error).toBeInstanceOf(TopicConflictError);
     expect(error.code).toBe('TOPIC_CONFLICT');
     expect(error.message).toContain(`Topic "${topic}" is already declared as exactly-once/end-to-end`);
-    expect(error.message).toContain(`TidingsModule.forFeature declares "${topic}" as exactly-once (end-to-end) in OrdersModule, and as at-least-once in BillingModule.`);
+    expect(error.message).toContain(
+      `TidingsModule.forFeature declares "${topic}" as exactly-once (end-to-end) in OrdersModule, and as at-least-once in BillingModule.`,
+    );
   });
 
   it('SUBSCRIPTION_NOT_DECLARED: a @Consumer of a subscription its topic does not list, naming the declared ones', async () => {
@@ -115,7 +121,9 @@ describe('start-up errors name what to fix', () => {
     });
     expect(error).toBeInstanceOf(NestSetupError);
     expect(error.code).toBe('SUBSCRIPTION_NOT_DECLARED');
-    expect(error.message).toContain(`@Consumer('${topic}', { subscription: 'biling' }) on BillingConsumer: topic "${topic}" has no subscription "biling" (declared: billing, shipping).`);
+    expect(error.message).toContain(
+      `@Consumer('${topic}', { subscription: 'biling' }) on BillingConsumer: topic "${topic}" has no subscription "biling" (declared: billing, shipping).`,
+    );
     expect(error.message).toContain(`Add 'biling' to the topic's subscriptions in TidingsModule.forFeature([{ name: '${topic}', subscriptions: [...] }])`);
   });
 
@@ -149,7 +157,9 @@ describe('start-up errors name what to fix', () => {
 
     const error = await startupError({ imports: [root(), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once' }])], providers: [Audit] });
     expect(error.code).toBe('SUBSCRIPTION_NOT_DECLARED');
-    expect(error.message).toContain(`@OnMessage('${topic}', { subscription: 'audit' }) on Audit.record: topic "${topic}" has no subscription "audit" (declared: default).`);
+    expect(error.message).toContain(
+      `@OnMessage('${topic}', { subscription: 'audit' }) on Audit.record: topic "${topic}" has no subscription "audit" (declared: default).`,
+    );
   });
 
   it('TOPIC_CONFLICT: one topic declared with two orderings, naming both modules', async () => {
@@ -164,7 +174,9 @@ describe('start-up errors name what to fix', () => {
     const error = await startupError({ imports: [root(), BillingModule, ShippingModule] });
     expect(error).toBeInstanceOf(TopicConflictError);
     expect(error.message).toContain(`Topic "${topic}" is already declared with ordering 'key'; it cannot also be ordered by 'none'.`);
-    expect(error.message).toContain(`TidingsModule.forFeature declares "${topic}" as at-least-once ordered by key in BillingModule, and as at-least-once in ShippingModule.`);
+    expect(error.message).toContain(
+      `TidingsModule.forFeature declares "${topic}" as at-least-once ordered by key in BillingModule, and as at-least-once in ShippingModule.`,
+    );
   });
 
   it('TOPIC_CONFLICT: one subscription declared with two sets of options, naming both modules', async () => {
@@ -179,7 +191,9 @@ describe('start-up errors name what to fix', () => {
     const error = await startupError({ imports: [root(), BillingModule, ReportsModule] });
     expect(error.code).toBe('TOPIC_CONFLICT');
     expect(error.message).toContain(`Subscription "billing" of topic "${topic}" is declared with options {"maxDeliveries":3} and {}.`);
-    expect(error.message).toContain(`TidingsModule.forFeature declares subscription "billing" of "${topic}" with {"maxDeliveries":3} in BillingModule, and with {} in ReportsModule.`);
+    expect(error.message).toContain(
+      `TidingsModule.forFeature declares subscription "billing" of "${topic}" with {"maxDeliveries":3} in BillingModule, and with {} in ReportsModule.`,
+    );
   });
 
   it('TOPIC_CONFLICT: a topic that storage records with another ordering, declared first by another application', async () => {
@@ -302,7 +316,10 @@ describe('start-up errors name what to fix', () => {
       handle() {}
     }
 
-    const error = await startupError({ imports: [root(), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', subscriptions: ['billing'] }])], providers: [Greedy] });
+    const error = await startupError({
+      imports: [root(), TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', subscriptions: ['billing'] }])],
+      providers: [Greedy],
+    });
     expect(error.message).toBe(`Greedy (topic "${topic}", subscription "billing"): Consumer option batchSize must be an integer >= 1, got 0.`);
   });
 

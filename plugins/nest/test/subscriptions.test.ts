@@ -76,60 +76,67 @@ class Journal {
 }
 
 describe('subscriptions and ordering keys in a Nest application (SQLite file)', () => {
-  it('hands every message of an ordered topic to a consumer of each subscription, one at a time per key in the order sent, other keys alongside', { timeout: 30_000 }, async () => {
-    const topic = uniqueTopic('subs');
-    const billing = new Journal();
-    const shipping = new Journal();
+  it(
+    'hands every message of an ordered topic to a consumer of each subscription, one at a time per key in the order sent, other keys alongside',
+    { timeout: 30_000 },
+    async () => {
+      const topic = uniqueTopic('subs');
+      const billing = new Journal();
+      const shipping = new Journal();
 
-    @Consumer(topic, { subscription: 'billing', concurrency: 4, batchSize: 10, pollMs: 10 })
-    class BillingConsumer implements MessageConsumer<Step> {
-      handle(message: Message<Step>) {
-        return billing.handle(message);
+      @Consumer(topic, { subscription: 'billing', concurrency: 4, batchSize: 10, pollMs: 10 })
+      class BillingConsumer implements MessageConsumer<Step> {
+        handle(message: Message<Step>) {
+          return billing.handle(message);
+        }
       }
-    }
 
-    @Injectable()
-    class Shipping {
-      @OnMessage(topic, { subscription: 'shipping', concurrency: 4, batchSize: 10, pollMs: 10 })
-      ship(message: Message<Step>) {
-        return shipping.handle(message);
+      @Injectable()
+      class Shipping {
+        @OnMessage(topic, { subscription: 'shipping', concurrency: 4, batchSize: 10, pollMs: 10 })
+        ship(message: Message<Step>) {
+          return shipping.handle(message);
+        }
       }
-    }
 
-    const app = await start({
-      imports: [
-        root(),
-        TidingsModule.forFeature([
-          { name: topic, semantic: 'exactly-once', ordering: 'key', subscriptions: ['billing', 'shipping'], backoff: { initialMs: 1, maxMs: 5 } },
-        ]),
-      ],
-      providers: [BillingConsumer, Shipping],
-    });
-    const steps = app.get<Topic<Step>>(getTopicToken(topic));
-    const accounts = ['a', 'b', 'c', 'd'];
-    const perAccount = 5;
-    for (let seq = 0; seq < perAccount; seq++) {
-      await steps.sendMany(
-        accounts.map((account) => ({ account, seq })),
-        { id: (s) => `${s.account}-${s.seq}`, key: (s) => s.account },
+      const app = await start({
+        imports: [
+          root(),
+          TidingsModule.forFeature([
+            { name: topic, semantic: 'exactly-once', ordering: 'key', subscriptions: ['billing', 'shipping'], backoff: { initialMs: 1, maxMs: 5 } },
+          ]),
+        ],
+        providers: [BillingConsumer, Shipping],
+      });
+      const steps = app.get<Topic<Step>>(getTopicToken(topic));
+      const accounts = ['a', 'b', 'c', 'd'];
+      const perAccount = 5;
+      for (let seq = 0; seq < perAccount; seq++) {
+        await steps.sendMany(
+          accounts.map((account) => ({ account, seq })),
+          { id: (s) => `${s.account}-${s.seq}`, key: (s) => s.account },
+        );
+      }
+      const total = accounts.length * perAccount;
+      await waitFor(
+        async () => billing.handled === total && shipping.handled === total && Object.keys((await app.get(Tidings).counts(topic))[topic] ?? {}).length === 0,
+        20_000,
       );
-    }
-    const total = accounts.length * perAccount;
-    await waitFor(async () => billing.handled === total && shipping.handled === total && Object.keys((await app.get(Tidings).counts(topic))[topic] ?? {}).length === 0, 20_000);
 
-    for (const [name, journal] of [
-      ['billing', billing],
-      ['shipping', shipping],
-    ] as const) {
-      expect(journal.subscriptions, name).toEqual(new Set([name]));
-      expect(journal.overlaps, name).toEqual([]);
-      for (const account of accounts) expect(journal.order(account), `${name} ${account}`).toEqual([0, 1, 2, 3, 4]);
-    }
-    expect(Math.max(billing.widest, shipping.widest)).toBeGreaterThan(1);
-    const tidings = app.get(Tidings);
-    expect((await tidings.topics()).find((t) => t.name === topic)).toMatchObject({ lifecycle: 'exactly-once/end-to-end', ordering: 'key' });
-    expect((await tidings.subscriptions(topic)).map((s) => s.name)).toEqual(['billing', 'shipping']);
-  });
+      for (const [name, journal] of [
+        ['billing', billing],
+        ['shipping', shipping],
+      ] as const) {
+        expect(journal.subscriptions, name).toEqual(new Set([name]));
+        expect(journal.overlaps, name).toEqual([]);
+        for (const account of accounts) expect(journal.order(account), `${name} ${account}`).toEqual([0, 1, 2, 3, 4]);
+      }
+      expect(Math.max(billing.widest, shipping.widest)).toBeGreaterThan(1);
+      const tidings = app.get(Tidings);
+      expect((await tidings.topics()).find((t) => t.name === topic)).toMatchObject({ lifecycle: 'exactly-once/end-to-end', ordering: 'key' });
+      expect((await tidings.subscriptions(topic)).map((s) => s.name)).toEqual(['billing', 'shipping']);
+    },
+  );
 
   it('gives each subscription its options from forFeature: one dead-letters to its own topic after its own deliveries while the other consumes', async () => {
     const topic = uniqueTopic('subs');
@@ -200,7 +207,10 @@ describe('subscriptions and ordering keys in a Nest application (SQLite file)', 
       }
     }
 
-    @Module({ imports: [TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', ordering: 'key', subscriptions: ['billing'] }])], providers: [BillingConsumer] })
+    @Module({
+      imports: [TidingsModule.forFeature([{ name: topic, semantic: 'at-least-once', ordering: 'key', subscriptions: ['billing'] }])],
+      providers: [BillingConsumer],
+    })
     class BillingModule {}
 
     // Lists no subscriptions: its consumers read the default one, which the topic now has too.
@@ -216,38 +226,48 @@ describe('subscriptions and ordering keys in a Nest application (SQLite file)', 
 });
 
 describe('batch consumers in a Nest application (SQLite file)', () => {
-  it('hands a @Consumer({ batch: true }) class and an @OnMessage({ batch: true }) method the leased batches, each message once', { timeout: 30_000 }, async () => {
-    const name = uniqueTopic();
-    const batches: Record<string, number[][]> = { billing: [], shipping: [] };
+  it(
+    'hands a @Consumer({ batch: true }) class and an @OnMessage({ batch: true }) method the leased batches, each message once',
+    { timeout: 30_000 },
+    async () => {
+      const name = uniqueTopic();
+      const batches: Record<string, number[][]> = { billing: [], shipping: [] };
 
-    @Injectable()
-    @Consumer(name, { subscription: 'billing', batch: true, batchSize: 8 })
-    class Billing implements BatchConsumer<number> {
-      handle(messages: Message<number>[]) {
-        batches.billing!.push(messages.map((m) => m.payload));
+      @Injectable()
+      @Consumer(name, { subscription: 'billing', batch: true, batchSize: 8 })
+      class Billing implements BatchConsumer<number> {
+        handle(messages: Message<number>[]) {
+          batches.billing!.push(messages.map((m) => m.payload));
+        }
       }
-    }
 
-    @Injectable()
-    class Shipping {
-      @OnMessage(name, { subscription: 'shipping', batch: true, batchSize: 5 })
-      ship(messages: Message<number>[], ctx: BatchContext) {
-        // The first batch's first message fails alone; it comes back, the rest are acked.
-        if (batches.shipping!.length === 0) ctx.fail(messages[0]!);
-        batches.shipping!.push(messages.map((m) => m.payload));
+      @Injectable()
+      class Shipping {
+        @OnMessage(name, { subscription: 'shipping', batch: true, batchSize: 5 })
+        ship(messages: Message<number>[], ctx: BatchContext) {
+          // The first batch's first message fails alone; it comes back, the rest are acked.
+          if (batches.shipping!.length === 0) ctx.fail(messages[0]!);
+          batches.shipping!.push(messages.map((m) => m.payload));
+        }
       }
-    }
 
-    @Module({ imports: [TidingsModule.forFeature([{ name, semantic: 'exactly-once', subscriptions: ['billing', 'shipping'], backoff: { initialMs: 1, maxMs: 2 } }])], providers: [Billing, Shipping] })
-    class Feature {}
+      @Module({
+        imports: [TidingsModule.forFeature([{ name, semantic: 'exactly-once', subscriptions: ['billing', 'shipping'], backoff: { initialMs: 1, maxMs: 2 } }])],
+        providers: [Billing, Shipping],
+      })
+      class Feature {}
 
-    const app = await start({ imports: [root(), Feature] });
-    const topic = app.get<Topic<number>>(getTopicToken(name));
-    await topic.sendMany(Array.from({ length: 20 }, (_, i) => i), { id: (p) => `m${p}` });
-    const handled = (sub: string) => new Set(batches[sub]!.flat()).size;
-    await waitFor(() => handled('billing') === 20 && handled('shipping') === 20 && batches.shipping!.flat().length === 21);
-    expect(Math.max(...batches.billing!.map((b) => b.length))).toBeLessThanOrEqual(8);
-    expect(Math.max(...batches.shipping!.map((b) => b.length))).toBeLessThanOrEqual(5);
-    expect(batches.billing!.flat().length).toBe(20);
-  });
+      const app = await start({ imports: [root(), Feature] });
+      const topic = app.get<Topic<number>>(getTopicToken(name));
+      await topic.sendMany(
+        Array.from({ length: 20 }, (_, i) => i),
+        { id: (p) => `m${p}` },
+      );
+      const handled = (sub: string) => new Set(batches[sub]!.flat()).size;
+      await waitFor(() => handled('billing') === 20 && handled('shipping') === 20 && batches.shipping!.flat().length === 21);
+      expect(Math.max(...batches.billing!.map((b) => b.length))).toBeLessThanOrEqual(8);
+      expect(Math.max(...batches.shipping!.map((b) => b.length))).toBeLessThanOrEqual(5);
+      expect(batches.billing!.flat().length).toBe(20);
+    },
+  );
 });

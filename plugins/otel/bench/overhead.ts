@@ -28,7 +28,11 @@ async function wrappers(plugin: TidingsPlugin): Promise<{ send: number; handle: 
   }
   const send = ((performance.now() - start) * 1_000) / MESSAGES;
   const done = Promise.resolve();
-  const ctx = { topic: 'bench', lifecycle: 'at-least-once', message: { id: 'm', topic: 'bench', payload: 1, attempt: 1, createdAt: 0, headers: messages[0]!.headers } } as unknown as HandleContext;
+  const ctx = {
+    topic: 'bench',
+    lifecycle: 'at-least-once',
+    message: { id: 'm', topic: 'bench', payload: 1, attempt: 1, createdAt: 0, headers: messages[0]!.headers },
+  } as unknown as HandleContext;
   start = performance.now();
   for (let i = 0; i < MESSAGES * 5; i++) await plugin.handle!(ctx, () => done);
   return { send, handle: ((performance.now() - start) * 1_000) / (MESSAGES * 5) };
@@ -55,7 +59,10 @@ const runs: Array<[string, () => TidingsPlugin[]]> = [
   ['otelPlugin, recording every span', () => [otelPlugin({ tracerProvider: recording })]],
 ];
 
-for (const [withManager, label] of [[false, 'no context manager'], [true, 'AsyncLocalStorage context manager, W3C propagator']] as const) {
+for (const [withManager, label] of [
+  [false, 'no context manager'],
+  [true, 'AsyncLocalStorage context manager, W3C propagator'],
+] as const) {
   if (withManager) {
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     propagation.setGlobalPropagator(new W3CTraceContextPropagator());

@@ -45,7 +45,9 @@ export function otelPlugin(options: OtelPluginOptions = {}): TidingsPlugin {
       const fields = api.propagation.fields();
       if (fields.length === 0 && !warned) {
         warned = true;
-        api.diag.warn('@tidings/otel: no propagator is registered (propagation.setGlobalPropagator), so consumer spans cannot be linked to their producer spans.');
+        api.diag.warn(
+          '@tidings/otel: no propagator is registered (propagation.setGlobalPropagator), so consumer spans cannot be linked to their producer spans.',
+        );
       }
       const spans = ctx.messages.map((message) => {
         const span = tracer.startSpan(

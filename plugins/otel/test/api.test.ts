@@ -4,7 +4,8 @@ import { loadOtelApi } from '../src/api.js';
 import { OtelApiMissingError } from '../src/index.js';
 
 /** What Node's require throws for a package that is not installed. */
-const notFound = (id: string) => Object.assign(new Error(`Cannot find module '${id}'\nRequire stack:\n- /app/node_modules/@tidings/otel/dist/index.cjs`), { code: 'MODULE_NOT_FOUND' });
+const notFound = (id: string) =>
+  Object.assign(new Error(`Cannot find module '${id}'\nRequire stack:\n- /app/node_modules/@tidings/otel/dist/index.cjs`), { code: 'MODULE_NOT_FOUND' });
 
 describe('loading @opentelemetry/api', () => {
   it('throws OtelApiMissingError (OTEL_API_MISSING) saying to install it when the API is not installed', () => {
@@ -20,7 +21,12 @@ describe('loading @opentelemetry/api', () => {
     })();
     expect(error).toBeInstanceOf(OtelApiMissingError);
     expect(error).toBeInstanceOf(TidingsError);
-    expect(error).toMatchObject({ code: 'OTEL_API_MISSING', name: 'OtelApiMissingError', cause, message: expect.stringContaining('npm install @opentelemetry/api') });
+    expect(error).toMatchObject({
+      code: 'OTEL_API_MISSING',
+      name: 'OtelApiMissingError',
+      cause,
+      message: expect.stringContaining('npm install @opentelemetry/api'),
+    });
   });
 
   it('lets any other failure through unchanged, a module missing inside an installed API among them', () => {

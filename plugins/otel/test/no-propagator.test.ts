@@ -25,7 +25,12 @@ describe('otelPlugin without a registered propagator', () => {
 
     expect(seen.map((m) => m.headers)).toEqual([{}, {}]);
     expect(exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.PRODUCER)).toHaveLength(2);
-    expect(exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.CONSUMER).map((s) => s.links)).toEqual([[], []]);
+    expect(
+      exporter
+        .getFinishedSpans()
+        .filter((s) => s.kind === SpanKind.CONSUMER)
+        .map((s) => s.links),
+    ).toEqual([[], []]);
     expect(warnings).toEqual([expect.stringContaining('no propagator is registered')]);
   });
 });

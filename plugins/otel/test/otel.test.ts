@@ -99,7 +99,9 @@ describe.each(storages)('otelPlugin on %s', (_name, storage) => {
         'tidings.attempt': 1,
         'tidings.lifecycle': 'at-least-once',
       });
-      expect(consumer.links.map((l) => l.context)).toEqual([expect.objectContaining({ traceId: producer.spanContext().traceId, spanId: producer.spanContext().spanId })]);
+      expect(consumer.links.map((l) => l.context)).toEqual([
+        expect.objectContaining({ traceId: producer.spanContext().traceId, spanId: producer.spanContext().spanId }),
+      ]);
       // Linked, not parented: the consumer's run is a trace of its own.
       expect(consumer.parentSpanContext).toBeUndefined();
       expect(consumer.spanContext().traceId).not.toBe(producer.spanContext().traceId);
@@ -110,10 +112,13 @@ describe.each(storages)('otelPlugin on %s', (_name, storage) => {
   it('makes the consumer span active while the handler runs, so a span the handler starts is its child', async () => {
     tidings = await open();
     const topic = tidings.topic<string>(uniqueTopic(), { semantic: 'exactly-once' });
-    topic.consume(async () => {
-      await new Promise((r) => setTimeout(r, 1)); // across an await, as real handlers are
-      app.startActiveSpan('charge card', (span) => span.end());
-    }, { pollMs: 5 });
+    topic.consume(
+      async () => {
+        await new Promise((r) => setTimeout(r, 1)); // across an await, as real handlers are
+        app.startActiveSpan('charge card', (span) => span.end());
+      },
+      { pollMs: 5 },
+    );
     await topic.send('a', { id: 'order-1' });
     await waitFor(() => spansOf(topic.name, SpanKind.CONSUMER).length === 1);
 
@@ -129,9 +134,12 @@ describe.each(storages)('otelPlugin on %s', (_name, storage) => {
     const thrown = new Error('card declined');
     const reported: unknown[] = [];
     tidings.events.on('handlerError', (e) => void reported.push(e.error));
-    topic.consume((m) => {
-      if (m.attempt === 1) throw thrown;
-    }, { pollMs: 5 });
+    topic.consume(
+      (m) => {
+        if (m.attempt === 1) throw thrown;
+      },
+      { pollMs: 5 },
+    );
     await topic.send('a');
     await waitFor(() => spansOf(topic.name, SpanKind.CONSUMER).length === 2);
 
@@ -160,7 +168,12 @@ describe.each(storages)('otelPlugin on %s', (_name, storage) => {
 
     const [producer] = spansOf(topic.name, SpanKind.PRODUCER).filter((s) => s.attributes['messaging.message.id'] === keyed.id);
     const consumers = spansOf(topic.name, SpanKind.CONSUMER);
-    const seen = consumers.map((s) => [s.attributes['messaging.message.id'] === keyed.id ? 'keyed' : 'plain', s.attributes['messaging.consumer.group.name'], s.attributes['tidings.subscription'], s.attributes['tidings.ordering_key']]);
+    const seen = consumers.map((s) => [
+      s.attributes['messaging.message.id'] === keyed.id ? 'keyed' : 'plain',
+      s.attributes['messaging.consumer.group.name'],
+      s.attributes['tidings.subscription'],
+      s.attributes['tidings.ordering_key'],
+    ]);
     expect(seen.sort()).toEqual([
       ['keyed', 'billing', 'billing', 'customer-7'],
       ['keyed', 'email', 'email', 'customer-7'],
@@ -169,7 +182,8 @@ describe.each(storages)('otelPlugin on %s', (_name, storage) => {
     ]);
     expect(consumers.filter((s) => s.attributes['messaging.message.id'] === plain.id).every((s) => !('tidings.ordering_key' in s.attributes))).toBe(true);
     // Every subscription's run of a message links to the message's one producer span, which names no subscription.
-    for (const consumer of consumers.filter((s) => s.attributes['messaging.message.id'] === keyed.id)) expect(consumer.links[0]!.context.spanId).toBe(producer!.spanContext().spanId);
+    for (const consumer of consumers.filter((s) => s.attributes['messaging.message.id'] === keyed.id))
+      expect(consumer.links[0]!.context.spanId).toBe(producer!.spanContext().spanId);
     expect(producer!.attributes['messaging.consumer.group.name']).toBeUndefined();
   });
 
@@ -215,12 +229,17 @@ describe.each(storages)('otelPlugin on %s', (_name, storage) => {
     const topic = tidings.topic<number>(uniqueTopic(), { semantic: 'at-least-once', backoff: { initialMs: 1, maxMs: 1 } });
     await topic.sendMany([1, 2]);
     let runs = 0;
-    topic.consumeBatch(() => {
-      if (++runs === 1) throw new Error('disk full');
-    }, { pollMs: 5 });
+    topic.consumeBatch(
+      () => {
+        if (++runs === 1) throw new Error('disk full');
+      },
+      { pollMs: 5 },
+    );
     await waitFor(() => spansOf(topic.name, SpanKind.CONSUMER).length >= 2 && runs >= 2);
 
-    const producers = spansOf(topic.name, SpanKind.PRODUCER).map((s) => s.spanContext().spanId).sort();
+    const producers = spansOf(topic.name, SpanKind.PRODUCER)
+      .map((s) => s.spanContext().spanId)
+      .sort();
     const [failed, ...redelivered] = spansOf(topic.name, SpanKind.CONSUMER);
     expect(failed!.status).toEqual({ code: SpanStatusCode.ERROR, message: 'disk full' });
     expect(failed!.events.map((e) => e.name)).toEqual(['exception']);
@@ -234,9 +253,12 @@ describe.each(storages)('otelPlugin on %s', (_name, storage) => {
     const topic = tidings.topic<number>(uniqueTopic(), { semantic: 'at-least-once', backoff: { initialMs: 1, maxMs: 1 } });
     await topic.sendMany([1, 2, 3]);
     let runs = 0;
-    topic.consumeBatch((messages, ctx) => {
-      if (++runs === 1) for (const m of messages.slice(0, 2)) ctx.fail(m);
-    }, { pollMs: 5, batchSize: 10 });
+    topic.consumeBatch(
+      (messages, ctx) => {
+        if (++runs === 1) for (const m of messages.slice(0, 2)) ctx.fail(m);
+      },
+      { pollMs: 5, batchSize: 10 },
+    );
     await waitFor(() => spansOf(topic.name, SpanKind.CONSUMER).length >= 2 && runs >= 2);
 
     const [partial, ...again] = spansOf(topic.name, SpanKind.CONSUMER);

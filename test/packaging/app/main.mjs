@@ -2,4 +2,8 @@
 import { fileURLToPath } from 'node:url';
 import scenario from './scenario.cjs';
 
-await scenario.run((name) => import(name), (name) => fileURLToPath(import.meta.resolve(name)), process.argv.slice(2));
+await scenario.run(
+  (name) => import(name),
+  (name) => fileURLToPath(import.meta.resolve(name)),
+  process.argv.slice(2),
+);

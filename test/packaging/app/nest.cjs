@@ -20,7 +20,12 @@ Consumer('orders', { pollMs: 10 })(Payments);
 class AppModule {}
 Module({
   imports: [
-    MikroOrmModule.forRoot({ driver: SqliteDriver, dbName: process.argv[2], entities: [Receipt, ...tidingsEntities], schemaGenerator: { skipTables: [/^tidings_/] } }),
+    MikroOrmModule.forRoot({
+      driver: SqliteDriver,
+      dbName: process.argv[2],
+      entities: [Receipt, ...tidingsEntities],
+      schemaGenerator: { skipTables: [/^tidings_/] },
+    }),
     TidingsModule.forRootAsync({ inject: [MikroORM], useFactory: (orm) => ({ storage: sqliteStorage({ orm }) }) }),
     TidingsModule.forFeature([{ name: 'orders', semantic: 'exactly-once' }]),
   ],

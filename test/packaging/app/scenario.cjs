@@ -47,7 +47,11 @@ async function run(load, resolve, [kind, file]) {
   const [adapter, diagrams] = await Promise.all(SUBPATHS.map(load));
   const { storage, orm, Receipt } = await openStorage(modules, load, kind, file);
   // A ledger made by the adapter entry emits on the main entry's event bus class: one copy of core, whichever entry loads it.
-  const ledger = adapter.recordedLedger(storage, { name: 'orders', lifecycle: 'exactly-once/end-to-end', declaredAt: 0 }, { name: 'default', maxDeliveries: 5 });
+  const ledger = adapter.recordedLedger(
+    storage,
+    { name: 'orders', lifecycle: 'exactly-once/end-to-end', declaredAt: 0 },
+    { name: 'default', maxDeliveries: 5 },
+  );
   const shared = ledger.topic.parts.events instanceof TidingsEventBus;
   const diagram = diagrams.mermaidDiagram(diagrams.lifecycleGraph(lifecycleTables['at-most-once'])).split('\n')[1];
   const tidings = await Tidings.create({ storage, purgeIntervalMs: 0 });

@@ -11,7 +11,7 @@ import { otelPlugin } from '@tidings/otel';
 
 /** Sends one order; the payload type flows from the topic. */
 export async function main(): Promise<void> {
-    const storage: StorageAdapter = decorateStorage(withFaults(memoryStorage(), { seed: 1 }), {});
+  const storage: StorageAdapter = decorateStorage(withFaults(memoryStorage(), { seed: 1 }), {});
   const graph: StateGraph = lifecycleGraph(lifecycleTables['at-least-once']);
   const tidings = await Tidings.create({ storage, plugins: [otelPlugin()] });
   const orders = tidings.topic<{ id: number }>('orders', { semantic: 'at-least-once' });

@@ -47,7 +47,16 @@ export function expireStatement(req: ExpireRequest): Statement {
     sql: `UPDATE tidings_message SET state = ?, available_at = ?, lease_until = NULL, lease_token = NULL
           WHERE ${COPY} AND lease_until <= ?${atLeast === undefined ? '' : ' AND deliveries >= ?'}${below === undefined ? '' : ' AND deliveries < ?'}
           RETURNING ${MESSAGE_COLUMNS}`,
-    params: [req.to, req.now, req.topic, req.subscription, req.from, req.now, ...(atLeast === undefined ? [] : [atLeast]), ...(below === undefined ? [] : [below])],
+    params: [
+      req.to,
+      req.now,
+      req.topic,
+      req.subscription,
+      req.from,
+      req.now,
+      ...(atLeast === undefined ? [] : [atLeast]),
+      ...(below === undefined ? [] : [below]),
+    ],
   };
 }
 

@@ -24,7 +24,10 @@ export function purgeStatements(req: PurgeRequest): Statement[] {
   const topic = req.topic === undefined ? [] : [req.topic];
   const out: Statement[] = [{ sql: `DELETE FROM tidings_dedup WHERE expires_at <= ?${byTopic} RETURNING id`, params: [req.now, ...topic] }];
   if (req.before !== undefined && req.states && req.states.length > 0) {
-    out.push({ sql: `DELETE FROM tidings_message WHERE state IN (${marks(req.states.length)}) AND created_at < ?${byTopic} RETURNING id`, params: [...req.states, req.before, ...topic] });
+    out.push({
+      sql: `DELETE FROM tidings_message WHERE state IN (${marks(req.states.length)}) AND created_at < ?${byTopic} RETURNING id`,
+      params: [...req.states, req.before, ...topic],
+    });
   }
   return out;
 }
@@ -47,8 +50,14 @@ export function browseStatement(req: BrowseRequest): Statement {
   if (req.due) add(req.due.later ? 'available_at > ?' : 'available_at <= ?', req.due.now);
   if (req.after !== undefined) {
     const [at, seq] = req.after.split(':').map(Number);
-    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(seq)) throw new InvalidOptionsError(`"${req.after}" is not a cursor this storage made: pass the \`next\` of the page before, or leave it out to start from the first page.`);
+    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(seq))
+      throw new InvalidOptionsError(
+        `"${req.after}" is not a cursor this storage made: pass the \`next\` of the page before, or leave it out to start from the first page.`,
+      );
     add('(available_at > ? OR (available_at = ? AND seq > ?))', at, at, seq);
   }
-  return { sql: `SELECT ${MESSAGE_COLUMNS} FROM tidings_message WHERE ${where.join(' AND ')} ORDER BY available_at, seq LIMIT ?`, params: [...params, req.limit + 1] };
+  return {
+    sql: `SELECT ${MESSAGE_COLUMNS} FROM tidings_message WHERE ${where.join(' AND ')} ORDER BY available_at, seq LIMIT ?`,
+    params: [...params, req.limit + 1],
+  };
 }

@@ -8,4 +8,5 @@ export interface Statement {
 export const marks = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
 
 /** The columns a message row is read with. */
-export const MESSAGE_COLUMNS = 'id, topic, subscription, ordering_key, body, state, deliveries, available_at, created_at, lease_until, lease_token, last_error, headers, seq';
+export const MESSAGE_COLUMNS =
+  'id, topic, subscription, ordering_key, body, state, deliveries, available_at, created_at, lease_until, lease_token, last_error, headers, seq';

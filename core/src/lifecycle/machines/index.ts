@@ -8,11 +8,7 @@ export { atLeastOnceMachine, atMostOnceMachine, exactlyOnceBrokerMachine, exactl
 export { lifecycleGuards } from './guards.js';
 
 /** Any one of the four lifecycle machines. */
-export type LifecycleMachine =
-  | typeof atMostOnceMachine
-  | typeof atLeastOnceMachine
-  | typeof exactlyOnceBrokerMachine
-  | typeof exactlyOnceEndToEndMachine;
+export type LifecycleMachine = typeof atMostOnceMachine | typeof atLeastOnceMachine | typeof exactlyOnceBrokerMachine | typeof exactlyOnceEndToEndMachine;
 
 /** The machine that is the source of truth for each lifecycle. */
 export const lifecycleMachines: Record<Lifecycle, LifecycleMachine> = {
