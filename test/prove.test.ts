@@ -105,11 +105,16 @@ describe('tidings prove', () => {
       [['--only', 'exactly-twice'], /--only exactly-twice: no such run; the runs are at-most-once, at-least-once/],
       [['--db', join(dir, 'missing', 'app.db')], /no folder .*missing.*create the folder or pass another path/],
       [['--db', 'mysql://localhost/app'], /is not a database tidings can prove on: pass a SQLite file path or a postgres:\/\/ URL/],
+      [
+        ['--db', 'postgres://app:s3cret@127.0.0.1:1/app'],
+        /^tidings: Cannot reach PostgreSQL at postgres:\/\/app:\*\*\*@127\.0\.0\.1:1\/app: .*Check the host, port, credentials and database name\.$/m,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = await prove(['--db', join(dir, 'options.db'), ...args]);
       expect(r.code, args.join(' ')).toBe(1);
       expect(r.err, args.join(' ')).toMatch(message);
+      expect(r.err).not.toContain('s3cret');
     }
     expect(existsSync(join(dir, 'options.db'))).toBe(false);
   });

@@ -100,7 +100,7 @@ function checkSqliteFile(given: string, path: string): void {
  * MikroORM creates a missing database on connect, so a mistyped name in --db would leave an empty
  * database on the server: connect once without it, and refuse a database that is not there.
  */
-async function checkPostgres(url: string, target: string): Promise<void> {
+export async function checkPostgres(url: string, target: string): Promise<void> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
   // A dropped connection during the check must not surface as an unhandled 'error' event.
   client.on('error', () => undefined);

@@ -5,6 +5,7 @@ import { InvalidOptionsError, type Lifecycle } from '@tidings/core';
 import { redactUrl } from '@tidings/adapter-postgres';
 import { checkDeliveries, checkSubscriptions, guaranteeHeld, type DeliveryCheck, type GuaranteeVerdict } from '@tidings/faults';
 import type { Output } from './commands.js';
+import { checkPostgres } from './database.js';
 import { DatabaseNotFoundError } from './errors.js';
 import {
   DRAIN_LIMIT_MS,
@@ -155,6 +156,8 @@ async function makePlace(o: ProveOptions): Promise<Place> {
   if (/^postgres(ql)?:\/\//i.test(o.db)) {
     const schema = `tidings_prove_${o.seed}`;
     const server: ProveTarget = { db: o.db };
+    // An unreachable server or a database that is not there is told as such, before anything is created.
+    await checkPostgres(o.db, `PostgreSQL at ${redactUrl(o.db)}`);
     // A schema left by a run killed before it could clean up, with the same seed, is that run's: start afresh.
     await query(server, [`DROP SCHEMA IF EXISTS ${schema} CASCADE`, `CREATE SCHEMA ${schema}`]);
     return {
