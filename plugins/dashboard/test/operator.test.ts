@@ -96,6 +96,21 @@ describe('operator actions over HTTP', () => {
     await until('the message made due to be consumed', () => got.includes('later'));
   });
 
+  it('wakes a consumer of this process at once when it makes a delayed message due, not at its next poll', async () => {
+    const { tidings, url } = await running();
+    const got: string[] = [];
+    // A poll of a minute: only a wake-up can deliver within the test.
+    const consumer = orders(tidings).consume((m) => void got.push(m.id), { pollMs: 60_000 });
+    cleanup.push(() => consumer.stop());
+    await until('the waiting orders to be consumed', () => got.length === 2);
+    await orders(tidings).send({ n: 7 }, { id: 'later', delayMs: 3_600_000 });
+    await new Promise((r) => setTimeout(r, 100));
+    const asked = performance.now();
+    expect(await post(url, 'retry-now', { topic: 'orders', ids: ['later'] })).toMatchObject({ status: 200, body: { retried: 1 } });
+    await until('the message made due to be consumed', () => got.includes('later'), 2_000);
+    expect(performance.now() - asked).toBeLessThan(2_000);
+  });
+
   it('redrives some dead letters by id, and all only when confirmed', async () => {
     const { tidings, url } = await running();
     expect(await post(url, 'redrive', { topic: 'orders', ids: ['order-1', 'order-2'] })).toMatchObject({ status: 200, body: { redriven: 2, missing: [] } });
