@@ -15,7 +15,7 @@ const nodeArgs = fromSource ? ['--conditions=@tidings/source', '--import', 'tsx'
 export interface ProveTarget {
   /** A SQLite file path or a postgres:// URL. */
   db: string;
-  /** PostgreSQL: the schema every connection of the run uses (its search_path); it must exist. */
+  /** PostgreSQL: the schema every connection of the run uses (its search_path). */
   schema?: string;
 }
 
