@@ -2,12 +2,12 @@ import type { TidingsEventBus } from '../events.js';
 import type { Logger } from '../services.js';
 import type { StorageAdapter } from '../storage/contract.js';
 
-/** A subscription whose consumers follow its pause. */
+/** A subscription whose consumers follow its pause, and wake when an operator makes its messages due. */
 export interface Pausable {
   readonly topic: { readonly name: string };
   readonly name: string;
   /** Its consumers running in this process. */
-  readonly consumers: ReadonlySet<{ pause(): void; resume(): void }>;
+  readonly consumers: ReadonlySet<{ pause(): void; resume(): void; wake(): void }>;
   /** Whether it is paused, as last read. */
   paused: boolean;
 }
@@ -18,7 +18,8 @@ export const PAUSE_CHECK_MS = 500;
 /**
  * The pauses of the subscriptions this process consumes, kept current: at once for an operator's act in this
  * process (its `operator` event), and for other processes' by reading the registry every `PAUSE_CHECK_MS` while a
- * consumer runs, one query for all of them. Storage records the pause; this only tells the consumers.
+ * consumer runs, one query for all of them. Storage records the pause; this only tells the consumers. Since it hears
+ * every operator's act here, it also wakes them when one makes messages due (retry now, redrive).
  */
 export class PauseWatch {
   private readonly followed = new Set<Pausable>();
@@ -32,8 +33,13 @@ export class PauseWatch {
     private readonly everyMs = PAUSE_CHECK_MS,
   ) {
     events.on('operator', (e) => {
-      if (e.action !== 'pause' && e.action !== 'resume') return;
-      for (const s of this.followed) if (s.topic.name === e.topic && s.name === e.subscription) set(s, e.action === 'pause');
+      for (const s of this.followed) {
+        if (s.topic.name !== e.topic || s.name !== e.subscription) continue;
+        if (e.action === 'pause' || e.action === 'resume') set(s, e.action === 'pause');
+        // Messages made due through a ledger without this subscription's wake-up (the dashboard's, over the records)
+        // must not wait for the consumers' next poll.
+        else if ((e.action === 'retryNow' || e.action === 'redrive') && e.count > 0) for (const c of s.consumers) c.wake();
+      }
     });
   }
 

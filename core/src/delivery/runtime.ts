@@ -162,13 +162,6 @@ function subscriptionRuntime(topic: TopicRuntime, name: string, options: Resolve
     () => consumers.forEach((c) => c.wake()),
     deadLetter,
   );
-  // An operator's act through another ledger of this process (the dashboard's, over the records) makes messages due
-  // without this ledger's wake-up: its consumers here must not wait for their next poll.
-  topic.events.on('operator', (e) => {
-    if (e.topic === topic.name && e.subscription === name && e.count > 0 && (e.action === 'retryNow' || e.action === 'redrive')) {
-      consumers.forEach((c) => c.wake());
-    }
-  });
   const s = { topic, name, options, ledger, scope: idempotencyScope(topic.name, name), consumers, declaration: declared, paused: false } as Omit<
     SubscriptionRuntime,
     'sweeper'
