@@ -200,7 +200,7 @@ async function proveOne(run: ProveRun, o: ProveOptions, target: ProveTarget, onP
   const started = performance.now();
   const outcome = await runCrashScenario(scenario, topic, onProgress);
   const seconds = Math.round((performance.now() - started) / 100) / 10;
-  const { checks, verdicts, broken } = judgeCrashRun(run, outcome);
+  const { checks, subscriptions, verdicts, broken } = judgeCrashRun(run, outcome);
   const sum = (f: (c: DeliveryCheck) => number) => checks.reduce((n, c) => n + f(c), 0);
   return {
     run: run.name,
@@ -216,7 +216,7 @@ async function proveOne(run: ProveRun, o: ProveOptions, target: ProveTarget, onP
     seconds,
     held: broken.length === 0,
     // The rule without the lifecycle it begins with, which the run's name says (or, for the other runs, `lifecycle` does).
-    rule: verdicts.map((v, i) => `${run.ordered ? `${SUBSCRIPTIONS[i]}: ` : ''}${v.rule.slice(run.lifecycle.length + 2)}`).join('; '),
+    rule: verdicts.map((v, i) => `${subscriptions[i] ? `${subscriptions[i]}: ` : ''}${v.rule.slice(run.lifecycle.length + 2)}`).join('; '),
     broken,
   };
 }
@@ -224,6 +224,8 @@ async function proveOne(run: ProveRun, o: ProveOptions, target: ProveTarget, onP
 /** A crash run judged: the checker's counts (one per subscription when ordered), the semantic's verdicts, and what broke. */
 export interface CrashJudgement {
   checks: DeliveryCheck[];
+  /** The subscription each check is of, for an ordered run (checked per subscription); else empty. */
+  subscriptions: string[];
   verdicts: GuaranteeVerdict[];
   /** Each broken rule or bound, with the keys behind it; empty when every guarantee held. */
   broken: string[];
@@ -239,9 +241,9 @@ export function judgeCrashRun(run: ProveRun, outcome: CrashOutcome): CrashJudgem
     consumed: outcome.effects,
     crashed: outcome.crashed,
   };
-  const checks = run.ordered
-    ? Object.values(checkSubscriptions({ ...history, storedBySubscription: outcome.storedBySubscription }))
-    : [checkDeliveries(history)];
+  const bySubscription = run.ordered ? checkSubscriptions({ ...history, storedBySubscription: outcome.storedBySubscription }) : undefined;
+  const subscriptions = Object.keys(bySubscription ?? {});
+  const checks = bySubscription ? Object.values(bySubscription) : [checkDeliveries(history)];
   const broken: string[] = [];
   const none = (what: string, keys: string[]) =>
     keys.length > 0 && broken.push(`${what}: ${keys.length} (${keys.slice(0, 5).join(', ')}${keys.length > 5 ? ', …' : ''})`);
@@ -260,8 +262,8 @@ export function judgeCrashRun(run: ProveRun, outcome: CrashOutcome): CrashJudgem
     for (const c of checks) none('stored, never consumed', c.keys.lostStored);
   }
   const verdicts = checks.map((c) => guaranteeHeld(run.lifecycle, c));
-  for (const v of verdicts) if (!v.held) broken.unshift(`broke ${v.rule}`);
-  return { checks, verdicts, broken };
+  verdicts.forEach((v, i) => v.held || broken.unshift(`broke ${subscriptions[i] ? `${subscriptions[i]}: ` : ''}${v.rule}`));
+  return { checks, subscriptions, verdicts, broken };
 }
 
 function render(r: ProveResult, o: ProveOptions): string {
